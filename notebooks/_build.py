@@ -1,0 +1,89 @@
+"""Writes the section notebooks from the cell sources below (run: python notebooks/_build.py).
+
+Notebooks stay thin: open the section, call the library, show the result. Each
+also runs by hand in JupyterLab with its default (empty) parameters: then it
+starts the bundled sample service and probes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+PARAMETERS = (
+    "# Parameters (papermill injects run_dir and params_path).\n"
+    "# Left empty, the notebook starts the bundled sample service and uses params/demo.yaml.\n"
+    'run_dir = ""\n'
+    'params_path = ""'
+)
+
+
+def section_notebook(name: str, title: str, intro: str, body: str) -> nbformat.NotebookNode:
+    return new_notebook(
+        cells=[
+            new_markdown_cell(f"# {title}\n\n{intro}"),
+            new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+            new_code_cell(f'import stability_lib as sl\n\nsec = sl.open_section("{name}", run_dir, params_path)'),
+            new_code_cell(body),
+            new_code_cell("sl.show_section(result)"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+    )
+
+
+SECTIONS: dict[str, tuple[str, str, str]] = {
+    "health": (
+        "Service health",
+        "Each endpoint in params is requested `samples` times; a WebSocket echo is sent once. "
+        "Every check is PASS or FAIL from what was observed; an unreachable service is a FAIL.",
+        "if sec.enabled:\n"
+        "    data = sl.run_health(sec.params.target, sec.config)\n"
+        "    result = sec.finish(sl.health_claims(sec.config, data), data)\n"
+        "else:\n"
+        '    result = sec.skip("switched off in params")',
+    ),
+}
+
+REPORT = new_notebook(
+    cells=[
+        new_code_cell(
+            "# Parameters (papermill injects run_dir; left empty, the newest run under runs/ is shown).\n"
+            'run_dir = ""\nparams_path = ""',
+            metadata={"tags": ["parameters"]},
+        ),
+        new_code_cell("import stability_lib as sl\n\nreport = sl.open_report(run_dir or sl.latest_run())\nreport.show_front()"),
+        *[new_code_cell(f'report.show_section("{name}")') for name in (
+            "health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"
+        )],
+        new_code_cell("report.show_findings()"),
+        new_code_cell("report.show_appendix()"),
+    ],
+    metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "title": "Stability proof report",
+    },
+)
+
+
+def _write(nb: nbformat.NotebookNode, name: str) -> None:
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{name}-{i}"  # stable ids: rebuilding does not churn the diff
+    nbformat.write(nb, HERE / f"{name}.ipynb")
+
+
+def main() -> None:
+    for name, (title, intro, body) in SECTIONS.items():
+        _write(section_notebook(name, title, intro, body), name)
+    _write(REPORT, "report")
+
+
+if __name__ == "__main__":
+    main()

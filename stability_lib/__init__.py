@@ -1,0 +1,57 @@
+"""stability-proof: prove that a change to a web service is safe.
+
+The public API is re-exported here; implementation lives in private modules.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    EvidenceError,
+    ExportError,
+    MissingVariableError,
+    ParamsError,
+    RunError,
+    StabilityError,
+    TargetError,
+)
+from ._models import EVIDENCE_SCHEMA_VERSION, Claim, EvidenceRef, SectionResult, Status
+from ._verdict import overall_status, section_status
+from ._params import Params, load_params
+from ._section import Section, open_section
+from ._health import health_claims, run_health
+from ._pipeline import RunOutcome, render_report, run
+from ._reportbook import RunReport, latest_run, open_report
+from ._views import show as show_section
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "EVIDENCE_SCHEMA_VERSION",
+    "Claim",
+    "EvidenceRef",
+    "SectionResult",
+    "Status",
+    "overall_status",
+    "Params",
+    "load_params",
+    "Section",
+    "open_section",
+    "show_section",
+    "run_health",
+    "health_claims",
+    "run",
+    "render_report",
+    "RunOutcome",
+    "RunReport",
+    "open_report",
+    "latest_run",
+    "section_status",
+    "StabilityError",
+    "ParamsError",
+    "MissingVariableError",
+    "RunError",
+    "ExportError",
+    "TargetError",
+    "EvidenceError",
+]

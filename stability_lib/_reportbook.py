@@ -1,0 +1,128 @@
+"""The report notebook's API: load a run directory, show each part of the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._evidence import read_all_evidence
+from ._models import SectionResult
+from ._params import SECTION_ORDER, redact
+from ._report import (
+    appendix_html,
+    banner_html,
+    header_html,
+    not_checked_html,
+    recommendations_html,
+    summary_table_html,
+    warnings_html,
+)
+
+__all__ = ["RunReport", "open_report", "latest_run", "RULES"]
+
+_PACKAGES = (
+    "stability-proof", "papermill", "nbconvert", "jupyterlab", "pandas", "matplotlib", "numpy", "scipy",
+    "httpx", "websockets", "pydantic", "PyYAML", "defusedxml", "fastapi", "uvicorn",
+)
+
+VERDICT_RULE = (
+    "FAIL if any required check fails; PASS only if every required check passes (and there is at least one); "
+    "otherwise INCONCLUSIVE. A section that crashed adds an ERROR check, which counts as not passed. "
+    "Informative checks are shown but never decide. No overall confidence figure is given."
+)
+
+
+def _rules() -> list[tuple[str, str]]:
+    rules = [("Overall verdict", VERDICT_RULE)]
+    try:
+        from . import _stats
+
+        rules.append(("Performance (median ratio)", getattr(_stats, "PERFORMANCE_RULE_TEXT", "")))
+        rules.append((
+            "Failure rates",
+            "Exact binomial (Clopper-Pearson) intervals at 95%. A rate check passes only when the one-sided 95% "
+            "upper bound is at or under the tolerated rate; it fails when the interval's lower bound is above it; "
+            "otherwise it is INCONCLUSIVE and says how many trials would settle it (zero failures in n: upper bound "
+            "1 - 0.05^(1/n), about 3/n).",
+        ))
+        fix = getattr(_stats, "FIX_RULE_TEXT", "")
+        if fix:
+            rules.append(("\"The fix works\"", fix))
+    except ImportError:
+        pass
+    rules.append(("Test categories", "A category passes when its tests ran and none failed or errored; zero executed "
+                  "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass."))
+    rules.append(("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs."))
+    return rules
+
+
+RULES = _rules
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    meta: dict[str, Any]
+    summary: dict[str, Any]
+    evidence: dict[str, SectionResult]
+    raw_params: dict[str, Any]
+
+    def _html(self, fragment: str) -> None:
+        from IPython.display import HTML, display
+
+        display(HTML(fragment))
+
+    def show_front(self) -> None:
+        self._html(header_html(self.summary) + banner_html(self.summary) + summary_table_html(self.summary))
+
+    def show_section(self, name: str) -> None:
+        from ._views import show
+
+        if name in self.evidence:
+            show(self.evidence[name])
+
+    def show_findings(self) -> None:
+        self._html(
+            '<div class="sp-section">'
+            + warnings_html(self.summary.get("warnings", []))
+            + not_checked_html(self.summary.get("not_checked", []))
+            + recommendations_html(self.summary)
+            + "</div>"
+        )
+
+    def commands(self) -> list[str]:
+        out = [f"stability run {self.meta.get('params_file', '')}"]
+        for result in self.evidence.values():
+            for item in result.data.get("commands", []) if isinstance(result.data, dict) else []:
+                out.append(str(item))
+        return out
+
+    def show_appendix(self) -> None:
+        versions = {}
+        for name in _PACKAGES:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        self._html(appendix_html(redact(self.raw_params), versions, self.commands(), _rules()))
+
+
+def open_report(run_dir: str | Path) -> RunReport:
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((run_dir / "params.yaml").read_text(encoding="utf-8")) or {}
+    return RunReport(run_dir, meta, summary, read_all_evidence(run_dir, list(SECTION_ORDER)), raw)
+
+
+def latest_run(root: str | Path = "runs") -> Path:
+    """The newest run directory holding a summary.json (for the report notebook run by hand)."""
+    candidates = sorted(Path(root).glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise FileNotFoundError(f"no run with a summary.json under {Path(root).resolve()}; run `stability demo` first")
+    return candidates[-1].parent

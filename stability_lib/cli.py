@@ -1,0 +1,93 @@
+"""The ``stability`` command: run, demo, report, baseline.
+
+Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._errors import StabilityError
+from ._verdict import EXIT_COULD_NOT_RUN
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stability", description="Prove that a change to a web service is safe.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every enabled section and export the report")
+    run.add_argument("params", type=Path, help="params YAML file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a params value, e.g. --set sections.websocket.enabled=false")
+    run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<UTC time>-<params name>)")
+    run.add_argument("--baseline", default=None, help="stored baseline NAME or RUN_DIR to compare with")
+    run.add_argument("--workers", type=int, default=None, help="notebooks executed at once (default from params: 2)")
+
+    demo = sub.add_parser("demo", help="start the bundled sample service and run the report against it")
+    demo.add_argument("--variant", default="candidate", help="sample-service variant under test (candidate, regressed, ...)")
+    demo.add_argument("--baseline-variant", default="baseline", help="variant serving as the live baseline")
+    demo.add_argument("--fault", action="append", default=[], help="extra fault on the candidate, e.g. slow=login:50")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument("--out", type=Path, default=None)
+    demo.add_argument("--params", type=Path, default=None, help="params file (default params/demo.yaml)")
+
+    report = sub.add_parser("report", help="re-render the report of a stored run (touches no target)")
+    report.add_argument("run_dir", type=Path)
+
+    baseline = sub.add_parser("baseline", help="manage stored baselines")
+    bsub = baseline.add_subparsers(dest="baseline_command", required=True)
+    save = bsub.add_parser("save", help="store a run's evidence as a named baseline")
+    save.add_argument("run_dir", type=Path)
+    save.add_argument("--name", required=True)
+    save.add_argument("--store", type=Path, default=Path("baselines"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from ._pipeline import run
+
+            overrides = list(args.overrides)
+            if args.baseline:
+                overrides.append(f"sections.performance.stored_baseline={args.baseline}")
+            outcome = run(args.params, overrides=overrides, out=args.out, workers=args.workers)
+            return outcome.exit_code
+        if args.command == "demo":
+            from .demo.launch import run_demo
+
+            return run_demo(
+                variant=args.variant,
+                baseline_variant=args.baseline_variant,
+                faults=args.fault,
+                overrides=args.overrides,
+                out=args.out,
+                params_file=args.params,
+            )
+        if args.command == "report":
+            from ._pipeline import render_report
+
+            return render_report(args.run_dir).exit_code
+        if args.command == "baseline":
+            from ._baseline import save_baseline
+
+            path = save_baseline(args.run_dir, args.name, store=args.store)
+            print(f"baseline {args.name} saved: {path}")
+            return 0
+    except StabilityError as exc:
+        print(f"stability: could not run: {exc}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    except KeyboardInterrupt:
+        print("stability: interrupted", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    return EXIT_COULD_NOT_RUN
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""Start the sample service for ``stability demo`` and for notebooks run by hand.
+
+Each variant runs as its own process (``python -m stability_lib.demo``), so the
+service under test never shares a GIL with the probes. The params file reaches
+the services through environment variables (``DEMO_CANDIDATE_URL``,
+``DEMO_BASELINE_URL``): a target stays data, and the library knows nothing of the demo.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from .._errors import RunError, StabilityError
+
+__all__ = ["DemoProcess", "demo_process", "demo_targets", "run_demo", "interactive_run", "DEMO_PARAMS"]
+
+DEMO_PARAMS = Path(__file__).resolve().parents[2] / "params" / "demo.yaml"
+_START_TIMEOUT_S = 30.0
+
+
+class DemoProcess:
+    def __init__(self, variant: str, faults: Sequence[str] = (), seed: int = 0) -> None:
+        cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--port", "0", "--seed", str(seed)]
+        for fault in faults:
+            cmd += ["--fault", fault]
+        env = {k: v for k, v in os.environ.items() if k != "STABILITY_DEMO_FAULTS"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.url = self._read_url(variant)
+
+    def _read_url(self, variant: str) -> str:
+        box: list[str] = []
+        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(_START_TIMEOUT_S)
+        line = box[0].strip() if box else ""
+        if not line.startswith("http://127.0.0.1:"):
+            self.stop()
+            err = self.proc.stderr.read()[-500:] if self.proc.stderr else ""
+            raise RunError(f"sample service ({variant}) did not start: {err.strip() or 'no URL printed'}")
+        return line
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@contextmanager
+def demo_process(variant: str, faults: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
+    proc = DemoProcess(variant, faults, seed)
+    try:
+        yield proc.url
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def demo_targets(
+    variant: str = "candidate", baseline_variant: str | None = "baseline", faults: Sequence[str] = ()
+) -> Iterator[dict[str, str]]:
+    """Start candidate (and baseline) services; yield the environment that params/demo.yaml reads."""
+    with ExitStack() as stack:
+        env = {"DEMO_CANDIDATE_URL": stack.enter_context(demo_process(variant, faults, seed=1))}
+        if baseline_variant:
+            env["DEMO_BASELINE_URL"] = stack.enter_context(demo_process(baseline_variant, (), seed=2))
+        yield env
+
+
+def run_demo(
+    *,
+    variant: str = "candidate",
+    baseline_variant: str = "baseline",
+    faults: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    out: Path | None = None,
+    params_file: Path | None = None,
+) -> int:
+    from .._pipeline import run
+
+    params_file = params_file or DEMO_PARAMS
+    print(f"starting the sample service: candidate={variant}, baseline={baseline_variant}")
+    with demo_targets(variant, baseline_variant, faults) as env:
+        for name, url in env.items():
+            print(f"  {name}={url}")
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            outcome = run(params_file, overrides=list(overrides), out=out)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    print("sample service stopped")
+    return outcome.exit_code
+
+
+_interactive: ExitStack | None = None
+
+
+def interactive_run() -> tuple[str, str]:
+    """For a notebook run by hand: start the demo services once per kernel, return (run_dir, params_path)."""
+    global _interactive
+    if _interactive is None:
+        stack = ExitStack()
+        try:
+            env = stack.enter_context(demo_targets())
+        except StabilityError:
+            stack.close()
+            raise
+        os.environ.update(env)
+        atexit.register(stack.close)
+        _interactive = stack
+    run_dir = Path(tempfile.mkdtemp(prefix="stability-interactive-"))
+    (run_dir / "evidence").mkdir()
+    return str(run_dir), str(DEMO_PARAMS)
