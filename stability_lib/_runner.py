@@ -203,6 +203,9 @@ def execute_sections(
     workers: int | None = None,
     progress: Progress = lambda line: None,
 ) -> list[SectionRun]:
+    if nb_dir is None and params.runner.notebooks_dir:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        nb_dir = Path(meta["base_dir"]) / params.runner.notebooks_dir
     nb_dir = nb_dir or notebooks_dir()
     enabled = params.enabled_sections()
     runs: dict[str, SectionRun] = {}

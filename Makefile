@@ -1,0 +1,53 @@
+# make demo: set up, then run the whole report against the bundled sample service.
+# make test: set up (with test extras), then run the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES_DEMO := chromium
+APT_PACKAGES_TEST := chromium poppler-utils
+
+.PHONY: setup setup-test system-deps system-deps-test demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Installs Debian packages when missing; when not root, stops with the exact command to run.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing. Run as root: apt-get install -y --no-install-recommends$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES_DEMO))
+
+system-deps-test:
+	$(call apt_install,$(APT_PACKAGES_TEST))
+
+setup: system-deps $(VENV)/.installed
+
+setup-test: system-deps-test $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/stability demo
+
+# pytest exit 5 means "no tests collected": that is a failure here, never a green run.
+test: setup-test
+	@$(VENV)/bin/pytest -n 2 -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,85 @@
+"""End to end: the real `stability` command, real kernels, real Chromium, the real sample service."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from stability_lib._export import external_references
+
+from support import pdf_text, run_cli
+
+pytestmark = pytest.mark.slow
+
+HEALTH_ONLY = """
+title: "Health only"
+environment: local
+target:
+  base_url: ${TARGET_URL}
+sections:
+  health:
+    samples: 2
+    timeout_s: 2
+    endpoints:
+      - {path: /health, expect_status: 200, json_keys: [status]}
+    websocket: {path: /ws/echo}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_health_run_against_the_sample_service_passes_with_an_offline_report(tmp_path: Path, candidate_url: str) -> None:
+    params = tmp_path / "health.yaml"
+    params.write_text(HEALTH_ONLY)
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "PASS"
+    assert {c["id"] for c in summary["claims"]} >= {"health.http.health", "health.websocket_echo"}
+    html = (out / "report.html").read_text()
+    assert "<h2>Summary</h2>" in html and "health.http.health" in html
+    assert 'class="jp-InputArea' not in html and "open_report" not in html  # no code cells
+    assert external_references(html) == []
+    assert not re.search(r"<script[^>]+src=", html)
+    assert "Verdict: PASS" in pdf_text(out / "report.pdf")
+    # progress: one line per section with its status, then the verdict and paths
+    assert re.search(r"health\s+PASS", proc.stdout) and "VERDICT: PASS" in proc.stdout and "report.pdf" in proc.stdout
+
+
+def test_unreachable_service_fails_and_still_writes_the_report(tmp_path: Path) -> None:
+    params = tmp_path / "health.yaml"
+    params.write_text(HEALTH_ONLY)
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": f"http://127.0.0.1:{free_port()}"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "FAIL"
+    evidence = json.loads((out / "evidence" / "health.json").read_text())
+    assert any("ConnectError" in (s["error"] or "") for s in evidence["data"]["samples"])
+    assert (out / "report.html").exists() and "FAIL" in pdf_text(out / "report.pdf")
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "expected"),
+    [
+        ("colour: blue\n", {"TARGET_URL": "http://127.0.0.1:1"}, "colour: unknown key"),
+        ("", {}, "TARGET_URL"),
+    ],
+)
+def test_bad_params_cannot_run(tmp_path: Path, extra: str, env: dict[str, str], expected: str, monkeypatch) -> None:
+    monkeypatch.delenv("TARGET_URL", raising=False)
+    params = tmp_path / "bad.yaml"
+    params.write_text(HEALTH_ONLY + extra)
+    proc = run_cli(["run", str(params), "--out", str(tmp_path / "run")], env=env)
+    assert proc.returncode == 3
+    assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
