@@ -107,6 +107,9 @@ def prepare_run_dir(
             "environment": params.environment,
         },
     )
+    from ._baseline import FINGERPRINT_FILE, fingerprint
+
+    write_json_atomic(run_dir / FINGERPRINT_FILE, fingerprint(raw, params.target.base_url, params.target.commit))
     return run_dir
 
 
