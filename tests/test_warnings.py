@@ -1,0 +1,72 @@
+"""Table-driven: each evidence warning fires on the tell it looks for, and stays quiet otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stability_lib import Claim, SectionResult, Status
+from stability_lib._params import validate_params
+from stability_lib._warnings import WARNING_KINDS, evidence_warnings
+
+
+def params(environment: str = "local", url: str = "http://127.0.0.1:8000", **warnings: Any):
+    return validate_params(
+        {"title": "t", "environment": environment, "target": {"base_url": url}, "warnings": warnings}
+    )
+
+
+def health(latency_ms: float) -> SectionResult:
+    sample = {"path": "/health", "index": 0, "status": 200, "latency_ms": latency_ms, "error": None,
+              "missing_keys": [], "body_excerpt": ""}
+    return SectionResult("health", Status.PASS, data={"samples": [sample]}, duration_s=1.0)
+
+
+def suites(counts: dict[str, int], warnings: list[str] = (), coverage: float | None = None, status: str = "PASS"):
+    cat = {"name": "auth", "status": status, "counts": counts, "warnings": list(warnings),
+           "coverage": {"line_rate": coverage} if coverage is not None else None}
+    return SectionResult("suites", Status.PASS, data={"categories": [cat]}, duration_s=1.0)
+
+
+def claim_with_n(n: int, status: Status = Status.PASS) -> SectionResult:
+    claim = Claim("performance.login", "performance", "s", status, details={"n": [n, n]})
+    return SectionResult("performance", status, claims=(claim,), duration_s=1.0)
+
+
+CASES = [
+    # (kind expected or None, params, evidence)
+    ("implausible_duration", params(), health(0.0)),
+    (None, params(), health(0.8)),
+    ("implausible_duration", params(), SectionResult("golden_path", Status.PASS, data={"durations_ms": {"ws_connect": [0.0]}}, duration_s=1)),
+    ("implausible_duration", params(), SectionResult("golden_path", Status.PASS, data={"x": 1}, duration_s=0.0)),
+    ("empty_test_category", params(), suites({"passed": 0, "failed": 0, "errors": 0, "skipped": 0})),
+    ("empty_test_category", params(), suites({"passed": 0, "failed": 0, "errors": 0, "skipped": 4})),
+    (None, params(), suites({"passed": 3, "failed": 0, "errors": 0, "skipped": 1})),
+    ("exit_code_disagrees", params(), suites({"passed": 3}, ["exit code 0 but 2 tests failed in the XML"])),
+    ("low_coverage", params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.5)),
+    (None, params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.9)),
+    ("small_sample", params(min_samples=20), claim_with_n(10)),
+    (None, params(min_samples=20), claim_with_n(10, Status.INCONCLUSIVE)),
+    (None, params(min_samples=20), claim_with_n(200)),
+    ("foreign_baseline", params(), SectionResult("performance", Status.PASS, data={"baseline_differences": ["host: a, now b"]}, duration_s=1)),
+    ("local_target_in_shared_environment", params("staging", "http://127.0.0.1:8000"), health(1.0)),
+    ("local_target_in_shared_environment", params("production", "https://10.1.2.3"), health(1.0)),
+    (None, params("staging", "https://staging.example.com"), health(1.0)),
+    (None, params("local", "http://127.0.0.1:8000"), health(1.0)),
+]
+
+
+@pytest.mark.parametrize(("kind", "p", "result"), CASES)
+def test_each_warning(kind: str | None, p, result: SectionResult) -> None:
+    found = evidence_warnings(p, {result.section: result})
+    kinds = {w.kind for w in found}
+    if kind is None:
+        assert kinds == set()
+    else:
+        assert kind in kinds
+        assert all(w.evidence.file for w in found)  # each warning names its evidence
+
+
+def test_every_kind_is_covered_by_a_case() -> None:
+    assert {k for k, *_ in CASES if k} == set(WARNING_KINDS)
