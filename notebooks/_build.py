@@ -43,11 +43,13 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "Service health",
         "Each endpoint in params is requested `samples` times; a WebSocket echo is sent once. "
         "Every check is PASS or FAIL from what was observed; an unreachable service is a FAIL.",
-        "if sec.enabled:\n"
-        "    data = sl.run_health(sec.params.target, sec.config)\n"
-        "    result = sec.finish(sl.health_claims(sec.config, data), data)\n"
-        "else:\n"
-        '    result = sec.skip("switched off in params")',
+        "result = sl.sections.health(sec)",
+    ),
+    "suites": (
+        "Test suites by category",
+        "Each category's command runs against the target (its URL in `STABILITY_TARGET_URL`); "
+        "results are read from JUnit XML. Zero executed tests is never a PASS.",
+        "result = sl.sections.suites(sec)",
     ),
 }
 

@@ -22,6 +22,7 @@ from ._health import health_claims, run_health
 from ._pipeline import RunOutcome, render_report, run
 from ._reportbook import RunReport, latest_run, open_report
 from ._views import show as show_section
+from . import sections
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "Section",
     "open_section",
     "show_section",
+    "sections",
     "run_health",
     "health_claims",
     "run",

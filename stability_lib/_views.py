@@ -89,3 +89,37 @@ def _health_view(result: SectionResult) -> list[Part]:
 
 def raw_data_part(result: SectionResult, limit: int = 3000) -> str:
     return "<details><summary>Raw evidence (excerpt)</summary>" + json_block(result.data, limit) + "</details>"
+
+
+@register_view("suites")
+def _suites_view(result: SectionResult) -> list[Part]:
+    cats = result.data.get("categories", [])
+    rows = []
+    for c in cats:
+        n = c.get("counts", {})
+        rows.append((c["name"], c["status"], n.get("passed", 0), n.get("failed", 0), n.get("errors", 0),
+                     n.get("skipped", 0), n.get("flaky", 0), f"{c.get('duration_s', 0):.1f} s", c.get("exit_code")))
+    parts: list[Part] = [
+        "<h3>Categories</h3>"
+        + table(["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"], rows)
+    ]
+    failures = [(c["name"], f.get("id") or f.get("name"), f.get("outcome"), f.get("message", ""))
+                for c in cats for f in c.get("failures", []) + c.get("flaky", [])]
+    if failures:
+        parts.append("<h3>Failures (message excerpts)</h3>" + table(["Category", "Test", "Outcome", "Message"], failures[:50]))
+    slow = sorted(((c["name"], s.get("id") or s.get("name"), s.get("time_s", 0.0)) for c in cats for s in c.get("slowest", [])),
+                  key=lambda r: -(r[2] or 0))[:10]
+    if slow:
+        parts.append("<h3>Slowest tests</h3>" + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow]))
+    diffs = [(c["name"], d["counts"]["newly_failing"], d["counts"]["newly_passing"], d["counts"]["added"], d["counts"]["removed"],
+              ", ".join(d["newly_failing"][:5])) for c in cats if (d := c.get("baseline"))]
+    if diffs:
+        parts.append("<h3>Against the baseline run</h3>"
+                     + table(["Category", "Newly failing", "Newly passing", "Added", "Removed", "First newly failing"], diffs))
+    cov = [(c["name"], c["coverage"].get("statistic", "")) for c in cats if c.get("coverage")]
+    if cov:
+        parts.append("<h3>Coverage</h3>" + table(["Category", "Coverage"], cov))
+    warns = [(c["name"], w) for c in cats for w in c.get("warnings", [])]
+    if warns:
+        parts.append("<h3>Runner warnings</h3>" + table(["Category", "Warning"], warns))
+    return parts

@@ -11,3 +11,10 @@ def candidate_url() -> Iterator[str]:
 
     with serve(variant="candidate", seed=1) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def repo():
+    from support import REPO
+
+    return REPO

@@ -83,3 +83,30 @@ def test_bad_params_cannot_run(tmp_path: Path, extra: str, env: dict[str, str], 
     assert proc.returncode == 3
     assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_section_that_raises_is_error_and_the_others_still_run(tmp_path: Path, candidate_url: str, repo: Path) -> None:
+    import shutil
+
+    import nbformat
+
+    nb_dir = tmp_path / "notebooks"
+    shutil.copytree(repo / "notebooks", nb_dir)
+    broken = nbformat.read(nb_dir / "suites.ipynb", as_version=4)
+    broken.cells.insert(3, nbformat.v4.new_code_cell('raise RuntimeError("section exploded on purpose")'))
+    nbformat.write(broken, nb_dir / "suites.ipynb")
+    params = tmp_path / "p.yaml"
+    params.write_text(
+        HEALTH_ONLY
+        + "  suites:\n    categories: [{name: none, command: [\"true\"], junit_xml: none.xml}]\n"
+        + "runner:\n  notebooks_dir: notebooks\n"
+    )
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    summary = json.loads((out / "summary.json").read_text())
+    sections = {s["section"]: s for s in summary["sections"]}
+    assert sections["suites"]["status"] == "ERROR"
+    assert "section exploded on purpose" in sections["suites"]["error"]
+    assert sections["health"]["status"] == "PASS"  # the other section still ran
+    assert summary["verdict"] == "INCONCLUSIVE" and proc.returncode == 2
+    assert (out / "report.pdf").exists()
