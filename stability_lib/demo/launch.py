@@ -32,7 +32,9 @@ class DemoProcess:
         for fault in faults:
             cmd += ["--fault", fault]
         env = {k: v for k, v in os.environ.items() if k != "STABILITY_DEMO_FAULTS"}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.url = self._read_url(variant)
 
     def _read_url(self, variant: str) -> str:
@@ -43,7 +45,8 @@ class DemoProcess:
         line = box[0].strip() if box else ""
         if not line.startswith("http://127.0.0.1:"):
             self.stop()
-            err = self.proc.stderr.read()[-500:] if self.proc.stderr else ""
+            self.log.seek(0)
+            err = self.log.read()[-500:]
             raise RunError(f"sample service ({variant}) did not start: {err.strip() or 'no URL printed'}")
         return line
 
@@ -55,6 +58,7 @@ class DemoProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self.log.close()
 
 
 @contextmanager
