@@ -1,0 +1,174 @@
+"""Pure session logic: one outcome per session, honest aggregation, claims that can fail."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosedError, InvalidMessage, InvalidStatus
+from websockets.frames import Close
+from websockets.http11 import Response
+
+from stability_lib._models import Status
+from stability_lib._sessions import (
+    EventExpectation,
+    FeedStatus,
+    OutcomeKind,
+    SessionOutcome,
+    SessionRecord,
+    aggregate_sessions,
+    cap_keeping_markers,
+    outcome_for_close,
+    outcome_for_connect_error,
+    received_close_code,
+    session_claims,
+    summarize_samples,
+)
+
+
+def test_close_codes_map_to_outcomes_and_no_close_frame_is_1006() -> None:
+    assert outcome_for_close(None).kind is OutcomeKind.ABNORMAL_1006
+    assert outcome_for_close(1011).kind is OutcomeKind.CLOSED_1011
+    other = outcome_for_close(1001)
+    assert other.kind is OutcomeKind.CLOSED_OTHER and other.label == "closed_other(1001)"
+    assert outcome_for_close(1006).is_crash and outcome_for_close(1011).is_crash
+    assert not other.is_crash
+
+
+def test_received_close_code_reads_rcvd_not_sent() -> None:
+    dropped = ConnectionClosedError(None, Close(1000, "client said bye"), None)
+    assert received_close_code(dropped) is None
+    assert received_close_code(ConnectionClosedError(Close(1011, "boom"), None)) == 1011
+
+
+def test_connect_failures_are_classified_by_type_never_by_message() -> None:
+    rejected = outcome_for_connect_error(InvalidStatus(Response(403, "Forbidden", Headers())))
+    assert rejected.label == "handshake_rejected(403)" and not rejected.connected
+    assert outcome_for_connect_error(TimeoutError()).label == "connect_error(timeout)"
+    assert outcome_for_connect_error(ConnectionRefusedError(111, "refused")).label == "connect_error(refused)"
+    secret = outcome_for_connect_error(RuntimeError("ws://h/ws?token=SECRET"))
+    assert "SECRET" not in json.dumps(secret.to_dict())
+    assert outcome_for_connect_error(InvalidMessage("bad")).kind is OutcomeKind.CONNECT_ERROR
+
+
+def expectation(other: str = "ignore") -> EventExpectation:
+    return EventExpectation([("started", 1.0), ("completed", 2.0)], "final", 3.0, other_events=other)
+
+
+def test_events_in_order_end_the_session() -> None:
+    exp = expectation()
+    assert exp.waiting_for == "started" and exp.current_timeout_s == 1.0
+    assert exp.feed("started").status is FeedStatus.CONTINUE
+    assert exp.feed("token").status is FeedStatus.CONTINUE  # ignored
+    assert exp.feed(None).status is FeedStatus.CONTINUE  # not JSON: ignored too
+    assert exp.feed("completed").status is FeedStatus.CONTINUE
+    assert exp.waiting_for == "final" and exp.current_timeout_s == 3.0
+    assert exp.feed("final").status is FeedStatus.DONE and exp.done
+
+
+@pytest.mark.parametrize(
+    ("events", "expected", "got"),
+    [
+        (["started", "final"], "completed", "final"),  # end before everything expected arrived
+        (["completed"], "started", "completed"),  # out of order
+        (["started", "error"], "completed", "error"),  # a fail event
+    ],
+)
+def test_wrong_events_are_unexpected_with_what_was_awaited(events: list[str], expected: str, got: str) -> None:
+    exp = expectation()
+    results = [exp.feed(e) for e in events]
+    assert results[-1].status is FeedStatus.UNEXPECTED
+    assert (results[-1].expected, results[-1].got) == (expected, got)
+
+
+def test_other_events_can_be_made_failures() -> None:
+    result = expectation("fail").feed(None)
+    assert result.status is FeedStatus.UNEXPECTED and result.got == EventExpectation.UNTYPED
+
+
+def test_end_event_may_be_the_last_expected_one() -> None:
+    exp = EventExpectation([("a", 1.0), ("done", 1.0)], "done", 1.0)
+    assert exp.feed("a").status is FeedStatus.CONTINUE
+    assert exp.feed("done").status is FeedStatus.DONE
+
+
+def test_capping_keeps_nonce_markers_past_the_cap() -> None:
+    nonce = "nonce-" + "a" * 32
+    text = "x" * 100 + nonce
+    capped = cap_keeping_markers(text, 20)
+    assert len(capped) < len(text) and nonce in capped
+    assert cap_keeping_markers("short", 20) == "short"
+
+
+def rec(i: int, outcome: SessionOutcome, close: int | None = 1000) -> SessionRecord:
+    return SessionRecord(f"s{i}", start_offset_s=i * 0.1, outcome=outcome, connect_s=0.01, total_s=0.05,
+                         close_code=close)
+
+
+def test_aggregation_counts_each_outcome_and_builds_a_histogram_and_timeline() -> None:
+    records = (
+        [rec(i, SessionOutcome.ok()) for i in range(90)]
+        + [rec(90 + i, outcome_for_close(1011), 1011) for i in range(4)]
+        + [rec(94 + i, outcome_for_close(None), None) for i in range(3)]
+        + [rec(97 + i, SessionOutcome.handshake_rejected(403), None) for i in range(3)]
+    )
+    agg = aggregate_sessions(records)
+    assert (agg.sessions, agg.connected, agg.ok, agg.crashes, agg.failures) == (100, 97, 90, 7, 10)
+    assert agg.outcome_counts["closed_1011"] == 4 and agg.outcome_counts["abnormal_1006"] == 3
+    assert agg.close_codes == {"1000": 90, "1011": 4, "none": 3}  # rejected handshakes have no close
+    assert agg.crash_rate.k == 7 and agg.crash_rate.n == 97
+    assert agg.timeline[0] == (0.0, "ok") and len(agg.timeline) == 100
+    assert agg.latency_s["total"]["n"] == 90  # latency of completed sessions only
+    json.dumps(agg.to_dict())
+
+
+def test_zero_failures_in_500_passes_with_the_bound_in_words() -> None:
+    crash, complete = session_claims(aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(500)]),
+                                     tolerated_rate=0.01)
+    assert crash.status is Status.PASS and complete.status is Status.PASS
+    assert crash.statistic == "0 of 500 sessions closed with 1011/1006 (95% upper bound 0.60%, tolerated 1.00%)"
+
+
+def test_twenty_clean_sessions_at_a_tolerance_of_01_percent_are_inconclusive() -> None:
+    crash, _ = session_claims(aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(20)]),
+                              tolerated_rate=0.001)
+    assert crash.status is Status.INCONCLUSIVE
+    assert "2995 sessions needed" in crash.statistic
+
+
+def test_clearly_too_many_crashes_fail_and_name_the_count() -> None:
+    records = [rec(i, SessionOutcome.ok()) for i in range(380)] + [
+        rec(380 + i, outcome_for_close(1011), 1011) for i in range(20)
+    ]
+    crash, complete = session_claims(aggregate_sessions(records), tolerated_rate=0.01)
+    assert crash.status is Status.FAIL and complete.status is Status.FAIL
+    assert crash.statistic.startswith("20 of 400 sessions closed with 1011/1006 (5.00%")
+    assert crash.details["crashes"] == 20
+
+
+def test_timeouts_fail_completion_but_not_the_crash_claim() -> None:
+    records = [rec(i, SessionOutcome.ok()) for i in range(400)] + [
+        rec(400 + i, SessionOutcome.timeout("chat:final"), None) for i in range(40)
+    ]
+    crash, complete = session_claims(aggregate_sessions(records), tolerated_rate=0.01)
+    assert crash.status is Status.PASS
+    assert complete.status is Status.FAIL
+
+
+def test_no_sessions_is_inconclusive_never_pass() -> None:
+    crash, complete = session_claims(aggregate_sessions([]), tolerated_rate=0.01, note="user setup failed")
+    assert crash.status is Status.INCONCLUSIVE and complete.status is Status.INCONCLUSIVE
+    assert "user setup failed" in crash.statistic
+
+
+def test_records_round_trip_through_json() -> None:
+    original = SessionRecord("s1", 0.5, SessionOutcome.unexpected_event("a", "b"), user="u", step="chat",
+                             event_types=("b",), event_offsets_s=(0.1,), close_code=1000, payloads=("{}",))
+    assert SessionRecord.from_dict(json.loads(json.dumps(original.to_dict()))) == original
+
+
+def test_summaries_use_nearest_rank_percentiles() -> None:
+    summary = summarize_samples([float(i) for i in range(1, 101)] + [None])
+    assert (summary["n"], summary["p50"], summary["p95"], summary["max"]) == (100, 50.0, 95.0, 100.0)
+    assert summarize_samples([]) == {"n": 0}

@@ -1,0 +1,272 @@
+"""WebSocket sessions and soaks against small scripted servers on 127.0.0.1.
+
+Each server behaves one way a real service can: well, 1011 for some sessions,
+dropping the TCP connection (1006), accepting and never answering, refusing the
+handshake. The probe must record each as the right outcome, within its bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from stability_lib._models import Status
+from stability_lib._scenario import AuthConfig, ScenarioConfig, WsStep
+from stability_lib._sessions import OutcomeKind
+from stability_lib._wsprobe import run_soak, run_ws_session, ws_url
+
+TOKEN = "secret-token-123"
+
+STEP: dict[str, Any] = {
+    "kind": "ws",
+    "name": "chat",
+    "path": "/good",
+    "send": {"type": "user_message", "content": "hello {nonce}"},
+    "expect": ["agent_started", "agent_completed"],
+    "end_event": "final_response",
+    "event_timeout_s": 2.0,
+    "timeout_s": 5.0,
+}
+
+
+def scenario(path: str, **soak: Any) -> ScenarioConfig:
+    return ScenarioConfig.model_validate(
+        {
+            "users": {"password": "pw-not-used", "count": 1},
+            "golden_path": {"steps": [{**STEP, "path": path}]},
+            "soak": {"connect_timeout_s": 2.0, "close_timeout_s": 1.0, **soak},
+            "tolerated_failure_rate": 0.01,
+        }
+    )
+
+
+class ScriptedServer:
+    """One server, behaviour chosen by the request path; counts sessions per path."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.seen_auth: list[tuple[str, str | None]] = []
+
+    def process_request(self, connection: ServerConnection, request: Any) -> Any:
+        parts = urlsplit(request.path)
+        if parts.path == "/forbidden":
+            return connection.respond(HTTPStatus.FORBIDDEN, "no\n")
+        if parts.path == "/auth":
+            header = request.headers.get("Authorization")
+            query = parse_qs(parts.query).get("token", [None])[0]
+            proto = request.headers.get("Sec-WebSocket-Protocol")
+            self.seen_auth.append(("header" if header else "query" if query else "proto" if proto else "none",
+                                   header or query or proto))
+            if f"Bearer {TOKEN}" != header and query != TOKEN and proto != TOKEN:
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "who are you\n")
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        path = urlsplit(ws.request.path).path
+        n = self.counts.get(path, 0)
+        self.counts[path] = n + 1
+        if path == "/silent":
+            await ws.wait_closed()
+            return
+        message = json.loads(await ws.recv())
+        if path == "/flaky1011" and n % 4 == 0:
+            await ws.close(1011, "internal error " + "x" * 100)
+            return
+        if path == "/drop" and n % 2 == 0:
+            ws.transport.abort()  # no close frame: the client must see 1006
+            return
+        if path == "/normalclose":
+            await ws.close(1000, "bye")
+            return
+        await ws.send(json.dumps({"type": "agent_started", "step": "data"}))
+        if path == "/wrongorder":
+            await ws.send(json.dumps({"type": "final_response", "content": message["content"]}))
+        await ws.send(json.dumps({"type": "token", "text": "ignored"}))
+        await ws.send(json.dumps({"type": "agent_completed", "step": "data"}))
+        await ws.send(json.dumps({"type": "final_response", "content": message["content"]}))
+        await ws.wait_closed()
+
+
+@asynccontextmanager
+async def scripted_server() -> AsyncIterator[tuple[str, ScriptedServer]]:
+    state = ScriptedServer()
+    async with serve(state.handler, "127.0.0.1", 0, process_request=state.process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}", state
+
+
+async def one_session(base: str, path: str, **kw: Any) -> Any:
+    step = WsStep.model_validate({**STEP, "path": path})
+    auth = AuthConfig.model_validate(kw.pop("auth", {}))
+    return await run_ws_session(
+        url=ws_url(base, path), step=step, context={"nonce": "nonce-abc"}, auth=auth, token=kw.pop("token", None),
+        session_id="s1", run_start_ns=time.monotonic_ns(), connect_timeout_s=2.0, close_timeout_s=1.0,
+        capture_bytes=kw.pop("capture_bytes", 0), **kw,
+    )
+
+
+def test_a_well_behaved_session_is_ok_with_timings_and_events() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await one_session(base, "/good", capture_bytes=1000)
+
+    rec = asyncio.run(main())
+    assert rec.outcome.kind is OutcomeKind.OK
+    assert rec.event_types == ("agent_started", "token", "agent_completed", "final_response")
+    assert rec.connect_s is not None and rec.connect_s > 0
+    assert rec.first_event_s is not None and rec.total_s is not None and rec.first_event_s <= rec.total_s
+    assert rec.close_code == 1000  # we closed normally and the server answered
+    assert any("hello nonce-abc" in p for p in rec.payloads)
+    assert json.loads(json.dumps(rec.to_dict()))["outcome"]["kind"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "label"),
+    [
+        ("/normalclose", OutcomeKind.CLOSED_OTHER, "closed_other(1000)"),
+        ("/wrongorder", OutcomeKind.UNEXPECTED_EVENT, "unexpected_event(expected=agent_completed, got=final_response)"),
+        ("/forbidden", OutcomeKind.HANDSHAKE_REJECTED, "handshake_rejected(403)"),
+    ],
+)
+def test_each_way_of_failing_has_its_own_outcome(path: str, kind: OutcomeKind, label: str) -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await one_session(base, path)
+
+    rec = asyncio.run(main())
+    assert rec.outcome.kind is kind
+    assert rec.outcome.label == label
+
+
+def test_1011_keeps_the_code_and_a_capped_reason_and_a_drop_is_1006() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await one_session(base, "/flaky1011"), await one_session(base, "/drop")
+
+    closed, dropped = asyncio.run(main())
+    assert closed.outcome.kind is OutcomeKind.CLOSED_1011
+    assert closed.close_code == 1011 and closed.close_reason.startswith("internal error")
+    assert dropped.outcome.kind is OutcomeKind.ABNORMAL_1006
+    assert dropped.close_code is None  # no close frame was received
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            pass
+        return await one_session(base, "/good")  # the server is gone now
+
+    rec = asyncio.run(main())
+    assert rec.outcome.kind is OutcomeKind.CONNECT_ERROR
+    assert rec.outcome.error_kind == "refused"
+
+
+@pytest.mark.parametrize("via", ["header", "query", "subprotocol"])
+def test_the_token_travels_the_way_the_scenario_says(via: str) -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, state):
+            ok = await one_session(base, "/auth", token=TOKEN, auth={"ws_token_via": via})
+            anonymous = await one_session(base, "/auth", auth={"ws_token_via": via})
+            return ok, anonymous, state.seen_auth
+
+    ok, anonymous, seen = asyncio.run(main())
+    # /auth behaves like /good once authenticated; "done" ends at final_response.
+    assert ok.outcome.kind is OutcomeKind.OK, ok.outcome.label
+    assert anonymous.outcome.label == "handshake_rejected(401)"
+    assert seen[0][0] == {"header": "header", "query": "query", "subprotocol": "proto"}[via]
+    assert TOKEN not in json.dumps(ok.to_dict())
+
+
+def test_soak_against_a_good_server_passes_both_claims() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await run_soak(base, scenario("/good", sessions=500, concurrency=20))
+
+    result = asyncio.run(main())
+    agg = result.aggregate
+    assert agg.sessions == 500 and agg.ok == 500 and agg.close_codes == {"1000": 500}
+    crash, complete = result.claims()
+    assert crash.status is Status.PASS and complete.status is Status.PASS
+    assert crash.statistic == "0 of 500 sessions closed with 1011/1006 (95% upper bound 0.60%, tolerated 1.00%)"
+    assert len(agg.timeline) == 500
+    assert json.loads(json.dumps(result.to_dict()))["aggregate"]["sessions"] == 500
+
+
+def test_soak_with_a_quarter_closing_1011_fails_and_counts_them() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, state):
+            return await run_soak(base, scenario("/flaky1011", sessions=80, concurrency=10)), state
+
+    result, state = asyncio.run(main())
+    agg = result.aggregate
+    assert state.counts["/flaky1011"] == 80
+    assert agg.outcome_counts["closed_1011"] == 20 and agg.close_codes["1011"] == 20
+    crash, complete = result.claims()
+    assert crash.status is Status.FAIL
+    assert crash.statistic.startswith("20 of 80 sessions closed with 1011/1006")
+    assert crash.details["crashes"] == 20
+    assert complete.status is Status.FAIL
+
+
+def test_soak_counts_tcp_drops_as_1006_failures() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await run_soak(base, scenario("/drop", sessions=40, concurrency=8))
+
+    result = asyncio.run(main())
+    assert result.aggregate.outcome_counts["abnormal_1006"] == 20
+    assert result.aggregate.close_codes.get("none") == 20
+    assert result.claims()[0].status is Status.FAIL
+
+
+def test_a_silent_server_ends_in_timeouts_within_the_bound() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            started = time.monotonic()
+            result = await run_soak(
+                base, scenario("/silent", sessions=6, concurrency=3, step_timeout_s=0.5, duration_s=30)
+            )
+            return result, time.monotonic() - started
+
+    result, elapsed = asyncio.run(main())
+    assert result.aggregate.outcome_labels == {"timeout(chat:agent_started)": 6}
+    # Each session is bounded by its step timeout (0.5 s) plus the close timeout (1 s);
+    # two waves of three: generous bound far below "hangs forever".
+    assert elapsed < 15
+    crash, complete = result.claims()
+    assert complete.status is Status.FAIL
+    assert crash.status is Status.INCONCLUSIVE  # 6 sessions cannot bound a crash rate at 1%
+
+
+def test_the_soak_stops_launching_after_its_duration() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await run_soak(
+                base, scenario("/silent", sessions=1000, concurrency=2, step_timeout_s=0.3, duration_s=0.5)
+            )
+
+    result = asyncio.run(main())
+    assert result.stopped_by_duration
+    assert 0 < result.aggregate.sessions < 20  # a few waves, not 1000 sessions
+
+
+def test_a_refused_handshake_leaves_the_crash_claim_inconclusive_not_pass() -> None:
+    async def main() -> Any:
+        async with scripted_server() as (base, _):
+            return await run_soak(base, scenario("/forbidden", sessions=30, concurrency=5))
+
+    result = asyncio.run(main())
+    crash, complete = result.claims()
+    assert result.aggregate.outcome_labels == {"handshake_rejected(403)": 30}
+    assert crash.status is Status.INCONCLUSIVE
+    assert "handshake_rejected(403) x30" in crash.statistic
+    assert complete.status is Status.FAIL
