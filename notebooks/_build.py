@@ -51,6 +51,30 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "results are read from JUnit XML. Zero executed tests is never a PASS.",
         "result = sl.sections.suites(sec)",
     ),
+    "websocket": (
+        "WebSocket sessions and close codes",
+        "Many sessions at bounded concurrency (params `scenario.soak`); each ends in one outcome. "
+        "The crash check passes only when the one-sided 95% upper bound of 1011/1006 closes is within "
+        "the tolerated rate. With `expect_fix`, the baseline is soaked too and the fix is tested.",
+        "result = sl.sections.websocket(sec)",
+    ),
+    "golden_path": (
+        "Golden path",
+        "Every test user runs the scenario's steps, several times, at once. Each step's duration is kept "
+        "as a distribution; success is a rate with exact bounds.",
+        "result = sl.sections.golden_path(sec)",
+    ),
+    "isolation": (
+        "Multi-user isolation",
+        "Each user's message carries a unique nonce; a nonce seen by another user, anywhere, fails the check.",
+        "result = sl.sections.isolation(sec)",
+    ),
+    "performance": (
+        "Performance against the baseline",
+        "Golden-path runs on baseline and candidate, interleaved; per operation the median ratio with a "
+        "bootstrap 95% interval decides against the tolerance.",
+        "result = sl.sections.performance(sec)",
+    ),
 }
 
 REPORT = new_notebook(

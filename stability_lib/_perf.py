@@ -1,10 +1,19 @@
-"""Performance section config (the statistics live in ``_stats``)."""
+"""Performance against a baseline: interleaved A/B samples per operation, judged by ``_stats``."""
 
 from __future__ import annotations
 
+import fnmatch
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PerformanceConfig"]
+from ._errors import EvidenceError
+from ._models import Claim, Status
+
+__all__ = ["PerformanceConfig", "collect_interleaved", "stored_samples", "compare_operations"]
 
 
 class PerformanceConfig(BaseModel):
@@ -16,3 +25,119 @@ class PerformanceConfig(BaseModel):
     resamples: int = Field(10_000, ge=100, le=100_000, description="Bootstrap resamples.")
     min_samples: int = Field(20, ge=2, description="Below this per side a comparison is INCONCLUSIVE.")
     seed: int = 0
+    operations: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Operations that decide the verdict (glob patterns over names like 'step:login', "
+        "'agent_session:connect'); the others are reported as informative.",
+    )
+    min_median_ms: float = Field(
+        1.0,
+        ge=0,
+        description="Operations whose baseline median is under this are reported but do not decide the verdict: "
+        "a relative change of a sub-millisecond loopback operation measures jitter, not the service.",
+    )
+    stored_baseline: str | None = Field(
+        None, description="A stored baseline (name under baselines/ or a run directory) instead of a live baseline target."
+    )
+
+
+# ---------------------------------------------------------------- A/B collection (I/O)
+
+
+def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Golden-path runs on each target in alternating rounds (A B, B A, A B, ...), so drift
+    on the machine or the network hits every side alike. Returns {side: {operation: [ms]}}."""
+    from ._golden import run_golden_path_sync
+    from ._operations import operation_samples_ms
+
+    per_round = cfg.concurrency
+    rounds = max(1, math.ceil(cfg.samples_per_side / per_round))
+    round_scenario = scenario.model_copy(
+        update={
+            "users": scenario.users.model_copy(update={"count": per_round}),
+            "golden_path": scenario.golden_path.model_copy(update={"repetitions": 1}),
+        }
+    )
+    sides = list(targets)
+    out: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
+    for r in range(rounds):
+        order = sides if r % 2 == 0 else list(reversed(sides))  # ABBA: neither side always goes first
+        for side in order:
+            target = targets[side]
+            result = run_golden_path_sync(target.base_url, round_scenario, ws_base_url=target.ws_base_url)
+            for op, values in operation_samples_ms(result.to_dict()).items():
+                out[side].setdefault(op, []).extend(values)
+    return out
+
+
+def stored_samples(ref: str, run_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
+    """Candidate samples of a stored baseline run, where it came from, and how its environment differs."""
+    import json
+
+    from ._baseline import FINGERPRINT_FILE, fingerprint_differences, load_baseline
+
+    stored = load_baseline(ref)
+    perf = stored.evidence.get("performance")
+    if perf is None or "samples" not in perf.data:
+        raise EvidenceError(f"baseline {ref!r} holds no performance samples")
+    current_fp_file = run_dir / FINGERPRINT_FILE
+    current = json.loads(current_fp_file.read_text(encoding="utf-8")) if current_fp_file.exists() else {}
+    return perf.data["samples"]["candidate"], f"stored baseline {ref} ({stored.path})", fingerprint_differences(
+        stored.fingerprint, current
+    )
+
+
+# ---------------------------------------------------------------- judgement (pure)
+
+
+def compare_operations(
+    baseline: dict[str, list[float]], candidate: dict[str, list[float]], cfg: PerformanceConfig, *, section: str
+) -> tuple[list[dict[str, Any]], list[Claim]]:
+    from ._stats import PerfVerdict, compare_samples
+
+    comparisons: list[dict[str, Any]] = []
+    claims: list[Claim] = []
+    for op in sorted(set(baseline) | set(candidate)):
+        judged = any(fnmatch.fnmatchcase(op, pattern) for pattern in cfg.operations)
+        a, b = baseline.get(op, []), candidate.get(op, [])
+        a = [v for v in a if v > 0]
+        b = [v for v in b if v > 0]
+        cmp = compare_samples(a, b, tolerance=cfg.tolerance, resamples=cfg.resamples, seed=cfg.seed,
+                              min_samples=cfg.min_samples, unit="ms")
+        status = {
+            PerfVerdict.NO_REGRESSION: Status.PASS,
+            PerfVerdict.REGRESSION: Status.FAIL,
+        }.get(cmp.verdict, Status.INCONCLUSIVE)
+        details: dict[str, Any] = {"n": [len(a), len(b)]}
+        if cmp.samples_needed:
+            details["recommendation"] = (
+                f"Collect about {cmp.samples_needed} samples per side for '{op}' "
+                f"(performance.samples_per_side) to settle it."
+            )
+        if status is Status.FAIL:
+            details["recommendation"] = f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
+        below_floor = bool(a) and statistics.median(a) < cfg.min_median_ms
+        statistic = cmp.describe()
+        if below_floor:
+            judged = False
+            statistic = f"informative only: baseline median {statistics.median(a):.3g} ms is under the {cfg.min_median_ms:g} ms floor; {statistic}"
+        elif not judged:
+            statistic = f"informative only: not in performance.operations; {statistic}"
+        if not judged:
+            details.pop("recommendation", None)
+        comparisons.append({"operation": op, "judged": judged, **cmp.serialize()})
+        claims.append(
+            Claim(
+                id=f"{section}.{op}",
+                section=section,
+                statement=f"'{op}' is no more than {cfg.tolerance:.0%} slower than the baseline (median)",
+                status=status,
+                statistic=statistic,
+                required=judged,
+                details=details,
+            )
+        )
+    if not claims:
+        claims.append(Claim(id=f"{section}.samples", section=section, statement="Performance samples were collected",
+                            status=Status.INCONCLUSIVE, statistic="no operation produced a sample"))
+    return comparisons, claims

@@ -18,14 +18,20 @@ class _Section(BaseModel):
 
 
 class WebSocketSectionConfig(_Section):
-    """Soak: many sessions at bounded concurrency; counts outcomes and close codes."""
+    """Soak: many sessions at bounded concurrency (scenario.soak); counts outcomes and close codes."""
+
+    expect_fix: bool = Field(
+        False,
+        description="The change claims to fix 1011/1006 closes: soak the baseline target too and require the "
+        "candidate's rate to be lower (one-sided Fisher exact test at 5%) and within the tolerated rate.",
+    )
 
 
 class GoldenPathSectionConfig(_Section):
-    users: int = Field(4, ge=1, le=100, description="Users running the golden path at once.")
-    repetitions: int = Field(3, ge=1, le=100, description="Golden-path runs per user.")
+    """The golden path for scenario.users.count users at once, scenario.golden_path.repetitions times each."""
 
 
 class IsolationSectionConfig(_Section):
-    users: int = Field(4, ge=2, le=100, description="Users at once; each message carries a unique nonce.")
-    repetitions: int = Field(2, ge=1, le=100)
+    """Multi-user isolation: the golden path with a unique nonce per message; no user may see another's."""
+
+    users: int | None = Field(None, ge=2, le=50, description="Users at once (default: scenario.users.count).")

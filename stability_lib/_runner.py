@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+EXCLUSIVE_SECTIONS = frozenset({"performance"})
 
 
 def notebooks_dir() -> Path:
@@ -223,7 +224,12 @@ def execute_sections(
         progress(f"  {name:<12} {result.status.value:<12} {result.duration_s:6.1f} s{suffix}")
         return result
 
+    # Performance is measured alone: our own probes must not be the load that slows the target.
+    shared = [name for name in enabled if name not in EXCLUSIVE_SECTIONS]
     with ThreadPoolExecutor(max_workers=workers or params.runner.workers) as pool:
-        for result in pool.map(one, enabled):
+        for result in pool.map(one, shared):
             runs[result.section] = result
+    for name in enabled:
+        if name in EXCLUSIVE_SECTIONS:
+            runs[name] = one(name)
     return [runs[name] for name in SECTION_ORDER]

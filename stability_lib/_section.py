@@ -78,9 +78,8 @@ class Section:
         for c in claims:
             evidence = c.evidence or (self.ref(),)
             evidence = tuple(EvidenceRef(self.name, self.evidence_file, e.records) for e in evidence)
-            out.append(
-                Claim(c.id, self.name, c.statement, c.status, c.statistic, self.params.is_required(c.id), evidence, c.details)
-            )
+            required = c.required and self.params.is_required(c.id)
+            out.append(Claim(c.id, self.name, c.statement, c.status, c.statistic, required, evidence, c.details))
         return out
 
     def finish(self, claims: list[Claim], data: dict[str, Any] | None = None) -> SectionResult:

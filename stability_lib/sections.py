@@ -10,7 +10,7 @@ from ._health import health_claims, run_health
 from ._models import SectionResult
 from ._section import Section
 
-__all__ = ["health", "suites"]
+__all__ = ["health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"]
 
 
 def health(sec: Section) -> SectionResult:
@@ -33,3 +33,126 @@ def suites(sec: Section) -> SectionResult:
         "commands": [f"(cd {r.run.cwd} && {' '.join(r.run.argv)})" for r in results],
     }
     return sec.finish(category_claims(results), data)
+
+
+def _scenario(sec: Section):
+    from ._errors import ParamsError
+
+    if sec.params.scenario is None:
+        raise ParamsError(f"section '{sec.name}' needs a 'scenario' block in params")
+    return sec.params.scenario
+
+
+def _with_users(scenario, count: int | None, repetitions: int | None = None):
+    update: dict = {}
+    if count is not None:
+        update["users"] = scenario.users.model_copy(update={"count": count})
+    if repetitions is not None:
+        update["golden_path"] = scenario.golden_path.model_copy(update={"repetitions": repetitions})
+    return scenario.model_copy(update=update) if update else scenario
+
+
+def websocket(sec: Section) -> SectionResult:
+    from ._models import Claim, Status
+    from ._stats import FixStatus, compare_failure_rates
+    from ._wsprobe import run_soak_sync
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    scenario, target = _scenario(sec), sec.params.target
+    candidate = run_soak_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+    claims = list(candidate.claims(sec.name))
+    records = candidate.records
+    data: dict = {
+        "candidate": candidate.to_dict(),
+        "durations_ms": {
+            "ws_connect": [r.connect_s * 1e3 for r in records if r.connect_s is not None],
+            "ws_first_event": [r.first_event_s * 1e3 for r in records if r.first_event_s is not None],
+        },
+    }
+    if sec.config.expect_fix:
+        baseline_target = sec.params.baseline
+        if baseline_target is None:
+            claims.append(sec.claim("fix_works", "The 1011/1006 fix works (fewer crash closes than the baseline)",
+                                    Status.INCONCLUSIVE, "no baseline target in params to compare with"))
+        else:
+            baseline = run_soak_sync(baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url)
+            data["baseline"] = baseline.to_dict()
+            b, c = baseline.aggregate, candidate.aggregate
+            fix = compare_failure_rates(b.crashes, b.connected, c.crashes, c.connected,
+                                        scenario.tolerated_failure_rate, scenario.confidence)
+            status = {FixStatus.FIXED: Status.PASS, FixStatus.NOT_FIXED: Status.FAIL}.get(fix.status, Status.INCONCLUSIVE)
+            data["fix"] = fix.serialize()
+            claims.append(Claim(
+                id=f"{sec.name}.fix_works", section=sec.name,
+                statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
+                status=status, statistic=fix.describe(),
+                details={"n": [b.connected, c.connected]},
+            ))
+    return sec.finish(claims, data)
+
+
+def golden_path(sec: Section) -> SectionResult:
+    from ._golden import run_golden_path_sync
+    from ._operations import operation_samples_ms
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    scenario, target = _scenario(sec), sec.params.target
+    result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+    golden_claim, _isolation = result.claims(golden_section=sec.name)
+    data = result.to_dict()
+    data.pop("sightings", None)  # the isolation section keeps those
+    data["durations_ms"] = operation_samples_ms(data)
+    return sec.finish([golden_claim], data)
+
+
+def isolation(sec: Section) -> SectionResult:
+    from ._golden import run_golden_path_sync
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    scenario, target = _scenario(sec), sec.params.target
+    scenario = _with_users(scenario, sec.config.users)
+    result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+    _golden, isolation_claim = result.claims(isolation_section=sec.name)
+    data = {
+        "users": [u.to_dict() for u in result.users],
+        "runs": len(result.runs),
+        "isolation": result.isolation.to_dict(),
+        "sightings_count": len(result.sightings),
+    }
+    return sec.finish([isolation_claim], data)
+
+
+def performance(sec: Section) -> SectionResult:
+    from ._perf import collect_interleaved, compare_operations, stored_samples
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    scenario, cfg = _scenario(sec), sec.config
+    data: dict = {"tolerance": cfg.tolerance}
+    if cfg.stored_baseline:
+        baseline_samples, data["baseline_source"], data["baseline_differences"] = stored_samples(
+            cfg.stored_baseline, sec.run_dir
+        )
+        candidate_samples = collect_interleaved(scenario, cfg, {"candidate": sec.params.target})["candidate"]
+    elif sec.params.baseline is not None:
+        both = collect_interleaved(scenario, cfg, {"baseline": sec.params.baseline, "candidate": sec.params.target})
+        baseline_samples, candidate_samples = both["baseline"], both["candidate"]
+        data["baseline_source"] = f"live target {sec.params.baseline.base_url}, interleaved A/B"
+    else:
+        claim = sec.claim("baseline", "Performance is compared with a baseline", _inconclusive(),
+                          "no baseline: params name no baseline target and no --baseline was given")
+        return sec.finish([claim], data)
+    data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
+    comparisons, claims = compare_operations(baseline_samples, candidate_samples, cfg, section=sec.name)
+    data["comparisons"] = comparisons
+    data["durations_ms"] = candidate_samples
+    return sec.finish(claims, data)
+
+
+def _inconclusive():
+    from ._models import Status
+
+    return Status.INCONCLUSIVE

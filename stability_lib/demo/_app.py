@@ -47,6 +47,7 @@ MAX_TITLE_CHARS = 200
 MAX_BODY_BYTES = 64 * 1024
 MAX_WS_FRAME_BYTES = 64 * 1024
 AGENT_STEPS: tuple[str, ...] = ("data", "optimization", "reporting")
+AGENT_SERVICE_MS = 5.0  # simulated model latency of each agent step
 _THREAD_LIMIT_DEFAULT = 50
 _THREAD_LIMIT_MAX = 200
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -496,6 +497,9 @@ async def _handle_user_message(
             {"type": "agent_started", "agent": agent, "step": number, "thread_id": thread.id}
         )
         started = time.perf_counter()
+        # Stands in for the model call a real agent step makes: the same for every variant,
+        # so a slowdown fault shows against a realistic service time, not against microseconds.
+        await asyncio.sleep(AGENT_SERVICE_MS / 1000.0)
         await ctx.delay(delay)
         result = work()
         await websocket.send_json(

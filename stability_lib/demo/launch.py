@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,11 @@ def demo_targets(
 ) -> Iterator[dict[str, str]]:
     """Start candidate (and baseline) services; yield the environment that params/demo.yaml reads."""
     with ExitStack() as stack:
-        env = {"DEMO_CANDIDATE_URL": stack.enter_context(demo_process(variant, faults, seed=1))}
+        env = {
+            "DEMO_CANDIDATE_URL": stack.enter_context(demo_process(variant, faults, seed=1)),
+            # A fresh password for the generated test users: a secret that only the environment holds.
+            "DEMO_USER_PASSWORD": os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16),
+        }
         if baseline_variant:
             env["DEMO_BASELINE_URL"] = stack.enter_context(demo_process(baseline_variant, (), seed=2))
         yield env
@@ -96,8 +101,9 @@ def run_demo(
     params_file = params_file or DEMO_PARAMS
     print(f"starting the sample service: candidate={variant}, baseline={baseline_variant}")
     with demo_targets(variant, baseline_variant, faults) as env:
-        for name, url in env.items():
-            print(f"  {name}={url}")
+        for name in ("DEMO_CANDIDATE_URL", "DEMO_BASELINE_URL"):
+            if name in env:
+                print(f"  {name}={env[name]}")
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
