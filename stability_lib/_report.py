@@ -58,9 +58,17 @@ def status_badge(status: str | Status) -> str:
     return f'<span class="sp-status sp-{safe}">{esc(value)}</span>'
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns: Iterable[int] = ()) -> str:
-    """An HTML table; cells are escaped except the columns named in raw_columns (our own markup)."""
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    raw_columns: Iterable[int] = (),
+    widths: Sequence[int] | None = None,
+) -> str:
+    """An HTML table; cells are escaped except the columns named in raw_columns (our own markup).
+    ``widths`` are column widths in percent."""
     raw = set(raw_columns)
+    cols = "<colgroup>" + "".join(f'<col style="width:{w}%">' for w in widths) + "</colgroup>" if widths else ""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for row in rows:
@@ -68,7 +76,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, raw_columns:
         body.append(f"<tr>{cells}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(headers)}"><em>nothing recorded</em></td></tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<table>{cols}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def header_html(summary: dict[str, Any]) -> str:
@@ -99,20 +107,28 @@ def banner_html(summary: dict[str, Any]) -> str:
 
 
 def summary_table_html(summary: dict[str, Any]) -> str:
-    rows = []
-    for c in summary.get("claims", []):
-        rows.append(
+    def rows(required: bool) -> list[tuple[str, ...]]:
+        return [
             (
                 SECTION_TITLES.get(c["section"], c["section"]),
-                esc(c["statement"]) + ("" if c.get("required", True) else " <em>(informative)</em>"),
+                c["statement"],
                 status_badge(c["status"]),
                 c.get("statistic", ""),
                 ", ".join(e["file"] for e in c.get("evidence", [])),
             )
+            for c in summary.get("claims", [])
+            if bool(c.get("required", True)) is required
+        ]
+
+    headers = ["Category", "Check", "Status", "Statistic", "Evidence"]
+    widths = (13, 24, 11, 40, 12)
+    out = "<h2>Summary: checks that decide the verdict</h2>" + table(headers, rows(True), raw_columns=(2,), widths=widths)
+    informative = rows(False)
+    if informative:
+        out += "<h3>Informative checks (reported, not deciding)</h3>" + table(
+            headers, informative, raw_columns=(2,), widths=widths
         )
-    return "<h2>Summary</h2>" + table(
-        ["Category", "Check", "Status", "Statistic", "Evidence"], rows, raw_columns=(1, 2)
-    )
+    return out
 
 
 def claims_table_html(claims: Iterable[dict[str, Any]]) -> str:

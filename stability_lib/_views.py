@@ -123,3 +123,170 @@ def _suites_view(result: SectionResult) -> list[Part]:
     if warns:
         parts.append("<h3>Runner warnings</h3>" + table(["Category", "Warning"], warns))
     return parts
+
+
+def _figure(width: float = 7.5, height: float = 3.0):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    return fig, ax
+
+
+def _close_code_chart(sides: dict[str, dict[str, int]]):
+    fig, ax = _figure()
+    codes = sorted({c for hist in sides.values() for c in hist}, key=str)
+    width = 0.8 / max(1, len(sides))
+    for i, (label, hist) in enumerate(sides.items()):
+        xs = [j + i * width for j in range(len(codes))]
+        ax.bar(xs, [hist.get(c, 0) for c in codes], width=width, label=label)
+    ax.set_xticks([j + width * (len(sides) - 1) / 2 for j in range(len(codes))], [str(c) for c in codes])
+    ax.set_xlabel("close code ('none': no close frame, seen by the client as 1006)")
+    ax.set_ylabel("sessions")
+    ax.set_yscale("symlog")
+    ax.set_title("Close codes")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _timeline_chart(timeline: list[dict[str, Any]]):
+    fig, ax = _figure(height=2.4)
+    kinds = sorted({t["outcome"] for t in timeline})
+    for k in kinds:
+        xs = [t["start_offset_s"] for t in timeline if t["outcome"] == k]
+        ax.scatter(xs, [k] * len(xs), s=8, alpha=0.6, label=k)
+    ax.set_xlabel("session start (s since the soak began)")
+    ax.set_title("Outcome timeline")
+    fig.tight_layout()
+    return fig
+
+
+@register_view("websocket")
+def _websocket_view(result: SectionResult) -> list[Part]:
+    sides = {k: result.data[k] for k in ("baseline", "candidate") if k in result.data}
+    parts: list[Part] = []
+    rows = []
+    for label, soak in sides.items():
+        agg = soak["aggregate"]
+        rows.append((label, agg["sessions"], agg["connected"], agg["ok"], agg["crashes"], agg["failures"],
+                     ", ".join(f"{k}: {v}" for k, v in agg["outcome_labels"].items())))
+    parts.append("<h3>Sessions</h3>" + table(["Target", "Sessions", "Connected", "OK", "1011/1006", "Any failure", "Outcomes"], rows))
+    parts.append(_close_code_chart({label: soak["aggregate"]["close_codes"] for label, soak in sides.items()}))
+    if "candidate" in sides:
+        parts.append(_timeline_chart(sides["candidate"]["aggregate"]["timeline"]))
+        lat = sides["candidate"]["aggregate"]["latency_s"]
+        lat_rows = [(k, v.get("n"), *(f"{(v.get(q) or 0) * 1e3:.2f}" for q in ("p50", "p95", "max"))) for k, v in lat.items()]
+        parts.append("<h3>Candidate session latency (ms)</h3>" + table(["Measure", "n", "p50", "p95", "max"], lat_rows))
+    closes = [(r["session_id"], r["outcome"].get("label", ""), r["close_code"], r["close_reason"])
+              for r in sides.get("candidate", {}).get("records", []) if r["outcome"].get("kind") != "ok"][:20]
+    if closes:
+        parts.append("<h3>Failed sessions (first 20; reasons as sent by the server)</h3>"
+                     + table(["Session", "Outcome", "Close code", "Reason"], closes))
+    return parts
+
+
+def _box_chart(samples: dict[str, list[float]], title: str):
+    names = [k for k, v in samples.items() if v]
+    fig, ax = _figure(height=0.45 * len(names) + 1.2)
+    ax.boxplot([samples[n] for n in names], vert=False, showfliers=True, flierprops={"markersize": 2})
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds (log scale)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+@register_view("golden_path")
+def _golden_view(result: SectionResult) -> list[Part]:
+    durations = result.data.get("durations_ms", {})
+    parts: list[Part] = []
+    rows = [(op, len(v), f"{statistics.median(v):.2f}", f"{sorted(v)[int(0.95 * (len(v) - 1))]:.2f}", f"{max(v):.2f}")
+            for op, v in sorted(durations.items()) if v]
+    parts.append("<h3>Step durations (ms, all users and repetitions)</h3>" + table(["Operation", "n", "p50", "p95", "max"], rows))
+    if durations:
+        parts.append(_box_chart(durations, "Step latency distributions"))
+    failed = [(r["user"], r["repetition"], r["failed_step"], r["failure"]) for r in result.data.get("runs", []) if not r["ok"]]
+    if failed:
+        parts.append("<h3>Failed runs</h3>" + table(["User", "Repetition", "Step", "Failure"], failed[:30]))
+    return parts
+
+
+@register_view("isolation")
+def _isolation_view(result: SectionResult) -> list[Part]:
+    iso = result.data.get("isolation", {})
+    parts: list[Part] = [
+        f"<p>{esc(iso.get('explanation', ''))}</p>",
+        "<h3>Own data seen by each user</h3>" + table(["User", "Own nonces seen"], sorted(iso.get("own_seen", {}).items())),
+    ]
+    leaks = [(l["viewer"], l["owner"], l["step"], l["where"], l["count"]) for l in iso.get("leaks", [])]
+    if leaks:
+        parts.append("<h3>Leaks: a user saw another user's data</h3>" + table(["Viewer", "Owner", "Step", "Where", "Times"], leaks))
+    return parts
+
+
+def _forest_chart(comparisons: list[dict[str, Any]], tolerance: float):
+    rows = [c for c in comparisons if c["median_ratio"]["ratio"] is not None]
+    fig, ax = _figure(height=0.4 * len(rows) + 1.4)
+    for i, c in enumerate(rows):
+        r = c["median_ratio"]
+        color = {"REGRESSION": "#b91c1c", "NO_REGRESSION": "#15803d"}.get(c["verdict"], "#a16207")
+        lo, hi = r["ci_low"] or r["ratio"], r["ci_high"] or r["ratio"]
+        ax.plot([lo, hi], [i, i], color=color, lw=2)
+        ax.plot([r["ratio"]], [i], "o", color=color, alpha=1.0 if c.get("judged", True) else 0.4)
+    ax.axvline(1.0, color="#555", lw=0.8)
+    ax.axvspan(0, 1 + tolerance, color="#15803d", alpha=0.06)
+    ax.axvline(1 + tolerance, color="#b91c1c", ls="--", lw=0.8, label=f"tolerance {tolerance:.0%}")
+    ax.set_yticks(range(len(rows)), [c["operation"] + ("" if c.get("judged", True) else " (info)") for c in rows])
+    ax.set_xscale("log")
+    ax.set_xlabel("candidate / baseline median, with bootstrap 95% CI (log scale)")
+    ax.set_title("Performance: ratio per operation")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = 2
+    rows_n = max(1, (len(ops) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5, 2.2 * rows_n), dpi=100, squeeze=False)
+    for ax, op in zip(axes.flat, ops):
+        for side in ("baseline", "candidate"):
+            v = np.sort(np.asarray(samples.get(side, {}).get(op, []), dtype=float))
+            if v.size:
+                ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=side)
+        ax.set_title(op, fontsize=9)
+        ax.set_xscale("log")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(ops):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Latency distributions (ECDF, ms)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@register_view("performance")
+def _performance_view(result: SectionResult) -> list[Part]:
+    comparisons = result.data.get("comparisons", [])
+    tolerance = result.data.get("tolerance", 0.1)
+    parts: list[Part] = [f"<p>Baseline: {esc(result.data.get('baseline_source', 'none'))}.</p>"]
+    if not comparisons:
+        return parts
+    parts.append(_forest_chart(comparisons, tolerance))
+    rows = []
+    for c in comparisons:
+        r = c["median_ratio"]
+        fmt = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+        rows.append((c["operation"], "yes" if c.get("judged", True) else "no", f"{c['n_baseline']}/{c['n_candidate']}",
+                     fmt(c["median_baseline"]), fmt(c["median_candidate"]), f"{fmt(r['ratio'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
+                     fmt(c["mannwhitney_p_two_sided"]), c["verdict"], c.get("samples_needed") or ""))
+    parts.append("<h3>Figures behind each verdict (ms)</h3>" + table(
+        ["Operation", "Judged", "n (A/B)", "Median A", "Median B", "Ratio [95% CI]", "Mann-Whitney p", "Verdict", "Samples needed"], rows))
+    judged = [c["operation"] for c in comparisons if c.get("judged", True)][:6]
+    if judged:
+        parts.append(_ecdf_chart(result.data.get("samples", {}), judged))
+    return parts

@@ -25,7 +25,7 @@ environment: local
 target: {base_url: "http://127.0.0.1:9"}
 sections:
   health: {samples: 1}
-  golden_path: {users: 2}
+  golden_path: {}
   isolation: {users: 2}
   contract: {}
 """

@@ -39,7 +39,13 @@ def test_serve_can_run_again_and_stops_listening_on_exit() -> None:
     assert len(ports) == 3
 
 
-def test_temporary_database_is_removed_and_a_given_one_is_kept(tmp_path: Path) -> None:
+def test_temporary_database_is_removed_and_a_given_one_is_kept(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    # A private temp root: other tests running in parallel create their own demo folders.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     with serve() as url:
         health = httpx.get(f"{url}/health").json()
         temp_dirs_before = set(Path(p) for p in _demo_temp_dirs())
