@@ -1,0 +1,83 @@
+"""The report against the sample service, end to end: the claims issue 6 and 7 ask for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import pdf_text, run_cli
+
+pytestmark = pytest.mark.slow
+
+PERF_ONLY = [
+    "--set", "sections.health.enabled=false",
+    "--set", "sections.suites.enabled=false",
+    "--set", "sections.websocket.enabled=false",
+    "--set", "sections.golden_path.enabled=false",
+    "--set", "sections.isolation.enabled=false",
+    "--set", "sections.contract.enabled=false",
+]
+
+
+def claims(run: Path) -> dict[str, dict]:
+    return {c["id"]: c for c in json.loads((run / "summary.json").read_text())["claims"]}
+
+
+def test_make_demo_job_baseline_vs_candidate_passes_with_the_fix_shown(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--out", str(out)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = claims(out)
+    fix = found["websocket.fix_works"]
+    assert fix["status"] == "PASS" and "Fisher" in fix["statistic"] and "baseline" in fix["statistic"]
+    perf = [c for c in found.values() if c["section"] == "performance" and c["required"]]
+    assert perf and all(c["status"] == "PASS" for c in perf)
+    assert "NO REGRESSION" in perf[0]["statistic"]
+    assert "Verdict: PASS" in pdf_text(out / "report.pdf")
+
+
+def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "slow=thread_create:50",
+                    "--out", str(out), *PERF_ONLY, "--set", "sections.performance.operations=['*']",
+                    "--set", "sections.performance.samples_per_side=30"])
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    perf = {k: c for k, c in claims(out).items() if c["section"] == "performance"}
+    assert perf["performance.step:create_thread"]["status"] == "FAIL"
+    assert "REGRESSION" in perf["performance.step:create_thread"]["statistic"]
+    others = [c for k, c in perf.items() if k != "performance.step:create_thread"]
+    assert others and all(c["status"] != "FAIL" for c in others)
+
+
+def test_few_samples_are_inconclusive_never_no_regression(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--baseline-variant", "candidate", "--out", str(out), *PERF_ONLY,
+                    "--set", "sections.performance.samples_per_side=6"])
+    assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
+    perf = [c for c in claims(out).values() if c["section"] == "performance" and c["required"]]
+    assert perf and all(c["status"] == "INCONCLUSIVE" for c in perf)
+    assert all("too few" in c["statistic"] or "fewer than" in c["statistic"] for c in perf)
+
+
+def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path) -> None:
+    secret = "s3cret-Marker-7f1c2b9e"
+    out = tmp_path / "run"
+    proc = run_cli(
+        ["demo", "--out", str(out), "--set", "sections.performance.enabled=false",
+         "--set", "scenario.soak.sessions=40"],
+        env={"DEMO_USER_PASSWORD": secret},
+    )
+    assert proc.returncode in (0, 2), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert secret not in proc.stdout + proc.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".ipynb" for p in files) and any(p.name == "run.log" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert secret.encode() not in data, f"secret found in {path}"
+    text = subprocess.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True).stdout
+    assert secret not in text
+    # the users really logged in with it: the golden path passed
+    assert claims(out)["golden_path.succeeds_for_every_user"]["status"] == "PASS"
