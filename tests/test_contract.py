@@ -1,0 +1,422 @@
+"""Contract section: config, loading specs from files / git / HTTP, and the claims it makes."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import http.server
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from stability_lib._contract import (
+    ContractConfig,
+    DbCompareConfig,
+    FileSource,
+    GitSource,
+    UrlSource,
+    contract_claims,
+    fetch_spec,
+    load_spec_git,
+    parse_spec_bytes,
+    run_contract,
+)
+from stability_lib._errors import TargetError
+from stability_lib._models import Status
+from stability_lib._openapi_diff import Change, Level, SpecError
+
+TODAY = date(2025, 6, 1)
+
+
+def spec(*, with_email: bool = True, extra_path: bool = False) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "type": "object",
+        "required": ["id"],
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+    }
+    if with_email:
+        user["properties"]["email"] = {"type": "string"}
+    paths: dict[str, Any] = {
+        "/users/{id}": {
+            "get": {
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}}}},
+            }
+        }
+    }
+    if extra_path:
+        paths["/health"] = {"get": {"responses": {"200": {"description": "ok"}}}}
+    return {"openapi": "3.1.0", "info": {"title": "Users", "version": "1"}, "paths": paths, "components": {"schemas": {"User": user}}}
+
+
+def _api_claim(result: Any) -> Any:
+    return next(c for c in result.claims() if c.id == "contract.no_breaking_api_changes")
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_defaults_and_sources() -> None:
+    cfg = ContractConfig()
+    assert cfg.enabled and cfg.openapi_path == "/api/openapi.json" and cfg.baseline_spec is None
+    cfg = ContractConfig.model_validate(
+        {
+            "baseline_spec": {"git": {"ref": "v1.0", "path": "api/openapi.yaml"}},
+            "candidate_spec": {"file": "openapi.json"},
+            "fail_on_warn": True,
+            "database": {"baseline": "old.db", "candidate": "sqlite:///new.db"},
+        }
+    )
+    assert isinstance(cfg.baseline_spec, GitSource) and cfg.baseline_spec.git.repo == "."
+    assert isinstance(cfg.candidate_spec, FileSource)
+    assert isinstance(ContractConfig.model_validate({"baseline_spec": {"url": "http://x/o.json"}}).baseline_spec, UrlSource)
+    assert isinstance(cfg.database, DbCompareConfig)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"unknown": 1},
+        {"baseline_spec": {"file": "a.json", "url": "http://x"}},
+        {"baseline_spec": {"path": "a.json"}},
+        {"baseline_spec": {"git": {"ref": "main"}}},
+    ],
+)
+def test_config_rejects_unknown_or_ambiguous_keys(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ContractConfig.model_validate(raw)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def test_parse_json_and_yaml() -> None:
+    as_json = parse_spec_bytes(json.dumps(spec()).encode())
+    as_yaml = parse_spec_bytes(yaml.safe_dump(spec()).encode())
+    assert as_json == as_yaml == spec()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe not utf-8",
+        b"{not json",
+        b"key: [unclosed",
+        b'{"swagger": "2.0", "paths": {}}',
+        b"just a string",
+        b"!!python/object/apply:os.system ['echo hi']",
+    ],
+)
+def test_parse_rejects_what_is_not_an_openapi_3_document(data: bytes) -> None:
+    with pytest.raises(SpecError):
+        parse_spec_bytes(data)
+
+
+def test_parse_caps_size_and_yaml_alias_expansion() -> None:
+    with pytest.raises(SpecError, match="cap"):
+        parse_spec_bytes(json.dumps(spec()).encode(), max_bytes=100)
+    # "Billion laughs": a few hundred bytes that expand to 10^9 nodes.
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]")
+    lines.append("openapi: 3.0.0")
+    with pytest.raises(SpecError, match="expands"):
+        parse_spec_bytes("\n".join(lines).encode())
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_specs_from_json_and_yaml_files(tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text(json.dumps(spec()))
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(spec(with_email=False)))
+    (tmp_path / "same.yaml").write_text(yaml.safe_dump(spec(extra_path=True)))
+
+    def run(old: str, new: str) -> Any:
+        cfg = ContractConfig(baseline_spec=FileSource(file=old), candidate_spec=FileSource(file=new), compare_ws_events=False)
+        return run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
+
+    failing = run("old.json", "new.yaml")
+    claim = _api_claim(failing)
+    assert claim.status is Status.FAIL
+    assert claim.statistic == "1 ERR, 0 WARN, 0 INFO across 1 operations compared"
+    assert [c.rule for c in failing.changes] == ["response-property-removed"]
+
+    passing = run("old.json", "same.yaml")
+    assert _api_claim(passing).status is Status.PASS
+    assert _api_claim(passing).statistic == "0 ERR, 0 WARN, 1 INFO across 1 operations compared"
+
+    evidence = passing.to_dict()
+    json.dumps(evidence)  # evidence must be JSON
+    assert evidence["openapi"]["baseline"]["origin"] == f"file {tmp_path / 'old.json'}"
+    assert evidence["openapi"]["candidate"]["operations"] == 2
+    assert evidence["openapi"]["counts"] == {"ERR": 0, "WARN": 0, "INFO": 1}
+    assert evidence["openapi"]["changes"][0]["rule"] == "operation-added"
+
+
+def test_missing_file_is_inconclusive_never_pass(tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text(json.dumps(spec()))
+    cfg = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="gone.json"))
+    result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
+    claim = _api_claim(result)
+    assert claim.status is Status.INCONCLUSIVE
+    assert "gone.json" in claim.statistic and "candidate" in claim.statistic
+    assert result.to_dict()["openapi"]["ran"] is False
+
+
+def test_no_source_and_no_url_is_inconclusive(tmp_path: Path) -> None:
+    result = run_contract(ContractConfig(), baseline_url=None, candidate_url=None, base_dir=tmp_path)
+    assert [c.status for c in result.claims()] == [Status.INCONCLUSIVE, Status.INCONCLUSIVE]
+    assert result.claims()[1].statistic == "no comparison: no WebSocket events were collected from both targets"
+
+
+def test_empty_baseline_is_inconclusive(tmp_path: Path) -> None:
+    empty = {"openapi": "3.0.0", "info": {"title": "e", "version": "1"}, "paths": {}}
+    (tmp_path / "e.json").write_text(json.dumps(empty))
+    cfg = ContractConfig(baseline_spec=FileSource(file="e.json"), candidate_spec=FileSource(file="e.json"), compare_ws_events=False)
+    claim = _api_claim(run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path))
+    assert claim.status is Status.INCONCLUSIVE
+    assert "no operations" in claim.statistic
+
+
+# --------------------------------------------------------------------------- git
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_specs_from_git_refs(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "api").mkdir()
+    (repo / "api" / "openapi.yaml").write_text(yaml.safe_dump(spec()))
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "v1")
+    _git(repo, "tag", "v1")
+    (repo / "api" / "openapi.yaml").write_text(yaml.safe_dump(spec(with_email=False)))
+    _git(repo, "commit", "-q", "-am", "v2")
+
+    cfg = ContractConfig.model_validate(
+        {
+            "baseline_spec": {"git": {"repo": "repo", "ref": "v1", "path": "api/openapi.yaml"}},
+            "candidate_spec": {"git": {"repo": "repo", "ref": "HEAD", "path": "api/openapi.yaml"}},
+            "compare_ws_events": False,
+        }
+    )
+    result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
+    assert _api_claim(result).status is Status.FAIL
+    assert [c.rule for c in result.changes] == ["response-property-removed"]
+    assert result.baseline.origin == f"git v1:api/openapi.yaml in {repo}"
+    assert len(result.baseline.sha256) == 64
+
+    same, _ = load_spec_git(repo, "HEAD~1", "api/openapi.yaml")
+    assert same == spec()
+
+
+@pytest.mark.parametrize(("ref", "path"), [("--output=/tmp/x", "a.yaml"), ("nope", "api/openapi.yaml"), ("HEAD", "missing.yaml")])
+def test_bad_git_refs_are_errors(tmp_path: Path, ref: str, path: str) -> None:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "openapi.yaml").write_text(yaml.safe_dump(spec()))
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "v1")
+    with pytest.raises(TargetError):
+        load_spec_git(tmp_path, ref, path)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@contextlib.contextmanager
+def _static_server(routes: dict[str, tuple[int, bytes]]) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            status, body = routes.get(self.path, (404, b"not found"))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_specs_fetched_from_each_target(tmp_path: Path) -> None:
+    routes = {
+        "/old/api/openapi.json": (200, json.dumps(spec()).encode()),
+        "/new/api/openapi.json": (200, json.dumps(spec(with_email=False)).encode()),
+        "/yaml/api/openapi.json": (200, yaml.safe_dump(spec()).encode()),
+    }
+    with _static_server(routes) as base:
+        result = run_contract(
+            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/new/", base_dir=tmp_path, today=TODAY
+        )
+        assert _api_claim(result).status is Status.FAIL
+        assert result.baseline.origin == f"GET {base}/old/api/openapi.json"
+
+        same = run_contract(
+            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/yaml", base_dir=tmp_path
+        )
+        assert _api_claim(same).status is Status.PASS
+
+        missing = run_contract(
+            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/nothing", base_dir=tmp_path
+        )
+        assert _api_claim(missing).status is Status.INCONCLUSIVE
+        assert "HTTP 404" in _api_claim(missing).statistic
+
+        with pytest.raises(SpecError, match="cap"):
+            fetch_spec(f"{base}/old/api/openapi.json", max_bytes=64)
+
+
+def test_url_credentials_never_reach_evidence(tmp_path: Path) -> None:
+    with _static_server({}) as base:
+        host = base.removeprefix("http://")
+        cfg = ContractConfig(
+            baseline_spec=UrlSource(url=f"http://user:hunter2@{host}/spec.json?token=abc123"), compare_ws_events=False
+        )
+        result = run_contract(cfg, baseline_url=None, candidate_url=base, base_dir=tmp_path)
+        dumped = json.dumps(result.to_dict()) + json.dumps([c.serialize() for c in result.claims()])
+        assert "hunter2" not in dumped and "abc123" not in dumped
+
+
+def test_unreachable_target_is_inconclusive(tmp_path: Path) -> None:
+    with _static_server({}) as base:
+        pass  # closed: nothing listens there any more
+    result = run_contract(ContractConfig(compare_ws_events=False), baseline_url=base, candidate_url=base, base_dir=tmp_path)
+    assert _api_claim(result).status is Status.INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def _change(level: Level) -> Change:
+    return Change(level, "x", "/p", "GET", "", "m")
+
+
+def test_contract_claims_verdicts() -> None:
+    assert contract_claims([], fail_on_warn=False, operations_compared=12)[0].status is Status.PASS
+    warn = [_change(Level.WARN), _change(Level.INFO), _change(Level.INFO), _change(Level.INFO)]
+    claim = contract_claims(warn, fail_on_warn=False, operations_compared=12)[0]
+    assert claim.status is Status.PASS
+    assert claim.statistic == "0 ERR, 1 WARN, 3 INFO across 12 operations compared"
+    assert contract_claims(warn, fail_on_warn=True, operations_compared=12)[0].status is Status.FAIL
+    assert contract_claims([_change(Level.ERR)], fail_on_warn=False, operations_compared=1)[0].status is Status.FAIL
+    assert contract_claims(None, fail_on_warn=False, reason="candidate spec: HTTP 500")[0].status is Status.INCONCLUSIVE
+
+
+# --------------------------------------------------------------------------- WebSocket and database through the section
+
+
+def test_ws_events_and_database_are_compared(tmp_path: Path) -> None:
+    import sqlite3
+
+    for name, ddl in (("old.db", "CREATE TABLE t (a INTEGER, b TEXT);"), ("new.db", "CREATE TABLE t (a INTEGER);")):
+        with sqlite3.connect(tmp_path / name) as conn:
+            conn.executescript(ddl)
+    (tmp_path / "s.json").write_text(json.dumps(spec()))
+    cfg = ContractConfig(
+        baseline_spec=FileSource(file="s.json"),
+        candidate_spec=FileSource(file="s.json"),
+        database=DbCompareConfig(baseline="old.db", candidate="new.db"),
+    )
+    events = [{"type": "tick", "n": 1}]
+    result = run_contract(
+        cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, baseline_events=events, candidate_events=[{"type": "tick", "n": "1"}]
+    )
+    by_id = {c.id: c for c in result.claims()}
+    assert by_id["contract.no_breaking_api_changes"].status is Status.PASS
+    assert by_id["contract.ws_message_contract"].status is Status.FAIL
+    assert by_id["contract.db_schema_compatible"].status is Status.FAIL
+    evidence = result.to_dict()
+    assert evidence["database"]["changes"][0]["rule"] == "db-column-removed"
+    assert evidence["ws"]["changes"][0]["rule"] == "ws-field-type-changed"
+
+    no_events = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, baseline_events=events)
+    assert {c.id: c for c in no_events.claims()}["contract.ws_message_contract"].status is Status.INCONCLUSIVE
+
+
+def test_missing_database_is_inconclusive(tmp_path: Path) -> None:
+    cfg = ContractConfig(compare_ws_events=False, database=DbCompareConfig(baseline="nope.db", candidate="nope.db"))
+    result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path)
+    claim = {c.id: c for c in result.claims()}["contract.db_schema_compatible"]
+    assert claim.status is Status.INCONCLUSIVE
+    assert "not found" in claim.statistic
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_result_dict_is_a_copy_not_shared_state(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(spec()))
+    cfg = ContractConfig(baseline_spec=FileSource(file="s.json"), candidate_spec=FileSource(file="s.json"), compare_ws_events=False)
+    result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path)
+    before = copy.deepcopy(result.to_dict())
+    result.to_dict()["openapi"]["counts"]["ERR"] = 99
+    assert result.to_dict() == before
+
+
+# --------------------------------------------------------------------------- live: the bundled sample service
+
+
+@pytest.fixture(scope="module")
+def candidate_url() -> Iterator[str]:
+    from stability_lib.demo import serve
+
+    with serve(variant="candidate") as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("api_break", "rule", "where"),
+    [
+        ("field_removed", "response-property-removed", "created_at"),
+        ("param_required", "request-parameter-became-required", "parameters/query/limit"),
+        ("endpoint_removed", "operation-removed", ""),
+    ],
+)
+def test_live_api_break_fails_with_the_right_rule(candidate_url: str, tmp_path: Path, api_break: str, rule: str, where: str) -> None:
+    from stability_lib.demo import serve
+
+    with serve(variant="candidate", faults=[f"api_break={api_break}"]) as broken_url:
+        result = run_contract(
+            ContractConfig(compare_ws_events=False), baseline_url=candidate_url, candidate_url=broken_url, base_dir=tmp_path
+        )
+    claim = _api_claim(result)
+    assert claim.status is Status.FAIL
+    errors = [c for c in result.changes if c.level is Level.ERR]
+    assert errors and {c.rule for c in errors} == {rule}
+    assert all(where in c.location for c in errors)
+    assert result.operations_compared > 0
+
+
+def test_live_candidate_against_itself_passes(candidate_url: str, tmp_path: Path) -> None:
+    result = run_contract(
+        ContractConfig(compare_ws_events=False), baseline_url=candidate_url, candidate_url=candidate_url, base_dir=tmp_path
+    )
+    claim = _api_claim(result)
+    assert claim.status is Status.PASS, claim.statistic
+    assert claim.statistic.startswith("0 ERR, 0 WARN, 0 INFO across ")
+    assert result.baseline.sha256 == result.candidate.sha256
