@@ -75,6 +75,12 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
         "bootstrap 95% interval decides against the tolerance.",
         "result = sl.sections.performance(sec)",
     ),
+    "contract": (
+        "Breaking changes (API contract)",
+        "The OpenAPI specs of baseline and candidate are diffed rule by rule (ERR breaking, WARN possibly "
+        "breaking, INFO); WebSocket event shapes observed on both sides are compared; optionally the databases.",
+        "result = sl.sections.contract(sec)",
+    ),
 }
 
 REPORT = new_notebook(

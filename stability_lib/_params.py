@@ -112,28 +112,20 @@ class RunnerConfig(_Strict):
 
 
 def _section_models() -> dict[str, Any]:
-    # Imported lazily so that each section owns its config model in its module.
-    import importlib
+    # Imported lazily: each section owns its config model in its own module.
+    from ._contract import ContractConfig
+    from ._perf import PerformanceConfig
+    from ._probes import GoldenPathSectionConfig, IsolationSectionConfig, WebSocketSectionConfig
+    from ._suites import SuitesConfig
 
-    where = {
-        "suites": ("._suites", "SuitesConfig"),
-        "websocket": ("._probes", "WebSocketSectionConfig"),
-        "golden_path": ("._probes", "GoldenPathSectionConfig"),
-        "isolation": ("._probes", "IsolationSectionConfig"),
-        "performance": ("._perf", "PerformanceConfig"),
-        "contract": ("._contract", "ContractConfig"),
+    return {
+        "suites": SuitesConfig,
+        "websocket": WebSocketSectionConfig,
+        "golden_path": GoldenPathSectionConfig,
+        "isolation": IsolationSectionConfig,
+        "performance": PerformanceConfig,
+        "contract": ContractConfig,
     }
-    out: dict[str, Any] = {}
-    for section, (module, name) in where.items():
-        try:
-            out[section] = getattr(importlib.import_module(module, __package__), name)
-        except (ImportError, AttributeError):  # TEMP during integration
-            out[section] = _Disabled
-    return out
-
-
-class _Disabled(_Strict):
-    enabled: bool = False
 
 
 class Params(_Strict):

@@ -97,13 +97,18 @@ def compare_operations(
 
     comparisons: list[dict[str, Any]] = []
     claims: list[Claim] = []
-    for op in sorted(set(baseline) | set(candidate)):
-        judged = any(fnmatch.fnmatchcase(op, pattern) for pattern in cfg.operations)
+    operations = sorted(set(baseline) | set(candidate))
+    selected = [op for op in operations if any(fnmatch.fnmatchcase(op, p) for p in cfg.operations)]
+    # Bonferroni: m judged operations at 95% each would raise a false alarm far more often
+    # than 5% of runs; each interval is widened to 1 - 0.05/m so the whole family holds at 95%.
+    confidence = 1 - 0.05 / max(1, len(selected))
+    for op in operations:
+        judged = op in selected
         a, b = baseline.get(op, []), candidate.get(op, [])
         a = [v for v in a if v > 0]
         b = [v for v in b if v > 0]
         cmp = compare_samples(a, b, tolerance=cfg.tolerance, resamples=cfg.resamples, seed=cfg.seed,
-                              min_samples=cfg.min_samples, unit="ms")
+                              min_samples=cfg.min_samples, unit="ms", confidence=confidence if judged else 0.95)
         status = {
             PerfVerdict.NO_REGRESSION: Status.PASS,
             PerfVerdict.REGRESSION: Status.FAIL,
@@ -125,6 +130,8 @@ def compare_operations(
             statistic = f"informative only: not in performance.operations; {statistic}"
         if not judged:
             details.pop("recommendation", None)
+        elif len(selected) > 1:
+            statistic += f"; interval Bonferroni-adjusted over {len(selected)} judged operations"
         comparisons.append({"operation": op, "judged": judged, **cmp.serialize()})
         claims.append(
             Claim(

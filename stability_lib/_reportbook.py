@@ -44,12 +44,14 @@ def _rules() -> list[tuple[str, str]]:
 
         rules.append(("Performance (median ratio)", getattr(_stats, "PERFORMANCE_RULE_TEXT", "")))
         rules.append((
-            "Failure rates",
-            "Exact binomial (Clopper-Pearson) intervals at 95%. A rate check passes only when the one-sided 95% "
-            "upper bound is at or under the tolerated rate; it fails when the interval's lower bound is above it; "
-            "otherwise it is INCONCLUSIVE and says how many trials would settle it (zero failures in n: upper bound "
-            "1 - 0.05^(1/n), about 3/n).",
+            "Performance: several operations",
+            "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
+            "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
+            "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
+            "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
+            "so that drift on the machine hits both sides alike.",
         ))
+        rules.append(("Failure rates", getattr(_stats, "FAILURE_RATE_RULE_TEXT", "")))
         fix = getattr(_stats, "FIX_RULE_TEXT", "")
         if fix:
             rules.append(("\"The fix works\"", fix))

@@ -290,3 +290,33 @@ def _performance_view(result: SectionResult) -> list[Part]:
     if judged:
         parts.append(_ecdf_chart(result.data.get("samples", {}), judged))
     return parts
+
+
+def _changes_table(title: str, listing: dict[str, Any]) -> str:
+    if not listing.get("ran"):
+        return f"<h3>{esc(title)}</h3><p>Not compared.</p>"
+    counts = listing.get("counts") or {}
+    order = {"ERR": 0, "WARN": 1, "INFO": 2}
+    changes = sorted(listing.get("changes", []), key=lambda c: order.get(c.get("level"), 3))
+    rows = [(c.get("level"), c.get("rule"), f"{c.get('method') or ''} {c.get('path') or ''}".strip(), c.get("location", ""),
+             c.get("message", "")) for c in changes[:200]]
+    head = f"<h3>{esc(title)}: " + ", ".join(f"{n} {esc(k)}" for k, n in counts.items()) + "</h3>"
+    return head + table(["Level", "Rule", "Operation", "Location", "Change"], rows, widths=(7, 18, 20, 20, 35))
+
+
+@register_view("contract")
+def _contract_view(result: SectionResult) -> list[Part]:
+    data = result.data
+    parts: list[Part] = []
+    api = data.get("openapi", {})
+    sources = [(side, (api.get(side) or {}).get("origin", ""), (api.get(side) or {}).get("error") or "")
+               for side in ("baseline", "candidate")]
+    parts.append("<h3>Specs compared</h3>" + table(["Side", "Source", "Error"], sources))
+    parts.append(_changes_table(f"HTTP API ({api.get('operations_compared', 0)} operations compared)", api))
+    if "ws" in data:
+        parts.append(_changes_table(
+            f"WebSocket messages ({data['ws'].get('baseline_events', 0)} / {data['ws'].get('candidate_events', 0)} events observed)",
+            data["ws"]))
+    if "database" in data:
+        parts.append(_changes_table("Database schema", data["database"]))
+    return parts

@@ -156,3 +156,45 @@ def _inconclusive():
     from ._models import Status
 
     return Status.INCONCLUSIVE
+
+
+def _observed_events(target, scenario) -> list[dict]:
+    """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
+    import json
+
+    from ._golden import run_golden_path_sync
+
+    small = _with_users(scenario, 1, 2)
+    result = run_golden_path_sync(target.base_url, small, ws_base_url=target.ws_base_url)
+    events = []
+    for s in result.sightings:
+        if not s.where.startswith("ws event"):
+            continue
+        try:
+            event = json.loads(s.text)
+        except ValueError:
+            continue  # capped or not JSON: not evidence of a schema
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def contract(sec: Section) -> SectionResult:
+    from ._contract import run_contract
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    cfg, params = sec.config, sec.params
+    baseline_events = candidate_events = None
+    if cfg.compare_ws_events and params.scenario is not None and params.baseline is not None:
+        baseline_events = _observed_events(params.baseline, params.scenario)
+        candidate_events = _observed_events(params.target, params.scenario)
+    result = run_contract(
+        cfg,
+        baseline_url=params.baseline.base_url if params.baseline else None,
+        candidate_url=params.target.base_url,
+        base_dir=sec.base_dir,
+        baseline_events=baseline_events,
+        candidate_events=candidate_events,
+    )
+    return sec.finish(result.claims(), result.to_dict())
