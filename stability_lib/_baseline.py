@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -36,7 +37,7 @@ __all__ = [
 FINGERPRINT_FILE = "fingerprint.json"
 _VERSIONED = ("stability-proof", "httpx", "websockets", "numpy", "scipy", "uvicorn")
 # Differences in these keys change what a latency means; others are informative.
-_ENVIRONMENT_KEYS = ("host", "cpu_model", "cpu_count", "python", "packages", "scenario_hash", "target_url")
+_ENVIRONMENT_KEYS = ("host", "cpu_model", "cpu_count", "python", "packages", "scenario_hash", "target_host")
 
 
 def _cpu_model() -> str:
@@ -74,6 +75,8 @@ def fingerprint(raw_params: dict[str, Any], target_url: str, commit: str | None)
         "platform": platform.platform(),
         "packages": packages,
         "target_url": target_url,
+        # The host, not the URL: a loopback service gets a new port every run.
+        "target_host": urlsplit(target_url).hostname or "",
         "scenario_hash": scenario_hash(raw_params),
         "commit": commit,
     }

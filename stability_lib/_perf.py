@@ -70,13 +70,14 @@ def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str
     return out
 
 
-def stored_samples(ref: str, run_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
+def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
     """Candidate samples of a stored baseline run, where it came from, and how its environment differs."""
     import json
 
     from ._baseline import FINGERPRINT_FILE, fingerprint_differences, load_baseline
 
-    stored = load_baseline(ref)
+    ref_path = Path(ref) if Path(ref).is_absolute() else invocation_dir / ref
+    stored = load_baseline(ref_path if ref_path.exists() else ref, store=invocation_dir / "baselines")
     perf = stored.evidence.get("performance")
     if perf is None or "samples" not in perf.data:
         raise EvidenceError(f"baseline {ref!r} holds no performance samples")

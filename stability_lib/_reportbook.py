@@ -122,9 +122,13 @@ def open_report(run_dir: str | Path) -> RunReport:
     return RunReport(run_dir, meta, summary, read_all_evidence(run_dir, list(SECTION_ORDER)), raw)
 
 
-def latest_run(root: str | Path = "runs") -> Path:
-    """The newest run directory holding a summary.json (for the report notebook run by hand)."""
-    candidates = sorted(Path(root).glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+def latest_run(*roots: str | Path) -> Path:
+    """The newest run directory holding a summary.json (for the report notebook run by hand,
+    from the repository or from notebooks/)."""
+    roots = roots or ("runs", "../runs")
+    candidates = sorted(
+        (p for root in roots for p in Path(root).glob("*/summary.json")), key=lambda p: p.stat().st_mtime
+    )
     if not candidates:
-        raise FileNotFoundError(f"no run with a summary.json under {Path(root).resolve()}; run `stability demo` first")
+        raise FileNotFoundError(f"no run with a summary.json under {', '.join(map(str, roots))}; run `make demo` first")
     return candidates[-1].parent

@@ -101,6 +101,7 @@ def prepare_run_dir(
             "run_id": run_dir.resolve().name,
             "params_file": str(params_file.resolve()),
             "base_dir": str(params_file.resolve().parent),
+            "invocation_dir": str(Path.cwd()),  # where relative CLI arguments (baselines/) were meant
             "overrides": [o.split("=", 1)[0] + "=…" for o in overrides],
             "started_at": utc_now(),
             "tool_version": __version__,

@@ -32,6 +32,7 @@ class Section:
     run_dir: Path
     params: Params
     base_dir: Path
+    invocation_dir: Path = field(default_factory=Path.cwd)
     started_at: str = field(default_factory=utc_now)
     _t0: float = field(default_factory=time.monotonic)
 
@@ -113,6 +114,9 @@ def open_section(name: str, run_dir: str | Path = "", params_path: str | Path = 
     params, _raw = load_params(params_path)
     meta_file = run_dir / "run.json"
     base_dir = Path(params_path).resolve().parent
+    invocation_dir = Path.cwd()
     if meta_file.exists():
-        base_dir = Path(json.loads(meta_file.read_text(encoding="utf-8")).get("base_dir", base_dir))
-    return Section(name=name, run_dir=run_dir, params=params, base_dir=base_dir)
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        base_dir = Path(meta.get("base_dir", base_dir))
+        invocation_dir = Path(meta.get("invocation_dir", invocation_dir))
+    return Section(name=name, run_dir=run_dir, params=params, base_dir=base_dir, invocation_dir=invocation_dir)

@@ -134,7 +134,7 @@ def performance(sec: Section) -> SectionResult:
     data: dict = {"tolerance": cfg.tolerance}
     if cfg.stored_baseline:
         baseline_samples, data["baseline_source"], data["baseline_differences"] = stored_samples(
-            cfg.stored_baseline, sec.run_dir
+            cfg.stored_baseline, sec.run_dir, sec.invocation_dir
         )
         candidate_samples = collect_interleaved(scenario, cfg, {"candidate": sec.params.target})["candidate"]
     elif sec.params.baseline is not None:

@@ -83,3 +83,21 @@ def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path
     assert secret not in text
     # the users really logged in with it: the golden path passed
     assert claims(out)["golden_path.succeeds_for_every_user"]["status"] == "PASS"
+
+
+def test_a_stored_baseline_is_saved_and_compared_with(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    proc = run_cli(["demo", "--baseline-variant", "candidate", "--out", str(first), *PERF_ONLY,
+                    "--set", "sections.performance.samples_per_side=8"], cwd=tmp_path)
+    assert proc.returncode in (0, 2), proc.stdout[-2000:] + proc.stderr[-2000:]
+    saved = run_cli(["baseline", "save", str(first), "--name", "v1"], cwd=tmp_path)
+    assert saved.returncode == 0 and (tmp_path / "baselines" / "v1" / "fingerprint.json").exists()
+    second = tmp_path / "second"
+    proc = run_cli(["demo", "--out", str(second), *PERF_ONLY, "--set", "sections.performance.samples_per_side=8",
+                    "--set", "sections.performance.stored_baseline=v1"], cwd=tmp_path)
+    evidence = json.loads((second / "evidence" / "performance.json").read_text())
+    assert evidence["data"]["baseline_source"].startswith("stored baseline v1")
+    assert evidence["data"]["samples"]["baseline"] == json.loads(
+        (first / "evidence" / "performance.json").read_text())["data"]["samples"]["candidate"]
+    # 8 samples per side: the comparison ran, and says it is too few to decide
+    assert proc.returncode == 2

@@ -1,0 +1,46 @@
+"""Every notebook also runs by hand, top to bottom, with its default (empty) parameters."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from stability_lib._runner import execute_notebook, notebooks_dir
+
+from support import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
+    for path in sorted(notebooks_dir().glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+def test_a_section_notebook_runs_by_hand_against_the_sample_service(tmp_path: Path) -> None:
+    out = tmp_path / "health.ipynb"
+    execute_notebook(notebooks_dir() / "health.ipynb", out, {}, cwd=notebooks_dir(), timeout_s=120)
+    nb = nbformat.read(out, as_version=4)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert "health.websocket_echo" in text and "PASS" in text
+
+
+def test_the_report_notebook_runs_by_hand_on_the_newest_run(tmp_path: Path, monkeypatch) -> None:
+    # A run under runs/ of a scratch checkout layout: <root>/runs/<run>, notebook cwd <root>/notebooks.
+    root = tmp_path / "checkout"
+    (root / "notebooks").mkdir(parents=True)
+    from test_report import make_run
+
+    run = make_run(root / "runs")
+    assert run_cli(["report", str(run)]).returncode == 1
+    out = tmp_path / "report.ipynb"
+    execute_notebook(notebooks_dir() / "report.ipynb", out, {}, cwd=root / "notebooks", timeout_s=120)
+    text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, as_version=4).cells])
+    assert "Verdict: FAIL" in text
