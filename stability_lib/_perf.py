@@ -94,7 +94,7 @@ def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[
 def compare_operations(
     baseline: dict[str, list[float]], candidate: dict[str, list[float]], cfg: PerformanceConfig, *, section: str
 ) -> tuple[list[dict[str, Any]], list[Claim]]:
-    from ._stats import PerfVerdict, compare_samples
+    from ._stats import compare_samples
 
     comparisons: list[dict[str, Any]] = []
     claims: list[Claim] = []
@@ -110,10 +110,7 @@ def compare_operations(
         b = [v for v in b if v > 0]
         cmp = compare_samples(a, b, tolerance=cfg.tolerance, resamples=cfg.resamples, seed=cfg.seed,
                               min_samples=cfg.min_samples, unit="ms", confidence=confidence if judged else 0.95)
-        status = {
-            PerfVerdict.NO_REGRESSION: Status.PASS,
-            PerfVerdict.REGRESSION: Status.FAIL,
-        }.get(cmp.verdict, Status.INCONCLUSIVE)
+        status = cmp.verdict.status
         details: dict[str, Any] = {"n": [len(a), len(b)]}
         if cmp.samples_needed:
             details["recommendation"] = (

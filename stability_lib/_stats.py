@@ -259,19 +259,38 @@ def rate_estimate(k: int, n: int, confidence: float = 0.95) -> RateEstimate:
     )
 
 
-class RateVerdict(str, enum.Enum):
-    """Is a failure rate within what is tolerated?"""
-
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
+class _Verdict(str, enum.Enum):
+    """A statistical verdict that maps onto a check's Status."""
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def status(self) -> Status:
-        return Status(self.value)
+        return _VERDICT_STATUS[self.value]
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+_VERDICT_STATUS: dict[str, Status] = {
+    "PASS": Status.PASS,
+    "FAIL": Status.FAIL,
+    "INCONCLUSIVE": Status.INCONCLUSIVE,
+    "NO_REGRESSION": Status.PASS,
+    "REGRESSION": Status.FAIL,
+    "FIXED": Status.PASS,
+    "NOT_FIXED": Status.FAIL,
+}
+
+
+class RateVerdict(_Verdict):
+    """Is a failure rate within what is tolerated?"""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
 
 
 def _sessions_needed_at_rate(rate: float, tolerated_rate: float, confidence: float) -> int | None:
@@ -393,27 +412,12 @@ SAMPLES_NEEDED_TEXT = (
 )
 
 
-class PerfVerdict(str, enum.Enum):
+class PerfVerdict(_Verdict):
     """Did the candidate get slower than the tolerance allows?"""
 
     NO_REGRESSION = "NO_REGRESSION"
     REGRESSION = "REGRESSION"
     INCONCLUSIVE = "INCONCLUSIVE"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def status(self) -> Status:
-        return {
-            PerfVerdict.NO_REGRESSION: Status.PASS,
-            PerfVerdict.REGRESSION: Status.FAIL,
-            PerfVerdict.INCONCLUSIVE: Status.INCONCLUSIVE,
-        }[self]
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 def _as_samples(name: str, values: Any) -> np.ndarray:
@@ -829,27 +833,12 @@ FIX_RULE_TEXT = (
 )
 
 
-class FixStatus(str, enum.Enum):
+class FixStatus(_Verdict):
     """Does the candidate fix a failure the baseline showed?"""
 
     FIXED = "FIXED"
     NOT_FIXED = "NOT_FIXED"
     INCONCLUSIVE = "INCONCLUSIVE"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def status(self) -> Status:
-        return {
-            FixStatus.FIXED: Status.PASS,
-            FixStatus.NOT_FIXED: Status.FAIL,
-            FixStatus.INCONCLUSIVE: Status.INCONCLUSIVE,
-        }[self]
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
 
 
 @dataclass(frozen=True)

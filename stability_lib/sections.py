@@ -7,7 +7,7 @@ show the result; all the work stays in the library.
 from __future__ import annotations
 
 from ._health import health_claims, run_health
-from ._models import SectionResult
+from ._models import Claim, SectionResult, Status
 from ._section import Section
 
 __all__ = ["health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"]
@@ -53,8 +53,7 @@ def _with_users(scenario, count: int | None, repetitions: int | None = None):
 
 
 def websocket(sec: Section) -> SectionResult:
-    from ._models import Claim, Status
-    from ._stats import FixStatus, compare_failure_rates
+    from ._stats import compare_failure_rates
     from ._wsprobe import run_soak_sync
 
     if not sec.enabled:
@@ -81,7 +80,7 @@ def websocket(sec: Section) -> SectionResult:
             b, c = baseline.aggregate, candidate.aggregate
             fix = compare_failure_rates(b.crashes, b.connected, c.crashes, c.connected,
                                         scenario.tolerated_failure_rate, scenario.confidence)
-            status = {FixStatus.FIXED: Status.PASS, FixStatus.NOT_FIXED: Status.FAIL}.get(fix.status, Status.INCONCLUSIVE)
+            status = fix.status.status
             data["fix"] = fix.serialize()
             claims.append(Claim(
                 id=f"{sec.name}.fix_works", section=sec.name,
@@ -142,7 +141,7 @@ def performance(sec: Section) -> SectionResult:
         baseline_samples, candidate_samples = both["baseline"], both["candidate"]
         data["baseline_source"] = f"live target {sec.params.baseline.base_url}, interleaved A/B"
     else:
-        claim = sec.claim("baseline", "Performance is compared with a baseline", _inconclusive(),
+        claim = sec.claim("baseline", "Performance is compared with a baseline", Status.INCONCLUSIVE,
                           "no baseline: params name no baseline target and no --baseline was given")
         return sec.finish([claim], data)
     data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
@@ -150,12 +149,6 @@ def performance(sec: Section) -> SectionResult:
     data["comparisons"] = comparisons
     data["durations_ms"] = candidate_samples
     return sec.finish(claims, data)
-
-
-def _inconclusive():
-    from ._models import Status
-
-    return Status.INCONCLUSIVE
 
 
 def _observed_events(target, scenario) -> list[dict]:
