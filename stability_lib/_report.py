@@ -136,7 +136,7 @@ def claims_table_html(claims: Iterable[dict[str, Any]]) -> str:
         (c["id"], c["statement"], status_badge(c["status"]), c.get("statistic", ""), "yes" if c.get("required", True) else "no")
         for c in claims
     ]
-    return table(["Check id", "Claim", "Status", "Statistic", "Required"], rows, raw_columns=(2,))
+    return table(["Check id", "Claim", "Status", "Statistic", "Required"], rows, raw_columns=(2,), widths=(17, 22, 11, 43, 7))
 
 
 

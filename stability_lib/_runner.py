@@ -61,7 +61,8 @@ def ensure_kernelspec() -> str:
     name = kernel_name()
     folder = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # log_level ERROR: every kernel start would otherwise print a harmless TCP warning to the terminal.
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
         "display_name": f"stability-proof ({sys.prefix})",
         "language": "python",
         "metadata": {"debugger": False},
