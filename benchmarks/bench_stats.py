@@ -11,8 +11,8 @@ core when the OS allows it:
   * ``hodges_lehmann_s``: the Hodges-Lehmann shift alone;
   * ``bootstrap_reference_s``: the textbook bootstrap that materialises every
     resample (chunked), for comparison, one run (it is slow).
-Prints one JSON line. Peak RSS is read with resource.getrusage before and after the
-reference bootstrap, since the latter dominates memory.
+Prints one JSON line (see _meta.envelope). Peak RSS is read with resource.getrusage
+before and after the reference bootstrap, since the latter dominates memory.
 """
 
 from __future__ import annotations
@@ -26,12 +26,9 @@ for _name in _THREAD_VARS:
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
-import datetime as _dt  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -40,9 +37,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import stability_lib  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
 from stability_lib._stats import (  # noqa: E402
     bootstrap_quantiles,
     bootstrap_quantiles_by_resampling,
@@ -50,6 +46,8 @@ from stability_lib._stats import (  # noqa: E402
     hodges_lehmann_shift,
 )
 
+BENCHMARK = "stats.compare_samples"  # stable key of the results file
+QUICK_ARGS = ("--repeats", "1", "--no-reference")  # smallest run, for run_all.py --quick
 SAMPLES_PER_SIDE = 10_000
 RESAMPLES = 10_000
 
@@ -63,21 +61,6 @@ def _pin_to_one_core() -> int | None:
         return cpu
     except OSError:
         return None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _peak_rss_mb() -> float:
@@ -114,15 +97,15 @@ def main() -> None:
         np.quantile(c / b, [0.025, 0.975], axis=1)
 
     compare_samples(baseline[:100], candidate[:100])  # warm-up (imports, caches)
-    results: dict[str, Any] = {}
-    results["bootstrap_fast_s"], results["bootstrap_fast_runs_s"] = _median_time(bootstrap_fast, args.repeats)
-    results["compare_samples_s"], results["compare_samples_runs_s"] = _median_time(
+    timings: dict[str, Any] = {}
+    timings["bootstrap_fast_s"], timings["bootstrap_fast_runs_s"] = _median_time(bootstrap_fast, args.repeats)
+    timings["compare_samples_s"], timings["compare_samples_runs_s"] = _median_time(
         lambda: compare_samples(baseline, candidate, resamples=RESAMPLES, seed=0), args.repeats
     )
-    results["hodges_lehmann_s"], _ = _median_time(
+    timings["hodges_lehmann_s"], _ = _median_time(
         lambda: hodges_lehmann_shift(baseline, candidate), args.repeats
     )
-    results["peak_rss_mb_fast_paths"] = round(_peak_rss_mb(), 1)
+    timings["peak_rss_mb_fast_paths"] = round(_peak_rss_mb(), 1)
 
     comparison = compare_samples(baseline, candidate, resamples=RESAMPLES, seed=0, unit="ms")
     if not args.no_reference:
@@ -133,38 +116,37 @@ def main() -> None:
             c = bootstrap_quantiles_by_resampling(candidate, qs, RESAMPLES, rng)
             np.quantile(c / b, [0.025, 0.975], axis=1)
 
-        results["bootstrap_reference_s"], _ = _median_time(bootstrap_reference, 1)
-        results["peak_rss_mb_after_reference"] = round(_peak_rss_mb(), 1)
+        timings["bootstrap_reference_s"], _ = _median_time(bootstrap_reference, 1)
+        timings["peak_rss_mb_after_reference"] = round(_peak_rss_mb(), 1)
 
-    for key, value in list(results.items()):
+    for key, value in list(timings.items()):
         if isinstance(value, float):
-            results[key] = round(value, 4)
+            timings[key] = round(value, 4)
         elif isinstance(value, list):
-            results[key] = [round(v, 4) for v in value]
+            timings[key] = [round(v, 4) for v in value]
 
-    record = {
-        "benchmark": "stats.compare_samples",
-        "version": stability_lib.__version__,
-        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scipy": __import__("scipy").__version__,
+    summary = (
+        f"compare_samples {timings['compare_samples_s']:.3f} s, bootstrap {timings['bootstrap_fast_s']:.3f} s"
+        f" (median of {args.repeats}; {SAMPLES_PER_SIDE:,} per side, {RESAMPLES:,} resamples)"
+    )
+    if "bootstrap_reference_s" in timings:
+        summary += f"; textbook bootstrap {timings['bootstrap_reference_s']:.2f} s"
+    results = {
+        "summary": summary,
+        "params": {
+            "samples_per_side": SAMPLES_PER_SIDE,
+            "resamples": RESAMPLES,
+            "repeats": args.repeats,
+            "reference": not args.no_reference,
         },
         "pinned_cpu": pinned_cpu,
         "thread_env_before": _THREAD_ENV_BEFORE,
         "thread_env_used": {name: os.environ.get(name) for name in _THREAD_VARS},
-        "samples_per_side": SAMPLES_PER_SIDE,
-        "resamples": RESAMPLES,
-        "repeats": args.repeats,
-        "timings": results,
+        "libraries": {"numpy": np.__version__, "scipy": __import__("scipy").__version__},
+        "timings": timings,
         "example": comparison.describe(),
     }
-    print(json.dumps(record))
+    print(json.dumps(envelope(BENCHMARK, results)))
 
 
 if __name__ == "__main__":

@@ -12,17 +12,16 @@ when the OS allows it); this client process is pinned to the first core. Measure
     after the soak (target: 1,000 sessions held in under 500 MB);
   * ``roundtrips_per_s``: 100-byte echo round trips over 50 open connections with the
     same client settings as the probe (websockets asyncio client), one client core.
-Prints one self-describing JSON line.
+Prints one self-describing JSON line (see _meta.envelope); exits 1 if the target was
+measured and missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as _dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -30,9 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
 
-BENCH_VERSION = 1
+BENCHMARK = "ws_sessions"  # stable key of the results file
+QUICK_ARGS = ("--sessions", "50", "--hold-s", "0.5", "--roundtrips", "2000")  # for run_all.py --quick
 TARGET_SESSIONS = 1000
 TARGET_RSS_MB = 500.0
 
@@ -67,15 +68,6 @@ def _pin(cpu: int) -> int | None:
         return cpu
     except OSError:
         return None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                             capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _rss_mb() -> float:
@@ -147,7 +139,7 @@ async def _soak(port: int, sessions: int, hold_s: float) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=TARGET_SESSIONS)
     parser.add_argument("--hold-s", type=float, default=2.0)
@@ -159,11 +151,9 @@ def main() -> None:
         if len(cpus) > 1:
             _pin(cpus[-1])
         asyncio.run(_serve(args.hold_s))
-        return
+        return 0
 
     import websockets
-
-    import stability_lib
 
     server = subprocess.Popen([sys.executable, __file__, "--serve", "--hold-s", str(args.hold_s)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -175,9 +165,6 @@ def main() -> None:
         figures.update(asyncio.run(_soak(port, args.sessions, args.hold_s)))
         figures["peak_rss_mb"] = round(_rss_mb(), 1)
         figures.update(asyncio.run(_roundtrips(port, 50, args.roundtrips)))
-        figures["target"] = f"{TARGET_SESSIONS} sessions held in under {TARGET_RSS_MB:g} MB"
-        figures["target_met"] = (figures["soak_ok"] >= TARGET_SESSIONS
-                                 and figures["peak_rss_mb"] < TARGET_RSS_MB)
     finally:
         if server.stdin is not None:
             server.stdin.close()
@@ -185,24 +172,23 @@ def main() -> None:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-    line = {
-        "benchmark": "ws_sessions",
-        "version": BENCH_VERSION,
-        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "client_cpu": client_cpu,
-            "websockets": websockets.__version__,
-            "stability_lib": stability_lib.__version__,
-        },
-        "git_commit": _git_commit(),
+    # A run smaller than the target size says nothing about the target: None, not False.
+    target_met = (figures["soak_ok"] >= TARGET_SESSIONS and figures["peak_rss_mb"] < TARGET_RSS_MB
+                  if args.sessions >= TARGET_SESSIONS else None)
+    results = {
+        "summary": (f"{figures['soak_ok']} of {figures['soak_sessions']} sessions held at once, "
+                    f"peak RSS {figures['peak_rss_mb']:g} MB; "
+                    f"{figures['roundtrips_per_s']:,.0f} round trips/s over 50 connections"),
         "params": {"sessions": args.sessions, "hold_s": args.hold_s, "roundtrips": args.roundtrips},
+        "client_cpu": client_cpu,
+        "libraries": {"websockets": websockets.__version__},
         "figures": figures,
+        "target": f"{TARGET_SESSIONS} sessions held in under {TARGET_RSS_MB:g} MB",
+        "target_met": target_met,
     }
-    print(json.dumps(line))
+    print(json.dumps(envelope(BENCHMARK, results)))
+    return 1 if target_met is False else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
