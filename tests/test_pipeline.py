@@ -110,3 +110,23 @@ def test_a_section_that_raises_is_error_and_the_others_still_run(tmp_path: Path,
     assert sections["health"]["status"] == "PASS"  # the other section still ran
     assert summary["verdict"] == "INCONCLUSIVE" and proc.returncode == 2
     assert (out / "report.pdf").exists()
+
+
+def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_url: str, monkeypatch) -> None:
+    stray = tmp_path / "jupyter" / "kernels" / "python3"
+    stray.mkdir(parents=True)
+    (stray / "kernel.json").write_text(json.dumps({
+        "argv": ["/nonexistent/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "stray", "language": "python",
+    }))
+    # The trap is armed: with this JUPYTER_PATH, "python3" resolves to a dead interpreter.
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == "/nonexistent/bin/python3"
+    params = tmp_path / "health.yaml"
+    params.write_text(HEALTH_ONLY)
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((out / "summary.json").read_text())["verdict"] == "PASS"
