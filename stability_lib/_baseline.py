@@ -51,11 +51,12 @@ def _cpu_model() -> str:
 
 
 def scenario_hash(raw_params: dict[str, Any]) -> str:
-    """Hash of what the probes do (scenario + probe sections), not of targets or titles."""
-    relevant = {
-        "scenario": raw_params.get("scenario"),
-        "sections": {k: v for k, v in (raw_params.get("sections") or {}).items() if k != "suites"},
-    }
+    """Hash of what the performance samples measure (the scenario and how it is sampled), not of
+    targets, titles, switched sections, or which baseline this run is compared with."""
+    perf = dict(((raw_params.get("sections") or {}).get("performance")) or {})
+    for key in ("stored_baseline", "enabled"):
+        perf.pop(key, None)
+    relevant = {"scenario": raw_params.get("scenario"), "performance": perf}
     canonical = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -123,8 +124,8 @@ def save_baseline(run_dir: str | Path, name: str, *, store: str | Path = "baseli
             raw = yaml.safe_load((run_dir / "params.yaml").read_text(encoding="utf-8")) or {}
             write_json_atomic(staging / FINGERPRINT_FILE, fingerprint(raw, "", None))
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)  # a reader sees the old baseline or the new one, never half
+            shutil.rmtree(target)  # a reader may briefly find no baseline, never half of one
+        os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -6,8 +6,10 @@ impossible here; Debian's ``chromium`` prints a page in about a second.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from importlib import resources
@@ -83,11 +85,16 @@ def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float
             f"--print-to-pdf={pdf_path}",
             html_path.as_uri(),
         ]
+        pdf_path.unlink(missing_ok=True)  # a stale PDF must not pass for this one
+        # Its own session: on a timeout the whole browser (zygote, renderers) goes, not just the parent.
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+            _, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
             raise ExportError(f"Chromium did not print the PDF within {timeout_s:.0f} s") from exc
     if proc.returncode != 0 or not pdf_path.exists() or pdf_path.stat().st_size == 0:
-        tail = (proc.stderr or "").strip().splitlines()[-3:]
+        tail = (stderr or "").strip().splitlines()[-3:]
         raise ExportError(f"Chromium failed to print the PDF (exit {proc.returncode}): {' | '.join(tail)}")
     return pdf_path

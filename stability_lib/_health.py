@@ -31,6 +31,7 @@ class HttpSample:
     error: str | None = None
     missing_keys: tuple[str, ...] = ()
     body_excerpt: str = ""
+    method: str = "GET"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +72,7 @@ def probe_endpoint(
         try:
             response = client.request(endpoint.method, endpoint.path)
         except httpx.HTTPError as exc:
-            out.append(HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300]))
+            out.append(HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method))
             continue
         latency_ms = (time.monotonic_ns() - t0) / 1e6
         out.append(
@@ -83,6 +84,7 @@ def probe_endpoint(
                 None,
                 _missing_keys(response, endpoint.json_keys),
                 response.content[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
+                endpoint.method,
             )
         )
     return out
@@ -140,7 +142,7 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
     claims = []
     samples = [HttpSample(**{**s, "missing_keys": tuple(s["missing_keys"])}) for s in data["samples"]]
     for endpoint in cfg.endpoints:
-        mine = [s for s in samples if s.path == endpoint.path]
+        mine = [s for s in samples if s.path == endpoint.path and s.method == endpoint.method]
         good = [s for s in mine if s.status == endpoint.expect_status and not s.missing_keys]
         keys = f" with keys {', '.join(endpoint.json_keys)}" if endpoint.json_keys else ""
         statement = f"{endpoint.method} {endpoint.path} answers {endpoint.expect_status}{keys}"
@@ -161,7 +163,8 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
                 statistic += f"; median latency {latencies[len(latencies) // 2]:.1f} ms"
         claims.append(
             Claim(
-                id=f"{section}.http{endpoint.path.replace('/', '.')}".rstrip("."),
+                id=f"{section}.http{'' if endpoint.method == 'GET' else '.' + endpoint.method}"
+                f"{endpoint.path.replace('/', '.')}".rstrip("."),
                 section=section,
                 statement=statement,
                 status=status,

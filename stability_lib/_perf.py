@@ -91,6 +91,15 @@ def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[
 # ---------------------------------------------------------------- judgement (pure)
 
 
+def _judged(op: str, baseline: list[float], cfg: PerformanceConfig) -> tuple[bool, str]:
+    """Does this operation decide the verdict? (yes/no, and why not)"""
+    if not any(fnmatch.fnmatchcase(op, p) for p in cfg.operations):
+        return False, "not in performance.operations"
+    if baseline and statistics.median(baseline) < cfg.min_median_ms:
+        return False, f"baseline median {statistics.median(baseline):.3g} ms is under the {cfg.min_median_ms:g} ms floor"
+    return True, ""
+
+
 def compare_operations(
     baseline: dict[str, list[float]], candidate: dict[str, list[float]], cfg: PerformanceConfig, *, section: str
 ) -> tuple[list[dict[str, Any]], list[Claim]]:
@@ -98,38 +107,34 @@ def compare_operations(
 
     comparisons: list[dict[str, Any]] = []
     claims: list[Claim] = []
-    operations = sorted(set(baseline) | set(candidate))
-    selected = [op for op in operations if any(fnmatch.fnmatchcase(op, p) for p in cfg.operations)]
+    samples = {
+        op: ([v for v in baseline.get(op, []) if v > 0], [v for v in candidate.get(op, []) if v > 0])
+        for op in sorted(set(baseline) | set(candidate))
+    }
+    judgement = {op: _judged(op, a, cfg) for op, (a, _b) in samples.items()}
+    m = sum(1 for judged, _ in judgement.values() if judged)
     # Bonferroni: m judged operations at 95% each would raise a false alarm far more often
     # than 5% of runs; each interval is widened to 1 - 0.05/m so the whole family holds at 95%.
-    confidence = 1 - 0.05 / max(1, len(selected))
-    for op in operations:
-        judged = op in selected
-        a, b = baseline.get(op, []), candidate.get(op, [])
-        a = [v for v in a if v > 0]
-        b = [v for v in b if v > 0]
+    family_confidence = 1 - 0.05 / max(1, m)
+    for op, (a, b) in samples.items():
+        judged, why_not = judgement[op]
         cmp = compare_samples(a, b, tolerance=cfg.tolerance, resamples=cfg.resamples, seed=cfg.seed,
-                              min_samples=cfg.min_samples, unit="ms", confidence=confidence if judged else 0.95)
+                              min_samples=cfg.min_samples, unit="ms", confidence=family_confidence if judged else 0.95)
         status = cmp.verdict.status
         details: dict[str, Any] = {"n": [len(a), len(b)]}
-        if cmp.samples_needed:
-            details["recommendation"] = (
-                f"Collect about {cmp.samples_needed} samples per side for '{op}' "
-                f"(performance.samples_per_side) to settle it."
-            )
-        if status is Status.FAIL:
-            details["recommendation"] = f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
-        below_floor = bool(a) and statistics.median(a) < cfg.min_median_ms
         statistic = cmp.describe()
-        if below_floor:
-            judged = False
-            statistic = f"informative only: baseline median {statistics.median(a):.3g} ms is under the {cfg.min_median_ms:g} ms floor; {statistic}"
-        elif not judged:
-            statistic = f"informative only: not in performance.operations; {statistic}"
         if not judged:
-            details.pop("recommendation", None)
-        elif len(selected) > 1:
-            statistic += f"; interval Bonferroni-adjusted over {len(selected)} judged operations"
+            statistic = f"informative only: {why_not}; {statistic}"
+        else:
+            if m > 1:
+                statistic += f"; interval Bonferroni-adjusted over {m} judged operations"
+            if status is Status.FAIL:
+                details["recommendation"] = f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
+            elif cmp.samples_needed:
+                details["recommendation"] = (
+                    f"Collect about {cmp.samples_needed} samples per side for '{op}' "
+                    f"(performance.samples_per_side) to settle it."
+                )
         comparisons.append({"operation": op, "judged": judged, **cmp.serialize()})
         claims.append(
             Claim(
@@ -142,7 +147,12 @@ def compare_operations(
                 details=details,
             )
         )
-    if not claims:
-        claims.append(Claim(id=f"{section}.samples", section=section, statement="Performance samples were collected",
-                            status=Status.INCONCLUSIVE, statistic="no operation produced a sample"))
+    if m == 0:
+        # Switched on yet deciding nothing must not read as a pass.
+        why = "no operation produced a sample" if not samples else "no operation is judged: " + "; ".join(
+            sorted({why for _, why in judgement.values()})
+        )
+        claims.append(Claim(id=f"{section}.judged", section=section,
+                            statement="At least one operation's performance was judged against the baseline",
+                            status=Status.INCONCLUSIVE, statistic=why))
     return comparisons, claims

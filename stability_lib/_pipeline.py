@@ -6,6 +6,7 @@ Readable top to bottom: load, prepare, execute, summarise, render, export.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ._export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_
 from ._models import Status
 from ._params import LenientEnv, load_params
 from ._runner import SectionRun, execute_notebook, execute_sections, notebooks_dir, prepare_run_dir
+from ._secrets import redact_text, secret_values
 from ._section import utc_now
 from ._summary import summarize_run
 
@@ -56,12 +58,13 @@ def run(
     if find_chromium() is None:
         raise ExportError(f"Chromium not found; install it with: {CHROMIUM_INSTALL_HINT}")
     run_dir = prepare_run_dir(params_file, raw, params, Path(out) if out else None, overrides)
-    log = _Log(run_dir / "run.log", progress)
+    secrets = secret_values(raw, os.environ)
+    log = _Log(run_dir / "run.log", progress, secrets)
     log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
     log(f"target {params.target.base_url}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
     _record_targets(run_dir, params)
     t0 = time.monotonic()
-    sections = execute_sections(run_dir, params, workers=workers, progress=log)
+    sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
     log(f"sections done in {time.monotonic() - t0:.1f} s")
     outcome = render_report(run_dir, progress=log)
     return RunOutcome(
@@ -80,10 +83,13 @@ def _record_targets(run_dir: Path, params) -> None:
 
 
 class _Log:
-    def __init__(self, path: Path, echo: Progress) -> None:
-        self.path, self.echo = path, echo
+    """Progress to the terminal and to run.log, secret values scrubbed."""
+
+    def __init__(self, path: Path, echo: Progress, secrets: frozenset[str] = frozenset()) -> None:
+        self.path, self.echo, self.secrets = path, echo, secrets
 
     def __call__(self, line: str) -> None:
+        line = redact_text(line, self.secrets)
         self.echo(line)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -99,8 +105,9 @@ def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutc
     problems: list[str] = []
     meta_file = run_dir / "run.json"
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    meta["finished_at"] = utc_now()
-    write_json_atomic(meta_file, meta)
+    if "finished_at" not in meta:  # a re-render keeps the run's own end time
+        meta["finished_at"] = utc_now()
+        write_json_atomic(meta_file, meta)
     summary = summarize_run(run_dir)
     summary_path = write_json_atomic(run_dir / "summary.json", summary)
     verdict = Status(summary["verdict"])

@@ -139,9 +139,6 @@ def claims_table_html(claims: Iterable[dict[str, Any]]) -> str:
     return table(["Check id", "Claim", "Status", "Statistic", "Required"], rows, raw_columns=(2,), widths=(17, 22, 11, 43, 7))
 
 
-
-
-
 def section_heading_html(
     section: str, status: str, duration_s: float | None, error: str | None, *, skipped: bool = False
 ) -> str:
@@ -214,7 +211,3 @@ def appendix_html(
         + table(["Package", "Version"], version_rows)
         + "</div>"
     )
-
-
-def json_block(value: Any, limit: int = 4000) -> str:
-    return f'<pre class="sp-mono">{esc(json.dumps(value, indent=1, default=str), limit)}</pre>'

@@ -26,6 +26,7 @@ from ._errors import RunError
 from ._evidence import evidence_path, read_evidence, write_evidence, write_json_atomic
 from ._models import SectionResult, Status
 from ._params import SECTION_ORDER, Params, load_params
+from ._secrets import redact_file, redact_text
 from ._section import utc_now
 
 __all__ = [
@@ -68,9 +69,12 @@ def ensure_kernelspec() -> str:
         "metadata": {"debugger": False},
     }
     target = folder / "kernel.json"
-    if not target.exists() or json.loads(target.read_text(encoding="utf-8")) != spec:
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    try:
+        current = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = None
+    if current != spec:
+        write_json_atomic(target, spec)  # two runs starting at once never read half a file
     return name
 
 
@@ -134,10 +138,24 @@ def execute_notebook(
     )
 
 
-def _error_result(section: str, error: str, started_at: str, duration_s: float) -> SectionResult:
+def _error_result(
+    section: str, error: str, started_at: str, duration_s: float, existing: Path | None = None
+) -> SectionResult:
+    """ERROR evidence; claims the section already wrote before it crashed are kept (a FAIL found
+    before a later cell broke is still a FAIL)."""
+    claims: tuple = ()
+    data: dict[str, Any] = {}
+    if existing is not None and existing.exists():
+        try:
+            previous = read_evidence(existing)
+            claims, data = previous.claims, previous.data
+        except Exception:  # unreadable evidence is no evidence
+            pass
     return SectionResult(
         section=section,
         status=Status.ERROR,
+        claims=claims,
+        data=data,
         error=error,
         started_at=started_at,
         finished_at=utc_now(),
@@ -154,7 +172,9 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def run_section_notebook(section: str, run_dir: Path, params: Params, nb_dir: Path) -> SectionRun:
+def run_section_notebook(
+    section: str, run_dir: Path, params: Params, nb_dir: Path, secrets: frozenset[str] = frozenset()
+) -> SectionRun:
     started_at, t0 = utc_now(), time.monotonic()
     output = run_dir / "notebooks" / f"{section}.ipynb"
     evidence = evidence_path(run_dir, section)
@@ -172,10 +192,13 @@ def run_section_notebook(section: str, run_dir: Path, params: Params, nb_dir: Pa
         if not isinstance(exc, RunError) and not getattr(exc, "ename", None):
             error += "\n" + "".join(traceback.format_exception_only(type(exc), exc))[-500:]
     duration = time.monotonic() - t0
+    redact_file(output, secrets)  # tracebacks and outputs in the executed notebook
+    if error is not None:
+        error = redact_text(error, secrets)
     if error is None and not evidence.exists():
         error = "the notebook finished without writing its evidence file"
     if error is not None:
-        write_evidence(run_dir, _error_result(section, error, started_at, duration))
+        write_evidence(run_dir, _error_result(section, error, started_at, duration, evidence))
         return SectionRun(section, Status.ERROR, duration, str(output), error)
     try:
         status = read_evidence(evidence).status
@@ -208,6 +231,7 @@ def execute_sections(
     nb_dir: Path | None = None,
     workers: int | None = None,
     progress: Progress = lambda line: None,
+    secrets: frozenset[str] = frozenset(),
 ) -> list[SectionRun]:
     if nb_dir is None and params.runner.notebooks_dir:
         meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -221,7 +245,7 @@ def execute_sections(
     ensure_kernelspec()
 
     def one(name: str) -> SectionRun:
-        result = run_section_notebook(name, run_dir, params, nb_dir)
+        result = run_section_notebook(name, run_dir, params, nb_dir, secrets)
         suffix = f"  ({result.error.splitlines()[0][:120]})" if result.error else ""
         progress(f"  {name:<12} {result.status.value:<12} {result.duration_s:6.1f} s{suffix}")
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from ._evidence import evidence_path, write_evidence
 from ._models import Claim, EvidenceRef, SectionResult, Status
 from ._params import Params, load_params
+from ._secrets import redact_obj, secret_values
 from ._verdict import section_status
 
 __all__ = ["Section", "open_section", "utc_now"]
@@ -33,6 +35,7 @@ class Section:
     params: Params
     base_dir: Path
     invocation_dir: Path = field(default_factory=Path.cwd)
+    secrets: frozenset[str] = frozenset()
     started_at: str = field(default_factory=utc_now)
     _t0: float = field(default_factory=time.monotonic)
 
@@ -78,12 +81,15 @@ class Section:
         out = []
         for c in claims:
             evidence = c.evidence or (self.ref(),)
-            evidence = tuple(EvidenceRef(self.name, self.evidence_file, e.records) for e in evidence)
+            # A ref without a file points into this section's evidence; one to another
+            # file of the run (a JUnit XML, say) keeps it.
+            evidence = tuple(e if e.file else EvidenceRef(self.name, self.evidence_file, e.records) for e in evidence)
             required = c.required and self.params.is_required(c.id)
             out.append(Claim(c.id, self.name, c.statement, c.status, c.statistic, required, evidence, c.details))
         return out
 
     def finish(self, claims: list[Claim], data: dict[str, Any] | None = None) -> SectionResult:
+        """Write the evidence (secret values scrubbed from every string) and return what was written."""
         claims = self.adopt(list(claims))
         result = SectionResult(
             section=self.name,
@@ -94,6 +100,7 @@ class Section:
             finished_at=utc_now(),
             duration_s=round(time.monotonic() - self._t0, 3),
         )
+        result = SectionResult.parse(redact_obj(result.serialize(), self.secrets))
         write_evidence(self.run_dir, result)
         return result
 
@@ -111,7 +118,7 @@ def open_section(name: str, run_dir: str | Path = "", params_path: str | Path = 
         run_dir, params_path = interactive_run()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    params, _raw = load_params(params_path)
+    params, raw = load_params(params_path)
     meta_file = run_dir / "run.json"
     base_dir = Path(params_path).resolve().parent
     invocation_dir = Path.cwd()
@@ -119,4 +126,11 @@ def open_section(name: str, run_dir: str | Path = "", params_path: str | Path = 
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         base_dir = Path(meta.get("base_dir", base_dir))
         invocation_dir = Path(meta.get("invocation_dir", invocation_dir))
-    return Section(name=name, run_dir=run_dir, params=params, base_dir=base_dir, invocation_dir=invocation_dir)
+    return Section(
+        name=name,
+        run_dir=run_dir,
+        params=params,
+        base_dir=base_dir,
+        invocation_dir=invocation_dir,
+        secrets=secret_values(raw, os.environ),
+    )

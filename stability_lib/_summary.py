@@ -41,7 +41,21 @@ def section_claims(params: Params, result: SectionResult) -> list[Claim]:
             ),
         ]
     if result.data.get("skipped"):
-        return list(result.claims)
+        if not params.sections[name].enabled:
+            return list(result.claims)
+        # Enabled in params, yet the section skipped itself: it checked nothing.
+        return [
+            *result.claims,
+            Claim(
+                id=f"{name}.evidence",
+                section=name,
+                statement=f"Section '{name}' produced at least one check",
+                status=Status.INCONCLUSIVE,
+                statistic=f"enabled in params but skipped: {result.data.get('reason', '')}",
+                required=params.is_required(f"{name}.evidence"),
+                evidence=ref,
+            ),
+        ]
     if not result.claims:
         return [
             Claim(
@@ -74,8 +88,8 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
         mine = section_claims(params, result)
         claims += mine
         for c in mine:
-            if c.status is Status.INCONCLUSIVE:
-                not_checked.append({"section": name, "reason": f"{c.id}: {c.statistic or 'no data'}"})
+            if c.status in (Status.INCONCLUSIVE, Status.ERROR):
+                not_checked.append({"section": name, "reason": f"{c.id} ({c.status.value}): {c.statistic or 'no data'}"})
         sections.append(
             {
                 "section": name,
@@ -86,7 +100,7 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
                 "claims": len(mine),
             }
         )
-    warnings: list[EvidenceWarning] = evidence_warnings(params, evidence)
+    warnings: list[EvidenceWarning] = evidence_warnings(params, evidence, meta.get("targets"))
     verdict = overall_status(claims)
     verdict_reason = _verdict_reason(verdict, claims)
     if warnings and params.warnings.fail_run and verdict is not Status.FAIL:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._models import SectionResult
-from ._report import claims_table_html, esc, json_block, section_heading_html, table
+from ._report import claims_table_html, esc, section_heading_html, table
 
 __all__ = ["section_parts", "show", "register_view"]
 
@@ -40,11 +40,23 @@ def section_parts(result: SectionResult, *, heading: bool = True) -> list[Part]:
         parts.append(claims_table_html(c.serialize() for c in result.claims))
     view = _VIEWS.get(result.section)
     if view is not None and result.data:
-        try:
-            parts += view(result)
-        except Exception as exc:  # a broken chart must not hide the claims
-            parts.append(f'<p class="sp-warning">This section\'s charts could not be drawn: {esc(exc)}</p>')
+        import matplotlib
+
+        # Labels come from the target (operation and event names): never parse them as math text.
+        with matplotlib.rc_context({"text.parse_math": False}):
+            try:
+                parts += view(result)
+            except Exception as exc:  # a broken table must not hide the claims
+                parts.append(f'<p class="sp-warning">This section\'s details could not be shown: {esc(exc)}</p>')
     return parts
+
+
+def _chart(draw: Callable[..., Any], *args: Any) -> Part:
+    """One chart; if it cannot be drawn, a line saying so instead of losing the section's tables."""
+    try:
+        return draw(*args)
+    except Exception as exc:
+        return f'<p class="sp-warning">A chart could not be drawn ({esc(draw.__name__)}): {esc(exc)}</p>'
 
 
 def show(result: SectionResult, *, heading: bool = True) -> None:
@@ -87,8 +99,6 @@ def _health_view(result: SectionResult) -> list[Part]:
     return parts
 
 
-def raw_data_part(result: SectionResult, limit: int = 3000) -> str:
-    return "<details><summary>Raw evidence (excerpt)</summary>" + json_block(result.data, limit) + "</details>"
 
 
 @register_view("suites")
@@ -171,9 +181,9 @@ def _websocket_view(result: SectionResult) -> list[Part]:
         rows.append((label, agg["sessions"], agg["connected"], agg["ok"], agg["crashes"], agg["failures"],
                      ", ".join(f"{k}: {v}" for k, v in agg["outcome_labels"].items())))
     parts.append("<h3>Sessions</h3>" + table(["Target", "Sessions", "Connected", "OK", "1011/1006", "Any failure", "Outcomes"], rows))
-    parts.append(_close_code_chart({label: soak["aggregate"]["close_codes"] for label, soak in sides.items()}))
+    parts.append(_chart(_close_code_chart, {label: soak["aggregate"]["close_codes"] for label, soak in sides.items()}))
     if "candidate" in sides:
-        parts.append(_timeline_chart(sides["candidate"]["aggregate"]["timeline"]))
+        parts.append(_chart(_timeline_chart, sides["candidate"]["aggregate"]["timeline"]))
         lat = sides["candidate"]["aggregate"]["latency_s"]
         lat_rows = [(k, v.get("n"), *(f"{(v.get(q) or 0) * 1e3:.2f}" for q in ("p50", "p95", "max"))) for k, v in lat.items()]
         parts.append("<h3>Candidate session latency (ms)</h3>" + table(["Measure", "n", "p50", "p95", "max"], lat_rows))
@@ -188,7 +198,7 @@ def _websocket_view(result: SectionResult) -> list[Part]:
 def _box_chart(samples: dict[str, list[float]], title: str):
     names = [k for k, v in samples.items() if v]
     fig, ax = _figure(height=0.45 * len(names) + 1.2)
-    ax.boxplot([samples[n] for n in names], vert=False, showfliers=True, flierprops={"markersize": 2})
+    ax.boxplot([samples[n] for n in names], orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xscale("log")
     ax.set_xlabel("milliseconds (log scale)")
@@ -205,7 +215,7 @@ def _golden_view(result: SectionResult) -> list[Part]:
             for op, v in sorted(durations.items()) if v]
     parts.append("<h3>Step durations (ms, all users and repetitions)</h3>" + table(["Operation", "n", "p50", "p95", "max"], rows))
     if durations:
-        parts.append(_box_chart(durations, "Step latency distributions"))
+        parts.append(_chart(_box_chart, durations, "Step latency distributions"))
     failed = [(r["user"], r["repetition"], r["failed_step"], r["failure"]) for r in result.data.get("runs", []) if not r["ok"]]
     if failed:
         parts.append("<h3>Failed runs</h3>" + table(["User", "Repetition", "Step", "Failure"], failed[:30]))
@@ -276,7 +286,7 @@ def _performance_view(result: SectionResult) -> list[Part]:
     parts: list[Part] = [f"<p>Baseline: {esc(result.data.get('baseline_source', 'none'))}.</p>"]
     if not comparisons:
         return parts
-    parts.append(_forest_chart(comparisons, tolerance))
+    parts.append(_chart(_forest_chart, comparisons, tolerance))
     rows = []
     for c in comparisons:
         r = c["median_ratio"]
@@ -288,7 +298,7 @@ def _performance_view(result: SectionResult) -> list[Part]:
         ["Operation", "Judged", "n (A/B)", "Median A", "Median B", "Ratio [95% CI]", "Mann-Whitney p", "Verdict", "Samples needed"], rows))
     judged = [c["operation"] for c in comparisons if c.get("judged", True)][:6]
     if judged:
-        parts.append(_ecdf_chart(result.data.get("samples", {}), judged))
+        parts.append(_chart(_ecdf_chart, result.data.get("samples", {}), judged))
     return parts
 
 

@@ -124,7 +124,10 @@ def _suite_warnings(result: SectionResult, coverage_floor: float | None) -> list
 def _sample_warnings(result: SectionResult, min_samples: int) -> list[EvidenceWarning]:
     out = []
     for claim in result.claims:
-        n = claim.details.get("n") if isinstance(claim.details, dict) else None
+        details = claim.details if isinstance(claim.details, dict) else {}
+        n = details.get("n")
+        if n is None and isinstance(details.get("estimate"), dict):  # rate claims carry a RateEstimate
+            n = details["estimate"].get("n")
         if n is None:
             continue
         n_values = [int(x) for x in (n if isinstance(n, (list, tuple)) else [n]) if x is not None]
@@ -163,25 +166,32 @@ def _is_local(url: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_link_local
 
 
-def _target_warnings(params: Any) -> list[EvidenceWarning]:
+def _target_warnings(params: Any, targets: dict[str, str]) -> list[EvidenceWarning]:
     if params.environment not in ("staging", "production"):
         return []
     out = []
-    targets = [("target", params.target)] + ([("baseline", params.baseline)] if params.baseline else [])
-    for label, target in targets:
-        if _is_local(target.base_url):
+    for label, url in targets.items():
+        if _is_local(url):
             out.append(
                 EvidenceWarning(
                     "local_target_in_shared_environment",
-                    f"params call the environment '{params.environment}' but the {label} is {target.base_url}",
+                    f"params call the environment '{params.environment}' but the {label} is {url}",
                     EvidenceRef("run", "run.json", (label,)),
                 )
             )
     return out
 
 
-def evidence_warnings(params: Any, evidence: dict[str, SectionResult]) -> list[EvidenceWarning]:
-    out = _target_warnings(params)
+def evidence_warnings(
+    params: Any, evidence: dict[str, SectionResult], targets: dict[str, str] | None = None
+) -> list[EvidenceWarning]:
+    """``targets``: the addresses the run really probed (run.json), when known; a re-render on
+    another machine must not judge unresolved references instead."""
+    if targets is None:
+        targets = {"candidate": params.target.base_url}
+        if params.baseline:
+            targets["baseline"] = params.baseline.base_url
+    out = _target_warnings(params, targets)
     for result in evidence.values():
         out += _duration_warnings(result)
         out += _sample_warnings(result, params.warnings.min_samples)

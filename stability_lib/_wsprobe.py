@@ -17,7 +17,6 @@ Proxies from the environment are not used: a probe measures the service directly
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as _dt
 import json
 import time
@@ -31,6 +30,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from ._aio import run_sync
 from ._models import Claim, EvidenceRef
 from ._scenario import (
     MISSING,
@@ -117,12 +117,7 @@ def ws_url(base_url: str, path: str, ws_base_url: str | None = None, query: Mapp
 
 def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, also inside Jupyter (a running loop)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
+    return run_sync(factory())
 
 
 # --------------------------------------------------------------------------- HTTP

@@ -6,6 +6,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one lin
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,13 @@ from ._errors import StabilityError
 from ._verdict import EXIT_COULD_NOT_RUN
 
 __all__ = ["main"]
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError("must be between 1 and 8")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a params value, e.g. --set sections.websocket.enabled=false")
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<UTC time>-<params name>)")
     run.add_argument("--baseline", default=None, help="stored baseline NAME or RUN_DIR to compare with")
-    run.add_argument("--workers", type=int, default=None, help="notebooks executed at once (default from params: 2)")
+    run.add_argument("--workers", type=_workers, default=None, help="notebooks executed at once, 1-8 (default from params: 2)")
 
     demo = sub.add_parser("demo", help="start the bundled sample service and run the report against it")
     demo.add_argument("--variant", default="candidate", help="sample-service variant under test (candidate, regressed, ...)")
@@ -55,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._pipeline import run
 
             overrides = list(args.overrides)
-            if args.baseline:
-                overrides.append(f"sections.performance.stored_baseline={args.baseline}")
+            if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
+                overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
             outcome = run(args.params, overrides=overrides, out=args.out, workers=args.workers)
             return outcome.exit_code
         if args.command == "demo":

@@ -6,8 +6,11 @@ show the result; all the work stays in the library.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ._health import health_claims, run_health
 from ._models import Claim, SectionResult, Status
+from ._secrets import redact_tree
 from ._section import Section
 
 __all__ = ["health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"]
@@ -25,14 +28,19 @@ def suites(sec: Section) -> SectionResult:
 
     if not sec.enabled:
         return sec.skip("switched off in params")
-    results = run_suites(
-        sec.config, base_dir=sec.base_dir, out_dir=sec.run_dir / "suites", target_url=sec.params.target.base_url
-    )
+    out_dir = sec.run_dir / "suites"
+    results = run_suites(sec.config, base_dir=sec.base_dir, out_dir=out_dir, target_url=sec.params.target.base_url)
+    redact_tree(out_dir, sec.secrets)  # copied JUnit XML and output logs are kept in the run
     data = {
         "categories": [r.to_dict() for r in results],
         "commands": [f"(cd {r.run.cwd} && {' '.join(r.run.argv)})" for r in results],
     }
-    return sec.finish(category_claims(results), data)
+    claims = [
+        replace(c, evidence=(sec.ref(c.id.split(".", 1)[1]),)
+                + tuple(replace(e, file=f"suites/{e.file}") for e in c.evidence if e.file))
+        for c in category_claims(results)
+    ]
+    return sec.finish(claims, data)
 
 
 def _scenario(sec: Section):

@@ -130,3 +130,23 @@ def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_u
     proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((out / "summary.json").read_text())["verdict"] == "PASS"
+
+
+def test_a_section_that_breaks_after_its_findings_keeps_them(tmp_path: Path, repo: Path) -> None:
+    import shutil
+
+    import nbformat
+
+    nb_dir = tmp_path / "notebooks"
+    shutil.copytree(repo / "notebooks", nb_dir)
+    nb = nbformat.read(nb_dir / "health.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError("chart cell broke")'))
+    nbformat.write(nb, nb_dir / "health.ipynb")
+    params = tmp_path / "p.yaml"
+    params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": f"http://127.0.0.1:{free_port()}"})
+    summary = json.loads((out / "summary.json").read_text())
+    statuses = {c["id"]: c["status"] for c in summary["claims"]}
+    assert statuses["health.http.health"] == "FAIL" and statuses["health.ran"] == "ERROR"
+    assert summary["verdict"] == "FAIL" and proc.returncode == 1  # the finding survives the crash

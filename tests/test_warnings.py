@@ -70,3 +70,18 @@ def test_each_warning(kind: str | None, p, result: SectionResult) -> None:
 
 def test_every_kind_is_covered_by_a_case() -> None:
     assert {k for k, *_ in CASES if k} == set(WARNING_KINDS)
+
+
+def test_recorded_targets_decide_not_unresolved_references() -> None:
+    # Re-rendering on another machine: params hold a marker, run.json holds what was probed.
+    p = params("staging", "<STAGING_URL not set>")
+    assert evidence_warnings(p, {}, targets={"candidate": "https://staging.example.com"}) == []
+    assert [w.kind for w in evidence_warnings(p, {}, targets={"candidate": "http://10.0.0.5"})] == [
+        "local_target_in_shared_environment"
+    ]
+
+
+def test_a_rate_claim_on_few_runs_is_flagged() -> None:
+    claim = Claim("golden_path.ok", "golden_path", "s", Status.PASS, details={"estimate": {"k": 0, "n": 1}})
+    result = SectionResult("golden_path", Status.PASS, claims=(claim,), duration_s=1.0)
+    assert [w.kind for w in evidence_warnings(params(min_samples=20), {"golden_path": result})] == ["small_sample"]
