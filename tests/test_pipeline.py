@@ -150,3 +150,15 @@ def test_a_section_that_breaks_after_its_findings_keeps_them(tmp_path: Path, rep
     statuses = {c["id"]: c["status"] for c in summary["claims"]}
     assert statuses["health.http.health"] == "FAIL" and statuses["health.ran"] == "ERROR"
     assert summary["verdict"] == "FAIL" and proc.returncode == 1  # the finding survives the crash
+
+
+def test_without_chromium_the_run_cannot_be_made_and_says_how_to_fix_it(tmp_path: Path) -> None:
+    import sys
+
+    params = tmp_path / "health.yaml"
+    params.write_text(HEALTH_ONLY)
+    proc = run_cli(["run", str(params), "--out", str(tmp_path / "run")],
+                   env={"TARGET_URL": "http://127.0.0.1:1", "PATH": str(Path(sys.executable).parent)})
+    assert proc.returncode == 3
+    assert "apt-get install -y --no-install-recommends chromium" in proc.stderr
+    assert not (tmp_path / "run").exists()
