@@ -104,3 +104,42 @@ def test_a_stored_baseline_is_saved_and_compared_with(tmp_path: Path) -> None:
         (first / "evidence" / "performance.json").read_text())["data"]["samples"]["candidate"]
     # 8 samples per side: the comparison ran, and says it is too few to decide
     assert proc.returncode == 2
+
+
+def only(section: str) -> list[str]:
+    names = ("health", "suites", "websocket", "golden_path", "isolation", "performance", "contract")
+    return [arg for name in names if name != section for arg in ("--set", f"sections.{name}.enabled=false")]
+
+
+def test_a_changed_websocket_event_breaks_the_message_contract_only(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "api_break=event_changed",
+                    "--out", str(out), *only("contract")])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    found = claims(out)
+    assert found["contract.ws_message_contract"]["status"] == "FAIL"
+    assert found["contract.no_breaking_api_changes"]["status"] == "PASS"
+    changes = json.loads((out / "evidence" / "contract.json").read_text())["data"]["ws"]["changes"]
+    assert {(c["level"], c["location"].split("/")[-1]) for c in changes} >= {("ERR", "duration_ms"), ("ERR", "step")}
+
+
+def test_a_candidate_that_still_closes_with_1011_is_not_fixed(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--variant", "baseline", "--out", str(out), *only("websocket")])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    found = claims(out)
+    assert found["websocket.fix_works"]["status"] == "FAIL"
+    assert found["websocket.no_1011_or_1006"]["status"] == "FAIL"
+    assert "1011" in json.dumps(json.loads((out / "evidence" / "websocket.json").read_text())["data"]["candidate"]["aggregate"]["close_codes"])
+
+
+def test_a_narrowed_database_column_breaks_the_schema_check(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "api_break=schema_changed",
+                    "--out", str(out), *only("contract")])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    found = claims(out)
+    assert found["contract.db_schema_compatible"]["status"] == "FAIL"
+    assert found["contract.no_breaking_api_changes"]["status"] == "PASS"
+    changes = json.loads((out / "evidence" / "contract.json").read_text())["data"]["database"]["changes"]
+    assert any(c["level"] == "ERR" and "role" in c["location"] for c in changes)

@@ -286,7 +286,7 @@ def create_app(
     ctx = _Context(
         variant=variant,
         faults=faults,
-        store=Store(db_path),
+        store=Store(db_path, changed_schema=faults.breaks(ApiBreak.SCHEMA_CHANGED)),
         tokens=TokenIssuer(),
         dice=_Dice(seed),
     )
@@ -502,16 +502,18 @@ async def _handle_user_message(
         await asyncio.sleep(AGENT_SERVICE_MS / 1000.0)
         await ctx.delay(delay)
         result = work()
-        await websocket.send_json(
-            {
-                "type": "agent_completed",
-                "agent": agent,
-                "step": number,
-                "thread_id": thread.id,
-                "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
-                "result": {k: v for k, v in result.items() if not k.startswith("_")},
-            }
-        )
+        completed: dict[str, Any] = {
+            "type": "agent_completed",
+            "agent": agent,
+            "step": number,
+            "thread_id": thread.id,
+            "duration_ms": round((time.perf_counter() - started) * 1000.0, 3),
+            "result": {k: v for k, v in result.items() if not k.startswith("_")},
+        }
+        if ctx.faults.breaks(ApiBreak.EVENT_CHANGED):  # a message-contract break clients would feel
+            del completed["duration_ms"]
+            completed["step"] = str(number)
+        await websocket.send_json(completed)
         return result
 
     def load_data() -> dict[str, Any]:

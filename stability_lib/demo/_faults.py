@@ -56,6 +56,8 @@ class ApiBreak(str, enum.Enum):
     FIELD_REMOVED = "field_removed"  # ``created_at`` disappears from thread responses
     PARAM_REQUIRED = "param_required"  # ``limit`` becomes required on GET /api/threads
     ENDPOINT_REMOVED = "endpoint_removed"  # GET /api/threads/{id}/messages disappears
+    EVENT_CHANGED = "event_changed"  # WebSocket agent_completed loses duration_ms; its step becomes a string
+    SCHEMA_CHANGED = "schema_changed"  # messages.role narrowed to VARCHAR(16), an index dropped
 
     def __str__(self) -> str:
         return self.value

@@ -40,6 +40,12 @@ CREATE INDEX IF NOT EXISTS ix_threads_user ON threads(user_id);
 CREATE INDEX IF NOT EXISTS ix_messages_thread ON messages(thread_id);
 """
 
+# The schema_changed fault: the service still works (SQLite keeps TEXT affinity), but a
+# schema diff sees a narrowed column type and a dropped index, as after a careless migration.
+_CHANGED_SCHEMA = _SCHEMA.replace(
+    "role TEXT NOT NULL CHECK", "role VARCHAR(16) NOT NULL CHECK"
+).replace("CREATE INDEX IF NOT EXISTS ix_messages_thread ON messages(thread_id);\n", "")
+
 
 class DuplicateUserError(Exception):
     """The username is taken (internal: the API turns it into 409)."""
@@ -77,7 +83,7 @@ def _now() -> str:
 class Store:
     """Thread-safe access to one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, changed_schema: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -85,7 +91,7 @@ class Store:
         # WAL + NORMAL: no fsync per commit (a demo needs crash safety, not power-loss safety)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_CHANGED_SCHEMA if changed_schema else _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

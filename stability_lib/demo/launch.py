@@ -28,8 +28,10 @@ _START_TIMEOUT_S = 30.0
 
 
 class DemoProcess:
-    def __init__(self, variant: str, faults: Sequence[str] = (), seed: int = 0) -> None:
+    def __init__(self, variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None) -> None:
         cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--port", "0", "--seed", str(seed)]
+        if db is not None:
+            cmd += ["--db", str(db)]
         for fault in faults:
             cmd += ["--fault", fault]
         env = {k: v for k, v in os.environ.items() if k != "STABILITY_DEMO_FAULTS"}
@@ -63,8 +65,8 @@ class DemoProcess:
 
 
 @contextmanager
-def demo_process(variant: str, faults: Sequence[str] = (), seed: int = 0) -> Iterator[str]:
-    proc = DemoProcess(variant, faults, seed)
+def demo_process(variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None) -> Iterator[str]:
+    proc = DemoProcess(variant, faults, seed, db)
     try:
         yield proc.url
     finally:
@@ -77,13 +79,21 @@ def demo_targets(
 ) -> Iterator[dict[str, str]]:
     """Start candidate (and baseline) services; yield the environment that params/demo.yaml reads."""
     with ExitStack() as stack:
+        # Database files at known paths, so the contract section can compare their schemas.
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stability-demo-db-")))
         env = {
-            "DEMO_CANDIDATE_URL": stack.enter_context(demo_process(variant, faults, seed=1)),
-            # A fresh password for the generated test users: a secret that only the environment holds.
-            "DEMO_USER_PASSWORD": os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16),
+            "DEMO_CANDIDATE_DB": str(folder / "candidate.sqlite3"),
+            "DEMO_BASELINE_DB": str(folder / "baseline.sqlite3"),
         }
+        env["DEMO_CANDIDATE_URL"] = stack.enter_context(
+            demo_process(variant, faults, seed=1, db=Path(env["DEMO_CANDIDATE_DB"]))
+        )
+        # A fresh password for the generated test users: a secret that only the environment holds.
+        env["DEMO_USER_PASSWORD"] = os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16)
         if baseline_variant:
-            env["DEMO_BASELINE_URL"] = stack.enter_context(demo_process(baseline_variant, (), seed=2))
+            env["DEMO_BASELINE_URL"] = stack.enter_context(
+                demo_process(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"]))
+            )
         yield env
 
 
