@@ -26,48 +26,29 @@ def section_claims(params: Params, result: SectionResult) -> list[Claim]:
     """A section's claims, plus a synthetic one when it crashed or established nothing:
     a crashed section must never leave the run looking like a PASS."""
     name = result.section
-    ref = (EvidenceRef(name, f"evidence/{name}.json"),)
-    if result.status is Status.ERROR and not any(c.status is Status.ERROR for c in result.claims):
+
+    def synthetic(check: str, statement: str, status: Status, statistic: str) -> list[Claim]:
+        claim_id = f"{name}.{check}"
         return [
             *result.claims,
-            Claim(
-                id=f"{name}.ran",
-                section=name,
-                statement=f"Section '{name}' ran to completion",
-                status=Status.ERROR,
-                statistic=(result.error or "unknown error").splitlines()[0][:300],
-                required=params.is_required(f"{name}.ran"),
-                evidence=ref,
-            ),
+            Claim(claim_id, name, statement, status, statistic, params.is_required(claim_id),
+                  (EvidenceRef(name, f"evidence/{name}.json"),)),
         ]
+
+    if result.status is Status.ERROR and not any(c.status is Status.ERROR for c in result.claims):
+        error = (result.error or "unknown error").splitlines()[0][:300]
+        return synthetic("ran", f"Section '{name}' ran to completion", Status.ERROR, error)
     if result.data.get("skipped"):
         if not params.sections[name].enabled:
             return list(result.claims)
         # Enabled in params, yet the section skipped itself: it checked nothing.
-        return [
-            *result.claims,
-            Claim(
-                id=f"{name}.evidence",
-                section=name,
-                statement=f"Section '{name}' produced at least one check",
-                status=Status.INCONCLUSIVE,
-                statistic=f"enabled in params but skipped: {result.data.get('reason', '')}",
-                required=params.is_required(f"{name}.evidence"),
-                evidence=ref,
-            ),
-        ]
+        reason = f"enabled in params but skipped: {result.data.get('reason', '')}"
+        return synthetic("evidence", f"Section '{name}' produced at least one check", Status.INCONCLUSIVE, reason)
     if not result.claims:
-        return [
-            Claim(
-                id=f"{name}.evidence",
-                section=name,
-                statement=f"Section '{name}' produced at least one check",
-                status=Status.INCONCLUSIVE,
-                statistic="the section recorded no check",
-                required=params.is_required(f"{name}.evidence"),
-                evidence=ref,
-            )
-        ]
+        return synthetic(
+            "evidence", f"Section '{name}' produced at least one check", Status.INCONCLUSIVE,
+            "the section recorded no check",
+        )
     return list(result.claims)
 
 
