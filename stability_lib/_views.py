@@ -40,15 +40,16 @@ def section_parts(result: SectionResult, *, heading: bool = True) -> list[Part]:
         parts.append(claims_table_html(c.serialize() for c in result.claims))
     view = _VIEWS.get(result.section)
     if view is not None and result.data:
-        import matplotlib
-
-        # Labels come from the target (operation and event names): never parse them as math text.
-        with matplotlib.rc_context({"text.parse_math": False}):
-            try:
-                parts += view(result)
-            except Exception as exc:  # a broken table must not hide the claims
-                parts.append(f'<p class="sp-warning">This section\'s details could not be shown: {esc(exc)}</p>')
+        try:
+            parts += view(result)
+        except Exception as exc:  # a broken table must not hide the claims
+            parts.append(f'<p class="sp-warning">This section\'s details could not be shown: {esc(exc)}</p>')
     return parts
+
+
+def _label(text: object) -> str:
+    """A chart label from the target (operation, event or outcome names): '$' must not start math text."""
+    return str(text).replace("$", r"\$")
 
 
 def _chart(draw: Callable[..., Any], *args: Any) -> Part:
@@ -149,7 +150,7 @@ def _close_code_chart(sides: dict[str, dict[str, int]]):
     for i, (label, hist) in enumerate(sides.items()):
         xs = [j + i * width for j in range(len(codes))]
         ax.bar(xs, [hist.get(c, 0) for c in codes], width=width, label=label)
-    ax.set_xticks([j + width * (len(sides) - 1) / 2 for j in range(len(codes))], [str(c) for c in codes])
+    ax.set_xticks([j + width * (len(sides) - 1) / 2 for j in range(len(codes))], [_label(c) for c in codes])
     ax.set_xlabel("close code ('none': no close frame, seen by the client as 1006)")
     ax.set_ylabel("sessions")
     ax.set_yscale("symlog")
@@ -164,7 +165,7 @@ def _timeline_chart(timeline: list[dict[str, Any]]):
     kinds = sorted({t["outcome"] for t in timeline})
     for k in kinds:
         xs = [t["start_offset_s"] for t in timeline if t["outcome"] == k]
-        ax.scatter(xs, [k] * len(xs), s=8, alpha=0.6, label=k)
+        ax.scatter(xs, [_label(k)] * len(xs), s=8, alpha=0.6, label=_label(k))
     ax.set_xlabel("session start (s since the soak began)")
     ax.set_title("Outcome timeline")
     fig.tight_layout()
@@ -199,7 +200,7 @@ def _box_chart(samples: dict[str, list[float]], title: str):
     names = [k for k, v in samples.items() if v]
     fig, ax = _figure(height=0.45 * len(names) + 1.2)
     ax.boxplot([samples[n] for n in names], orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
-    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_yticks(range(1, len(names) + 1), [_label(n) for n in names])
     ax.set_xscale("log")
     ax.set_xlabel("milliseconds (log scale)")
     ax.set_title(title)
@@ -247,7 +248,7 @@ def _forest_chart(comparisons: list[dict[str, Any]], tolerance: float):
     ax.axvline(1.0, color="#555", lw=0.8)
     ax.axvspan(0, 1 + tolerance, color="#15803d", alpha=0.06)
     ax.axvline(1 + tolerance, color="#b91c1c", ls="--", lw=0.8, label=f"tolerance {tolerance:.0%}")
-    ax.set_yticks(range(len(rows)), [c["operation"] + ("" if c.get("judged", True) else " (info)") for c in rows])
+    ax.set_yticks(range(len(rows)), [_label(c["operation"]) + ("" if c.get("judged", True) else " (info)") for c in rows])
     ax.set_xscale("log")
     ax.set_xlabel("candidate / baseline median, with bootstrap 95% CI (log scale)")
     ax.set_title("Performance: ratio per operation")
@@ -268,7 +269,7 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
             v = np.sort(np.asarray(samples.get(side, {}).get(op, []), dtype=float))
             if v.size:
                 ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=side)
-        ax.set_title(op, fontsize=9)
+        ax.set_title(_label(op), fontsize=9)
         ax.set_xscale("log")
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(ops):]:
