@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._errors import ExportError, RunError
+from ._errors import ExportError
 from ._evidence import write_json_atomic
 from ._export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
 from ._models import Status
 from ._params import LenientEnv, load_params
-from ._runner import SectionRun, execute_notebook, execute_sections, notebooks_dir, prepare_run_dir
+from ._runner import SectionRun, execute_notebook, execute_sections, notebooks_for, prepare_run_dir
 from ._secrets import redact_text, secret_values
 from ._section import utc_now
 from ._summary import summarize_run
@@ -62,7 +62,6 @@ def run(
     log = _Log(run_dir / "run.log", progress, secrets)
     log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
     log(f"target {params.target.base_url}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
-    _record_targets(run_dir, params)
     t0 = time.monotonic()
     sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
     log(f"sections done in {time.monotonic() - t0:.1f} s")
@@ -71,15 +70,6 @@ def run(
         outcome.run_dir, outcome.verdict, outcome.exit_code, outcome.html, outcome.pdf, outcome.summary,
         tuple(sections), outcome.problems,
     )
-
-
-def _record_targets(run_dir: Path, params) -> None:
-    meta_file = run_dir / "run.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    meta["targets"] = {"candidate": params.target.base_url}
-    if params.baseline:
-        meta["targets"]["baseline"] = params.baseline.base_url
-    write_json_atomic(meta_file, meta)
 
 
 class _Log:
@@ -117,7 +107,7 @@ def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutc
     try:
         params = load_params(run_dir / "params.yaml", env=LenientEnv())[0]
         execute_notebook(
-            notebooks_dir() / "report.ipynb",
+            notebooks_for(run_dir, params) / "report.ipynb",
             report_nb,
             {"run_dir": str(run_dir.resolve()), "params_path": str((run_dir / "params.yaml").resolve())},
             cwd=run_dir,

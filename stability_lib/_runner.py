@@ -36,6 +36,7 @@ __all__ = [
     "execute_notebook",
     "execute_sections",
     "notebooks_dir",
+    "notebooks_for",
 ]
 
 Progress = Callable[[str], None]
@@ -49,6 +50,14 @@ def notebooks_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise RunError(f"notebooks folder not found next to {here}")
+
+
+def notebooks_for(run_dir: Path, params: Params) -> Path:
+    """The notebooks a run uses: params' runner.notebooks_dir (relative to the params file) or ours."""
+    if params.runner.notebooks_dir:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        return Path(meta["base_dir"]) / params.runner.notebooks_dir
+    return notebooks_dir()
 
 
 def kernel_name() -> str:
@@ -112,6 +121,11 @@ def prepare_run_dir(
             "tool_version": __version__,
             "title": params.title,
             "environment": params.environment,
+            # What was really probed: a re-render elsewhere must not judge unresolved references.
+            "targets": {
+                "candidate": params.target.base_url,
+                **({"baseline": params.baseline.base_url} if params.baseline else {}),
+            },
         },
     )
     from ._baseline import FINGERPRINT_FILE, fingerprint
@@ -233,10 +247,7 @@ def execute_sections(
     progress: Progress = lambda line: None,
     secrets: frozenset[str] = frozenset(),
 ) -> list[SectionRun]:
-    if nb_dir is None and params.runner.notebooks_dir:
-        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        nb_dir = Path(meta["base_dir"]) / params.runner.notebooks_dir
-    nb_dir = nb_dir or notebooks_dir()
+    nb_dir = nb_dir or notebooks_for(run_dir, params)
     enabled = params.enabled_sections()
     runs: dict[str, SectionRun] = {}
     for name in SECTION_ORDER:

@@ -11,7 +11,7 @@ import pytest
 
 from stability_lib._runner import execute_notebook, notebooks_dir
 
-from support import REPO, run_cli
+from support import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +24,24 @@ def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
 
 
-def test_a_section_notebook_runs_by_hand_against_the_sample_service(tmp_path: Path) -> None:
-    out = tmp_path / "health.ipynb"
-    execute_notebook(notebooks_dir() / "health.ipynb", out, {}, cwd=notebooks_dir(), timeout_s=120)
+@pytest.mark.parametrize(
+    ("section", "claim"),
+    [
+        ("health", "health.websocket_echo"),
+        ("suites", "suites.auth"),
+        ("websocket", "websocket.no_1011_or_1006"),
+        ("golden_path", "golden_path.succeeds_for_every_user"),
+        ("isolation", "isolation.no_cross_user_data"),
+        ("performance", "performance.step:agent_session"),
+        ("contract", "contract.no_breaking_api_changes"),
+    ],
+)
+def test_each_section_notebook_runs_by_hand_against_the_sample_service(tmp_path: Path, section: str, claim: str) -> None:
+    out = tmp_path / f"{section}.ipynb"
+    execute_notebook(notebooks_dir() / f"{section}.ipynb", out, {}, cwd=notebooks_dir(), timeout_s=300)
     nb = nbformat.read(out, as_version=4)
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
-    assert "health.websocket_echo" in text and "PASS" in text
+    assert claim in text and "sp-PASS" in text
 
 
 def test_the_report_notebook_runs_by_hand_on_the_newest_run(tmp_path: Path, monkeypatch) -> None:

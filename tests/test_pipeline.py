@@ -162,3 +162,24 @@ def test_without_chromium_the_run_cannot_be_made_and_says_how_to_fix_it(tmp_path
     assert proc.returncode == 3
     assert "apt-get install -y --no-install-recommends chromium" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_broken_report_notebook_still_yields_a_report_with_the_verdict(tmp_path: Path, candidate_url: str, repo: Path) -> None:
+    import shutil
+
+    import nbformat
+
+    nb_dir = tmp_path / "notebooks"
+    shutil.copytree(repo / "notebooks", nb_dir)
+    nb = nbformat.read(nb_dir / "report.ipynb", as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell('raise RuntimeError("report notebook broke")'))
+    nbformat.write(nb, nb_dir / "report.ipynb")
+    params = tmp_path / "p.yaml"
+    params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")
+    out = tmp_path / "run"
+    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the verdict stands; the page says what broke
+    assert "problem: report notebook failed" in proc.stdout
+    html = (out / "report.html").read_text()
+    assert "could not be rendered" in html and "report notebook broke" in html and "Verdict: PASS" in html
+    assert "Verdict: PASS" in pdf_text(out / "report.pdf")
