@@ -421,14 +421,7 @@ class PerfVerdict(_Verdict):
 
 
 def _as_samples(name: str, values: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise StatisticsInputError(f"{name} must be a sequence of numbers") from None
-    if arr.ndim != 1:
-        raise StatisticsInputError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise StatisticsInputError(f"{name} contains NaN or infinite values")
+    arr = _as_finite(name, values)
     if np.any(arr <= 0.0):
         # Ratios of medians need a positive scale (durations, sizes).
         raise StatisticsInputError(f"{name} must contain only positive values")
