@@ -53,6 +53,10 @@ SECTION_ORDER: tuple[str, ...] = (
 )
 
 
+# Sections that act as the service's users: they need params' scenario block.
+SCENARIO_SECTIONS: tuple[str, ...] = ("websocket", "golden_path", "isolation", "performance")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -255,6 +259,10 @@ def validate_params(resolved: Mapping[str, Any]) -> Params:
         params = Params.model_validate(data)
     except ValidationError as exc:
         errors = _validation_messages(exc) + errors
+    if scenario is None and scenario_raw is None:
+        for name in SCENARIO_SECTIONS:
+            if getattr(sections[name], "enabled", False):
+                errors.append(f"sections.{name}: needs a 'scenario' block (how users log in and what they do)")
     if errors or params is None:
         raise ParamsError("invalid params: " + "; ".join(errors))
     return params.model_copy(update={"sections": sections, "scenario": scenario})

@@ -7,11 +7,17 @@ show the result; all the work stays in the library.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from ._errors import ParamsError
 from ._health import health_claims, run_health
 from ._models import Claim, SectionResult, Status
 from ._secrets import redact_tree
 from ._section import Section
+
+if TYPE_CHECKING:
+    from ._params import TargetConfig
+    from ._scenario import ScenarioConfig
 
 __all__ = ["health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"]
 
@@ -43,16 +49,14 @@ def suites(sec: Section) -> SectionResult:
     return sec.finish(claims, data)
 
 
-def _scenario(sec: Section):
-    from ._errors import ParamsError
-
-    if sec.params.scenario is None:
+def _scenario(sec: Section) -> ScenarioConfig:
+    if sec.params.scenario is None:  # validate_params refuses this; a hand-made Params may not
         raise ParamsError(f"section '{sec.name}' needs a 'scenario' block in params")
     return sec.params.scenario
 
 
-def _with_users(scenario, count: int | None, repetitions: int | None = None):
-    update: dict = {}
+def _with_users(scenario: ScenarioConfig, count: int | None, repetitions: int | None = None) -> ScenarioConfig:
+    update: dict[str, Any] = {}
     if count is not None:
         update["users"] = scenario.users.model_copy(update={"count": count})
     if repetitions is not None:
@@ -159,7 +163,7 @@ def performance(sec: Section) -> SectionResult:
     return sec.finish(claims, data)
 
 
-def _observed_events(target, scenario) -> list[dict]:
+def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dict[str, Any]]:
     """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
     import json
 

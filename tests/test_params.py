@@ -65,3 +65,9 @@ def test_redaction_keeps_references_and_hides_literal_secrets() -> None:
 
 def test_resolve_env_leaves_non_strings_alone() -> None:
     assert resolve_env({"a": [1, "${X}"], "b": None}, {"X": "y"}) == {"a": [1, "y"], "b": None}
+
+
+def test_sections_that_act_as_users_need_a_scenario(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, MINIMAL + "  websocket: {}\n"), env={"URL": "http://127.0.0.1:9"})
+    assert "sections.websocket: needs a 'scenario' block" in str(err.value)

@@ -28,6 +28,10 @@ sections:
   golden_path: {}
   isolation: {users: 2}
   contract: {}
+scenario:
+  users: {password: "${NOT_NEEDED_TO_RENDER}"}
+  golden_path:
+    steps: [{kind: http, name: ping, method: GET, path: /health}]
 """
 
 
