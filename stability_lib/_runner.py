@@ -100,7 +100,8 @@ def prepare_run_dir(
     params_file: Path, raw: dict[str, Any], params: Params, out: Path | None, overrides: list[str]
 ) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}"
+    # Absolute from here on: nothing later may depend on the process's working directory.
+    run_dir = (out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}").resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"run directory {run_dir} exists and is not empty")
     (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
@@ -144,11 +145,13 @@ def execute_notebook(
         str(output),
         parameters=parameters,
         kernel_name=ensure_kernelspec(),
-        cwd=str(cwd),
         progress_bar=False,
         log_output=False,
         execution_timeout=timeout_s,
         request_save_on_cell_execute=False,
+        # Not papermill's cwd=: that os.chdir()s this whole process, and notebooks run in
+        # threads. nbclient starts the kernel in resources' metadata path instead.
+        resources={"metadata": {"path": str(cwd)}},
     )
 
 

@@ -183,3 +183,18 @@ def test_a_broken_report_notebook_still_yields_a_report_with_the_verdict(tmp_pat
     html = (out / "report.html").read_text()
     assert "could not be rendered" in html and "report notebook broke" in html and "Verdict: PASS" in html
     assert "Verdict: PASS" in pdf_text(out / "report.pdf")
+
+
+def test_the_default_run_directory_is_relative_to_where_the_command_ran(tmp_path: Path, candidate_url: str) -> None:
+    # Two notebooks run at once in threads: nothing may change the process's working directory
+    # (papermill's cwd= does, and left relative run paths pointing nowhere).
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(3)\n")
+    params = tmp_path / "p.yaml"
+    params.write_text(HEALTH_ONLY + "  suites:\n    categories: [{name: slow, paths: [test_slow.py], cwd: suite}]\n")
+    proc = run_cli(["run", str(params)], env={"TARGET_URL": candidate_url}, cwd=tmp_path)
+    runs = list((tmp_path / "runs").glob("*-p"))
+    assert len(runs) == 1, proc.stdout + proc.stderr
+    assert (runs[0] / "summary.json").exists() and (runs[0] / "report.pdf").exists()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
