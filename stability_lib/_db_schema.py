@@ -32,6 +32,8 @@ __all__ = [
     "db_schema_claims",
 ]
 
+CONNECT_TIMEOUT_S = 10
+
 DB_RULES: tuple[Rule, ...] = (
     Rule("db-table-removed", Level.ERR, "A table was dropped."),
     Rule("db-column-removed", Level.ERR, "A column was dropped."),
@@ -40,6 +42,8 @@ DB_RULES: tuple[Rule, ...] = (
     Rule("db-column-became-not-null", Level.ERR, "A column became NOT NULL: inserts without it now fail."),
     Rule("db-index-removed", Level.WARN, "An index was dropped: queries may slow down."),
     Rule("db-index-became-unique", Level.WARN, "An index became UNIQUE: duplicate inserts now fail."),
+    Rule("db-column-added-required", Level.ERR, "A NOT NULL column without a default was added: old inserts now fail."),
+    Rule("db-unique-added", Level.WARN, "A UNIQUE index or constraint was added: duplicate inserts now fail."),
     Rule("db-table-added", Level.INFO, "A table was added."),
     Rule("db-column-added", Level.INFO, "A column was added."),
     Rule("db-column-type-widened", Level.INFO, "A column's type holds more than before."),
@@ -54,6 +58,7 @@ class Column:
     name: str
     type: str
     nullable: bool
+    has_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,10 @@ def read_schema(url: str) -> Schema:
         # Connecting to a missing SQLite file would create an empty one and compare nothing.
         if database and database != ":memory:" and not database.startswith("file:") and not Path(database).is_file():
             raise TargetError(f"SQLite database file not found: {database}")
+    # A server that does not answer must not hang the run (SQLite has no connection to wait for).
+    connect_args = {} if parsed.get_backend_name() == "sqlite" else {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, connect_args=connect_args)
     except Exception as exc:
         raise TargetError(f"cannot open database {safe}: {exc}") from exc
     try:
@@ -142,19 +149,36 @@ def read_schema(url: str) -> Schema:
         tables: list[Table] = []
         for table_name in sorted(insp.get_table_names()):
             columns = tuple(
-                Column(name=str(c["name"]), type=_type_string(c["type"], engine.dialect), nullable=bool(c.get("nullable", True)))
+                Column(
+                    name=str(c["name"]),
+                    type=_type_string(c["type"], engine.dialect),
+                    nullable=bool(c.get("nullable", True)),
+                    has_default=c.get("default") is not None or bool(c.get("autoincrement") is True),
+                )
                 for c in insp.get_columns(table_name)
             )
+            # UNIQUE constraints are not indexes to every dialect (SQLite hides their automatic indexes).
+            uniques = [
+                Index(
+                    name=str(u.get("name") or f"unique({', '.join(u.get('column_names') or [])})"),
+                    columns=tuple(str(x) for x in (u.get("column_names") or [])),
+                    unique=True,
+                )
+                for u in insp.get_unique_constraints(table_name)
+            ]
             indexes = tuple(
                 sorted(
-                    (
-                        Index(
-                            name=str(i.get("name") or "(unnamed)"),
-                            columns=tuple(str(x) for x in (i.get("column_names") or []) if x is not None),
-                            unique=bool(i.get("unique")),
-                        )
-                        for i in insp.get_indexes(table_name)
-                    ),
+                    [
+                        *(
+                            Index(
+                                name=str(i.get("name") or "(unnamed)"),
+                                columns=tuple(str(x) for x in (i.get("column_names") or []) if x is not None),
+                                unique=bool(i.get("unique")),
+                            )
+                            for i in insp.get_indexes(table_name)
+                        ),
+                        *uniques,
+                    ],
                     key=lambda i: i.name,
                 )
             )
@@ -262,7 +286,12 @@ def diff_schemas(old: Schema, new: Schema) -> list[Change]:
             elif nc.nullable and not col.nullable:
                 emit("db-column-became-nullable", table.name, col.name, f"column {where} became nullable")
         for col in nt.columns:
-            if col.name not in old_cols:
+            if col.name in old_cols:
+                continue
+            if not col.nullable and not col.has_default:
+                emit("db-column-added-required", table.name, col.name,
+                     f"column {table.name}.{col.name} ({col.type}) was added NOT NULL without a default")
+            else:
                 emit("db-column-added", table.name, col.name, f"column {table.name}.{col.name} ({col.type}) was added")
         new_idx = {i.name: i for i in nt.indexes}
         old_idx = {i.name for i in table.indexes}
@@ -274,7 +303,8 @@ def diff_schemas(old: Schema, new: Schema) -> list[Change]:
                 emit("db-index-became-unique", table.name, idx.name, f"index {idx.name} on {table.name} became UNIQUE")
         for idx in nt.indexes:
             if idx.name not in old_idx:
-                emit("db-index-added", table.name, idx.name, f"index {idx.name} on {table.name}({', '.join(idx.columns)}) was added")
+                rule = "db-unique-added" if idx.unique else "db-index-added"
+                emit(rule, table.name, idx.name, f"{'unique ' if idx.unique else ''}index {idx.name} on {table.name}({', '.join(idx.columns)}) was added")
     for table in new.tables:
         if table.name not in old_tables:
             emit("db-table-added", table.name, "", f"table {table.name} was added")

@@ -199,11 +199,13 @@ def _children(elem: ET.Element, tag: str) -> list[ET.Element]:
 
 
 def _parse_time(raw: str | None) -> float:
-    # Surefire writes locale-formatted times ("1,234.5") on some machines.
+    # Locale-formatted times: "1,234.5" (a thousands separator) or "1,5" (a decimal comma).
     if not raw:
         return 0.0
+    text = raw.strip()
+    text = text.replace(",", "") if "." in text or text.count(",") > 1 else text.replace(",", ".")
     try:
-        value = float(raw.replace(",", ""))
+        value = float(text)
     except ValueError:
         return 0.0
     return value if math.isfinite(value) and value >= 0 else 0.0

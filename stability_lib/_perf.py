@@ -44,9 +44,12 @@ class PerformanceConfig(BaseModel):
 # ---------------------------------------------------------------- A/B collection (I/O)
 
 
-def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+def collect_interleaved(
+    scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, int]]]:
     """Golden-path runs on each target in alternating rounds (A B, B A, A B, ...), so drift
-    on the machine or the network hits every side alike. Returns {side: {operation: [ms]}}."""
+    on the machine or the network hits every side alike. Returns {side: {operation: [ms]}} and
+    {side: {"runs": n, "failed": k}} (failed runs leave no latency sample behind)."""
     from ._golden import run_golden_path_sync
     from ._operations import operation_samples_ms
 
@@ -60,14 +63,17 @@ def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str
     )
     sides = list(targets)
     out: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
+    runs: dict[str, dict[str, int]] = {side: {"runs": 0, "failed": 0} for side in sides}
     for r in range(rounds):
         order = sides if r % 2 == 0 else list(reversed(sides))  # ABBA: neither side always goes first
         for side in order:
             target = targets[side]
             result = run_golden_path_sync(target.base_url, round_scenario, ws_base_url=target.ws_base_url)
+            runs[side]["runs"] += len(result.runs)
+            runs[side]["failed"] += sum(1 for r in result.runs if not r.ok)
             for op, values in operation_samples_ms(result.to_dict()).items():
                 out[side].setdefault(op, []).extend(values)
-    return out
+    return out, runs
 
 
 def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
@@ -100,11 +106,29 @@ def _judged(op: str, baseline: list[float], cfg: PerformanceConfig) -> tuple[boo
     return True, ""
 
 
+def _survivorship(runs: dict[str, dict[str, int]] | None) -> str:
+    """Why a NO REGRESSION cannot stand: the candidate lost more runs than the baseline, and a
+    failed run leaves no latency sample (its slowest requests may be exactly the ones missing)."""
+    if not runs or "baseline" not in runs or "candidate" not in runs:
+        return ""
+    b, c = runs["baseline"], runs["candidate"]
+    if c["runs"] and c["failed"] / c["runs"] > (b["failed"] / b["runs"] if b["runs"] else 0.0):
+        return (f"{c['failed']} of {c['runs']} candidate runs failed (baseline {b['failed']} of {b['runs']}); "
+                "their latencies are missing, so no regression is not shown")
+    return ""
+
+
 def compare_operations(
-    baseline: dict[str, list[float]], candidate: dict[str, list[float]], cfg: PerformanceConfig, *, section: str
+    baseline: dict[str, list[float]],
+    candidate: dict[str, list[float]],
+    cfg: PerformanceConfig,
+    *,
+    section: str,
+    runs: dict[str, dict[str, int]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Claim]]:
     from ._stats import compare_samples
 
+    survivorship = _survivorship(runs)
     comparisons: list[dict[str, Any]] = []
     claims: list[Claim] = []
     samples = {
@@ -123,6 +147,8 @@ def compare_operations(
         status = cmp.verdict.status
         details: dict[str, Any] = {"n": [len(a), len(b)]}
         statistic = cmp.describe()
+        if status is Status.PASS and survivorship:
+            status, statistic = Status.INCONCLUSIVE, f"{statistic}; {survivorship}"
         if not judged:
             statistic = f"informative only: {why_not}; {statistic}"
         else:

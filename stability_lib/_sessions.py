@@ -29,6 +29,7 @@ __all__ = [
     "OutcomeKind",
     "SessionOutcome",
     "outcome_for_close",
+    "outcome_for_connection_closed",
     "outcome_for_connect_error",
     "FeedStatus",
     "FeedResult",
@@ -69,7 +70,8 @@ def cap_keeping_markers(text: str, limit: int, pattern: re.Pattern[str] = NONCE_
     capped = cap_text(text, limit)
     if capped == text:
         return capped
-    lost = [m for m in dict.fromkeys(pattern.findall(text[limit:]))]
+    # Any marker that does not end inside the kept part, including one cut in half by the cap.
+    lost = list(dict.fromkeys(m.group(0) for m in pattern.finditer(text) if m.end() > limit))
     return f"{capped} [markers past the cap: {' '.join(lost)}]" if lost else capped
 
 
@@ -188,6 +190,15 @@ def outcome_for_close(received_code: int | None) -> SessionOutcome:
 def received_close_code(exc: ConnectionClosed) -> int | None:
     """The code the server sent, or None when no close frame was received."""
     return exc.rcvd.code if exc.rcvd is not None else None
+
+
+def outcome_for_connection_closed(exc: ConnectionClosed) -> SessionOutcome:
+    """A close during the exchange. When our client closed first (a message over max_size: 1009,
+    invalid UTF-8: 1007, its own keepalive timeout: 1011) no server close frame follows; that is
+    not the server dropping the connection, so it is never counted as a 1006 or 1011 crash."""
+    if exc.rcvd is None and exc.sent is not None:
+        return SessionOutcome(OutcomeKind.CLOSED_OTHER, close_code=exc.sent.code)
+    return outcome_for_close(received_close_code(exc))
 
 
 def outcome_for_connect_error(exc: BaseException) -> SessionOutcome:
@@ -396,12 +407,13 @@ def summarize_samples(samples: Iterable[float | None]) -> dict[str, Any]:
 class SessionAggregate:
     """Counts over a set of sessions, with exact binomial estimates.
 
-    ``crash_rate`` is 1011+1006 over sessions that got past the handshake (only
+    ``crash_rate`` is 1011+1006 over sessions seen to their end (ok or crashed; only
     those could have crashed); ``failure_rate`` is any non-ok outcome over all.
     """
 
     sessions: int
     connected: int
+    observed: int  # sessions seen to their end: ok, or crashed (the crash rate's denominator)
     ok: int
     crashes: int
     failures: int
@@ -417,6 +429,7 @@ class SessionAggregate:
         return {
             "sessions": self.sessions,
             "connected": self.connected,
+            "observed": self.observed,
             "ok": self.ok,
             "crashes": self.crashes,
             "failures": self.failures,
@@ -443,13 +456,14 @@ def aggregate_sessions(records: Sequence[SessionRecord], confidence: float = 0.9
     return SessionAggregate(
         sessions=len(records),
         connected=len(connected),
+        observed=len(records) - failures + crashes,
         ok=len(records) - failures,
         crashes=crashes,
         failures=failures,
         outcome_counts={k.value: kinds.get(k.value, 0) for k in OutcomeKind},
         outcome_labels=dict(labels.most_common()),
         close_codes=dict(sorted(codes.items())),
-        crash_rate=rate_estimate(crashes, len(connected), confidence),
+        crash_rate=rate_estimate(crashes, len(records) - failures + crashes, confidence),
         failure_rate=rate_estimate(failures, len(records), confidence),
         timeline=timeline,
         latency_s={
@@ -542,7 +556,7 @@ def session_claims(
     if aggregate.sessions == 0:
         crash_reason = note or "no session was run"
     else:
-        crash_reason = "no session got past the opening handshake (" + ", ".join(
+        crash_reason = "no session ran to its end or crashed (" + ", ".join(
             f"{label} x{count}" for label, count in aggregate.outcome_labels.items()
         ) + ")"
     crash_claim = _rate_claim(
@@ -551,12 +565,14 @@ def session_claims(
         statement="No session closed with 1011 or dropped (1006)",
         what="closed with 1011/1006",
         k=aggregate.crashes,
-        n=aggregate.connected,
+        # Only sessions seen to their end could show "no crash": a session that timed out or
+        # closed otherwise proves nothing about 1011/1006 (the completion claim counts it).
+        n=aggregate.observed,
         tolerated_rate=tolerated_rate,
         confidence=confidence,
         evidence=evidence,
         no_data_reason=crash_reason,
-        details={**common, "crashes": aggregate.crashes, "connected": aggregate.connected},
+        details={**common, "crashes": aggregate.crashes, "observed": aggregate.observed, "connected": aggregate.connected},
     )
     failure_claim = _rate_claim(
         claim_id=f"{section}.sessions_complete",

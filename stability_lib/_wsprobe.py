@@ -56,6 +56,7 @@ from ._sessions import (
     cap_keeping_markers,
     cap_text,
     outcome_for_close,
+    outcome_for_connection_closed,
     outcome_for_connect_error,
     received_close_code,
     session_claims,
@@ -183,7 +184,8 @@ async def run_http_step(
     captures = dict(getattr(step, "capture", {}) or {})
     started = time.monotonic_ns()
     try:
-        async with client.stream(
+        # httpx's timeout bounds each read; a server dripping a byte at a time needs a bound on the whole.
+        async with asyncio.timeout(step.timeout_s), client.stream(
             step.method, request_path, json=body, headers=headers, timeout=step.timeout_s
         ) as response:
             chunks: list[bytes] = []
@@ -194,6 +196,9 @@ async def run_http_step(
                     raise _BodyTooLarge()
                 chunks.append(chunk)
             status = response.status_code
+    except TimeoutError:
+        duration = _ns_to_s(time.monotonic_ns() - started)
+        return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
     except _BodyTooLarge:
         duration = _ns_to_s(time.monotonic_ns() - started)
         return HttpStepResult(name, step.method, path, False, None, duration, "body_too_large"), {}
@@ -484,8 +489,8 @@ async def run_ws_session(
         outcome = SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}")
     except ConnectionClosed as exc:
         code = received_close_code(exc)
-        outcome = outcome_for_close(code)
-        close_code = code
+        outcome = outcome_for_connection_closed(exc)
+        close_code = code  # what the server sent; None when no close frame came
         close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
     finally:
         try:

@@ -90,7 +90,8 @@ def websocket(sec: Section) -> SectionResult:
             baseline = run_soak_sync(baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url)
             data["baseline"] = baseline.to_dict()
             b, c = baseline.aggregate, candidate.aggregate
-            fix = compare_failure_rates(b.crashes, b.connected, c.crashes, c.connected,
+            # Over sessions seen to their end: a candidate that hangs must not "fix" its crashes.
+            fix = compare_failure_rates(b.crashes, b.observed, c.crashes, c.observed,
                                         scenario.tolerated_failure_rate, scenario.confidence)
             status = fix.status.status
             data["fix"] = fix.serialize()
@@ -98,7 +99,7 @@ def websocket(sec: Section) -> SectionResult:
                 id=f"{sec.name}.fix_works", section=sec.name,
                 statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
                 status=status, statistic=fix.describe(),
-                details={"n": [b.connected, c.connected]},
+                details={"n": [b.observed, c.observed]},
             ))
     return sec.finish(claims, data)
 
@@ -147,17 +148,22 @@ def performance(sec: Section) -> SectionResult:
         baseline_samples, data["baseline_source"], data["baseline_differences"] = stored_samples(
             cfg.stored_baseline, sec.run_dir, sec.invocation_dir
         )
-        candidate_samples = collect_interleaved(scenario, cfg, {"candidate": sec.params.target})["candidate"]
+        collected, runs = collect_interleaved(scenario, cfg, {"candidate": sec.params.target})
+        candidate_samples = collected["candidate"]
+        data["runs"] = runs
     elif sec.params.baseline is not None:
-        both = collect_interleaved(scenario, cfg, {"baseline": sec.params.baseline, "candidate": sec.params.target})
+        both, runs = collect_interleaved(scenario, cfg, {"baseline": sec.params.baseline, "candidate": sec.params.target})
         baseline_samples, candidate_samples = both["baseline"], both["candidate"]
+        data["runs"] = runs
         data["baseline_source"] = f"live target {sec.params.baseline.base_url}, interleaved A/B"
     else:
         claim = sec.claim("baseline", "Performance is compared with a baseline", Status.INCONCLUSIVE,
                           "no baseline: params name no baseline target and no --baseline was given")
         return sec.finish([claim], data)
     data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
-    comparisons, claims = compare_operations(baseline_samples, candidate_samples, cfg, section=sec.name)
+    comparisons, claims = compare_operations(
+        baseline_samples, candidate_samples, cfg, section=sec.name, runs=data.get("runs")
+    )
     data["comparisons"] = comparisons
     data["durations_ms"] = candidate_samples
     return sec.finish(claims, data)

@@ -420,3 +420,14 @@ def test_live_candidate_against_itself_passes(candidate_url: str, tmp_path: Path
     assert claim.status is Status.PASS, claim.statistic
     assert claim.statistic.startswith("0 ERR, 0 WARN, 0 INFO across ")
     assert result.baseline.sha256 == result.candidate.sha256
+
+
+def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass() -> None:
+    from stability_lib._contract import contract_claims
+    from stability_lib._openapi_diff import Change, Level
+
+    blind = Change(Level.WARN, "unresolved-ref", "/users", "get", "/responses/200", "not compared")
+    (claim,) = contract_claims([blind], fail_on_warn=False, operations_compared=3)
+    assert claim.status.value == "INCONCLUSIVE" and "could not be compared" in claim.statistic
+    (claim,) = contract_claims([blind], fail_on_warn=True, operations_compared=3)
+    assert claim.status.value == "FAIL"

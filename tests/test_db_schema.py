@@ -130,3 +130,20 @@ def test_claims() -> None:
     assert ok.statistic == "0 ERR, 0 WARN, 0 INFO across 1 tables compared"
     assert db_schema_claims(None, tables_compared=0)[0].status is Status.INCONCLUSIVE
     assert db_schema_claims([], tables_compared=0)[0].status is Status.INCONCLUSIVE
+
+
+def test_an_added_required_column_and_a_new_unique_constraint_break_old_writers(tmp_path) -> None:
+    import sqlite3
+
+    from stability_lib._db_schema import diff_schemas, read_schema
+
+    old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
+    sqlite3.connect(old).executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT, note TEXT);")
+    sqlite3.connect(new).executescript(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE, note TEXT,"
+        " tenant TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'a');"
+    )
+    found = {(c.rule, c.level.value, c.location) for c in diff_schemas(read_schema(f"sqlite:///{old}"), read_schema(f"sqlite:///{new}"))}
+    assert ("db-column-added-required", "ERR", "tenant") in found
+    assert ("db-column-added", "INFO", "kind") in found  # NOT NULL with a default: old inserts still work
+    assert any(rule == "db-unique-added" and level == "WARN" for rule, level, _ in found)

@@ -56,3 +56,14 @@ def test_the_scenario_hash_ignores_which_baseline_and_which_sections_are_switche
                          "health": {"enabled": False}}}
     other = {"scenario": {"users": {"count": 3}}, "sections": {"performance": {"samples_per_side": 60}}}
     assert scenario_hash(raw) == scenario_hash(same) != scenario_hash(other)
+
+
+def test_no_regression_cannot_stand_when_the_candidate_lost_more_runs() -> None:
+    base = {"step:a": lognormal(20, 60, 1)}
+    cand = {"step:a": lognormal(20, 60, 2)}
+    runs = {"baseline": {"runs": 60, "failed": 0}, "candidate": {"runs": 80, "failed": 20}}
+    _, claims = compare_operations(base, cand, PerformanceConfig(), section="performance", runs=runs)
+    assert claims[0].status is Status.INCONCLUSIVE and "20 of 80 candidate runs failed" in claims[0].statistic
+    _, claims = compare_operations(base, cand, PerformanceConfig(), section="performance",
+                                   runs={"baseline": {"runs": 60, "failed": 3}, "candidate": {"runs": 60, "failed": 0}})
+    assert claims[0].status is Status.PASS

@@ -172,3 +172,34 @@ def test_summaries_use_nearest_rank_percentiles() -> None:
     summary = summarize_samples([float(i) for i in range(1, 101)] + [None])
     assert (summary["n"], summary["p50"], summary["p95"], summary["max"]) == (100, 50.0, 95.0, 100.0)
     assert summarize_samples([]) == {"n": 0}
+
+
+def test_a_close_our_client_started_is_not_a_server_crash() -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.frames import Close
+
+    from stability_lib._sessions import outcome_for_connection_closed
+
+    too_big = ConnectionClosedError(None, Close(1009, "message too big"), None)  # we sent 1009, no reply
+    assert outcome_for_connection_closed(too_big).kind is OutcomeKind.CLOSED_OTHER
+    assert outcome_for_connection_closed(too_big).close_code == 1009
+    dropped = ConnectionClosedError(None, None, None)  # nothing sent, nothing received: the server dropped us
+    assert outcome_for_connection_closed(dropped).kind is OutcomeKind.ABNORMAL_1006
+    server_1011 = ConnectionClosedError(Close(1011, "boom"), Close(1011, "boom"), True)
+    assert outcome_for_connection_closed(server_1011).kind is OutcomeKind.CLOSED_1011
+
+
+def test_sessions_that_never_ended_do_not_count_as_crash_free() -> None:
+    records = [SessionRecord(f"s{i}", 0.0, SessionOutcome.timeout("chat:final")) for i in range(500)]
+    aggregate = aggregate_sessions(records)
+    assert aggregate.observed == 0
+    crash, complete = session_claims(aggregate, tolerated_rate=0.01)
+    assert crash.status is Status.INCONCLUSIVE and complete.status is Status.FAIL
+
+
+def test_a_nonce_cut_in_half_by_the_cap_is_still_listed() -> None:
+    from stability_lib._sessions import cap_keeping_markers
+
+    nonce = "nonce-" + "a" * 32
+    kept = cap_keeping_markers("x" * 90 + nonce + "y" * 50, 100)
+    assert nonce in kept
