@@ -39,7 +39,7 @@ __all__ = [
     "SECTION_ORDER",
 ]
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Sections run in this order; the report comes last.
 SECTION_ORDER: tuple[str, ...] = (
@@ -212,7 +212,7 @@ def resolve_env(raw: Any, env: Mapping[str, str], where: str = "") -> Any:
                 raise MissingVariableError(name, where or "<top>")
             return env[name]
 
-        return _REF.sub(sub, raw)
+        return ENV_REFERENCE.sub(sub, raw)
     return raw
 
 
@@ -302,6 +302,6 @@ def redact(raw: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in raw.items()}
     if isinstance(raw, list):
         return [redact(v, key) for v in raw]
-    if isinstance(raw, str) and _SECRET_KEY.search(key) and not _REF.fullmatch(raw.strip()):
+    if isinstance(raw, str) and _SECRET_KEY.search(key) and not ENV_REFERENCE.fullmatch(raw.strip()):
         return "***"
     return raw

@@ -9,17 +9,17 @@ substituted too but are not secret: the report must say what was tested.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ._params import ENV_REFERENCE
+
 __all__ = ["secret_values", "redact_text", "redact_obj", "redact_file", "redact_tree", "REDACTED"]
 
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 4  # shorter values ("1", "on") would scrub ordinary text, and guard nothing
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ADDRESS_FIELDS = ("target.", "baseline.")
 
 
@@ -33,7 +33,7 @@ def secret_values(raw: Any, env: Mapping[str, str], where: str = "") -> frozense
         for value in raw:
             found |= secret_values(value, env, where)
     elif isinstance(raw, str) and not where.startswith(_ADDRESS_FIELDS):
-        for name in _REF.findall(raw):
+        for name in ENV_REFERENCE.findall(raw):
             value = env.get(name, "")
             if len(value) >= MIN_SECRET_CHARS:
                 found.add(value)
