@@ -270,3 +270,33 @@ def test_a_refused_handshake_leaves_the_crash_claim_inconclusive_not_pass() -> N
     assert crash.status is Status.INCONCLUSIVE
     assert "handshake_rejected(403) x30" in crash.statistic
     assert complete.status is Status.FAIL
+
+
+def test_an_http_step_has_a_deadline_on_the_whole_request_not_only_each_read() -> None:
+    import httpx
+
+    from stability_lib._scenario import HttpStep
+    from stability_lib._wsprobe import run_http_step
+
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+        for _ in range(100):  # one byte every 0.2 s: each read is quick, the whole takes 20 s
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+
+    async def main() -> tuple[Any, float]:
+        server = await asyncio.start_server(drip, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        step = HttpStep(name="slow", method="GET", path="/", expect_status=[200], timeout_s=1.0)
+        t0 = time.monotonic()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            result, _ = await run_http_step(client, step, "slow", {}, auth=AuthConfig(), token=None,
+                                            secrets=(), capture_bytes=0)
+        server.close()
+        return result, time.monotonic() - t0
+
+    result, elapsed = asyncio.run(main())
+    assert not result.ok and result.error == "timeout"
+    assert elapsed < 10  # generous: the bound is 1 s, the drip would take 20 s
