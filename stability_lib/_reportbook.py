@@ -23,7 +23,7 @@ from ._report import (
     warnings_html,
 )
 
-__all__ = ["RunReport", "open_report", "latest_run", "RULES"]
+__all__ = ["RunReport", "open_report", "latest_run"]
 
 _PACKAGES = (
     "stability-proof", "papermill", "nbconvert", "jupyterlab", "pandas", "matplotlib", "numpy", "scipy",
@@ -62,8 +62,6 @@ def _rules() -> list[tuple[str, str]]:
     rules.append(("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs."))
     return rules
 
-
-RULES = _rules
 
 
 @dataclass

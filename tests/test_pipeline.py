@@ -36,6 +36,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def notebooks_with_a_raise(tmp_path: Path, repo: Path, notebook: str, index: int | None, message: str) -> Path:
+    """A copy of our notebooks in which ``notebook`` raises ``message`` at cell ``index`` (None: at the end)."""
+    import shutil
+
+    import nbformat
+
+    nb_dir = tmp_path / "notebooks"
+    shutil.copytree(repo / "notebooks", nb_dir)
+    nb = nbformat.read(nb_dir / notebook, as_version=4)
+    cell = nbformat.v4.new_code_cell(f"raise RuntimeError({message!r})")
+    nb.cells.insert(len(nb.cells) if index is None else index, cell)
+    nbformat.write(nb, nb_dir / notebook)
+    return nb_dir
+
+
 def test_health_run_against_the_sample_service_passes_with_an_offline_report(tmp_path: Path, candidate_url: str) -> None:
     params = tmp_path / "health.yaml"
     params.write_text(HEALTH_ONLY)
@@ -86,15 +101,7 @@ def test_bad_params_cannot_run(tmp_path: Path, extra: str, env: dict[str, str], 
 
 
 def test_a_section_that_raises_is_error_and_the_others_still_run(tmp_path: Path, candidate_url: str, repo: Path) -> None:
-    import shutil
-
-    import nbformat
-
-    nb_dir = tmp_path / "notebooks"
-    shutil.copytree(repo / "notebooks", nb_dir)
-    broken = nbformat.read(nb_dir / "suites.ipynb", as_version=4)
-    broken.cells.insert(3, nbformat.v4.new_code_cell('raise RuntimeError("section exploded on purpose")'))
-    nbformat.write(broken, nb_dir / "suites.ipynb")
+    notebooks_with_a_raise(tmp_path, repo, "suites.ipynb", 3, "section exploded on purpose")
     params = tmp_path / "p.yaml"
     params.write_text(
         HEALTH_ONLY
@@ -133,15 +140,7 @@ def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_u
 
 
 def test_a_section_that_breaks_after_its_findings_keeps_them(tmp_path: Path, repo: Path) -> None:
-    import shutil
-
-    import nbformat
-
-    nb_dir = tmp_path / "notebooks"
-    shutil.copytree(repo / "notebooks", nb_dir)
-    nb = nbformat.read(nb_dir / "health.ipynb", as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError("chart cell broke")'))
-    nbformat.write(nb, nb_dir / "health.ipynb")
+    notebooks_with_a_raise(tmp_path, repo, "health.ipynb", None, "chart cell broke")
     params = tmp_path / "p.yaml"
     params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")
     out = tmp_path / "run"
@@ -165,15 +164,7 @@ def test_without_chromium_the_run_cannot_be_made_and_says_how_to_fix_it(tmp_path
 
 
 def test_a_broken_report_notebook_still_yields_a_report_with_the_verdict(tmp_path: Path, candidate_url: str, repo: Path) -> None:
-    import shutil
-
-    import nbformat
-
-    nb_dir = tmp_path / "notebooks"
-    shutil.copytree(repo / "notebooks", nb_dir)
-    nb = nbformat.read(nb_dir / "report.ipynb", as_version=4)
-    nb.cells.insert(2, nbformat.v4.new_code_cell('raise RuntimeError("report notebook broke")'))
-    nbformat.write(nb, nb_dir / "report.ipynb")
+    notebooks_with_a_raise(tmp_path, repo, "report.ipynb", 2, "report notebook broke")
     params = tmp_path / "p.yaml"
     params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")
     out = tmp_path / "run"
