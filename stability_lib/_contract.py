@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import stat
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +51,7 @@ __all__ = [
     "DbComparison",
     "redact",
     "parse_spec_bytes",
+    "read_regular_file",
     "load_spec_file",
     "load_spec_git",
     "fetch_spec",
@@ -58,7 +64,7 @@ SECTION = "contract"
 # Every rule the section judges by, for the report's table: id, level, description.
 RULE_TABLES: dict[str, tuple[Rule, ...]] = {"openapi": RULES, "websocket": WS_RULES, "database": DB_RULES}
 EVIDENCE_FILE = "contract.json"
-MAX_SPEC_BYTES = 50 * 1024 * 1024
+MAX_SPEC_BYTES = 32 * 1024 * 1024
 # A YAML document can use aliases to expand to far more nodes than its size suggests.
 MAX_SPEC_NODES = 5_000_000
 FETCH_TIMEOUT_S = 10.0
@@ -203,14 +209,34 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_spec_file(path: Path, *, max_bytes: int = MAX_SPEC_BYTES) -> tuple[dict[str, Any], bytes]:
+def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of a regular file; a FIFO, device, socket or folder is refused unread.
+
+    ``/dev/zero`` reports size 0 and never ends, and opening a FIFO blocks until a writer
+    comes: neither may be read. O_NONBLOCK keeps the open itself from blocking should the
+    path be swapped for a FIFO between the stat and the open; the fstat then refuses it.
+    """
+    def refuse_unless_regular(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise SpecError(f"{path}: not a regular file (a FIFO, device, socket or folder is not read)")
+        if st.st_size > max_bytes:
+            raise SpecError(f"{path}: {st.st_size} bytes is over the {max_bytes}-byte cap")
+
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SpecError(f"{path}: {size} bytes is over the {max_bytes}-byte cap")
-        data = path.read_bytes()
+        refuse_unless_regular(os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            refuse_unless_regular(os.fstat(fh.fileno()))
+            data = fh.read(max_bytes + 1)  # bounded even if the file grows meanwhile
     except OSError as exc:
         raise TargetError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise SpecError(f"{path}: over the {max_bytes}-byte cap")
+    return data
+
+
+def load_spec_file(path: Path, *, max_bytes: int = MAX_SPEC_BYTES) -> tuple[dict[str, Any], bytes]:
+    data = read_regular_file(path, max_bytes=max_bytes)
     return parse_spec_bytes(data, origin=str(path), max_bytes=max_bytes), data
 
 
@@ -223,29 +249,43 @@ def load_spec_git(repo: Path, ref: str, path: str, *, max_bytes: int = MAX_SPEC_
         raise TargetError(f"invalid path in git repository: {path!r}")
     spec_ref = f"{ref}:{path.lstrip('/')}"
     origin = f"git {spec_ref} in {repo}"
-    try:
-        proc = subprocess.Popen(
-            ["git", "-C", str(repo), "show", "--no-color", spec_ref],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise TargetError(f"{origin}: cannot run git: {exc}") from exc
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        data = proc.stdout.read(max_bytes + 1)  # bounded, whatever the blob's size
-        if len(data) > max_bytes:
+    with tempfile.TemporaryFile() as err_file:  # a file, not a pipe: git's stderr can never fill it and stall
+        try:
+            proc = subprocess.Popen(
+                ["git", "-C", str(repo), "show", "--no-color", spec_ref],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err_file,
+            )
+        except OSError as exc:
+            raise TargetError(f"{origin}: cannot run git: {exc}") from exc
+        # The read below has no timeout of its own: a git that stalls is killed, which ends it.
+        stalled = threading.Event()
+
+        def kill_stalled() -> None:
+            stalled.set()
             proc.kill()
-            proc.wait(GIT_TIMEOUT_S)
+
+        killer = threading.Timer(GIT_TIMEOUT_S, kill_stalled)
+        killer.daemon = True
+        killer.start()
+        try:
+            assert proc.stdout is not None
+            data = proc.stdout.read(max_bytes + 1)  # bounded, whatever the blob's size
+            if len(data) > max_bytes:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+        finally:
+            killer.cancel()
+        if len(data) > max_bytes:
             raise SpecError(f"{origin}: over the {max_bytes}-byte cap")
-        _, err = proc.communicate(timeout=GIT_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        proc.kill()
-        proc.wait()
-        raise TargetError(f"{origin}: git did not answer in {GIT_TIMEOUT_S:.0f} s") from exc
-    if proc.returncode != 0:
-        raise TargetError(f"{origin}: git show failed: {err.decode('utf-8', 'replace').strip()[:300]}")
+        if stalled.is_set():
+            raise TargetError(f"{origin}: git did not answer in {GIT_TIMEOUT_S:.0f} s")
+        if proc.returncode != 0:
+            err_file.seek(0)
+            err = err_file.read(4096).decode("utf-8", "replace").strip()[:300]
+            raise TargetError(f"{origin}: git show failed: {err}")
     return parse_spec_bytes(data, origin=origin, max_bytes=max_bytes), data
 
 
@@ -261,18 +301,70 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+class _Watchdog:
+    """Shuts the request's sockets at a deadline: httpx's timeouts are per read, and a server
+    dripping its headers or body a byte at a time never trips them."""
+
+    def __init__(self, seconds: float) -> None:
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        # httpcore reports each new connection's stream; its socket is what a deadline must cut.
+        if event.endswith("connect_tcp.complete") or event.endswith("start_tls.complete"):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    if self.fired:
+                        self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._sockets:
+                self._shut(sock)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
 def fetch_spec(
     url: str, *, timeout_s: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_SPEC_BYTES
 ) -> tuple[dict[str, Any], bytes]:
-    """GET the document at ``url`` (status 200, at most ``max_bytes``)."""
+    """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``)."""
     import httpx
 
     safe = redact(url)
-    deadline = time.monotonic() + 3 * timeout_s  # per-read timeouts alone let a dripping server go on
+    whole_s = 3 * timeout_s
+    too_slow = f"GET {safe}: not complete within {whole_s:g} s"
+    deadline = time.monotonic() + whole_s
     try:
         # trust_env off: the spec comes from the target itself, as the probes do, not via a proxy.
-        with httpx.Client(timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False) as client:
-            with client.stream("GET", url, headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"}) as resp:
+        with _Watchdog(whole_s) as watchdog, httpx.Client(
+            timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False
+        ) as client:
+            with client.stream(
+                "GET",
+                url,
+                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"},
+                extensions={"trace": watchdog.trace},
+            ) as resp:
                 if resp.status_code != 200:
                     raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
                 declared = resp.headers.get("content-length", "")
@@ -282,14 +374,18 @@ def fetch_spec(
                 total = 0
                 for chunk in resp.iter_bytes():
                     if time.monotonic() > deadline:
-                        raise TargetError(f"GET {safe}: not complete within {3 * timeout_s:.0f} s")
+                        raise TargetError(too_slow)
                     total += len(chunk)
                     if total > max_bytes:
                         raise SpecError(f"GET {safe}: over the {max_bytes}-byte cap")
                     chunks.append(chunk)
     except httpx.HTTPError as exc:
+        if watchdog.fired:
+            raise TargetError(too_slow) from exc
         detail = str(exc).replace(url, safe)[:200]  # an error text may quote the URL, token and all
         raise TargetError(f"GET {safe}: {type(exc).__name__}: {detail}") from exc
+    if watchdog.fired:  # the cut may also look like a clean end of a body without a length
+        raise TargetError(too_slow)
     data = b"".join(chunks)
     return parse_spec_bytes(data, origin=f"GET {safe}", max_bytes=max_bytes), data
 
@@ -320,6 +416,8 @@ def load_spec(source: SpecSource | None, *, default_url: str | None, base_dir: P
         spec, data = load()
     except StabilityError as exc:
         return LoadedSpec(origin=origin, error=str(exc))
+    except RecursionError:  # a check deeper than the parser's own guards: never out of the section
+        return LoadedSpec(origin=origin, error="the document is nested too deeply")
     return LoadedSpec(origin=origin, spec=spec, size_bytes=len(data), sha256=_digest(data))
 
 

@@ -431,3 +431,166 @@ def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass()
     assert claim.status.value == "INCONCLUSIVE" and "could not be compared" in claim.statistic
     (claim,) = contract_claims([blind], fail_on_warn=True, operations_compared=3)
     assert claim.status.value == "FAIL"
+
+
+# --------------------------------------------------------------------------- unbounded inputs (issue 11, item 3)
+
+
+def _in_thread(fn: Any, wait_s: float) -> tuple[bool, Any]:
+    """Run ``fn`` in a daemon thread: (finished within ``wait_s``, its result or exception)."""
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(wait_s)
+    return (not thread.is_alive(), box[0] if box else None)
+
+
+def test_a_fifo_spec_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "spec.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "old.json").write_text(json.dumps(spec()))
+    cfg = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="spec.fifo"), compare_ws_events=False)
+    finished, result = _in_thread(lambda: run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path), 20)
+    if not finished:  # unblock the reader so the test process does not keep a stuck thread
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    assert finished, "opening a FIFO spec blocked"
+    claim = _api_claim(result)
+    assert claim.status is Status.INCONCLUSIVE
+    assert "not a regular file" in claim.statistic
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_spec_file_is_refused_unread_within_bounded_memory(device: str) -> None:
+    """/dev/zero says it is 0 bytes long and never ends: before the fix it was read to 6.7 GB."""
+    import sys
+
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from pathlib import Path\n"
+        "from stability_lib._contract import FileSource, load_spec\n"
+        f"got = load_spec(FileSource(file={device!r}), default_url=None, base_dir=Path('.'))\n"
+        "print(got.error)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not a regular file" in proc.stdout
+
+
+def test_a_directory_spec_file_is_refused(tmp_path: Path) -> None:
+    from stability_lib._contract import load_spec
+
+    got = load_spec(FileSource(file=str(tmp_path)), default_url=None, base_dir=tmp_path)
+    assert not got.ok and "not a regular file" in str(got.error)
+
+
+def test_a_spec_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
+    from stability_lib._contract import load_spec_file
+
+    big = tmp_path / "big.json"
+    with big.open("wb") as fh:  # sparse: large on paper, nothing to write
+        fh.truncate(64 * 1024 * 1024)
+    with pytest.raises(SpecError, match="cap"):
+        load_spec_file(big)
+
+
+@contextlib.contextmanager
+def _dripping_server(head: bytes, drip: bytes, every_s: float) -> Iterator[str]:
+    """Answers every connection with ``head`` then ``drip`` every ``every_s``, forever."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    conn.sendall(head)
+                    while not stop.wait(every_s):
+                        conn.sendall(drip)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "drip"),
+    [
+        (b"HTTP/1.1 200 OK\r\n", b"X"),  # headers that never end
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", b" "),  # a body that never ends
+    ],
+    ids=["headers", "body"],
+)
+def test_a_spec_fetch_that_drips_is_cut_at_the_whole_request_deadline(head: bytes, drip: bytes) -> None:
+    with _dripping_server(head, drip, 0.1) as base:
+        finished, outcome = _in_thread(lambda: fetch_spec(f"{base}/openapi.json", timeout_s=1), 30)
+    assert finished, "a dripping server held the spec fetch past its deadline"
+    assert isinstance(outcome, TargetError) and "not complete within 3 s" in str(outcome)
+
+
+def test_a_spec_fetch_of_an_endless_body_stops_at_the_cap() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
+    with _dripping_server(head, chunk, 0.0001) as base:
+        finished, outcome = _in_thread(lambda: fetch_spec(f"{base}/openapi.json", max_bytes=1 << 20), 60)
+    assert finished and isinstance(outcome, SpecError) and "cap" in str(outcome)
+
+
+def test_a_stalled_git_is_killed_at_its_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import stat as stat_mod
+
+    from stability_lib import _contract
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    git = fake / "git"
+    git.write_text("#!/bin/sh\nprintf 'openapi: 3.0.0\\n'\nexec sleep 60\n")
+    git.chmod(git.stat().st_mode | stat_mod.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(_contract, "GIT_TIMEOUT_S", 1.0)
+    finished, outcome = _in_thread(lambda: load_spec_git(tmp_path, "HEAD", "api.yaml"), 20)
+    assert finished, "a stalled git held the read"
+    assert isinstance(outcome, TargetError) and "did not answer" in str(outcome)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {}, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx: " + b"[" * 100_000 + b"]" * 100_000,
+        b"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx:\n" + b"".join(b" " * i + b"- \n" for i in range(1, 3000)),
+    ],
+    ids=["json", "yaml-flow", "yaml-block"],
+)
+def test_a_deeply_nested_spec_is_an_inconclusive_claim_naming_the_nesting(tmp_path: Path, data: bytes) -> None:
+    (tmp_path / "deep").write_bytes(data)
+    (tmp_path / "old.json").write_text(json.dumps(spec()))
+    cfg = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="deep"), compare_ws_events=False)
+    claim = _api_claim(run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path))
+    assert claim.status is Status.INCONCLUSIVE
+    assert "nest" in claim.statistic
