@@ -19,13 +19,15 @@ a non-zero exit never leaves a clean PASS).
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +56,7 @@ __all__ = [
     "SuiteDiff",
     "CategoryResult",
     "TARGET_URL_ENV",
+    "MARK_ENV",
     "SECTION",
     "build_command",
     "is_pytest_command",
@@ -68,6 +71,9 @@ __all__ = [
 
 SECTION = "suites"
 TARGET_URL_ENV = "STABILITY_TARGET_URL"
+# A unique token in every category's environment: processes that leave the
+# command's process group (setsid, daemons) still carry it and are stopped by it.
+MARK_ENV = "STABILITY_SUITE_RUN"
 MAX_TIMEOUT_S = 3600.0
 MAX_RERUNS = 5
 OUTPUT_TAIL_LINES = 50
@@ -98,10 +104,30 @@ class CategoryConfig(BaseModel):
     cwd: str = "."  # relative to the params file's folder
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=300.0, gt=0, le=MAX_TIMEOUT_S)
-    # A JUnit file the command writes itself, relative to cwd. None for pytest:
-    # the runner adds --junitxml pointing into the output folder.
-    junit_xml: str | None = None
-    coverage_xml: str | None = None  # Cobertura file the command writes, relative to cwd
+    junit_xml: str | None = Field(
+        default=None,
+        description=(
+            "The JUnit XML file a custom command writes, relative to cwd; it must stay inside "
+            "cwd unless allow_paths_outside_cwd is true. Omit it for pytest: the runner adds "
+            "--junitxml pointing into the output folder. Only a file this run wrote is read; "
+            "the file is never deleted."
+        ),
+    )
+    coverage_xml: str | None = Field(
+        default=None,
+        description=(
+            "The Cobertura coverage file the command writes, relative to cwd; it must stay inside "
+            "cwd unless allow_paths_outside_cwd is true. Only a file this run wrote is read; the "
+            "file is never deleted."
+        ),
+    )
+    allow_paths_outside_cwd: bool = Field(
+        default=False,
+        description=(
+            "Explicit opt-in: let junit_xml and coverage_xml be absolute or lead out of cwd "
+            "(with '..' or a symbolic link). The runner still only reads them, never deletes them."
+        ),
+    )
     required: bool = True
 
     @field_validator("command")
@@ -131,6 +157,33 @@ class CategoryConfig(BaseModel):
                 raise ValueError(
                     f"category {self.name!r}: command is not pytest, so set junit_xml to the "
                     "JUnit XML file it writes (relative to cwd)"
+                )
+        elif self.junit_xml is not None:
+            raise ValueError(
+                f"category {self.name!r}: junit_xml applies only with a command; the default "
+                "pytest command writes its JUnit XML into the output folder itself"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _paths_confined(self) -> CategoryConfig:
+        for field_name in ("junit_xml", "coverage_xml"):
+            value: str | None = getattr(self, field_name)
+            if value is None:
+                continue
+            if not value.strip() or "\0" in value:
+                raise ValueError(f"category {self.name!r}: {field_name} must name a file")
+            if self.allow_paths_outside_cwd:
+                continue
+            if os.path.isabs(value):
+                raise ValueError(
+                    f"category {self.name!r}: {field_name} {value!r} is an absolute path; give it "
+                    "relative to the category's cwd (or set allow_paths_outside_cwd: true)"
+                )
+            if os.path.normpath(value).split(os.sep)[0] == os.pardir:
+                raise ValueError(
+                    f"category {self.name!r}: {field_name} {value!r} leads out of the category's "
+                    "cwd (or set allow_paths_outside_cwd: true)"
                 )
         return self
 
@@ -214,6 +267,7 @@ class CategoryRun:
     timeout_s: float = 0.0
     start_error: str | None = None
     junit_expected_at: str = ""  # where we looked for the JUnit file
+    junit_problem: str | None = None  # why a JUnit file that is there was not taken
     warnings: tuple[str, ...] = ()
     attempt: int = 0  # 0: the first run; n: the n-th rerun
 
@@ -312,28 +366,124 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _copy_capped(src: Path, dst: Path, limit: int) -> str | None:
-    """Copy a tool's output file into the evidence folder; a reason if we could not."""
-    try:
-        size = src.stat().st_size
-    except OSError as exc:
-        return f"cannot read {src}: {exc.strerror}"
-    if size > limit:
-        return f"{src} is {size} bytes, above the {limit}-byte limit"
-    if src.resolve() != dst.resolve():
-        shutil.copyfile(src, dst)
-    return None
+_FileStamp = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
 
 
-def _remove_stale(path: Path) -> str | None:
-    # A file left by an earlier run must never be read as this run's result.
+def _stamp(path: Path) -> _FileStamp | None:
+    """Identity and last change of a file, or None if there is none."""
     try:
-        path.unlink()
-    except FileNotFoundError:
+        st = path.stat()
+    except OSError:
         return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_regular_capped(path: Path, limit: int) -> bytes:
+    """A regular file's bytes; OSError if it is something else, ValueError above ``limit``."""
+    # O_NONBLOCK: opening a FIFO planted at the path must not hang the run.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than the {limit}-byte limit; not read")
+    return data
+
+
+def _write_atomically(dst: Path, data: bytes) -> None:
+    # Replace, not write through: a symlink planted at dst is replaced, never followed.
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "xb") as handle:
+        handle.write(data)
+    os.replace(tmp, dst)
+
+
+def _take_output_file(
+    produced: Path, dst: Path, before: _FileStamp | None, *, cwd: Path, confined: bool, what: str
+) -> tuple[Path | None, str | None]:
+    """Copy a file the command wrote into the evidence folder (capped); (copy, problem).
+
+    Taken only if this run wrote it: a file whose identity and change time are what
+    they were before the command started is left from an earlier run and ignored.
+    Nothing is ever deleted.
+    """
+    after = _stamp(produced)
+    if after is None:
+        return None, None
+    if before is not None and after == before:
+        return None, f"{what} {produced} was not written by this run (left from an earlier run); ignored"
+    resolved = produced.resolve()
+    if confined and not resolved.is_relative_to(cwd):
+        return None, (
+            f"{what} {produced} resolves to {resolved}, outside the category's cwd; not read "
+            "(set allow_paths_outside_cwd: true to allow it)"
+        )
+    try:
+        data = _read_regular_capped(produced, MAX_JUNIT_BYTES)
+    except ValueError as exc:
+        return None, f"{what} {exc}"
     except OSError as exc:
-        return f"could not remove the stale file {path}: {exc.strerror}"
-    return None
+        return None, f"cannot read {what} {produced}: {exc.strerror or exc}"
+    _write_atomically(dst, data)
+    return dst, None
+
+
+# --------------------------------------------------------------------------- escaped processes
+
+
+def _marked_processes(token: str) -> list[int]:
+    """Live processes whose environment carries ``MARK_ENV=token`` (Linux /proc)."""
+    needle = f"{MARK_ENV}={token}".encode()
+    found: list[int] = []
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():
+        return found
+    own = os.getpid()
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()[:64]
+    except OSError:
+        return "?"
+
+
+def _stop_marked(token: str) -> list[str]:
+    """Stop every process still carrying this run's marker: "pid (name)" of each found.
+
+    A child that calls setsid (or daemonizes) leaves the process group the runner
+    kills, but keeps the environment it inherited; that is how it is found.
+    """
+    pids = _marked_processes(token)
+    if not pids:
+        return []
+    names = [f"{pid} ({_process_name(pid)})" for pid in pids]
+    for pid in pids:
+        _signal_pid(pid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline and _marked_processes(token):
+        time.sleep(0.05)
+    for pid in _marked_processes(token):
+        _signal_pid(pid, signal.SIGKILL)
+    return names
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def run_category(
@@ -349,8 +499,8 @@ def run_category(
 
     Writes into ``out_dir``: ``<name>.junit.xml`` (``<name>.rerun<N>.junit.xml``
     for reruns), ``<name>.output.log`` (capped) and ``<name>.coverage.xml``.
-    A ``junit_xml``/``coverage_xml`` file left over from an earlier run is
-    deleted before the command starts.
+    Deletes nothing: a ``junit_xml``/``coverage_xml`` file left over from an
+    earlier run is recognised by its unchanged identity and change time, and ignored.
     """
     base_dir = Path(base_dir)
     out_dir = Path(out_dir)
@@ -360,30 +510,35 @@ def run_category(
     log_path = out_dir / f"{stem}.output.log"
     coverage_out = out_dir / f"{stem}.coverage.xml"
     cwd = (base_dir / cfg.cwd).resolve()
+    token = uuid.uuid4().hex
     redact = _redactor(cfg.env.values())
-    argv = build_command(cfg, junit_out, select=select)
+    # pytest writes to a fresh name of ours, so no earlier file can pass for its report.
+    fresh_junit = out_dir / f".{stem}.{token}.junit.xml"
+    argv = build_command(cfg, fresh_junit, select=select)
     shown_argv = tuple(redact(a) for a in argv)
-    produced_junit = cwd / cfg.junit_xml if cfg.junit_xml is not None else junit_out
+    produced_junit = cwd / cfg.junit_xml if cfg.junit_xml is not None else fresh_junit
     produced_coverage = cwd / cfg.coverage_xml if cfg.coverage_xml is not None else None
+    confined = not cfg.allow_paths_outside_cwd
+    expected_at = str(produced_junit if cfg.junit_xml is not None else junit_out)
 
     def not_started(reason: str) -> CategoryRun:
         return CategoryRun(
             name=cfg.name, argv=shown_argv, cwd=str(cwd), exit_code=None, duration_s=0.0,
             output_tail=(), junit_path=None, timeout_s=cfg.timeout_s,
-            start_error=redact(reason), junit_expected_at=str(produced_junit), attempt=attempt,
+            start_error=redact(reason), junit_expected_at=expected_at, attempt=attempt,
         )
 
     if not cwd.is_dir():
         return not_started(f"working directory {cwd} does not exist")
     warnings: list[str] = []
-    for stale in (junit_out, coverage_out, produced_junit, produced_coverage):
-        if stale is not None and (problem := _remove_stale(stale)):
-            warnings.append(problem)
+    junit_before = _stamp(produced_junit)
+    coverage_before = _stamp(produced_coverage) if produced_coverage is not None else None
 
     env = dict(os.environ)
     env.update(cfg.env)
     if target_url is not None:
         env[TARGET_URL_ENV] = target_url
+    env[MARK_ENV] = token
 
     started = time.monotonic()
     try:
@@ -414,6 +569,12 @@ def run_category(
         # would run on and keep the output pipe open.
         warnings.append("the command left processes running after it exited; they were stopped")
         _stop_group(proc)
+    escaped = _stop_marked(token)
+    if escaped:
+        warnings.append(
+            f"{len(escaped)} processes had left the command's process group (setsid or a daemon) "
+            f"and were still running after it ended; they were stopped: {', '.join(escaped[:10])}"
+        )
     pump.thread.join(timeout=5.0)
     if pump.thread.is_alive():
         # Leave the pipe open: closing it under a blocked reader could let the
@@ -424,22 +585,21 @@ def run_category(
     if pump.log_truncated:
         warnings.append(f"output log truncated at {LOG_CAP_BYTES} bytes")
 
-    junit_path: Path | None = None
-    if produced_junit.is_file():
-        problem = _copy_capped(produced_junit, junit_out, MAX_JUNIT_BYTES)
-        if problem:
-            warnings.append(problem)
-        else:
-            junit_path = junit_out
+    junit_path, junit_problem = _take_output_file(
+        produced_junit, junit_out, junit_before, cwd=cwd,
+        confined=confined and cfg.junit_xml is not None, what="JUnit XML",
+    )
+    if produced_junit == fresh_junit and fresh_junit.exists():
+        fresh_junit.unlink()  # our own temporary name, copied above
     coverage_path: Path | None = None
     if produced_coverage is not None:
-        if produced_coverage.is_file():
-            problem = _copy_capped(produced_coverage, coverage_out, MAX_JUNIT_BYTES)
-            if problem:
-                warnings.append(problem)
-            else:
-                coverage_path = coverage_out
-        else:
+        coverage_path, problem = _take_output_file(
+            produced_coverage, coverage_out, coverage_before, cwd=cwd, confined=confined,
+            what="coverage XML",
+        )
+        if problem:
+            warnings.append(problem)
+        elif coverage_path is None:
             warnings.append(f"no coverage file was written at {produced_coverage}")
 
     return CategoryRun(
@@ -454,7 +614,8 @@ def run_category(
         log_path=log_path,
         timed_out=timed_out,
         timeout_s=cfg.timeout_s,
-        junit_expected_at=str(produced_junit),
+        junit_expected_at=expected_at,
+        junit_problem=redact(junit_problem) if junit_problem else None,
         warnings=tuple(redact(w) for w in warnings),
         attempt=attempt,
     )
@@ -701,6 +862,8 @@ def judge_category(
         )
     if junit_error is not None:
         return result(Status.ERROR, f"the JUnit XML could not be read: {junit_error}")
+    if report is None and run.junit_problem is not None:
+        return result(Status.ERROR, f"the JUnit XML could not be used: {run.junit_problem}")
     if report is None:
         return result(
             Status.ERROR,

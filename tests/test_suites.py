@@ -151,6 +151,26 @@ def test_processes_left_behind_after_exit_are_stopped(tmp_path: Path) -> None:
     assert evaluate_run(cfg, run).status is Status.FAIL  # nested_suites has one failure
 
 
+def test_a_child_that_calls_setsid_is_found_by_its_marker_and_stopped(tmp_path: Path) -> None:
+    (tmp_path / "report.xml").write_text(PASSING_JUNIT)
+    cfg = CategoryConfig(
+        name="escapes",
+        # The child leaves the process group the runner kills, and keeps the output pipe.
+        command=["sh", "-c", "setsid sh -c 'echo $$ > child.pid; exec sleep 300' & sleep 0.5; cp report.xml out.xml"],
+        junit_xml="out.xml",
+        timeout_s=30,
+    )
+    run = run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
+    child = int((tmp_path / "child.pid").read_text())
+    try:
+        assert process_gone(child), "the setsid child `sleep 300` survived the category"
+        assert any("left the command's process group" in w and f"{child} (sleep)" in w for w in run.warnings)
+        assert evaluate_run(cfg, run).status is Status.PASS  # the tests passed; the warning says the rest
+    finally:
+        if not process_gone(child, wait_s=0):
+            os.kill(child, 9)
+
+
 def test_command_that_cannot_start_is_error(tmp_path: Path) -> None:
     cfg = CategoryConfig(name="missing", command=["no-such-test-runner-4821"], junit_xml="j.xml")
     run = run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
@@ -172,7 +192,72 @@ def test_stale_junit_file_is_never_read_as_this_runs_result(tmp_path: Path) -> N
     cfg = CategoryConfig(name="stale", command=["sh", "-c", "exit 0"], junit_xml="junit.xml")
     result = evaluate_run(cfg, run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "o", target_url=None))
     assert result.status is Status.ERROR
-    assert "wrote no JUnit XML" in result.reason
+    assert "not written by this run" in result.reason
+    assert (tmp_path / "junit.xml").exists(), "the runner deleted a file it did not create"
+
+
+PASSING_JUNIT = '<testsuite name="s"><testcase classname="m" name="t"/></testsuite>'
+
+
+@pytest.mark.parametrize("key", ["junit_xml", "coverage_xml"])
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.xml", "reports/../../outside.xml"])
+def test_report_paths_outside_cwd_are_refused_at_load_unless_allowed(key: str, path: str) -> None:
+    raw = {"name": "js", "command": ["npx", "jest"], "junit_xml": "junit.xml", key: path}
+    with pytest.raises(ValidationError) as refused:
+        CategoryConfig.model_validate(raw)
+    assert key in str(refused.value) and "cwd" in str(refused.value)
+    allowed = CategoryConfig.model_validate({**raw, "allow_paths_outside_cwd": True})
+    assert getattr(allowed, key) == path
+    # Harmless relative paths stay valid.
+    CategoryConfig.model_validate({**raw, key: "reports/./sub/../out.xml"})
+
+
+def test_junit_xml_without_a_command_is_refused() -> None:
+    with pytest.raises(ValidationError, match="junit_xml applies only with a command"):
+        CategoryConfig.model_validate({"name": "auth", "junit_xml": "/tmp/anything.xml"})
+
+
+def test_files_outside_cwd_are_never_deleted_and_stale_ones_never_read(tmp_path: Path) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    junit = outside / "results.xml"
+    coverage = outside / "coverage.xml"
+    junit.write_text(PASSING_JUNIT)
+    coverage.write_text('<coverage lines-valid="1" lines-covered="1"/>')
+    project = tmp_path / "project"
+    project.mkdir()
+    cfg = CategoryConfig(
+        name="optin", command=["true"], junit_xml=str(junit), coverage_xml="../precious/coverage.xml",
+        cwd="project", allow_paths_outside_cwd=True,
+    )
+    run = run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
+    result = evaluate_run(cfg, run)
+    assert junit.read_text() == PASSING_JUNIT and coverage.exists(), "deleted a file it did not create"
+    assert result.status is Status.ERROR and "not written by this run" in result.reason
+    assert run.coverage_path is None
+    assert any("coverage XML" in w and "not written by this run" in w for w in run.warnings)
+
+    # The same files, rewritten by this run, are read (the opt-in allows them).
+    writes = f"cp '{junit}' x && mv x '{junit}' && touch ../precious/coverage.xml"
+    rewriting = cfg.model_copy(update={"command": ["sh", "-c", writes]})
+    again = evaluate_run(rewriting, run_category(rewriting, base_dir=tmp_path, out_dir=tmp_path / "out2", target_url=None))
+    assert again.status is Status.PASS, again.reason
+    assert again.run.coverage_path is not None
+
+
+def test_a_symlink_out_of_cwd_is_not_followed_without_the_opt_in(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.xml").write_text("")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "out.xml").symlink_to(tmp_path / "elsewhere.xml")
+    cfg = CategoryConfig(
+        name="linked", command=["sh", "-c", f"echo '{PASSING_JUNIT}' > out.xml"], junit_xml="out.xml",
+        cwd="project",
+    )
+    result = evaluate_run(cfg, run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None))
+    assert result.status is Status.ERROR
+    assert "outside the category's cwd" in result.reason and "allow_paths_outside_cwd" in result.reason
+    assert (project / "out.xml").is_symlink()
 
 
 def test_unreadable_junit_is_error_with_the_location(tmp_path: Path) -> None:
