@@ -29,6 +29,7 @@ __all__ = [
     "OutcomeKind",
     "SessionOutcome",
     "outcome_for_close",
+    "outcome_after_close",
     "outcome_for_connection_closed",
     "outcome_for_connect_error",
     "FeedStatus",
@@ -86,6 +87,8 @@ class OutcomeKind(str, enum.Enum):
     HANDSHAKE_REJECTED = "handshake_rejected"
     CONNECT_ERROR = "connect_error"
     UNEXPECTED_EVENT = "unexpected_event"
+    # The exchange ended, but the server never answered our close frame within the close timeout.
+    CLOSE_TIMEOUT = "close_timeout"
 
     def __str__(self) -> str:
         return self.value
@@ -122,6 +125,10 @@ class SessionOutcome:
     @classmethod
     def unexpected_event(cls, expected: str, got: str) -> SessionOutcome:
         return cls(OutcomeKind.UNEXPECTED_EVENT, expected=expected, got=cap_text(got, 80))
+
+    @classmethod
+    def close_timeout(cls) -> SessionOutcome:
+        return cls(OutcomeKind.CLOSE_TIMEOUT)
 
     @property
     def is_ok(self) -> bool:
@@ -185,6 +192,29 @@ def outcome_for_close(received_code: int | None) -> SessionOutcome:
     if received_code == 1011:
         return SessionOutcome(OutcomeKind.CLOSED_1011, close_code=1011)
     return SessionOutcome(OutcomeKind.CLOSED_OTHER, close_code=received_code)
+
+
+def outcome_after_close(
+    exchange: SessionOutcome, received_code: int | None, close_timed_out: bool
+) -> SessionOutcome:
+    """The outcome once our close is done: a completed exchange is ok only if the close was clean.
+
+    ``received_code`` is the code of the server's close frame (None: none came);
+    ``close_timed_out`` says our client gave up waiting for it and cut the connection.
+    A failed exchange keeps its own outcome (the first thing that went wrong).
+
+    - a close frame came: ok, except 1011 (the server reports an internal error);
+    - no close frame within the close timeout: ``close_timeout``, a failure but not a
+      crash (the server neither sent 1011 nor dropped the connection; its close code is unknown);
+    - the connection ended without a close frame before the timeout: the server dropped it (1006).
+    """
+    if not exchange.is_ok:
+        return exchange
+    if received_code is not None:
+        return outcome_for_close(1011) if received_code == 1011 else exchange
+    if close_timed_out:
+        return SessionOutcome.close_timeout()
+    return outcome_for_close(None)
 
 
 def received_close_code(exc: ConnectionClosed) -> int | None:
@@ -408,7 +438,9 @@ class SessionAggregate:
     """Counts over a set of sessions, with exact binomial estimates.
 
     ``crash_rate`` is 1011+1006 over sessions seen to their end (ok or crashed; only
-    those could have crashed); ``failure_rate`` is any non-ok outcome over all.
+    those could have crashed); ``failure_rate`` is any non-ok outcome over all. A
+    ``close_timeout`` session is a failure but is not "seen to its end": its close code
+    is unknown, so it neither counts as a crash nor as evidence of no crash.
     """
 
     sessions: int
@@ -577,7 +609,8 @@ def session_claims(
     failure_claim = _rate_claim(
         claim_id=f"{section}.sessions_complete",
         section=section,
-        statement="WebSocket sessions complete their exchange (any close, timeout, rejection or wrong event is a failure)",
+        statement="WebSocket sessions complete their exchange and close cleanly (any early close, timeout, rejection, "
+        "wrong event or unanswered close is a failure)",
         what="failed",
         k=aggregate.failures,
         n=aggregate.sessions,

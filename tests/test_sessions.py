@@ -203,3 +203,30 @@ def test_a_nonce_cut_in_half_by_the_cap_is_still_listed() -> None:
     nonce = "nonce-" + "a" * 32
     kept = cap_keeping_markers("x" * 90 + nonce + "y" * 50, 100)
     assert nonce in kept
+
+
+def test_a_completed_exchange_is_ok_only_after_a_clean_close() -> None:
+    from stability_lib._sessions import outcome_after_close
+
+    ok = SessionOutcome.ok()
+    assert outcome_after_close(ok, 1000, close_timed_out=False).is_ok
+    assert outcome_after_close(ok, 1001, close_timed_out=False).is_ok
+    unanswered = outcome_after_close(ok, None, close_timed_out=True)
+    assert unanswered.kind is OutcomeKind.CLOSE_TIMEOUT and unanswered.label == "close_timeout"
+    assert not unanswered.is_ok and not unanswered.is_crash and unanswered.connected
+    assert outcome_after_close(ok, None, close_timed_out=False).kind is OutcomeKind.ABNORMAL_1006
+    assert outcome_after_close(ok, 1011, close_timed_out=False).kind is OutcomeKind.CLOSED_1011
+    # The first thing that went wrong stays the outcome.
+    timeout = SessionOutcome.timeout("chat:final")
+    assert outcome_after_close(timeout, None, close_timed_out=True) == timeout
+
+
+def test_unanswered_closes_fail_completion_and_are_no_evidence_against_crashes() -> None:
+    records = [SessionRecord(f"s{i}", 0.0, SessionOutcome.close_timeout()) for i in range(400)]
+    agg = aggregate_sessions(records)
+    assert (agg.failures, agg.crashes, agg.observed, agg.outcome_counts["close_timeout"]) == (400, 0, 0, 400)
+    crash, complete = session_claims(agg, tolerated_rate=0.01)
+    assert complete.status is Status.FAIL
+    assert crash.status is Status.INCONCLUSIVE  # 400 "ok" sessions would have been a PASS
+    restored = SessionRecord.from_dict(json.loads(json.dumps(records[0].to_dict())))
+    assert restored.outcome.kind is OutcomeKind.CLOSE_TIMEOUT
