@@ -28,6 +28,7 @@ from ._scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_t
 from ._sessions import NONCE_PATTERN, SessionRecord, summarize_samples
 from ._stats import RateEstimate, rate_estimate
 from ._wsprobe import (
+    SETUP_CONCURRENCY,
     HttpStepResult,
     UserSetup,
     new_http_client,
@@ -334,12 +335,13 @@ class _UserOutcome:
 
 async def _run_user(
     base_url: str, scenario: ScenarioConfig, index: int, username: str, run_id: str, run_start_ns: int,
-    ws_base_url: str | None,
+    ws_base_url: str | None, setup_slots: asyncio.Semaphore,
 ) -> _UserOutcome:
     soak = scenario.soak
     cap = scenario.max_capture_bytes
     async with new_http_client(base_url) as client:
-        user = await prepare_user(client, scenario, index, username, run_id)
+        async with setup_slots:  # registration and login of many users at once would be a load test of its own
+            user = await prepare_user(client, scenario, index, username, run_id)
         out = _UserOutcome(user.setup)
         for step_result in user.setup.steps:
             out.samples.append(StepSample(step_result.name, username, 0, step_result.duration_s, step_result.ok))
@@ -397,13 +399,18 @@ async def _run_user(
 async def run_golden_path(
     base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
 ) -> GoldenResult:
-    """Run the golden path for ``users.count`` users at once, ``repetitions`` times each."""
+    """Run the golden path for ``users.count`` users at once, ``repetitions`` times each.
+
+    Users are set up (register, login) ``SETUP_CONCURRENCY`` at a time; their golden runs then overlap.
+    """
     run_id = run_id or new_run_id()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     run_start_ns = time.monotonic_ns()
     names = scenario.users.usernames(run_id)
+    setup_slots = asyncio.Semaphore(SETUP_CONCURRENCY)
     outcomes = await asyncio.gather(
-        *(_run_user(base_url, scenario, i, name, run_id, run_start_ns, ws_base_url) for i, name in enumerate(names))
+        *(_run_user(base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots)
+          for i, name in enumerate(names))
     )
     runs = [r for o in outcomes for r in o.runs]
     sightings = [s for o in outcomes for s in o.sightings]

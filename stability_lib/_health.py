@@ -1,12 +1,15 @@
 """Service health: is the target up, answering as documented, and does a WebSocket echo work?
 
 ``probe_*`` functions do the I/O (httpx, websockets) and return plain records;
-``health_claims`` is pure and turns records into claims.
+``health_claims`` is pure and turns records into claims. Response bodies are untrusted:
+each request has one deadline over connect, headers and body (``timeout_s``), and only
+the first ``MAX_BODY_BYTES`` of a body are read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,10 +19,12 @@ import httpx
 from ._aio import run_sync
 from ._models import Claim, EvidenceRef, Status
 from ._params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from ._wsprobe import fetch_capped
 
 __all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
 
 BODY_EXCERPT_BYTES = 512  # response bodies are untrusted: keep a short excerpt only
+MAX_BODY_BYTES = 1 << 20  # read at most this much of a body (for the JSON key check); the rest is cut
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class HttpSample:
     missing_keys: tuple[str, ...] = ()
     body_excerpt: str = ""
     method: str = "GET"
+    truncated: bool = False  # the body was longer than MAX_BODY_BYTES and was cut there
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,31 +52,38 @@ class WsEchoRecord:
     close_reason: str = ""
     round_trip_ms: float | None = None
     error: str | None = None
+    outcome: str = ""  # the session outcome label, as the soak would judge it (e.g. ok, close_timeout)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _missing_keys(response: httpx.Response, keys: list[str]) -> tuple[str, ...]:
+def _missing_keys(content: bytes, keys: list[str]) -> tuple[str, ...]:
     if not keys:
         return ()
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except ValueError:  # includes a body cut at the cap: it is not a whole JSON document
         return tuple(keys)
     if not isinstance(body, dict):
         return tuple(keys)
     return tuple(k for k in keys if k not in body)
 
 
-def probe_endpoint(
-    client: httpx.Client, endpoint: HealthEndpoint, samples: int
+async def probe_endpoint(
+    client: httpx.AsyncClient, endpoint: HealthEndpoint, samples: int, timeout_s: float
 ) -> list[HttpSample]:
+    """``samples`` requests, one after another, each under one ``timeout_s`` deadline."""
     out = []
     for i in range(samples):
         t0 = time.monotonic_ns()
         try:
-            response = client.request(endpoint.method, endpoint.path)
+            response = await fetch_capped(client, endpoint.method, endpoint.path, max_bytes=MAX_BODY_BYTES,
+                                          deadline_s=timeout_s)
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"timeout: no complete response within {timeout_s:g} s"
+            out.append(HttpSample(endpoint.path, i, None, None, error, method=endpoint.method))
+            continue
         except httpx.HTTPError as exc:
             out.append(HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method))
             continue
@@ -79,12 +92,13 @@ def probe_endpoint(
             HttpSample(
                 endpoint.path,
                 i,
-                response.status_code,
+                response.status,
                 round(latency_ms, 3),
                 None,
-                _missing_keys(response, endpoint.json_keys),
+                _missing_keys(response.content, endpoint.json_keys),
                 response.content[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
                 endpoint.method,
+                response.truncated,
             )
         )
     return out
@@ -93,6 +107,9 @@ def probe_endpoint(
 async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    from ._sessions import OutcomeKind, SessionOutcome, outcome_after_close
+    from ._wsprobe import close_connection
 
     try:
         async with asyncio.timeout(timeout_s * 3):
@@ -107,9 +124,18 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
                     return WsEchoRecord(cfg.path, True, False, code, reason[:200], None, "closed before echo")
                 rtt = (time.monotonic_ns() - t0) / 1e6
                 echoed = reply == cfg.message
-                await ws.close()
+                close_timed_out = await close_connection(ws)
+            # Judged like a soak session: a close the server never answered is not a normal close.
+            rcvd = ws.protocol.close_rcvd
+            outcome = outcome_after_close(SessionOutcome.ok(), rcvd.code if rcvd else None, close_timed_out)
+            error = None
+            if outcome.kind is OutcomeKind.CLOSE_TIMEOUT:
+                error = f"did not complete the close handshake (no close frame within {timeout_s:g} s)"
+            elif not outcome.is_ok:
+                error = f"closed badly after the echo: {outcome.label}"
             code = ws.close_code
-            return WsEchoRecord(cfg.path, True, echoed, code, (ws.close_reason or "")[:200], round(rtt, 3))
+            return WsEchoRecord(cfg.path, True, echoed, code, (ws.close_reason or "")[:200], round(rtt, 3), error,
+                                outcome.label)
     except InvalidStatus as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}")
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
@@ -123,14 +149,20 @@ def probe_ws_echo(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) 
 
 
 def run_health(
-    target: TargetConfig, cfg: HealthConfig, transport: httpx.BaseTransport | None = None
+    target: TargetConfig, cfg: HealthConfig, transport: httpx.AsyncBaseTransport | None = None
 ) -> dict[str, Any]:
     """Probe every endpoint ``cfg.samples`` times, then the WebSocket echo. Returns evidence data."""
+    return run_sync(_run_health(target, cfg, transport))
+
+
+async def _run_health(
+    target: TargetConfig, cfg: HealthConfig, transport: httpx.AsyncBaseTransport | None
+) -> dict[str, Any]:
     samples: list[HttpSample] = []
-    with httpx.Client(base_url=target.base_url, timeout=cfg.timeout_s, transport=transport) as client:
+    async with httpx.AsyncClient(base_url=target.base_url, timeout=cfg.timeout_s, transport=transport) as client:
         for endpoint in cfg.endpoints:
-            samples += probe_endpoint(client, endpoint, cfg.samples)
-    ws = probe_ws_echo(target, cfg.websocket, cfg.timeout_s) if cfg.websocket else None
+            samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s)
+    ws = await _ws_echo(target.websocket_url(cfg.websocket.path), cfg.websocket, cfg.timeout_s) if cfg.websocket else None
     return {
         "target": target.base_url,
         "samples": [s.to_dict() for s in samples],
@@ -156,6 +188,7 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
                 first = bad[0]
                 why = first.error or (
                     f"HTTP {first.status}" + (f", missing {', '.join(first.missing_keys)}" if first.missing_keys else "")
+                    + (f" (body over {MAX_BODY_BYTES} bytes, cut there)" if first.truncated else "")
                 )
                 statistic += f"; first problem: {why}"
             latencies = sorted(s.latency_ms for s in mine if s.latency_ms is not None)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ._aio import run_sync
@@ -55,7 +55,7 @@ from ._sessions import (
     aggregate_sessions,
     cap_keeping_markers,
     cap_text,
-    outcome_for_close,
+    outcome_after_close,
     outcome_for_connection_closed,
     outcome_for_connect_error,
     received_close_code,
@@ -63,6 +63,7 @@ from ._sessions import (
 )
 
 __all__ = [
+    "CappedBody",
     "HttpStepResult",
     "PreparedUser",
     "UserSetup",
@@ -71,9 +72,12 @@ __all__ = [
     "new_nonce",
     "ws_url",
     "redact",
+    "fetch_capped",
     "run_http_step",
     "prepare_user",
     "run_ws_session",
+    "close_connection",
+    "abort_connection",
     "run_soak",
     "run_soak_sync",
     "run_blocking",
@@ -82,6 +86,8 @@ __all__ = [
 T = TypeVar("T")
 _MAX_HTTP_BODY_BYTES = 4 << 20  # bodies are read up to this; beyond it the step fails (untrusted size)
 _SLACK_S = 5.0  # extra time before the soak's hard deadline cancels stragglers
+_CANCEL_WAIT_S = 2.0  # on cancellation (Ctrl-C), how long the soak waits for its sessions to drop their sockets
+SETUP_CONCURRENCY = 8  # users registered/logged in at once: users.count may be large
 
 
 def new_run_id() -> str:
@@ -154,6 +160,39 @@ class HttpStepResult:
         return out
 
 
+@dataclass(frozen=True)
+class CappedBody:
+    """A response read under a size cap: the status and at most ``max_bytes`` of body."""
+
+    status: int
+    content: bytes = field(repr=False)
+    truncated: bool  # the body was longer: only the first ``max_bytes`` were read
+
+
+async def fetch_capped(
+    client: httpx.AsyncClient, method: str, url: str, *, max_bytes: int, deadline_s: float, **request: Any
+) -> CappedBody:
+    """One request with one deadline over connect, headers and the whole body, the body cut at ``max_bytes``.
+
+    httpx's timeout bounds each read only: a server dripping a byte at a time would hold it forever.
+    Raises TimeoutError at the deadline and ``httpx.HTTPError`` for transport failures. A cut body
+    is not read further: the connection is closed instead of being drained.
+    """
+    async with asyncio.timeout(deadline_s), client.stream(method, url, timeout=deadline_s, **request) as response:
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        async for chunk in response.aiter_bytes():
+            room = max_bytes - size
+            if len(chunk) > room:
+                chunks.append(chunk[:room])
+                truncated = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return CappedBody(response.status_code, b"".join(chunks), truncated)
+
+
 def _auth_headers(auth: AuthConfig, token: str | None) -> dict[str, str]:
     if token is None:
         return {}
@@ -184,24 +223,11 @@ async def run_http_step(
     captures = dict(getattr(step, "capture", {}) or {})
     started = time.monotonic_ns()
     try:
-        # httpx's timeout bounds each read; a server dripping a byte at a time needs a bound on the whole.
-        async with asyncio.timeout(step.timeout_s), client.stream(
-            step.method, request_path, json=body, headers=headers, timeout=step.timeout_s
-        ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > _MAX_HTTP_BODY_BYTES:
-                    raise _BodyTooLarge()
-                chunks.append(chunk)
-            status = response.status_code
+        response = await fetch_capped(client, step.method, request_path, max_bytes=_MAX_HTTP_BODY_BYTES,
+                                      deadline_s=step.timeout_s, json=body, headers=headers)
     except TimeoutError:
         duration = _ns_to_s(time.monotonic_ns() - started)
         return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
-    except _BodyTooLarge:
-        duration = _ns_to_s(time.monotonic_ns() - started)
-        return HttpStepResult(name, step.method, path, False, None, duration, "body_too_large"), {}
     except httpx.TimeoutException:
         duration = _ns_to_s(time.monotonic_ns() - started)
         return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
@@ -209,8 +235,10 @@ async def run_http_step(
         duration = _ns_to_s(time.monotonic_ns() - started)
         return HttpStepResult(name, step.method, path, False, None, duration, type(exc).__name__), {}
     duration = _ns_to_s(time.monotonic_ns() - started)
-    raw = b"".join(chunks)
-    text = raw.decode("utf-8", errors="replace")
+    status = response.status
+    if response.truncated:  # captures need the whole JSON document: a cut body fails the step
+        return HttpStepResult(name, step.method, path, False, status, duration, "body_too_large"), {}
+    text = response.content.decode("utf-8", errors="replace")
     kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
     if status not in step.expect_status:
         error = f"status {status}, expected {step.expect_status}"
@@ -228,10 +256,6 @@ async def run_http_step(
                 return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
             captured[var] = value
     return HttpStepResult(name, step.method, path, True, status, duration, "", kept, tuple(captured)), captured
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -492,14 +516,16 @@ async def run_ws_session(
         outcome = outcome_for_connection_closed(exc)
         close_code = code  # what the server sent; None when no close frame came
         close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
-    finally:
-        try:
-            await ws.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail; the outcome is known
-            pass
+    except BaseException:
+        abort_connection(ws)  # cancelled (Ctrl-C, the soak's deadline) or a bug: no close wait
+        raise
+    close_timed_out = await close_connection(ws)
     if close_code is None and ws.protocol.close_rcvd is not None:
         close_code = ws.protocol.close_rcvd.code
         close_reason = cap_text(ws.protocol.close_rcvd.reason, MAX_REASON_CHARS)
+    # An exchange that ended well is ok only if the close handshake completed too.
+    outcome = outcome_after_close(outcome, ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None,
+                                  close_timed_out)
     return record(
         outcome,
         connect_s=connect_s,
@@ -512,6 +538,30 @@ async def run_ws_session(
         close_reason=close_reason,
         payloads=tuple(payloads),
     )
+
+
+def abort_connection(ws: ClientConnection) -> None:
+    """Drop the TCP connection now, without waiting for a close handshake."""
+    transport = ws.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def close_connection(ws: ClientConnection) -> bool:
+    """Send our close frame and wait (up to the connection's close timeout) for the server's.
+
+    Returns True when the server's close frame did not come in time (websockets then cuts
+    the connection itself). Cancelled while waiting, the connection is cut at once.
+    """
+    try:
+        await ws.close()
+    except asyncio.CancelledError:
+        abort_connection(ws)
+        raise
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; what came back is read below
+        pass
+    # websockets records a close that timed out as TimeoutError("timed out while closing connection").
+    return ws.protocol.close_rcvd is None and isinstance(ws.connection_exc, TimeoutError)
 
 
 # --------------------------------------------------------------------------- soak
@@ -574,11 +624,12 @@ class SoakResult:
 async def prepare_users(
     base_url: str, scenario: ScenarioConfig, run_id: str, prerequisite_steps: Sequence[HttpStep]
 ) -> list[PreparedUser]:
-    """Set every test user up at once, each with its own HTTP client."""
+    """Set every test user up, ``SETUP_CONCURRENCY`` at a time, each with its own HTTP client."""
     names = scenario.users.usernames(run_id)
+    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
     async def one(index: int, name: str) -> PreparedUser:
-        async with new_http_client(base_url) as client:
+        async with slots, new_http_client(base_url) as client:
             return await prepare_user(client, scenario, index, name, run_id, prerequisite_steps)
 
     return list(await asyncio.gather(*(one(i, n) for i, n in enumerate(names))))
@@ -597,7 +648,9 @@ async def run_soak(
     No session starts after ``soak.duration_s``; sessions still open at the hard deadline
     (duration + connect + step + close timeouts + slack) are cancelled and recorded as
     ``timeout(deadline)``. Sessions are spread round robin over the users whose setup
-    succeeded; with none, no session runs and the claims are INCONCLUSIVE.
+    succeeded; with none, no session runs and the claims are INCONCLUSIVE. Cancelled
+    (Ctrl-C through ``run_sync``), it launches nothing more, cuts the open sessions' sockets
+    and re-raises within about ``_CANCEL_WAIT_S``.
     """
     soak = scenario.soak
     run_id = run_id or new_run_id()
@@ -649,7 +702,14 @@ async def run_soak(
     cancelled = 0
     if ready:
         tasks = [asyncio.create_task(worker()) for _ in range(min(soak.concurrency, soak.sessions))]
-        done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)
+        except asyncio.CancelledError:
+            # Stopped from outside (Ctrl-C): launch nothing more, cut the open sessions, return soon.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=_CANCEL_WAIT_S)
+            raise
         if pending:
             stranded = dict(in_flight)
             for task in pending:
