@@ -18,6 +18,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from ._errors import EvidenceError
+from ._junit import MAX_NESTING, nesting_exceeds
 
 __all__ = [
     "CoverageParseError",
@@ -129,6 +130,11 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
     if _local(root.tag) != "coverage":
         raise CoverageParseError(
             f"coverage XML{where} has root element <{_local(root.tag)}>, expected Cobertura <coverage>"
+        )
+
+    if nesting_exceeds(root, MAX_NESTING):
+        raise CoverageParseError(
+            f"malformed coverage XML{where}: elements nested deeper than {MAX_NESTING} levels"
         )
 
     warnings: list[str] = []

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,11 +37,18 @@ __all__ = [
     "parse_junit",
     "merge_reports",
     "MAX_JUNIT_BYTES",
+    "MAX_NESTING",
+    "nesting_exceeds",
 ]
 
 # A JUnit file bigger than this is not a test report we can honestly summarise.
 MAX_JUNIT_BYTES = 64 * 1024 * 1024
 MAX_MESSAGE_CHARS = 2048
+MAX_NAME_CHARS = 500  # test, class, suite and file names
+MAX_LABEL_PARTS = 4  # a nested suite's label shows the first and the last few names
+# Real producers nest suites a handful of levels deep; a file nested deeper than
+# this is malformed (and walking it could exhaust memory or the stack).
+MAX_NESTING = 256
 MAX_DETAIL_CHARS = 8192
 MAX_CASE_OUTPUT_CHARS = 4096
 MAX_REPORT_OUTPUT_CHARS = 64 * 1024
@@ -128,6 +135,9 @@ class JUnitReport:
     system_out: str = ""
     system_err: str = ""
     source: str = ""
+    # Statements where a suite declares more tests/failures/errors than its
+    # elements list: outcomes the file claims but does not show.
+    declared_unlisted: tuple[str, ...] = ()
 
     def count(self, outcome: TestOutcome) -> int:
         return sum(1 for c in self.cases if c.outcome is outcome)
@@ -194,6 +204,24 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def nesting_exceeds(root: ET.Element, limit: int) -> bool:
+    """Whether any element lies more than ``limit`` levels deep (iterative: no recursion)."""
+    stack: list[tuple[ET.Element, int]] = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in elem)
+    return False
+
+
+def _label(path: tuple[str, ...]) -> str:
+    """``outer / ... / inner`` for a nested suite, bounded whatever the depth."""
+    if len(path) > MAX_LABEL_PARTS:
+        path = (path[0], "...", *path[-(MAX_LABEL_PARTS - 1) :])
+    return " / ".join(path)
+
+
 def _children(elem: ET.Element, tag: str) -> list[ET.Element]:
     return [child for child in elem if _local(child.tag) == tag]
 
@@ -246,7 +274,7 @@ def _properties_of(elem: ET.Element) -> list[tuple[str, str]]:
             value = prop.get("value")
             if value is None:  # some producers put the value in the text
                 value = prop.text or ""
-            out.append((_cap(name, 256), _cap(value, MAX_PROPERTY_VALUE_CHARS)))
+            out.append((_cap(name, MAX_NAME_CHARS), _cap(value, MAX_PROPERTY_VALUE_CHARS)))
     return out
 
 
@@ -281,8 +309,8 @@ def _read_case(elem: ET.Element, suite: str) -> TestCase:
     out_elems = by_tag.get("system-out", [])
     err_elems = by_tag.get("system-err", [])
     return TestCase(
-        classname=elem.get("classname") or elem.get("class") or "",
-        name=elem.get("name") or "",
+        classname=_cap(elem.get("classname") or elem.get("class") or "", MAX_NAME_CHARS),
+        name=_cap(elem.get("name") or "", MAX_NAME_CHARS),
         time_s=_parse_time(elem.get("time")),
         outcome=outcome,
         message=message,
@@ -290,12 +318,16 @@ def _read_case(elem: ET.Element, suite: str) -> TestCase:
         detail=_text_of(deciding, MAX_DETAIL_CHARS),
         reruns=len(reruns),
         expected_failure=expected_failure,
-        file=elem.get("file") or "",
+        file=_cap(elem.get("file") or "", MAX_NAME_CHARS),
         line=_parse_line(elem.get("line")),
         system_out=_text_of(out_elems[0] if out_elems else None, MAX_CASE_OUTPUT_CHARS),
         system_err=_text_of(err_elems[0] if err_elems else None, MAX_CASE_OUTPUT_CHARS),
         properties=tuple(_properties_of(elem)),
     )
+
+
+# Declared but unlisted tests, failures or errors hide outcomes; unlisted skips hide nothing.
+_UNLISTED_MATTERS = ("tests", "failures", "errors")
 
 
 @dataclass
@@ -314,6 +346,16 @@ class _Tally:
         self.skipped += other.skipped
 
 
+@dataclass
+class _Frame:
+    """One open testsuite during the walk."""
+
+    elem: ET.Element
+    path: tuple[str, ...]  # suite names from the outermost suite down to this one
+    tally: _Tally
+    children: Iterator[ET.Element]
+
+
 class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -323,6 +365,7 @@ class _Reader:
         self.properties: dict[str, str] = {}
         self.system_out: list[str] = []
         self.system_err: list[str] = []
+        self.declared_unlisted: list[str] = []
 
     def warn(self, text: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -341,30 +384,28 @@ class _Reader:
             if err.text and err.text.strip():
                 self.system_err.append(err.text.strip())
 
-    def read_suite(self, elem: ET.Element, path: tuple[str, ...]) -> _Tally:
-        name = elem.get("name") or f"<unnamed suite #{len(path)}>"
-        path = path + (name,)
-        label = " / ".join(path)
-        self.keep_suite_level(elem)
-        tally = _Tally()
-        for child in elem:
+    def read_suite(self, top: ET.Element, path: tuple[str, ...]) -> _Tally:
+        """Read a testsuite and every suite nested in it, without recursion."""
+        frames = [self.open_suite(top, path)]
+        while True:
+            frame = frames[-1]
+            child = next(frame.children, None)
+            if child is None:
+                frames.pop()
+                self.compare(frame.elem, lambda f=frame: f"testsuite '{_label(f.path)}'", frame.tally)
+                if not frames:
+                    return frame.tally
+                frames[-1].tally.add(frame.tally)
+                continue
             tag = _local(child.tag)
             if tag == "testcase":
-                case = _read_case(child, suite=name)
-                self.cases.append(case)
-                tally.tests += 1
-                if any(_local(c.tag) == _FINAL_FAILURE for c in child):
-                    tally.failures += 1
-                if any(_local(c.tag) == _FINAL_ERROR for c in child):
-                    tally.errors += 1
-                if case.outcome is TestOutcome.SKIPPED:
-                    tally.skipped += 1
+                self.read_testcase(child, frame)
             elif tag == "testsuite":
-                tally.add(self.read_suite(child, path))
+                frames.append(self.open_suite(child, frame.path))
             elif tag in (_FINAL_ERROR, _FINAL_FAILURE):
                 self.suite_errors.append(
                     SuiteError(
-                        suite=label,
+                        suite=_label(frame.path),
                         kind=tag,
                         message=_message_of(child),
                         detail=_text_of(child, MAX_DETAIL_CHARS),
@@ -373,14 +414,30 @@ class _Reader:
                 # Producers that write a suite-level error usually count it in the
                 # suite's attributes; count it the same way for the comparison.
                 if tag == _FINAL_ERROR:
-                    tally.errors += 1
+                    frame.tally.errors += 1
                 else:
-                    tally.failures += 1
-        self.compare(elem, f"testsuite '{label}'", tally)
-        return tally
+                    frame.tally.failures += 1
 
-    def compare(self, elem: ET.Element, what: str, tally: _Tally) -> None:
+    def open_suite(self, elem: ET.Element, outer: tuple[str, ...]) -> _Frame:
+        name = _cap(elem.get("name"), MAX_NAME_CHARS) or f"<unnamed suite #{len(outer)}>"
+        self.keep_suite_level(elem)
+        return _Frame(elem=elem, path=outer + (name,), tally=_Tally(), children=iter(elem))
+
+    def read_testcase(self, elem: ET.Element, frame: _Frame) -> None:
+        case = _read_case(elem, suite=frame.path[-1])
+        self.cases.append(case)
+        frame.tally.tests += 1
+        if any(_local(c.tag) == _FINAL_FAILURE for c in elem):
+            frame.tally.failures += 1
+        if any(_local(c.tag) == _FINAL_ERROR for c in elem):
+            frame.tally.errors += 1
+        if case.outcome is TestOutcome.SKIPPED:
+            frame.tally.skipped += 1
+
+    def compare(self, elem: ET.Element, what: Callable[[], str], tally: _Tally) -> None:
+        """Compare a suite's declared counts with its elements (``what`` names it, built lazily)."""
         disagreements: list[str] = []
+        unlisted: list[str] = []
         for attr, counted in (
             ("tests", tally.tests),
             ("failures", tally.failures),
@@ -397,9 +454,13 @@ class _Reader:
                 continue
             if declared != counted:
                 disagreements.append(f"{attr}={declared} but {counted} counted")
+            if declared > counted and attr in _UNLISTED_MATTERS:
+                unlisted.append(f"{attr}={declared} but only {counted} listed")
+        if unlisted and len(self.declared_unlisted) < MAX_WARNINGS:
+            self.declared_unlisted.append(f"{what()} declares {', '.join(unlisted)}")
         if disagreements:
             self.warn(
-                f"{what}: attributes disagree with its testcase elements "
+                f"{what()}: attributes disagree with its testcase elements "
                 f"({'; '.join(disagreements)}); the element counts are used"
             )
 
@@ -429,6 +490,10 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
             f"malformed JUnit XML{where} at line {line}, column {column}: {reason}"
         ) from None
 
+    if nesting_exceeds(root, MAX_NESTING):
+        raise JUnitParseError(
+            f"malformed JUnit XML{where}: elements nested deeper than {MAX_NESTING} levels"
+        )
     reader = _Reader(source)
     root_tag = _local(root.tag)
     if root_tag == "testsuites":
@@ -442,7 +507,7 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
                 # Not in the schema, but some producers write it; count it, don't drop it.
                 reader.cases.append(_read_case(child, suite=""))
                 total.tests += 1
-        reader.compare(root, "testsuites (root)", total)
+        reader.compare(root, lambda: "testsuites (root)", total)
     elif root_tag == "testsuite":
         reader.read_suite(root, ())
     else:
@@ -458,6 +523,7 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
         system_out=_cap("\n".join(reader.system_out), MAX_REPORT_OUTPUT_CHARS),
         system_err=_cap("\n".join(reader.system_err), MAX_REPORT_OUTPUT_CHARS),
         source=source,
+        declared_unlisted=tuple(reader.declared_unlisted),
     )
 
 

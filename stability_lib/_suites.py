@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._coverage import CoverageParseError, CoverageReport, parse_cobertura
+from ._coverage import MAX_COVERAGE_BYTES, CoverageParseError, CoverageReport, parse_cobertura
 from ._junit import (
     MAX_JUNIT_BYTES,
     JUnitParseError,
@@ -81,7 +81,9 @@ OUTPUT_TAIL_BYTES = 16 * 1024
 LOG_CAP_BYTES = 5 * 1024 * 1024  # the full log kept as evidence, up to this size
 KILL_GRACE_S = 3.0  # SIGTERM, then this long, then SIGKILL
 FAILURE_EXCERPT_CHARS = 2048
-MAX_FAILURES_LISTED = 100
+MAX_FAILURES_LISTED = 100  # failing, flaky cases and suite errors kept in detail, each
+PASSED_SAMPLE = 20  # passing cases named in evidence (counts stay exact)
+MAX_IDS_LISTED = 200  # test ids in rerun lists
 SLOWEST_LISTED = 10
 PYTEST_NO_TESTS_COLLECTED = 5  # pytest's exit code when nothing was selected
 _REDACTED = "[redacted]"
@@ -400,7 +402,8 @@ def _write_atomically(dst: Path, data: bytes) -> None:
 
 
 def _take_output_file(
-    produced: Path, dst: Path, before: _FileStamp | None, *, cwd: Path, confined: bool, what: str
+    produced: Path, dst: Path, before: _FileStamp | None, *, cwd: Path, confined: bool, what: str,
+    limit: int,
 ) -> tuple[Path | None, str | None]:
     """Copy a file the command wrote into the evidence folder (capped); (copy, problem).
 
@@ -420,7 +423,7 @@ def _take_output_file(
             "(set allow_paths_outside_cwd: true to allow it)"
         )
     try:
-        data = _read_regular_capped(produced, MAX_JUNIT_BYTES)
+        data = _read_regular_capped(produced, limit)
     except ValueError as exc:
         return None, f"{what} {exc}"
     except OSError as exc:
@@ -587,7 +590,7 @@ def run_category(
 
     junit_path, junit_problem = _take_output_file(
         produced_junit, junit_out, junit_before, cwd=cwd,
-        confined=confined and cfg.junit_xml is not None, what="JUnit XML",
+        confined=confined and cfg.junit_xml is not None, what="JUnit XML", limit=MAX_JUNIT_BYTES,
     )
     if produced_junit == fresh_junit and fresh_junit.exists():
         fresh_junit.unlink()  # our own temporary name, copied above
@@ -595,7 +598,7 @@ def run_category(
     if produced_coverage is not None:
         coverage_path, problem = _take_output_file(
             produced_coverage, coverage_out, coverage_before, cwd=cwd, confined=confined,
-            what="coverage XML",
+            what="coverage XML", limit=MAX_COVERAGE_BYTES,
         )
         if problem:
             warnings.append(problem)
@@ -633,12 +636,17 @@ class RerunSummary:
     still_failing: tuple[str, ...]  # failed every time: broken
     not_rerun: tuple[str, ...] = ()  # failing tests we could not address by node id
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, limit: int = MAX_IDS_LISTED) -> dict[str, Any]:
         return {
             "attempts": self.attempts,
-            "recovered_flaky": list(self.recovered),
-            "still_failing": list(self.still_failing),
-            "not_rerun": list(self.not_rerun),
+            "recovered_flaky": list(self.recovered[:limit]),
+            "still_failing": list(self.still_failing[:limit]),
+            "not_rerun": list(self.not_rerun[:limit]),
+            "counts": {
+                "recovered_flaky": len(self.recovered),
+                "still_failing": len(self.still_failing),
+                "not_rerun": len(self.not_rerun),
+            },
         }
 
 
@@ -794,6 +802,8 @@ class CategoryResult:
         failing = report.cases_with(*_FAILING) if report else ()
         flaky = report.cases_with(TestOutcome.FLAKY) if report else ()
         slowest = sorted(report.cases, key=lambda c: c.time_s, reverse=True)[:SLOWEST_LISTED] if report else []
+        passed = report.cases_with(TestOutcome.PASSED) if report else ()
+        suite_errors = report.suite_errors if report else ()
         return {
             "name": self.name,
             "status": self.status.value,
@@ -810,10 +820,15 @@ class CategoryResult:
             "failures": [_case_dict(c, excerpt=True) for c in failing[:MAX_FAILURES_LISTED]],
             "failures_omitted": max(0, len(failing) - MAX_FAILURES_LISTED),
             "flaky": [_case_dict(c, excerpt=True) for c in flaky[:MAX_FAILURES_LISTED]],
+            "flaky_omitted": max(0, len(flaky) - MAX_FAILURES_LISTED),
+            "passed_sample": [c.id for c in passed[:PASSED_SAMPLE]],
+            "passed_omitted": max(0, len(passed) - PASSED_SAMPLE),
             "suite_errors": [
                 {"suite": e.suite, "kind": e.kind, "message": e.message[:FAILURE_EXCERPT_CHARS]}
-                for e in (report.suite_errors if report else ())
+                for e in suite_errors[:MAX_FAILURES_LISTED]
             ],
+            "suite_errors_omitted": max(0, len(suite_errors) - MAX_FAILURES_LISTED),
+            "declared_unlisted": list(report.declared_unlisted) if report else [],
             "slowest": [_case_dict(c, excerpt=False) for c in slowest],
             "warnings": list(self.warnings),
             "output_tail": list(self.run.output_tail),
@@ -914,6 +929,18 @@ def judge_category(
                 f"{_names([e.suite for e in final.suite_errors])}"
             )
         return result(Status.FAIL, "; ".join(parts), final, **extra)
+    if report.declared_unlisted:
+        # The file says tests failed (or ran) that it does not list: their outcome is
+        # unknown, so nothing can be claimed. Not FAIL: no failing test can be named.
+        unlisted = list(report.declared_unlisted)
+        more = f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""
+        return result(
+            Status.INCONCLUSIVE,
+            f"the JUnit XML is inconsistent: {unlisted[0]}{more}; outcomes it declares are "
+            "missing from its testcases, so a pass cannot be claimed",
+            final,
+            **extra,
+        )
     executed = final.executed
     if executed == 0:
         reason = (
@@ -991,7 +1018,7 @@ def _load_coverage(path: Path | None) -> tuple[CoverageReport | None, str | None
     if path is None:
         return None, None
     try:
-        return parse_cobertura(_read_capped(path, MAX_JUNIT_BYTES), source=path.name), None
+        return parse_cobertura(_read_capped(path, MAX_COVERAGE_BYTES), source=path.name), None
     except CoverageParseError as exc:
         return None, str(exc)
     except OSError as exc:

@@ -67,3 +67,10 @@ def test_malformed_and_wrong_root() -> None:
         parse_cobertura(b"<coverage>\n<packages></coverage>")
     with pytest.raises(CoverageParseError, match="root element <testsuite>"):
         parse_cobertura(b"<testsuite/>")
+
+
+def test_deeply_nested_coverage_is_a_parse_error() -> None:
+    depth = 50_000
+    data = b"<coverage>" + b"<packages>" * depth + b"</packages>" * depth + b"</coverage>"
+    with pytest.raises(CoverageParseError, match="malformed coverage XML in deep.xml: elements nested deeper than 256"):
+        parse_cobertura(data, source="deep.xml")

@@ -217,3 +217,43 @@ def test_rerun_results_turn_recovered_failures_into_flaky() -> None:
         "c": (TestOutcome.PASSED, 0),
     }
     assert merged.cases[0].message == "boom"  # why it was flaky stays visible
+
+
+def nested(depth: int, tag: bytes = b"testsuite", leaf: bytes = b'<testcase name="t"/>') -> bytes:
+    return b"<testsuites>" + (b"<%s name=\"s\">" % tag) * depth + leaf + b"</%s>" % tag * depth + b"</testsuites>"
+
+
+def test_deeply_nested_suites_are_a_parse_error_not_a_recursion_error() -> None:
+    with pytest.raises(JUnitParseError, match=r"malformed JUnit XML in deep.xml: elements nested deeper than 256"):
+        parse_junit(nested(50_000), source="deep.xml")
+    # Real nesting, a few hundred levels deep at most, is read and counted once.
+    report = parse_junit(nested(200))
+    assert report.total == 1 and report.passed == 1 and report.warnings == ()
+
+
+def test_declared_failures_that_are_not_listed_are_recorded() -> None:
+    report = parse_junit((FIXTURES / "declares_unlisted_failures.xml").read_bytes())
+    assert (report.total, report.passed, report.failed) == (3, 3, 0)
+    assert report.declared_unlisted == (
+        "testsuite 'checkout' declares tests=5 but only 3 listed, failures=2 but only 0 listed",
+    )
+    assert any("failures=2 but 0 counted" in w for w in report.warnings)
+    # More elements than declared, or fewer skips, hide no outcome.
+    extra = b'<testsuite name="s" tests="1" skipped="3"><testcase name="a"/><testcase name="b"/></testsuite>'
+    assert parse_junit(extra).declared_unlisted == ()
+
+
+def test_every_kept_string_is_capped_and_marked() -> None:
+    huge = "n" * 1_000_000
+    data = (
+        f'<testsuite name="{huge}"><testcase classname="{huge}" name="{huge}" file="{huge}">'
+        f'<failure message="{huge}">{huge}</failure><system-out>{huge}</system-out></testcase>'
+        f'<error message="{huge}"/></testsuite>'
+    ).encode()
+    report = parse_junit(data)
+    (case,) = report.cases
+    for text in (case.name, case.classname, case.file, case.suite, report.suite_errors[0].suite):
+        assert len(text) < 600 and "[truncated" in text
+    for text in (case.message, case.detail, case.system_out, report.suite_errors[0].message):
+        assert len(text) < 9000 and "[truncated" in text
+    assert len("".join(report.warnings)) < 5000

@@ -283,7 +283,74 @@ def test_exit_zero_with_failures_in_the_xml_is_flagged(tmp_path: Path) -> None:
     assert any("tests=10 but 3 counted" in w for w in result.warnings)
 
 
+def test_one_deeply_nested_junit_fails_its_own_category_only(tmp_path: Path) -> None:
+    depth = 50_000
+    (tmp_path / "deep.xml").write_bytes(
+        b"<testsuites>" + b'<testsuite name="s">' * depth + b'<testcase name="t"/>' + b"</testsuite>" * depth + b"</testsuites>"
+    )
+    (tmp_path / "failing.xml").write_bytes((FIXTURES / "nested_suites.xml").read_bytes())
+    (tmp_path / "passing.xml").write_text(PASSING_JUNIT)
+    cfg = SuitesConfig.model_validate({"categories": [
+        {"name": name, "command": ["cp", f"{name}.xml", "out.xml"], "junit_xml": "out.xml"}
+        for name in ("failing", "deep", "passing")
+    ]})
+    results = {r.name: r for r in run_suites(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)}
+    assert results["deep"].status is Status.ERROR
+    assert "nested deeper than 256" in results["deep"].reason
+    assert results["failing"].status is Status.FAIL
+    assert results["passing"].status is Status.PASS
+
+
+def test_a_junit_file_above_the_size_cap_is_refused_for_its_category(tmp_path: Path) -> None:
+    from stability_lib._junit import MAX_JUNIT_BYTES
+
+    cfg = CategoryConfig(
+        name="big", command=["truncate", "-s", str(MAX_JUNIT_BYTES + 1), "out.xml"], junit_xml="out.xml"
+    )
+    result = evaluate_run(cfg, run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None))
+    assert result.status is Status.ERROR
+    assert f"larger than the {MAX_JUNIT_BYTES}-byte limit" in result.reason
+    assert not (tmp_path / "out" / "big.junit.xml").exists()
+
+
 # --------------------------------------------------------------------------- verdicts (pure)
+
+
+def test_declared_failures_that_are_not_listed_are_inconclusive_not_pass() -> None:
+    report = parse_junit((FIXTURES / "declares_unlisted_failures.xml").read_bytes())
+    for exit_code in (0, 1):
+        result = judge_category(CUSTOM, fake_run(exit_code=exit_code), report)
+        assert result.status is Status.INCONCLUSIVE
+        assert "the JUnit XML is inconsistent" in result.reason and "failures=2 but only 0 listed" in result.reason
+        assert any("failures=2 but 0 counted" in w for w in result.warnings)
+        assert result.to_dict()["declared_unlisted"] == list(report.declared_unlisted)
+    # A listed failure still fails the category, whatever the attributes say.
+    failing = parse_junit((FIXTURES / "attributes_disagree.xml").read_bytes())
+    assert failing.declared_unlisted and judge_category(CUSTOM, fake_run(), failing).status is Status.FAIL
+
+
+def test_evidence_keeps_exact_counts_but_bounded_detail() -> None:
+    huge = "x" * 300_000
+    xml = (
+        '<testsuite name="s">'
+        + f'<testcase classname="{huge}" name="{huge}"><failure message="{huge}">{huge}</failure></testcase>' * 3
+        + "".join(f'<testcase classname="m" name="fail{i}"><failure message="no"/></testcase>' for i in range(300))
+        + "".join(f'<testcase classname="m" name="ok{i}"/>' for i in range(5000))
+        + f'<error message="{huge}"/>' + '<error message="crashed"/>' * 149
+        + "</testsuite>"
+    ).encode()
+    report = parse_junit(xml)
+    result = judge_category(CUSTOM, fake_run(exit_code=1), report)
+    evidence = result.to_dict()
+    assert evidence["counts"]["failed"] == 303 and evidence["counts"]["passed"] == 5000
+    assert evidence["counts"]["suite_errors"] == 150
+    assert len(evidence["failures"]) == 100 and evidence["failures_omitted"] == 203
+    assert len(evidence["suite_errors"]) == 100 and evidence["suite_errors_omitted"] == 50
+    assert len(evidence["passed_sample"]) == 20 and evidence["passed_omitted"] == 4980
+    assert "[truncated" in evidence["failures"][0]["id"]
+    size = len(json.dumps(evidence)) + sum(len(json.dumps(c.details)) + len(c.statistic) for c in category_claims([result]))
+    assert size < 1_000_000, f"{size} bytes of evidence from a {len(xml)}-byte file"
+
 
 
 def test_nonzero_exit_with_nothing_failed_is_not_a_clean_pass() -> None:
