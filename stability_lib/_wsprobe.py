@@ -178,6 +178,8 @@ async def fetch_capped(
     Raises TimeoutError at the deadline and ``httpx.HTTPError`` for transport failures. A cut body
     is not read further: the connection is closed instead of being drained.
     """
+    # identity: the cap counts bytes after decompression, and one small gzip chunk can inflate a thousandfold.
+    request["headers"] = {"Accept-Encoding": "identity", **dict(request.get("headers") or {})}
     async with asyncio.timeout(deadline_s), client.stream(method, url, timeout=deadline_s, **request) as response:
         chunks: list[bytes] = []
         size = 0
