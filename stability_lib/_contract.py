@@ -345,11 +345,16 @@ class _Watchdog:
 
 
 def fetch_spec(
-    url: str, *, timeout_s: float = FETCH_TIMEOUT_S, max_bytes: int = MAX_SPEC_BYTES
+    url: str, *, timeout_s: float | None = None, max_bytes: int | None = None
 ) -> tuple[dict[str, Any], bytes]:
-    """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``)."""
+    """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``).
+
+    The defaults are the module's FETCH_TIMEOUT_S and MAX_SPEC_BYTES, read at each call.
+    """
     import httpx
 
+    timeout_s = FETCH_TIMEOUT_S if timeout_s is None else timeout_s
+    max_bytes = MAX_SPEC_BYTES if max_bytes is None else max_bytes
     safe = redact(url)
     whole_s = 3 * timeout_s
     too_slow = f"GET {safe}: not complete within {whole_s:g} s"
