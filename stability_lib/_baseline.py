@@ -24,6 +24,7 @@ import yaml
 from ._errors import EvidenceError
 from ._evidence import read_all_evidence, write_json_atomic
 from ._models import SectionResult
+from ._secrets import display_url
 
 __all__ = [
     "fingerprint",
@@ -75,7 +76,7 @@ def fingerprint(raw_params: dict[str, Any], target_url: str, commit: str | None)
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": packages,
-        "target_url": target_url,
+        "target_url": display_url(target_url),  # no userinfo or query values: they may be credentials
         # The host, not the URL: a loopback service gets a new port every run.
         "target_host": urlsplit(target_url).hostname or "",
         "scenario_hash": scenario_hash(raw_params),
