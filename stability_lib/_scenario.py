@@ -7,7 +7,8 @@ the same models drive the bundled demo and any staging target.
 Templates use ``{name}`` placeholders filled from a context dict (``{{``/``}}`` for a
 literal brace). There is no attribute access, indexing or evaluation: a placeholder is a
 plain name looked up in the context. ``${NAME}`` environment references are resolved by
-the params loader before these models see the values.
+the params loader before these models see the values; in the fields listed by
+``is_template_field`` it doubles the braces of each value, so a value is never read as a template.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ __all__ = [
     "BUILTIN_PLACEHOLDERS",
     "render_template",
     "template_placeholders",
+    "is_template_field",
+    "GOLDEN_HARD_CAPS",
     "extract_path",
     "MISSING",
 ]
@@ -57,6 +60,23 @@ SOAK_CAPS: dict[str, float] = {"sessions": 5000, "concurrency": 200, "duration_s
 GOLDEN_CAPS: dict[str, float] = {"users": 50, "repetitions": 100}
 # Hard ceilings that even ``allow_over_caps`` cannot lift: a probe is always bounded.
 _ABSOLUTE_CAPS: dict[str, float] = {"sessions": 100_000, "concurrency": 2_000, "duration_s": 3_600}
+# Every user is registered and logged in at once before the golden path starts: 500 is ten times
+# the soft cap, as many as the soak's highest default concurrency keeps busy, and small enough that
+# setting them all up stays within memory on a small runner.
+GOLDEN_HARD_CAPS: dict[str, int] = {"users": 500, "repetitions": 10_000}
+
+# Fields of params that ``render_template`` renders (dotted paths as the params loader names them).
+_TEMPLATE_FIELD = re.compile(
+    r"scenario\.(?:auth\.(?:register|login)\.(?:path|body|headers)"
+    r"|auth\.(?:header_format|subprotocol_format)"
+    r"|golden_path\.steps\[\d+\]\.(?:path|body|headers|send))"
+    r"(?=$|[.\[])"
+)
+
+
+def is_template_field(where: str) -> bool:
+    """True for a params field whose strings are ``{placeholder}`` templates."""
+    return _TEMPLATE_FIELD.match(where) is not None
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
 
@@ -221,16 +241,21 @@ class UsersConfig(_Strict):
     password: SecretStr = Field(
         description="Password for every test user; write it as a ${NAME} environment reference in params."
     )
-    count: int = Field(2, ge=1, description="Number of users that run the golden path at once (isolation needs >= 2).")
+    count: int = Field(
+        2, ge=1, description="Number of users that run the golden path at once (isolation needs >= 2; cap 50, "
+        "never above 500)."
+    )
     names: list[str] = Field(
         default_factory=list,
         description="Existing usernames to use instead of generated ones (when the service cannot register users).",
     )
     unique_per_run: bool = Field(True, description="Append the run id to generated names so reruns do not collide.")
-    allow_over_caps: bool = Field(False, description="Allow count above the cap of 50.")
+    allow_over_caps: bool = Field(False, description="Allow count above the cap of 50 (never above 500).")
 
     @model_validator(mode="after")
     def _check(self) -> UsersConfig:
+        if self.count > GOLDEN_HARD_CAPS["users"]:
+            raise ValueError(f"users.count={self.count} is over the hard limit of {GOLDEN_HARD_CAPS['users']}")
         if self.names and len(self.names) < self.count:
             raise ValueError(f"users.count is {self.count} but users.names lists only {len(self.names)}")
         if not self.allow_over_caps and self.count > GOLDEN_CAPS["users"]:
@@ -333,10 +358,15 @@ class GoldenPathConfig(_Strict):
 
     steps: list[Step] = Field(min_length=1, description="HTTP and WebSocket steps in order (kind: http | ws).")
     repetitions: int = Field(3, ge=1, description="How many times each user runs the steps.")
-    allow_over_caps: bool = Field(False, description="Allow repetitions above the cap of 100.")
+    allow_over_caps: bool = Field(False, description="Allow repetitions above the cap of 100 (never above 10000).")
 
     @model_validator(mode="after")
     def _check(self) -> GoldenPathConfig:
+        if self.repetitions > GOLDEN_HARD_CAPS["repetitions"]:
+            raise ValueError(
+                f"golden_path.repetitions={self.repetitions} is over the hard limit of "
+                f"{GOLDEN_HARD_CAPS['repetitions']}"
+            )
         names = [s.name for s in self.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

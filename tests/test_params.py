@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stability_lib import MissingVariableError, ParamsError, load_params
-from stability_lib._params import apply_overrides, redact, resolve_env
+from stability_lib._params import apply_overrides, read_raw, redact, resolve_env
 
 MINIMAL = """
 title: t
@@ -71,3 +71,120 @@ def test_sections_that_act_as_users_need_a_scenario(tmp_path: Path) -> None:
     with pytest.raises(ParamsError) as err:
         load_params(write(tmp_path, MINIMAL + "  websocket: {}\n"), env={"URL": "http://127.0.0.1:9"})
     assert "sections.websocket: needs a 'scenario' block" in str(err.value)
+
+
+# --- bounded, one-line refusals (issue 11, items 3, 8, 10) --------------------------------------
+
+ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+def one_line_error(tmp_path: Path, text: str | bytes, env: dict[str, str] | None = None) -> str:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    with pytest.raises(ParamsError) as err:
+        load_params(path, env={"URL": "http://127.0.0.1:9", **(env or {})})
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 600, message
+    return message
+
+
+def test_an_alias_bomb_is_refused_before_anything_expands_it(tmp_path: Path) -> None:
+    # 9**9 strings once expanded; refused from the node graph's memoised size.
+    message = one_line_error(tmp_path, MINIMAL + ALIAS_BOMB)
+    assert "aliases expand to more than" in message and "line" in message
+
+
+def test_an_alias_bomb_in_a_set_value_is_refused_too() -> None:
+    bomb = "{" + ALIAS_BOMB.replace("\n", ", ").rstrip(", ") + "}"
+    with pytest.raises(ParamsError, match="aliases expand"):
+        apply_overrides({}, [f"scenario={bomb}"])
+
+
+def test_a_few_anchors_and_merge_keys_stay_allowed(tmp_path: Path) -> None:
+    data = read_raw(write(tmp_path, MINIMAL + "x-step: &step {path: /health}\nx2: {<<: *step, path: /other}\n"))
+    assert data["x2"] == {"path": "/other"} and data["x-step"] == {"path": "/health"}
+
+
+def test_a_self_referring_alias_is_refused(tmp_path: Path) -> None:
+    assert "refers to the node that contains it" in one_line_error(tmp_path, MINIMAL + "loop: &l [*l]\n")
+
+
+def test_a_params_file_over_one_mib_is_refused(tmp_path: Path) -> None:
+    assert "larger than 1024 KiB" in one_line_error(tmp_path, MINIMAL + "# " + "x" * (1 << 20) + "\n")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ParamsError, match="not a regular file"):
+        load_params(fifo, env={})
+
+
+@pytest.mark.parametrize(("field", "length"), [("title", 301), ("description", 20_001)])
+def test_title_and_description_have_a_length_cap(tmp_path: Path, field: str, length: int) -> None:
+    text = MINIMAL.replace("title: t", "title: t\ndescription: " + "y" * length)
+    if field == "title":
+        text = MINIMAL.replace("title: t", "title: " + "y" * length)
+    assert f"{field}: String should have at most" in one_line_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        (b"title: caf\xe9\n", {}, "not UTF-8 text (byte 10, line 1)"),
+        ("title: t\nx: " + "[" * 100_000 + "]" * 100_000 + "\n", {}, "nested deeper than 64 levels"),
+        ("title: t\nx: " + "[" * 70 + "]" * 70 + "\n", {}, "nested deeper than 64 levels"),
+        (MINIMAL.replace("${URL}", "http://[::1"), {}, "target.base_url: Value error, not a valid URL"),
+        (MINIMAL.replace("${URL}", "http://${HOST}:8080/"), {"HOST": "[::1"}, "target.base_url: Value error, not a valid URL"),
+        (MINIMAL.replace("${URL}", "http://h:${PORT}/"), {"PORT": "s3cret-port"}, "target.base_url: Value error, not a valid URL"),
+        (MINIMAL.replace("title: t", "title: a\ntitle: b"), {}, "duplicate key 'title' at line 3"),
+        (MINIMAL.replace("samples: 2", "samples: 2\n    samples: 3"), {}, "duplicate key 'samples' at line 8"),
+        (MINIMAL.replace("${URL}", "ftp://127.0.0.1/"), {}, "target.base_url: Value error, the scheme must be http:// or https://"),
+        (MINIMAL.replace("${URL}", "ws://127.0.0.1/"), {}, "target.base_url: Value error, the scheme must be http://"),
+        (MINIMAL.replace("${URL}", "127.0.0.1:9"), {}, "target.base_url: Value error, the scheme must be"),
+        (MINIMAL.replace("${URL}", "http:///path"), {}, "target.base_url: Value error, the URL has no host"),
+        (MINIMAL.replace("  base_url: ${URL}", "  base_url: ${URL}\n  ws_base_url: http://127.0.0.1/"), {},
+         "target.ws_base_url: Value error, the scheme must be ws:// or wss://"),
+    ],
+)
+def test_bad_params_give_one_line_that_names_the_field(
+    tmp_path: Path, text: str | bytes, env: dict[str, str], expected: str
+) -> None:
+    message = one_line_error(tmp_path, text, env)
+    assert expected in message
+    assert "s3cret-port" not in message  # a value from the environment is never echoed
+
+
+def test_ws_and_wss_are_accepted_for_ws_base_url(tmp_path: Path) -> None:
+    text = MINIMAL.replace("  base_url: ${URL}", "  base_url: HTTPS://h.example\n  ws_base_url: wss://ws.example/x")
+    params, _ = load_params(write(tmp_path, text), env={})
+    assert params.target.ws_base_url == "wss://ws.example/x"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text",
+    [b"title: caf\xe9\n", ("title: t\nx: " + "[" * 100_000 + "]" * 100_000).encode(),
+     MINIMAL.replace("${URL}", "http://[::1").encode(), (MINIMAL + ALIAS_BOMB).encode()],
+    ids=["not-utf8", "deep-list", "bad-ipv6", "alias-bomb"],
+)
+def test_the_command_says_one_line_and_exits_3_for_bad_params(tmp_path: Path, text: bytes) -> None:
+    from support import run_cli
+
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text)
+    proc = run_cli(["run", str(path), "--out", str(tmp_path / "run")], env={"URL": "http://127.0.0.1:9"}, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_stored_run_rereads_its_params_without_the_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stability_lib._params import LenientEnv
+
+    monkeypatch.delenv("URL", raising=False)  # `stability report` in another shell: the address is not checked again
+    params, _ = load_params(write(tmp_path, MINIMAL), env=LenientEnv())
+    assert params.target.base_url == "<URL not set>"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from stability_lib import load_params
 from stability_lib._errors import ParamsError
 from stability_lib._scenario import (
     MISSING,
@@ -16,6 +18,7 @@ from stability_lib._scenario import (
     TokenDelivery,
     WsStep,
     extract_path,
+    is_template_field,
     render_template,
     template_placeholders,
 )
@@ -138,3 +141,70 @@ def test_extract_path_reads_dotted_json_and_reports_missing() -> None:
     assert extract_path(data, "data.items.0.id") == 7
     assert extract_path(data, "data.items.5.id") is MISSING
     assert extract_path(data, "nope") is MISSING
+
+
+def test_users_count_has_a_hard_ceiling_even_with_allow_over_caps() -> None:
+    ok = ScenarioConfig.model_validate(raw_scenario(users={"password": "x" * 8, "count": 500, "allow_over_caps": True}))
+    assert ok.users.count == 500
+    with pytest.raises(ValidationError, match="users.count=501 is over the hard limit of 500"):
+        ScenarioConfig.model_validate(raw_scenario(users={"password": "x" * 8, "count": 501, "allow_over_caps": True}))
+    with pytest.raises(ValidationError, match="hard limit"):
+        ScenarioConfig.model_validate(raw_scenario(golden_path={"steps": [HTTP_STEP, WS_STEP], "repetitions": 10**6,
+                                                                "allow_over_caps": True}))
+
+
+# --- environment values are data, never templates (issue 11, item 7) ----------------------------
+
+PARAMS_WITH_SECRETS_IN_TEMPLATES = """
+title: t
+target: {base_url: "http://127.0.0.1:9"}
+scenario:
+  auth:
+    login: {path: "/login/${S}", body: {key: "${S}", both: "{username} ${S}"}, headers: {X-Key: "${S}"}}
+    header_format: "Bearer {token} ${S}"
+  users: {password: "${S}", count: 2}
+  golden_path:
+    steps:
+      - {kind: http, name: h, path: "/p/${S}", headers: {X-Key: "k ${S}"}, body: ["${S}"], capture: {}}
+      - {kind: ws, name: w, path: "/ws/${S}", send: {content: "{nonce} ${S}"}, end_event: done}
+"""
+
+
+@pytest.mark.parametrize("secret", ["a{b", "{token}", "}}", "{{username}}", "{nonce}x{"])
+def test_environment_values_render_exactly_as_they_are(tmp_path: Path, secret: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(PARAMS_WITH_SECRETS_IN_TEMPLATES)
+    params, _ = load_params(path, env={"S": secret})
+    sc = params.scenario
+    context = {"username": "u1", "token": "T", "nonce": "N"}
+    assert sc.auth.login is not None
+    assert render_template(sc.auth.login.path, context) == f"/login/{secret}"
+    assert render_template(sc.auth.login.body, context) == {"key": secret, "both": f"u1 {secret}"}
+    assert render_template(sc.auth.login.headers, context) == {"X-Key": secret}
+    assert render_template(sc.auth.header_format, context) == f"Bearer T {secret}"
+    http, ws = sc.golden_path.steps
+    assert render_template(http.path, context) == f"/p/{secret}"
+    assert render_template(http.headers, context) == {"X-Key": f"k {secret}"}
+    assert render_template(http.body, context) == [secret]
+    assert render_template(ws.path, context) == f"/ws/{secret}"
+    assert render_template(ws.send, context) == {"content": f"N {secret}"}
+    assert sc.users.password.get_secret_value() == secret  # not a template field: not escaped
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("scenario.auth.login.body.password", True),
+        ("scenario.auth.register.path", True),
+        ("scenario.auth.header_format", True),
+        ("scenario.golden_path.steps[3].send[0].x", True),
+        ("scenario.golden_path.steps[0].headers.X-Api-Key", True),
+        ("scenario.users.password", False),
+        ("scenario.auth.token_path", False),
+        ("scenario.golden_path.steps[0].capture.id", False),
+        ("scenario.auth.login.bodyx", False),
+        ("target.base_url", False),
+    ],
+)
+def test_template_fields_are_exactly_those_the_renderer_sees(where: str, expected: bool) -> None:
+    assert is_template_field(where) is expected
