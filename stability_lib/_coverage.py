@@ -15,10 +15,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import defusedxml
-import defusedxml.ElementTree as SafeET
 
 from ._errors import EvidenceError
-from ._junit import MAX_NESTING, nesting_exceeds
+from ._junit import stream_elements
 
 __all__ = [
     "CoverageParseError",
@@ -108,6 +107,53 @@ def _rate_attr(elem: ET.Element, name: str) -> float | None:
     return value
 
 
+def _read_lines(
+    data: bytes,
+    where: str,
+    hits_by_line: dict[tuple[str, int], int],
+    branches: dict[tuple[str, int], tuple[int, int]],
+) -> ET.Element:
+    """Stream the document into the two maps; the root element (attributes only) is returned."""
+    filenames: list[str] = []  # of the enclosing class elements
+    root: ET.Element | None = None
+    events = stream_elements(data, what="coverage XML", where=where, error=CoverageParseError)
+    for event, elem, tag, _ in events:
+        if event == "start":
+            if root is None:
+                if tag != "coverage":
+                    raise CoverageParseError(
+                        f"coverage XML{where} has root element <{tag}>, expected Cobertura <coverage>"
+                    )
+                root = elem
+            if tag == "class":
+                filenames.append(elem.get("filename") or elem.get("name") or "")
+            continue
+        if tag == "class":
+            filenames.pop()
+        elif tag == "line" and filenames:
+            _count_line(elem, filenames[-1], hits_by_line, branches)
+    assert root is not None  # iterparse raises on an empty document
+    return root
+
+
+def _count_line(
+    line: ET.Element,
+    filename: str,
+    hits_by_line: dict[tuple[str, int], int],
+    branches: dict[tuple[str, int], tuple[int, int]],
+) -> None:
+    number = _int_attr(line, "number")
+    hits = _int_attr(line, "hits")
+    if number is None or hits is None:
+        return
+    key = (filename, number)
+    hits_by_line[key] = max(hits_by_line.get(key, 0), hits)
+    if (line.get("branch") or "").lower() == "true":
+        match = _CONDITION.search(line.get("condition-coverage") or "")
+        if match:
+            branches[key] = (int(match.group(1)), int(match.group(2)))
+
+
 def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
     """Read one Cobertura XML document. Raises ``CoverageParseError`` if unreadable."""
     where = f" in {source}" if source else ""
@@ -115,8 +161,12 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
         raise CoverageParseError(
             f"coverage XML{where} is {len(data)} bytes, above the {MAX_COVERAGE_BYTES}-byte limit"
         )
+    warnings: list[str] = []
+    # (filename, line number) -> hits; the same file may appear in several classes.
+    hits_by_line: dict[tuple[str, int], int] = {}
+    branches: dict[tuple[str, int], tuple[int, int]] = {}
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = _read_lines(data, where, hits_by_line, branches)
     except defusedxml.DefusedXmlException as exc:
         raise CoverageParseError(
             f"coverage XML{where} uses a forbidden XML feature (DTD/entity/external reference): {exc}"
@@ -127,37 +177,6 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
             f"malformed coverage XML{where} at line {line}, column {column}: "
             f"{str(exc).split(':', 1)[0]}"
         ) from None
-    if _local(root.tag) != "coverage":
-        raise CoverageParseError(
-            f"coverage XML{where} has root element <{_local(root.tag)}>, expected Cobertura <coverage>"
-        )
-
-    if nesting_exceeds(root, MAX_NESTING):
-        raise CoverageParseError(
-            f"malformed coverage XML{where}: elements nested deeper than {MAX_NESTING} levels"
-        )
-
-    warnings: list[str] = []
-    # (filename, line number) -> hits; the same file may appear in several classes.
-    hits_by_line: dict[tuple[str, int], int] = {}
-    branches: dict[tuple[str, int], tuple[int, int]] = {}
-    for cls in root.iter():
-        if _local(cls.tag) != "class":
-            continue
-        filename = cls.get("filename") or cls.get("name") or ""
-        for line in cls.iter():
-            if _local(line.tag) != "line":
-                continue
-            number = _int_attr(line, "number")
-            hits = _int_attr(line, "hits")
-            if number is None or hits is None:
-                continue
-            key = (filename, number)
-            hits_by_line[key] = max(hits_by_line.get(key, 0), hits)
-            if (line.get("branch") or "").lower() == "true":
-                match = _CONDITION.search(line.get("condition-coverage") or "")
-                if match:
-                    branches[key] = (int(match.group(1)), int(match.group(2)))
 
     attr_covered = _int_attr(root, "lines-covered")
     attr_valid = _int_attr(root, "lines-valid")

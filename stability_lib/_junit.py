@@ -10,13 +10,16 @@ counted from the ``testcase`` elements, each exactly once; a suite's own
 those counts and a disagreement becomes a warning, never a number we report.
 
 The file is untrusted input: DTDs, entity declarations and external references
-are refused before anything is expanded (defusedxml), and every string kept
-from it is size-capped.
+are refused before anything is expanded (defusedxml), every string kept from
+it is size-capped, and it is streamed: memory follows what is kept, not the
+element tree, nesting is walked without recursion and capped at ``MAX_NESTING``
+levels, and a file of more than ``MAX_TESTCASES`` testcases is refused.
 """
 
 from __future__ import annotations
 
 import enum
+import io
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +41,8 @@ __all__ = [
     "merge_reports",
     "MAX_JUNIT_BYTES",
     "MAX_NESTING",
-    "nesting_exceeds",
+    "MAX_TESTCASES",
+    "stream_elements",
 ]
 
 # A JUnit file bigger than this is not a test report we can honestly summarise.
@@ -49,6 +53,8 @@ MAX_LABEL_PARTS = 4  # a nested suite's label shows the first and the last few n
 # Real producers nest suites a handful of levels deep; a file nested deeper than
 # this is malformed (and walking it could exhaust memory or the stack).
 MAX_NESTING = 256
+# One record is kept per testcase: this bounds memory whatever the file holds.
+MAX_TESTCASES = 200_000
 MAX_DETAIL_CHARS = 8192
 MAX_CASE_OUTPUT_CHARS = 4096
 MAX_REPORT_OUTPUT_CHARS = 64 * 1024
@@ -204,15 +210,38 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def nesting_exceeds(root: ET.Element, limit: int) -> bool:
-    """Whether any element lies more than ``limit`` levels deep (iterative: no recursion)."""
-    stack: list[tuple[ET.Element, int]] = [(root, 1)]
-    while stack:
-        elem, depth = stack.pop()
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in elem)
-    return False
+def stream_elements(
+    data: bytes,
+    *,
+    what: str,
+    where: str,
+    error: type[EvidenceError],
+    keep_children: frozenset[str] = frozenset(),
+) -> Iterator[tuple[str, ET.Element, str, list[ET.Element]]]:
+    """(event, element, local tag, open ancestors) of a document parsed safely and streamed.
+
+    DTDs, entities and external references are refused (defusedxml raises). Nesting
+    deeper than ``MAX_NESTING`` raises ``error``. Once its "end" was handled, an
+    element is dropped from its parent (whose attributes stay), unless the parent's
+    tag is in ``keep_children``: memory follows what the caller keeps, not the tree.
+    """
+    open_elems: list[ET.Element] = []
+    events = SafeET.iterparse(
+        io.BytesIO(data), events=("start", "end"),
+        forbid_dtd=True, forbid_entities=True, forbid_external=True,
+    )
+    for event, elem in events:
+        tag = _local(elem.tag)
+        if event == "start":
+            open_elems.append(elem)
+            if len(open_elems) > MAX_NESTING:
+                raise error(f"malformed {what}{where}: elements nested deeper than {MAX_NESTING} levels")
+            yield event, elem, tag, open_elems
+            continue
+        open_elems.pop()
+        yield event, elem, tag, open_elems
+        if open_elems and _local(open_elems[-1].tag) not in keep_children:
+            del open_elems[-1][:]
 
 
 def _label(path: tuple[str, ...]) -> str:
@@ -265,16 +294,20 @@ def _text_of(elem: ET.Element | None, limit: int) -> str:
 
 
 def _properties_of(elem: ET.Element) -> list[tuple[str, str]]:
+    return [pair for props in _children(elem, "properties") for pair in _property_pairs(props)]
+
+
+def _property_pairs(props: ET.Element) -> list[tuple[str, str]]:
+    """(name, value) of each ``property`` in one ``properties`` element."""
     out: list[tuple[str, str]] = []
-    for props in _children(elem, "properties"):
-        for prop in _children(props, "property"):
-            name = prop.get("name")
-            if name is None:
-                continue
-            value = prop.get("value")
-            if value is None:  # some producers put the value in the text
-                value = prop.text or ""
-            out.append((_cap(name, MAX_NAME_CHARS), _cap(value, MAX_PROPERTY_VALUE_CHARS)))
+    for prop in _children(props, "property"):
+        name = prop.get("name")
+        if name is None:
+            continue
+        value = prop.get("value")
+        if value is None:  # some producers put the value in the text
+            value = prop.text or ""
+        out.append((_cap(name, MAX_NAME_CHARS), _cap(value, MAX_PROPERTY_VALUE_CHARS)))
     return out
 
 
@@ -346,19 +379,31 @@ class _Tally:
         self.skipped += other.skipped
 
 
+# Elements whose children are read when the element itself ends.
+_READ_WITH_CHILDREN = frozenset({"testcase", "properties"})
+
+
 @dataclass
 class _Frame:
-    """One open testsuite during the walk."""
+    """One open ``testsuite`` (or the root ``testsuites``) while the file streams by."""
 
     elem: ET.Element
-    path: tuple[str, ...]  # suite names from the outermost suite down to this one
+    path: tuple[str, ...]  # suite names from the outermost suite down to this one; () for the root
     tally: _Tally
-    children: Iterator[ET.Element]
+
+    def label(self) -> str:
+        return f"testsuite '{_label(self.path)}'" if self.path else "testsuites (root)"
 
 
 class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
+    """Streams the document: each element is read once, then dropped from the tree.
+
+    Memory stays proportional to what is kept (capped strings, one record per
+    testcase), not to the element tree, and nesting is walked without recursion.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
         self.cases: list[TestCase] = []
         self.suite_errors: list[SuiteError] = []
         self.warnings: list[str] = []
@@ -373,66 +418,78 @@ class _Reader:
         elif len(self.warnings) == MAX_WARNINGS:
             self.warnings.append("further warnings omitted")
 
-    def keep_suite_level(self, elem: ET.Element) -> None:
-        for name, value in _properties_of(elem):
-            if name not in self.properties and len(self.properties) < MAX_PROPERTIES:
-                self.properties[name] = value
-        for out in _children(elem, "system-out"):
-            if out.text and out.text.strip():
-                self.system_out.append(out.text.strip())
-        for err in _children(elem, "system-err"):
-            if err.text and err.text.strip():
-                self.system_err.append(err.text.strip())
-
-    def read_suite(self, top: ET.Element, path: tuple[str, ...]) -> _Tally:
-        """Read a testsuite and every suite nested in it, without recursion."""
-        frames = [self.open_suite(top, path)]
-        while True:
-            frame = frames[-1]
-            child = next(frame.children, None)
-            if child is None:
-                frames.pop()
-                self.compare(frame.elem, lambda f=frame: f"testsuite '{_label(f.path)}'", frame.tally)
-                if not frames:
-                    return frame.tally
-                frames[-1].tally.add(frame.tally)
+    def read(self, data: bytes) -> None:
+        frames: list[_Frame] = []
+        events = stream_elements(
+            data, what="JUnit XML", where=self.where, error=JUnitParseError,
+            keep_children=_READ_WITH_CHILDREN,
+        )
+        for event, elem, tag, open_elems in events:
+            if event == "start":
+                if len(open_elems) == 1:
+                    if tag not in ("testsuites", "testsuite"):
+                        raise JUnitParseError(
+                            f"JUnit XML{self.where} has root element <{tag}>, "
+                            "expected <testsuites> or <testsuite>"
+                        )
+                    path = () if tag == "testsuites" else (self.suite_name(elem, ()),)
+                    frames.append(_Frame(elem, path, _Tally()))
+                elif tag == "testsuite" and frames and open_elems[-2] is frames[-1].elem:
+                    frames.append(_Frame(elem, frames[-1].path + (self.suite_name(elem, frames[-1].path),), _Tally()))
                 continue
-            tag = _local(child.tag)
-            if tag == "testcase":
-                self.read_testcase(child, frame)
-            elif tag == "testsuite":
-                frames.append(self.open_suite(child, frame.path))
-            elif tag in (_FINAL_ERROR, _FINAL_FAILURE):
-                self.suite_errors.append(
-                    SuiteError(
-                        suite=_label(frame.path),
-                        kind=tag,
-                        message=_message_of(child),
-                        detail=_text_of(child, MAX_DETAIL_CHARS),
-                    )
+            if frames and elem is frames[-1].elem:
+                frame = frames.pop()
+                self.compare(frame.elem, frame.label, frame.tally)
+                if frames:
+                    frames[-1].tally.add(frame.tally)
+            elif frames and open_elems and open_elems[-1] is frames[-1].elem:
+                self.read_child(tag, elem, frames[-1])
+
+    @staticmethod
+    def suite_name(elem: ET.Element, outer: tuple[str, ...]) -> str:
+        return _cap(elem.get("name"), MAX_NAME_CHARS) or f"<unnamed suite #{len(outer)}>"
+
+    def read_child(self, tag: str, elem: ET.Element, frame: _Frame) -> None:
+        """A complete element directly under a suite (or under the root testsuites)."""
+        if tag == "testcase":
+            if len(self.cases) >= MAX_TESTCASES:
+                raise JUnitParseError(
+                    f"JUnit XML{self.where} lists more than {MAX_TESTCASES} testcases; refused "
+                    "(split the category)"
                 )
-                # Producers that write a suite-level error usually count it in the
-                # suite's attributes; count it the same way for the comparison.
-                if tag == _FINAL_ERROR:
-                    frame.tally.errors += 1
-                else:
-                    frame.tally.failures += 1
-
-    def open_suite(self, elem: ET.Element, outer: tuple[str, ...]) -> _Frame:
-        name = _cap(elem.get("name"), MAX_NAME_CHARS) or f"<unnamed suite #{len(outer)}>"
-        self.keep_suite_level(elem)
-        return _Frame(elem=elem, path=outer + (name,), tally=_Tally(), children=iter(elem))
-
-    def read_testcase(self, elem: ET.Element, frame: _Frame) -> None:
-        case = _read_case(elem, suite=frame.path[-1])
-        self.cases.append(case)
-        frame.tally.tests += 1
-        if any(_local(c.tag) == _FINAL_FAILURE for c in elem):
-            frame.tally.failures += 1
-        if any(_local(c.tag) == _FINAL_ERROR for c in elem):
-            frame.tally.errors += 1
-        if case.outcome is TestOutcome.SKIPPED:
-            frame.tally.skipped += 1
+            # A testcase directly under <testsuites> is not in the schema, but some producers write it.
+            case = _read_case(elem, suite=frame.path[-1] if frame.path else "")
+            self.cases.append(case)
+            frame.tally.tests += 1
+            if any(_local(c.tag) == _FINAL_FAILURE for c in elem):
+                frame.tally.failures += 1
+            if any(_local(c.tag) == _FINAL_ERROR for c in elem):
+                frame.tally.errors += 1
+            if case.outcome is TestOutcome.SKIPPED:
+                frame.tally.skipped += 1
+        elif tag in (_FINAL_ERROR, _FINAL_FAILURE) and frame.path:
+            self.suite_errors.append(
+                SuiteError(
+                    suite=_label(frame.path),
+                    kind=tag,
+                    message=_message_of(elem),
+                    detail=_text_of(elem, MAX_DETAIL_CHARS),
+                )
+            )
+            # Producers that write a suite-level error usually count it in the
+            # suite's attributes; count it the same way for the comparison.
+            if tag == _FINAL_ERROR:
+                frame.tally.errors += 1
+            else:
+                frame.tally.failures += 1
+        elif tag == "properties":
+            for name, value in _property_pairs(elem):
+                if name not in self.properties and len(self.properties) < MAX_PROPERTIES:
+                    self.properties[name] = value
+        elif tag in ("system-out", "system-err") and elem.text and elem.text.strip():
+            kept = self.system_out if tag == "system-out" else self.system_err
+            if sum(len(t) for t in kept) <= MAX_REPORT_OUTPUT_CHARS:
+                kept.append(elem.text.strip())
 
     def compare(self, elem: ET.Element, what: Callable[[], str], tally: _Tally) -> None:
         """Compare a suite's declared counts with its elements (``what`` names it, built lazily)."""
@@ -450,7 +507,7 @@ class _Reader:
             try:
                 declared = int(raw.strip())
             except ValueError:
-                disagreements.append(f"{attr}={raw!r} is not a number")
+                disagreements.append(f"{attr}={_cap(raw, 40)!r} is not a number")
                 continue
             if declared != counted:
                 disagreements.append(f"{attr}={declared} but {counted} counted")
@@ -472,10 +529,9 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
         raise JUnitParseError(
             f"JUnit XML{where} is {len(data)} bytes, above the {MAX_JUNIT_BYTES}-byte limit"
         )
+    reader = _Reader(where)
     try:
-        root = SafeET.fromstring(
-            data, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
+        reader.read(data)
     except defusedxml.DTDForbidden as exc:
         raise JUnitParseError(
             f"JUnit XML{where} declares a DTD (<!DOCTYPE {exc.name}>); refused unread "
@@ -489,31 +545,6 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
         raise JUnitParseError(
             f"malformed JUnit XML{where} at line {line}, column {column}: {reason}"
         ) from None
-
-    if nesting_exceeds(root, MAX_NESTING):
-        raise JUnitParseError(
-            f"malformed JUnit XML{where}: elements nested deeper than {MAX_NESTING} levels"
-        )
-    reader = _Reader(source)
-    root_tag = _local(root.tag)
-    if root_tag == "testsuites":
-        reader.keep_suite_level(root)
-        total = _Tally()
-        for child in root:
-            tag = _local(child.tag)
-            if tag == "testsuite":
-                total.add(reader.read_suite(child, ()))
-            elif tag == "testcase":
-                # Not in the schema, but some producers write it; count it, don't drop it.
-                reader.cases.append(_read_case(child, suite=""))
-                total.tests += 1
-        reader.compare(root, lambda: "testsuites (root)", total)
-    elif root_tag == "testsuite":
-        reader.read_suite(root, ())
-    else:
-        raise JUnitParseError(
-            f"JUnit XML{where} has root element <{root_tag}>, expected <testsuites> or <testsuite>"
-        )
 
     return JUnitReport(
         cases=tuple(reader.cases),

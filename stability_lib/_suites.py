@@ -639,15 +639,18 @@ class RerunSummary:
     def to_dict(self, limit: int = MAX_IDS_LISTED) -> dict[str, Any]:
         return {
             "attempts": self.attempts,
-            "recovered_flaky": list(self.recovered[:limit]),
-            "still_failing": list(self.still_failing[:limit]),
-            "not_rerun": list(self.not_rerun[:limit]),
-            "counts": {
-                "recovered_flaky": len(self.recovered),
-                "still_failing": len(self.still_failing),
-                "not_rerun": len(self.not_rerun),
-            },
+            **_listed(
+                limit, recovered_flaky=self.recovered, still_failing=self.still_failing,
+                not_rerun=self.not_rerun,
+            ),
         }
+
+
+def _listed(limit: int, **ids: tuple[str, ...]) -> dict[str, Any]:
+    """Each list of test ids cut at ``limit``, with its full length under ``counts``."""
+    out: dict[str, Any] = {key: list(values[:limit]) for key, values in ids.items()}
+    out["counts"] = {key: len(values) for key, values in ids.items()}
+    return out
 
 
 @dataclass(frozen=True)
@@ -680,19 +683,13 @@ class SuiteDiff:
     duration_changes: tuple[DurationChange, ...]  # the slowest tests present in both
     baseline_source: str = ""
 
-    def to_dict(self, limit: int = 200) -> dict[str, Any]:
+    def to_dict(self, limit: int = MAX_IDS_LISTED) -> dict[str, Any]:
         return {
             "baseline_source": self.baseline_source,
-            "newly_failing": list(self.newly_failing[:limit]),
-            "newly_passing": list(self.newly_passing[:limit]),
-            "added": list(self.added[:limit]),
-            "removed": list(self.removed[:limit]),
-            "counts": {
-                "newly_failing": len(self.newly_failing),
-                "newly_passing": len(self.newly_passing),
-                "added": len(self.added),
-                "removed": len(self.removed),
-            },
+            **_listed(
+                limit, newly_failing=self.newly_failing, newly_passing=self.newly_passing,
+                added=self.added, removed=self.removed,
+            ),
             "duration_changes": [d.to_dict() for d in self.duration_changes],
         }
 

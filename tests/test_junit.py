@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from stability_lib._errors import EvidenceError
 from stability_lib._junit import (
+    MAX_TESTCASES,
     JUnitParseError,
     JUnitReport,
     TestCase,
@@ -257,3 +261,24 @@ def test_every_kept_string_is_capped_and_marked() -> None:
     for text in (case.message, case.detail, case.system_out, report.suite_errors[0].message):
         assert len(text) < 9000 and "[truncated" in text
     assert len("".join(report.warnings)) < 5000
+
+
+@pytest.mark.slow
+def test_a_file_of_millions_of_testcases_is_refused_in_bounded_memory() -> None:
+    # 64 MiB of minimal testcases held as an element tree took 2 GB; streamed and capped, it is refused.
+    script = textwrap.dedent(
+        """
+        import resource
+        from stability_lib._junit import MAX_JUNIT_BYTES, JUnitParseError, parse_junit
+        data = b"<testsuite>" + b"<testcase/>" * ((MAX_JUNIT_BYTES - 100) // 11) + b"</testsuite>"
+        try:
+            parse_junit(data, source="huge.xml")
+        except JUnitParseError as exc:
+            print(exc)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    message, peak_mib = done.stdout.strip().splitlines()
+    assert message == f"JUnit XML in huge.xml lists more than {MAX_TESTCASES} testcases; refused (split the category)"
+    assert int(peak_mib) < 400, f"peak RSS {peak_mib} MiB"
