@@ -566,6 +566,10 @@ def run_category(
     except subprocess.TimeoutExpired:
         timed_out = True
         _stop_group(proc)
+    except BaseException:  # Ctrl-C or SIGTERM turned into an exception: stop all we started
+        _stop_group(proc)
+        _stop_marked(token)
+        raise
     duration = time.monotonic() - started
     if not timed_out and _group_alive(proc.pid):
         # Processes the command left behind (a server a test forgot to stop)

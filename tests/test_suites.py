@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -48,6 +49,13 @@ def process_gone(pid: int, wait_s: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+def kill_if_alive(*pids: int) -> None:
+    """Clean up after a failed assertion: no test leaves a process behind."""
+    for pid in pids:
+        if not process_gone(pid, wait_s=0):
+            os.kill(pid, signal.SIGKILL)
 
 
 def fake_run(name: str = "auth", *, exit_code: int | None = 0, **kwargs: object) -> CategoryRun:
@@ -167,8 +175,33 @@ def test_a_child_that_calls_setsid_is_found_by_its_marker_and_stopped(tmp_path: 
         assert any("left the command's process group" in w and f"{child} (sleep)" in w for w in run.warnings)
         assert evaluate_run(cfg, run).status is Status.PASS  # the tests passed; the warning says the rest
     finally:
-        if not process_gone(child, wait_s=0):
-            os.kill(child, 9)
+        kill_if_alive(child)
+
+
+def test_an_interrupt_stops_the_command_and_its_escaped_children(tmp_path: Path) -> None:
+    cfg = CategoryConfig(
+        name="interrupted",
+        command=["sh", "-c", "sleep 300 & echo $! > child.pid; setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & wait"],
+        junit_xml="never.xml",
+        timeout_s=600,
+    )
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    pids = [int((tmp_path / name).read_text()) for name in ("child.pid", "escaped.pid")]
+    try:
+        assert all(process_gone(pid) for pid in pids), "a process the category started outlived Ctrl-C"
+    finally:
+        kill_if_alive(*pids)
 
 
 def test_command_that_cannot_start_is_error(tmp_path: Path) -> None:
