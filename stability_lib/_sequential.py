@@ -87,7 +87,7 @@ PERFORMANCE_SEQUENTIAL_RULE_TEXT = (
     "Sequential performance rule. Samples are taken in rounds, baseline and candidate interleaved, "
     "and each baseline sample is paired with the candidate sample taken next to it in the same "
     "round; a pair's ratio (candidate / baseline) is untouched by whatever slowed the machine for "
-    "both. After every round we compute a 95% confidence sequence for the median of the paired "
+    "both (a sample left without a partner, e.g. by a failed run, is counted but not judged). After every round we compute a 95% confidence sequence for the median of the paired "
     "ratios: a range that, with probability at least 95%, contains the true ratio at every round at "
     "once, so it may be read after each round and the sampling stopped at any time without raising "
     "the error rate (a fixed-sample interval read after every round would be fooled far more often "
@@ -363,10 +363,6 @@ def _rate_prior(tolerated_rate: float) -> tuple[float, float]:
     return 0.5, 0.5  # Jeffreys: nothing to centre on
 
 
-def _log_mixture(k: int, n: int, p: float, a: float, b: float) -> float:
-    return float(betaln(a + k, b + n - k) - betaln(a, b) - k * math.log(p) - (n - k) * math.log1p(-p))
-
-
 def binomial_confidence_sequence(
     k: int, n: int, alpha: float, prior: tuple[float, float] = (0.5, 0.5)
 ) -> tuple[float, float]:
@@ -378,11 +374,12 @@ def binomial_confidence_sequence(
     if n == 0:
         return (0.0, 1.0)
     a, b = prior
-    level = math.log(1.0 / alpha)
+    # log mixture - log(1/alpha): the beta-function part does not depend on p, compute it once.
+    offset = float(betaln(a + k, b + n - k) - betaln(a, b)) - math.log(1.0 / alpha)
     p_hat = k / n
 
     def excess(p: float) -> float:
-        return _log_mixture(k, n, p, a, b) - level
+        return offset - k * math.log(p) - (n - k) * math.log1p(-p)
 
     eps = 1e-15
     low = 0.0
@@ -504,6 +501,14 @@ def _perf_interval(state: PerfState) -> tuple[float, float, float]:
     return _sorted_median(c) - _sorted_median(b), c_low - b_high, c_high - b_low
 
 
+def _sorted_quantile(x: np.ndarray, q: float) -> float:
+    """numpy's default (linear) quantile of an ascending array, without numpy's per-call overhead."""
+    h = (x.shape[0] - 1) * q
+    lo = int(h)
+    hi = min(lo + 1, x.shape[0] - 1)
+    return float(x[lo] + (h - lo) * (x[hi] - x[lo]))
+
+
 def _sorted_median(x: np.ndarray) -> float:
     n = x.shape[0]
     return 0.5 * float(x[(n - 1) // 2] + x[n // 2])
@@ -610,7 +615,7 @@ def _perf_needed(state: PerfState) -> int | None:
         p_low, p_high = (s - 1) / max(n - 1, 1), (n - s) / max(n - 1, 1)
         low = high = 0.0
         for g, _, sign in groups:
-            q_low, q_high = np.quantile(g, [p_low, p_high])
+            q_low, q_high = _sorted_quantile(g, p_low), _sorted_quantile(g, p_high)
             low += q_low if sign > 0 else -q_high
             high += q_high if sign > 0 else -q_low
         return high <= log_t if below else low > log_t
