@@ -4,16 +4,19 @@ Three layers:
 
 * config (``SuitesConfig``/``CategoryConfig``), validated by pydantic;
 * I/O, kept thin: ``run_category`` starts one command in its own session (so a
-  timeout kills its children too), keeps a capped log and the output tail, and
-  collects the JUnit/Cobertura files; ``run_suites`` runs every category,
+  timeout kills its children too) with a unique marker in its environment (so
+  children that ``setsid`` away are found and stopped too), keeps a capped log
+  and the output tail, and copies the JUnit/Cobertura files this run wrote
+  (capped; never deleting anything); ``run_suites`` runs every category,
   reruns failing pytest tests when asked, and reads the baseline files;
 * pure: ``judge_category`` (the verdict), ``category_claims``,
   ``diff_against_baseline``.
 
 Verdict: a category PASSes only when tests ran and none failed or errored.
 No test executed (or only skipped ones) is INCONCLUSIVE, and so are flaky
-tests (passed only on a rerun). A timeout, a command that could not start or
-no JUnit XML is ERROR. An exit code that contradicts the XML is a warning (and
+tests (passed only on a rerun) and a JUnit file that declares more tests,
+failures or errors than it lists (the missing outcomes are unknown). A
+timeout, a command that could not start or no JUnit XML is ERROR. An exit code that contradicts the XML is a warning (and
 a non-zero exit never leaves a clean PASS).
 """
 
@@ -396,9 +399,13 @@ def _read_regular_capped(path: Path, limit: int) -> bytes:
 def _write_atomically(dst: Path, data: bytes) -> None:
     # Replace, not write through: a symlink planted at dst is replaced, never followed.
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "xb") as handle:
-        handle.write(data)
-    os.replace(tmp, dst)
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # our own temporary file, never the tool's
+        raise
 
 
 def _take_output_file(
@@ -428,7 +435,10 @@ def _take_output_file(
         return None, f"{what} {exc}"
     except OSError as exc:
         return None, f"cannot read {what} {produced}: {exc.strerror or exc}"
-    _write_atomically(dst, data)
+    try:
+        _write_atomically(dst, data)
+    except OSError as exc:
+        return None, f"cannot copy {what} into the evidence folder: {exc.strerror or exc}"
     return dst, None
 
 
