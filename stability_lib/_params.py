@@ -381,8 +381,14 @@ def _validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
     for err in exc.errors():
         loc = ".".join([prefix, *(str(p) for p in err["loc"])] if prefix else [str(p) for p in err["loc"]])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append(f"{loc or '<top>'}: {msg}")
+        out.append(_one_line(f"{loc or '<top>'}: {msg}"))
     return out
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message part that stays on one line and short, whatever key a params file invents."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> Params:
@@ -424,7 +430,8 @@ def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> 
             if getattr(sections[name], "enabled", False):
                 errors.append(f"sections.{name}: needs a 'scenario' block (how users log in and what they do)")
     if errors or params is None:
-        raise ParamsError("invalid params: " + "; ".join(errors))
+        shown = errors[:5] + ([f"and {len(errors) - 5} more"] if len(errors) > 5 else [])
+        raise ParamsError("invalid params: " + "; ".join(shown))
     return params.model_copy(update={"sections": sections, "scenario": scenario})
 
 

@@ -221,7 +221,7 @@ def _base64_fragments(secret: str) -> set[str]:
         whole = chunk[: len(chunk) // 3 * 3]
         fragments.add(base64.b64encode(whole).decode())
     fragments |= {f.replace("+", "-").replace("/", "_") for f in fragments}
-    return {f for f in fragments if len(f.rstrip("=")) >= MIN_BASE64_CHARS}
+    return {f for f in fragments if len(f) >= MIN_BASE64_CHARS}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stability_lib import MissingVariableError, ParamsError, load_params
 from stability_lib._params import apply_overrides, read_raw, redact, resolve_env
@@ -188,3 +190,29 @@ def test_a_stored_run_rereads_its_params_without_the_variables(tmp_path: Path, m
     monkeypatch.delenv("URL", raising=False)  # `stability report` in another shell: the address is not checked again
     params, _ = load_params(write(tmp_path, MINIMAL), env=LenientEnv())
     assert params.target.base_url == "<URL not set>"
+
+
+YAML_PIECES = st.sampled_from(["title: t\n", "target:\n", "  base_url: ", "${URL}", "http://[::1", "&a ", "*a",
+                               "[", "]", "{", "}", "- ", ": ", "\n", "  ", "'", '"', "\\", "<<: ", "!!python/object ",
+                               "\t", "\xe9", "sections: {health: {samples: 2}}\n", "x", "9"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(YAML_PIECES, max_size=40), encoding=st.sampled_from(["utf-8", "latin-1"]))
+def test_any_params_text_loads_or_gives_one_params_error_line(tmp_path: Path, pieces: list[str], encoding: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes("".join(pieces).encode(encoding))
+    try:
+        load_params(path, env={"URL": "http://127.0.0.1:9"})
+    except ParamsError as exc:
+        assert "\n" not in str(exc)
+
+
+def test_a_key_with_a_line_break_or_of_any_length_stays_in_one_short_line(tmp_path: Path) -> None:
+    message = one_line_error(tmp_path, MINIMAL + '"bad\\nkey": 1\n' + "k" * 1000 + ": 2\n")
+    assert "bad\\nkey: unknown key" in message
+
+
+def test_many_errors_are_counted_not_all_listed(tmp_path: Path) -> None:
+    message = one_line_error(tmp_path, MINIMAL + "".join(f"unknown{i}: 1\n" for i in range(50)))
+    assert "unknown0: unknown key" in message and "and 45 more" in message

@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from stability_lib import load_params
+from stability_lib._params import resolve_env
 from stability_lib._errors import ParamsError
 from stability_lib._scenario import (
     MISSING,
@@ -208,3 +211,16 @@ def test_environment_values_render_exactly_as_they_are(tmp_path: Path, secret: s
 )
 def test_template_fields_are_exactly_those_the_renderer_sees(where: str, expected: bool) -> None:
     assert is_template_field(where) is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_any_environment_value_renders_as_itself_in_every_template_field(value: str) -> None:
+    raw = {"scenario": {"auth": {"header_format": "Bearer {token} ${S}"},
+                        "golden_path": {"steps": [{"path": "${S}", "headers": {"X": "a ${S} {nonce}"}}]}}}
+    resolved = resolve_env(raw, {"S": value})
+    step = resolved["scenario"]["golden_path"]["steps"][0]
+    context = {"token": "T", "nonce": "N"}
+    assert render_template(step["path"], context) == value
+    assert render_template(step["headers"], context) == {"X": f"a {value} N"}
+    assert render_template(resolved["scenario"]["auth"]["header_format"], context) == f"Bearer T {value}"

@@ -12,8 +12,10 @@ from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from stability_lib._secrets import display_url, redact_file, redact_obj, redact_text, secret_values
+from stability_lib._secrets import REDACTED, display_url, redact_file, redact_obj, redact_text, secret_values
 
 from support import run_cli
 
@@ -206,3 +208,12 @@ def test_the_fingerprint_keeps_the_address_but_not_its_credentials() -> None:
 
     fp = fingerprint({}, "https://probe:hunter22@h.example:8443/api?key=k-123456", None)
     assert fp["target_url"] == "https://***@h.example:8443/api?key=***" and fp["target_host"] == "h.example"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=4, max_size=24))
+def test_any_secret_is_redacted_in_every_encoding(secret: str) -> None:
+    for form, encoded in encodings_of(secret).items():
+        text = f"<<{encoded}>>"
+        assume(encoded not in f"<<{REDACTED}>>")
+        assert encoded not in redact_text(text, [secret]), form
