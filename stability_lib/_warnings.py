@@ -37,6 +37,7 @@ WARNING_KINDS: dict[str, str] = {
     "local_target_in_shared_environment": "a loopback or private target while params call the environment staging or production",
     "exit_code_disagrees": "a test command whose exit code disagrees with its parsed results",
     "low_coverage": "coverage under the floor set in params",
+    "junit_counts_disagree": "a JUnit file declares more tests, failures or errors than it lists",
 }
 
 
@@ -108,6 +109,8 @@ def _suite_warnings(result: SectionResult, coverage_floor: float | None) -> list
         for w in cat.get("warnings", []):
             if "exit" in str(w).lower():
                 out.append(EvidenceWarning("exit_code_disagrees", f"category '{name}': {w}", _ref(result.section, name)))
+        for entry in cat.get("declared_unlisted", []):
+            out.append(EvidenceWarning("junit_counts_disagree", f"category '{name}': {entry}", _ref(result.section, name)))
         cov = cat.get("coverage") or {}
         rate = cov.get("line_rate")
         if coverage_floor is not None and rate is not None and rate < coverage_floor:

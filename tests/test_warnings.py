@@ -23,9 +23,11 @@ def health(latency_ms: float) -> SectionResult:
     return SectionResult("health", Status.PASS, data={"samples": [sample]}, duration_s=1.0)
 
 
-def suites(counts: dict[str, int], warnings: list[str] = (), coverage: float | None = None, status: str = "PASS"):
+def suites(counts: dict[str, int], warnings: list[str] = (), coverage: float | None = None, status: str = "PASS",
+           declared_unlisted: list[str] = ()):
     cat = {"name": "auth", "status": status, "counts": counts, "warnings": list(warnings),
-           "coverage": {"line_rate": coverage} if coverage is not None else None}
+           "coverage": {"line_rate": coverage} if coverage is not None else None,
+           "declared_unlisted": list(declared_unlisted)}
     return SectionResult("suites", Status.PASS, data={"categories": [cat]}, duration_s=1.0)
 
 
@@ -46,6 +48,7 @@ CASES = [
     ("exit_code_disagrees", params(), suites({"passed": 3}, ["exit code 0 but 2 tests failed in the XML"])),
     ("low_coverage", params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.5)),
     (None, params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.9)),
+    ("junit_counts_disagree", params(), suites({"passed": 3}, declared_unlisted=["suite 's' declares failures=2 but only 0 listed"])),
     ("small_sample", params(min_samples=20), claim_with_n(10)),
     (None, params(min_samples=20), claim_with_n(10, Status.INCONCLUSIVE)),
     (None, params(min_samples=20), claim_with_n(200)),
