@@ -11,9 +11,10 @@ from stability_lib._params import validate_params
 from stability_lib._warnings import WARNING_KINDS, evidence_warnings
 
 
-def params(environment: str = "local", url: str = "http://127.0.0.1:8000", **warnings: Any):
+def params(environment: str = "local", url: str = "http://127.0.0.1:8000", rereading: bool = False, **warnings: Any):
     return validate_params(
-        {"title": "t", "environment": environment, "target": {"base_url": url}, "warnings": warnings}
+        {"title": "t", "environment": environment, "target": {"base_url": url}, "warnings": warnings},
+        rereading=rereading,
     )
 
 
@@ -77,7 +78,7 @@ def test_every_kind_is_covered_by_a_case() -> None:
 
 def test_recorded_targets_decide_not_unresolved_references() -> None:
     # Re-rendering on another machine: params hold a marker, run.json holds what was probed.
-    p = params("staging", "<STAGING_URL not set>")
+    p = params("staging", "<STAGING_URL not set>", rereading=True)
     assert evidence_warnings(p, {}, targets={"candidate": "https://staging.example.com"}) == []
     assert [w.kind for w in evidence_warnings(p, {}, targets={"candidate": "http://10.0.0.5"})] == [
         "local_target_in_shared_environment"
