@@ -75,6 +75,7 @@ class CliCase:
     memory_cap_mb: int | None = None  # RLIMIT_AS, so a regression fails the case instead of the machine
     timeout_s: float = 120
     issue_item: str = ""
+    gone_after: tuple[str, ...] = ()  # files (in the case's folder) that must not survive the failure
 
 
 RUN = ("run", "{params}", "--out", "{dir}/run")
@@ -229,6 +230,11 @@ CASES: list[CliCase] = [
     CliCase("report-on-a-file", ("report", "{dir}/taken"), setup=out_is_a_file, issue_item="8"),
     CliCase("report-no-run-json", ("report", "{dir}/rd"), setup=run_dir(None), issue_item="8"),
     CliCase("report-corrupt-run-json", ("report", "{dir}/rd"), setup=run_dir(b"{not json", doc().encode()), issue_item="8"),
+    CliCase(
+        "report-failed-leaves-no-old-pass", ("report", "{dir}/rd"), setup=lambda d: (
+            run_dir(b"{not json", doc().encode())(d), (d / "rd" / "summary.json").write_text('{"verdict": "PASS"}')),
+        gone_after=("rd/summary.json",), issue_item="10",
+    ),
     CliCase("report-run-json-a-list", ("report", "{dir}/rd"), setup=run_dir(b"[1, 2]", doc().encode()), issue_item="8"),
     CliCase("report-non-utf8-params", ("report", "{dir}/rd"), setup=run_dir(VALID_RUN_JSON, b"title: caf\xe9\n"), issue_item="8"),
     CliCase("report-params-missing", ("report", "{dir}/rd"), setup=run_dir(VALID_RUN_JSON), issue_item="8"),
@@ -249,7 +255,7 @@ CASES: list[CliCase] = [
 # pre-imported zygotes that fork one real process per case (see _zygote.py): same code, same
 # process boundary, a fraction of the CPU.
 FULL_START = {"params-missing", "params-dev-zero", "params-alias-bomb", "unknown-command", "report-corrupt-run-json", "demo-variant-bogus"}
-WORKERS = 3
+WORKERS = 2
 
 
 def _launch(case: CliCase, folder: Path, zygotes: queue.Queue[Zygote]) -> tuple[Outcome, Path]:
@@ -303,3 +309,5 @@ def test_bad_command_line_or_params(case: CliCase, launched: dict[str, Future[tu
         # refused before anything ran: no section notebook was executed
         assert not list(folder.glob("run/notebooks/*.ipynb")), outcome.describe()
     assert not re.search(r"\bline \d+, in \w+", outcome.stderr), "a stack frame on stderr"
+    for name in case.gone_after:
+        assert not (folder / name).exists(), f"{name} survived a failed command: an old verdict looks current"
