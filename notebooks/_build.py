@@ -90,7 +90,11 @@ REPORT = new_notebook(
             'run_dir = ""\nparams_path = ""',
             metadata={"tags": ["parameters"]},
         ),
-        new_code_cell("import stability_lib as sl\n\nreport = sl.open_report(run_dir or sl.latest_run())\nreport.show_front()"),
+        # Page 1 (the executive summary) comes from _frontpage; the report object only loads the run.
+        new_code_cell(
+            "import stability_lib as sl\nfrom stability_lib._frontpage import show_front_page\n\n"
+            "report = sl.open_report(run_dir or sl.latest_run())\nshow_front_page(report)"
+        ),
         *[new_code_cell(f'report.show_section("{name}")') for name in (
             "health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"
         )],

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._models import Claim, EvidenceRef, Status
+from ._models import Claim, EvidenceRef, Figure, Status
 from ._scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_template
 from ._sessions import NONCE_PATTERN, SessionRecord, summarize_samples
 from ._stats import RateEstimate, rate_estimate
@@ -165,6 +165,9 @@ class IsolationResult:
             statistic=statistic,
             evidence=tuple(evidence),
             details=self.to_dict(),
+            # k: sightings of another user's nonce, n: messages and bodies received.
+            figure=Figure(kind="count", value=float(self.leak_count), k=self.leak_count, n=self.sightings,
+                          test="nonce tracing", what="received messages held another user's data"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,6 +266,7 @@ def golden_claim(runs: Sequence[GoldenRun], confidence: float = 0.95, section: s
         status=status,
         statistic=statistic,
         evidence=tuple(evidence),
+        figure=est.figure("runs failed") if n else None,
         details={
             "estimate": est.serialize(),
             "failed_by_step": dict(by_step),

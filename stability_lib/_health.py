@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from ._aio import run_sync
-from ._models import Claim, EvidenceRef, Status
+from ._models import Claim, EvidenceRef, Figure, Status
 from ._params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from ._wsprobe import fetch_capped
 
@@ -178,9 +178,12 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
         good = [s for s in mine if s.status == endpoint.expect_status and not s.missing_keys]
         keys = f" with keys {', '.join(endpoint.json_keys)}" if endpoint.json_keys else ""
         statement = f"{endpoint.method} {endpoint.path} answers {endpoint.expect_status}{keys}"
+        figure = None
         if not mine:
             status, statistic = Status.INCONCLUSIVE, "no sample taken"
         else:
+            figure = Figure(kind="count", value=float(len(mine) - len(good)), k=len(mine) - len(good), n=len(mine),
+                            what="requests not as expected")
             status = Status.PASS if len(good) == len(mine) else Status.FAIL
             statistic = f"{len(good)} of {len(mine)} requests as expected"
             bad = [s for s in mine if s not in good]
@@ -203,6 +206,7 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
                 status=status,
                 statistic=statistic,
                 evidence=(EvidenceRef(section, "", (f"samples[path={endpoint.path}]",)),),
+                figure=figure,
             )
         )
     if cfg.websocket:

@@ -10,7 +10,7 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Status", "EvidenceRef", "Claim", "SectionResult", "EVIDENCE_SCHEMA_VERSION"]
+__all__ = ["Status", "EvidenceRef", "Figure", "Claim", "SectionResult", "EVIDENCE_SCHEMA_VERSION"]
 
 EVIDENCE_SCHEMA_VERSION = 1
 
@@ -44,6 +44,42 @@ class EvidenceRef:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """The one number that decided a claim, structured so the report composes its own sentence.
+
+    ``kind`` says how to read ``value``: "rate" (a proportion ``k`` of ``n``, 0..1), "ratio"
+    (candidate / baseline, 1.0 = same), "count" (``k`` events, e.g. leaks or failed tests, of ``n``).
+    ``low``/``high`` is the interval at ``confidence`` (for a rate with k == 0 only ``high``, the
+    one-sided upper bound, matters); ``tolerance`` is the limit the check judged against (a rate,
+    or the allowed slowdown: 0.1 = 10%). ``baseline_k``/``baseline_n`` carry the baseline's count
+    when the claim compares the two sides (the fix works). Every field but ``kind`` is optional.
+    """
+
+    kind: str
+    value: float | None = None
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    confidence: float | None = None
+    k: int | None = None
+    n: int | None = None
+    test: str = ""
+    tolerance: float | None = None
+    baseline_k: int | None = None
+    baseline_n: int | None = None
+    what: str = ""
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Figure:
+        known = {f: raw[f] for f in cls.__dataclass_fields__ if f in raw}
+        return cls(**known)
+
+    def serialize(self) -> dict[str, Any]:
+        # Absent fields stay absent: summary.json holds what was measured, nothing padded.
+        return {k: v for k, v in asdict(self).items() if v not in (None, "") or k == "kind"}
+
+
+@dataclass(frozen=True)
 class Claim:
     """One check that could have failed, with the statistic behind its status.
 
@@ -60,6 +96,8 @@ class Claim:
     required: bool = True
     evidence: tuple[EvidenceRef, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    # Structured form of ``statistic`` (evidence written before it existed has none).
+    figure: Figure | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Claim:
@@ -72,10 +110,11 @@ class Claim:
             required=bool(raw.get("required", True)),
             evidence=tuple(EvidenceRef.parse(e) for e in raw.get("evidence", ())),
             details=dict(raw.get("details", {})),
+            figure=Figure.parse(raw["figure"]) if isinstance(raw.get("figure"), dict) else None,
         )
 
     def serialize(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "section": self.section,
             "statement": self.statement,
@@ -85,6 +124,9 @@ class Claim:
             "evidence": [e.serialize() for e in self.evidence],
             "details": self.details,
         }
+        if self.figure is not None:
+            out["figure"] = self.figure.serialize()
+        return out
 
 
 @dataclass(frozen=True)

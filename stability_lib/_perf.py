@@ -171,6 +171,7 @@ def compare_operations(
                 statistic=statistic,
                 required=judged,
                 details=details,
+                figure=cmp.figure(),
             )
         )
     if m == 0:

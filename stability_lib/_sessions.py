@@ -560,6 +560,7 @@ def _rate_claim(
         statistic=statistic,
         evidence=evidence,
         details={**details, "explanation": explanation, "estimate": est.serialize(), "tolerated_rate": tolerated_rate},
+        figure=est.figure(f"sessions {what}", tolerance=tolerated_rate) if n > 0 else None,
     )
 
 

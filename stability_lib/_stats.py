@@ -42,7 +42,7 @@ import numpy as np
 from scipy import stats as _sps
 
 from ._errors import StabilityError
-from ._models import Status
+from ._models import Figure, Status
 
 __all__ = [
     "StatisticsInputError",
@@ -230,6 +230,11 @@ class RateEstimate:
             f"{self.k} of {self.n} ({observed}), {conf} CI [{_pct(self.ci_low)}, "
             f"{_pct(self.ci_high)}], one-sided {conf} upper bound {_pct(self.upper)}"
         )
+
+    def figure(self, what: str, *, tolerance: float | None = None, test: str = "exact (Clopper-Pearson)") -> Figure:
+        """The structured figure of a claim decided by this rate (``what`` names the events)."""
+        return Figure(kind="rate", value=_json_float(self.rate), low=self.ci_low, high=self.upper,
+                      confidence=self.confidence, k=self.k, n=self.n, test=test, tolerance=tolerance, what=what)
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -649,6 +654,13 @@ class Comparison:
                 text += f"; about {self.samples_needed} samples per side would settle it"
         return text
 
+    def figure(self) -> Figure:
+        """The median ratio with its interval against the tolerance, structured for the report."""
+        m = self.median_ratio
+        return Figure(kind="ratio", value=_json_float(m.ratio), low=_json_float(m.ci_low), high=_json_float(m.ci_high),
+                      confidence=self.confidence, n=self.n_candidate, baseline_n=self.n_baseline,
+                      test="bootstrap interval of the median ratio", tolerance=self.tolerance, what="median")
+
     def serialize(self) -> dict[str, Any]:
         return {
             "n_baseline": self.n_baseline,
@@ -859,6 +871,13 @@ class FixVerdict:
             f"{_p_text(self.p_candidate_lower)} that the candidate fails less often; "
             f"tolerated {_pct(self.tolerated_rate)}; {self.reason}"
         )
+
+    def figure(self, what: str = "1011/1006 closes") -> Figure:
+        """Candidate rate against the baseline's count (for "the fix works")."""
+        c = self.candidate
+        return Figure(kind="rate", value=_json_float(c.rate), low=c.ci_low, high=c.upper, confidence=self.confidence,
+                      k=c.k, n=c.n, baseline_k=self.baseline.k, baseline_n=self.baseline.n,
+                      test="Fisher exact one-sided", tolerance=self.tolerated_rate, what=what)
 
     def serialize(self) -> dict[str, Any]:
         return {

@@ -6,12 +6,13 @@ strings (already escaped) and matplotlib figures. ``show`` displays them.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from typing import Any
 
 from ._models import SectionResult
-from ._report import claims_table_html, esc, section_heading_html, table
+from ._report import claims_table_html, esc, section_heading_html, section_lead, table
 
 __all__ = ["section_parts", "show", "register_view"]
 
@@ -36,14 +37,21 @@ def section_parts(result: SectionResult, *, heading: bool = True) -> list[Part]:
     if result.data.get("skipped"):
         parts.append(f"<p>Reason: {esc(result.data.get('reason', 'skipped'))}.</p>")
         return parts
-    if result.claims:
-        parts.append(claims_table_html(c.serialize() for c in result.claims))
+    claims = [c.serialize() for c in result.claims]
+    parts.append(section_lead(claims, result.section))
+    details: list[Part] = []
     view = _VIEWS.get(result.section)
     if view is not None and result.data:
         try:
-            parts += view(result)
+            details = view(result)
         except Exception as exc:  # a broken table must not hide the claims
-            parts.append(f'<p class="sp-warning">This section\'s details could not be shown: {esc(exc)}</p>')
+            details = [f'<p class="sp-warning">This section\'s details could not be shown: {esc(exc)}</p>']
+    # A sentence, then the picture, then the checks, then the tables behind them.
+    charts = [p for p in details if not isinstance(p, str)]
+    parts += charts[:1]
+    if claims:
+        parts.append(claims_table_html(claims))
+    parts += [p for p in details if p is not charts[0]] if charts else details
     return parts
 
 
@@ -112,7 +120,8 @@ def _suites_view(result: SectionResult) -> list[Part]:
                      n.get("skipped", 0), n.get("flaky", 0), f"{c.get('duration_s', 0):.1f} s", c.get("exit_code")))
     parts: list[Part] = [
         "<h3>Categories</h3>"
-        + table(["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"], rows)
+        + table(["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"], rows,
+                widths=(20, 14, 9, 9, 9, 9, 9, 12, 9), css_class="sp-numbers")
     ]
     failures = [(c["name"], f.get("id") or f.get("name"), f.get("outcome"), f.get("message", ""))
                 for c in cats for f in c.get("failures", []) + c.get("flaky", [])]
@@ -121,7 +130,8 @@ def _suites_view(result: SectionResult) -> list[Part]:
     slow = sorted(((c["name"], s.get("id") or s.get("name"), s.get("time_s", 0.0)) for c in cats for s in c.get("slowest", [])),
                   key=lambda r: -(r[2] or 0))[:10]
     if slow:
-        parts.append("<h3>Slowest tests</h3>" + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow]))
+        parts.append("<h3>Slowest tests</h3>" + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow],
+                                                      widths=(16, 70, 14)))
     diffs = [(c["name"], d["counts"]["newly_failing"], d["counts"]["newly_passing"], d["counts"]["added"], d["counts"]["removed"],
               ", ".join(d["newly_failing"][:5])) for c in cats if (d := c.get("baseline"))]
     if diffs:
@@ -134,6 +144,41 @@ def _suites_view(result: SectionResult) -> list[Part]:
     if warns:
         parts.append("<h3>Runner warnings</h3>" + table(["Category", "Warning"], warns))
     return parts
+
+
+# A log axis only when the data spans more than this factor; below it a log axis hides differences.
+LOG_SPAN = 30.0
+
+
+def _finite(values: Any) -> list[float]:
+    out = []
+    for v in values:
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def axis_scale(values: Any) -> str:
+    """'log' when the positive values span orders of magnitude (LOG_SPAN), else 'linear'."""
+    positive = [v for v in _finite(values) if v > 0]
+    if len(positive) < 2:
+        return "linear"
+    return "log" if max(positive) / min(positive) >= LOG_SPAN else "linear"
+
+
+def axis_limits(values: Any, scale: str, pad: float = 0.08) -> tuple[float, float]:
+    """Limits that hold the data with a margin, never a 0 or a 1e-16 end on a log axis."""
+    data = _finite(values)
+    if scale == "log":
+        data = [v for v in data if v > 0]
+    if not data:
+        return (0.5, 2.0) if scale == "log" else (0.0, 1.0)
+    lo, hi = min(data), max(data)
+    if scale == "log":
+        factor = (hi / lo) ** pad if hi > lo else 1.25
+        return lo / factor, hi * factor
+    span = hi - lo or (abs(hi) * 0.1 or 1.0)
+    return lo - pad * span, hi + pad * span
 
 
 def _figure(width: float = 7.5, height: float = 3.0):
@@ -153,7 +198,9 @@ def _close_code_chart(sides: dict[str, dict[str, int]]):
     ax.set_xticks([j + width * (len(sides) - 1) / 2 for j in range(len(codes))], [_label(c) for c in codes])
     ax.set_xlabel("close code ('none': no close frame, seen by the client as 1006)")
     ax.set_ylabel("sessions")
-    ax.set_yscale("symlog")
+    counts = [n for hist in sides.values() for n in hist.values() if n]
+    if axis_scale(counts) == "log":  # 400 clean closes beside 3 crashes: both must stay visible
+        ax.set_yscale("symlog")
     ax.set_title("Close codes")
     ax.legend()
     fig.tight_layout()
@@ -198,11 +245,14 @@ def _websocket_view(result: SectionResult) -> list[Part]:
 
 def _box_chart(samples: dict[str, list[float]], title: str):
     names = [k for k, v in samples.items() if v]
-    fig, ax = _figure(height=0.45 * len(names) + 1.2)
+    fig, ax = _figure(height=0.32 * len(names) + 1.0)
     ax.boxplot([samples[n] for n in names], orientation="horizontal", showfliers=True, flierprops={"markersize": 2})
     ax.set_yticks(range(1, len(names) + 1), [_label(n) for n in names])
-    ax.set_xscale("log")
-    ax.set_xlabel("milliseconds (log scale)")
+    values = [v for n in names for v in samples[n]]
+    scale = axis_scale(values)
+    ax.set_xscale(scale)
+    ax.set_xlim(*axis_limits(values, scale))
+    ax.set_xlabel("milliseconds" + (" (log scale)" if scale == "log" else ""))
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -237,20 +287,29 @@ def _isolation_view(result: SectionResult) -> list[Part]:
 
 
 def _forest_chart(comparisons: list[dict[str, Any]], tolerance: float):
-    rows = [c for c in comparisons if c["median_ratio"]["ratio"] is not None]
-    fig, ax = _figure(height=0.4 * len(rows) + 1.4)
+    rows = [c for c in comparisons if _finite([c["median_ratio"]["ratio"]])]
+    fig, ax = _figure(height=0.3 * len(rows) + 1.3)
     for i, c in enumerate(rows):
         r = c["median_ratio"]
         color = {"REGRESSION": "#b91c1c", "NO_REGRESSION": "#15803d"}.get(c["verdict"], "#a16207")
         lo, hi = r["ci_low"] or r["ratio"], r["ci_high"] or r["ratio"]
         ax.plot([lo, hi], [i, i], color=color, lw=2)
         ax.plot([r["ratio"]], [i], "o", color=color, alpha=1.0 if c.get("judged", True) else 0.4)
+    points = [c["median_ratio"]["ratio"] for c in rows]
+    # Interval ends count for the axis only within 10x of the points: a degenerate bound
+    # (a median of ~0 ms on one side) must not squash every point against one edge.
+    ends = [e for c in rows for e in _finite([c["median_ratio"]["ci_low"], c["median_ratio"]["ci_high"]])
+            if min(points) / 10 <= e <= max(points) * 10]
+    values = [*points, *ends, 1.0, 1 + tolerance]
+    scale = axis_scale(values)
+    ax.set_xscale(scale)
+    lo, hi = axis_limits(values, scale)
+    ax.set_xlim(lo, hi)
     ax.axvline(1.0, color="#555", lw=0.8)
-    ax.axvspan(0, 1 + tolerance, color="#15803d", alpha=0.06)
+    ax.axvspan(lo, 1 + tolerance, color="#15803d", alpha=0.06)
     ax.axvline(1 + tolerance, color="#b91c1c", ls="--", lw=0.8, label=f"tolerance {tolerance:.0%}")
     ax.set_yticks(range(len(rows)), [_label(c["operation"]) + ("" if c.get("judged", True) else " (info)") for c in rows])
-    ax.set_xscale("log")
-    ax.set_xlabel("candidate / baseline median, with bootstrap 95% CI (log scale)")
+    ax.set_xlabel("candidate / baseline median, with its interval" + (" (log scale)" if scale == "log" else ""))
     ax.set_title("Performance: ratio per operation")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -263,14 +322,18 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
 
     cols = 2
     rows_n = max(1, (len(ops) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5, 2.2 * rows_n), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(7.5, 1.9 * rows_n), dpi=100, squeeze=False)
     for ax, op in zip(axes.flat, ops):
+        values: list[float] = []
         for side in ("baseline", "candidate"):
             v = np.sort(np.asarray(samples.get(side, {}).get(op, []), dtype=float))
             if v.size:
                 ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=side)
-        ax.set_title(_label(op), fontsize=9)
-        ax.set_xscale("log")
+                values += v.tolist()
+        scale = axis_scale(values)
+        ax.set_xscale(scale)
+        ax.set_xlim(*axis_limits(values, scale))
+        ax.set_title(_label(op) + (" (log x)" if scale == "log" else ""), fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(ops):]:
         ax.set_visible(False)
@@ -294,9 +357,10 @@ def _performance_view(result: SectionResult) -> list[Part]:
         fmt = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
         rows.append((c["operation"], "yes" if c.get("judged", True) else "no", f"{c['n_baseline']}/{c['n_candidate']}",
                      fmt(c["median_baseline"]), fmt(c["median_candidate"]), f"{fmt(r['ratio'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
-                     fmt(c["mannwhitney_p_two_sided"]), c["verdict"], c.get("samples_needed") or ""))
+                     fmt(c["mannwhitney_p_two_sided"]), str(c["verdict"]).replace("_", " "), c.get("samples_needed") or ""))
     parts.append("<h3>Figures behind each verdict (ms)</h3>" + table(
-        ["Operation", "Judged", "n (A/B)", "Median A", "Median B", "Ratio [95% CI]", "Mann-Whitney p", "Verdict", "Samples needed"], rows))
+        ["Operation", "Judged", "n (A/B)", "Median A", "Median B", "Ratio [CI]", "Mann-Whitney p", "Verdict", "Samples needed"],
+        rows, widths=(18, 8, 8, 8, 8, 14, 9, 15, 12), css_class="sp-numbers"))
     judged = [c["operation"] for c in comparisons if c.get("judged", True)][:6]
     if judged:
         parts.append(_chart(_ecdf_chart, result.data.get("samples", {}), judged))
