@@ -93,6 +93,12 @@ def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _rereading(info: ValidationInfo) -> bool:
+    """Params of a stored run re-read for its report (``LenientEnv``): the addresses were checked
+    when the run started, and an unset variable's marker is not a URL."""
+    return bool(info.context and info.context.get("rereading"))
+
+
 class TargetConfig(_Strict):
     name: str = Field("candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1').")
     base_url: str = Field(
@@ -116,12 +122,6 @@ class TargetConfig(_Strict):
     @classmethod
     def _ws_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         return value if value is None or _rereading(info) else _checked_url(value, ("ws", "wss"))
-
-
-def _rereading(info: ValidationInfo) -> bool:
-    """Params of a stored run re-read for its report (``LenientEnv``): the addresses were checked
-    when the run started, and an unset variable's marker is not a URL."""
-    return bool(info.context and info.context.get("rereading"))
 
     def websocket_url(self, path: str) -> str:
         base = self.ws_base_url or re.sub(r"^http", "ws", self.base_url, count=1)

@@ -216,3 +216,19 @@ def test_a_key_with_a_line_break_or_of_any_length_stays_in_one_short_line(tmp_pa
 def test_many_errors_are_counted_not_all_listed(tmp_path: Path) -> None:
     message = one_line_error(tmp_path, MINIMAL + "".join(f"unknown{i}: 1\n" for i in range(50)))
     assert "unknown0: unknown key" in message and "and 45 more" in message
+
+
+@pytest.mark.parametrize(
+    ("base_url", "ws_base_url", "expected"),
+    [
+        ("http://127.0.0.1:8000", None, "ws://127.0.0.1:8000/ws/echo"),
+        ("https://staging.example.com/", None, "wss://staging.example.com/ws/echo"),
+        ("http://127.0.0.1:8000", "ws://127.0.0.1:9000/", "ws://127.0.0.1:9000/ws/echo"),
+    ],
+)
+def test_websocket_url_is_derived_from_the_target(base_url: str, ws_base_url: str | None, expected: str) -> None:
+    # The health echo and every WebSocket step build their address here.
+    from stability_lib._params import TargetConfig
+
+    target = TargetConfig(base_url=base_url, ws_base_url=ws_base_url)
+    assert target.websocket_url("/ws/echo") == expected
