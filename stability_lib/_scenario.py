@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ._errors import ParamsError
+from ._templates import MISSING, TemplateError, render_template, template_placeholders
 
 __all__ = [
     "TemplateError",
@@ -44,10 +45,6 @@ __all__ = [
     "extract_path",
     "MISSING",
 ]
-
-
-class TemplateError(ParamsError):
-    """A template names a placeholder that the context does not have, or is malformed."""
 
 
 # Filled by the runners for every user / session; captures from HTTP steps add more.
@@ -77,74 +74,6 @@ _TEMPLATE_FIELD = re.compile(
 def is_template_field(where: str) -> bool:
     """True for a params field whose strings are ``{placeholder}`` templates."""
     return _TEMPLATE_FIELD.match(where) is not None
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
-
-
-class _MissingType:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _MissingType()
-
-
-def _render_string(template: str, context: Mapping[str, Any]) -> Any:
-    whole = re.fullmatch(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template)
-    if whole:
-        # A string that is exactly one placeholder keeps the value's JSON type (an int id stays int).
-        name = whole.group(1)
-        if name not in context:
-            raise TemplateError(f"template placeholder {{{name}}} has no value")
-        return context[name]
-
-    def substitute(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        name = match.group(1)
-        if name is None:
-            raise TemplateError(f"unbalanced brace in template {template[:80]!r}")
-        if name not in context:
-            raise TemplateError(f"template placeholder {{{name}}} has no value")
-        return str(context[name])
-
-    return _PLACEHOLDER.sub(substitute, template)
-
-
-def render_template(template: Any, context: Mapping[str, Any]) -> Any:
-    """Fill ``{name}`` placeholders in every string of a JSON-like template.
-
-    Dict keys and values, list items and plain strings are rendered; numbers, booleans
-    and None pass through. Raises ``TemplateError`` for an unknown placeholder.
-    """
-    if isinstance(template, str):
-        return _render_string(template, context)
-    if isinstance(template, Mapping):
-        return {str(_render_string(str(k), context)): render_template(v, context) for k, v in template.items()}
-    if isinstance(template, (list, tuple)):
-        return [render_template(v, context) for v in template]
-    return template
-
-
-def template_placeholders(template: Any) -> set[str]:
-    """Every placeholder name used anywhere in a JSON-like template."""
-    found: set[str] = set()
-    if isinstance(template, str):
-        for match in _PLACEHOLDER.finditer(template):
-            if match.group(1):
-                found.add(match.group(1))
-    elif isinstance(template, Mapping):
-        for key, value in template.items():
-            found |= template_placeholders(str(key))
-            found |= template_placeholders(value)
-    elif isinstance(template, (list, tuple)):
-        for value in template:
-            found |= template_placeholders(value)
-    return found
-
 
 def extract_path(data: Any, path: str) -> Any:
     """Read ``a.b.0.c`` from parsed JSON; returns ``MISSING`` when any part is absent."""
