@@ -192,6 +192,11 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
             )
         line_rate: float | None = lines_covered / lines_valid
     elif attr_valid is not None and attr_covered is not None:
+        if attr_covered < 0 or attr_valid < 0 or attr_covered > attr_valid:
+            # A rate above 100% (or below 0%) is no measurement; refuse it rather than report it.
+            raise CoverageParseError(
+                f"coverage XML{where} says lines-covered={attr_covered} of lines-valid={attr_valid}: impossible counts"
+            )
         lines_valid, lines_covered = attr_valid, attr_covered
         line_rate = lines_covered / lines_valid if lines_valid else None
     else:

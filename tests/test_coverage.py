@@ -74,3 +74,12 @@ def test_deeply_nested_coverage_is_a_parse_error() -> None:
     data = b"<coverage>" + b"<packages>" * depth + b"</packages>" * depth + b"</coverage>"
     with pytest.raises(CoverageParseError, match="malformed coverage XML in deep.xml: elements nested deeper than 256"):
         parse_cobertura(data, source="deep.xml")
+
+
+@pytest.mark.parametrize(
+    "root", ['<coverage lines-covered="10" lines-valid="5"/>', '<coverage lines-covered="-1" lines-valid="5"/>']
+)
+def test_impossible_root_counts_are_refused(root: str) -> None:
+    # 10 of 5 lines would be a 200% line rate: no measurement can say that.
+    with pytest.raises(CoverageParseError, match="impossible counts"):
+        parse_cobertura(root.encode())
