@@ -15,12 +15,21 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ._errors import ParamsError
+from ._conditions import parse_path
+from ._conversation_spec import (
+    ConversationItem,
+    MatchRule,
+    check_conversation,
+    compile_conditions,
+    legacy_conversation,
+    unknown_placeholder_message,
+)
 from ._templates import MISSING, TemplateError, render_template, template_placeholders
 
 __all__ = [
@@ -225,37 +234,97 @@ class HttpStep(_Strict):
     )
     timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout for this request in seconds.")
 
+    check: dict[str, Any] = Field(
+        default_factory=dict, description="Conditions on the JSON body: {dotted path: condition} (* allowed)."
+    )
+
     _norm_status = field_validator("expect_status", mode="before")(_status_list)
 
+    @model_validator(mode="after")
+    def _paths(self) -> HttpStep:
+        try:
+            compile_conditions(self.check, allow_star=True)
+        except ValueError as exc:
+            raise ValueError(f"check{exc}") from None
+        for var, path in self.capture.items():
+            try:
+                parse_path(path)
+            except ValueError as exc:
+                raise ValueError(f"capture[{var!r}]: {exc}") from None
+        return self
+
+    def captures(self) -> set[str]:
+        return set(self.capture)
+
     def placeholders(self) -> set[str]:
-        return template_placeholders(self.path) | template_placeholders(self.body) | template_placeholders(self.headers)
+        return (template_placeholders(self.path) | template_placeholders(self.body)
+                | template_placeholders(self.headers) | template_placeholders(list(self.check.values())))
+
+
+_LEGACY_WS_KEYS = ("send", "expect", "end_event", "event_type_key", "event_timeout_s", "other_events", "fail_events")
 
 
 class WsStep(_Strict):
-    """A WebSocket exchange: connect, send one message, read events until the end event."""
+    """A WebSocket exchange: a conversation of sends and expectations (issue 13).
+
+    The old form (``send`` + ``expect`` + ``end_event`` ...) stays valid: at load it is translated
+    into a one-send conversation with one ordered stream, and its old fields stay filled for the
+    engine that still reads them.
+    """
 
     kind: Literal["ws"] = Field("ws", description="Step kind.")
     name: str = Field(min_length=1, max_length=80, description="Step name shown in the report.")
     path: str = Field(description="WebSocket path template relative to the base URL, e.g. /ws.")
-    send: Any = Field(
-        description="JSON message template; put {nonce} into user content so isolation can be checked."
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra handshake headers (templated).")
+    subprotocols: list[str] = Field(default_factory=list, description="Subprotocols offered, in this order.")
+    require_subprotocol: str | None = Field(
+        None, description="Subprotocol the server must choose; default: the first offered, when any."
     )
-    event_timeout_s: float = Field(10.0, gt=0, le=600, description="Default wait for each expected event.")
+    ids: dict[str, Literal["string", "int"]] = Field(
+        default_factory=dict, description="Ids this session sends, fresh per session: {name: string | int}."
+    )
+    frames: Literal["json", "text"] = Field("json", description="How text frames parse: json or text.")
+    label_paths: list[str | list[str]] = Field(
+        default_factory=lambda: ["type"], description="Dotted paths naming a message; the first present wins."
+    )
+    conversation: list[ConversationItem] = Field(
+        default_factory=list, description="Sends and expect groups, in order; ends with an expect."
+    )
+    ignore: list[MatchRule] = Field(default_factory=list, description="Messages that are fine and mean nothing.")
+    unmatched: Literal["ignore", "fail"] = Field("ignore", description="A message nothing claims: ignore or fail.")
+    late_replies: Literal["fail", "ignore"] = Field("fail", description="A reply to a stream that already finished.")
+    fail_on: list[MatchRule] = Field(default_factory=list, description="Messages that mean the session failed.")
+    final_send: list[Any] = Field(default_factory=list, description="JSON templates sent after success, before close.")
+    close_code: int = Field(1000, ge=1000, le=4999, description="Our close code.")
+    max_frames: int = Field(1000, ge=1, le=100_000, description="More received frames than this: bad_frame(too_many).")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="Bound on the whole exchange after the handshake.")
+    # Old form, kept filled for the engine that still reads it.
+    send: Any = Field(None, description="(old form) JSON message template sent once.")
+    event_timeout_s: float = Field(10.0, gt=0, le=600, description="(old form) Default wait for each expected event.")
     expect: list[ExpectedEvent] = Field(
-        default_factory=list,
-        description="Event types that must arrive in this order (plain strings use event_timeout_s).",
+        default_factory=list, description="(old form) Event types that must arrive in this order."
     )
-    end_event: str | None = Field(
-        None, description="Event type that ends the exchange; default: the last expected event."
-    )
-    event_type_key: str = Field("type", description="Key of the event type in each JSON event.")
-    timeout_s: float = Field(60.0, gt=0, le=900, description="Bound on the whole exchange after the message is sent.")
-    other_events: Literal["ignore", "fail"] = Field(
-        "ignore", description="What an event type that is not expected does: ignore it or fail the session."
-    )
-    fail_events: list[str] = Field(
-        default_factory=lambda: ["error"], description="Event types that fail the session at once."
-    )
+    end_event: str | None = Field(None, description="(old form) Event type that ends the exchange.")
+    event_type_key: str = Field("type", description="(old form) Dotted path of the event type in each JSON event.")
+    other_events: Literal["ignore", "fail"] = Field("ignore", description="(old form) see unmatched.")
+    fail_events: list[str] = Field(default_factory=lambda: ["error"], description="(old form) see fail_on.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _desugar_legacy(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        legacy = [k for k in _LEGACY_WS_KEYS if k in data]
+        if "conversation" in data:
+            if legacy:
+                raise ValueError(f"the old keys {legacy} and conversation are mutually exclusive")
+            return data
+        if not legacy:
+            return data
+        clashes = [k for k in ("label_paths", "unmatched", "fail_on") if k in data]
+        if clashes:
+            raise ValueError(f"the old keys {legacy} and the new keys {clashes} are mutually exclusive")
+        return {**data, **legacy_conversation(data)}
 
     @field_validator("expect", mode="before")
     @classmethod
@@ -266,20 +335,69 @@ class WsStep(_Strict):
         return [{"type": v, "timeout_s": default_timeout} if isinstance(v, str) else v for v in value]
 
     @model_validator(mode="after")
-    def _has_end(self) -> WsStep:
-        if self.end_event is None and not self.expect:
-            raise ValueError(f"ws step {self.name!r} needs expect events or an end_event")
+    def _check(self) -> WsStep:
+        if not self.conversation:
+            raise ValueError(f"ws step {self.name!r} needs a conversation (or the old expect events / end_event)")
+        for index, label in enumerate([self.event_type_key, *self.label_paths]):
+            try:
+                parse_path(label)
+            except ValueError as exc:
+                where = "event_type_key" if index == 0 else f"label_paths[{index - 1}]"
+                raise ValueError(f"{where}: {exc}") from None
+        names = [r.name for r in self.fail_on]
+        if any(n is None for n in names):
+            raise ValueError("fail_on: every rule needs a name (it becomes the outcome label)")
+        repeated = sorted({n for n in names if n is not None and names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"fail_on: names must be unique, repeated: {repeated}")
+        if self.require_subprotocol is not None and self.require_subprotocol not in self.subprotocols:
+            raise ValueError(f"require_subprotocol {self.require_subprotocol!r} is not in subprotocols")
+        for index, item in enumerate(self.conversation):
+            if item.expect and item.expect.timeout_s is not None and item.expect.timeout_s > self.timeout_s:
+                raise ValueError(f"conversation[{index}].expect.timeout_s is over the step's timeout_s")
+        self._external()
         return self
+
+    def _external(self) -> set[str]:
+        needed = check_conversation(self.conversation, self.ids, BUILTIN_PLACEHOLDERS, self.final_send, self.frames)
+        rules = [r.match for r in (*self.ignore, *self.fail_on)]
+        return needed | template_placeholders(self.path) | template_placeholders(self.headers) | (
+            template_placeholders(rules) - set(self.ids))
 
     @property
     def final_event(self) -> str:
+        """(old form) The event type that ends the exchange."""
         return self.end_event if self.end_event is not None else self.expect[-1].type
 
+    @property
+    def is_legacy(self) -> bool:
+        return self.send is not None or bool(self.expect) or self.end_event is not None
+
+    def captures(self) -> set[str]:
+        """Variables this step captures from replies, for later steps and finally."""
+        return {var for item in self.conversation if item.expect for s in item.expect.streams
+                for it in s.ordered for var in it.capture}
+
     def placeholders(self) -> set[str]:
-        return template_placeholders(self.path) | template_placeholders(self.send)
+        """Placeholders this step needs from outside (builtins and earlier captures)."""
+        return self._external()
 
 
 Step = Annotated[HttpStep | WsStep, Field(discriminator="kind")]
+
+
+def check_scope(steps: Sequence[HttpStep | WsStep], known: set[str], where: str) -> set[str]:
+    """Refuse a step that uses a placeholder no builtin or earlier step provides; returns the captures."""
+    known = set(known)
+    for index, step in enumerate(steps):
+        unknown = sorted(step.placeholders() - known)
+        if unknown:
+            raise ValueError(
+                f"{where}[{index}] ({step.name!r}): {unknown_placeholder_message(unknown[0], known)}, "
+                "which no earlier step captures"
+            )
+        known |= step.captures()
+    return known
 
 
 class GoldenPathConfig(_Strict):
@@ -305,15 +423,7 @@ class GoldenPathConfig(_Strict):
                 f"golden_path.repetitions={self.repetitions} is over the cap of "
                 f"{GOLDEN_CAPS['repetitions']:g} (set allow_over_caps: true)"
             )
-        known = set(BUILTIN_PLACEHOLDERS)
-        for step in self.steps:
-            unknown = step.placeholders() - known
-            if unknown:
-                raise ValueError(
-                    f"golden_path step {step.name!r} uses {sorted(unknown)} which no earlier step captures"
-                )
-            if isinstance(step, HttpStep):
-                known |= set(step.capture)
+        check_scope(self.steps, set(BUILTIN_PLACEHOLDERS), "steps")
         return self
 
     def ws_steps(self) -> list[WsStep]:
