@@ -284,7 +284,8 @@ class _Converter:
 
         # Path-level body/formData parameters apply to each operation; the operation's win.
         merged: dict[tuple[str, str], tuple[Mapping[str, Any], str | None]] = {}
-        for raw in [*path_params, *(op.get("parameters") or [])]:
+        op_params = op.get("parameters") if isinstance(op.get("parameters"), list) else []
+        for raw in [*path_params, *op_params]:
             p, ref = self.resolve_param(raw)
             if p is None:
                 if ref is not None:  # unresolvable: keep the ref so the diff reports it

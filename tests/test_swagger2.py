@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import yaml
 
 from stability_lib._openapi_diff import Level, SpecError, count_operations, diff_openapi
@@ -554,3 +556,33 @@ def test_an_unresolvable_parameter_ref_is_kept_for_the_diff_to_report() -> None:
     other = copy.deepcopy(out)
     changes = diff_openapi(out, other, today=TODAY)
     assert [c.rule for c in changes] == ["unresolved-ref", "unresolved-ref"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.sampled_from(["body", "formData", "query", "file", "array", "#/parameters/p", "#/definitions/D"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["in", "name", "type", "schema", "items", "$ref", "required", "x-a", "collectionFormat", "flow", "200"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    where=st.sampled_from(["parameters", "op_parameters", "responses", "definitions", "securityDefinitions", "path_item", "op", "schemes", "consumes"]),
+    junk=_JSON,
+)
+def test_malformed_2_0_input_converts_or_is_a_spec_error_never_a_crash(where: str, junk: Any) -> None:
+    doc = _doc(paths={"/a/{id}": {"get": _op({"name": "id", "in": "path", "type": "string"})}})
+    if where == "op_parameters":
+        doc["paths"]["/a/{id}"]["get"]["parameters"] = junk
+    elif where == "path_item":
+        doc["paths"]["/a/{id}"]["parameters"] = junk
+    elif where == "op":
+        doc["paths"]["/a/{id}"]["post"] = junk
+    else:
+        doc[where] = junk
+    try:
+        out = convert_swagger2(doc)
+    except SpecError:
+        return
+    json.dumps(out)  # plain data
+    diff_openapi(out, copy.deepcopy(out), today=TODAY)  # and the diff can read it
