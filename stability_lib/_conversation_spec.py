@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._conditions import BYTES_OPERATORS, Condition, format_path, parse_condition, parse_path
-from ._templates import template_placeholders
+from ._templates import malformed_brace, template_placeholders
 
 __all__ = [
     "MatchRule",
@@ -286,6 +286,11 @@ def check_conversation(
     blobs: set[str] = set()
     external: set[str] = set()
 
+    def well_formed(template: Any, where: str) -> None:
+        bad = malformed_brace(template)
+        if bad is not None:
+            raise ValueError(f"{where}: unbalanced brace in {bad[:60]!r} (write {{{{ and }}}} for literal braces)")
+
     def use(names: set[str], where: str) -> None:
         for name in sorted(names):
             if name in captures_all and name not in known_now:
@@ -301,6 +306,7 @@ def check_conversation(
             if item.send_binary is not None and item.send_binary.name:
                 blobs.add(item.send_binary.name)
             value = item.send if item.kind == "send" else item.send_text
+            well_formed(value, f"{where}.{item.kind}")
             names = template_placeholders(value)
             use(names, f"{where}.{item.kind}")
             sent_ids |= names & set(ids)
@@ -310,6 +316,7 @@ def check_conversation(
             for a_index, alternative in enumerate(stream.correlate):
                 for path, template in alternative.items():
                     a_where = f"{s_where}.correlate[{a_index}][{path!r}]"
+                    well_formed(template, a_where)
                     names = template_placeholders(template)
                     id_like = names & (set(ids) | known_now - builtin)
                     if not id_like:
@@ -332,11 +339,13 @@ def check_conversation(
                         if spec["equals_sent"] not in blobs:
                             raise ValueError(f"{i_where}.check['bytes']: no send_binary named "
                                              f"{spec['equals_sent']!r} before this expect")
+                well_formed([list(expected.match.values()), list(expected.check.values())], i_where)
                 use(template_placeholders(list(expected.match.values())), f"{i_where}.match")
                 use(template_placeholders(list(expected.check.values())), f"{i_where}.check")
                 known_now |= set(expected.capture)
         if item.expect.timeout_s is None:
             continue
+    well_formed(list(final_send), "final_send")
     use(template_placeholders(list(final_send)), "final_send")
     unused = sorted(set(ids) - sent_ids - template_placeholders(list(final_send)))
     if unused:

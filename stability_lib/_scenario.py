@@ -13,6 +13,7 @@ the params loader before these models see the values; in the fields listed by
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from ._conversation_spec import (
     legacy_conversation,
     unknown_placeholder_message,
 )
-from ._templates import MISSING, TemplateError, render_template, template_placeholders
+from ._templates import MISSING, TemplateError, malformed_brace, render_template, template_placeholders
 
 __all__ = [
     "TemplateError",
@@ -135,6 +136,7 @@ class TokenDelivery(str, enum.Enum):
     HEADER = "header"
     QUERY = "query"
     SUBPROTOCOL = "subprotocol"
+    NONE = "none"  # the handshake carries no token (a public socket, or auth inside the conversation)
 
 
 class AuthConfig(_Strict):
@@ -162,9 +164,21 @@ class AuthConfig(_Strict):
     )
     query_param: str = Field("token", description="Query parameter name when ws_token_via=query.")
     subprotocol_format: str = Field("{token}", description="Subprotocol value offered when ws_token_via=subprotocol.")
+    mode: Literal["login", "static", "none"] | None = Field(
+        None, description="login (register/login requests), static (a token per user from users.credentials, no "
+        "login) or none; default: login when auth.login is given, else none."
+    )
+
+    @property
+    def effective_mode(self) -> str:
+        return self.mode or ("login" if self.login is not None else "none")
 
     @model_validator(mode="after")
     def _formats_use_token(self) -> AuthConfig:
+        if self.mode == "static" and (self.login is not None or self.registration is not None):
+            raise ValueError("auth.mode static takes no register/login requests (tokens come from users.credentials)")
+        if self.mode == "login" and self.login is None:
+            raise ValueError("auth.mode login needs auth.login")
         for name in ("header_format", "subprotocol_format"):
             unknown = template_placeholders(getattr(self, name)) - {"token"}
             if unknown:
@@ -172,12 +186,24 @@ class AuthConfig(_Strict):
         return self
 
 
+class UserCredential(_Strict):
+    """One existing user of a service where users cannot be created (auth.mode static)."""
+
+    name: str = Field(min_length=1, max_length=80, description="Shown in the report; not secret.")
+    token: SecretStr = Field(min_length=1, description="The user's token, as a ${NAME} reference.")
+    baseline_token: SecretStr | None = Field(None, description="Token on the baseline when it differs.")
+
+
 class UsersConfig(_Strict):
     """Test users: generated names (prefix + run id + index) or a fixed list."""
 
     prefix: str = Field("stability-user", min_length=1, max_length=40, description="Prefix of generated usernames.")
-    password: SecretStr = Field(
-        description="Password for every test user; write it as a ${NAME} environment reference in params."
+    password: SecretStr | None = Field(
+        None, description="Password for every test user, as a ${NAME} reference; needed only when a register/login "
+        "template uses {password}."
+    )
+    credentials: list[UserCredential] = Field(
+        default_factory=list, description="auth.mode static: one entry per user, in order ({name, token})."
     )
     count: int = Field(
         2, ge=1, description="Number of users that run the golden path at once (isolation needs >= 2; cap 50, "
@@ -194,6 +220,8 @@ class UsersConfig(_Strict):
     def _check(self) -> UsersConfig:
         if self.count > GOLDEN_HARD_CAPS["users"]:
             raise ValueError(f"users.count={self.count} is over the hard limit of {GOLDEN_HARD_CAPS['users']}")
+        if self.credentials and len(self.credentials) < self.count:
+            raise ValueError(f"users.count is {self.count} but users.credentials lists only {len(self.credentials)}")
         if self.names and len(self.names) < self.count:
             raise ValueError(f"users.count is {self.count} but users.names lists only {len(self.names)}")
         if not self.allow_over_caps and self.count > GOLDEN_CAPS["users"]:
@@ -203,6 +231,8 @@ class UsersConfig(_Strict):
         return self
 
     def usernames(self, run_id: str) -> list[str]:
+        if self.credentials:
+            return [c.name for c in self.credentials[: self.count]]
         if self.names:
             return list(self.names[: self.count])
         middle = f"-{run_id}" if self.unique_per_run else ""
@@ -242,6 +272,10 @@ class HttpStep(_Strict):
 
     @model_validator(mode="after")
     def _paths(self) -> HttpStep:
+        for name in ("path", "body", "headers"):
+            bad = malformed_brace(getattr(self, name))
+            if bad is not None:
+                raise ValueError(f"{name}: unbalanced brace in {bad[:60]!r} (write {{{{ and }}}} for literal braces)")
         try:
             compile_conditions(self.check, allow_star=True)
         except ValueError as exc:
@@ -403,7 +437,14 @@ def check_scope(steps: Sequence[HttpStep | WsStep], known: set[str], where: str)
 class GoldenPathConfig(_Strict):
     """The steps a real user goes through, run by every test user R times."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     steps: list[Step] = Field(min_length=1, description="HTTP and WebSocket steps in order (kind: http | ws).")
+    finally_steps: list[Step] = Field(
+        default_factory=list, alias="finally",
+        description="Steps run after every repetition, pass or fail (a {ref: name} or inline); a step whose "
+        "placeholders were never captured is skipped: nothing to undo.",
+    )
     repetitions: int = Field(3, ge=1, description="How many times each user runs the steps.")
     allow_over_caps: bool = Field(False, description="Allow repetitions above the cap of 100 (never above 10000).")
 
@@ -423,7 +464,6 @@ class GoldenPathConfig(_Strict):
                 f"golden_path.repetitions={self.repetitions} is over the cap of "
                 f"{GOLDEN_CAPS['repetitions']:g} (set allow_over_caps: true)"
             )
-        check_scope(self.steps, set(BUILTIN_PLACEHOLDERS), "steps")
         return self
 
     def ws_steps(self) -> list[WsStep]:
@@ -448,6 +488,18 @@ class SoakConfig(_Strict):
         1 << 20, ge=1024, le=64 << 20, description="Largest incoming WebSocket message accepted."
     )
     allow_over_caps: bool = Field(False, description="Allow sessions/concurrency/duration_s above their caps.")
+    setup_scope: Literal["per_user", "per_session"] = Field(
+        "per_user", description="Run soak.setup once per user (shared by its sessions) or before every session."
+    )
+    setup: list[Step] | None = Field(
+        None, description="Steps before the soaked ws step; default: the golden path's HTTP steps before it."
+    )
+    finally_steps: list[Step] = Field(
+        default_factory=list, alias="finally",
+        description="Steps after every session (per_session) or user (per_user), pass or fail.",
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _caps(self) -> SoakConfig:
@@ -474,13 +526,90 @@ class ScenarioConfig(_Strict):
     max_capture_bytes: int = Field(
         16_384, ge=256, le=1 << 20, description="Bytes kept per received message/body for the isolation check."
     )
+    steps: dict[str, Step] = Field(
+        default_factory=dict, description="Named steps that golden_path, finally, setup and teardown refer to with "
+        "{ref: name}; the key is the step's name."
+    )
+    setup: list[Step] = Field(default_factory=list, description="Per user, once, before the golden path and soak.")
+    teardown: list[Step] = Field(default_factory=list, description="Per user, once, always, at the very end.")
+    leftovers: list[Step] = Field(
+        default_factory=list, description="Per user, after every finally and teardown: checks that prove nothing "
+        "the probe created is left on the target."
+    )
+    teardown_timeout_s: float = Field(30.0, gt=0, le=300, description="Bound on all finally/teardown steps of a unit.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_refs(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        named = data.get("steps") or {}
+        if not isinstance(named, Mapping):
+            return data
+        named = {k: {**v, "name": v.get("name", k)} if isinstance(v, Mapping) else v for k, v in named.items()}
+        data = {**data, "steps": named}
+
+        def resolve(steps: Any, where: str) -> Any:
+            if not isinstance(steps, list):
+                return steps
+            out = []
+            for index, entry in enumerate(steps):
+                if isinstance(entry, Mapping) and "ref" in entry:
+                    if set(entry) != {"ref"}:
+                        raise ValueError(f"{where}[{index}]: a ref step takes only ref, got {sorted(entry)}")
+                    if entry["ref"] not in named:
+                        hint = difflib.get_close_matches(str(entry["ref"]), list(named), n=1)
+                        raise ValueError(f"{where}[{index}].ref: no step named {entry['ref']!r} under scenario.steps"
+                                         + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                    entry = named[entry["ref"]]
+                out.append(entry)
+            return out
+
+        for key in ("setup", "teardown", "leftovers"):
+            if key in data:
+                data[key] = resolve(data[key], key)
+        for block, keys in (("golden_path", ("steps", "finally")), ("soak", ("setup", "finally"))):
+            if isinstance(data.get(block), Mapping):
+                data[block] = {**data[block], **{k: resolve(data[block][k], f"{block}.{k}")
+                                                 for k in keys if k in data[block]}}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ScenarioConfig:
+        self._check_auth()
+        builtins = set(BUILTIN_PLACEHOLDERS) - ({"password"} if self.users.password is None else set())
+        setup = check_scope(self.setup, builtins, "setup")
+        golden = check_scope(self.golden_path.steps, setup, "golden_path.steps")
+        # finally may run after any step failed: it sees every capture, and is skipped when one is missing.
+        check_scope(self.golden_path.finally_steps, golden, "golden_path.finally")
+        check_scope(self.teardown, setup, "teardown")
+        check_scope(self.leftovers, setup, "leftovers")
+        soaked = self.soak_step()
+        if self.soak.setup is not None:
+            soak_setup = check_scope(self.soak.setup, setup, "soak.setup")
+            if soaked is not None:
+                check_scope([soaked], soak_setup, "soak.ws_step")
+                check_scope(self.soak.finally_steps, soak_setup | soaked.captures(), "soak.finally")
+        else:
+            check_scope(self.soak.finally_steps, golden, "soak.finally")
         ws_steps = self.golden_path.ws_steps()
         if self.soak.ws_step is not None and self.soak.ws_step not in {s.name for s in ws_steps}:
             raise ValueError(f"soak.ws_step {self.soak.ws_step!r} is not a ws step of golden_path")
         return self
+
+    def _check_auth(self) -> None:
+        mode = self.auth.effective_mode
+        if mode == "static" and len(self.users.credentials) < self.users.count:
+            raise ValueError(f"auth.mode static needs users.credentials with at least users.count={self.users.count} "
+                             f"entries, got {len(self.users.credentials)}")
+        if mode != "static" and self.users.credentials:
+            raise ValueError("users.credentials is used only with auth.mode static")
+        if self.users.password is None:
+            for name, request in (("register", self.auth.registration), ("login", self.auth.login)):
+                if request is not None and "password" in (template_placeholders(request.body)
+                                                          | template_placeholders(request.headers)
+                                                          | template_placeholders(request.path)):
+                    raise ValueError(f"auth.{name} uses {{password}} but users.password is not set")
 
     def soak_step(self) -> WsStep | None:
         """The WS step the soak repeats, or None when the golden path has none."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._errors import ParamsError
 
-__all__ = ["TemplateError", "MISSING", "render_template", "template_placeholders"]
+__all__ = ["TemplateError", "MISSING", "render_template", "template_placeholders", "malformed_brace"]
 
 
 class TemplateError(ParamsError):
@@ -85,3 +85,22 @@ def template_placeholders(template: Any) -> set[str]:
         for value in template:
             found |= template_placeholders(value)
     return found
+
+
+def malformed_brace(template: Any) -> str | None:
+    """The first string of a template with a lone ``{`` or ``}`` (write ``{{``/``}}``), or None."""
+    if isinstance(template, str):
+        for match in _PLACEHOLDER.finditer(template):
+            if match.group(0) in ("{", "}"):
+                return template
+        return None
+    items: list[Any] = []
+    if isinstance(template, Mapping):
+        items = [*map(str, template.keys()), *template.values()]
+    elif isinstance(template, (list, tuple)):
+        items = list(template)
+    for item in items:
+        found = malformed_brace(item)
+        if found is not None:
+            return found
+    return None
