@@ -196,8 +196,6 @@ class _Converter:
                 out["style"], out["explode"] = _QUERY_STYLES[fmt]
             elif fmt == "csv" and where in ("path", "header"):
                 out["style"], out["explode"] = "simple", False
-            elif where == "formData" and fmt in _QUERY_STYLES:
-                out["style"], out["explode"] = _QUERY_STYLES[fmt]
             else:  # tsv, or a format 3.0 cannot say for this location
                 out["x-collectionFormat"] = fmt
         if "x-example" in p and "example" not in out:
@@ -235,7 +233,19 @@ class _Converter:
         if not media:
             has_file = any(p.get("type") == "file" for p in params)
             media = [_MULTIPART if has_file else _FORM_URLENCODED]
-        out: dict[str, Any] = {"content": {m: {"schema": copy.deepcopy(schema)} for m in media}}
+        # An array field's collectionFormat becomes its encoding (style/explode) in the form.
+        encoding: dict[str, Any] = {}
+        for p in params:
+            fmt = p.get("collectionFormat")
+            if p.get("type") == "array" and isinstance(fmt, str) and fmt in _QUERY_STYLES:
+                style, explode = _QUERY_STYLES[fmt]
+                encoding[str(p.get("name"))] = {"style": style, "explode": explode}
+        content: dict[str, Any] = {}
+        for m in media:
+            content[m] = {"schema": copy.deepcopy(schema)}
+            if encoding:
+                content[m]["encoding"] = copy.deepcopy(encoding)
+        out: dict[str, Any] = {"content": content}
         if required:
             out["required"] = True
         return out

@@ -139,6 +139,12 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
         {"multipart/form-data": {"schema": {"type": "object", "properties": {"x": {"type": "string"}}}}},
     ),
     (
+        "formData array collectionFormat -> encoding",
+        _doc(paths={"/f": {"post": _op({"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}, "collectionFormat": "multi"})}}),
+        ("paths", "/f", "post", "requestBody", "content", "application/x-www-form-urlencoded", "encoding"),
+        {"tags": {"style": "form", "explode": True}},
+    ),
+    (
         "query parameter -> schema with bounds",
         _doc(
             paths={
