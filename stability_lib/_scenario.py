@@ -73,10 +73,12 @@ _ABSOLUTE_CAPS: dict[str, float] = {"sessions": 100_000, "concurrency": 2_000, "
 GOLDEN_HARD_CAPS: dict[str, int] = {"users": 500, "repetitions": 10_000}
 
 # Fields of params that ``render_template`` renders (dotted paths as the params loader names them).
+_STEP_TEMPLATE_KEYS = r"(?:path|body|headers|send|conversation|final_send|check|ignore|fail_on)"
 _TEMPLATE_FIELD = re.compile(
     r"scenario\.(?:auth\.(?:register|login)\.(?:path|body|headers)"
     r"|auth\.(?:header_format|subprotocol_format)"
-    r"|golden_path\.steps\[\d+\]\.(?:path|body|headers|send))"
+    r"|(?:golden_path\.(?:steps|finally)|setup|teardown|leftovers|soak\.(?:setup|finally))\[\d+\]\." + _STEP_TEMPLATE_KEYS
+    + r"|steps\.[^.\[]+\." + _STEP_TEMPLATE_KEYS + r")"
     r"(?=$|[.\[])"
 )
 

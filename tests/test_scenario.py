@@ -224,3 +224,258 @@ def test_any_environment_value_renders_as_itself_in_every_template_field(value: 
     assert render_template(step["path"], context) == value
     assert render_template(step["headers"], context) == {"X": f"a {value} N"}
     assert render_template(resolved["scenario"]["auth"]["header_format"], context) == f"Bearer T {value}"
+
+
+# --- issue 13: conversations, validation at load, static auth, setup/finally -----------------------
+
+CONV_STEP: dict[str, Any] = {
+    "kind": "ws", "name": "rpc", "path": "/rpc", "ids": {"echo_id": "string"},
+    "conversation": [
+        {"send": {"jsonrpc": "2.0", "id": "{echo_id}", "method": "echo", "params": {"text": "{nonce}"}}},
+        {"expect": {"correlate": [{"id": "{echo_id}"}], "match": {"jsonrpc": "2.0"},
+                    "check": {"result.text": "{nonce}"}, "capture": {"echoed": "result.text"}}},
+    ],
+}
+
+
+def conv_scenario(step: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return raw_scenario(golden_path={"steps": [HTTP_STEP, step]}, **over)
+
+
+def refused(raw: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as info:
+        ScenarioConfig.model_validate(raw)
+    return str(info.value)
+
+
+def with_expect(**expect: Any) -> dict[str, Any]:
+    conversation = [CONV_STEP["conversation"][0], {"expect": expect}]
+    return {**CONV_STEP, "conversation": conversation}
+
+
+def test_a_conversation_step_validates_and_its_captures_feed_later_steps() -> None:
+    later = {**HTTP_STEP, "name": "after", "path": "/x/{echoed}"}
+    sc = ScenarioConfig.model_validate(raw_scenario(golden_path={"steps": [HTTP_STEP, CONV_STEP, later]}))
+    ws = sc.golden_path.steps[1]
+    assert isinstance(ws, WsStep) and ws.captures() == {"echoed"} and not ws.is_legacy
+    (stream,) = ws.conversation[1].expect.streams  # type: ignore[union-attr]
+    assert stream.name == "reply" and stream.correlate == [{"id": "{echo_id}"}]
+
+
+def test_the_old_ws_form_is_translated_into_a_conversation_and_keeps_its_fields() -> None:
+    ws = ScenarioConfig.model_validate(raw_scenario()).soak_step()
+    assert ws is not None and ws.is_legacy and ws.final_event == "final_response"
+    send, expect = ws.conversation
+    assert send.send == WS_STEP["send"] and expect.expect is not None
+    items = expect.expect.streams[0].ordered
+    assert [i.match for i in items] == [{"type": "agent_started"}, {"type": "agent_completed"}, {"type": "final_response"}]
+    assert [i.timeout_s for i in items] == [10.0, 3.0, 10.0]
+    assert [(r.name, r.match) for r in ws.fail_on] == [("error", {"type": "error"})]
+
+
+def test_old_and_new_ws_keys_together_are_refused() -> None:
+    assert "mutually exclusive" in refused(conv_scenario({**CONV_STEP, "send": {"x": 1}}))
+
+
+def test_a_dotted_event_type_key_is_a_real_path() -> None:
+    ws = WsStep.model_validate({**WS_STEP, "event_type_key": "header.msg_type"})
+    assert ws.label_paths == ["header.msg_type"]
+    assert ws.conversation[1].expect.streams[0].ordered[0].match == {"header.msg_type": "agent_started"}  # type: ignore[union-attr]
+    assert "empty segment" in str(pytest.raises(ValidationError, WsStep.model_validate,
+                                                {**WS_STEP, "event_type_key": "header..msg_type"}).value)
+
+
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ({"match": {"type": "next", "type.x": 1}}, "'type.x' can never match: 'type' is required to be a scalar"),
+        ({"match": {"a": {"type": "string"}}, "check": {"a.b": 1}}, "'a.b' can never match"),
+        ({"match": {"a": {"exists": False}}, "check": {"a.b": 1}}, "'a' can never match: it must be absent"),
+        ({"match": {"a": 1}, "check": {"a": 2}}, "required to equal 1 and 2"),
+        ({"match": {"a": {"type": "object"}}, "check": {"a.0": 1}}, "'a' is an object"),
+        ({"match": {"a": {"one_of": []}}}, "one_of needs a non-empty list"),
+        ({"check": {"a": {"regex": "(x"}}}, "does not compile"),
+        ({"check": {"a": {"regex": "(a+)+$"}}}, "nested quantifier"),
+        ({"check": {"payload..data": 1}}, "path 'payload..data' has an empty segment"),
+        ({"match": {"a.*": 1}}, "'*' is allowed only in check paths"),
+        ({"check": {"a": {"min_count": 3}}, "match": {"b": {"max_count": 1}}}, None),
+        ({"check": {"a": {"bigger": 3}}}, "exactly one operator"),
+        ({"frame": "binary", "check": {"payload.data": 1}}, "binary frames have no JSON paths; use bytes:"),
+    ],
+)
+def test_a_path_or_condition_that_can_never_match_is_refused_naming_the_field(
+    expect: dict[str, Any], message: str | None
+) -> None:
+    raw = conv_scenario(with_expect(correlate=[{"id": "{echo_id}"}], **expect))
+    if message is None:
+        ScenarioConfig.model_validate(raw)  # different paths, nothing contradicts
+        return
+    error = refused(raw)
+    assert message in error and "golden_path.steps.1.ws" in error
+
+
+def test_an_unknown_placeholder_is_refused_with_the_closest_name() -> None:
+    step = {**CONV_STEP, "conversation": [
+        {"send": {"id": "{echo_id}", "text": "{sesion_id}"}}, CONV_STEP["conversation"][1]]}
+    error = refused(conv_scenario(step))
+    assert "golden_path.steps[1] ('rpc'): unknown placeholder {sesion_id}; did you mean {session_id}?" in error
+
+
+def test_a_capture_used_before_the_expect_that_captures_it_is_refused() -> None:
+    step = {**CONV_STEP, "conversation": [
+        {"send": {"id": "{echo_id}", "text": "{echoed}"}}, CONV_STEP["conversation"][1]]}
+    assert "conversation[0].send: placeholder {echoed} is used before the expect that captures it" in refused(
+        conv_scenario(step))
+
+
+@pytest.mark.parametrize(
+    ("correlate", "message"),
+    [
+        ([{"id": "constant"}], "correlate[0]['id']: correlates on a value with no id placeholder"),
+        ([{"id": "{nonce}"}], "correlates on a value with no id placeholder"),
+        ([{"id.": "{echo_id}"}], "has an empty segment"),
+        ([{"id.*": "{echo_id}"}], "'*' is allowed only in check paths"),
+    ],
+)
+def test_a_correlation_without_an_id_placeholder_is_refused(correlate: list[Any], message: str) -> None:
+    assert message in refused(conv_scenario(with_expect(correlate=correlate, match={"jsonrpc": "2.0"})))
+
+
+def test_a_correlation_on_an_id_not_yet_sent_and_an_id_sent_nowhere_are_refused() -> None:
+    step = {**CONV_STEP, "ids": {"echo_id": "string", "other": "string"}}
+    assert "ids: 'other' is listed under ids but sent nowhere" in refused(conv_scenario(step))
+    early = {**step, "conversation": [*CONV_STEP["conversation"], {"send": {"id": "{other}"}},
+                                      {"expect": {"correlate": [{"id": "{other}"}], "match": {}}}]}
+    ScenarioConfig.model_validate(conv_scenario(early))
+    wrong = {**step, "conversation": [CONV_STEP["conversation"][0],
+                                      {"expect": {"correlate": [{"id": "{other}"}], "match": {}}},
+                                      {"send": {"id": "{other}"}}, {"expect": {"match": {}}}]}
+    assert "nothing was sent with {other} before this expect" in refused(conv_scenario(wrong))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"conversation": [CONV_STEP["conversation"][0]]}, "must end with an expect"),
+        ({"conversation": [{"send": {"a": 1}, "expect": {"match": {}}}]}, "exactly one of send"),
+        ({"fail_on": [{"name": "Bad Name", "match": {"a": 1}}]}, "must match [a-z]"),
+        ({"fail_on": [{"match": {"a": 1}}]}, "every rule needs a name"),
+        ({"fail_on": [{"name": "x", "match": {"a": 1}}, {"name": "x", "match": {"b": 1}}]}, "names must be unique"),
+        ({"subprotocols": ["a"], "require_subprotocol": "b"}, "require_subprotocol 'b' is not in subprotocols"),
+        ({"label_paths": ["a..b"]}, "label_paths[0]: path 'a..b' has an empty segment"),
+        ({"conversation": [{"send": {"id": "{echo_id}", "q": "{ x }"}}, CONV_STEP["conversation"][1]]},
+         "conversation[0].send: unbalanced brace"),
+        ({"conversation": [{"send_binary": {"hex": "zz"}}, {"expect": {"frame": "binary", "match": {}}}],
+          "ids": {}}, "send_binary"),
+        ({"conversation": [{"send_binary": {"random": 8}},
+                           {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}}], "ids": {}},
+         "no send_binary named 'blob'"),
+        ({"conversation": [CONV_STEP["conversation"][0], {"expect": {"streams": [
+            {"name": "s", "correlate": [{"id": "{echo_id}"}], "ordered": [{"match": {}}]},
+            {"name": "s", "ordered": [{"match": {}}]}]}}]}, "stream names must be unique"),
+        ({"frames": "text"}, "frames: text has no JSON paths"),
+        ({"conversation": [CONV_STEP["conversation"][0], {"expect": {"match": {}, "timeout_s": 90,
+                                                                    "correlate": [{"id": "{echo_id}"}]}}],
+          "timeout_s": 30}, "expect.timeout_s is over the step's timeout_s"),
+    ],
+)
+def test_conversation_structure_is_checked_at_load(change: dict[str, Any], message: str) -> None:
+    assert message in refused(conv_scenario({**CONV_STEP, **change}))
+
+
+STATIC: dict[str, Any] = {"mode": "static", "header_name": "X-API-Key", "header_format": "{token}"}
+CREDENTIALS = [{"name": "alice", "token": "tok-a"}, {"name": "bob", "token": "tok-b"}]
+
+
+def test_static_auth_needs_no_password_and_names_users_from_credentials() -> None:
+    sc = ScenarioConfig.model_validate(
+        conv_scenario(CONV_STEP, auth=STATIC, users={"count": 2, "credentials": CREDENTIALS}))
+    assert sc.auth.effective_mode == "static" and sc.users.password is None
+    assert sc.users.usernames("run1") == ["alice", "bob"]
+    assert "tok-a" not in repr(sc) and "tok-a" not in str(sc.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("auth", "users", "message"),
+    [
+        (STATIC, {"count": 2, "credentials": CREDENTIALS[:1]}, "users.count is 2 but users.credentials lists only 1"),
+        (STATIC, {"count": 1}, "auth.mode static needs users.credentials"),
+        ({**STATIC, "login": {"path": "/l"}}, {"count": 1, "credentials": CREDENTIALS}, "takes no register/login"),
+        ({"login": {"path": "/l", "body": {"p": "{password}"}}}, {"count": 1}, "auth.login uses {password}"),
+        ({}, {"count": 2, "credentials": CREDENTIALS}, "users.credentials is used only with auth.mode static"),
+    ],
+)
+def test_auth_modes_are_checked_at_load(auth: dict[str, Any], users: dict[str, Any], message: str) -> None:
+    assert message in refused(conv_scenario(CONV_STEP, auth=auth, users=users))
+
+
+CLOSE_STEP = {"kind": "http", "method": "DELETE", "path": "/api/threads/{thread_id}", "expect_status": [204]}
+
+
+def test_named_steps_setup_finally_and_soak_scope_validate_with_their_scopes() -> None:
+    sc = ScenarioConfig.model_validate(raw_scenario(
+        steps={"close_thread": CLOSE_STEP, "open": HTTP_STEP},
+        golden_path={"steps": [{"ref": "open"}, WS_STEP], "finally": [{"ref": "close_thread"}]},
+        soak={"setup_scope": "per_session", "setup": [{"ref": "open"}], "finally": [{"ref": "close_thread"}]},
+        leftovers=[{"kind": "http", "name": "none_left", "method": "GET", "path": "/api/threads",
+                    "check": {"items.*.title": {"not_contains": "t {nonce}"}}}],
+    ))
+    assert sc.golden_path.finally_steps[0].name == "close_thread" and sc.soak.setup_scope == "per_session"
+    assert sc.steps["open"].name == "create_thread" and sc.leftovers[0].name == "none_left"
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP], "finally": [{"ref": "close_thred"}]},
+          "steps": {"close_thread": CLOSE_STEP}},
+         "golden_path.finally[0].ref: no step named 'close_thred' under scenario.steps (did you mean 'close_thread'?)"),
+        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP]}, "teardown": [{**CLOSE_STEP, "name": "t"}]},
+         "teardown[0] ('t'): unknown placeholder {thread_id}"),
+        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP]},
+          "soak": {"setup": [], "finally": [{**CLOSE_STEP, "name": "c"}]}},
+         "soak.ws_step[0] ('agent_session'): unknown placeholder {thread_id}"),
+        ({"golden_path": {"steps": [{**HTTP_STEP, "check": {"a..b": 1}}, WS_STEP]}}, "check['a..b']: path"),
+    ],
+)
+def test_setup_finally_and_refs_are_checked_at_load(over: dict[str, Any], message: str) -> None:
+    assert message in refused(raw_scenario(**over))
+
+
+def test_conversation_templates_are_template_fields_for_env_escaping() -> None:
+    assert is_template_field("scenario.golden_path.steps[1].conversation[2].send.id")
+    assert is_template_field("scenario.steps.open_session.body.query")
+    assert is_template_field("scenario.golden_path.finally[0].path")
+    assert not is_template_field("scenario.users.credentials[0].token")
+
+
+MINIMAL_PARAMS = """
+title: t
+target: {{base_url: "http://127.0.0.1:9"}}
+scenario:
+  auth: {{mode: static, header_name: X-API-Key, header_format: "{{token}}"}}
+  users: {{count: 1, credentials: [{{name: alice, token: "${{TOKEN_A}}"}}]}}
+  golden_path:
+    steps:
+      - kind: ws
+        name: rpc
+        path: /rpc
+        ids: {{rid: string}}
+        conversation:
+          - send: {{jsonrpc: "2.0", id: "{{rid}}", method: echo}}
+          - expect: {{correlate: [{{{correlate}}}], match: {{jsonrpc: "2.0"}}}}
+"""
+
+
+def test_load_params_refuses_a_correlation_without_id_with_one_line_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(MINIMAL_PARAMS.format(correlate='id: "{nonce}"'))
+    with pytest.raises(ParamsError) as info:
+        load_params(path, env={"TOKEN_A": "tok-a"})
+    text = str(info.value)
+    assert "scenario.golden_path.steps.0.ws" in text and "correlate[0]['id']: correlates on a value" in text
+    assert "tok-a" not in text
+    path.write_text(MINIMAL_PARAMS.format(correlate='id: "{rid}"'))
+    params, _ = load_params(path, env={"TOKEN_A": "{rid}"})  # a token with braces is data, not a template
+    assert params.scenario is not None
+    assert params.scenario.users.credentials[0].token.get_secret_value() == "{rid}"
