@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._errors import StabilityError, TargetError
 from ._models import Claim, EvidenceRef, Status
 from ._db_schema import DB_RULES
+from ._swagger2 import as_openapi3
 from ._openapi_diff import RULES, Change, Level, Rule, SpecError, check_spec, count_levels, count_operations, diff_openapi
 from ._ws_contract import WS_RULES
 
@@ -201,6 +202,7 @@ def parse_spec_bytes(data: bytes, *, origin: str = "spec", max_bytes: int = MAX_
     except (ValueError, yaml.YAMLError) as exc:
         raise SpecError(f"{origin}: not valid JSON or YAML: {str(exc)[:300]}") from exc
     _count_nodes(doc, MAX_SPEC_NODES)
+    doc = as_openapi3(doc)  # Swagger 2.0 is converted to 3.0 and diffed like any other spec
     check_spec(doc, what=origin)
     return doc
 

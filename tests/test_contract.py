@@ -110,7 +110,7 @@ def test_parse_json_and_yaml() -> None:
         b"\xff\xfe not utf-8",
         b"{not json",
         b"key: [unclosed",
-        b'{"swagger": "2.0", "paths": {}}',
+        b'{"swaggerVersion": "1.2", "apis": []}',
         b"just a string",
         b"!!python/object/apply:os.system ['echo hi']",
     ],
@@ -118,6 +118,18 @@ def test_parse_json_and_yaml() -> None:
 def test_parse_rejects_what_is_not_an_openapi_3_document(data: bytes) -> None:
     with pytest.raises(SpecError):
         parse_spec_bytes(data)
+
+
+def test_swagger_2_is_converted_to_openapi_3() -> None:
+    doc = parse_spec_bytes(
+        b'{"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"get": '
+        b'{"responses": {"200": {"description": "ok", "schema": {"$ref": "#/definitions/A"}}}}}}, '
+        b'"definitions": {"A": {"type": "object"}}}'
+    )
+    assert doc["openapi"].startswith("3.0")
+    assert doc["paths"]["/a"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/A"
+    }
 
 
 def test_parse_caps_size_and_yaml_alias_expansion() -> None:
