@@ -429,3 +429,65 @@ def test_legacy_steps_run_through_the_machine_with_a_dotted_event_type_key() -> 
     assert bad.outcome is not None and bad.outcome.label == "failed_by_message(error)"
     early_end = run_frames(legacy, [{"header": {"msg_type": "started"}}, {"header": {"msg_type": "done"}}], {})
     assert early_end.outcome is not None and early_end.outcome.kind is K.UNEXPECTED_EVENT
+
+
+def rpc_in_frames(name: str) -> list[tuple[float, Any]]:
+    lines = [json.loads(line) for line in (TRANSCRIPTS / name).read_text().splitlines() if line.strip()]
+    return [(line["t"], line["msg"]) for line in lines if line["dir"] == "in"]
+
+
+def drive(conv: Conversation, frames: list[tuple[float, Any]]) -> None:
+    conv.start(0.0)
+    for at, message in frames:
+        if not conv.done:
+            conv.receive(Frame.of(json.dumps(message)), at)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=8))
+def test_a_dead_status_anywhere_in_a_healthy_exchange_fails_by_message(position: int) -> None:
+    frames = rpc_in_frames("jsonrpc_ws.none.jsonl")
+    at = frames[min(position, len(frames) - 1)][0]
+    frames.insert(position, (at, {"jsonrpc": "2.0", "method": "status", "params": {"status": "dead"}}))
+    conv = Conversation(step(RPC_STEP), CONTEXT, ids=RPC_IDS)
+    drive(conv, frames)
+    assert conv.outcome is not None and conv.outcome.label == "failed_by_message(backend_dead)"
+
+
+@pytest.mark.parametrize("dropped", ["open-1", "echo-1", "add-1"])
+def test_dropping_any_reply_of_a_healthy_exchange_is_a_timeout(dropped: str) -> None:
+    # without the open reply the client never sends echo/add, so their replies cannot come either
+    gone = {"open-1", "echo-1", "add-1"} if dropped == "open-1" else {dropped}
+    frames = [f for f in rpc_in_frames("jsonrpc_ws.none.jsonl") if f[1].get("id") not in gone]
+    conv = Conversation(step(RPC_STEP), CONTEXT, ids=RPC_IDS)
+    drive(conv, frames)
+    assert conv.outcome is None
+    assert conv.next_deadline is not None
+    conv.tick(conv.next_deadline)
+    assert conv.outcome is not None and conv.outcome.kind is K.TIMEOUT
+
+
+@pytest.mark.parametrize(("path", "value"), [(("result", "text"), "probe-run1 nonce-x: other"),
+                                              (("result", "session_id"), "s2"), (("result", "sum"), 41)])
+def test_changing_any_checked_field_of_a_healthy_exchange_is_a_content_mismatch(path: tuple[str, str], value: Any) -> None:
+    frames = rpc_in_frames("jsonrpc_ws.none.jsonl")
+    for _, message in frames:
+        if path[0] in message and path[1] in message[path[0]] and message.get("id") != "open-1":
+            message[path[0]][path[1]] = value
+    conv = Conversation(step(RPC_STEP), CONTEXT, ids=RPC_IDS)
+    drive(conv, frames)
+    assert conv.outcome is not None and conv.outcome.kind is K.CONTENT_MISMATCH
+    assert conv.outcome.path == ".".join(path)
+
+
+def test_the_old_strict_ordered_form_false_fails_the_healthy_service_the_new_form_does_not() -> None:
+    """What issue 13 measured: an uncorrelated ordered list on a service that interleaves replies."""
+    legacy = {"kind": "ws", "name": "rpc", "path": "/rpc", "send": {"jsonrpc": "2.0", "id": "open-1"},
+              "expect": ["status", "progress"], "end_event": "status", "event_type_key": "method",
+              "other_events": "fail"}
+    old = Conversation(step(legacy), CONTEXT)
+    drive(old, rpc_in_frames("jsonrpc_ws.none.jsonl"))
+    assert old.outcome is not None and old.outcome.kind is K.UNEXPECTED_EVENT
+    new = Conversation(step(RPC_STEP), CONTEXT, ids=RPC_IDS)
+    drive(new, rpc_in_frames("jsonrpc_ws.none.jsonl"))
+    assert new.outcome is not None and new.outcome.kind is K.OK
