@@ -304,11 +304,15 @@ class Conversation:
         waiting = self._waiting
         if waiting is not None:
             for state in waiting.streams:
-                verdict = self._offer(state, frame, message, label, now)
+                item = state.position if not state.finished else None  # before _offer advances it
+                try:
+                    verdict = self._offer(state, frame, message, label, now)
+                except TemplateError as exc:  # a check names a capture that never came
+                    verdict = Disposition.FAILED, ConversationOutcome(
+                        ConversationOutcomeKind.TEMPLATE_ERROR, _cap(str(exc), 120), stream=state.spec.name, item=item)
                 if verdict is None:
                     continue
                 disposition, outcome = verdict
-                item = state.position if not state.finished else None
                 self._record(index, now, frame, label, disposition, stream=state.spec.name, item=item)
                 if outcome is not None:
                     return self._end(outcome)

@@ -491,3 +491,23 @@ def test_the_old_strict_ordered_form_false_fails_the_healthy_service_the_new_for
     new = Conversation(step(RPC_STEP), CONTEXT, ids=RPC_IDS)
     drive(new, rpc_in_frames("jsonrpc_ws.none.jsonl"))
     assert new.outcome is not None and new.outcome.kind is K.OK
+
+
+def test_records_name_the_item_each_frame_matched() -> None:
+    conv = run_frames(SET_STEP, [{"type": "b"}, {"type": "a"}], {})
+    assert [(r.stream, r.item, r.disposition) for r in conv.records] == [
+        ("item1", 0, Disposition.MATCHED), ("item0", 0, Disposition.MATCHED)]
+    raw = {"kind": "ws", "name": "seq", "path": "/ws", "conversation": [
+        {"send": {"go": 1}}, {"expect": {"ordered": [{"match": {"type": "a"}}, {"match": {"type": "b"}}]}}]}
+    seq = run_frames(raw, [{"type": "a"}, {"type": "b"}], {})
+    assert [r.item for r in seq.records] == [0, 1]
+
+
+def test_a_check_on_a_capture_that_never_came_is_a_template_error_not_a_crash() -> None:
+    raw = {"kind": "ws", "name": "cap", "path": "/ws", "conversation": [
+        {"send": {"go": 1}},
+        {"expect": {"match": {"type": "a"}, "capture": {"sid": "sid"}}},
+        {"send": {"go": 2}},
+        {"expect": {"match": {"type": "b"}, "check": {"sid": "{sid}"}}}]}
+    conv = run_frames(raw, [{"type": "a"}, {"type": "b", "sid": "x"}], {})
+    assert conv.outcome is not None and conv.outcome.kind is K.TEMPLATE_ERROR
