@@ -511,3 +511,19 @@ def test_a_check_on_a_capture_that_never_came_is_a_template_error_not_a_crash() 
         {"expect": {"match": {"type": "b"}, "check": {"sid": "{sid}"}}}]}
     conv = run_frames(raw, [{"type": "a"}, {"type": "b", "sid": "x"}], {})
     assert conv.outcome is not None and conv.outcome.kind is K.TEMPLATE_ERROR
+
+
+def test_text_frames_are_matched_whole_with_the_dot_path() -> None:
+    raw = {"kind": "ws", "name": "echo", "path": "/ws/echo", "frames": "text", "label_paths": ["."],
+           "conversation": [{"send_text": "ping {nonce}"},
+                            {"expect": {"match": {".": {"regex": "pong .*"}}, "check": {".": "pong {nonce}"}}}]}
+    conv = Conversation(step(raw), CONTEXT)
+    assert conv.start(0.0) == [Send(Frame("text", "ping nonce-x"))]
+    conv.receive(Frame.of("not json, fine here"), 0.1)
+    conv.receive(Frame.of("pong nonce-x"), 0.2)
+    assert conv.outcome is not None and conv.outcome.kind is K.OK
+    assert [r.disposition for r in conv.records] == [Disposition.UNSOLICITED, Disposition.MATCHED]
+    bad = Conversation(step(raw), CONTEXT)
+    bad.start(0.0)
+    bad.receive(Frame.of("pong someone-else"), 0.1)
+    assert bad.outcome is not None and bad.outcome.label == "content_mismatch(reply: .)"
