@@ -111,14 +111,31 @@ RULES: tuple[Rule, ...] = (
     Rule("response-enum-value-removed", _I, "A response enum lost a value."),
     Rule("response-variant-added", _W, "A response anyOf/oneOf gained a variant: more shapes can be returned."),
     Rule("response-variant-removed", _I, "A response anyOf/oneOf lost a variant."),
+    # Response headers (names compared case-insensitively; a header's schema is compared as a response value)
+    Rule("response-required-header-removed", _E, "A response header documented as required was removed."),
+    Rule(
+        "response-optional-header-removed",
+        _W,
+        "An optional response header was removed. oasdiff >= 1.30 lists this at INFO; kept at WARN on purpose: "
+        "clients do read documented optional headers (rate limits, pagination links), and they lose them.",
+    ),
+    Rule("response-header-became-optional", _E, "A response header is no longer required (may be absent)."),
+    Rule("response-header-added", _I, "A response header was added."),
+    Rule("response-header-became-required", _I, "A response header became required."),
     # Request: parameters
     Rule("request-parameter-added-required", _E, "A new required parameter was added."),
     Rule("request-parameter-became-required", _E, "An optional parameter became required."),
     Rule("request-parameter-added", _I, "A new optional parameter was added."),
     Rule("request-parameter-became-optional", _I, "A required parameter became optional."),
     Rule("request-parameter-removed", _W, "A parameter was removed: clients that send it may be rejected."),
+    Rule(
+        "request-parameter-removed-before-sunset",
+        _E,
+        "A parameter was removed before the x-sunset date the baseline announced for it (as for operations).",
+    ),
+    Rule("deprecated-request-parameter-removed", _I, "A deprecated parameter was removed after its x-sunset date."),
     # Request: body
-    Rule("request-body-removed", _W, "The request body was removed: clients that send one may be rejected."),
+    Rule("request-body-removed", _E, "The request body was removed: clients that send one may be rejected (oasdiff: ERR)."),
     Rule("request-body-became-required", _E, "The request body became required (or a required one was added)."),
     Rule("request-body-added", _I, "An optional request body was added."),
     Rule("request-body-became-optional", _I, "The request body became optional."),
@@ -136,7 +153,7 @@ RULES: tuple[Rule, ...] = (
     Rule("request-format-added", _W, "A request value now declares a format (may reject values accepted before)."),
     Rule("request-property-became-not-nullable", _E, "A request value no longer accepts null."),
     Rule("request-enum-value-removed", _E, "A request enum lost a value clients may send."),
-    Rule("request-enum-added", _W, "A request value is now restricted to an enum."),
+    Rule("request-enum-added", _E, "A request value (body property or parameter) is now restricted to an enum (oasdiff: ERR)."),
     Rule("request-enum-value-added", _I, "A request enum gained a value."),
     Rule("request-pattern-added", _E, "A request string now has to match a pattern."),
     Rule("request-pattern-changed", _W, "A request string's pattern changed (may reject values accepted before)."),
@@ -149,6 +166,31 @@ RULES: tuple[Rule, ...] = (
     Rule("request-constraint-relaxed", _I, "A request constraint was relaxed (compatible)."),
     Rule("request-variant-removed", _E, "A request anyOf/oneOf lost a variant: fewer shapes are accepted."),
     Rule("request-variant-added", _I, "A request anyOf/oneOf gained a variant."),
+    Rule(
+        "request-all-of-added",
+        _E,
+        "A request schema gained an allOf subschema: a request must satisfy it too, even when the merged "
+        "properties look the same (oasdiff: request-body-all-of-added / request-property-all-of-added, ERR).",
+    ),
+    Rule(
+        "request-all-of-removed",
+        _W,
+        "A request schema lost an allOf subschema: the composition changed (oasdiff: request-body-all-of-removed / "
+        "request-property-all-of-removed, WARN).",
+    ),
+    Rule(
+        "request-readonly-pattern-added",
+        _W,
+        "A readOnly request property now has to match a pattern. Clients may still send it (echoing a resource "
+        "back), so it is reported. WARN on purpose, not ERR as for other properties: servers should ignore "
+        "readOnly input (oasdiff >= 1.31 lists it at INFO, earlier versions at ERR).",
+    ),
+    Rule(
+        "request-readonly-pattern-changed",
+        _W,
+        "A readOnly request property's pattern changed. Reported for the same reason as "
+        "request-readonly-pattern-added, at the same level as request-pattern-changed.",
+    ),
     # Security
     Rule("security-added", _E, "An operation that needed no authentication now requires it."),
     Rule("security-changed", _E, "A security requirement clients satisfied is no longer accepted (scheme or scopes)."),
@@ -261,6 +303,23 @@ def _parse_day(value: Any) -> date | None:
             except ValueError:
                 return None
     return None
+
+
+def _sunset_state(obj: Mapping[str, Any], today: date) -> tuple[str, date | None]:
+    """How the removal of a deprecatable object (operation, parameter) is judged.
+
+    "before-sunset": an announced x-sunset is still ahead; "after-sunset": deprecated and
+    its sunset has passed; "deprecated": deprecated with no sunset date; "": neither.
+    """
+    sunset = _parse_day(obj.get("x-sunset"))
+    deprecated = obj.get("deprecated") is True
+    if sunset is not None and sunset > today:
+        return "before-sunset", sunset
+    if deprecated and sunset is not None:
+        return "after-sunset", sunset
+    if deprecated:
+        return "deprecated", None
+    return "", None
 
 
 class _Resolver:
@@ -553,17 +612,16 @@ class _Differ:
 
     def _removed(self, op: Mapping[str, Any], *, path_gone: bool) -> None:
         what = f"{self.method.upper()} {self.path}"
-        sunset = _parse_day(op.get("x-sunset"))
-        deprecated = op.get("deprecated") is True
-        if sunset is not None and sunset > self.today:
+        state, sunset = _sunset_state(op, self.today)
+        if state == "before-sunset" and sunset is not None:
             self.emit(
                 "operation-removed-before-sunset",
                 "",
                 f"{what} was removed before its announced sunset {sunset.isoformat()}",
             )
-        elif deprecated and sunset is not None:
+        elif state == "after-sunset" and sunset is not None:
             self.emit("deprecated-operation-removed", "", f"{what} was removed after its sunset {sunset.isoformat()}")
-        elif deprecated:
+        elif state == "deprecated":
             self.emit(
                 "deprecated-operation-removed-without-sunset", "", f"{what} was deprecated and is now removed, with no sunset date"
             )
@@ -673,7 +731,7 @@ class _Differ:
             np_ = n.get(key)
             if np_ is None:
                 if where != "path":
-                    self.emit("request-parameter-removed", loc, f"{label} was removed")
+                    self._parameter_removed(op, loc, label)
                 continue
             o_req = op.get("required") is True or where == "path"
             n_req = np_.get("required") is True or where == "path"
@@ -694,6 +752,19 @@ class _Differ:
                 self.emit("request-parameter-added-required", loc, f"required {label} was added")
             else:
                 self.emit("request-parameter-added", loc, f"optional {label} was added")
+
+    def _parameter_removed(self, param: Mapping[str, Any], loc: str, label: str) -> None:
+        state, sunset = _sunset_state(param, self.today)
+        if state == "before-sunset" and sunset is not None:
+            self.emit(
+                "request-parameter-removed-before-sunset", loc, f"{label} was removed before its announced sunset {sunset.isoformat()}"
+            )
+        elif state == "after-sunset" and sunset is not None:
+            self.emit("deprecated-request-parameter-removed", loc, f"{label} was removed after its sunset {sunset.isoformat()}")
+        elif state == "deprecated":
+            self.emit("request-parameter-removed", loc, f"{label} was deprecated and is now removed, with no sunset date")
+        else:
+            self.emit("request-parameter-removed", loc, f"{label} was removed")
 
     def _request_body(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         ob, _ = self._deref("old", old.get("requestBody"), "requestBody") if "requestBody" in old else (None, None)
@@ -734,11 +805,45 @@ class _Differ:
             ro, _ = self._deref("old", oresp, loc)
             rn, _ = self._deref("new", n[status], loc)
             if isinstance(ro, Mapping) and isinstance(rn, Mapping):
+                self._headers(ro.get("headers"), rn.get("headers"), loc + "/headers", label)
                 self._content(ro.get("content"), rn.get("content"), loc + "/content", label, "response")
         for status in n:
             if status not in o:
                 label = status.lower() if status == "DEFAULT" else status
                 self.emit("response-status-added", f"responses/{_esc(label)}", f"response {label} was added")
+
+    def _headers(self, old: Any, new: Any, loc: str, label: str) -> None:
+        """Response headers: names case-insensitive, schemas compared as response values."""
+
+        def by_name(side: str, raw: Any) -> dict[str, tuple[str, Mapping[str, Any]]]:
+            out: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            for name, h in (raw.items() if isinstance(raw, Mapping) else ()):
+                resolved, _ = self._deref(side, h, f"{loc}/{_esc(str(name))}")
+                if isinstance(resolved, Mapping):
+                    out[str(name).lower()] = (str(name), resolved)
+            return out
+
+        o, n = by_name("old", old), by_name("new", new)
+        for key, (name, oh) in o.items():
+            hloc = f"{loc}/{_esc(name)}"
+            hlabel = f"{label}: header {name!r}"
+            if key not in n:
+                if oh.get("required") is True:
+                    self.emit("response-required-header-removed", hloc, f"{hlabel} (required) was removed")
+                else:
+                    self.emit("response-optional-header-removed", hloc, f"{hlabel} was removed")
+                continue
+            nh = n[key][1]
+            if oh.get("required") is True and nh.get("required") is not True:
+                self.emit("response-header-became-optional", hloc + "/required", f"{hlabel} is no longer required (may be absent)")
+            elif nh.get("required") is True and oh.get("required") is not True:
+                self.emit("response-header-became-required", hloc + "/required", f"{hlabel} became required")
+            os_, ns_ = _param_schema(oh), _param_schema(nh)
+            if os_ is not None and ns_ is not None:
+                self._schema_root(os_, ns_, hloc + "/schema", hlabel, "response")
+        for key, (name, _) in n.items():
+            if key not in o:
+                self.emit("response-header-added", f"{loc}/{_esc(name)}", f"{label}: header {name!r} was added")
 
     def _content(self, old: Any, new: Any, loc: str, label: str, direction: str) -> None:
         o = {_media_key(k): v for k, v in (old or {}).items()} if isinstance(old, Mapping) else {}
@@ -833,6 +938,41 @@ class _Differ:
             merged["required"] = list(dict.fromkeys(required))
         return merged
 
+    def _all_of_parts(
+        self, o: Mapping[str, Any], n: Mapping[str, Any], o_ref: str | None, n_ref: str | None, sink: _Sink
+    ) -> None:
+        """allOf subschemas added or removed: a composition change, whatever the merged properties say.
+
+        A side without allOf is one part (itself), so ``$ref X`` -> ``allOf: [$ref X]`` is no change.
+        When both sides are allOf, one unmatched part on each side is the same part edited in place:
+        its content is compared after merging, not reported as a removal plus an addition.
+        """
+
+        def parts(s: Mapping[str, Any], ref: str | None) -> dict[str, str]:
+            raw = s.get("allOf")
+            if not isinstance(raw, list):
+                return {_part_key(ref, s): ""}  # the schema itself: never reported
+            out: dict[str, str] = {}
+            for i, part in enumerate(raw):
+                if isinstance(part, Mapping):
+                    part_ref = part.get("$ref") if isinstance(part.get("$ref"), str) else None
+                    key = _part_key(part_ref, part)
+                    out[key] = part_ref.rsplit("/", 1)[-1] if part_ref else str(part.get("title") or f"inline #{i}")
+            return out
+
+        op_, np_ = parts(o, o_ref), parts(n, n_ref)
+        gone = [k for k in op_ if k not in np_]
+        added = [k for k in np_ if k not in op_]
+        both_composed = isinstance(o.get("allOf"), list) and isinstance(n.get("allOf"), list)
+        if both_composed and len(gone) == 1 and len(added) == 1:
+            return
+        for k in gone:
+            if op_[k]:
+                sink.add("request-all-of-removed", "/allOf", f": allOf subschema {op_[k]} was removed")
+        for k in added:
+            if np_[k]:
+                sink.add("request-all-of-added", "/allOf", f": allOf subschema {np_[k]} was added; requests must satisfy it too")
+
     def _variants(self, side: str, s: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], bool]:
         """(variants keyed for matching, has a null variant) of an anyOf/oneOf; ([], False) if none."""
         raw = s.get("oneOf") if isinstance(s.get("oneOf"), list) else s.get("anyOf")
@@ -870,6 +1010,8 @@ class _Differ:
         n, _ = self._deref_in("new", new, sink)
         if not isinstance(o, Mapping) or not isinstance(n, Mapping):
             return
+        if direction == "request" and ("allOf" in o or "allOf" in n):
+            self._all_of_parts(o, n, o_ref, n_ref, sink)
         o = self._flatten("old", o, sink)
         n = self._flatten("new", n, sink)
         req = direction == "request"
@@ -1038,22 +1180,36 @@ class _Differ:
         req = direction == "request"
         skip_flag = "readOnly" if req else "writeOnly"  # not part of this direction's payload
 
-        def props(s: Mapping[str, Any], side: str) -> tuple[dict[str, Any], set[str]]:
+        def props(s: Mapping[str, Any], side: str) -> tuple[dict[str, Any], set[str], dict[str, Mapping[str, Any]]]:
             raw = s.get("properties") if isinstance(s.get("properties"), Mapping) else {}
             required = {str(r) for r in (s.get("required") or []) if isinstance(r, str)}
             out: dict[str, Any] = {}
+            skipped: dict[str, Mapping[str, Any]] = {}
             for name, sch in raw.items():
                 resolved, _ = self._deref_in(side, sch, None) if isinstance(sch, Mapping) else ({}, None)
                 if isinstance(resolved, Mapping) and resolved.get(skip_flag) is True:
                     required.discard(str(name))
+                    skipped[str(name)] = resolved
                     continue
                 out[str(name)] = sch
             for name in required:
                 out.setdefault(name, {})
-            return out, required
+            return out, required, skipped
 
-        op, oreq = props(o, "old")
-        np_, nreq = props(n, "new")
+        op, oreq, o_skipped = props(o, "old")
+        np_, nreq, n_skipped = props(n, "new")
+        if req:
+            # A readOnly property is not part of the request, but clients may still send it (a
+            # resource echoed back): a pattern that now rejects its values is reported.
+            for name, osch in o_skipped.items():
+                nsch = n_skipped.get(name)
+                if nsch is None or osch.get("pattern") == nsch.get("pattern") or not nsch.get("pattern"):
+                    continue
+                child = sink.child(f"/properties/{_esc(name)}/pattern", _join_field(sink.field, name))
+                if osch.get("pattern"):
+                    child.add("request-readonly-pattern-changed", "", f" (readOnly): pattern {osch.get('pattern')!r} -> {nsch.get('pattern')!r}")
+                else:
+                    child.add("request-readonly-pattern-added", "", f" (readOnly): must now match {nsch.get('pattern')!r}")
         for name, osch in op.items():
             child = sink.child(f"/properties/{_esc(name)}", _join_field(sink.field, name))
             if name not in np_:
@@ -1138,6 +1294,14 @@ def _variant_key(ref: str | None, resolved: Any) -> str:
     if isinstance(resolved, Mapping):
         return "type:" + _fmt_types(_types(resolved)[0])
     return "other"
+
+
+def _part_key(ref: str | None, schema: Mapping[str, Any]) -> str:
+    if ref is not None:
+        return "ref:" + ref.rsplit("/", 1)[-1]
+    if schema.get("title"):
+        return "title:" + str(schema["title"])
+    return "inline:" + _canon(schema)
 
 
 def _param_schema(p: Mapping[str, Any]) -> Any:

@@ -177,6 +177,49 @@ def _prop(getter: Callable[[dict[str, Any]], dict[str, Any]], name: str) -> Call
     return lambda spec: getter(spec)["properties"][name]
 
 
+def _items_200(spec: dict[str, Any]) -> dict[str, Any]:
+    return _op(spec, "/items", "get")["responses"]["200"]
+
+
+def _with_headers(spec: dict[str, Any]) -> None:
+    """Baseline /items GET 200 with one optional and one required response header."""
+    _items_200(spec)["headers"] = {
+        "X-RateLimit-Limit": {"schema": {"type": "integer"}},
+        "X-Request-Id": {"required": True, "schema": {"type": "string"}},
+    }
+
+
+def _headers(spec: dict[str, Any]) -> dict[str, Any]:
+    return _items_200(spec)["headers"]
+
+
+def _with_param(**fields: Any) -> Mutation:
+    """Baseline /items GET with an extra query parameter 'page' carrying ``fields``."""
+    return _do(lambda s: _op(s, "/items", "get")["parameters"].append({"name": "page", "in": "query", "schema": {"type": "integer"}, **fields}))
+
+
+def _drop_page(spec: dict[str, Any]) -> None:
+    params = _op(spec, "/items", "get")["parameters"]
+    params[:] = [p for p in params if p["name"] != "page"]
+
+
+def _with_readonly(**fields: Any) -> Mutation:
+    """Baseline NewItem (a request body) with a readOnly property 'rid'."""
+    return _do(lambda s: _new_item(s)["properties"].__setitem__("rid", {"type": "string", "readOnly": True, **fields}))
+
+
+def _with_all_of(*parts: str) -> Mutation:
+    """Baseline POST /items body: Req = allOf of the named schemas (Named has 'name'; Marker adds no property)."""
+
+    def mutate(spec: dict[str, Any]) -> None:
+        _schemas(spec)["Named"] = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+        _schemas(spec)["Marker"] = {"type": "object", "description": "tags a request as versioned"}
+        _schemas(spec)["Req"] = {"allOf": [_ref(p) for p in parts]}
+        _op(spec, "/items", "post")["requestBody"]["content"] = _json(_ref("Req"))
+
+    return mutate
+
+
 # (case id, mutation of the candidate, old-side mutation or None, expected rule)
 # The expected level is the one RULES declares; the test checks it too.
 CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
@@ -560,6 +603,24 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         None,
         "security-scheme-changed",
     ),
+    # ---- issue 16: readOnly request properties, allOf composition, response headers, parameter sunsets
+    ("readOnly request property: pattern added", _set(_prop(_new_item, "rid"), pattern="^[a-z]+$"), _with_readonly(), "request-readonly-pattern-added"),
+    ("readOnly request property: pattern changed", _set(_prop(_new_item, "rid"), pattern="^[0-9]+$"), _with_readonly(pattern="^[a-z]+$"), "request-readonly-pattern-changed"),
+    ("allOf part added, merged properties unchanged", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named"), _ref("Marker")]), _with_all_of("Named"), "request-all-of-added"),
+    ("allOf part removed, merged properties unchanged", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named")]), _with_all_of("Named", "Marker"), "request-all-of-removed"),
+    ("allOf parts merged into one", _do(lambda s: (_schemas(s).__setitem__("Both", copy.deepcopy(_schemas(s)["Named"])), _schemas(s)["Req"].__setitem__("allOf", [_ref("Both")]))), _with_all_of("Named", "Marker"), "request-all-of-removed"),
+    ("allOf added to a plain request schema", _set(_new_item, allOf=[_ref("Named")]), _do(lambda s: _schemas(s).__setitem__("Named", {"type": "object"})), "request-all-of-added"),
+    ("optional response header removed", _do(lambda s: _headers(s).pop("X-RateLimit-Limit")), _do(_with_headers), "response-optional-header-removed"),
+    ("required response header removed", _do(lambda s: _headers(s).pop("X-Request-Id")), _do(_with_headers), "response-required-header-removed"),
+    ("response header became optional", _do(lambda s: _headers(s)["X-Request-Id"].pop("required")), _do(_with_headers), "response-header-became-optional"),
+    ("response header became required", _set(lambda s: _headers(s)["X-RateLimit-Limit"], required=True), _do(_with_headers), "response-header-became-required"),
+    ("response header added", _do(lambda s: _headers(s).__setitem__("X-Trace", {"schema": {"type": "string"}})), _do(_with_headers), "response-header-added"),
+    ("response header schema type changed", _set(lambda s: _headers(s)["X-RateLimit-Limit"]["schema"], type="string"), _do(_with_headers), "response-type-changed"),
+    ("parameter removed before its sunset", _do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2099-01-01"}), "request-parameter-removed-before-sunset"),
+    ("parameter with sunset but not deprecated removed early", _do(_drop_page), _with_param(**{"x-sunset": "2030-01-01"}), "request-parameter-removed-before-sunset"),
+    ("deprecated parameter removed after its sunset", _do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2020-01-01"}), "deprecated-request-parameter-removed"),
+    ("deprecated parameter removed, no sunset", _do(_drop_page), _with_param(deprecated=True), "request-parameter-removed"),
+    ("parameter enum added", _set(lambda s: _op(s, "/items", "get")["parameters"][0]["schema"], enum=[10, 50]), None, "request-enum-added"),
     # ---- the diff's own limits
     ("unresolved ref", _set(_item, properties={"id": {"$ref": "#/components/schemas/Missing"}}), None, "unresolved-ref"),
 ]
@@ -582,6 +643,52 @@ def test_each_rule_fires_with_its_level(case: str, mutate_new: Mutation, mutate_
     assert hits, f"{case}: expected {rule}, got {[(c.rule, c.location) for c in changes]}"
     assert all(c.level is RULES_BY_ID[rule].level for c in hits)
     assert all(c.message for c in hits)
+
+
+# Levels issue 16 aligned with oasdiff, or kept apart on purpose (then the rule says why).
+ALIGNED_LEVELS: list[tuple[str, Level]] = [
+    ("request-enum-added", Level.ERR),
+    ("request-body-removed", Level.ERR),
+    ("request-all-of-added", Level.ERR),
+    ("request-all-of-removed", Level.WARN),
+    ("response-required-header-removed", Level.ERR),
+    ("response-header-became-optional", Level.ERR),
+    ("request-parameter-removed-before-sunset", Level.ERR),
+    ("deprecated-request-parameter-removed", Level.INFO),
+]
+KEPT_APART_ON_PURPOSE = ["response-optional-header-removed", "request-readonly-pattern-added"]
+
+
+@pytest.mark.parametrize(("rule", "level"), ALIGNED_LEVELS, ids=[r for r, _ in ALIGNED_LEVELS])
+def test_levels_aligned_with_oasdiff(rule: str, level: Level) -> None:
+    assert RULES_BY_ID[rule].level is level
+
+
+@pytest.mark.parametrize("rule", KEPT_APART_ON_PURPOSE)
+def test_a_level_kept_apart_from_oasdiff_says_why(rule: str) -> None:
+    description = RULES_BY_ID[rule].description
+    assert "oasdiff" in description and "on purpose" in description
+
+
+def test_a_removed_rate_limit_header_is_seen_where_it_was() -> None:
+    old, new = _pair(_do(lambda s: _headers(s).pop("X-RateLimit-Limit")), _do(_with_headers))
+    (change,) = diff_openapi(old, new, today=TODAY)
+    assert (change.rule, change.level, change.path, change.method) == ("response-optional-header-removed", Level.WARN, "/items", "GET")
+    assert change.location == "responses/200/headers/X-RateLimit-Limit"
+    assert "X-RateLimit-Limit" in change.message
+
+
+def test_a_header_schema_change_is_located_inside_the_header() -> None:
+    old, new = _pair(_set(lambda s: _headers(s)["X-RateLimit-Limit"]["schema"], type="string"), _do(_with_headers))
+    (change,) = diff_openapi(old, new, today=TODAY)
+    assert change.location == "responses/200/headers/X-RateLimit-Limit/schema/type"
+    assert change.level is Level.ERR
+
+
+def test_a_parameter_sunset_is_judged_against_the_given_day() -> None:
+    old, new = _pair(_do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2026-01-01"}))
+    assert [c.rule for c in diff_openapi(old, new, today=date(2025, 12, 31))] == ["request-parameter-removed-before-sunset"]
+    assert [c.rule for c in diff_openapi(old, new, today=date(2026, 1, 2))] == ["deprecated-request-parameter-removed"]
 
 
 def test_every_rule_in_the_table_is_exercised() -> None:
@@ -638,6 +745,28 @@ def test_harmless_edits_report_no_err_or_warn(case: str, mutate: Mutation, versi
     old, new = _pair(mutate, None, version)
     bad = [c for c in diff_openapi(old, new, today=TODAY) if c.level is not Level.INFO]
     assert bad == [], f"{case}: {bad}"
+
+
+# Edits from a baseline that has the issue-16 features: (case, candidate mutation, baseline mutation).
+# None of them may produce any change at all.
+SILENT: list[tuple[str, Mutation, Mutation]] = [
+    ("response header name case changed", _do(lambda s: _headers(s).__setitem__("x-ratelimit-limit", _headers(s).pop("X-RateLimit-Limit"))), _do(_with_headers)),
+    ("response header description changed", _set(lambda s: _headers(s)["X-RateLimit-Limit"], description="requests per hour"), _do(_with_headers)),
+    ("response header moved to a $ref", _do(lambda s: (s["components"].__setitem__("headers", {"Limit": _headers(s)["X-RateLimit-Limit"]}), _headers(s).__setitem__("X-RateLimit-Limit", {"$ref": "#/components/headers/Limit"}))), _do(_with_headers)),
+    ("readOnly request property: pattern dropped", _do(lambda s: _prop(_new_item, "rid")(s).pop("pattern")), _with_readonly(pattern="^[a-z]+$")),
+    ("readOnly request property: maxLength added", _set(_prop(_new_item, "rid"), maxLength=3), _with_readonly()),
+    ("readOnly request property: same pattern", _set(_prop(_new_item, "rid"), description="server id"), _with_readonly(pattern="^[a-z]+$")),
+    ("allOf parts reordered", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Marker"), _ref("Named")]), _with_all_of("Named", "Marker")),
+    ("$ref wrapped in a one-part allOf", _do(lambda s: _op(s, "/items", "post")["requestBody"]["content"][JSON].__setitem__("schema", {"allOf": [_ref("NewItem")]})), _do(lambda s: None)),
+    ("allOf part edited in place", _set(lambda s: _schemas(s)["Marker"], description="other words"), _with_all_of("Named", "Marker")),
+    ("deprecated parameter with a sunset kept", _set(lambda s: _op(s, "/items", "get")["parameters"][1], description="use cursor"), _with_param(deprecated=True, **{"x-sunset": "2099-01-01"})),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate_new", "mutate_old"), SILENT, ids=[c[0] for c in SILENT])
+def test_harmless_edits_to_headers_readonly_allof_and_sunsets_are_silent(case: str, mutate_new: Mutation, mutate_old: Mutation) -> None:
+    old, new = _pair(mutate_new, mutate_old)
+    assert diff_openapi(old, new, today=TODAY) == [], case
 
 
 def test_nullable_spelled_the_3_0_way_and_the_3_1_way_are_the_same() -> None:
