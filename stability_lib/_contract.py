@@ -24,10 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._errors import StabilityError, TargetError
 from ._models import Claim, EvidenceRef, Status
@@ -112,10 +112,43 @@ class ContractConfig(_Strict):
     openapi_path: str = Field("/api/openapi.json", description="Where each target serves its OpenAPI document.")
     baseline_spec: SpecSource | None = Field(None, description="Default: fetched from the baseline target.")
     candidate_spec: SpecSource | None = Field(None, description="Default: fetched from the candidate target.")
-    fail_on_warn: bool = Field(False, description="Possibly-breaking changes (WARN) fail the check too.")
+    fail_on: Literal["ERR", "WARN"] = Field(
+        "WARN",
+        description=(
+            "Lowest level of change that fails the check. WARN (default): no breaking changes in oasdiff's "
+            "sense, possibly-breaking ones included; ERR: only changes that certainly break a client. "
+            "The old key fail_on_warn: true|false is still read as WARN|ERR."
+        ),
+    )
     compare_ws_events: bool = True
     ws_event_key: str = Field("type", description="Field of a WebSocket message that names its event type.")
     database: DbCompareConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_fail_on_warn(cls, data: Any) -> Any:
+        # Params files written before fail_on still say fail_on_warn: true|false.
+        if not isinstance(data, dict) or "fail_on_warn" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("fail_on_warn")
+        if not isinstance(old, bool):
+            raise ValueError("fail_on_warn must be true or false (or use fail_on: ERR|WARN)")
+        level = "WARN" if old else "ERR"
+        given = data.get("fail_on")
+        if given is not None and str(given).strip().upper() != level:
+            raise ValueError(f"fail_on: {given} contradicts fail_on_warn: {str(old).lower()}; keep only fail_on")
+        data["fail_on"] = level
+        return data
+
+    @field_validator("fail_on", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def fail_on_warn(self) -> bool:
+        return self.fail_on == "WARN"
 
 
 # --------------------------------------------------------------------------- loading
@@ -434,10 +467,24 @@ def load_spec(source: SpecSource | None, *, default_url: str | None, base_dir: P
 _UNCOMPARED_RULES = frozenset({"unresolved-ref", "schema-depth-limit"})
 
 
+def _fails_on(fail_on: Level | str, fail_on_warn: bool | None) -> Level:
+    if fail_on_warn is not None:  # the old keyword, still accepted
+        return Level.WARN if fail_on_warn else Level.ERR
+    level = Level(str(fail_on).strip().upper())
+    if level is Level.INFO:
+        raise ValueError("fail_on must be ERR or WARN")
+    return level
+
+
+def _failing_levels(levels: Iterable[Level], fail_on: Level) -> list[Level]:
+    return [lvl for lvl in levels if lvl is Level.ERR or (fail_on is Level.WARN and lvl is Level.WARN)]
+
+
 def contract_claims(
     changes: Sequence[Change] | None,
     *,
-    fail_on_warn: bool,
+    fail_on: Level | str = Level.WARN,
+    fail_on_warn: bool | None = None,
     operations_compared: int | None = None,
     reason: str = "",
     section: str = SECTION,
@@ -448,9 +495,12 @@ def contract_claims(
 
     ``changes=None`` means no diff ran (a spec could not be had: say why in
     ``reason``): INCONCLUSIVE. A baseline with no operations gives the diff
-    nothing to find: INCONCLUSIVE too. Otherwise FAIL on any ERR (and WARN when
-    ``fail_on_warn``), else PASS.
+    nothing to find: INCONCLUSIVE too. Otherwise FAIL on any change at or above
+    ``fail_on`` (WARN by default: "breaking" in oasdiff's sense includes WARN; the
+    old ``fail_on_warn`` keyword, when given, decides instead), else PASS. The
+    statistic says which level the check fails on and which levels failed it.
     """
+    threshold = _fails_on(fail_on, fail_on_warn)
     statement = "No breaking API changes"
     claim_id = f"{section}.no_breaking_api_changes"
     evidence = (EvidenceRef(section=section, file=evidence_file, records=("openapi",)),)
@@ -465,10 +515,19 @@ def contract_claims(
         return [
             Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"{statistic}: the baseline spec has no operations", required, evidence)
         ]
-    failing = [c for c in changes if c.level is Level.ERR or (fail_on_warn and c.level is Level.WARN)]
+    failing_levels = _failing_levels(Level, threshold)
+    # A schema the diff could not follow is no evidence either way: INCONCLUSIVE below, never FAIL.
+    failing = [c for c in changes if c.level in failing_levels and c.rule not in _UNCOMPARED_RULES]
+    rule_text = "fails on WARN and above" if threshold is Level.WARN else "fails on ERR only"
+    if failing:
+        failed_by = ", ".join(f"{n} {lvl.value}" for lvl in failing_levels if (n := sum(c.level is lvl for c in failing)))
+        statistic += f"; {rule_text}: failed by {failed_by}"
+    else:
+        statistic += f"; {rule_text}"
     details = {
         "counts": counts,
-        "fail_on_warn": fail_on_warn,
+        "fail_on": threshold.value,
+        "failed_by": {lvl.value: n for lvl in failing_levels if (n := sum(c.level is lvl for c in failing))},
         "failing": [f"{c.level} {c.rule} {c.method} {c.path} {c.location}".strip() for c in failing[:20]],
     }
     # A schema the diff could not follow (an external $ref, a depth limit) was never compared:
@@ -510,7 +569,7 @@ class DbComparison:
 class ContractResult:
     """What the contract section established, with everything needed to check it."""
 
-    fail_on_warn: bool
+    fail_on: Level
     baseline: LoadedSpec
     candidate: LoadedSpec
     changes: tuple[Change, ...] | None
@@ -533,7 +592,7 @@ class ContractResult:
 
         out = contract_claims(
             self.changes,
-            fail_on_warn=self.fail_on_warn,
+            fail_on=self.fail_on,
             operations_compared=self.operations_compared if self.changes is not None else None,
             reason=self._api_reason(),
         )
@@ -548,7 +607,7 @@ class ContractResult:
             out += db_schema_claims(
                 self.db.changes,
                 tables_compared=self.db.tables_compared,
-                fail_on_warn=self.fail_on_warn,
+                fail_on_warn=self.fail_on is Level.WARN,
                 reason=self.db.error or "",
             )
         return out
@@ -566,7 +625,8 @@ class ContractResult:
             }
 
         out: dict[str, Any] = {
-            "fail_on_warn": self.fail_on_warn,
+            "fail_on": self.fail_on.value,
+            "fail_on_warn": self.fail_on is Level.WARN,  # read by reports written before fail_on
             "today": self.today,
             "openapi": {
                 "baseline": self.baseline.serialize(),
@@ -664,7 +724,7 @@ def run_contract(
     ws = _compare_ws(cfg, baseline_events, candidate_events) if cfg.compare_ws_events else None
     db = _compare_db(cfg.database, base_dir) if cfg.database is not None else None
     return ContractResult(
-        fail_on_warn=cfg.fail_on_warn,
+        fail_on=Level(cfg.fail_on),
         baseline=baseline,
         candidate=candidate,
         changes=changes,

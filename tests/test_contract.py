@@ -159,12 +159,12 @@ def test_specs_from_json_and_yaml_files(tmp_path: Path) -> None:
     failing = run("old.json", "new.yaml")
     claim = _api_claim(failing)
     assert claim.status is Status.FAIL
-    assert claim.statistic == "1 ERR, 0 WARN, 0 INFO across 1 operations compared"
+    assert claim.statistic == "1 ERR, 0 WARN, 0 INFO across 1 operations compared; fails on WARN and above: failed by 1 ERR"
     assert [c.rule for c in failing.changes] == ["response-property-removed"]
 
     passing = run("old.json", "same.yaml")
     assert _api_claim(passing).status is Status.PASS
-    assert _api_claim(passing).statistic == "0 ERR, 0 WARN, 1 INFO across 1 operations compared"
+    assert _api_claim(passing).statistic == "0 ERR, 0 WARN, 1 INFO across 1 operations compared; fails on WARN and above"
 
     evidence = passing.to_dict()
     json.dumps(evidence)  # evidence must be JSON
@@ -335,10 +335,73 @@ def test_contract_claims_verdicts() -> None:
     warn = [_change(Level.WARN), _change(Level.INFO), _change(Level.INFO), _change(Level.INFO)]
     claim = contract_claims(warn, fail_on_warn=False, operations_compared=12)[0]
     assert claim.status is Status.PASS
-    assert claim.statistic == "0 ERR, 1 WARN, 3 INFO across 12 operations compared"
+    assert claim.statistic == "0 ERR, 1 WARN, 3 INFO across 12 operations compared; fails on ERR only"
     assert contract_claims(warn, fail_on_warn=True, operations_compared=12)[0].status is Status.FAIL
     assert contract_claims([_change(Level.ERR)], fail_on_warn=False, operations_compared=1)[0].status is Status.FAIL
     assert contract_claims(None, fail_on_warn=False, reason="candidate spec: HTTP 500")[0].status is Status.INCONCLUSIVE
+
+
+# (changes, fail_on, status, end of the statistic): WARN fails by default, as "breaking" does in oasdiff's sense.
+FAIL_ON_TABLE: list[tuple[list[Level], str | None, Status, str]] = [
+    ([Level.WARN], None, Status.FAIL, "fails on WARN and above: failed by 1 WARN"),
+    ([Level.ERR, Level.ERR, Level.WARN, Level.INFO], None, Status.FAIL, "fails on WARN and above: failed by 2 ERR, 1 WARN"),
+    ([Level.INFO, Level.INFO], None, Status.PASS, "fails on WARN and above"),
+    ([Level.WARN], "ERR", Status.PASS, "fails on ERR only"),
+    ([Level.ERR, Level.WARN], "ERR", Status.FAIL, "fails on ERR only: failed by 1 ERR"),
+    ([Level.ERR, Level.WARN], "warn", Status.FAIL, "fails on WARN and above: failed by 1 ERR, 1 WARN"),
+]
+
+
+@pytest.mark.parametrize(("levels", "fail_on", "status", "tail"), FAIL_ON_TABLE)
+def test_claim_fails_on_warn_by_default_and_says_which_levels_failed(
+    levels: list[Level], fail_on: str | None, status: Status, tail: str
+) -> None:
+    kwargs = {} if fail_on is None else {"fail_on": fail_on}
+    (claim,) = contract_claims([_change(lvl) for lvl in levels], operations_compared=4, **kwargs)
+    assert claim.status is status
+    assert claim.statistic.endswith(tail), claim.statistic
+    assert claim.details["fail_on"] == (fail_on or "WARN").upper()
+
+
+@pytest.mark.parametrize(
+    ("raw", "fail_on"),
+    [
+        ({}, "WARN"),
+        ({"fail_on": "ERR"}, "ERR"),
+        ({"fail_on": "warn"}, "WARN"),
+        ({"fail_on_warn": False}, "ERR"),  # params written before fail_on
+        ({"fail_on_warn": True}, "WARN"),
+        ({"fail_on_warn": True, "fail_on": "WARN"}, "WARN"),
+    ],
+)
+def test_fail_on_defaults_to_warn_and_the_old_key_is_still_read(raw: dict[str, Any], fail_on: str) -> None:
+    cfg = ContractConfig.model_validate(raw)
+    assert cfg.fail_on == fail_on
+    assert cfg.fail_on_warn is (fail_on == "WARN")
+
+
+@pytest.mark.parametrize(
+    "raw", [{"fail_on": "INFO"}, {"fail_on": "error"}, {"fail_on_warn": "yes"}, {"fail_on_warn": False, "fail_on": "WARN"}]
+)
+def test_fail_on_refuses_other_levels_and_contradictions(raw: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ContractConfig.model_validate(raw)
+
+
+def test_the_section_fails_on_a_warn_change_by_default_and_not_with_fail_on_err(tmp_path: Path) -> None:
+    baseline = spec()
+    baseline["paths"]["/users/{id}"]["get"]["parameters"].append({"name": "q", "in": "query", "schema": {"type": "string"}})
+    (tmp_path / "old.json").write_text(json.dumps(baseline))
+    (tmp_path / "new.json").write_text(json.dumps(spec()))  # the candidate drops 'q': request-parameter-removed, WARN
+
+    def claim(**cfg: Any) -> Any:
+        config = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="new.json"), compare_ws_events=False, **cfg)
+        result = run_contract(config, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
+        assert result.to_dict()["fail_on"] == config.fail_on
+        return _api_claim(result)
+
+    assert [claim().status, claim(fail_on="ERR").status] == [Status.FAIL, Status.PASS]
+    assert claim().statistic.endswith("fails on WARN and above: failed by 1 WARN")
 
 
 # --------------------------------------------------------------------------- WebSocket and database through the section
@@ -441,8 +504,11 @@ def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass()
     blind = Change(Level.WARN, "unresolved-ref", "/users", "get", "/responses/200", "not compared")
     (claim,) = contract_claims([blind], fail_on_warn=False, operations_compared=3)
     assert claim.status.value == "INCONCLUSIVE" and "could not be compared" in claim.statistic
-    (claim,) = contract_claims([blind], fail_on_warn=True, operations_compared=3)
-    assert claim.status.value == "FAIL"
+    # Failing on WARN (the default) does not turn a blind spot into a FAIL: it is no evidence either way.
+    (claim,) = contract_claims([blind], operations_compared=3)
+    assert claim.status.value == "INCONCLUSIVE" and "could not be compared" in claim.statistic
+    (claim,) = contract_claims([blind, Change(Level.WARN, "request-parameter-removed", "/u", "GET", "p", "m")], operations_compared=3)
+    assert claim.status.value == "FAIL" and claim.statistic.endswith("fails on WARN and above: failed by 1 WARN")
 
 
 # --------------------------------------------------------------------------- unbounded inputs (issue 11, item 3)
