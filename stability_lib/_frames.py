@@ -43,7 +43,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -201,14 +201,12 @@ def _frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """A frame with exactly the documented columns and dtypes, empty or not."""
     spec = COLUMNS[name]
     df = pd.DataFrame.from_records(list(rows), columns=list(spec))
+    plain = {c: dtype for c, (dtype, _) in spec.items() if not dtype.startswith("datetime64")}
+    df = df.astype(plain)
     for column, (dtype, _) in spec.items():
         if dtype.startswith("datetime64"):
             # One resolution whatever pandas infers, so stacked runs concatenate without casts.
             df[column] = pd.to_datetime(df[column], utc=True, errors="coerce", format="ISO8601").astype(dtype)
-        elif dtype == "boolean":
-            df[column] = df[column].astype("boolean")
-        else:
-            df[column] = df[column].astype(dtype)
     return df
 
 
@@ -249,6 +247,7 @@ class Run:
 
 
 _STACKED = ("claims", "sections", "sessions", "latency", "tests", "contract_changes", "warnings")
+_FROM_EVIDENCE = frozenset({"sections", "sessions", "latency", "tests", "contract_changes"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,7 +263,7 @@ class Runs:
     contract_changes: pd.DataFrame
     warnings: pd.DataFrame
     skipped: tuple[str, ...] = ()  # run directories refused, each with the reason
-    items: tuple[Run, ...] = field(default=(), repr=False)
+    problems: tuple[str, ...] = ()  # what could not be read inside the runs loaded, "<run_id>: why"
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -365,13 +364,12 @@ def _claim_rows(run_id: str, claims: Iterable[Any]) -> Iterator[dict[str, Any]]:
 
 
 def _session_row(
-    run_id: str, section: str, side: str, raw: dict[str, Any], repetition: int | None, origin: Any
+    run_id: str, section: str, side: str, raw: dict[str, Any], repetition: int | None, origin: pd.Timestamp | None
 ) -> dict[str, Any]:
     outcome = _dict(raw.get("outcome"))
     kind = _text(outcome.get("kind"))
     offset = _num(raw.get("start_offset_s"))
-    start = pd.to_datetime(origin, utc=True, errors="coerce", format="ISO8601") if isinstance(origin, str) else pd.NaT
-    started_at = start + pd.to_timedelta(offset, unit="s") if offset is not None and not pd.isna(start) else None
+    started_at = origin + pd.Timedelta(seconds=offset) if origin is not None and offset is not None else None
     return {
         "run_id": run_id,
         "section": section,
@@ -394,20 +392,26 @@ def _session_row(
     }
 
 
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    stamp = pd.to_datetime(value, utc=True, errors="coerce", format="ISO8601") if isinstance(value, str) else None
+    return None if stamp is None or pd.isna(stamp) else stamp
+
+
 def _session_rows(run_id: str, section: str, data: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if section == "websocket":
         for side in ("candidate", "baseline"):
             soak = _dict(data.get(side))
+            origin = _timestamp(soak.get("started_at"))
             for raw in _list(soak.get("records")):
                 if isinstance(raw, dict):
-                    yield _session_row(run_id, section, side, raw, None, soak.get("started_at"))
+                    yield _session_row(run_id, section, side, raw, None, origin)
     elif section == "golden_path":
+        origin = _timestamp(data.get("started_at"))
         for run in _list(data.get("runs")):
             run = _dict(run)
             for raw in _list(run.get("ws_sessions")):
                 if isinstance(raw, dict):
-                    yield _session_row(run_id, section, "candidate", raw, _int(run.get("repetition")),
-                                       data.get("started_at"))
+                    yield _session_row(run_id, section, "candidate", raw, _int(run.get("repetition")), origin)
 
 
 def _sample_rows(
@@ -516,13 +520,19 @@ def _evidence(path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Read one run directory into DataFrames (see the module docstring for what is read and how).
+@dataclass(frozen=True)
+class _RunRows:
+    """One run read, before any DataFrame is built (load_runs builds each frame once for all runs)."""
 
-    Raises :class:`RunFormatError` when ``run_dir`` is not a run directory or holds evidence of a
-    schema version this module does not read; anything smaller is listed in ``Run.problems``.
-    """
-    path = Path(run_dir)
+    path: Path
+    run_id: str
+    summary: dict[str, Any]
+    target_version: str
+    rows: dict[str, list[dict[str, Any]]]
+    problems: tuple[str, ...]
+
+
+def _read_run(path: Path, frames: frozenset[str] = frozenset(_STACKED)) -> _RunRows:
     if not path.is_dir():
         raise RunFormatError(f"{path}: not a directory")
     has_meta = (path / "run.json").is_file()
@@ -542,19 +552,23 @@ def load_run(run_dir: str | Path) -> Run:
     evidence: dict[str, dict[str, Any]] = {}
     folder = path / "evidence"
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    # Claims and warnings come from summary.json: a history that wants only those skips the evidence.
+    if summary and not frames & _FROM_EVIDENCE:
+        files = []
     for file in files:
         if _EVIDENCE_NAME.match(file.name):
             evidence[file.stem] = _evidence(file)  # another schema version refuses the whole run
 
-    params = _read_yaml(path / "params.yaml") if (path / "params.yaml").is_file() else None
     fingerprint: dict[str, Any] = {}
     if (path / "fingerprint.json").is_file():
         try:
             fingerprint = _dict(_read_json(path / "fingerprint.json", MAX_SMALL_FILE_BYTES))
         except RunFormatError as exc:
             problems.append(str(exc))
-    target = _dict(_dict(params).get("target"))
-    target_version = _text(fingerprint.get("commit")) or _text(target.get("commit")) or ""
+    target_version = _text(fingerprint.get("commit")) or ""
+    if "commit" not in fingerprint and (path / "params.yaml").is_file():
+        # The fingerprint copies params' target.commit; params are parsed only when it is missing.
+        target_version = _text(_dict(_dict(_read_yaml(path / "params.yaml")).get("target")).get("commit")) or ""
 
     claims_raw = summary.get("claims") if summary else [c for e in evidence.values() for c in _list(e.get("claims"))]
     section_rows = []
@@ -576,11 +590,13 @@ def load_run(run_dir: str | Path) -> Run:
         # Status alone decides nothing: a section is ERROR too when one of its claims is (a test
         # category that could not start), and its other data is real. A crash leaves ``data`` empty.
         try:
-            sessions += _session_rows(run_id, name, data)
-            latency += _latency_rows(run_id, name, data)
-            if name == "suites":
+            if "sessions" in frames:
+                sessions += _session_rows(run_id, name, data)
+            if "latency" in frames:
+                latency += _latency_rows(run_id, name, data)
+            if name == "suites" and "tests" in frames:
                 tests += _test_rows(run_id, path, data, problems)
-            if name == "contract":
+            if name == "contract" and "contract_changes" in frames:
                 changes += _contract_rows(run_id, data)
         except (TypeError, ValueError, AttributeError) as exc:  # a shape we do not know: say so
             problems.append(f"evidence/{name}.json: unexpected data shape ({type(exc).__name__}: {str(exc)[:200]})")
@@ -592,7 +608,7 @@ def load_run(run_dir: str | Path) -> Run:
                                  "error": _text(s.get("error")), "skipped": False})
 
     targets = _dict(summary.get("targets") or meta.get("targets"))
-    info = _frame("runs", [{
+    info = {
         "run_id": run_id,
         "started_at": summary.get("started_at") or meta.get("started_at") or None,
         "finished_at": summary.get("finished_at") or meta.get("finished_at") or None,
@@ -604,24 +620,39 @@ def load_run(run_dir: str | Path) -> Run:
         "exit_code": _int(summary.get("exit_code")),
         "tool_version": _text(summary.get("tool_version") or meta.get("tool_version")),
         "path": str(path),
-    }])
+    }
+    rows = {
+        "runs": [info],
+        "claims": list(_claim_rows(run_id, _list(claims_raw))),
+        "sections": section_rows,
+        "sessions": sessions,
+        "latency": latency,
+        "tests": tests,
+        "contract_changes": changes,
+        "warnings": list(_warning_rows(run_id, _list(summary.get("warnings")))),
+    }
+    return _RunRows(path, run_id, summary, target_version, rows, tuple(problems[:MAX_PROBLEMS]))
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read one run directory into DataFrames (see the module docstring for what is read and how).
+
+    Raises :class:`RunFormatError` when ``run_dir`` is not a run directory or holds evidence of a
+    schema version this module does not read; anything smaller is listed in ``Run.problems``.
+    """
+    read = _read_run(Path(run_dir))
+    info = _frame("runs", read.rows["runs"])
     started = info["started_at"].iloc[0]
     return Run(
-        path=path,
-        run_id=run_id,
+        path=read.path,
+        run_id=read.run_id,
         started_at=None if pd.isna(started) else started,
-        verdict=str(summary.get("verdict") or ""),
-        target_version=target_version,
-        summary=summary,
+        verdict=str(read.summary.get("verdict") or ""),
+        target_version=read.target_version,
+        summary=read.summary,
         info=info,
-        claims=_frame("claims", _claim_rows(run_id, _list(claims_raw))),
-        sections=_frame("sections", section_rows),
-        sessions=_frame("sessions", sessions),
-        latency=_frame("latency", latency),
-        tests=_frame("tests", tests),
-        contract_changes=_frame("contract_changes", changes),
-        warnings=_frame("warnings", _warning_rows(run_id, _list(summary.get("warnings")))),
-        problems=tuple(problems[:MAX_PROBLEMS]),
+        **{name: _frame(name, read.rows[name]) for name in _STACKED},
+        problems=read.problems,
     )
 
 
@@ -632,38 +663,46 @@ def _is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "run.json").is_file() or (path / "summary.json").is_file())
 
 
-def load_runs(root: str | Path, *, on_skip: Callable[[str], None] | None = None) -> Runs:
+def load_runs(
+    root: str | Path, *, frames: Iterable[str] = _STACKED, on_skip: Callable[[str], None] | None = None
+) -> Runs:
     """Every run directory directly under ``root`` (or ``root`` itself if it is one), oldest first.
+
+    ``frames`` names the frames to fill (the others are empty, with their columns): a history
+    over many runs that needs only ``("claims", "warnings")`` reads summary.json alone, and
+    ``("claims", "latency")`` skips building sessions and tests. ``runs`` is always filled.
 
     A directory that cannot be read (another schema version, malformed files) is left out and
     named in ``Runs.skipped`` with the reason (and passed to ``on_skip``); it never stops the rest.
     """
     root = Path(root)
+    wanted = frozenset(frames)
+    if unknown := wanted - set(_STACKED):
+        raise ValueError(f"unknown frame(s) {sorted(unknown)}; known: {', '.join(_STACKED)}")
     if not root.is_dir():
         raise RunFormatError(f"{root}: not a directory")
     candidates = [root] if _is_run_dir(root) else sorted(p for p in root.iterdir() if _is_run_dir(p))
     if len(candidates) > MAX_RUNS:
         raise RunFormatError(f"{root}: {len(candidates)} run directories, more than the {MAX_RUNS} read at once")
-    loaded: list[Run] = []
+    loaded: list[_RunRows] = []
     skipped: list[str] = []
     for candidate in candidates:
         try:
-            loaded.append(load_run(candidate))
+            loaded.append(_read_run(candidate, wanted))
         except RunFormatError as exc:
             skipped.append(str(exc))
             if on_skip is not None:
                 on_skip(str(exc))
+    runs = _frame("runs", [r.rows["runs"][0] for r in loaded])
     # Oldest first by start time; runs without one go last, in directory order.
-    order = sorted(range(len(loaded)), key=lambda i: (loaded[i].started_at is None, loaded[i].started_at or pd.Timestamp(0, tz="UTC"), i))
-    loaded = [loaded[i] for i in order]
-
-    def stack(name: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else _frame(name, [])
-
+    positions = list(runs.sort_values("started_at", kind="stable", na_position="last").index)
+    runs = runs.loc[positions].reset_index(drop=True)
+    loaded = [loaded[i] for i in positions]
+    counts = runs.run_id.value_counts()
+    repeated = [f"run id {run_id!r} is used by {n} run directories: frames join on run_id" for run_id, n in counts[counts > 1].items()]
     return Runs(
-        runs=stack("runs", [r.info for r in loaded]),
-        **{name: stack(name, [getattr(r, name) for r in loaded]) for name in _STACKED},
+        runs=runs,
+        **{name: _frame(name, [row for r in loaded for row in r.rows[name]]) for name in _STACKED},
         skipped=tuple(skipped),
-        items=tuple(loaded),
+        problems=(*repeated, *(f"{r.run_id}: {p}" for r in loaded for p in r.problems))[:MAX_PROBLEMS],
     )

@@ -176,7 +176,10 @@ def test_load_runs_stacks_runs_oldest_first_and_skips_unreadable(tmp_path: Path)
     by_dir = runs.runs.assign(dir=runs.runs.path.map(lambda p: Path(p).name)).set_index("dir")
     assert by_dir.loc["pass", "target_version"] == "abc1234"
     assert by_dir.loc["fail", "verdict"] == "FAIL" and by_dir.loc["pass", "verdict"] == "PASS"
-    assert len(runs.claims) == sum(len(r.claims) for r in runs.items)
+    assert len(runs.claims) == sum(len(load_run(root / d).claims) for d in by_dir.index)
+    assert runs.problems == ()
+    shutil.copytree(RUNS / "pass", root / "pass-again")
+    assert any("'pass' is used by 2 run directories" in p for p in load_runs(root).problems)
     # The question a history asks: one claim's status in every run.
     per_run = runs.claims[runs.claims.claim_id == "contract.no_breaking_api_changes"].merge(runs.runs, on="run_id")
     assert dict(zip(per_run.path.map(lambda p: Path(p).name), per_run.status))["fail"] == "FAIL"
@@ -194,3 +197,17 @@ def test_every_column_is_documented() -> None:
     for name, columns in COLUMNS.items():
         assert f"{name}:" in text
         assert all(column in text and meaning for column, (_, meaning) in columns.items())
+
+
+def test_load_runs_fills_only_the_frames_asked_for(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for name in ("fail", "pass"):
+        shutil.copytree(RUNS / name, root / name)
+    # Evidence is not read at all when only summary.json frames are asked for.
+    (root / "pass" / "evidence" / "websocket.json").write_text("not json")
+    runs = load_runs(root, frames=("claims", "warnings"))
+    assert len(runs.runs) == 2 and len(runs.claims) == len(load_run(RUNS / "fail").claims) + len(load_run(RUNS / "pass").claims)
+    assert len(runs.sessions) == 0 and list(runs.sessions.columns) == list(COLUMNS["sessions"])
+    assert len(load_runs(root, frames=("latency",)).latency) == len(load_run(RUNS / "fail").latency)
+    with pytest.raises(ValueError, match="unknown frame"):
+        load_runs(root, frames=("claim",))
