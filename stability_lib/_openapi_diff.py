@@ -394,6 +394,8 @@ class _Differ(_SchemaDiff):
         def by_name(side: str, raw: Any) -> dict[str, tuple[str, Mapping[str, Any]]]:
             out: dict[str, tuple[str, Mapping[str, Any]]] = {}
             for name, h in (raw.items() if isinstance(raw, Mapping) else ()):
+                if str(name).lower() == "content-type":
+                    continue  # OpenAPI: a response header named Content-Type SHALL be ignored
                 resolved, _ = self._deref(side, h, f"{loc}/{_esc(str(name))}")
                 if isinstance(resolved, Mapping):
                     out[str(name).lower()] = (str(name), resolved)

@@ -753,6 +753,7 @@ SILENT: list[tuple[str, Mutation, Mutation]] = [
     ("response header name case changed", _do(lambda s: _headers(s).__setitem__("x-ratelimit-limit", _headers(s).pop("X-RateLimit-Limit"))), _do(_with_headers)),
     ("response header description changed", _set(lambda s: _headers(s)["X-RateLimit-Limit"], description="requests per hour"), _do(_with_headers)),
     ("response header moved to a $ref", _do(lambda s: (s["components"].__setitem__("headers", {"Limit": _headers(s)["X-RateLimit-Limit"]}), _headers(s).__setitem__("X-RateLimit-Limit", {"$ref": "#/components/headers/Limit"}))), _do(_with_headers)),
+    ("Content-Type response header removed (OpenAPI: ignored)", _do(lambda s: _headers(s).pop("Content-Type")), _do(lambda s: (_with_headers(s), _headers(s).__setitem__("Content-Type", {"required": True, "schema": {"type": "string"}})))),
     ("readOnly request property: pattern dropped", _do(lambda s: _prop(_new_item, "rid")(s).pop("pattern")), _with_readonly(pattern="^[a-z]+$")),
     ("readOnly request property: maxLength added", _set(_prop(_new_item, "rid"), maxLength=3), _with_readonly()),
     ("readOnly request property: same pattern", _set(_prop(_new_item, "rid"), description="server id"), _with_readonly(pattern="^[a-z]+$")),
