@@ -8,17 +8,30 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ._errors import ExportError
+import yaml
+
+from ._errors import ExportError, RunError, StabilityError
 from ._evidence import write_json_atomic
 from ._export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
 from ._models import Status
-from ._params import LenientEnv, load_params
-from ._runner import SectionRun, execute_notebook, execute_sections, notebooks_for, prepare_run_dir
-from ._secrets import redact_text, secret_values
+from ._params import LenientEnv, Params, load_params
+from ._runner import (
+    SectionRun,
+    execute_notebook,
+    execute_sections,
+    interrupt_signal,
+    notebooks_for,
+    prepare_run_dir,
+    stop_all_kernels,
+)
+from ._secrets import redact_file, redact_obj, redact_text, secret_values
 from ._section import utc_now
 from ._summary import summarize_run
 
@@ -50,22 +63,31 @@ def run(
     """Run every enabled section, then render and export the report.
 
     Raises ParamsError (bad params, missing variable) and ExportError (no Chromium)
-    before anything runs: those are "could not run" (exit 3).
+    before anything runs: those are "could not run" (exit 3). Once the run directory
+    exists, any other failure of ours is a RunError whose traceback is in run.log.
+    On SIGINT/SIGTERM (KeyboardInterrupt) every kernel is killed, the unfinished
+    sections are ERROR evidence, run.json records the interruption and summary.json
+    says INCONCLUSIVE; the KeyboardInterrupt is re-raised with ``run_dir`` set on it.
     """
     overrides = list(overrides or [])
     params_file = Path(params_file)
     params, raw = load_params(params_file, overrides)
     if find_chromium() is None:
         raise ExportError(f"Chromium not found; install it with: {CHROMIUM_INSTALL_HINT}")
-    run_dir = prepare_run_dir(params_file, raw, params, Path(out) if out else None, overrides)
     secrets = secret_values(raw, os.environ)
+    run_dir = prepare_run_dir(params_file, raw, params, Path(out) if out else None, overrides, secrets)
     log = _Log(run_dir / "run.log", progress, secrets)
-    log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
-    log(f"target {params.target.base_url}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
-    t0 = time.monotonic()
-    sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
-    log(f"sections done in {time.monotonic() - t0:.1f} s")
-    outcome = render_report(run_dir, progress=log)
+    with _failures_logged(run_dir, secrets):
+        log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
+        log(f"target {params.target.base_url}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
+        t0 = time.monotonic()
+        try:
+            sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
+        except KeyboardInterrupt as exc:
+            _record_interruption(run_dir, interrupt_signal(exc), secrets, log)
+            raise
+        log(f"sections done in {time.monotonic() - t0:.1f} s")
+        outcome = render_report(run_dir, progress=log)
     return RunOutcome(
         outcome.run_dir, outcome.verdict, outcome.exit_code, outcome.html, outcome.pdf, outcome.summary,
         tuple(sections), outcome.problems,
@@ -73,52 +95,140 @@ def run(
 
 
 class _Log:
-    """Progress to the terminal and to run.log, secret values scrubbed."""
+    """Progress to the terminal and to run.log, secret values scrubbed. A run.log that cannot be
+    written (a full disk) costs the log, not the run: the terminal still gets every line."""
 
     def __init__(self, path: Path, echo: Progress, secrets: frozenset[str] = frozenset()) -> None:
         self.path, self.echo, self.secrets = path, echo, secrets
+        self.broken = False
 
     def __call__(self, line: str) -> None:
         line = redact_text(line, self.secrets)
         self.echo(line)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        self.write(line + "\n")
+
+    def write(self, text: str) -> None:
+        """Append to run.log only (tracebacks: for whoever debugs, not for the terminal)."""
+        if self.broken:
+            return
+        try:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(redact_text(text, self.secrets))
+        except OSError as exc:
+            self.broken = True
+            self.echo(f"warning: run.log can no longer be written: {exc.strerror or exc}")
+
+
+@contextmanager
+def _failures_logged(run_dir: Path, secrets: frozenset[str]) -> Iterator[None]:
+    """Inside a run directory: an interrupt kills every kernel on its way out; an unexpected
+    exception leaves its traceback in run.log and becomes one redacted line (a RunError)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        stop_all_kernels()
+        exc.run_dir = run_dir  # type: ignore[attr-defined]  # the CLI names the partial run
+        raise
+    except StabilityError:
+        raise
+    except Exception as exc:
+        stop_all_kernels()
+        _Log(run_dir / "run.log", lambda line: None, secrets).write("".join(traceback.format_exception(exc)))
+        if isinstance(exc, OSError) and exc.strerror:  # a full disk: say so plainly
+            text = f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+        else:
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = (redact_text(text, secrets).splitlines() or [""])[0][:300]
+        raise RunError(f"{message} (traceback in {run_dir / 'run.log'})") from None
+
+
+def _record_interruption(run_dir: Path, signal_name: str, secrets: frozenset[str], log: _Log) -> None:
+    """run.json says the run was interrupted, and summary.json says INCONCLUSIVE (never a stale verdict)."""
+    try:
+        meta = _read_meta(run_dir)
+        meta["interrupted"] = {"signal": signal_name, "at": utc_now()}
+        meta.setdefault("finished_at", utc_now())
+        write_json_atomic(run_dir / "run.json", meta)
+        (run_dir / "summary.json").unlink(missing_ok=True)
+        write_json_atomic(run_dir / "summary.json", redact_obj(summarize_run(run_dir), secrets))
+    except Exception as exc:  # interrupted and the disk is gone too: the exit code still says so
+        log.write(f"could not record the interruption: {type(exc).__name__}: {exc}\n")
+    log(f"interrupted by {signal_name}: every process the run started is stopped; "
+        f"`stability report {run_dir}` renders what was found (INCONCLUSIVE)")
+
+
+def _read_meta(run_dir: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RunError(f"{run_dir / 'run.json'} is unreadable: {exc}"[:300]) from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{run_dir / 'run.json'} is not a run description (a JSON object)")
+    return meta
+
+
+def _stored_params(run_dir: Path) -> tuple[Params, dict[str, Any]]:
+    try:
+        return load_params(run_dir / "params.yaml", env=LenientEnv())
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise RunError(f"{run_dir / 'params.yaml'} is unreadable: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutcome:
     """Summarise stored evidence, execute the report notebook, export HTML and PDF.
 
     Touches no target: everything comes from the run directory. A failing report
-    notebook falls back to a plain HTML page built from summary.json.
+    notebook falls back to a plain HTML page built from summary.json. The previous
+    summary.json, report.html and report.pdf are removed first: a re-render that
+    fails must not leave an old verdict looking current.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise RunError(f"no run directory at {run_dir}")
+    meta_file = run_dir / "run.json"
+    if not meta_file.is_file():
+        raise RunError(f"{run_dir} is not a run directory (no run.json)")
+    for stale in ("summary.json", "report.html", "report.pdf"):
+        try:
+            (run_dir / stale).unlink(missing_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot replace {run_dir / stale}: {exc.strerror or exc}") from None
+    meta = _read_meta(run_dir)
+    params, raw = _stored_params(run_dir)
+    secrets = secret_values(raw, os.environ)
+    with _failures_logged(run_dir, secrets):
+        return _render(run_dir, meta, params, secrets, lambda line: progress(redact_text(line, secrets)))
+
+
+def _render(run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress) -> RunOutcome:
     problems: list[str] = []
     meta_file = run_dir / "run.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if "finished_at" not in meta:  # a re-render keeps the run's own end time
         meta["finished_at"] = utc_now()
         write_json_atomic(meta_file, meta)
-    summary = summarize_run(run_dir)
+    summary = redact_obj(summarize_run(run_dir), secrets)
     summary_path = write_json_atomic(run_dir / "summary.json", summary)
     verdict = Status(summary["verdict"])
     t0 = time.monotonic()
     report_nb = run_dir / "notebooks" / "report.ipynb"
     html_path, pdf_path = run_dir / "report.html", run_dir / "report.pdf"
     try:
-        params = load_params(run_dir / "params.yaml", env=LenientEnv())[0]
         execute_notebook(
             notebooks_for(run_dir, params) / "report.ipynb",
             report_nb,
-            {"run_dir": str(run_dir.resolve()), "params_path": str((run_dir / "params.yaml").resolve())},
+            {"run_dir": str(run_dir), "params_path": str(run_dir / "params.yaml")},
             cwd=run_dir,
             timeout_s=params.runner.section_timeout_s,
         )
+        redact_file(report_nb, secrets)  # before export: the HTML and PDF come from it
         export_html(report_nb, html_path)
     except Exception as exc:  # never leave without a report: fall back to summary-only HTML
-        problems.append(f"report notebook failed: {type(exc).__name__}: {getattr(exc, 'evalue', exc)}"[:500])
+        redact_file(report_nb, secrets)
+        problems.append(redact_text(f"report notebook failed: {type(exc).__name__}: {getattr(exc, 'evalue', exc)}", secrets)[:500])
         from ._fallback import fallback_html
 
         html_path.write_text(fallback_html(summary, problems[-1]), encoding="utf-8")
+    redact_file(html_path, secrets)
     pdf: Path | None = None
     try:
         pdf = html_to_pdf(html_path, pdf_path)

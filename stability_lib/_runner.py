@@ -1,9 +1,15 @@
 """Orchestration of one run: load, parameterize, execute, check, write.
 
 ``execute_sections`` runs section notebooks with papermill's Python API in a
-small thread pool (each notebook gets its own kernel process). A section that
-raises, times out or whose kernel dies is recorded as ERROR evidence; the
-others still run.
+small pool of daemon threads (each notebook gets its own kernel process). A
+section that raises, times out or whose kernel dies is recorded as ERROR
+evidence; the others still run.
+
+Interrupts: jupyter_client starts every kernel in a new session, so a terminal
+Ctrl-C never reaches it, and a thread blocked in a notebook keeps the process
+alive. Every kernel we start is therefore tracked (``_TrackedKernelManager``);
+on SIGINT/SIGTERM the main thread kills each kernel with everything it started,
+records the unfinished sections as ERROR ("interrupted") and re-raises.
 """
 
 from __future__ import annotations
@@ -11,12 +17,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
+import queue
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +38,14 @@ from ._errors import RunError
 from ._evidence import evidence_path, read_evidence, write_evidence, write_json_atomic
 from ._models import SectionResult, Status
 from ._params import SECTION_ORDER, Params, load_params
-from ._secrets import redact_file, redact_text
+from ._secrets import redact_file, redact_obj, redact_text, redact_tree
 from ._section import utc_now
 
 __all__ = [
+    "Interrupted",
+    "interrupt_signal",
+    "signals_interrupt",
+    "stop_all_kernels",
     "SectionRun",
     "prepare_run_dir",
     "ensure_kernelspec",
@@ -41,6 +57,133 @@ __all__ = [
 
 Progress = Callable[[str], None]
 EXCLUSIVE_SECTIONS = frozenset({"performance"})
+INTERRUPTED = "interrupted"  # SectionRun.error of a section whose kernel an interrupt killed
+# After an interrupt, how long dying notebook threads may take to notice their dead kernels.
+_INTERRUPT_GRACE_S = 5.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM in the main thread: a KeyboardInterrupt that knows its signal."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def interrupt_signal(exc: BaseException) -> str:
+    """The signal behind an interrupt (a plain KeyboardInterrupt is Ctrl-C: SIGINT)."""
+    return getattr(exc, "signal_name", "SIGINT")
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``Interrupted`` in the main thread, once: a second signal while
+    we are stopping is ignored, so that the cleanup it would cut short still runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired.is_set():
+            return
+        fired.set()
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _KernelRegistry:
+    """Every kernel this process started and has not shut down yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()  # jupyter_client KernelManagers
+        self._stopping = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stopping = False
+
+    def add(self, km: Any) -> None:
+        with self._lock:
+            self._live.add(km)
+            stopping = self._stopping
+        if stopping:  # started while we were stopping: it must not survive us
+            _kill_kernel(km)
+
+    def discard(self, km: Any) -> None:
+        with self._lock:
+            self._live.discard(km)
+
+    def stop_all(self) -> int:
+        with self._lock:
+            self._stopping = True
+            live, self._live = list(self._live), set()
+        for km in live:
+            _kill_kernel(km)
+        return len(live)
+
+
+_KERNELS = _KernelRegistry()
+
+
+def _kill_kernel(km: Any) -> None:
+    """SIGKILL a kernel and every process below it (a test run that setsid()s away included),
+    and remove its connection file: a killed kernel cannot clean up after itself."""
+    import psutil  # ipykernel's own dependency
+
+    pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
+    if pid:
+        try:
+            victims = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            victims = []
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the kernel leads its own session and group
+        except OSError:
+            pass
+        psutil.wait_procs(victims, timeout=2)
+    try:
+        if km.connection_file:
+            Path(km.connection_file).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+@cache
+def _tracked_kernel_manager() -> type:
+    """nbclient's kernel manager, registered while its kernel lives so an interrupt can kill it.
+    Built on first use: the command line starts without importing jupyter_client."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            _KERNELS.add(self)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:
+                _KERNELS.discard(self)
+
+    return TrackedKernelManager
+
+
+def stop_all_kernels() -> int:
+    """Kill every kernel this process started (and their children). Returns how many."""
+    return _KERNELS.stop_all()
 
 
 def notebooks_dir() -> Path:
@@ -96,42 +239,76 @@ class SectionRun:
     error: str | None = None
 
 
+# Kernel pseudo-filesystems and devices: never a place for a run directory.
+_NOT_A_RUN_DIR = (Path("/proc"), Path("/sys"), Path("/dev"))
+_SHARED_MEMORY = Path("/dev/shm")  # a RAM disk: a fine place for a scratch run
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    for root in _NOT_A_RUN_DIR:
+        if run_dir == root or (root in run_dir.parents and _SHARED_MEMORY not in (run_dir, *run_dir.parents)):
+            raise RunError(f"run directory {run_dir} is under {root}: choose a folder on a disk with --out")
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunError(f"run directory {run_dir}: {folder} exists and is not a folder")
+            break
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunError(f"run directory {run_dir} exists and is not empty")
+
+
 def prepare_run_dir(
-    params_file: Path, raw: dict[str, Any], params: Params, out: Path | None, overrides: list[str]
+    params_file: Path,
+    raw: dict[str, Any],
+    params: Params,
+    out: Path | None,
+    overrides: list[str],
+    secrets: frozenset[str] = frozenset(),
 ) -> Path:
+    """Create the run directory with params.yaml, run.json and fingerprint.json.
+    Every value that came from a secret is scrubbed from what we write (titles and
+    commit ids can carry ${NAME} too)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     # Absolute from here on: nothing later may depend on the process's working directory.
     run_dir = (out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}").resolve()
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RunError(f"run directory {run_dir} exists and is not empty")
-    (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
-    (run_dir / "notebooks").mkdir(exist_ok=True)
-    # The raw params keep ${NAME} references: the secret values never reach the disk.
-    (run_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    from . import __version__
+    _check_run_dir(run_dir)
+    try:
+        (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
+        (run_dir / "notebooks").mkdir(exist_ok=True)
+        # The raw params keep ${NAME} references: the secret values never reach the disk.
+        (run_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        from . import __version__
 
-    write_json_atomic(
-        run_dir / "run.json",
-        {
-            "run_id": run_dir.resolve().name,
-            "params_file": str(params_file.resolve()),
-            "base_dir": str(params_file.resolve().parent),
-            "invocation_dir": str(Path.cwd()),  # where relative CLI arguments (baselines/) were meant
-            "overrides": [o.split("=", 1)[0] + "=…" for o in overrides],
-            "started_at": utc_now(),
-            "tool_version": __version__,
-            "title": params.title,
-            "environment": params.environment,
-            # What was really probed: a re-render elsewhere must not judge unresolved references.
-            "targets": {
-                "candidate": params.target.base_url,
-                **({"baseline": params.baseline.base_url} if params.baseline else {}),
-            },
-        },
-    )
-    from ._baseline import FINGERPRINT_FILE, fingerprint
+        write_json_atomic(
+            run_dir / "run.json",
+            redact_obj(
+                {
+                    "run_id": run_dir.resolve().name,
+                    "params_file": str(params_file.resolve()),
+                    "base_dir": str(params_file.resolve().parent),
+                    "invocation_dir": str(Path.cwd()),  # where relative CLI arguments (baselines/) were meant
+                    "overrides": [o.split("=", 1)[0] + "=…" for o in overrides],
+                    "started_at": utc_now(),
+                    "tool_version": __version__,
+                    "title": params.title,
+                    "environment": params.environment,
+                    # What was really probed: a re-render elsewhere must not judge unresolved references.
+                    "targets": {
+                        "candidate": params.target.base_url,
+                        **({"baseline": params.baseline.base_url} if params.baseline else {}),
+                    },
+                },
+                secrets,
+            ),
+        )
+        from ._baseline import FINGERPRINT_FILE, fingerprint
 
-    write_json_atomic(run_dir / FINGERPRINT_FILE, fingerprint(raw, params.target.base_url, params.target.commit))
+        write_json_atomic(
+            run_dir / FINGERPRINT_FILE,
+            redact_obj(fingerprint(raw, params.target.base_url, params.target.commit), secrets),
+        )
+    except OSError as exc:
+        raise RunError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from exc
     return run_dir
 
 
@@ -152,6 +329,7 @@ def execute_notebook(
         # Not papermill's cwd=: that os.chdir()s this whole process, and notebooks run in
         # threads. nbclient starts the kernel in resources' metadata path instead.
         resources={"metadata": {"path": str(cwd)}},
+        kernel_manager_class=_tracked_kernel_manager(),  # an interrupt can find and kill the kernel
     )
 
 
@@ -190,7 +368,12 @@ def _short_error(exc: BaseException) -> str:
 
 
 def run_section_notebook(
-    section: str, run_dir: Path, params: Params, nb_dir: Path, secrets: frozenset[str] = frozenset()
+    section: str,
+    run_dir: Path,
+    params: Params,
+    nb_dir: Path,
+    secrets: frozenset[str] = frozenset(),
+    stop: threading.Event | None = None,
 ) -> SectionRun:
     started_at, t0 = utc_now(), time.monotonic()
     output = run_dir / "notebooks" / f"{section}.ipynb"
@@ -210,6 +393,9 @@ def run_section_notebook(
             error += "\n" + "".join(traceback.format_exception_only(type(exc), exc))[-500:]
     duration = time.monotonic() - t0
     redact_file(output, secrets)  # tracebacks and outputs in the executed notebook
+    if stop is not None and stop.is_set():
+        # Interrupted: its kernel was killed under it. The main thread records the section.
+        return SectionRun(section, Status.ERROR, duration, str(output), INTERRUPTED)
     if error is not None:
         error = redact_text(error, secrets)
     if error is None and not evidence.exists():
@@ -241,6 +427,53 @@ def write_skipped(section: str, run_dir: Path, reason: str) -> SectionRun:
     return SectionRun(section, Status.INCONCLUSIVE, 0.0, "", None)
 
 
+def _run_in_threads(
+    names: list[str], one: Callable[[str], SectionRun], workers: int, stop: threading.Event,
+    done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
+) -> None:
+    """Run ``one`` over ``names`` in daemon threads. Not a ThreadPoolExecutor: its threads are joined
+    at interpreter exit, so a notebook blocked in a thread would hold an interrupted run hostage."""
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        todo.put(name)
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            started[name] = (utc_now(), time.monotonic())
+            done[name] = one(name)
+
+    threads = [threading.Thread(target=worker, name=f"stability-section-{i}", daemon=True)
+               for i in range(max(1, min(workers, len(names))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # a short join: the main thread stays responsive to signals
+            thread.join(0.2)
+
+
+def _record_interrupted(
+    run_dir: Path, enabled: list[str], done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
+    signal_name: str, secrets: frozenset[str],
+) -> None:
+    """ERROR evidence for every section that did not finish; claims it wrote before stay."""
+    for name in enabled:
+        if name in done and done[name].error != INTERRUPTED:
+            continue
+        if name in started:
+            started_at, t0 = started[name]
+            error = f"interrupted ({signal_name}) before the section finished"
+        else:
+            started_at, t0 = utc_now(), time.monotonic()
+            error = f"interrupted ({signal_name}) before the section started"
+        result = _error_result(name, error, started_at, time.monotonic() - t0, evidence_path(run_dir, name))
+        write_evidence(run_dir, SectionResult.parse(redact_obj(result.serialize(), secrets)))
+    redact_tree(run_dir / "notebooks", secrets)  # notebooks papermill wrote while dying
+
+
 def execute_sections(
     run_dir: Path,
     params: Params,
@@ -250,6 +483,8 @@ def execute_sections(
     progress: Progress = lambda line: None,
     secrets: frozenset[str] = frozenset(),
 ) -> list[SectionRun]:
+    """Run every enabled section. On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): kill
+    every kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
     nb_dir = nb_dir or notebooks_for(run_dir, params)
     enabled = params.enabled_sections()
     runs: dict[str, SectionRun] = {}
@@ -257,19 +492,46 @@ def execute_sections(
         if name not in enabled:
             runs[name] = write_skipped(name, run_dir, "switched off in params")
     ensure_kernelspec()
+    _KERNELS.reset()
+    stop = threading.Event()
+    done: dict[str, SectionRun] = {}
+    started: dict[str, tuple[str, float]] = {}
 
     def one(name: str) -> SectionRun:
-        result = run_section_notebook(name, run_dir, params, nb_dir, secrets)
-        suffix = f"  ({result.error.splitlines()[0][:120]})" if result.error else ""
-        progress(f"  {name:<12} {result.status.value:<12} {result.duration_s:6.1f} s{suffix}")
+        try:
+            result = run_section_notebook(name, run_dir, params, nb_dir, secrets, stop)
+        except Exception as exc:  # our own machinery (a full disk, say): recorded, never a lost section
+            error = redact_text(_short_error(exc), secrets)
+            try:
+                write_evidence(run_dir, _error_result(name, error, utc_now(), 0.0))
+            except Exception:
+                pass  # no evidence file: the summary counts the enabled section as ERROR
+            result = SectionRun(name, Status.ERROR, 0.0, "", error)
+        if result.error != INTERRUPTED:
+            suffix = f"  ({result.error.splitlines()[0][:120]})" if result.error else ""
+            progress(f"  {name:<12} {result.status.value:<12} {result.duration_s:6.1f} s{suffix}")
         return result
 
     # Performance is measured alone: our own probes must not be the load that slows the target.
     shared = [name for name in enabled if name not in EXCLUSIVE_SECTIONS]
-    with ThreadPoolExecutor(max_workers=workers or params.runner.workers) as pool:
-        for result in pool.map(one, shared):
-            runs[result.section] = result
-    for name in enabled:
-        if name in EXCLUSIVE_SECTIONS:
-            runs[name] = one(name)
+    exclusive = [name for name in enabled if name in EXCLUSIVE_SECTIONS]
+    try:
+        _run_in_threads(shared, one, workers or params.runner.workers, stop, done, started)
+        _run_in_threads(exclusive, one, 1, stop, done, started)
+    except KeyboardInterrupt as exc:
+        stop.set()
+        # nbclient logs every kernel we kill ("Kernel died before replying"): expected noise now.
+        papermill_log = logging.getLogger("papermill")
+        was_disabled, papermill_log.disabled = papermill_log.disabled, True
+        stop_all_kernels()
+        deadline = time.monotonic() + _INTERRUPT_GRACE_S
+        try:
+            for thread in threading.enumerate():  # threads notice their dead kernels and write their notebooks
+                if thread.name.startswith("stability-section-"):
+                    thread.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            papermill_log.disabled = was_disabled
+        _record_interrupted(run_dir, enabled, dict(done), started, interrupt_signal(exc), secrets)
+        raise
+    runs.update(done)
     return [runs[name] for name in SECTION_ORDER]

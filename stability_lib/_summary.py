@@ -87,6 +87,13 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
     if warnings and params.warnings.fail_run and verdict is not Status.FAIL:
         verdict = Status.FAIL
         verdict_reason = f"{len(warnings)} evidence warning(s) and params say warnings fail the run"
+    interrupted = meta.get("interrupted")
+    if interrupted:
+        # Stopped by a signal: what did not finish was not checked. A FAIL found before stays a FAIL.
+        signal_name = interrupted.get("signal", "a signal") if isinstance(interrupted, dict) else "a signal"
+        if verdict is not Status.FAIL:
+            verdict = Status.INCONCLUSIVE
+        verdict_reason = f"run interrupted by {signal_name} before every section finished; {verdict_reason}"
     counts = Counter(c.status.value for c in claims if c.required)
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -104,6 +111,7 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
         "verdict": verdict.value,
         "verdict_reason": verdict_reason,
         "exit_code": exit_code_for(verdict),
+        "interrupted": meta.get("interrupted"),
         "required_counts": {s.value: counts.get(s.value, 0) for s in Status},
         "sections": sections,
         "claims": [c.serialize() for c in claims],

@@ -1,6 +1,10 @@
 """The ``stability`` command: run, demo, report, baseline.
 
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one line on stderr).
+A usage error is 3 too (argparse's own 2 would read as INCONCLUSIVE), and so is a run stopped
+by SIGINT or SIGTERM: it could not be completed. Its run directory stays, and
+``stability report`` renders it as INCONCLUSIVE ("interrupted"). Never a traceback: an
+unexpected failure is one line here, its traceback in the run's run.log.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from ._errors import StabilityError
+from ._runner import interrupt_signal, signals_interrupt
 from ._verdict import EXIT_COULD_NOT_RUN
 
 __all__ = ["main"]
@@ -24,8 +30,17 @@ def _workers(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 3 ("could not run"), not 2 (INCONCLUSIVE)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stability", description="Prove that a change to a web service is safe.")
+    # Subparsers inherit the class: every usage error goes through _Parser.error.
+    parser = _Parser(prog="stability", description="Prove that a change to a web service is safe.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every enabled section and export the report")
@@ -56,44 +71,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return (lines[0] if lines else "").strip()[:500]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            from ._pipeline import run
-
-            overrides = list(args.overrides)
-            if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
-                overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
-            outcome = run(args.params, overrides=overrides, out=args.out, workers=args.workers)
-            return outcome.exit_code
-        if args.command == "demo":
-            from .demo.launch import run_demo
-
-            return run_demo(
-                variant=args.variant,
-                baseline_variant=args.baseline_variant,
-                faults=args.fault,
-                overrides=args.overrides,
-                out=args.out,
-                params_file=args.params,
-            )
-        if args.command == "report":
-            from ._pipeline import render_report
-
-            return render_report(args.run_dir).exit_code
-        if args.command == "baseline":
-            from ._baseline import save_baseline
-
-            path = save_baseline(args.run_dir, args.name, store=args.store)
-            print(f"baseline {args.name} saved: {path}")
-            return 0
+        with signals_interrupt():
+            return _dispatch(args)
     except StabilityError as exc:
-        print(f"stability: could not run: {exc}", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    except KeyboardInterrupt:
-        print("stability: interrupted", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
+        print(f"stability: could not run: {_one_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        where = f"; partial run in {run_dir} (`stability report {run_dir}` renders it)" if run_dir else ""
+        print(f"stability: interrupted by {interrupt_signal(exc)}{where}", file=sys.stderr)
+    except OSError as exc:  # a full disk, a folder we may not write: outside any run directory
+        print(f"stability: could not run: {exc.strerror or type(exc).__name__}: {exc.filename or exc}", file=sys.stderr)
+    except Exception as exc:  # a bug of ours: one line, never a traceback
+        print(f"stability: could not run: internal error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+    return EXIT_COULD_NOT_RUN
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from ._pipeline import run
+
+        overrides = list(args.overrides)
+        if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
+            overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
+        outcome = run(args.params, overrides=overrides, out=args.out, workers=args.workers)
+        return outcome.exit_code
+    if args.command == "demo":
+        from .demo.launch import run_demo
+
+        return run_demo(
+            variant=args.variant,
+            baseline_variant=args.baseline_variant,
+            faults=args.fault,
+            overrides=args.overrides,
+            out=args.out,
+            params_file=args.params,
+        )
+    if args.command == "report":
+        from ._pipeline import render_report
+
+        return render_report(args.run_dir).exit_code
+    if args.command == "baseline":
+        from ._baseline import save_baseline
+
+        path = save_baseline(args.run_dir, args.name, store=args.store)
+        print(f"baseline {args.name} saved: {path}")
+        return 0
     return EXIT_COULD_NOT_RUN
 
 

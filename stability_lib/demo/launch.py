@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ _START_TIMEOUT_S = 30.0
 
 class DemoProcess:
     def __init__(self, variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None) -> None:
+        self._t0 = time.monotonic()
         cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--port", "0", "--seed", str(seed)]
         if db is not None:
             cmd += ["--db", str(db)]
@@ -38,29 +40,43 @@ class DemoProcess:
         # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
         self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
-        self.url = self._read_url(variant)
+        try:
+            self.url = self._read_url(variant)
+        except BaseException:  # a bad variant, or Ctrl-C while it starts: it must not outlive us
+            self.stop()
+            raise
 
     def _read_url(self, variant: str) -> str:
         box: list[str] = []
         reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
         reader.start()
-        reader.join(_START_TIMEOUT_S)
+        while reader.is_alive() and time.monotonic() - self._t0 < _START_TIMEOUT_S:
+            reader.join(0.2)  # short joins: the main thread stays responsive to signals
         line = box[0].strip() if box else ""
         if not line.startswith("http://127.0.0.1:"):
-            self.stop()
-            self.log.seek(0)
-            err = self.log.read()[-500:]
-            raise RunError(f"sample service ({variant}) did not start: {err.strip() or 'no URL printed'}")
+            self._wait_stopped()
+            self.log.seek(0)  # read before stop() closes the log
+            lines = [ln.strip() for ln in self.log.read()[-2000:].splitlines() if ln.strip()]
+            raise RunError(f"sample service ({variant}) did not start: {lines[-1][:300] if lines else 'no URL printed'}")
         return line
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the service to shut down (SIGTERM) without waiting: stop() waits."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+
+    def _wait_stopped(self) -> None:
+        self.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def stop(self) -> None:
+        self._wait_stopped()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.log.close()
 
 
@@ -85,15 +101,17 @@ def demo_targets(
             "DEMO_CANDIDATE_DB": str(folder / "candidate.sqlite3"),
             "DEMO_BASELINE_DB": str(folder / "baseline.sqlite3"),
         }
-        env["DEMO_CANDIDATE_URL"] = stack.enter_context(
-            demo_process(variant, faults, seed=1, db=Path(env["DEMO_CANDIDATE_DB"]))
-        )
+        services = [DemoProcess(variant, faults, seed=1, db=Path(env["DEMO_CANDIDATE_DB"]))]
+        stack.callback(services[0].stop)
+        env["DEMO_CANDIDATE_URL"] = services[0].url
         # A fresh password for the generated test users: a secret that only the environment holds.
         env["DEMO_USER_PASSWORD"] = os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16)
         if baseline_variant:
-            env["DEMO_BASELINE_URL"] = stack.enter_context(
-                demo_process(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"]))
-            )
+            services.append(DemoProcess(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"])))
+            stack.callback(services[-1].stop)
+            env["DEMO_BASELINE_URL"] = services[-1].url
+        # Runs first on the way out: both services shut down at once, then each stop() waits.
+        stack.callback(lambda: [service.terminate() for service in services])
         yield env
 
 
