@@ -650,13 +650,12 @@ ALIGNED_LEVELS: list[tuple[str, Level]] = [
     ("request-enum-added", Level.ERR),
     ("request-body-removed", Level.ERR),
     ("request-all-of-added", Level.ERR),
-    ("request-all-of-removed", Level.WARN),
     ("response-required-header-removed", Level.ERR),
     ("response-header-became-optional", Level.ERR),
     ("request-parameter-removed-before-sunset", Level.ERR),
     ("deprecated-request-parameter-removed", Level.INFO),
 ]
-KEPT_APART_ON_PURPOSE = ["response-optional-header-removed", "request-readonly-pattern-added"]
+KEPT_APART_ON_PURPOSE = ["response-optional-header-removed", "request-readonly-pattern-added", "request-all-of-removed"]
 
 
 @pytest.mark.parametrize(("rule", "level"), ALIGNED_LEVELS, ids=[r for r, _ in ALIGNED_LEVELS])
