@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,8 @@ class Section:
             # file of the run (a JUnit XML, say) keeps it.
             evidence = tuple(e if e.file else EvidenceRef(self.name, self.evidence_file, e.records) for e in evidence)
             required = c.required and self.params.is_required(c.id)
-            out.append(Claim(c.id, self.name, c.statement, c.status, c.statistic, required, evidence, c.details))
+            # replace(), not a new Claim: every field the claim carries (its figure too) survives.
+            out.append(replace(c, section=self.name, required=required, evidence=evidence))
         return out
 
     def finish(self, claims: list[Claim], data: dict[str, Any] | None = None) -> SectionResult:

@@ -34,8 +34,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits 3 ("could not run"), not 2 (INCONCLUSIVE)."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: error: {message}\n")
+        # One line, like every other refusal; the usage is one --help away.
+        self.exit(EXIT_COULD_NOT_RUN, f"{self.prog}: could not run: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:

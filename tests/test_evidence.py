@@ -50,3 +50,18 @@ def test_fingerprint_differences_name_what_changed() -> None:
     diffs = fingerprint_differences(a, b)
     assert any("host" in d for d in diffs) and any("numpy" in d for d in diffs)
     assert fingerprint_differences(a, dict(a)) == []
+
+
+def test_a_section_keeps_the_figure_of_the_claims_it_adopts(tmp_path: Path) -> None:
+    # The front page shows each claim's decisive figure: it must survive the section's adopt().
+    from stability_lib._models import Figure
+    from stability_lib._params import validate_params
+    from stability_lib._section import Section
+
+    params = validate_params({"title": "t", "environment": "local", "target": {"base_url": "http://127.0.0.1:1"}})
+    section = Section("health", tmp_path, params, tmp_path)
+    figure = Figure(kind="rate", k=0, n=20, high=0.14)
+    claim = Claim("health.x", "health", "s", Status.PASS, "0 of 20", figure=figure)
+    result = section.finish([claim])
+    assert result.claims[0].figure == figure
+    assert read_evidence(tmp_path / "evidence" / "health.json").claims[0].figure == figure
