@@ -26,6 +26,18 @@ from . import sections
 
 __version__ = "0.1.0"
 
+# The data API needs pandas (0.2 s to import): loaded on first use, not on every command start.
+_LAZY = {"load_run", "load_runs", "Run", "Runs", "RunFormatError"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import _frames
+
+        return getattr(_frames, name)
+    raise AttributeError(f"module 'stability_lib' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "EVIDENCE_SCHEMA_VERSION",
@@ -56,4 +68,9 @@ __all__ = [
     "ExportError",
     "TargetError",
     "EvidenceError",
+    "load_run",
+    "load_runs",
+    "Run",
+    "Runs",
+    "RunFormatError",
 ]

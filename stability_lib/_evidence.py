@@ -16,7 +16,7 @@ from typing import Any
 from ._errors import EvidenceError
 from ._models import EVIDENCE_SCHEMA_VERSION, SectionResult
 
-__all__ = ["write_json_atomic", "write_evidence", "read_evidence", "read_all_evidence", "evidence_path"]
+__all__ = ["write_json_atomic", "write_text_atomic", "write_evidence", "read_evidence", "read_all_evidence", "evidence_path"]
 
 
 def _default(obj: Any) -> Any:
@@ -51,9 +51,14 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json_atomic(path: str | Path, document: Any) -> Path:
+    text = json.dumps(_clean(json.loads(json.dumps(document, default=_default))), indent=1, allow_nan=False)
+    return write_text_atomic(path, text)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """A reader never sees half a file: a temporary file beside it, fsync'd, then renamed over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean(json.loads(json.dumps(document, default=_default))), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

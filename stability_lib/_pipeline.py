@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from ._errors import ExportError, RunError, StabilityError
-from ._evidence import write_json_atomic
+from ._claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
+from ._evidence import write_json_atomic, write_text_atomic
 from ._export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
 from ._models import Status
 from ._params import LenientEnv, Params, load_params
@@ -188,7 +189,7 @@ def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutc
     meta_file = run_dir / "run.json"
     if not meta_file.is_file():
         raise RunError(f"{run_dir} is not a run directory (no run.json)")
-    for stale in ("summary.json", "report.html", "report.pdf"):
+    for stale in ("summary.json", CLAIMS_JUNIT_FILE, "report.html", "report.pdf"):
         try:
             (run_dir / stale).unlink(missing_ok=True)
         except OSError as exc:
@@ -208,6 +209,8 @@ def _render(run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozen
         write_json_atomic(meta_file, meta)
     summary = redact_obj(summarize_run(run_dir), secrets)
     summary_path = write_json_atomic(run_dir / "summary.json", summary)
+    # The claims as test cases, for CI test-report views (Jenkins, GitLab, GitHub).
+    write_text_atomic(run_dir / CLAIMS_JUNIT_FILE, claims_junit_xml(summary))
     verdict = Status(summary["verdict"])
     t0 = time.monotonic()
     report_nb = run_dir / "notebooks" / "report.ipynb"

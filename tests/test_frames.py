@@ -211,3 +211,15 @@ def test_load_runs_fills_only_the_frames_asked_for(tmp_path: Path) -> None:
     assert len(load_runs(root, frames=("latency",)).latency) == len(load_run(RUNS / "fail").latency)
     with pytest.raises(ValueError, match="unknown frame"):
         load_runs(root, frames=("claim",))
+
+
+def test_the_data_api_is_public_and_loads_pandas_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stability_lib as sl; assert 'pandas' not in sys.modules; "
+        f"run = sl.load_run({str(RUNS / 'pass')!r}); assert 'pandas' in sys.modules; print(run.verdict)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "PASS"
