@@ -380,7 +380,7 @@ class _Watchdog:
 
 
 def fetch_spec(
-    url: str, *, timeout_s: float | None = None, max_bytes: int | None = None
+    url: str, *, timeout_s: float | None = None, max_bytes: int | None = None, headers: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], bytes]:
     """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``).
 
@@ -402,7 +402,7 @@ def fetch_spec(
             with client.stream(
                 "GET",
                 url,
-                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"},
+                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
                 extensions={"trace": watchdog.trace},
             ) as resp:
                 if resp.status_code != 200:

@@ -1,4 +1,4 @@
-"""The ``stability`` command: run, demo, report, baseline.
+"""The ``stability`` command: run, demo, report, baseline, diff, junit.
 
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one line on stderr).
 A usage error is 3 too (argparse's own 2 would read as INCONCLUSIVE), and so is a run stopped
@@ -62,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render the report of a stored run (touches no target)")
     report.add_argument("run_dir", type=Path)
 
+    diff = sub.add_parser("diff", help="breaking changes between two OpenAPI/Swagger specs (no target, no report)")
+    diff.add_argument("base", help="the spec before: a file, an http(s) URL or a git REF:PATH")
+    diff.add_argument("revision", help="the spec after: a file, an http(s) URL or a git REF:PATH")
+    diff.add_argument("--fail-on", default="WARN", choices=["ERR", "WARN", "INFO"],
+                      help="exit 1 when a change is at or above this level (default WARN: oasdiff's 'breaking')")
+    diff.add_argument("--format", dest="fmt", default="text", choices=["text", "json", "junit", "html"])
+    diff.add_argument("--repo", type=Path, default=Path("."), help="git work tree for REF:PATH sources")
+    diff.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
+                      help="header for URL sources; write secrets as ${ENV_NAME}, e.g. 'Authorization=Bearer ${TOKEN}'")
+
+    junit = sub.add_parser("junit", help="count and judge existing JUnit XML files (no target, no report)")
+    junit.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    junit.add_argument("--baseline", type=Path, default=None, help="folder of the same files from a baseline run")
+
     baseline = sub.add_parser("baseline", help="manage stored baselines")
     bsub = baseline.add_subparsers(dest="baseline_command", required=True)
     save = bsub.add_parser("save", help="store a run's evidence as a named baseline")
@@ -118,6 +132,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ._pipeline import render_report
 
         return render_report(args.run_dir).exit_code
+    if args.command == "diff":
+        from ._oneshot import diff_command
+
+        return diff_command(args.base, args.revision, fail_on=args.fail_on, fmt=args.fmt, repo=args.repo,
+                            headers=args.header)
+    if args.command == "junit":
+        from ._oneshot import junit_command
+
+        return junit_command(args.inputs, baseline_dir=args.baseline)
     if args.command == "baseline":
         from ._baseline import save_baseline
 
