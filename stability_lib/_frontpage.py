@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._report import SECTION_TITLES, claim_anchor, esc, section_anchor, status_badge
+from ._report import SECTION_TITLES, breakable, claim_anchor, esc, section_anchor, status_badge
 
 __all__ = [
     "FrontItem",
@@ -160,6 +160,24 @@ def _folded_line(section: str, claims: list[dict[str, Any]], *, all_passed: bool
     )
 
 
+def _fold_clean_counts(section: str, claims: list[dict[str, Any]], into: list[FrontItem]) -> list[dict[str, Any]]:
+    """Passing checks that each counted 0 of the same thing (requests not as expected, say) read as one
+    line with the total; returns the claims left to list one by one."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        fig = c.get("figure") or {}
+        if fig.get("kind") in ("count", "rate") and fig.get("k") == 0 and isinstance(fig.get("n"), int) \
+                and fig.get("baseline_k") is None and fig.get("what"):
+            groups.setdefault(str(fig["what"]), []).append(c)
+    folded = {id(c) for group in groups.values() if len(group) > 2 for c in group}
+    for what, group in groups.items():
+        if len(group) > 2:
+            total = sum(c["figure"]["n"] for c in group)
+            into.append(FrontItem("; ".join(c["statement"] for c in group), "PASS", f"0 of {total} {what}", section,
+                                  group[0]["id"]))
+    return [c for c in claims if id(c) not in folded]
+
+
 def _operation_name(claim: dict[str, Any]) -> str:
     prefix = f"{claim['section']}."
     return claim["id"][len(prefix):] if claim["id"].startswith(prefix) else claim["id"]
@@ -188,6 +206,7 @@ def front_items(summary: dict[str, Any]) -> tuple[list[FrontItem], list[FrontIte
         if len(ratios) > 1:
             proven.append(_ratio_line(section, ratios))
         rest = [c for c in passed if not (len(ratios) > 1 and c in ratios)]
+        rest = _fold_clean_counts(section, rest, proven)
         bare = [c for c in rest if not c.get("figure")]
         if len(bare) >= _FOLD_AT:
             proven.append(_folded_line(section, bare, all_passed=len(passed) == sum(
@@ -222,7 +241,7 @@ def _facts(summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str,
     if baseline_source:
         baseline = f"{baseline} ({baseline_source})" if baseline else baseline_source
     rows = [
-        ("Change", summary.get("title", "") + (f": {summary['description']}" if summary.get("description") else "")),
+        ("Change", summary.get("description") or summary.get("title", "")),  # the title is the page's heading
         ("Candidate", targets.get("candidate", "")),
         ("Against", baseline or "no baseline (checks against fixed limits only)"),
         ("Commit", commit or "not recorded"),
@@ -231,16 +250,10 @@ def _facts(summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str,
                 f" · stability-proof {summary.get('tool_version', '')}"),
     ]
     body = "".join(
-        f'<tr><th>{esc(k)}</th><td>{_breakable(v) if k in ("Candidate", "Against") else esc(v)}</td></tr>'
+        f'<tr><th>{esc(k)}</th><td>{breakable(v) if k in ("Candidate", "Against") else esc(v)}</td></tr>'
         for k, v in rows if v
     )
     return f'<table class="sp-facts"><colgroup><col style="width:6.5em"><col></colgroup><tbody>{body}</tbody></table>'
-
-
-def _breakable(value: Any) -> str:
-    from ._report import breakable
-
-    return breakable(value)
 
 
 def _grid(summary: dict[str, Any]) -> str:
@@ -255,7 +268,7 @@ def _grid(summary: dict[str, Any]) -> str:
         status = next((s["status"] for s in summary.get("sections", []) if s["section"] == section), None)
         counts = {s: sum(1 for c in mine if c["status"] == s) for s in ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")}
         squares = "".join(
-            f'<a class="sp-sq sp-{esc(c["status"]) if c["status"] in _STATUS_ORDER or c["status"] == "ERROR" else "ERROR"}'
+            f'<a class="sp-sq sp-{c["status"] if c["status"] in _STATUS_ORDER else "ERROR"}'
             f'{"" if c.get("required", True) else " sp-info"}" href="#{claim_anchor(c["id"])}" '
             f'title="{esc(c["statement"])}: {esc(c["status"])}"></a>'
             for c in sorted(mine, key=lambda c: _STATUS_ORDER.get(c["status"], 1))
@@ -269,7 +282,7 @@ def _grid(summary: dict[str, Any]) -> str:
         )
     head = ("<thead><tr><th>Section</th><th>Status</th><th>Pass</th><th>Fail</th><th>Open</th><th>Error</th>"
             "<th>Checks (hollow: informative)</th></tr></thead>")
-    cols = ('<colgroup><col style="width:30%"><col style="width:9.5em"><col style="width:3.6em">'
+    cols = ('<colgroup><col style="width:35%"><col style="width:10.5em"><col style="width:3.6em">'
             '<col style="width:3.6em"><col style="width:3.8em"><col style="width:3.8em"><col></colgroup>')
     return f'<table class="sp-grid">{cols}{head}<tbody>{"".join(rows)}</tbody></table>'
 
@@ -291,7 +304,7 @@ def front_page_html(
     """Page 1: verdict, what was tested against what, not decided (first), proven, not checked, grid."""
     meta = meta or {}
     verdict = summary.get("verdict", "ERROR")
-    verdict_class = verdict if verdict in _STATUS_ORDER or verdict == "ERROR" else "ERROR"
+    verdict_class = verdict if verdict in _STATUS_ORDER else "ERROR"
     counts = summary.get("required_counts", {})
     count_text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
     open_items, proven, informative = front_items(summary)

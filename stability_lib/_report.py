@@ -24,6 +24,7 @@ __all__ = [
     "section_anchor",
     "claim_anchor",
     "evidence_link",
+    "machine_text",
     "status_badge",
     "table",
     "header_html",
@@ -69,6 +70,12 @@ def breakable(value: Any, limit: int = MAX_CELL_CHARS) -> str:
     if len(text) > limit:
         text = text[:limit] + f"… [{len(text) - limit} more characters]"
     return "<wbr>".join(html.escape(piece, quote=True) for piece in _SEPARATORS.split(text))
+
+
+def machine_text(value: Any, limit: int = MAX_CELL_CHARS) -> str:
+    """Output of a program (a test failure, a traceback): it may hold tokens longer than any column
+    (escape sequences, reprs), so it wraps anywhere, in small monospace that reads as machine output."""
+    return f'<span class="sp-machine">{breakable(value, limit)}</span>'
 
 
 def _slug(prefix: str, name: str) -> str:
@@ -125,7 +132,7 @@ def table(
         if widths else ""
     )
     classes = " ".join(c for c in (css_class, "sp-fixed" if widths else "") if c)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = "".join(f"<th>{breakable(h)}</th>" for h in headers)
     body = []
     for row in rows:
         # Target data (paths, ids, messages) may wrap at separators, never inside a word.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._models import SectionResult
-from ._report import claims_table_html, esc, section_heading_html, section_lead, table
+from ._report import breakable, claims_table_html, esc, machine_text, section_heading_html, section_lead, table
 
 __all__ = ["section_parts", "show", "register_view"]
 
@@ -104,7 +104,8 @@ def _health_view(result: SectionResult) -> list[Part]:
     ]
     ws = result.data.get("websocket")
     if ws:
-        parts.append("<h3>WebSocket echo</h3>" + table(list(ws.keys()), [list(ws.values())]))
+        # One row per field: a row of ten narrow columns cut its headers.
+        parts.append("<h3>WebSocket echo</h3>" + table(["Field", "Value"], list(ws.items()), widths=(30, 70)))
     return parts
 
 
@@ -123,10 +124,12 @@ def _suites_view(result: SectionResult) -> list[Part]:
         + table(["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"], rows,
                 widths=(20, 14, 9, 9, 9, 9, 9, 12, 9), css_class="sp-numbers")
     ]
-    failures = [(c["name"], f.get("id") or f.get("name"), f.get("outcome"), f.get("message", ""))
+    failures = [(breakable(c["name"]), breakable(f.get("id") or f.get("name")), breakable(f.get("outcome")),
+                 machine_text(f.get("message", "")))
                 for c in cats for f in c.get("failures", []) + c.get("flaky", [])]
     if failures:
-        parts.append("<h3>Failures (message excerpts)</h3>" + table(["Category", "Test", "Outcome", "Message"], failures[:50]))
+        parts.append("<h3>Failures (message excerpts)</h3>" + table(
+            ["Category", "Test", "Outcome", "Message"], failures[:50], raw_columns=(0, 1, 2, 3), widths=(12, 27, 12, 49)))
     slow = sorted(((c["name"], s.get("id") or s.get("name"), s.get("time_s", 0.0)) for c in cats for s in c.get("slowest", [])),
                   key=lambda r: -(r[2] or 0))[:10]
     if slow:
@@ -267,9 +270,11 @@ def _golden_view(result: SectionResult) -> list[Part]:
     parts.append("<h3>Step durations (ms, all users and repetitions)</h3>" + table(["Operation", "n", "p50", "p95", "max"], rows))
     if durations:
         parts.append(_chart(_box_chart, durations, "Step latency distributions"))
-    failed = [(r["user"], r["repetition"], r["failed_step"], r["failure"]) for r in result.data.get("runs", []) if not r["ok"]]
+    failed = [(breakable(r["user"]), r["repetition"], breakable(r["failed_step"]), machine_text(r["failure"]))
+              for r in result.data.get("runs", []) if not r["ok"]]
     if failed:
-        parts.append("<h3>Failed runs</h3>" + table(["User", "Repetition", "Step", "Failure"], failed[:30]))
+        parts.append("<h3>Failed runs</h3>" + table(["User", "Repetition", "Step", "Failure"], failed[:30],
+                                                    raw_columns=(0, 1, 2, 3), widths=(18, 10, 20, 52)))
     return parts
 
 
