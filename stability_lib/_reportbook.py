@@ -15,11 +15,8 @@ from ._models import SectionResult
 from ._params import SECTION_ORDER, redact
 from ._report import (
     appendix_html,
-    banner_html,
-    header_html,
     not_checked_html,
     recommendations_html,
-    summary_table_html,
     warnings_html,
 )
 
@@ -78,7 +75,9 @@ class RunReport:
         display(HTML(fragment))
 
     def show_front(self) -> None:
-        self._html(header_html(self.summary) + banner_html(self.summary) + summary_table_html(self.summary))
+        from ._frontpage import show_front_page
+
+        show_front_page(self)
 
     def show_section(self, name: str) -> None:
         from ._views import show

@@ -520,17 +520,16 @@ def execute_sections(
         _run_in_threads(exclusive, one, 1, stop, done, started)
     except KeyboardInterrupt as exc:
         stop.set()
-        # nbclient logs every kernel we kill ("Kernel died before replying"): expected noise now.
-        papermill_log = logging.getLogger("papermill")
-        was_disabled, papermill_log.disabled = papermill_log.disabled, True
+        # nbclient logs every kernel we kill ("Kernel died ..."): expected noise now. It logs through traitlets' logger when papermill gives it none of its own. They
+        # stay quiet: a section thread may notice its dead kernel after the grace period too, and
+        # the process is on its way out.
+        for name in ("papermill", "traitlets", "nbclient"):
+            logging.getLogger(name).disabled = True
         stop_all_kernels()
         deadline = time.monotonic() + _INTERRUPT_GRACE_S
-        try:
-            for thread in threading.enumerate():  # threads notice their dead kernels and write their notebooks
-                if thread.name.startswith("stability-section-"):
-                    thread.join(max(0.0, deadline - time.monotonic()))
-        finally:
-            papermill_log.disabled = was_disabled
+        for thread in threading.enumerate():  # threads notice their dead kernels and write their notebooks
+            if thread.name.startswith("stability-section-"):
+                thread.join(max(0.0, deadline - time.monotonic()))
         _record_interrupted(run_dir, enabled, dict(done), started, interrupt_signal(exc), secrets)
         raise
     runs.update(done)

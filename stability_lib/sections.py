@@ -100,6 +100,7 @@ def websocket(sec: Section) -> SectionResult:
                 statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
                 status=status, statistic=fix.describe(),
                 details={"n": [b.observed, c.observed]},
+                figure=fix.figure(),
             ))
     return sec.finish(claims, data)
 

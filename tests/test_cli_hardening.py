@@ -78,7 +78,8 @@ def marked(marker: str) -> dict[int, list[str]]:
 def test_a_usage_error_exits_3_not_the_inconclusive_code(args: list[str]) -> None:
     proc = run_cli(args)
     assert proc.returncode == 3, proc.stderr
-    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+    assert "could not run:" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_help_still_exits_0() -> None:
