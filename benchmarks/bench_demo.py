@@ -27,7 +27,7 @@ def kernel_start_s() -> float:
     """One kernel start to ready, measured alone (a part of every section's time)."""
     from jupyter_client.manager import start_new_kernel
 
-    from stability_lib._runner import ensure_kernelspec
+    from stability_lib.execution.notebooks import ensure_kernelspec
 
     t0 = time.monotonic()
     km, kc = start_new_kernel(kernel_name=ensure_kernelspec())

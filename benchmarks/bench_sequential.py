@@ -7,9 +7,9 @@ sigma 0.1, 0.5, 1.0, and a noisy machine (sigma 0.1 and 0.5): per-round AR(1) dr
 samples slowed 3-20x), baseline median 10 ms, tolerance 10%, 95%. For each model and true ratio
 (1.00: no difference; 1.25: a 25% slowdown) and each rule, the share of trials that end in each
 verdict and the mean samples per side used:
-  * ``sequential paired``: ``_sequential`` as shipped (rounds of 10 per side, budget per side);
+  * ``sequential paired``: ``stats.sequential`` as shipped (rounds of 10 per side, budget per side);
   * ``sequential unpaired``: the same sequence on each side's median (``paired=False``);
-  * ``fixed n=N``: ``_stats.compare_samples`` (today's rule: bootstrap CI of the ratio of
+  * ``fixed n=N``: ``stats.inference.compare_samples`` (today's rule: bootstrap CI of the ratio of
     medians) on N samples per side, one look.
 Target: no cell declares the wrong verdict in more than 5% of trials. Prints one JSON line (see
 _meta.envelope); ``--markdown`` also prints the table for BENCHMARKS.md on stderr.
@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO / "tests"))
 # One latency model for the tests' promises and for this table.
 from test_sequential import TIGHT, VERY_WIDE, WIDE, NOISY, LatencyModel, Machine  # noqa: E402
 
-from stability_lib._sequential import PerfSequentialConfig, run, start_performance  # noqa: E402
-from stability_lib._stats import PerfVerdict, compare_samples  # noqa: E402
+from stability_lib.stats.sequential import PerfSequentialConfig, run, start_performance  # noqa: E402
+from stability_lib.stats.inference import PerfVerdict, compare_samples  # noqa: E402
 
 BENCHMARK = "sequential.verdicts"  # stable key of the results file
 QUICK_ARGS = ("--trials", "20", "--budget", "400")  # smallest run, for run_all.py --quick

@@ -1,4 +1,4 @@
-"""Benchmark the performance-comparison statistics (stability_lib._stats).
+"""Benchmark the performance-comparison statistics (stability_lib.stats.inference).
 
 Run: ``python benchmarks/bench_stats.py [--repeats 5] [--no-reference]``
 
@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
-from stability_lib._stats import (  # noqa: E402
+from stability_lib.stats.inference import (  # noqa: E402
     bootstrap_quantiles,
     bootstrap_quantiles_by_resampling,
     compare_samples,

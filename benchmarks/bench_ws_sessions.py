@@ -108,8 +108,8 @@ async def _roundtrips(port: int, connections: int, total: int) -> dict[str, Any]
 
 
 async def _soak(port: int, sessions: int, hold_s: float) -> dict[str, Any]:
-    from stability_lib._scenario import ScenarioConfig
-    from stability_lib._wsprobe import run_soak
+    from stability_lib.probes.scenario import ScenarioConfig
+    from stability_lib.probes.engine import run_soak
 
     scenario = ScenarioConfig.model_validate({
         "users": {"password": "unused-in-this-benchmark", "count": 1},

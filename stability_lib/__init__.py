@@ -5,7 +5,7 @@ The public API is re-exported here; implementation lives in private modules.
 
 from __future__ import annotations
 
-from ._errors import (
+from .core.errors import (
     EvidenceError,
     ExportError,
     MissingVariableError,
@@ -14,14 +14,14 @@ from ._errors import (
     StabilityError,
     TargetError,
 )
-from ._models import EVIDENCE_SCHEMA_VERSION, Claim, EvidenceRef, SectionResult, Status
-from ._verdict import overall_status, section_status
-from ._params import Params, load_params
-from ._section import Section, open_section
-from ._health import health_claims, run_health
+from .core.models import EVIDENCE_SCHEMA_VERSION, Claim, EvidenceRef, SectionResult, Status
+from .core.verdict import overall_status, section_status
+from .execution.params import Params, load_params
+from .execution.section import Section, open_section
+from .probes.health import health_claims, run_health
 from ._pipeline import RunOutcome, render_report, run
-from ._reportbook import RunReport, latest_run, open_report
-from ._views import show as show_section
+from .report.reportbook import RunReport, latest_run, open_report
+from .report.views import show as show_section
 from . import sections
 
 __version__ = "0.1.0"
@@ -32,7 +32,7 @@ _LAZY = {"load_run", "load_runs", "Run", "Runs", "RunFormatError"}
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from . import _frames
+        from .report import frames as _frames
 
         return getattr(_frames, name)
     raise AttributeError(f"module 'stability_lib' has no attribute {name!r}")

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._contract import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
-from ._diff_output import exit_code, render
-from ._errors import ParamsError
-from ._junit import JUnitReport
-from ._openapi_diff import diff_openapi
-from ._params import ENV_REFERENCE
-from ._suites import (
+from .contract.section import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
+from .contract.diff_output import exit_code, render
+from .core.errors import ParamsError
+from .suites.junit import JUnitReport
+from .contract.openapi_diff import diff_openapi
+from .execution.params import ENV_REFERENCE
+from .suites.runner import (
     MAX_JUNIT_BYTES,
     CategoryConfig,
     CategoryResult,
@@ -34,7 +34,7 @@ from ._suites import (
     category_claims,
     judge_category,
 )
-from ._verdict import EXIT_CODES
+from .core.verdict import EXIT_CODES
 
 __all__ = ["diff_command", "junit_command", "resolve_header"]
 
@@ -117,7 +117,7 @@ def judge_junit_file(name: str, report: JUnitReport | None, error: str | None, b
 
 def junit_command(inputs: Sequence[Path], *, baseline_dir: Path | None, out: TextIO = sys.stdout) -> int:
     """Print one line per file and the verdict; return the exit code by verdict."""
-    from ._verdict import overall_status
+    from .core.verdict import overall_status
 
     results: list[CategoryResult] = []
     for item in _junit_files(inputs):

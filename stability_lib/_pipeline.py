@@ -17,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from ._errors import ExportError, RunError, StabilityError
-from ._claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
-from ._evidence import write_json_atomic, write_text_atomic
-from ._export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
-from ._models import Status
-from ._params import LenientEnv, Params, load_params
-from ._runner import (
+from .core.errors import ExportError, RunError, StabilityError
+from .report.claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
+from .execution.evidence import write_json_atomic, write_text_atomic
+from .report.export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
+from .core.models import Status
+from .execution.params import LenientEnv, Params, load_params
+from .execution.notebooks import (
     SectionRun,
     execute_notebook,
     execute_sections,
@@ -32,9 +32,9 @@ from ._runner import (
     prepare_run_dir,
     stop_all_kernels,
 )
-from ._secrets import redact_file, redact_obj, redact_text, secret_values
-from ._section import utc_now
-from ._summary import summarize_run
+from .execution.secrets import redact_file, redact_obj, redact_text, secret_values
+from .execution.section import utc_now
+from .report.summary import summarize_run
 
 __all__ = ["RunOutcome", "run", "render_report"]
 
@@ -228,7 +228,7 @@ def _render(run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozen
     except Exception as exc:  # never leave without a report: fall back to summary-only HTML
         redact_file(report_nb, secrets)
         problems.append(redact_text(f"report notebook failed: {type(exc).__name__}: {getattr(exc, 'evalue', exc)}", secrets)[:500])
-        from ._fallback import fallback_html
+        from .report.fallback import fallback_html
 
         html_path.write_text(fallback_html(summary, problems[-1]), encoding="utf-8")
     redact_file(html_path, secrets)

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from ._errors import StabilityError
-from ._runner import interrupt_signal, signals_interrupt
-from ._verdict import EXIT_COULD_NOT_RUN
+from .core.errors import StabilityError
+from .execution.notebooks import interrupt_signal, signals_interrupt
+from .core.verdict import EXIT_COULD_NOT_RUN
 
 __all__ = ["main"]
 
@@ -142,7 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return junit_command(args.inputs, baseline_dir=args.baseline)
     if args.command == "baseline":
-        from ._baseline import save_baseline
+        from .execution.baseline import save_baseline
 
         path = save_baseline(args.run_dir, args.name, store=args.store)
         print(f"baseline {args.name} saved: {path}")

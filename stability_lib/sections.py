@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ParamsError
-from ._health import health_claims, run_health
-from ._models import Claim, SectionResult, Status
-from ._secrets import redact_tree
-from ._section import Section
+from .core.errors import ParamsError
+from .probes.health import health_claims, run_health
+from .core.models import Claim, SectionResult, Status
+from .execution.secrets import redact_tree
+from .execution.section import Section
 
 if TYPE_CHECKING:
-    from ._params import TargetConfig
-    from ._scenario import ScenarioConfig
+    from .execution.params import TargetConfig
+    from .probes.scenario import ScenarioConfig
 
 __all__ = ["health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"]
 
@@ -30,7 +30,7 @@ def health(sec: Section) -> SectionResult:
 
 
 def suites(sec: Section) -> SectionResult:
-    from ._suites import category_claims, run_suites
+    from .suites.runner import category_claims, run_suites
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -65,8 +65,8 @@ def _with_users(scenario: ScenarioConfig, count: int | None, repetitions: int | 
 
 
 def websocket(sec: Section) -> SectionResult:
-    from ._stats import compare_failure_rates
-    from ._wsprobe import run_soak_sync
+    from .stats.inference import compare_failure_rates
+    from .probes.engine import run_soak_sync
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -106,8 +106,8 @@ def websocket(sec: Section) -> SectionResult:
 
 
 def golden_path(sec: Section) -> SectionResult:
-    from ._golden import run_golden_path_sync
-    from ._operations import operation_samples_ms
+    from .probes.golden import run_golden_path_sync
+    from .probes.operations import operation_samples_ms
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -121,7 +121,7 @@ def golden_path(sec: Section) -> SectionResult:
 
 
 def isolation(sec: Section) -> SectionResult:
-    from ._golden import run_golden_path_sync
+    from .probes.golden import run_golden_path_sync
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -139,7 +139,7 @@ def isolation(sec: Section) -> SectionResult:
 
 
 def performance(sec: Section) -> SectionResult:
-    from ._perf import collect_interleaved, compare_operations, stored_samples
+    from .probes.perf import collect_interleaved, compare_operations, stored_samples
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -174,7 +174,7 @@ def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dic
     """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
     import json
 
-    from ._golden import run_golden_path_sync
+    from .probes.golden import run_golden_path_sync
 
     small = _with_users(scenario, 1, 2)
     result = run_golden_path_sync(target.base_url, small, ws_base_url=target.ws_base_url)
@@ -195,7 +195,7 @@ def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dic
 
 
 def contract(sec: Section) -> SectionResult:
-    from ._contract import run_contract
+    from .contract.section import run_contract
 
     if not sec.enabled:
         return sec.skip("switched off in params")

@@ -11,8 +11,8 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 import pytest
 
-from stability_lib._claims_junit import OUTCOME_ELEMENT, claims_junit_xml
-from stability_lib._junit import TestOutcome, parse_junit
+from stability_lib.report.claims_junit import OUTCOME_ELEMENT, claims_junit_xml
+from stability_lib.suites.junit import TestOutcome, parse_junit
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 # The documented rule, written out here so that a change to the module's table fails a test.

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from stability_lib import cli
-from stability_lib._params import load_params
-from stability_lib._runner import prepare_run_dir
-from stability_lib._secrets import secret_values
+from stability_lib.execution.params import load_params
+from stability_lib.execution.notebooks import prepare_run_dir
+from stability_lib.execution.secrets import secret_values
 
 from support import run_cli
 from test_pipeline import HEALTH_ONLY

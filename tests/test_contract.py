@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from stability_lib._contract import (
+from stability_lib.contract.section import (
     ContractConfig,
     DbCompareConfig,
     FileSource,
@@ -29,9 +29,9 @@ from stability_lib._contract import (
     parse_spec_bytes,
     run_contract,
 )
-from stability_lib._errors import TargetError
-from stability_lib._models import Status
-from stability_lib._openapi_diff import Change, Level, SpecError
+from stability_lib.core.errors import TargetError
+from stability_lib.core.models import Status
+from stability_lib.contract.openapi_diff import Change, Level, SpecError
 
 TODAY = date(2025, 6, 1)
 
@@ -498,8 +498,8 @@ def test_live_candidate_against_itself_passes(candidate_url: str, tmp_path: Path
 
 
 def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass() -> None:
-    from stability_lib._contract import contract_claims
-    from stability_lib._openapi_diff import Change, Level
+    from stability_lib.contract.section import contract_claims
+    from stability_lib.contract.openapi_diff import Change, Level
 
     blind = Change(Level.WARN, "unresolved-ref", "/users", "get", "/responses/200", "not compared")
     (claim,) = contract_claims([blind], fail_on_warn=False, operations_compared=3)
@@ -555,7 +555,7 @@ def test_a_device_spec_file_is_refused_unread_within_bounded_memory(device: str)
     code = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
         "from pathlib import Path\n"
-        "from stability_lib._contract import FileSource, load_spec\n"
+        "from stability_lib.contract.section import FileSource, load_spec\n"
         f"got = load_spec(FileSource(file={device!r}), default_url=None, base_dir=Path('.'))\n"
         "print(got.error)\n"
     )
@@ -565,14 +565,14 @@ def test_a_device_spec_file_is_refused_unread_within_bounded_memory(device: str)
 
 
 def test_a_directory_spec_file_is_refused(tmp_path: Path) -> None:
-    from stability_lib._contract import load_spec
+    from stability_lib.contract.section import load_spec
 
     got = load_spec(FileSource(file=str(tmp_path)), default_url=None, base_dir=tmp_path)
     assert not got.ok and "not a regular file" in str(got.error)
 
 
 def test_a_spec_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
-    from stability_lib._contract import load_spec_file
+    from stability_lib.contract.section import load_spec_file
 
     big = tmp_path / "big.json"
     with big.open("wb") as fh:  # sparse: large on paper, nothing to write
@@ -642,7 +642,7 @@ def test_a_stalled_git_is_killed_at_its_deadline(tmp_path: Path, monkeypatch: py
     import os
     import stat as stat_mod
 
-    from stability_lib import _contract
+    from stability_lib.contract import section as _contract
 
     fake = tmp_path / "bin"
     fake.mkdir()

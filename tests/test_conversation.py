@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stability_lib._conversation import (
+from stability_lib.probes.conversation import (
     Close,
     Conversation,
     ConversationOutcomeKind as K,
@@ -21,7 +21,7 @@ from stability_lib._conversation import (
     Send,
     make_ids,
 )
-from stability_lib._scenario import WsStep
+from stability_lib.probes.scenario import WsStep
 
 TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
 CONTEXT = {"run_id": "run1", "nonce": "nonce-x", "username": "alice", "session_id": "sess-9"}

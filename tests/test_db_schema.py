@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stability_lib._errors import TargetError
-from stability_lib._models import Status
-from stability_lib._db_schema import (
+from stability_lib.core.errors import TargetError
+from stability_lib.core.models import Status
+from stability_lib.contract.db_schema import (
     DB_RULES,
     Column,
     Schema,
@@ -20,7 +20,7 @@ from stability_lib._db_schema import (
     redact_url,
     to_sqlalchemy_url,
 )
-from stability_lib._openapi_diff import Level
+from stability_lib.contract.openapi_diff import Level
 
 BASE_DDL = """
 CREATE TABLE users (
@@ -135,7 +135,7 @@ def test_claims() -> None:
 def test_an_added_required_column_and_a_new_unique_constraint_break_old_writers(tmp_path) -> None:
     import sqlite3
 
-    from stability_lib._db_schema import diff_schemas, read_schema
+    from stability_lib.contract.db_schema import diff_schemas, read_schema
 
     old, new = tmp_path / "old.sqlite3", tmp_path / "new.sqlite3"
     sqlite3.connect(old).executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT, note TEXT);")

@@ -12,7 +12,7 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 import pytest
 
-from stability_lib._diff_output import (
+from stability_lib.contract.diff_output import (
     DEFAULT_FAIL_ON,
     FORMATS,
     exit_code,
@@ -24,8 +24,8 @@ from stability_lib._diff_output import (
     parse_fail_on,
     render,
 )
-from stability_lib._junit import TestOutcome, parse_junit
-from stability_lib._openapi_diff import Change, Level, diff_openapi
+from stability_lib.suites.junit import TestOutcome, parse_junit
+from stability_lib.contract.openapi_diff import Change, Level, diff_openapi
 
 TODAY = date(2025, 6, 1)
 ERR_CHANGE = Change(Level.ERR, "operation-removed", "/items/{id}", "DELETE", "", "DELETE /items/{id} was removed")
@@ -278,7 +278,7 @@ def test_a_swagger_2_pair_goes_from_files_to_a_failing_junit_in_the_wiring_a_com
 
     import yaml
 
-    from stability_lib._swagger2 import as_openapi3
+    from stability_lib.contract.swagger2 import as_openapi3
 
     base = yaml.safe_load((Path(__file__).parent / "fixtures" / "swagger2" / "petstore.json").read_text(encoding="utf-8"))
     revision = copy.deepcopy(base)

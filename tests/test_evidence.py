@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from stability_lib import Claim, EvidenceError, SectionResult, Status
-from stability_lib._baseline import fingerprint_differences, load_baseline, save_baseline
-from stability_lib._evidence import read_evidence, write_evidence
+from stability_lib.execution.baseline import fingerprint_differences, load_baseline, save_baseline
+from stability_lib.execution.evidence import read_evidence, write_evidence
 
 
 def result() -> SectionResult:
@@ -54,9 +54,9 @@ def test_fingerprint_differences_name_what_changed() -> None:
 
 def test_a_section_keeps_the_figure_of_the_claims_it_adopts(tmp_path: Path) -> None:
     # The front page shows each claim's decisive figure: it must survive the section's adopt().
-    from stability_lib._models import Figure
-    from stability_lib._params import validate_params
-    from stability_lib._section import Section
+    from stability_lib.core.models import Figure
+    from stability_lib.execution.params import validate_params
+    from stability_lib.execution.section import Section
 
     params = validate_params({"title": "t", "environment": "local", "target": {"base_url": "http://127.0.0.1:1"}})
     section = Section("health", tmp_path, params, tmp_path)

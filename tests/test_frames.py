@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stability_lib import _frames
-from stability_lib._frames import COLUMNS, RunFormatError, describe_columns, load_run, load_runs
+from stability_lib.report import frames as _frames
+from stability_lib.report.frames import COLUMNS, RunFormatError, describe_columns, load_run, load_runs
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 FRAMES = ("claims", "sections", "sessions", "latency", "tests", "contract_changes", "warnings")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stability_lib._golden import (
+from stability_lib.probes.golden import (
     GoldenRun,
     Sighting,
     analyze_isolation,
@@ -16,9 +16,9 @@ from stability_lib._golden import (
     run_golden_path,
     run_golden_path_sync,
 )
-from stability_lib._models import Status
-from stability_lib._scenario import ScenarioConfig
-from stability_lib._wsprobe import run_soak
+from stability_lib.core.models import Status
+from stability_lib.probes.scenario import ScenarioConfig
+from stability_lib.probes.engine import run_soak
 
 N_ALICE = "nonce-" + "a" * 32
 N_BOB = "nonce-" + "b" * 32

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stability_lib._errors import EvidenceError
-from stability_lib._junit import (
+from stability_lib.core.errors import EvidenceError
+from stability_lib.suites.junit import (
     MAX_TESTCASES,
     JUnitParseError,
     JUnitReport,
@@ -269,7 +269,7 @@ def test_a_file_of_millions_of_testcases_is_refused_in_bounded_memory() -> None:
     script = textwrap.dedent(
         """
         import resource
-        from stability_lib._junit import MAX_JUNIT_BYTES, JUnitParseError, parse_junit
+        from stability_lib.suites.junit import MAX_JUNIT_BYTES, JUnitParseError, parse_junit
         data = b"<testsuite>" + b"<testcase/>" * ((MAX_JUNIT_BYTES - 100) // 11) + b"</testsuite>"
         try:
             parse_junit(data, source="huge.xml")

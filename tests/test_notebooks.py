@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from stability_lib._runner import execute_notebook, notebooks_dir
+from stability_lib.execution.notebooks import execute_notebook, notebooks_dir
 
 from support import run_cli
 

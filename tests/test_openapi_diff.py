@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stability_lib._openapi_diff import (
+from stability_lib.contract.openapi_diff import (
     RULES,
     RULES_BY_ID,
     Change,

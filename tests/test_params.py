@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stability_lib import MissingVariableError, ParamsError, load_params
-from stability_lib._params import apply_overrides, read_raw, redact, resolve_env
+from stability_lib.execution.params import apply_overrides, read_raw, redact, resolve_env
 
 MINIMAL = """
 title: t
@@ -185,7 +185,7 @@ def test_the_command_says_one_line_and_exits_3_for_bad_params(tmp_path: Path, te
 
 
 def test_a_stored_run_rereads_its_params_without_the_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stability_lib._params import LenientEnv
+    from stability_lib.execution.params import LenientEnv
 
     monkeypatch.delenv("URL", raising=False)  # `stability report` in another shell: the address is not checked again
     params, _ = load_params(write(tmp_path, MINIMAL), env=LenientEnv())
@@ -228,7 +228,7 @@ def test_many_errors_are_counted_not_all_listed(tmp_path: Path) -> None:
 )
 def test_websocket_url_is_derived_from_the_target(base_url: str, ws_base_url: str | None, expected: str) -> None:
     # The health echo and every WebSocket step build their address here.
-    from stability_lib._params import TargetConfig
+    from stability_lib.execution.params import TargetConfig
 
     target = TargetConfig(base_url=base_url, ws_base_url=ws_base_url)
     assert target.websocket_url("/ws/echo") == expected

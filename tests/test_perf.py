@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from stability_lib import Status
-from stability_lib._baseline import scenario_hash
-from stability_lib._operations import operation_samples_ms
-from stability_lib._perf import PerformanceConfig, compare_operations
+from stability_lib.execution.baseline import scenario_hash
+from stability_lib.probes.operations import operation_samples_ms
+from stability_lib.probes.perf import PerformanceConfig, compare_operations
 
 
 def lognormal(median: float, n: int, seed: int) -> list[float]:

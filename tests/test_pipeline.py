@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stability_lib._export import external_references
+from stability_lib.report.export import external_references
 
 from support import pdf_text, run_cli
 
@@ -82,7 +82,7 @@ def test_unreachable_service_fails_and_still_writes_the_report(tmp_path: Path) -
     assert any("ConnectError" in (s["error"] or "") for s in evidence["data"]["samples"])
     assert (out / "report.html").exists() and "FAIL" in pdf_text(out / "report.pdf")
     # The claims as JUnit for CI test views: the failing check is a failure there too.
-    from stability_lib._junit import parse_junit
+    from stability_lib.suites.junit import parse_junit
 
     claims = parse_junit((out / "claims.junit.xml").read_bytes())
     assert claims.total == len(summary["claims"]) and claims.failed >= 1

@@ -31,8 +31,8 @@ pytestmark = pytest.mark.slow
 
 SOAK_SCRIPT = """
 import asyncio, json, sys
-from stability_lib._scenario import ScenarioConfig
-from stability_lib._wsprobe import run_soak_sync
+from stability_lib.probes.scenario import ScenarioConfig
+from stability_lib.probes.engine import run_soak_sync
 
 base, scenario, how = sys.argv[1], ScenarioConfig.model_validate(json.loads(sys.argv[2])), sys.argv[3]
 if how == "in_running_loop":  # like a Jupyter cell: the kernel's loop is running, SIGINT raises KeyboardInterrupt

@@ -18,12 +18,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stability_lib._contract import parse_spec_bytes
-from stability_lib._errors import ParamsError
-from stability_lib._junit import JUnitParseError, TestOutcome, parse_junit
-from stability_lib._openapi_diff import SpecError, diff_openapi
-from stability_lib._params import load_params
-from stability_lib._scenario import TemplateError, render_template
+from stability_lib.contract.section import parse_spec_bytes
+from stability_lib.core.errors import ParamsError
+from stability_lib.suites.junit import JUnitParseError, TestOutcome, parse_junit
+from stability_lib.contract.openapi_diff import SpecError, diff_openapi
+from stability_lib.execution.params import load_params
+from stability_lib.probes.scenario import TemplateError, render_template
 
 settings.register_profile(
     "stability", max_examples=60, deadline=None, derandomize=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from stability_lib import Claim, EvidenceRef, SectionResult, Status
-from stability_lib._evidence import write_evidence, write_json_atomic
-from stability_lib._export import find_chromium
+from stability_lib.execution.evidence import write_evidence, write_json_atomic
+from stability_lib.report.export import find_chromium
 
 from support import pdf_text, run_cli
 

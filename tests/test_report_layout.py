@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from stability_lib import Claim, EvidenceRef, SectionResult, Status
-from stability_lib._evidence import write_evidence, write_json_atomic
-from stability_lib._export import find_chromium
-from stability_lib._frontpage import front_items
-from stability_lib._stats import compare_failure_rates, compare_samples, rate_estimate
-from stability_lib._verdict import section_status
+from stability_lib.execution.evidence import write_evidence, write_json_atomic
+from stability_lib.report.export import find_chromium
+from stability_lib.report.frontpage import front_items
+from stability_lib.stats.inference import compare_failure_rates, compare_samples, rate_estimate
+from stability_lib.core.verdict import section_status
 
 from support import run_cli
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stability_lib._secrets import REDACTED, display_url, redact_file, redact_obj, redact_text, secret_values
+from stability_lib.execution.secrets import REDACTED, display_url, redact_file, redact_obj, redact_text, secret_values
 
 from support import run_cli
 
@@ -204,7 +204,7 @@ def test_display_url_hides_userinfo_query_values_and_fragment(url: str, shown: s
 
 
 def test_the_fingerprint_keeps_the_address_but_not_its_credentials() -> None:
-    from stability_lib._baseline import fingerprint
+    from stability_lib.execution.baseline import fingerprint
 
     fp = fingerprint({}, "https://probe:hunter22@h.example:8443/api?key=k-123456", None)
     assert fp["target_url"] == "https://***@h.example:8443/api?key=***" and fp["target_host"] == "h.example"

@@ -1,4 +1,4 @@
-"""Tests for stability_lib._sequential: anytime-valid verdicts that stop when the evidence decides.
+"""Tests for stability_lib.stats.sequential: anytime-valid verdicts that stop when the evidence decides.
 
 The simulations are seeded and sized to run in a few seconds; the thresholds they assert are the
 promises of ``RULE_TEXT``: looking after every round does not raise the chance of a wrong verdict
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from stability_lib._sequential import (
+from stability_lib.stats.sequential import (
     RULE_TEXT,
     FixRound,
     FixSequentialConfig,
@@ -38,8 +38,8 @@ from stability_lib._sequential import (
     start_performance_family,
     update,
 )
-from stability_lib._stats import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
-from stability_lib._models import Status
+from stability_lib.stats.inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
+from stability_lib.core.models import Status
 
 ALPHA = 0.05
 
@@ -185,7 +185,7 @@ def test_median_sequence_covers_the_true_median_at_every_n_at_once() -> None:
     streams, n_max = 400, 600
     below = np.cumsum(rng.standard_cauchy((streams, n_max)) <= 0.0, axis=1)  # count <= 0 at each n
     ns = np.arange(1, n_max + 1)
-    from stability_lib._sequential import _sign_rank
+    from stability_lib.stats.sequential import _sign_rank
 
     ranks = np.array([_sign_rank(int(n), ALPHA) for n in ns])
     bounded = ranks >= 1

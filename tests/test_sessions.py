@@ -10,8 +10,8 @@ from websockets.exceptions import ConnectionClosedError, InvalidMessage, Invalid
 from websockets.frames import Close
 from websockets.http11 import Response
 
-from stability_lib._models import Status
-from stability_lib._sessions import (
+from stability_lib.core.models import Status
+from stability_lib.probes.sessions import (
     EventExpectation,
     FeedStatus,
     OutcomeKind,
@@ -178,7 +178,7 @@ def test_a_close_our_client_started_is_not_a_server_crash() -> None:
     from websockets.exceptions import ConnectionClosedError
     from websockets.frames import Close
 
-    from stability_lib._sessions import outcome_for_connection_closed
+    from stability_lib.probes.sessions import outcome_for_connection_closed
 
     too_big = ConnectionClosedError(None, Close(1009, "message too big"), None)  # we sent 1009, no reply
     assert outcome_for_connection_closed(too_big).kind is OutcomeKind.CLOSED_OTHER
@@ -198,7 +198,7 @@ def test_sessions_that_never_ended_do_not_count_as_crash_free() -> None:
 
 
 def test_a_nonce_cut_in_half_by_the_cap_is_still_listed() -> None:
-    from stability_lib._sessions import cap_keeping_markers
+    from stability_lib.probes.sessions import cap_keeping_markers
 
     nonce = "nonce-" + "a" * 32
     kept = cap_keeping_markers("x" * 90 + nonce + "y" * 50, 100)
@@ -206,7 +206,7 @@ def test_a_nonce_cut_in_half_by_the_cap_is_still_listed() -> None:
 
 
 def test_a_completed_exchange_is_ok_only_after_a_clean_close() -> None:
-    from stability_lib._sessions import outcome_after_close
+    from stability_lib.probes.sessions import outcome_after_close
 
     ok = SessionOutcome.ok()
     assert outcome_after_close(ok, 1000, close_timed_out=False).is_ok

@@ -1,4 +1,4 @@
-"""Tests for stability_lib._stats: known values, exactness checks and simulations.
+"""Tests for stability_lib.stats.inference: known values, exactness checks and simulations.
 
 Simulations are seeded (deterministic) and sized to run in a few seconds; the
 thresholds they assert are the promises a report makes to its reader.
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from stability_lib._errors import StabilityError
-from stability_lib._stats import (
+from stability_lib.core.errors import StabilityError
+from stability_lib.stats.inference import (
     FIX_RULE_TEXT,
     PERFORMANCE_RULE_TEXT,
     FixStatus,
@@ -34,7 +34,7 @@ from stability_lib._stats import (
     sessions_needed,
     upper_bound,
 )
-from stability_lib._models import Status
+from stability_lib.core.models import Status
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from stability_lib._junit import JUnitReport, TestCase, TestOutcome, parse_junit
-from stability_lib._models import Status
-from stability_lib._suites import (
+from stability_lib.suites.junit import JUnitReport, TestCase, TestOutcome, parse_junit
+from stability_lib.core.models import Status
+from stability_lib.suites.runner import (
     TARGET_URL_ENV,
     CategoryConfig,
     CategoryRun,
@@ -335,7 +335,7 @@ def test_one_deeply_nested_junit_fails_its_own_category_only(tmp_path: Path) -> 
 
 
 def test_a_junit_file_above_the_size_cap_is_refused_for_its_category(tmp_path: Path) -> None:
-    from stability_lib._junit import MAX_JUNIT_BYTES
+    from stability_lib.suites.junit import MAX_JUNIT_BYTES
 
     cfg = CategoryConfig(
         name="big", command=["truncate", "-s", str(MAX_JUNIT_BYTES + 1), "out.xml"], junit_xml="out.xml"

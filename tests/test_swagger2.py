@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import yaml
 
-from stability_lib._openapi_diff import Level, SpecError, count_operations, diff_openapi
-from stability_lib._swagger2 import OPENAPI_VERSION, as_openapi3, convert_swagger2, is_swagger2
+from stability_lib.contract.openapi_diff import Level, SpecError, count_operations, diff_openapi
+from stability_lib.contract.swagger2 import OPENAPI_VERSION, as_openapi3, convert_swagger2, is_swagger2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "swagger2"
 TODAY = date(2025, 6, 1)

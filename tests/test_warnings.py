@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from stability_lib import Claim, SectionResult, Status
-from stability_lib._params import validate_params
-from stability_lib._warnings import WARNING_KINDS, evidence_warnings
+from stability_lib.execution.params import validate_params
+from stability_lib.report.evidence_warnings import WARNING_KINDS, evidence_warnings
 
 
 def params(environment: str = "local", url: str = "http://127.0.0.1:8000", rereading: bool = False, **warnings: Any):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import json
 
-from stability_lib._models import Status
-from stability_lib._openapi_diff import Level
-from stability_lib._ws_contract import (
+from stability_lib.core.models import Status
+from stability_lib.contract.openapi_diff import Level
+from stability_lib.contract.ws_messages import (
     UNTYPED_EVENT,
     WS_RULES,
     diff_event_schemas,

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .._errors import StabilityError
+from ..core.errors import StabilityError
 from ._faults import FAULTS_ENV_VAR, VARIANTS, split_fault_text
 from ._server import prepare_instance
 

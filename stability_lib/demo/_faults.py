@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import ParamsError
+from ..core.errors import ParamsError
 
 __all__ = [
     "ApiBreak",

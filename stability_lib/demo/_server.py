@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from .._errors import RunError
+from ..core.errors import RunError
 from ._app import MAX_WS_FRAME_BYTES, create_app, install_log_filter
 from ._faults import Faults, variant_faults
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .._errors import RunError, StabilityError
+from ..core.errors import RunError, StabilityError
 
 __all__ = ["DemoProcess", "demo_process", "demo_targets", "run_demo", "interactive_run", "DEMO_PARAMS"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from stability_lib._contract import ContractConfig, FileSource, run_contract
-from stability_lib._coverage import CoverageParseError, parse_cobertura
-from stability_lib._models import Status
-from stability_lib._suites import CategoryConfig, evaluate_run, run_category
+from stability_lib.contract.section import ContractConfig, FileSource, run_contract
+from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
+from stability_lib.core.models import Status
+from stability_lib.suites.runner import CategoryConfig, evaluate_run, run_category
 
 from _corpus import assert_bad_input_outcome, marker_in_environment, run_bounded, run_python
 
@@ -143,8 +143,8 @@ def test_a_huge_junit_file_gives_bounded_evidence_and_memory(tmp_path: Path) -> 
     (tmp_path / "big.xml").write_bytes(suite(cases))
     code = f"""
 import json, pathlib
-from stability_lib._junit import parse_junit
-from stability_lib._suites import CategoryConfig, judge_category, CategoryRun
+from stability_lib.suites.junit import parse_junit
+from stability_lib.suites.runner import CategoryConfig, judge_category, CategoryRun
 report = parse_junit(pathlib.Path({str(tmp_path / 'big.xml')!r}).read_bytes())
 assert report.failed == 40_000, report.failed
 cfg = CategoryConfig(name="big", command=["true"], junit_xml="x.xml")
@@ -314,7 +314,7 @@ def test_a_spec_bomb_stays_within_memory(tmp_path: Path, name: str) -> None:
         path = str(tmp_path / "bomb.yaml")
     code = f"""
 from pathlib import Path
-from stability_lib._contract import FileSource, load_spec
+from stability_lib.contract.section import FileSource, load_spec
 got = load_spec(FileSource(file={path!r}), default_url=None, base_dir=Path("."))
 assert not got.ok
 print(got.error)
@@ -360,7 +360,7 @@ def _encodings(secret: str) -> dict[str, str]:
 @pytest.mark.parametrize("encoding", list(_encodings(SECRET)))
 def test_a_secret_is_redacted_in_every_common_encoding(encoding: str) -> None:
     """Issue 11, item 2a: pytest's repr doubled the backslash and the exact-bytes redactor missed it."""
-    from stability_lib._secrets import redact_text
+    from stability_lib.execution.secrets import redact_text
 
     encoded = _encodings(SECRET)[encoding]
     text = f"assert token == {encoded} # failed"

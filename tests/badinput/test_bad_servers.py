@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from stability_lib._contract import ContractConfig, UrlSource, run_contract
-from stability_lib._health import health_claims, run_health
-from stability_lib._models import Status
-from stability_lib._params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
-from stability_lib._scenario import AuthConfig, ScenarioConfig, WsStep
-from stability_lib._sessions import OutcomeKind
-from stability_lib._wsprobe import run_soak, run_ws_session, ws_url
+from stability_lib.contract.section import ContractConfig, UrlSource, run_contract
+from stability_lib.probes.health import health_claims, run_health
+from stability_lib.core.models import Status
+from stability_lib.execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
+from stability_lib.probes.sessions import OutcomeKind
+from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
 
 from _corpus import marker_in_environment, run_bounded, run_python
 
@@ -231,8 +231,8 @@ def test_an_endless_or_bombed_health_body_stays_within_memory(path: str) -> None
     """Issue 11, item 3: an endless body was read to 5.1 GB in 14 s."""
     with misbehaving_server() as base:
         code = f"""
-from stability_lib._health import health_claims, run_health
-from stability_lib._params import HealthConfig, HealthEndpoint, TargetConfig
+from stability_lib.probes.health import health_claims, run_health
+from stability_lib.execution.params import HealthConfig, HealthEndpoint, TargetConfig
 cfg = HealthConfig(samples=1, timeout_s=2, endpoints=[HealthEndpoint(path={path!r}, json_keys=["status"])])
 (claim,) = health_claims(cfg, run_health(TargetConfig(base_url={base!r}), cfg))
 print(claim.status.value)
@@ -260,7 +260,7 @@ def test_a_misbehaving_websocket_echo_fails(path: str) -> None:
 @pytest.mark.parametrize("path", ["/drip-body", "/drip-headers", "/silent", "/hangup", "/garbage", "/500", "/short-body",
                                   "/html-spec", "/redirect-loop", "/endless", "/gzip-bomb"])
 def test_a_misbehaving_spec_server_is_inconclusive_within_its_deadline(path: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stability_lib import _contract
+    from stability_lib.contract import section as _contract
 
     monkeypatch.setattr(_contract, "FETCH_TIMEOUT_S", 0.3)  # whole request: 0.9 s
     monkeypatch.setattr(_contract, "MAX_SPEC_BYTES", 4 * 1024 * 1024)

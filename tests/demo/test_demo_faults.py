@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from stability_lib._errors import ParamsError
+from stability_lib.core.errors import ParamsError
 from stability_lib.demo import VARIANTS, ApiBreak, Faults, FaultSpecError, SlowOperation, variant_faults
 from stability_lib.demo._faults import split_fault_text
 

@@ -1,0 +1,536 @@
+"""Orchestration of one run: load, parameterize, execute, check, write.
+
+``execute_sections`` runs section notebooks with papermill's Python API in a
+small pool of daemon threads (each notebook gets its own kernel process). A
+section that raises, times out or whose kernel dies is recorded as ERROR
+evidence; the others still run.
+
+Interrupts: jupyter_client starts every kernel in a new session, so a terminal
+Ctrl-C never reaches it, and a thread blocked in a notebook keeps the process
+alive. Every kernel we start is therefore tracked (``_TrackedKernelManager``);
+on SIGINT/SIGTERM the main thread kills each kernel with everything it started,
+records the unfinished sections as ERROR ("interrupted") and re-raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core.errors import RunError
+from .evidence import evidence_path, read_evidence, write_evidence, write_json_atomic
+from ..core.models import SectionResult, Status
+from .params import SECTION_ORDER, Params, load_params
+from .secrets import redact_file, redact_obj, redact_text, redact_tree
+from .section import utc_now
+
+__all__ = [
+    "Interrupted",
+    "interrupt_signal",
+    "signals_interrupt",
+    "stop_all_kernels",
+    "SectionRun",
+    "prepare_run_dir",
+    "ensure_kernelspec",
+    "execute_notebook",
+    "execute_sections",
+    "notebooks_dir",
+    "notebooks_for",
+]
+
+Progress = Callable[[str], None]
+EXCLUSIVE_SECTIONS = frozenset({"performance"})
+INTERRUPTED = "interrupted"  # SectionRun.error of a section whose kernel an interrupt killed
+# After an interrupt, how long dying notebook threads may take to notice their dead kernels.
+_INTERRUPT_GRACE_S = 5.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM in the main thread: a KeyboardInterrupt that knows its signal."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def interrupt_signal(exc: BaseException) -> str:
+    """The signal behind an interrupt (a plain KeyboardInterrupt is Ctrl-C: SIGINT)."""
+    return getattr(exc, "signal_name", "SIGINT")
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``Interrupted`` in the main thread, once: a second signal while
+    we are stopping is ignored, so that the cleanup it would cut short still runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired.is_set():
+            return
+        fired.set()
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _KernelRegistry:
+    """Every kernel this process started and has not shut down yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()  # jupyter_client KernelManagers
+        self._stopping = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stopping = False
+
+    def add(self, km: Any) -> None:
+        with self._lock:
+            self._live.add(km)
+            stopping = self._stopping
+        if stopping:  # started while we were stopping: it must not survive us
+            _kill_kernel(km)
+
+    def discard(self, km: Any) -> None:
+        with self._lock:
+            self._live.discard(km)
+
+    def stop_all(self) -> int:
+        with self._lock:
+            self._stopping = True
+            live, self._live = list(self._live), set()
+        for km in live:
+            _kill_kernel(km)
+        return len(live)
+
+
+_KERNELS = _KernelRegistry()
+
+
+def _kill_kernel(km: Any) -> None:
+    """SIGKILL a kernel and every process below it (a test run that setsid()s away included),
+    and remove its connection file: a killed kernel cannot clean up after itself."""
+    import psutil  # ipykernel's own dependency
+
+    pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
+    if pid:
+        try:
+            victims = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            victims = []
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the kernel leads its own session and group
+        except OSError:
+            pass
+        psutil.wait_procs(victims, timeout=2)
+    try:
+        if km.connection_file:
+            Path(km.connection_file).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+@cache
+def _tracked_kernel_manager() -> type:
+    """nbclient's kernel manager, registered while its kernel lives so an interrupt can kill it.
+    Built on first use: the command line starts without importing jupyter_client."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            _KERNELS.add(self)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:
+                _KERNELS.discard(self)
+
+    return TrackedKernelManager
+
+
+def stop_all_kernels() -> int:
+    """Kill every kernel this process started (and their children). Returns how many."""
+    return _KERNELS.stop_all()
+
+
+def notebooks_dir() -> Path:
+    """The section notebooks: ``notebooks/`` beside the package (repo checkout or editable install)."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here.parent / "notebooks", here / "notebooks"):
+        if candidate.is_dir():
+            return candidate
+    raise RunError(f"notebooks folder not found next to {here}")
+
+
+def notebooks_for(run_dir: Path, params: Params) -> Path:
+    """The notebooks a run uses: params' runner.notebooks_dir (relative to the params file) or ours."""
+    if params.runner.notebooks_dir:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        return Path(meta["base_dir"]) / params.runner.notebooks_dir
+    return notebooks_dir()
+
+
+def kernel_name() -> str:
+    # Unique per interpreter: a stray global "python3" kernelspec cannot take over.
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+    return f"stability-proof-{digest}"
+
+
+def ensure_kernelspec() -> str:
+    """Install (idempotently) a kernelspec pointing at this interpreter, under sys.prefix."""
+    name = kernel_name()
+    folder = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name
+    spec = {
+        # log_level ERROR: every kernel start would otherwise print a harmless TCP warning to the terminal.
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
+        "display_name": f"stability-proof ({sys.prefix})",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    target = folder / "kernel.json"
+    try:
+        current = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = None
+    if current != spec:
+        write_json_atomic(target, spec)  # two runs starting at once never read half a file
+    return name
+
+
+@dataclass(frozen=True)
+class SectionRun:
+    section: str
+    status: Status
+    duration_s: float
+    notebook: str
+    error: str | None = None
+
+
+# Kernel pseudo-filesystems and devices: never a place for a run directory.
+_NOT_A_RUN_DIR = (Path("/proc"), Path("/sys"), Path("/dev"))
+_SHARED_MEMORY = Path("/dev/shm")  # a RAM disk: a fine place for a scratch run
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    for root in _NOT_A_RUN_DIR:
+        if run_dir == root or (root in run_dir.parents and _SHARED_MEMORY not in (run_dir, *run_dir.parents)):
+            raise RunError(f"run directory {run_dir} is under {root}: choose a folder on a disk with --out")
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunError(f"run directory {run_dir}: {folder} exists and is not a folder")
+            break
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise RunError(f"run directory {run_dir} exists and is not empty")
+
+
+def prepare_run_dir(
+    params_file: Path,
+    raw: dict[str, Any],
+    params: Params,
+    out: Path | None,
+    overrides: list[str],
+    secrets: frozenset[str] = frozenset(),
+) -> Path:
+    """Create the run directory with params.yaml, run.json and fingerprint.json.
+    Every value that came from a secret is scrubbed from what we write (titles and
+    commit ids can carry ${NAME} too)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    # Absolute from here on: nothing later may depend on the process's working directory.
+    run_dir = (out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}").resolve()
+    _check_run_dir(run_dir)
+    try:
+        (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
+        (run_dir / "notebooks").mkdir(exist_ok=True)
+        # The raw params keep ${NAME} references: the secret values never reach the disk.
+        (run_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        from .. import __version__
+
+        write_json_atomic(
+            run_dir / "run.json",
+            redact_obj(
+                {
+                    "run_id": run_dir.resolve().name,
+                    "params_file": str(params_file.resolve()),
+                    "base_dir": str(params_file.resolve().parent),
+                    "invocation_dir": str(Path.cwd()),  # where relative CLI arguments (baselines/) were meant
+                    "overrides": [o.split("=", 1)[0] + "=…" for o in overrides],
+                    "started_at": utc_now(),
+                    "tool_version": __version__,
+                    "title": params.title,
+                    "environment": params.environment,
+                    # What was really probed: a re-render elsewhere must not judge unresolved references.
+                    "targets": {
+                        "candidate": params.target.base_url,
+                        **({"baseline": params.baseline.base_url} if params.baseline else {}),
+                    },
+                },
+                secrets,
+            ),
+        )
+        from .baseline import FINGERPRINT_FILE, fingerprint
+
+        write_json_atomic(
+            run_dir / FINGERPRINT_FILE,
+            redact_obj(fingerprint(raw, params.target.base_url, params.target.commit), secrets),
+        )
+    except OSError as exc:
+        raise RunError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from exc
+    return run_dir
+
+
+def execute_notebook(
+    source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path, timeout_s: float
+) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(source),
+        str(output),
+        parameters=parameters,
+        kernel_name=ensure_kernelspec(),
+        progress_bar=False,
+        log_output=False,
+        execution_timeout=timeout_s,
+        request_save_on_cell_execute=False,
+        # Not papermill's cwd=: that os.chdir()s this whole process, and notebooks run in
+        # threads. nbclient starts the kernel in resources' metadata path instead.
+        resources={"metadata": {"path": str(cwd)}},
+        kernel_manager_class=_tracked_kernel_manager(),  # an interrupt can find and kill the kernel
+    )
+
+
+def _error_result(
+    section: str, error: str, started_at: str, duration_s: float, existing: Path | None = None
+) -> SectionResult:
+    """ERROR evidence; claims the section already wrote before it crashed are kept (a FAIL found
+    before a later cell broke is still a FAIL)."""
+    claims: tuple = ()
+    data: dict[str, Any] = {}
+    if existing is not None and existing.exists():
+        try:
+            previous = read_evidence(existing)
+            claims, data = previous.claims, previous.data
+        except Exception:  # unreadable evidence is no evidence
+            pass
+    return SectionResult(
+        section=section,
+        status=Status.ERROR,
+        claims=claims,
+        data=data,
+        error=error,
+        started_at=started_at,
+        finished_at=utc_now(),
+        duration_s=round(duration_s, 3),
+    )
+
+
+def _short_error(exc: BaseException) -> str:
+    # papermill's PapermillExecutionError carries the notebook's own exception.
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}"[:2000]
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def run_section_notebook(
+    section: str,
+    run_dir: Path,
+    params: Params,
+    nb_dir: Path,
+    secrets: frozenset[str] = frozenset(),
+    stop: threading.Event | None = None,
+) -> SectionRun:
+    started_at, t0 = utc_now(), time.monotonic()
+    output = run_dir / "notebooks" / f"{section}.ipynb"
+    evidence = evidence_path(run_dir, section)
+    error: str | None = None
+    try:
+        execute_notebook(
+            nb_dir / f"{section}.ipynb",
+            output,
+            {"run_dir": str(run_dir.resolve()), "params_path": str((run_dir / "params.yaml").resolve())},
+            cwd=run_dir,
+            timeout_s=params.runner.section_timeout_s,
+        )
+    except Exception as exc:  # the notebook's failure is a finding about our run, never a silent pass
+        error = _short_error(exc)
+        if not isinstance(exc, RunError) and not getattr(exc, "ename", None):
+            error += "\n" + "".join(traceback.format_exception_only(type(exc), exc))[-500:]
+    duration = time.monotonic() - t0
+    redact_file(output, secrets)  # tracebacks and outputs in the executed notebook
+    if stop is not None and stop.is_set():
+        # Interrupted: its kernel was killed under it. The main thread records the section.
+        return SectionRun(section, Status.ERROR, duration, str(output), INTERRUPTED)
+    if error is not None:
+        error = redact_text(error, secrets)
+    if error is None and not evidence.exists():
+        error = "the notebook finished without writing its evidence file"
+    if error is not None:
+        write_evidence(run_dir, _error_result(section, error, started_at, duration, evidence))
+        return SectionRun(section, Status.ERROR, duration, str(output), error)
+    try:
+        status = read_evidence(evidence).status
+    except Exception as exc:
+        write_evidence(run_dir, _error_result(section, _short_error(exc), started_at, duration))
+        return SectionRun(section, Status.ERROR, duration, str(output), _short_error(exc))
+    return SectionRun(section, status, duration, str(output))
+
+
+def write_skipped(section: str, run_dir: Path, reason: str) -> SectionRun:
+    now = utc_now()
+    write_evidence(
+        run_dir,
+        SectionResult(
+            section=section,
+            status=Status.INCONCLUSIVE,
+            data={"skipped": True, "reason": reason},
+            started_at=now,
+            finished_at=now,
+            duration_s=0.0,
+        ),
+    )
+    return SectionRun(section, Status.INCONCLUSIVE, 0.0, "", None)
+
+
+def _run_in_threads(
+    names: list[str], one: Callable[[str], SectionRun], workers: int, stop: threading.Event,
+    done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
+) -> None:
+    """Run ``one`` over ``names`` in daemon threads. Not a ThreadPoolExecutor: its threads are joined
+    at interpreter exit, so a notebook blocked in a thread would hold an interrupted run hostage."""
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        todo.put(name)
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            started[name] = (utc_now(), time.monotonic())
+            done[name] = one(name)
+
+    threads = [threading.Thread(target=worker, name=f"stability-section-{i}", daemon=True)
+               for i in range(max(1, min(workers, len(names))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # a short join: the main thread stays responsive to signals
+            thread.join(0.2)
+
+
+def _record_interrupted(
+    run_dir: Path, enabled: list[str], done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
+    signal_name: str, secrets: frozenset[str],
+) -> None:
+    """ERROR evidence for every section that did not finish; claims it wrote before stay."""
+    for name in enabled:
+        if name in done and done[name].error != INTERRUPTED:
+            continue
+        if name in started:
+            started_at, t0 = started[name]
+            error = f"interrupted ({signal_name}) before the section finished"
+        else:
+            started_at, t0 = utc_now(), time.monotonic()
+            error = f"interrupted ({signal_name}) before the section started"
+        result = _error_result(name, error, started_at, time.monotonic() - t0, evidence_path(run_dir, name))
+        write_evidence(run_dir, SectionResult.parse(redact_obj(result.serialize(), secrets)))
+    redact_tree(run_dir / "notebooks", secrets)  # notebooks papermill wrote while dying
+
+
+def execute_sections(
+    run_dir: Path,
+    params: Params,
+    *,
+    nb_dir: Path | None = None,
+    workers: int | None = None,
+    progress: Progress = lambda line: None,
+    secrets: frozenset[str] = frozenset(),
+) -> list[SectionRun]:
+    """Run every enabled section. On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): kill
+    every kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
+    nb_dir = nb_dir or notebooks_for(run_dir, params)
+    enabled = params.enabled_sections()
+    runs: dict[str, SectionRun] = {}
+    for name in SECTION_ORDER:
+        if name not in enabled:
+            runs[name] = write_skipped(name, run_dir, "switched off in params")
+    ensure_kernelspec()
+    _KERNELS.reset()
+    stop = threading.Event()
+    done: dict[str, SectionRun] = {}
+    started: dict[str, tuple[str, float]] = {}
+
+    def one(name: str) -> SectionRun:
+        try:
+            result = run_section_notebook(name, run_dir, params, nb_dir, secrets, stop)
+        except Exception as exc:  # our own machinery (a full disk, say): recorded, never a lost section
+            error = redact_text(_short_error(exc), secrets)
+            try:
+                write_evidence(run_dir, _error_result(name, error, utc_now(), 0.0))
+            except Exception:
+                pass  # no evidence file: the summary counts the enabled section as ERROR
+            result = SectionRun(name, Status.ERROR, 0.0, "", error)
+        if result.error != INTERRUPTED:
+            suffix = f"  ({result.error.splitlines()[0][:120]})" if result.error else ""
+            progress(f"  {name:<12} {result.status.value:<12} {result.duration_s:6.1f} s{suffix}")
+        return result
+
+    # Performance is measured alone: our own probes must not be the load that slows the target.
+    shared = [name for name in enabled if name not in EXCLUSIVE_SECTIONS]
+    exclusive = [name for name in enabled if name in EXCLUSIVE_SECTIONS]
+    try:
+        _run_in_threads(shared, one, workers or params.runner.workers, stop, done, started)
+        _run_in_threads(exclusive, one, 1, stop, done, started)
+    except KeyboardInterrupt as exc:
+        stop.set()
+        # nbclient logs every kernel we kill ("Kernel died ..."): expected noise now. It logs through traitlets' logger when papermill gives it none of its own. They
+        # stay quiet: a section thread may notice its dead kernel after the grace period too, and
+        # the process is on its way out.
+        for name in ("papermill", "traitlets", "nbclient"):
+            logging.getLogger(name).disabled = True
+        stop_all_kernels()
+        deadline = time.monotonic() + _INTERRUPT_GRACE_S
+        for thread in threading.enumerate():  # threads notice their dead kernels and write their notebooks
+            if thread.name.startswith("stability-section-"):
+                thread.join(max(0.0, deadline - time.monotonic()))
+        _record_interrupted(run_dir, enabled, dict(done), started, interrupt_signal(exc), secrets)
+        raise
+    runs.update(done)
+    return [runs[name] for name in SECTION_ORDER]

@@ -1,0 +1,474 @@
+"""Params: the YAML file that describes a target and what to check.
+
+Loading is three small steps, each testable:
+1. ``read_raw`` parses YAML into plain data (no ``${NAME}`` resolved yet);
+2. ``apply_overrides`` applies ``--set key.path=value`` to that raw data;
+3. ``resolve_env`` replaces ``${NAME}`` with values from an environment mapping,
+   then pydantic validates (unknown keys and wrong types are refused with the
+   field path).
+
+The raw data (references unresolved) is what gets written to the run
+directory: notebooks re-resolve from their own environment, so a secret value
+never reaches a file.
+
+Untrusted input stays bounded: the file is read only when it is a regular file
+of at most ``MAX_PARAMS_BYTES``, UTF-8; YAML keys may not repeat; and a document
+whose aliases would expand past ``MAX_EXPANDED_SIZE`` or nest deeper than
+``MAX_DEPTH`` is refused before anything walks it (a few anchors for repeated
+steps are fine, a "billion laughs" is not). Every refusal is one ``ParamsError``
+line that names the file and line or the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from ..core.errors import MissingVariableError, ParamsError
+from ..probes.scenario import is_template_field
+
+__all__ = [
+    "Params",
+    "TargetConfig",
+    "HealthConfig",
+    "load_params",
+    "LenientEnv",
+    "read_raw",
+    "apply_overrides",
+    "resolve_env",
+    "validate_params",
+    "redact",
+    "SECTION_ORDER",
+]
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+MAX_PARAMS_BYTES = 1 << 20  # a params file is hand-written: 1 MiB is hundreds of times a real one
+# Nodes plus scalar characters after aliases are expanded. An alias-free document counts about one
+# unit per byte, so this never refuses a file under MAX_PARAMS_BYTES that uses no aliases.
+MAX_EXPANDED_SIZE = 2 * MAX_PARAMS_BYTES
+MAX_DEPTH = 64  # real params nest about 8 deep (a JSON body template inside a step inside the scenario)
+
+# Sections run in this order; the report comes last.
+SECTION_ORDER: tuple[str, ...] = (
+    "health",
+    "suites",
+    "websocket",
+    "golden_path",
+    "isolation",
+    "performance",
+    "contract",
+)
+
+
+# Sections that act as the service's users: they need params' scenario block.
+SCENARIO_SECTIONS: tuple[str, ...] = ("websocket", "golden_path", "isolation", "performance")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    """A URL that parses, with one of ``schemes`` and a host. Messages never echo the value:
+    it may hold a secret from the environment."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        reason = "unbalanced '[' or ']' in the host" if "IPv6" in str(exc) else "the port is not a number 0-65535"
+        raise ValueError(f"not a valid URL ({reason})") from None
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"the scheme must be {' or '.join(s + '://' for s in schemes)}")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    return value
+
+
+def _rereading(info: ValidationInfo) -> bool:
+    """Params of a stored run re-read for its report (``LenientEnv``): the addresses were checked
+    when the run started, and an unset variable's marker is not a URL."""
+    return bool(info.context and info.context.get("rereading"))
+
+
+class TargetConfig(_Strict):
+    name: str = Field("candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1').")
+    base_url: str = Field(
+        ..., max_length=2048, description="Base HTTP URL of the service (http:// or https://), e.g. https://staging.example.com"
+    )
+    ws_base_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Base WebSocket URL (ws:// or wss://); derived from base_url (http->ws, https->wss) when omitted.",
+    )
+    commit: str | None = Field(
+        None, max_length=200, description="Commit or version of the service, recorded in baselines."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        return value if _rereading(info) else _checked_url(value, ("http", "https"))
+
+    @field_validator("ws_base_url")
+    @classmethod
+    def _ws_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None or _rereading(info) else _checked_url(value, ("ws", "wss"))
+
+    def websocket_url(self, path: str) -> str:
+        base = self.ws_base_url or re.sub(r"^http", "ws", self.base_url, count=1)
+        return base.rstrip("/") + path
+
+
+class HealthEndpoint(_Strict):
+    path: str
+    method: Literal["GET", "HEAD", "OPTIONS"] = "GET"
+    expect_status: int = 200
+    json_keys: list[str] = Field(default_factory=list, description="Keys the JSON body must hold.")
+
+
+class HealthWebSocket(_Strict):
+    path: str = Field(..., description="WebSocket path that echoes a text message back, e.g. /ws/echo")
+    message: str = "stability-proof ping"
+    expect_echo: bool = True
+
+
+class HealthConfig(_Strict):
+    enabled: bool = True
+    samples: int = Field(5, ge=1, le=200, description="Requests per endpoint.")
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    endpoints: list[HealthEndpoint] = Field(default_factory=lambda: [HealthEndpoint(path="/health")])
+    websocket: HealthWebSocket | None = None
+
+
+class ChecksConfig(_Strict):
+    informative: list[str] = Field(
+        default_factory=list, description="Claim ids (or prefixes ending in '*') reported but not deciding the verdict."
+    )
+
+
+class WarningsConfig(_Strict):
+    fail_run: bool = Field(False, description="Any evidence warning makes the run FAIL.")
+    coverage_floor: float | None = Field(None, ge=0, le=1)
+    min_samples: int = Field(20, ge=1, description="Fewer samples than this behind a statistical claim is flagged.")
+
+
+class RunnerConfig(_Strict):
+    workers: int = Field(2, ge=1, le=8)
+    section_timeout_s: float = Field(900, gt=0, le=3600, description="Per-cell execution timeout.")
+    notebooks_dir: str | None = Field(
+        None, description="Folder of section notebooks to use instead of the bundled ones (relative to the params file)."
+    )
+
+
+def _section_models() -> dict[str, Any]:
+    # Imported lazily: each section owns its config model in its own module.
+    from ..contract.section import ContractConfig
+    from ..probes.perf import PerformanceConfig
+    from ..probes.config import GoldenPathSectionConfig, IsolationSectionConfig, WebSocketSectionConfig
+    from ..suites.runner import SuitesConfig
+
+    return {
+        "suites": SuitesConfig,
+        "websocket": WebSocketSectionConfig,
+        "golden_path": GoldenPathSectionConfig,
+        "isolation": IsolationSectionConfig,
+        "performance": PerformanceConfig,
+        "contract": ContractConfig,
+    }
+
+
+class Params(_Strict):
+    """Validated params. Built by ``validate_params``; never holds unresolved ``${NAME}``."""
+
+    title: str = Field(..., max_length=300, description="The change under test, as the report's title says it.")
+    environment: Literal["demo", "local", "ci", "staging", "production"] = "local"
+    description: str = Field("", max_length=20_000, description="What changed and why; shown under the title.")
+    target: TargetConfig
+    baseline: TargetConfig | None = Field(None, description="A live baseline target for A/B comparison.")
+    scenario: Any = None  # ScenarioConfig, validated in validate_params
+    sections: dict[str, Any] = Field(default_factory=dict)
+    checks: ChecksConfig = ChecksConfig()
+    warnings: WarningsConfig = WarningsConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    def is_required(self, claim_id: str) -> bool:
+        for pattern in self.checks.informative:
+            if pattern == claim_id or (pattern.endswith("*") and claim_id.startswith(pattern[:-1])):
+                return False
+        return True
+
+    def section(self, name: str) -> Any:
+        return self.sections[name]
+
+    def enabled_sections(self) -> list[str]:
+        return [name for name in SECTION_ORDER if getattr(self.sections.get(name), "enabled", False)]
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """SafeLoader that refuses repeated keys and documents whose aliases expand past the caps."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # ``<<: *defaults`` keys may be overridden: that is what merging is for
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                except TypeError:
+                    continue  # an unhashable key: the base class says so
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"duplicate key {str(key)[:80]!r}", problem_mark=key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose expansion (what ``resolve_env`` and pydantic walk) is over
+    ``MAX_EXPANDED_SIZE`` or ``MAX_DEPTH``, or that refers to itself. Sizes are counted once per
+    node (memoised), so this costs the size of the document, not of its expansion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            kids = children(node)
+            own = len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            size[key] = 1 + own + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            open_nodes.discard(key)
+            if size[key] > MAX_EXPANDED_SIZE:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"aliases expand to more than {MAX_EXPANDED_SIZE:,} nodes and characters",
+                    problem_mark=node.start_mark,
+                )
+            if depth[key] > MAX_DEPTH:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=node.start_mark
+                )
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise yaml.constructor.ConstructorError(
+                problem="an alias refers to the node that contains it", problem_mark=node.start_mark
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in children(node) if id(k) not in size)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{problem}{where}"
+    return " ".join(str(exc).split())[:300]
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ParamsError(f"{where}: not valid params: nested deeper than {MAX_DEPTH} levels") from None
+
+
+def read_raw(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends
+            raise ParamsError(f"cannot read params file {path}: not a regular file")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_PARAMS_BYTES + 1)
+    except OSError as exc:
+        raise ParamsError(f"cannot read params file {path}: {exc.strerror}") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ParamsError(f"{path}: larger than {MAX_PARAMS_BYTES // 1024} KiB: not a params file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start}, line {line})") from None
+    loaded = _load_yaml(text, str(path))
+    if not isinstance(loaded, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping")
+    return loaded
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings; the value is parsed as a YAML scalar/flow value."""
+    data = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"--set {item!r}: expected key.path=value")
+        value = _load_yaml(value_text, f"--set {item[:200]!r}") if value_text else ""
+        node: dict[str, Any] = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ParamsError(f"--set {item!r}: {part} is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def resolve_env(raw: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Replace every ``${NAME}`` in strings; a missing variable is named with its field path.
+
+    Environment values are data, never templates: in a field that the scenario renders as a
+    ``{placeholder}`` template, a value's braces are doubled, so rendering gives back the value
+    exactly (``{token}`` stays ``{token}``, ``a{b`` does not fail). Escaping here, where the field
+    is known, keeps the renderer one simple pure function that needs no environment.
+    """
+    if isinstance(raw, dict):
+        return {k: resolve_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(raw)]
+    if isinstance(raw, str):
+        template = is_template_field(where)
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise MissingVariableError(name, where or "<top>")
+            value = env[name]
+            return value.replace("{", "{{").replace("}", "}}") if template else value
+
+        return ENV_REFERENCE.sub(sub, raw)
+    return raw
+
+
+def _validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join([prefix, *(str(p) for p in err["loc"])] if prefix else [str(p) for p in err["loc"]])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append(_one_line(f"{loc or '<top>'}: {msg}"))
+    return out
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A message part that stays on one line and short, whatever key a params file invents."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> Params:
+    data = dict(resolved)
+    models = {"health": HealthConfig, **_section_models()}
+    sections_raw = data.pop("sections", None) or {}
+    scenario_raw = data.pop("scenario", None)
+    errors: list[str] = []
+    if not isinstance(sections_raw, dict):
+        raise ParamsError("invalid params: sections: must be a mapping")
+    sections: dict[str, Any] = {}
+    for name, value in sections_raw.items():
+        model = models.get(name)
+        if model is None:
+            errors.append(f"sections.{name}: unknown section (known: {', '.join(SECTION_ORDER)})")
+            continue
+        try:
+            sections[name] = model.model_validate(value or {})
+        except ValidationError as exc:
+            errors += _validation_messages(exc, f"sections.{name}")
+    for name in SECTION_ORDER:
+        if name not in sections:
+            sections[name] = models[name].model_validate({"enabled": False})
+    scenario = None
+    if scenario_raw is not None:
+        from ..probes.scenario import ScenarioConfig
+
+        try:
+            scenario = ScenarioConfig.model_validate(scenario_raw)
+        except ValidationError as exc:
+            errors += _validation_messages(exc, "scenario")
+    params = None
+    try:
+        params = Params.model_validate(data, context={"rereading": rereading})
+    except ValidationError as exc:
+        errors = _validation_messages(exc) + errors
+    if scenario is None and scenario_raw is None:
+        for name in SCENARIO_SECTIONS:
+            if getattr(sections[name], "enabled", False):
+                errors.append(f"sections.{name}: needs a 'scenario' block (how users log in and what they do)")
+    if errors or params is None:
+        shown = errors[:5] + ([f"and {len(errors) - 5} more"] if len(errors) > 5 else [])
+        raise ParamsError("invalid params: " + "; ".join(shown))
+    return params.model_copy(update={"sections": sections, "scenario": scenario})
+
+
+class LenientEnv(dict):
+    """Environment for re-reading stored params where no secret is needed (rendering a report):
+    an unset variable becomes a visible marker instead of an error."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        import os
+
+        return os.environ.get(key, f"<{key} not set>")
+
+
+def load_params(
+    path: str | Path, overrides: list[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Params, dict[str, Any]]:
+    """Read, override, resolve and validate. Returns (params, raw data with references unresolved)."""
+    import os
+
+    raw = apply_overrides(read_raw(path), overrides or [])
+    resolved = resolve_env(raw, os.environ if env is None else env)
+    return validate_params(resolved, rereading=isinstance(env, LenientEnv)), raw
+
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie", re.IGNORECASE)
+
+
+def redact(raw: Any, key: str = "") -> Any:
+    """Params as shown in the report: ``${NAME}`` references stay as written (they hold no value);
+    a literal value under a secret-looking key is replaced by ``***``."""
+    if isinstance(raw, dict):
+        return {k: redact(v, str(k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [redact(v, key) for v in raw]
+    if isinstance(raw, str) and _SECRET_KEY.search(key) and not ENV_REFERENCE.fullmatch(raw.strip()):
+        return "***"
+    return raw

@@ -1,0 +1,137 @@
+"""The small API a section notebook uses: open, make claims, finish.
+
+A notebook receives two papermill parameters, ``run_dir`` and ``params_path``
+(the run's copy of the params with ``${NAME}`` references unresolved), and
+resolves them from its own environment. Nothing secret is ever a parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .evidence import evidence_path, write_evidence
+from ..core.models import Claim, EvidenceRef, SectionResult, Status
+from .params import Params, load_params
+from .secrets import redact_obj, secret_values
+from ..core.verdict import section_status
+
+__all__ = ["Section", "open_section", "utc_now"]
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Section:
+    name: str
+    run_dir: Path
+    params: Params
+    base_dir: Path
+    invocation_dir: Path = field(default_factory=Path.cwd)
+    secrets: frozenset[str] = frozenset()
+    started_at: str = field(default_factory=utc_now)
+    _t0: float = field(default_factory=time.monotonic)
+
+    @property
+    def config(self) -> Any:
+        return self.params.sections[self.name]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.config, "enabled", False))
+
+    @property
+    def evidence_file(self) -> str:
+        return evidence_path(self.run_dir, self.name).relative_to(self.run_dir).as_posix()
+
+    def ref(self, *records: str) -> EvidenceRef:
+        return EvidenceRef(section=self.name, file=self.evidence_file, records=tuple(records))
+
+    def claim(
+        self,
+        check: str,
+        statement: str,
+        status: Status,
+        statistic: str = "",
+        *,
+        records: tuple[str, ...] = (),
+        details: dict[str, Any] | None = None,
+    ) -> Claim:
+        claim_id = f"{self.name}.{check}"
+        return Claim(
+            id=claim_id,
+            section=self.name,
+            statement=statement,
+            status=status,
+            statistic=statistic,
+            required=self.params.is_required(claim_id),
+            evidence=(self.ref(*records),),
+            details=details or {},
+        )
+
+    def adopt(self, claims: list[Claim]) -> list[Claim]:
+        """Claims built by a section module: set required from params and point them at this evidence file."""
+        out = []
+        for c in claims:
+            evidence = c.evidence or (self.ref(),)
+            # A ref without a file points into this section's evidence; one to another
+            # file of the run (a JUnit XML, say) keeps it.
+            evidence = tuple(e if e.file else EvidenceRef(self.name, self.evidence_file, e.records) for e in evidence)
+            required = c.required and self.params.is_required(c.id)
+            # replace(), not a new Claim: every field the claim carries (its figure too) survives.
+            out.append(replace(c, section=self.name, required=required, evidence=evidence))
+        return out
+
+    def finish(self, claims: list[Claim], data: dict[str, Any] | None = None) -> SectionResult:
+        """Write the evidence (secret values scrubbed from every string) and return what was written."""
+        claims = self.adopt(list(claims))
+        result = SectionResult(
+            section=self.name,
+            status=section_status(claims),
+            claims=tuple(claims),
+            data=data or {},
+            started_at=self.started_at,
+            finished_at=utc_now(),
+            duration_s=round(time.monotonic() - self._t0, 3),
+        )
+        result = SectionResult.parse(redact_obj(result.serialize(), self.secrets))
+        write_evidence(self.run_dir, result)
+        return result
+
+    def skip(self, reason: str) -> SectionResult:
+        """A switched-off section: recorded, so the report can say what was not checked."""
+        return self.finish([], {"skipped": True, "reason": reason})
+
+
+def open_section(name: str, run_dir: str | Path = "", params_path: str | Path = "") -> Section:
+    """Open a section for a notebook. With empty arguments (a notebook run by hand in
+    JupyterLab), start the bundled sample service and use ``params/demo.yaml``."""
+    if not params_path:
+        from ..demo.launch import interactive_run
+
+        run_dir, params_path = interactive_run()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params, raw = load_params(params_path)
+    meta_file = run_dir / "run.json"
+    base_dir = Path(params_path).resolve().parent
+    invocation_dir = Path.cwd()
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        base_dir = Path(meta.get("base_dir", base_dir))
+        invocation_dir = Path(meta.get("invocation_dir", invocation_dir))
+    return Section(
+        name=name,
+        run_dir=run_dir,
+        params=params,
+        base_dir=base_dir,
+        invocation_dir=invocation_dir,
+        secrets=secret_values(raw, os.environ),
+    )

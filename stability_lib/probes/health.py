@@ -1,0 +1,237 @@
+"""Service health: is the target up, answering as documented, and does a WebSocket echo work?
+
+``probe_*`` functions do the I/O (httpx, websockets) and return plain records;
+``health_claims`` is pure and turns records into claims. Response bodies are untrusted:
+each request has one deadline over connect, headers and body (``timeout_s``), and only
+the first ``MAX_BODY_BYTES`` of a body are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from .aio import run_sync
+from ..core.models import Claim, EvidenceRef, Figure, Status
+from ..execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from .engine import fetch_capped
+
+__all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
+
+BODY_EXCERPT_BYTES = 512  # response bodies are untrusted: keep a short excerpt only
+MAX_BODY_BYTES = 1 << 20  # read at most this much of a body (for the JSON key check); the rest is cut
+
+
+@dataclass(frozen=True)
+class HttpSample:
+    path: str
+    index: int
+    status: int | None
+    latency_ms: float | None
+    error: str | None = None
+    missing_keys: tuple[str, ...] = ()
+    body_excerpt: str = ""
+    method: str = "GET"
+    truncated: bool = False  # the body was longer than MAX_BODY_BYTES and was cut there
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WsEchoRecord:
+    path: str
+    connected: bool
+    echoed: bool
+    close_code: int | None
+    close_reason: str = ""
+    round_trip_ms: float | None = None
+    error: str | None = None
+    outcome: str = ""  # the session outcome label, as the soak would judge it (e.g. ok, close_timeout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _missing_keys(content: bytes, keys: list[str]) -> tuple[str, ...]:
+    if not keys:
+        return ()
+    try:
+        body = json.loads(content)
+    except ValueError:  # includes a body cut at the cap: it is not a whole JSON document
+        return tuple(keys)
+    if not isinstance(body, dict):
+        return tuple(keys)
+    return tuple(k for k in keys if k not in body)
+
+
+async def probe_endpoint(
+    client: httpx.AsyncClient, endpoint: HealthEndpoint, samples: int, timeout_s: float
+) -> list[HttpSample]:
+    """``samples`` requests, one after another, each under one ``timeout_s`` deadline."""
+    out = []
+    for i in range(samples):
+        t0 = time.monotonic_ns()
+        try:
+            response = await fetch_capped(client, endpoint.method, endpoint.path, max_bytes=MAX_BODY_BYTES,
+                                          deadline_s=timeout_s)
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"timeout: no complete response within {timeout_s:g} s"
+            out.append(HttpSample(endpoint.path, i, None, None, error, method=endpoint.method))
+            continue
+        except httpx.HTTPError as exc:
+            out.append(HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method))
+            continue
+        latency_ms = (time.monotonic_ns() - t0) / 1e6
+        out.append(
+            HttpSample(
+                endpoint.path,
+                i,
+                response.status,
+                round(latency_ms, 3),
+                None,
+                _missing_keys(response.content, endpoint.json_keys),
+                response.content[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
+                endpoint.method,
+                response.truncated,
+            )
+        )
+    return out
+
+
+async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    from .sessions import OutcomeKind, SessionOutcome, outcome_after_close
+    from .engine import close_connection
+
+    try:
+        async with asyncio.timeout(timeout_s * 3):
+            async with connect(url, open_timeout=timeout_s, close_timeout=timeout_s, max_size=2**16) as ws:
+                t0 = time.monotonic_ns()
+                await ws.send(cfg.message)
+                try:
+                    reply = await asyncio.wait_for(ws.recv(), timeout_s)
+                except ConnectionClosed as exc:
+                    code = exc.rcvd.code if exc.rcvd else 1006
+                    reason = exc.rcvd.reason if exc.rcvd else ""
+                    return WsEchoRecord(cfg.path, True, False, code, reason[:200], None, "closed before echo")
+                rtt = (time.monotonic_ns() - t0) / 1e6
+                echoed = reply == cfg.message
+                close_timed_out = await close_connection(ws)
+            # Judged like a soak session: a close the server never answered is not a normal close.
+            rcvd = ws.protocol.close_rcvd
+            outcome = outcome_after_close(SessionOutcome.ok(), rcvd.code if rcvd else None, close_timed_out)
+            error = None
+            if outcome.kind is OutcomeKind.CLOSE_TIMEOUT:
+                error = f"did not complete the close handshake (no close frame within {timeout_s:g} s)"
+            elif not outcome.is_ok:
+                error = f"closed badly after the echo: {outcome.label}"
+            code = ws.close_code
+            return WsEchoRecord(cfg.path, True, echoed, code, (ws.close_reason or "")[:200], round(rtt, 3), error,
+                                outcome.label)
+    except InvalidStatus as exc:
+        return WsEchoRecord(cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}")
+    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
+    except Exception as exc:  # a protocol error from the target is a finding, not a crash
+        return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
+
+
+def probe_ws_echo(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
+    return run_sync(_ws_echo(target.websocket_url(cfg.path), cfg, timeout_s))
+
+
+def run_health(
+    target: TargetConfig, cfg: HealthConfig, transport: httpx.AsyncBaseTransport | None = None
+) -> dict[str, Any]:
+    """Probe every endpoint ``cfg.samples`` times, then the WebSocket echo. Returns evidence data."""
+    return run_sync(_run_health(target, cfg, transport))
+
+
+async def _run_health(
+    target: TargetConfig, cfg: HealthConfig, transport: httpx.AsyncBaseTransport | None
+) -> dict[str, Any]:
+    samples: list[HttpSample] = []
+    async with httpx.AsyncClient(base_url=target.base_url, timeout=cfg.timeout_s, transport=transport) as client:
+        for endpoint in cfg.endpoints:
+            samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s)
+    ws = await _ws_echo(target.websocket_url(cfg.websocket.path), cfg.websocket, cfg.timeout_s) if cfg.websocket else None
+    return {
+        "target": target.base_url,
+        "samples": [s.to_dict() for s in samples],
+        "websocket": ws.to_dict() if ws else None,
+    }
+
+
+def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "health") -> list[Claim]:
+    claims = []
+    samples = [HttpSample(**{**s, "missing_keys": tuple(s["missing_keys"])}) for s in data["samples"]]
+    for endpoint in cfg.endpoints:
+        mine = [s for s in samples if s.path == endpoint.path and s.method == endpoint.method]
+        good = [s for s in mine if s.status == endpoint.expect_status and not s.missing_keys]
+        keys = f" with keys {', '.join(endpoint.json_keys)}" if endpoint.json_keys else ""
+        statement = f"{endpoint.method} {endpoint.path} answers {endpoint.expect_status}{keys}"
+        figure = None
+        if not mine:
+            status, statistic = Status.INCONCLUSIVE, "no sample taken"
+        else:
+            figure = Figure(kind="count", value=float(len(mine) - len(good)), k=len(mine) - len(good), n=len(mine),
+                            what="requests not as expected")
+            status = Status.PASS if len(good) == len(mine) else Status.FAIL
+            statistic = f"{len(good)} of {len(mine)} requests as expected"
+            bad = [s for s in mine if s not in good]
+            if bad:
+                first = bad[0]
+                why = first.error or (
+                    f"HTTP {first.status}" + (f", missing {', '.join(first.missing_keys)}" if first.missing_keys else "")
+                    + (f" (body over {MAX_BODY_BYTES} bytes, cut there)" if first.truncated else "")
+                )
+                statistic += f"; first problem: {why}"
+            latencies = sorted(s.latency_ms for s in mine if s.latency_ms is not None)
+            if latencies:
+                statistic += f"; median latency {latencies[len(latencies) // 2]:.1f} ms"
+        claims.append(
+            Claim(
+                id=f"{section}.http{'' if endpoint.method == 'GET' else '.' + endpoint.method}"
+                f"{endpoint.path.replace('/', '.')}".rstrip("."),
+                section=section,
+                statement=statement,
+                status=status,
+                statistic=statistic,
+                evidence=(EvidenceRef(section, "", (f"samples[path={endpoint.path}]",)),),
+                figure=figure,
+            )
+        )
+    if cfg.websocket:
+        ws = data.get("websocket")
+        statement = f"WebSocket {cfg.websocket.path} echoes a message and closes normally"
+        if ws is None:
+            status, statistic = Status.INCONCLUSIVE, "no WebSocket probe recorded"
+        elif not ws["connected"]:
+            status, statistic = Status.FAIL, f"could not connect: {ws['error']}"
+        else:
+            ok = (ws["echoed"] or not cfg.websocket.expect_echo) and ws["close_code"] == 1000
+            status = Status.PASS if ok else Status.FAIL
+            statistic = (
+                f"echo {'matched' if ws['echoed'] else 'did not match'}, close code {ws['close_code']}"
+                + (f", round trip {ws['round_trip_ms']:.1f} ms" if ws.get("round_trip_ms") is not None else "")
+                + (f"; {ws['error']}" if ws.get("error") else "")
+            )
+        claims.append(
+            Claim(
+                id=f"{section}.websocket_echo",
+                section=section,
+                statement=statement,
+                status=status,
+                statistic=statistic,
+                evidence=(EvidenceRef(section, "", ("websocket",)),),
+            )
+        )
+    return claims

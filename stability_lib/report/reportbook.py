@@ -1,0 +1,131 @@
+"""The report notebook's API: load a run directory, show each part of the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..execution.evidence import read_all_evidence
+from ..core.models import SectionResult
+from ..execution.params import SECTION_ORDER, redact
+from .render import (
+    appendix_html,
+    not_checked_html,
+    recommendations_html,
+    warnings_html,
+)
+
+__all__ = ["RunReport", "open_report", "latest_run"]
+
+_PACKAGES = (
+    "stability-proof", "papermill", "nbconvert", "jupyterlab", "pandas", "matplotlib", "numpy", "scipy",
+    "httpx", "websockets", "pydantic", "PyYAML", "defusedxml", "fastapi", "uvicorn",
+)
+
+VERDICT_RULE = (
+    "FAIL if any required check fails; PASS only if every required check passes (and there is at least one); "
+    "otherwise INCONCLUSIVE. A section that crashed adds an ERROR check, which counts as not passed. "
+    "Informative checks are shown but never decide. No overall confidence figure is given."
+)
+
+
+def _rules() -> list[tuple[str, str]]:
+    rules = [("Overall verdict", VERDICT_RULE)]
+    try:
+        from ..stats import inference as _stats
+
+        rules.append(("Performance (median ratio)", getattr(_stats, "PERFORMANCE_RULE_TEXT", "")))
+        rules.append((
+            "Performance: several operations",
+            "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
+            "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
+            "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
+            "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
+            "so that drift on the machine hits both sides alike.",
+        ))
+        rules.append(("Failure rates", getattr(_stats, "FAILURE_RATE_RULE_TEXT", "")))
+        fix = getattr(_stats, "FIX_RULE_TEXT", "")
+        if fix:
+            rules.append(("\"The fix works\"", fix))
+    except ImportError:
+        pass
+    rules.append(("Test categories", "A category passes when its tests ran and none failed or errored; zero executed "
+                  "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass."))
+    rules.append(("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs."))
+    return rules
+
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    meta: dict[str, Any]
+    summary: dict[str, Any]
+    evidence: dict[str, SectionResult]
+    raw_params: dict[str, Any]
+
+    def _html(self, fragment: str) -> None:
+        from IPython.display import HTML, display
+
+        display(HTML(fragment))
+
+    def show_front(self) -> None:
+        from .frontpage import show_front_page
+
+        show_front_page(self)
+
+    def show_section(self, name: str) -> None:
+        from .views import show
+
+        if name in self.evidence:
+            show(self.evidence[name])
+
+    def show_findings(self) -> None:
+        self._html(
+            '<div class="sp-section">'
+            + warnings_html(self.summary.get("warnings", []))
+            + not_checked_html(self.summary.get("not_checked", []))
+            + recommendations_html(self.summary)
+            + "</div>"
+        )
+
+    def commands(self) -> list[str]:
+        out = [f"stability run {self.meta.get('params_file', '')}"]
+        for result in self.evidence.values():
+            for item in result.data.get("commands", []) if isinstance(result.data, dict) else []:
+                out.append(str(item))
+        return out
+
+    def show_appendix(self) -> None:
+        versions = {}
+        for name in _PACKAGES:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        self._html(appendix_html(redact(self.raw_params), versions, self.commands(), _rules()))
+
+
+def open_report(run_dir: str | Path) -> RunReport:
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((run_dir / "params.yaml").read_text(encoding="utf-8")) or {}
+    return RunReport(run_dir, meta, summary, read_all_evidence(run_dir, list(SECTION_ORDER)), raw)
+
+
+def latest_run(*roots: str | Path) -> Path:
+    """The newest run directory holding a summary.json (for the report notebook run by hand,
+    from the repository or from notebooks/)."""
+    roots = roots or ("runs", "../runs")
+    candidates = sorted(
+        (p for root in roots for p in Path(root).glob("*/summary.json")), key=lambda p: p.stat().st_mtime
+    )
+    if not candidates:
+        raise FileNotFoundError(f"no run with a summary.json under {', '.join(map(str, roots))}; run `make demo` first")
+    return candidates[-1].parent
