@@ -24,7 +24,7 @@ from .report.reportbook import RunReport, latest_run, open_report
 from .report.views import show as show_section
 from . import sections
 
-__version__ = "0.1.0"
+from .core.version import __version__
 
 # The data API needs pandas (0.2 s to import): loaded on first use, not on every command start.
 _LAZY = {"load_run", "load_runs", "Run", "Runs", "RunFormatError"}

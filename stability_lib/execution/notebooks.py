@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import RunError
+from ..core.version import __version__
 from .evidence import evidence_path, read_evidence, write_evidence, write_json_atomic
 from ..core.models import SectionResult, Status
 from .params import SECTION_ORDER, Params, load_params
@@ -277,8 +278,6 @@ def prepare_run_dir(
         (run_dir / "notebooks").mkdir(exist_ok=True)
         # The raw params keep ${NAME} references: the secret values never reach the disk.
         (run_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-        from .. import __version__
-
         write_json_atomic(
             run_dir / "run.json",
             redact_obj(
