@@ -114,9 +114,9 @@ def open_section(name: str, run_dir: str | Path = "", params_path: str | Path = 
     """Open a section for a notebook. With empty arguments (a notebook run by hand in
     JupyterLab), start the bundled sample service and use ``params/demo.yaml``."""
     if not params_path:
-        from ..demo.launch import interactive_run
+        from .sample_service import sample_service_hook
 
-        run_dir, params_path = interactive_run()
+        run_dir, params_path = sample_service_hook("interactive")()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     params, raw = load_params(params_path)
