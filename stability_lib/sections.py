@@ -10,10 +10,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import ParamsError
-from .probes.health import health_claims, run_health
 from .core.models import Claim, SectionResult, Status
 from .execution.secrets import redact_tree
 from .execution.section import Section
+from .probes.health import health_claims, run_health
 
 if TYPE_CHECKING:
     from .execution.params import TargetConfig
@@ -65,8 +65,8 @@ def _with_users(scenario: ScenarioConfig, count: int | None, repetitions: int | 
 
 
 def websocket(sec: Section) -> SectionResult:
-    from .stats.inference import compare_failure_rates
     from .probes.engine import run_soak_sync
+    from .stats.inference import compare_failure_rates
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -139,7 +139,8 @@ def isolation(sec: Section) -> SectionResult:
 
 
 def performance(sec: Section) -> SectionResult:
-    from .probes.perf import collect_interleaved, compare_operations, stored_samples
+    from .execution.baseline import stored_samples
+    from .probes.perf import collect_interleaved, compare_operations
 
     if not sec.enabled:
         return sec.skip("switched off in params")

@@ -4,7 +4,7 @@ import httpx
 
 from stability_lib import Status
 from stability_lib.probes.health import health_claims, run_health
-from stability_lib.execution.params import HealthConfig, HealthEndpoint, TargetConfig
+from stability_lib.probes.config import HealthConfig, HealthEndpoint, TargetConfig
 
 
 def test_endpoints_on_one_path_are_judged_per_method() -> None:

@@ -20,11 +20,10 @@ from stability_lib.probes.sessions import (
     aggregate_sessions,
     cap_keeping_markers,
     outcome_for_close,
-    outcome_for_connect_error,
-    received_close_code,
     session_claims,
     summarize_samples,
 )
+from stability_lib.probes.ws_errors import outcome_for_connect_error, received_close_code
 
 
 def test_close_codes_map_to_outcomes_and_no_close_frame_is_1006() -> None:
@@ -178,7 +177,7 @@ def test_a_close_our_client_started_is_not_a_server_crash() -> None:
     from websockets.exceptions import ConnectionClosedError
     from websockets.frames import Close
 
-    from stability_lib.probes.sessions import outcome_for_connection_closed
+    from stability_lib.probes.ws_errors import outcome_for_connection_closed
 
     too_big = ConnectionClosedError(None, Close(1009, "message too big"), None)  # we sent 1009, no reply
     assert outcome_for_connection_closed(too_big).kind is OutcomeKind.CLOSED_OTHER

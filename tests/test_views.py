@@ -7,11 +7,12 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from stability_lib import Claim, SectionResult, Status  # noqa: E402
-from stability_lib.report.frontpage import figure_text, front_page_html  # noqa: E402
 from stability_lib.core.models import Figure  # noqa: E402
+from stability_lib.report.figures import figure_text
+from stability_lib.report.frontpage import front_page_html
 from stability_lib.report.render import breakable, evidence_link, params_rows  # noqa: E402
-from stability_lib.stats.inference import compare_failure_rates, rate_estimate  # noqa: E402
 from stability_lib.report.views import _forest_chart, axis_limits, axis_scale, section_parts  # noqa: E402
+from stability_lib.stats.inference import compare_failure_rates, rate_estimate  # noqa: E402
 
 
 def test_operation_names_from_the_target_are_not_parsed_as_math() -> None:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..core.errors import EvidenceError
-from .evidence import read_all_evidence, write_json_atomic
 from ..core.models import SectionResult
+from .evidence import read_all_evidence, write_json_atomic
 from .secrets import display_url
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "load_baseline",
     "StoredBaseline",
     "FINGERPRINT_FILE",
+    "stored_samples",
 ]
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -142,3 +143,19 @@ def load_baseline(ref: str | Path, *, store: str | Path = "baselines") -> Stored
             fp = json.loads(fp_file.read_text(encoding="utf-8")) if fp_file.exists() else {}
             return StoredBaseline(str(ref), path.resolve(), fp, read_all_evidence(path))
     raise EvidenceError(f"baseline {ref!r} not found (looked in {', '.join(str(c) for c in candidates)})")
+
+
+def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
+    """Candidate samples of a stored baseline run, where it came from, and how its environment differs."""
+    import json
+
+    ref_path = Path(ref) if Path(ref).is_absolute() else invocation_dir / ref
+    stored = load_baseline(ref_path if ref_path.exists() else ref, store=invocation_dir / "baselines")
+    perf = stored.evidence.get("performance")
+    if perf is None or "samples" not in perf.data:
+        raise EvidenceError(f"baseline {ref!r} holds no performance samples")
+    current_fp_file = run_dir / FINGERPRINT_FILE
+    current = json.loads(current_fp_file.read_text(encoding="utf-8")) if current_fp_file.exists() else {}
+    return perf.data["samples"]["candidate"], f"stored baseline {ref} ({stored.path})", fingerprint_differences(
+        stored.fingerprint, current
+    )

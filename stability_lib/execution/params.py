@@ -27,12 +27,12 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import MissingVariableError, ParamsError
+from ..probes.config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from ..probes.scenario import is_template_field
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "validate_params",
     "redact",
     "SECTION_ORDER",
+    "HealthEndpoint",
+    "HealthWebSocket",
 ]
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -77,78 +79,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
-    """A URL that parses, with one of ``schemes`` and a host. Messages never echo the value:
-    it may hold a secret from the environment."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        reason = "unbalanced '[' or ']' in the host" if "IPv6" in str(exc) else "the port is not a number 0-65535"
-        raise ValueError(f"not a valid URL ({reason})") from None
-    if parts.scheme.lower() not in schemes:
-        raise ValueError(f"the scheme must be {' or '.join(s + '://' for s in schemes)}")
-    if not parts.hostname:
-        raise ValueError("the URL has no host")
-    return value
-
-
-def _rereading(info: ValidationInfo) -> bool:
-    """Params of a stored run re-read for its report (``LenientEnv``): the addresses were checked
-    when the run started, and an unset variable's marker is not a URL."""
-    return bool(info.context and info.context.get("rereading"))
-
-
-class TargetConfig(_Strict):
-    name: str = Field("candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1').")
-    base_url: str = Field(
-        ..., max_length=2048, description="Base HTTP URL of the service (http:// or https://), e.g. https://staging.example.com"
-    )
-    ws_base_url: str | None = Field(
-        None,
-        max_length=2048,
-        description="Base WebSocket URL (ws:// or wss://); derived from base_url (http->ws, https->wss) when omitted.",
-    )
-    commit: str | None = Field(
-        None, max_length=200, description="Commit or version of the service, recorded in baselines."
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str, info: ValidationInfo) -> str:
-        return value if _rereading(info) else _checked_url(value, ("http", "https"))
-
-    @field_validator("ws_base_url")
-    @classmethod
-    def _ws_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return value if value is None or _rereading(info) else _checked_url(value, ("ws", "wss"))
-
-    def websocket_url(self, path: str) -> str:
-        base = self.ws_base_url or re.sub(r"^http", "ws", self.base_url, count=1)
-        return base.rstrip("/") + path
-
-
-class HealthEndpoint(_Strict):
-    path: str
-    method: Literal["GET", "HEAD", "OPTIONS"] = "GET"
-    expect_status: int = 200
-    json_keys: list[str] = Field(default_factory=list, description="Keys the JSON body must hold.")
-
-
-class HealthWebSocket(_Strict):
-    path: str = Field(..., description="WebSocket path that echoes a text message back, e.g. /ws/echo")
-    message: str = "stability-proof ping"
-    expect_echo: bool = True
-
-
-class HealthConfig(_Strict):
-    enabled: bool = True
-    samples: int = Field(5, ge=1, le=200, description="Requests per endpoint.")
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    endpoints: list[HealthEndpoint] = Field(default_factory=lambda: [HealthEndpoint(path="/health")])
-    websocket: HealthWebSocket | None = None
-
-
 class ChecksConfig(_Strict):
     informative: list[str] = Field(
         default_factory=list, description="Claim ids (or prefixes ending in '*') reported but not deciding the verdict."
@@ -172,8 +102,8 @@ class RunnerConfig(_Strict):
 def _section_models() -> dict[str, Any]:
     # Imported lazily: each section owns its config model in its own module.
     from ..contract.section import ContractConfig
-    from ..probes.perf import PerformanceConfig
     from ..probes.config import GoldenPathSectionConfig, IsolationSectionConfig, WebSocketSectionConfig
+    from ..probes.perf import PerformanceConfig
     from ..suites.runner import SuitesConfig
 
     return {

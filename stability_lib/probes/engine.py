@@ -30,8 +30,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from .aio import run_sync
 from ..core.models import Claim, EvidenceRef
+from .aio import run_sync
 from .scenario import (
     MISSING,
     AuthConfig,
@@ -56,11 +56,9 @@ from .sessions import (
     cap_keeping_markers,
     cap_text,
     outcome_after_close,
-    outcome_for_connection_closed,
-    outcome_for_connect_error,
-    received_close_code,
     session_claims,
 )
+from .ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
 
 __all__ = [
     "CappedBody",

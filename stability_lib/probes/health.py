@@ -18,7 +18,7 @@ import httpx
 
 from .aio import run_sync
 from ..core.models import Claim, EvidenceRef, Figure, Status
-from ..execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from .config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from .engine import fetch_capped
 
 __all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]

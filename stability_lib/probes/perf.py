@@ -5,15 +5,13 @@ from __future__ import annotations
 import fnmatch
 import math
 import statistics
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import EvidenceError
 from ..core.models import Claim, Status
 
-__all__ = ["PerformanceConfig", "collect_interleaved", "stored_samples", "compare_operations"]
+__all__ = ["PerformanceConfig", "collect_interleaved", "compare_operations"]
 
 
 class PerformanceConfig(BaseModel):
@@ -74,24 +72,6 @@ def collect_interleaved(
             for op, values in operation_samples_ms(result.to_dict()).items():
                 out[side].setdefault(op, []).extend(values)
     return out, runs
-
-
-def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[str, list[float]], str, list[str]]:
-    """Candidate samples of a stored baseline run, where it came from, and how its environment differs."""
-    import json
-
-    from ..execution.baseline import FINGERPRINT_FILE, fingerprint_differences, load_baseline
-
-    ref_path = Path(ref) if Path(ref).is_absolute() else invocation_dir / ref
-    stored = load_baseline(ref_path if ref_path.exists() else ref, store=invocation_dir / "baselines")
-    perf = stored.evidence.get("performance")
-    if perf is None or "samples" not in perf.data:
-        raise EvidenceError(f"baseline {ref!r} holds no performance samples")
-    current_fp_file = run_dir / FINGERPRINT_FILE
-    current = json.loads(current_fp_file.read_text(encoding="utf-8")) if current_fp_file.exists() else {}
-    return perf.data["samples"]["candidate"], f"stored baseline {ref} ({stored.path})", fingerprint_differences(
-        stored.fingerprint, current
-    )
 
 
 # ---------------------------------------------------------------- judgement (pure)

@@ -174,7 +174,7 @@ def banner_html(summary: dict[str, Any]) -> str:
 
 
 def _figure_of(claim: dict[str, Any]) -> str:
-    from .frontpage import short_figure
+    from .figures import short_figure
 
     return short_figure(claim)
 
