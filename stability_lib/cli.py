@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     lines = [line for line in str(text).splitlines() if line.strip()]
     return (lines[0] if lines else "").strip()[:500]
 

@@ -588,7 +588,8 @@ class _SchemaDiff:
         skip_flag = "readOnly" if req else "writeOnly"  # not part of this direction's payload
 
         def props(s: Mapping[str, Any], side: str) -> tuple[dict[str, Any], set[str], dict[str, Mapping[str, Any]]]:
-            raw = s.get("properties") if isinstance(s.get("properties"), Mapping) else {}
+            declared = s.get("properties")
+            raw: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
             required = {str(r) for r in (s.get("required") or []) if isinstance(r, str)}
             out: dict[str, Any] = {}
             skipped: dict[str, Mapping[str, Any]] = {}

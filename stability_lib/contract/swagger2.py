@@ -165,7 +165,8 @@ class _Converter:
             raw["items"] = node["items"]
         if node.get("x-nullable") is True:
             raw["x-nullable"] = True
-        return self.schema(raw)
+        converted: dict[str, Any] = self.schema(raw)
+        return converted
 
     # ---- parameters
     def resolve_param(self, raw: Any) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -257,7 +258,8 @@ class _Converter:
         if isinstance(r.get("$ref"), str):
             return {"$ref": self.ref(r["$ref"])}
         out: dict[str, Any] = {"description": r.get("description", "")}
-        examples = r.get("examples") if isinstance(r.get("examples"), Mapping) else {}
+        declared = r.get("examples")
+        examples: Mapping[str, Any] = declared if isinstance(declared, Mapping) else {}
         if "schema" in r:
             schema = self.schema(r["schema"])
             content: dict[str, Any] = {}
@@ -294,7 +296,8 @@ class _Converter:
 
         # Path-level body/formData parameters apply to each operation; the operation's win.
         merged: dict[tuple[str, str], tuple[Mapping[str, Any], str | None]] = {}
-        op_params = op.get("parameters") if isinstance(op.get("parameters"), list) else []
+        declared = op.get("parameters")
+        op_params: list[Any] = declared if isinstance(declared, list) else []
         for raw in [*path_params, *op_params]:
             p, ref = self.resolve_param(raw)
             if p is None:
@@ -336,7 +339,8 @@ class _Converter:
         out: dict[str, Any] = {}
         if isinstance(item.get("$ref"), str):
             out["$ref"] = item["$ref"]
-        path_params = item.get("parameters") if isinstance(item.get("parameters"), list) else []
+        declared = item.get("parameters")
+        path_params: list[Any] = declared if isinstance(declared, list) else []
         kept: list[Any] = []
         for raw in path_params:
             p, ref = self.resolve_param(raw)

@@ -224,7 +224,8 @@ class Faults:
 
     def _with(self, key: str, value: str, *, had_value: bool) -> Faults:
         if key in ("ws_1011_rate", "ws_drop_rate", "leak_rate"):
-            return replace(self, **{key: _probability(key, value)})
+            rate: dict[str, Any] = {key: _probability(key, value)}
+            return replace(self, **rate)
         if key == "slow":
             op_text, sep, ms_text = value.partition(":")
             if not sep:

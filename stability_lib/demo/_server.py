@@ -46,7 +46,8 @@ class DemoInstance:
         return f"http://{HOST}:{self.sock.getsockname()[1]}"
 
     def cleanup(self) -> None:
-        self.server.config.app.state.store.close()
+        app: Any = self.server.config.app  # our FastAPI app (uvicorn types it as any ASGI app)
+        app.state.store.close()
         with contextlib.suppress(OSError):
             self.sock.close()
         if self.temp_dir is not None:

@@ -48,7 +48,9 @@ class DemoProcess:
 
     def _read_url(self, variant: str) -> str:
         box: list[str] = []
-        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)
+        stdout = self.proc.stdout
+        assert stdout is not None  # Popen(stdout=PIPE)
+        reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
         reader.start()
         while reader.is_alive() and time.monotonic() - self._t0 < _START_TIMEOUT_S:
             reader.join(0.2)  # short joins: the main thread stays responsive to signals
@@ -111,7 +113,11 @@ def demo_targets(
             stack.callback(services[-1].stop)
             env["DEMO_BASELINE_URL"] = services[-1].url
         # Runs first on the way out: both services shut down at once, then each stop() waits.
-        stack.callback(lambda: [service.terminate() for service in services])
+        def terminate_all() -> None:
+            for service in services:
+                service.terminate()
+
+        stack.callback(terminate_all)
         yield env
 
 

@@ -168,7 +168,8 @@ class _ParamsLoader(yaml.SafeLoader):
                         problem=f"duplicate key {str(key)[:80]!r}", problem_mark=key_node.start_mark
                     )
                 seen.add(key)
-        return super().construct_mapping(node, deep)
+        # A non-mapping node: the base class refuses it with its own ConstructorError (typed MappingNode only).
+        return super().construct_mapping(node, deep)  # type: ignore[arg-type]
 
 
 def _check_expansion(root: yaml.Node) -> None:

@@ -219,12 +219,12 @@ def holds(cond: Condition, value: Any, arg: Any) -> bool:
     if op in ("gte", "lte"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        return value >= arg if op == "gte" else value <= arg
+        return bool(value >= arg if op == "gte" else value <= arg)
     if op in ("count", "min_count", "max_count"):
         if not isinstance(value, (list, Mapping)):
             return False
         size = len(value)
-        return size == arg if op == "count" else (size >= arg if op == "min_count" else size <= arg)
+        return bool(size == arg if op == "count" else (size >= arg if op == "min_count" else size <= arg))
     raise AssertionError(op)  # parse_condition admits no other operator
 
 

@@ -314,7 +314,8 @@ async def prepare_user(
 ) -> PreparedUser:
     """Register (if configured), log in (if configured), then run prerequisite HTTP steps."""
     auth = scenario.auth
-    password = scenario.users.password.get_secret_value()
+    # No password configured: the scenario's load checks refuse any template that uses {password}.
+    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
     context: dict[str, Any] = {
         "username": username,
         "password": password,

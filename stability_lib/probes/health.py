@@ -133,8 +133,7 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
                 error = f"did not complete the close handshake (no close frame within {timeout_s:g} s)"
             elif not outcome.is_ok:
                 error = f"closed badly after the echo: {outcome.label}"
-            code = ws.close_code
-            return WsEchoRecord(cfg.path, True, echoed, code, (ws.close_reason or "")[:200], round(rtt, 3), error,
+            return WsEchoRecord(cfg.path, True, echoed, ws.close_code, (ws.close_reason or "")[:200], round(rtt, 3), error,
                                 outcome.label)
     except InvalidStatus as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}")

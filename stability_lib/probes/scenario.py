@@ -321,7 +321,8 @@ class WsStep(_Strict):
     )
     frames: Literal["json", "text"] = Field("json", description="How text frames parse: json or text.")
     label_paths: list[str | list[str]] = Field(
-        default_factory=lambda: ["type"], description="Dotted paths naming a message; the first present wins."
+        default_factory=lambda: list[str | list[str]](["type"]),
+        description="Dotted paths naming a message; the first present wins.",
     )
     conversation: list[ConversationItem] = Field(
         default_factory=list, description="Sends and expect groups, in order; ends with an expect."

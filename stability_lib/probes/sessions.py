@@ -154,7 +154,7 @@ class SessionOutcome:
             return f"connect_error({self.error_kind})"
         if k is OutcomeKind.UNEXPECTED_EVENT:
             return f"unexpected_event(expected={self.expected}, got={self.got})"
-        return k.value
+        return str(k.value)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind.value, "label": self.label}

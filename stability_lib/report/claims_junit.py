@@ -73,7 +73,7 @@ def _xml_text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _evidence_refs(claim: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _evidence_refs(claim: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     refs = claim.get("evidence")
     return [e for e in refs if isinstance(e, Mapping)] if isinstance(refs, list) else []
 

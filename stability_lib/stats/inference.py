@@ -87,10 +87,10 @@ def _check_count(name: str, value: Any) -> int:
     # bool is an int subclass; "True failures" is a bug in the caller, not a count.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise StatisticsInputError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < 0:
-        raise StatisticsInputError(f"{name} must be >= 0, got {value}")
-    return value
+    count = int(value)
+    if count < 0:
+        raise StatisticsInputError(f"{name} must be >= 0, got {count}")
+    return count
 
 
 def _check_k_n(k: Any, n: Any) -> tuple[int, int]:
@@ -103,18 +103,18 @@ def _check_k_n(k: Any, n: Any) -> tuple[int, int]:
 
 def _check_probability(name: str, value: Any, *, open_low: bool, open_high: bool) -> float:
     try:
-        value = float(value)
+        p = float(value)
     except (TypeError, ValueError):
         raise StatisticsInputError(f"{name} must be a number, got {value!r}") from None
-    if math.isnan(value):
+    if math.isnan(p):
         raise StatisticsInputError(f"{name} must not be NaN")
-    low_ok = value > 0.0 if open_low else value >= 0.0
-    high_ok = value < 1.0 if open_high else value <= 1.0
+    low_ok = p > 0.0 if open_low else p >= 0.0
+    high_ok = p < 1.0 if open_high else p <= 1.0
     if not (low_ok and high_ok):
         lo = "(0" if open_low else "[0"
         hi = "1)" if open_high else "1]"
-        raise StatisticsInputError(f"{name} must be in {lo}, {hi}, got {value}")
-    return value
+        raise StatisticsInputError(f"{name} must be in {lo}, {hi}, got {p}")
+    return p
 
 
 def _check_confidence(confidence: Any) -> float:
@@ -268,7 +268,7 @@ class _Verdict(str, enum.Enum):
     """A statistical verdict that maps onto a check's Status."""
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
     @property
     def status(self) -> Status:
@@ -276,7 +276,7 @@ class _Verdict(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        return str(self.value).replace("_", " ")
 
 
 _VERDICT_STATUS: dict[str, Status] = {
@@ -754,7 +754,7 @@ def compare_samples(
     seed_value = None if isinstance(seed, np.random.Generator) else int(seed)
     threshold = 1.0 + tolerance
     n_b, n_c = int(base.size), int(cand.size)
-    common = dict(
+    common: dict[str, Any] = dict(
         n_baseline=n_b, n_candidate=n_c, tolerance=tolerance, confidence=confidence,
         resamples=resamples, seed=seed_value, min_samples=min_samples, unit=str(unit),
     )
@@ -914,7 +914,7 @@ def compare_failure_rates(
             FixStatus.INCONCLUSIVE, base, cand, tolerated, confidence, 1.0, 1.0,
             f"no sessions on the {side} side",
         )
-    table = [[k_base, n_base - k_base], [k_cand, n_cand - k_cand]]
+    table = np.array([[k_base, n_base - k_base], [k_cand, n_cand - k_cand]])
     # "greater": the baseline's odds of failing exceed the candidate's.
     p_lower = float(_sps.fisher_exact(table, alternative="greater").pvalue)
     p_higher = float(_sps.fisher_exact(table, alternative="less").pvalue)

@@ -86,7 +86,7 @@ class TestOutcome(str, enum.Enum):
     FLAKY = "flaky"  # failed at least once, passed on a rerun
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
 
 @dataclass(frozen=True)
