@@ -59,7 +59,7 @@ def envelope(name: str, results: dict[str, Any]) -> dict[str, Any]:
     return {
         "benchmark": name,  # the stable key results are matched by
         "version": __version__,
-        "datetime": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "datetime": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine_info": machine_info(),
         "commit_info": commit_info(),
         "results": results,

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import REPO, envelope  # noqa: E402
+from _meta import REPO, envelope
 
 BENCHMARK = "stability_demo_end_to_end"  # stable key of the results file
 QUICK_ARGS: tuple[str, ...] = ()  # the demo has no smaller size: --quick runs it in full

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
-from stability_lib.contract.section import parse_spec_bytes  # noqa: E402
-from stability_lib.contract.openapi_diff import count_levels, count_operations, diff_openapi  # noqa: E402
+from _meta import envelope
+
+from stability_lib.contract.openapi_diff import count_levels, count_operations, diff_openapi
+from stability_lib.contract.section import parse_spec_bytes
 
 BENCHMARK = "openapi_diff"  # stable key of the results file
 QUICK_ARGS = ("--target-mb", "0.5", "--repeats", "1")  # smallest run, for run_all.py --quick

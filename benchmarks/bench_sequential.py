@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import REPO, envelope  # noqa: E402  (also puts this checkout on sys.path)
+from _meta import REPO, envelope
 
 sys.path.insert(0, str(REPO / "tests"))
 # One latency model for the tests' promises and for this table.
-from test_sequential import TIGHT, VERY_WIDE, WIDE, NOISY, LatencyModel, Machine  # noqa: E402
+from test_sequential import NOISY, TIGHT, VERY_WIDE, WIDE, LatencyModel, Machine
 
-from stability_lib.stats.sequential import PerfSequentialConfig, run, start_performance  # noqa: E402
-from stability_lib.stats.inference import PerfVerdict, compare_samples  # noqa: E402
+from stability_lib.stats.inference import PerfVerdict, compare_samples
+from stability_lib.stats.sequential import PerfSequentialConfig, run, start_performance
 
 BENCHMARK = "sequential.verdicts"  # stable key of the results file
 QUICK_ARGS = ("--trials", "20", "--budget", "400")  # smallest run, for run_all.py --quick

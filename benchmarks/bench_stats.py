@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
+
 from stability_lib.stats.inference import (  # noqa: E402
     bootstrap_quantiles,
     bootstrap_quantiles_by_resampling,

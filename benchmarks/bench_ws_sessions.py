@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
+from _meta import envelope
 
 BENCHMARK = "ws_sessions"  # stable key of the results file
 QUICK_ARGS = ("--sessions", "50", "--hold-s", "0.5", "--roundtrips", "2000")  # for run_all.py --quick
@@ -108,8 +108,8 @@ async def _roundtrips(port: int, connections: int, total: int) -> dict[str, Any]
 
 
 async def _soak(port: int, sessions: int, hold_s: float) -> dict[str, Any]:
-    from stability_lib.probes.scenario import ScenarioConfig
     from stability_lib.probes.engine import run_soak
+    from stability_lib.probes.scenario import ScenarioConfig
 
     scenario = ScenarioConfig.model_validate({
         "users": {"password": "unused-in-this-benchmark", "count": 1},

@@ -181,7 +181,7 @@ def summary_table(runs: Sequence[BenchRun]) -> str:
         rows.append((run.script.benchmark, result, f"{run.wall_s:.1f} s", target(run), run.detail))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4]
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=False)) + "  " + row[4]
         for row in rows
     )
 

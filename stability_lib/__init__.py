@@ -5,6 +5,8 @@ The public API is re-exported here; implementation lives in private modules.
 
 from __future__ import annotations
 
+from . import sections
+from ._pipeline import RunOutcome, render_report, run
 from .core.errors import (
     EvidenceError,
     ExportError,
@@ -16,15 +18,12 @@ from .core.errors import (
 )
 from .core.models import EVIDENCE_SCHEMA_VERSION, Claim, EvidenceRef, SectionResult, Status
 from .core.verdict import overall_status, section_status
+from .core.version import __version__
 from .execution.params import Params, load_params
 from .execution.section import Section, open_section
 from .probes.health import health_claims, run_health
-from ._pipeline import RunOutcome, render_report, run
 from .report.reportbook import RunReport, latest_run, open_report
 from .report.views import show as show_section
-from . import sections
-
-from .core.version import __version__
 
 # The data API needs pandas (0.2 s to import): loaded on first use, not on every command start.
 _LAZY = {"load_run", "load_runs", "Run", "Runs", "RunFormatError"}

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .contract.section import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
 from .contract.diff_output import exit_code, render
-from .core.errors import ParamsError
-from .suites.junit import JUnitReport
 from .contract.openapi_diff import diff_openapi
+from .contract.section import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
+from .core.errors import ParamsError
+from .core.verdict import EXIT_CODES
 from .execution.params import ENV_REFERENCE
+from .suites.junit import JUnitReport
 from .suites.runner import (
     MAX_JUNIT_BYTES,
     CategoryConfig,
@@ -34,7 +35,6 @@ from .suites.runner import (
     category_claims,
     judge_category,
 )
-from .core.verdict import EXIT_CODES
 
 __all__ = ["diff_command", "junit_command", "resolve_header"]
 

@@ -18,11 +18,8 @@ from typing import Any
 import yaml
 
 from .core.errors import ExportError, RunError, StabilityError
-from .report.claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
-from .execution.evidence import write_json_atomic, write_text_atomic
-from .report.export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
 from .core.models import Status
-from .execution.params import LenientEnv, Params, load_params
+from .execution.evidence import write_json_atomic, write_text_atomic
 from .execution.notebooks import (
     SectionRun,
     execute_notebook,
@@ -32,8 +29,11 @@ from .execution.notebooks import (
     prepare_run_dir,
     stop_all_kernels,
 )
+from .execution.params import LenientEnv, Params, load_params
 from .execution.secrets import redact_file, redact_obj, redact_text, secret_values
 from .execution.section import utc_now
+from .report.claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
+from .report.export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
 from .report.summary import summarize_run
 
 __all__ = ["RunOutcome", "run", "render_report"]

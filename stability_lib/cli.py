@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from .core.errors import StabilityError
-from .execution.notebooks import interrupt_signal, signals_interrupt
 from .core.verdict import EXIT_COULD_NOT_RUN
+from .execution.notebooks import interrupt_signal, signals_interrupt
 
 __all__ = ["main"]
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 
-@pytest.fixture()
+@pytest.fixture
 def candidate_url() -> Iterator[str]:
     from stability_lib.demo import serve
 

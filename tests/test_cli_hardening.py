@@ -13,14 +13,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from stability_lib import cli
-from stability_lib.execution.params import load_params
-from stability_lib.execution.notebooks import prepare_run_dir
-from stability_lib.execution.secrets import secret_values
-
 from support import run_cli
 from test_pipeline import HEALTH_ONLY
+
+from stability_lib import cli
+from stability_lib.execution.notebooks import prepare_run_dir
+from stability_lib.execution.params import load_params
+from stability_lib.execution.secrets import secret_values
 
 # ${NAME} values planted in title, description, target.commit and inside base_url.
 PLANTED = {

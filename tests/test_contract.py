@@ -17,6 +17,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from stability_lib.contract.openapi_diff import Change, Level, SpecError
 from stability_lib.contract.section import (
     ContractConfig,
     DbCompareConfig,
@@ -31,7 +32,6 @@ from stability_lib.contract.section import (
 )
 from stability_lib.core.errors import TargetError
 from stability_lib.core.models import Status
-from stability_lib.contract.openapi_diff import Change, Level, SpecError
 
 TODAY = date(2025, 6, 1)
 
@@ -256,7 +256,7 @@ def test_bad_git_refs_are_errors(tmp_path: Path, ref: str, path: str) -> None:
 @contextlib.contextmanager
 def _static_server(routes: dict[str, tuple[int, bytes]]) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             status, body = routes.get(self.path, (404, b"not found"))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -498,8 +498,8 @@ def test_live_candidate_against_itself_passes(candidate_url: str, tmp_path: Path
 
 
 def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass() -> None:
-    from stability_lib.contract.section import contract_claims
     from stability_lib.contract.openapi_diff import Change, Level
+    from stability_lib.contract.section import contract_claims
 
     blind = Change(Level.WARN, "unresolved-ref", "/users", "get", "/responses/200", "not compared")
     (claim,) = contract_claims([blind], fail_on_warn=False, operations_compared=3)
@@ -521,7 +521,7 @@ def _in_thread(fn: Any, wait_s: float) -> tuple[bool, Any]:
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+        except BaseException as exc:
             box.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from stability_lib.probes.conversation import (
     Close,
     Conversation,
-    ConversationOutcomeKind as K,
     Disposition,
     Frame,
     Send,
     make_ids,
+)
+from stability_lib.probes.conversation import (
+    ConversationOutcomeKind as K,
 )
 from stability_lib.probes.scenario import WsStep
 

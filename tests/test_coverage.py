@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
 from stability_lib.core.errors import EvidenceError
+from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
 
 FIXTURES = Path(__file__).parent / "fixtures" / "coverage"
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from stability_lib.core.errors import TargetError
-from stability_lib.core.models import Status
 from stability_lib.contract.db_schema import (
     DB_RULES,
     Column,
@@ -21,6 +19,8 @@ from stability_lib.contract.db_schema import (
     to_sqlalchemy_url,
 )
 from stability_lib.contract.openapi_diff import Level
+from stability_lib.core.errors import TargetError
+from stability_lib.core.models import Status
 
 BASE_DDL = """
 CREATE TABLE users (

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support import pdf_text, run_cli
 
 pytestmark = pytest.mark.slow

@@ -24,8 +24,8 @@ from stability_lib.contract.diff_output import (
     parse_fail_on,
     render,
 )
-from stability_lib.suites.junit import TestOutcome, parse_junit
 from stability_lib.contract.openapi_diff import Change, Level, diff_openapi
+from stability_lib.suites.junit import TestOutcome, parse_junit
 
 TODAY = date(2025, 6, 1)
 ERR_CHANGE = Change(Level.ERR, "operation-removed", "/items/{id}", "DELETE", "", "DELETE /items/{id} was removed")

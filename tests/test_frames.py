@@ -182,7 +182,7 @@ def test_load_runs_stacks_runs_oldest_first_and_skips_unreadable(tmp_path: Path)
     assert any("'pass' is used by 2 run directories" in p for p in load_runs(root).problems)
     # The question a history asks: one claim's status in every run.
     per_run = runs.claims[runs.claims.claim_id == "contract.no_breaking_api_changes"].merge(runs.runs, on="run_id")
-    assert dict(zip(per_run.path.map(lambda p: Path(p).name), per_run.status))["fail"] == "FAIL"
+    assert dict(zip(per_run.path.map(lambda p: Path(p).name), per_run.status, strict=False))["fail"] == "FAIL"
 
 
 def test_load_runs_on_an_empty_root_has_documented_empty_frames(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from stability_lib.core.models import Status
+from stability_lib.probes.engine import run_soak
 from stability_lib.probes.golden import (
     GoldenRun,
     Sighting,
@@ -16,9 +18,7 @@ from stability_lib.probes.golden import (
     run_golden_path,
     run_golden_path_sync,
 )
-from stability_lib.core.models import Status
 from stability_lib.probes.scenario import ScenarioConfig
-from stability_lib.probes.engine import run_soak
 
 N_ALICE = "nonce-" + "a" * 32
 N_BOB = "nonce-" + "b" * 32

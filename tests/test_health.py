@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 
 from stability_lib import Status
-from stability_lib.probes.health import health_claims, run_health
 from stability_lib.probes.config import HealthConfig, HealthEndpoint, TargetConfig
+from stability_lib.probes.health import health_claims, run_health
 
 
 def test_endpoints_on_one_path_are_judged_per_method() -> None:

@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from support import REPO, run_cli
 from test_cli_hardening import marked
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+from support import run_cli
 
 from stability_lib.execution.notebooks import execute_notebook, notebooks_dir
-
-from support import run_cli
 
 pytestmark = pytest.mark.slow
 

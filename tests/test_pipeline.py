@@ -8,10 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from support import pdf_text, run_cli
 
 from stability_lib.report.export import external_references
-
-from support import pdf_text, run_cli
 
 pytestmark = pytest.mark.slow
 

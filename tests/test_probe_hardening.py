@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from test_wsprobe import STEP
 
-from stability_lib.probes.golden import run_golden_path
-from stability_lib.probes.health import MAX_BODY_BYTES, health_claims, run_health
 from stability_lib.core.models import Status
 from stability_lib.execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from stability_lib.probes.engine import SETUP_CONCURRENCY, prepare_users, run_soak, run_ws_session, ws_url
+from stability_lib.probes.golden import run_golden_path
+from stability_lib.probes.health import MAX_BODY_BYTES, health_claims, run_health
 from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
 from stability_lib.probes.sessions import OutcomeKind
-from stability_lib.probes.engine import SETUP_CONCURRENCY, prepare_users, run_soak, run_ws_session, ws_url
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -9,12 +9,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from support import pdf_text, run_cli
 
 from stability_lib import Claim, EvidenceRef, SectionResult, Status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
-
-from support import pdf_text, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import run_cli
 
 from stability_lib import Claim, EvidenceRef, SectionResult, Status
+from stability_lib.core.verdict import section_status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
 from stability_lib.report.frontpage import front_items
 from stability_lib.stats.inference import compare_failure_rates, compare_samples, rate_estimate
-from stability_lib.core.verdict import section_status
-
-from support import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -221,12 +220,12 @@ def layout_defects(html_path: Path, width: int, *, print_media: bool) -> list[st
 
 
 @pytest.mark.parametrize("kind", ["FAIL", "INCONCLUSIVE"])
-@pytest.mark.parametrize("width,print_media", [(PRINT_WIDTH_PX, True), (1200, False)])
+@pytest.mark.parametrize(("width", "print_media"), [(PRINT_WIDTH_PX, True), (1200, False)])
 def test_no_cell_or_banner_overflows_and_no_word_breaks(runs: dict[str, Path], kind: str, width: int, print_media: bool) -> None:
     assert layout_defects(runs[kind] / "report.html", width, print_media=print_media) == []
 
 
-@pytest.mark.parametrize("width,print_media", [(PRINT_WIDTH_PX, True), (1200, False)])
+@pytest.mark.parametrize(("width", "print_media"), [(PRINT_WIDTH_PX, True), (1200, False)])
 def test_demo_report_has_no_layout_defect(demo_run: Path, width: int, print_media: bool) -> None:
     assert layout_defects(demo_run / "report.html", width, print_media=print_media) == []
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from stability_lib import load_params
-from stability_lib.execution.params import resolve_env
 from stability_lib.core.errors import ParamsError
+from stability_lib.execution.params import resolve_env
 from stability_lib.probes.scenario import (
     MISSING,
     AuthConfig,

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-
 from support import pdf_text, run_cli
 from test_secrets import PLANTED, encodings_of
 

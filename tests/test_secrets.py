@@ -14,10 +14,9 @@ from xml.sax.saxutils import escape as xml_escape
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from support import run_cli
 
 from stability_lib.execution.secrets import REDACTED, display_url, redact_file, redact_obj, redact_text, secret_values
-
-from support import run_cli
 
 SECRET = "tok-Secret-5e1f0a9c"
 

@@ -18,16 +18,18 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from stability_lib.core.models import Status
+from stability_lib.stats.inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
 from stability_lib.stats.sequential import (
     RULE_TEXT,
     FixRound,
     FixSequentialConfig,
+    FixState,
     PerfRound,
     PerfSequentialConfig,
     RateRound,
     RateSequentialConfig,
     RateState,
-    FixState,
     StopReason,
     binomial_confidence_sequence,
     median_confidence_sequence,
@@ -38,8 +40,6 @@ from stability_lib.stats.sequential import (
     start_performance_family,
     update,
 )
-from stability_lib.stats.inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
-from stability_lib.core.models import Status
 
 ALPHA = 0.05
 
@@ -330,7 +330,7 @@ def test_the_path_narrows_round_by_round_and_serializes_for_the_chart() -> None:
 def test_a_clear_regression_is_found_and_min_samples_is_respected() -> None:
     rounds = [PerfRound([10.0, 11.0, 9.0, 10.5, 9.5], [30.0, 33.0, 27.0, 31.0, 29.0])] * 20
     state = start_performance(PerfSequentialConfig(min_samples=20))
-    for i, r in enumerate(rounds[:3]):
+    for r in rounds[:3]:
         state = update(state, r)
         assert state.looks[-1].decision is PerfVerdict.INCONCLUSIVE  # 15 pairs < 20
     result = run(state, lambda i: rounds[i]).result

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats as sps
 
 from stability_lib.core.errors import StabilityError
+from stability_lib.core.models import Status
 from stability_lib.stats.inference import (
     FIX_RULE_TEXT,
     PERFORMANCE_RULE_TEXT,
@@ -34,7 +35,6 @@ from stability_lib.stats.inference import (
     sessions_needed,
     upper_bound,
 )
-from stability_lib.core.models import Status
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 
@@ -167,7 +167,7 @@ def test_no_trials_is_never_a_pass() -> None:
     ],
 )
 def test_invalid_input_raises_value_error(call: Callable[[], object]) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError) as info:  # noqa: PT011 (the subclass is asserted below)
         call()
     assert isinstance(info.value, StatisticsInputError)
     assert isinstance(info.value, StabilityError)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from stability_lib.suites.junit import JUnitReport, TestCase, TestOutcome, parse_junit
 from stability_lib.core.models import Status
+from stability_lib.suites.junit import JUnitReport, TestCase, TestOutcome, parse_junit
 from stability_lib.suites.runner import (
     TARGET_URL_ENV,
     CategoryConfig,
@@ -59,11 +59,11 @@ def kill_if_alive(*pids: int) -> None:
 
 
 def fake_run(name: str = "auth", *, exit_code: int | None = 0, **kwargs: object) -> CategoryRun:
-    fields: dict[str, object] = dict(
-        name=name, argv=("tool",), cwd="/src", exit_code=exit_code, duration_s=1.25,
-        output_tail=("last line",), junit_path=Path(f"/out/{name}.junit.xml"),
-        junit_expected_at=f"/out/{name}.junit.xml", timeout_s=300.0,
-    )
+    fields: dict[str, object] = {
+        "name": name, "argv": ("tool",), "cwd": "/src", "exit_code": exit_code, "duration_s": 1.25,
+        "output_tail": ("last line",), "junit_path": Path(f"/out/{name}.junit.xml"),
+        "junit_expected_at": f"/out/{name}.junit.xml", "timeout_s": 300.0,
+    }
     fields.update(kwargs)
     return CategoryRun(**fields)  # type: ignore[arg-type]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import yaml
 
 from stability_lib.contract.openapi_diff import Level, SpecError, count_operations, diff_openapi
 from stability_lib.contract.swagger2 import OPENAPI_VERSION, as_openapi3, convert_swagger2, is_swagger2

@@ -4,15 +4,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from stability_lib import Claim, SectionResult, Status  # noqa: E402
-from stability_lib.core.models import Figure  # noqa: E402
+from stability_lib import Claim, SectionResult, Status
+from stability_lib.core.models import Figure
 from stability_lib.report.figures import figure_text
 from stability_lib.report.frontpage import front_page_html
-from stability_lib.report.render import breakable, evidence_link, params_rows  # noqa: E402
-from stability_lib.report.views import _forest_chart, axis_limits, axis_scale, section_parts  # noqa: E402
-from stability_lib.stats.inference import compare_failure_rates, rate_estimate  # noqa: E402
+from stability_lib.report.render import breakable, evidence_link, params_rows
+from stability_lib.report.views import _forest_chart, axis_limits, axis_scale, section_parts
+from stability_lib.stats.inference import compare_failure_rates, rate_estimate
 
 
 def test_operation_names_from_the_target_are_not_parsed_as_math() -> None:
@@ -49,7 +49,7 @@ def test_a_degenerate_interval_end_does_not_squash_the_ratio_axis() -> None:
     plt.close(fig)
 
 
-@pytest.mark.parametrize("values,scale", [([10.0, 12.0, 14.0], "linear"), ([0.2, 400.0], "log"), ([0.0, 5.0], "linear"), ([], "linear")])
+@pytest.mark.parametrize(("values", "scale"), [([10.0, 12.0, 14.0], "linear"), ([0.2, 400.0], "log"), ([0.0, 5.0], "linear"), ([], "linear")])
 def test_log_axis_only_when_the_data_spans_orders_of_magnitude(values: list[float], scale: str) -> None:
     assert axis_scale(values) == scale
     low, high = axis_limits(values, scale)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 
-from stability_lib.core.models import Status
 from stability_lib.contract.openapi_diff import Level
 from stability_lib.contract.ws_messages import (
     UNTYPED_EVENT,
@@ -15,6 +14,7 @@ from stability_lib.contract.ws_messages import (
     json_type,
     ws_contract_claims,
 )
+from stability_lib.core.models import Status
 
 BASELINE = [
     {"type": "hello", "session": "abc", "server": {"version": "1.2", "features": ["a", "b"]}},

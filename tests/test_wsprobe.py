@@ -20,9 +20,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from stability_lib.core.models import Status
+from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
 from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
 from stability_lib.probes.sessions import OutcomeKind
-from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
 
 TOKEN = "secret-token-123"
 
@@ -275,8 +275,8 @@ def test_a_refused_handshake_leaves_the_crash_claim_inconclusive_not_pass() -> N
 def test_an_http_step_has_a_deadline_on_the_whole_request_not_only_each_read() -> None:
     import httpx
 
-    from stability_lib.probes.scenario import HttpStep
     from stability_lib.probes.engine import run_http_step
+    from stability_lib.probes.scenario import HttpStep
 
     async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")

@@ -251,7 +251,7 @@ def _compare_types(old: str, new: str) -> str | None:
         return "db-column-type-changed"
     if ko.capacity == kn.capacity:
         return None  # INT vs INTEGER
-    if any(n < o for o, n in zip(ko.capacity, kn.capacity)):
+    if any(n < o for o, n in zip(ko.capacity, kn.capacity, strict=False)):
         return "db-column-type-narrowed"
     return "db-column-type-widened"
 

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from .openapi_rules_table import RULES, RULES_BY_ID, Change, Level, Rule, SpecError, count_levels
 from .openapi_rules_schemas import MAX_SCHEMA_DEPTH, _Deferred, _esc, _Node, _Resolver, _SchemaDiff
+from .openapi_rules_table import RULES, RULES_BY_ID, Change, Level, Rule, SpecError, count_levels
 
 __all__ = [
     "Level",
@@ -178,7 +178,7 @@ class _Differ(_SchemaDiff):
                 continue
             new_raw, new_op = new_ops[key]
             self._operation(op, new_op, old_items.get(key[0]) or {}, new_items.get(key[0]) or {}, new_raw)
-        for key, (raw_path, op) in new_ops.items():
+        for key, (raw_path, _op) in new_ops.items():
             if key not in old_ops:
                 self.path, self.method = raw_path, key[1]
                 self.emit("operation-added", "", f"{key[1].upper()} {raw_path} was added")

@@ -11,6 +11,7 @@ INCONCLUSIVE, with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,8 +33,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..core.errors import StabilityError, TargetError
 from ..core.models import Claim, EvidenceRef, Status
 from .db_schema import DB_RULES
+from .openapi_diff import (
+    RULES,
+    Change,
+    Level,
+    Rule,
+    SpecError,
+    check_spec,
+    count_levels,
+    count_operations,
+    diff_openapi,
+)
 from .swagger2 import as_openapi3
-from .openapi_diff import RULES, Change, Level, Rule, SpecError, check_spec, count_levels, count_operations, diff_openapi
 from .ws_messages import WS_RULES
 
 __all__ = [
@@ -229,7 +240,7 @@ def parse_spec_bytes(data: bytes, *, origin: str = "spec", max_bytes: int = MAX_
         else:
             # The C loader when present: same safe subset, much faster on big specs.
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            doc = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
+            doc = yaml.load(text, Loader=loader)
     except RecursionError as exc:
         raise SpecError(f"{origin}: nested too deeply") from exc
     except (ValueError, yaml.YAMLError) as exc:
@@ -360,10 +371,8 @@ class _Watchdog:
 
     @staticmethod
     def _shut(sock: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
 
     def _fire(self) -> None:
         with self._lock:
@@ -398,27 +407,26 @@ def fetch_spec(
         # trust_env off: the spec comes from the target itself, as the probes do, not via a proxy.
         with _Watchdog(whole_s) as watchdog, httpx.Client(
             timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False
-        ) as client:
-            with client.stream(
-                "GET",
-                url,
-                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
-                extensions={"trace": watchdog.trace},
-            ) as resp:
-                if resp.status_code != 200:
-                    raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise SpecError(f"GET {safe}: {declared} bytes is over the {max_bytes}-byte cap")
-                chunks: list[bytes] = []
-                total = 0
-                for chunk in resp.iter_bytes():
-                    if time.monotonic() > deadline:
-                        raise TargetError(too_slow)
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise SpecError(f"GET {safe}: over the {max_bytes}-byte cap")
-                    chunks.append(chunk)
+        ) as client, client.stream(
+            "GET",
+            url,
+            headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
+            extensions={"trace": watchdog.trace},
+        ) as resp:
+            if resp.status_code != 200:
+                raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise SpecError(f"GET {safe}: {declared} bytes is over the {max_bytes}-byte cap")
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in resp.iter_bytes():
+                if time.monotonic() > deadline:
+                    raise TargetError(too_slow)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise SpecError(f"GET {safe}: over the {max_bytes}-byte cap")
+                chunks.append(chunk)
     except httpx.HTTPError as exc:
         if watchdog.fired:
             raise TargetError(too_slow) from exc

@@ -38,7 +38,7 @@ class DemoProcess:
             cmd += ["--fault", fault]
         env = {k: v for k, v in os.environ.items() if k != "STABILITY_DEMO_FAULTS"}
         # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
-        self.log = tempfile.TemporaryFile(mode="w+")
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the process: closed by stop())
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         try:
             self.url = self._read_url(variant)

@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,10 +35,10 @@ from typing import Any
 import yaml
 
 from ..core.errors import RunError
+from ..core.models import SectionResult, Status
 from ..core.version import __version__
 from .evidence import evidence_path, read_evidence, write_evidence, write_json_atomic
-from ..core.models import SectionResult, Status
-from .params import SECTION_ORDER, Params, load_params
+from .params import SECTION_ORDER, Params
 from .secrets import redact_file, redact_obj, redact_text, redact_tree
 from .section import utc_now
 
@@ -146,14 +146,10 @@ def _kill_kernel(km: Any) -> None:
         except psutil.Error:
             victims = []
         for proc in victims:
-            try:
+            with suppress(psutil.Error):
                 proc.kill()
-            except psutil.Error:
-                pass
-        try:
+        with suppress(OSError):
             os.killpg(pid, signal.SIGKILL)  # the kernel leads its own session and group
-        except OSError:
-            pass
         psutil.wait_procs(victims, timeout=2)
     try:
         if km.connection_file:
@@ -269,7 +265,7 @@ def prepare_run_dir(
     """Create the run directory with params.yaml, run.json and fingerprint.json.
     Every value that came from a secret is scrubbed from what we write (titles and
     commit ids can carry ${NAME} too)."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     # Absolute from here on: nothing later may depend on the process's working directory.
     run_dir = (out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}").resolve()
     _check_run_dir(run_dir)
@@ -501,10 +497,8 @@ def execute_sections(
             result = run_section_notebook(name, run_dir, params, nb_dir, secrets, stop)
         except Exception as exc:  # our own machinery (a full disk, say): recorded, never a lost section
             error = redact_text(_short_error(exc), secrets)
-            try:
+            with suppress(Exception):  # no evidence file: the summary counts the enabled section as ERROR
                 write_evidence(run_dir, _error_result(name, error, utc_now(), 0.0))
-            except Exception:
-                pass  # no evidence file: the summary counts the enabled section as ERROR
             result = SectionRun(name, Status.ERROR, 0.0, "", error)
         if result.error != INTERRUPTED:
             suffix = f"  ({result.error.splitlines()[0][:120]})" if result.error else ""

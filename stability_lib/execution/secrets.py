@@ -178,7 +178,7 @@ def _char_pattern(char: str, *, first: bool = False) -> str:
     if char.isascii() and char.isalnum():
         return re.escape(char)
     if char == "\\":
-        return _BACKSLASH + "{1,%d}" % _MAX_BACKSLASH_RUN
+        return _BACKSLASH + f"{{1,{_MAX_BACKSLASH_RUN}}}"
     code = ord(char)
     options = [re.escape(char)]
     entity_names = [f"#0*{code}", "#[xX]0*" + _ci(f"{code:x}"), *_NAMED_ENTITIES.get(char, ())]
@@ -203,7 +203,7 @@ def _char_pattern(char: str, *, first: bool = False) -> str:
     if first:  # a backslash before the secret is not part of it; leaving it makes the scan faster
         return alternatives
     # repr and JSON put a backslash before quotes; re.escape and shells before any punctuation.
-    return _BACKSLASH + "{0,%d}" % _MAX_BACKSLASH_RUN + alternatives
+    return _BACKSLASH + f"{{0,{_MAX_BACKSLASH_RUN}}}" + alternatives
 
 
 def _ci(hex_text: str) -> str:

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .evidence import evidence_path, write_evidence
 from ..core.models import Claim, EvidenceRef, SectionResult, Status
+from ..core.verdict import section_status
+from .evidence import evidence_path, write_evidence
 from .params import Params, load_params
 from .secrets import redact_obj, secret_values
-from ..core.verdict import section_status
 
 __all__ = ["Section", "open_section", "utc_now"]
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass

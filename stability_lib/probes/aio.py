@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -53,10 +54,8 @@ def run_sync(coro: Coroutine[Any, Any, T], *, cancel_grace_s: float = CANCEL_GRA
         started.wait(cancel_grace_s)
         loop, task = running.get("loop"), running.get("task")
         if loop is not None and task is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed: the work is over
                 loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # the loop already closed: the work is over
-                pass
         thread.join(cancel_grace_s)
         raise
     if "error" in box:

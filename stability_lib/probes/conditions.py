@@ -85,7 +85,7 @@ def format_path(segments: Sequence[str]) -> str:
 
 def _step(current: Any, segment: str) -> Any:
     if isinstance(current, Mapping):
-        return current[segment] if segment in current else ABSENT
+        return current.get(segment, ABSENT)
     if isinstance(current, list) and re.fullmatch(r"-?\d+", segment):
         index = int(segment)
         return current[index] if -len(current) <= index < len(current) else ABSENT
@@ -132,7 +132,7 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=False))
     return type(a) is type(b) and a == b
 
 

@@ -398,7 +398,7 @@ class Conversation:
         compiled = self._compiled.get(id(conditions))
         if compiled is None:  # the mappings live in self.step, so their ids are stable meanwhile
             compiled = self._compiled[id(conditions)] = compile_conditions(conditions, allow_star=star)
-        for (path, cond), raw_path in zip(compiled, conditions):
+        for (path, cond), raw_path in zip(compiled, conditions, strict=False):
             arg = render_template(cond.arg, self._context)
             if cond.op == "exists" and cond.arg is True and "*" in path:
                 values = [v for v in lookup_all(message, path) if v is not ABSENT]

@@ -334,11 +334,11 @@ def check_conversation(
                     paths = [p for p in (*expected.match, *expected.check) if p != "."]
                     if paths:
                         raise ValueError(f"{i_where}: frames: text has no JSON paths, only '.', got {paths[0]!r}")
-                for key, spec in expected.check.items():
-                    if expected.frame == "binary" and isinstance(spec, Mapping) and "equals_sent" in spec:
-                        if spec["equals_sent"] not in blobs:
-                            raise ValueError(f"{i_where}.check['bytes']: no send_binary named "
-                                             f"{spec['equals_sent']!r} before this expect")
+                for spec in expected.check.values():
+                    if (expected.frame == "binary" and isinstance(spec, Mapping) and "equals_sent" in spec
+                            and spec["equals_sent"] not in blobs):
+                        raise ValueError(f"{i_where}.check['bytes']: no send_binary named "
+                                         f"{spec['equals_sent']!r} before this expect")
                 well_formed([list(expected.match.values()), list(expected.check.values())], i_where)
                 use(template_placeholders(list(expected.match.values())), f"{i_where}.match")
                 use(template_placeholders(list(expected.check.values())), f"{i_where}.check")

@@ -460,7 +460,7 @@ async def run_ws_session(
             max_size=max_message_bytes,
             proxy=None,
         )
-    except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
+    except Exception as exc:
         return record(outcome_for_connect_error(exc))
     connected_ns = time.monotonic_ns()
     connect_s = _ns_to_s(connected_ns - started_ns)
@@ -559,7 +559,7 @@ async def close_connection(ws: ClientConnection) -> bool:
     except asyncio.CancelledError:
         abort_connection(ws)
         raise
-    except Exception:  # noqa: BLE001 - closing a broken connection may fail; what came back is read below
+    except Exception:
         pass
     # websockets records a close that timed out as TimeoutError("timed out while closing connection").
     return ws.protocol.close_rcvd is None and isinstance(ws.connection_exc, TimeoutError)
@@ -658,7 +658,7 @@ async def run_soak(
     step = scenario.soak_step()
     if step is None:
         raise TemplateError("the golden path has no ws step to soak")
-    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     run_start_ns = time.monotonic_ns()
     users = await prepare_users(base_url, scenario, run_id, scenario.steps_before(step.name))
     ready = [u for u in users if u.setup.ok]

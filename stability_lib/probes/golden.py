@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.models import Claim, EvidenceRef, Figure, Status
-from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_template
-from .sessions import NONCE_PATTERN, SessionRecord, summarize_samples
 from ..stats.inference import RateEstimate, rate_estimate
 from .engine import (
     SETUP_CONCURRENCY,
@@ -40,6 +38,8 @@ from .engine import (
     run_ws_session,
     ws_url,
 )
+from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_template
+from .sessions import NONCE_PATTERN, SessionRecord, summarize_samples
 
 __all__ = [
     "Sighting",
@@ -206,7 +206,7 @@ def analyze_isolation(
             owners[nonce] = user
     irregular = [n for n in owners if pattern is None or not pattern.fullmatch(n)]
     users = tuple(sorted(nonces_by_user))
-    own_seen: Counter[str] = Counter({u: 0 for u in users})
+    own_seen: Counter[str] = Counter(dict.fromkeys(users, 0))
     leaks: Counter[tuple[str, str, str, str]] = Counter()
     first_nonce: dict[tuple[str, str, str, str], str] = {}
     total = 0
@@ -385,7 +385,7 @@ async def _run_user(
                             capture_bytes=cap, secrets=user.secrets,
                         )
                         ws_records.append(record)
-                        for event_type, payload in zip(record.event_types, record.payloads):
+                        for event_type, payload in zip(record.event_types, record.payloads, strict=False):
                             out.sightings.append(Sighting(username, step.name, f"ws event {event_type}", payload, rep))
                         ok, why = record.outcome.is_ok, record.outcome.label
                 except TemplateError as exc:
@@ -408,7 +408,7 @@ async def run_golden_path(
     Users are set up (register, login) ``SETUP_CONCURRENCY`` at a time; their golden runs then overlap.
     """
     run_id = run_id or new_run_id()
-    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     run_start_ns = time.monotonic_ns()
     names = scenario.users.usernames(run_id)
     setup_slots = asyncio.Semaphore(SETUP_CONCURRENCY)

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from .aio import run_sync
 from ..core.models import Claim, EvidenceRef, Figure, Status
+from .aio import run_sync
 from .config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from .engine import fetch_capped
 
@@ -108,8 +108,8 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-    from .sessions import OutcomeKind, SessionOutcome, outcome_after_close
     from .engine import close_connection
+    from .sessions import OutcomeKind, SessionOutcome, outcome_after_close
 
     try:
         async with asyncio.timeout(timeout_s * 3):
@@ -137,7 +137,7 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
                                 outcome.label)
     except InvalidStatus as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}")
-    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
     except Exception as exc:  # a protocol error from the target is a finding, not a crash
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])

@@ -17,7 +17,7 @@ def _paired_spans(event_types: list[str], offsets: list[float]) -> list[tuple[st
     spans: list[tuple[str, float]] = []
     open_at: dict[str, float] = {}
     seen: dict[str, int] = defaultdict(int)
-    for etype, t in zip(event_types, offsets):
+    for etype, t in zip(event_types, offsets, strict=False):
         if etype.endswith("_started"):
             open_at[etype[: -len("_started")]] = t
         elif etype.endswith("_completed"):

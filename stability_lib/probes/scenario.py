@@ -21,7 +21,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ..core.errors import ParamsError
 from .conditions import parse_path
 from .conversation_spec import (
     ConversationItem,

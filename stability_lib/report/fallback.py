@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .render import banner_html, header_html, not_checked_html, recommendations_html, summary_table_html, warnings_html, esc
+from .render import (
+    banner_html,
+    esc,
+    header_html,
+    not_checked_html,
+    recommendations_html,
+    summary_table_html,
+    warnings_html,
+)
 
 __all__ = ["fallback_html"]
 

@@ -422,7 +422,7 @@ def _sample_rows(
         op_rounds = _list(rounds.get(operation))
         if len(op_rounds) != len(values):
             op_rounds = [None] * len(values)
-        for index, (value, round_) in enumerate(zip(values, op_rounds)):
+        for index, (value, round_) in enumerate(zip(values, op_rounds, strict=False)):
             ms = _num(value)
             if ms is None:
                 continue

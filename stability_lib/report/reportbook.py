@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from ..execution.evidence import read_all_evidence
 from ..core.models import SectionResult
+from ..execution.evidence import read_all_evidence
 from ..execution.params import SECTION_ORDER, redact
 from .render import (
     appendix_html,

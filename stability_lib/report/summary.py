@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..execution.evidence import read_all_evidence
 from ..core.models import Claim, EvidenceRef, SectionResult, Status
-from ..execution.params import SECTION_ORDER, LenientEnv, Params, load_params
 from ..core.verdict import exit_code_for, overall_status
+from ..execution.evidence import read_all_evidence
+from ..execution.params import SECTION_ORDER, LenientEnv, Params, load_params
 from .evidence_warnings import EvidenceWarning, evidence_warnings
 
 __all__ = ["build_summary", "summarize_run", "section_claims", "SUMMARY_SCHEMA_VERSION"]

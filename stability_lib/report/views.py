@@ -285,7 +285,7 @@ def _isolation_view(result: SectionResult) -> list[Part]:
         f"<p>{esc(iso.get('explanation', ''))}</p>",
         "<h3>Own data seen by each user</h3>" + table(["User", "Own nonces seen"], sorted(iso.get("own_seen", {}).items())),
     ]
-    leaks = [(l["viewer"], l["owner"], l["step"], l["where"], l["count"]) for l in iso.get("leaks", [])]
+    leaks = [(leak["viewer"], leak["owner"], leak["step"], leak["where"], leak["count"]) for leak in iso.get("leaks", [])]
     if leaks:
         parts.append("<h3>Leaks: a user saw another user's data</h3>" + table(["Viewer", "Owner", "Step", "Where", "Times"], leaks))
     return parts
@@ -328,7 +328,7 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
     cols = 2
     rows_n = max(1, (len(ops) + cols - 1) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(7.5, 1.9 * rows_n), dpi=100, squeeze=False)
-    for ax, op in zip(axes.flat, ops):
+    for ax, op in zip(axes.flat, ops, strict=False):
         values: list[float] = []
         for side in ("baseline", "candidate"):
             v = np.sort(np.asarray(samples.get(side, {}).get(op, []), dtype=float))

@@ -754,10 +754,10 @@ def compare_samples(
     seed_value = None if isinstance(seed, np.random.Generator) else int(seed)
     threshold = 1.0 + tolerance
     n_b, n_c = int(base.size), int(cand.size)
-    common: dict[str, Any] = dict(
-        n_baseline=n_b, n_candidate=n_c, tolerance=tolerance, confidence=confidence,
-        resamples=resamples, seed=seed_value, min_samples=min_samples, unit=str(unit),
-    )
+    common: dict[str, Any] = {
+        "n_baseline": n_b, "n_candidate": n_c, "tolerance": tolerance, "confidence": confidence,
+        "resamples": resamples, "seed": seed_value, "min_samples": min_samples, "unit": str(unit),
+    }
     if n_b == 0 or n_c == 0:
         nan_ratio = RatioInterval(math.nan, math.nan, math.nan)
         return Comparison(

@@ -46,14 +46,19 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import betaln
 
-from .inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
-from .inference import _pct  # one way to print a rate, tiny ones included
+from .inference import (
+    FixStatus,
+    PerfVerdict,
+    RateVerdict,
+    StatisticsInputError,
+    _pct,  # one way to print a rate, tiny ones included
+)
 
 __all__ = [
     "RULE_TEXT",
@@ -149,7 +154,7 @@ class StopReason(str, enum.Enum):
         return self.value
 
 
-Verdict = Union[PerfVerdict, RateVerdict, FixStatus]
+Verdict = PerfVerdict | RateVerdict | FixStatus
 
 
 @dataclass(frozen=True)
@@ -916,8 +921,8 @@ def _fix_result(state: FixState) -> SequentialResult:
 
 # --------------------------------------------------------------------------- driver
 
-State = Union[PerfState, PerfFamilyState, RateState, FixState]
-Round = Union[PerfRound, Mapping[str, PerfRound], RateRound, FixRound]
+State = PerfState | PerfFamilyState | RateState | FixState
+Round = PerfRound | Mapping[str, PerfRound] | RateRound | FixRound
 
 
 def update(state: State, new: Round, *, elapsed_s: float | None = None) -> State:

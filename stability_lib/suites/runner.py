@@ -22,6 +22,7 @@ a non-zero exit never leaves a clean PASS).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -38,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..core.models import Claim, EvidenceRef, Status
 from .coverage import MAX_COVERAGE_BYTES, CoverageParseError, CoverageReport, parse_cobertura
 from .junit import (
     MAX_JUNIT_BYTES,
@@ -48,7 +50,6 @@ from .junit import (
     merge_reports,
     parse_junit,
 )
-from ..core.models import Claim, EvidenceRef, Status
 
 __all__ = [
     "CategoryConfig",
@@ -351,10 +352,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -493,10 +492,8 @@ def _stop_marked(token: str) -> list[str]:
 
 
 def _signal_pid(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_category(
@@ -788,7 +785,7 @@ class CategoryResult:
     @property
     def counts(self) -> dict[str, int]:
         if self.report is None:
-            return {k: 0 for k in ("total", "passed", "failed", "errors", "skipped", "flaky", "suite_errors")}
+            return dict.fromkeys(("total", "passed", "failed", "errors", "skipped", "flaky", "suite_errors"), 0)
         return self.report.counts()
 
     @property

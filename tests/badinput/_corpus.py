@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -137,10 +137,8 @@ def run_command(
 
         def kill() -> None:
             timed_out.set()
-            try:
+            with suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
 
         timer = threading.Timer(timeout_s, kill)
         timer.daemon = True
@@ -209,7 +207,7 @@ def run_bounded(fn: Callable[[], T], wait_s: float) -> T:
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as exc:
             error.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)

@@ -10,6 +10,7 @@ It answers one JSON line per request: exit code, peak RSS of the child, seconds,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -60,8 +61,8 @@ def _child(request: dict) -> None:
 
 
 def main() -> None:
-    import stability_lib._pipeline  # noqa: F401 - the expensive imports, done once
-    import stability_lib.cli  # noqa: F401
+    import stability_lib._pipeline
+    import stability_lib.cli
     import stability_lib.demo.launch  # noqa: F401
 
     print(json.dumps({"ready": True}), flush=True)
@@ -75,10 +76,8 @@ def main() -> None:
 
         def kill(pid: int = pid) -> None:
             timed_out.set()
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
         timer = threading.Timer(request["timeout_s"], kill)
         timer.daemon = True

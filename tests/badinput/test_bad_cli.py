@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import queue
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,8 +19,15 @@ from typing import Any
 
 import pytest
 import yaml
-
-from _corpus import EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_INCONCLUSIVE, Outcome, Zygote, assert_bad_input_outcome, run_stability
+from _corpus import (
+    EXIT_COULD_NOT_RUN,
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    Outcome,
+    Zygote,
+    assert_bad_input_outcome,
+    run_stability,
+)
 
 SECRET = 's3cr3t"Pl4nted\\XYZ&<>'  # a backslash, a quote and markup: every encoding differs
 PASSWORD = "hunter2-Corpus-Pw"

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _corpus import assert_bad_input_outcome, marker_in_environment, run_bounded, run_python
 
 from stability_lib.contract.section import ContractConfig, FileSource, run_contract
-from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
 from stability_lib.core.models import Status
+from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
 from stability_lib.suites.runner import CategoryConfig, evaluate_run, run_category
-
-from _corpus import assert_bad_input_outcome, marker_in_environment, run_bounded, run_python
 
 NOT_PASS = frozenset({Status.FAIL, Status.ERROR, Status.INCONCLUSIVE})
 ERROR = frozenset({Status.ERROR})

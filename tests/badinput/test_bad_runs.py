@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from _corpus import EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_INCONCLUSIVE, assert_bad_input_outcome, run_stability
 from test_bad_reports import nested, passing, suite
 from test_bad_servers import misbehaving_server

@@ -20,16 +20,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from _corpus import marker_in_environment, run_bounded, run_python
 
 from stability_lib.contract.section import ContractConfig, UrlSource, run_contract
-from stability_lib.probes.health import health_claims, run_health
 from stability_lib.core.models import Status
 from stability_lib.execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
+from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
+from stability_lib.probes.health import health_claims, run_health
 from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
 from stability_lib.probes.sessions import OutcomeKind
-from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
-
-from _corpus import marker_in_environment, run_bounded, run_python
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EVENTS = ["agent_started", "agent_completed", "final_response"]

@@ -10,9 +10,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 from demo_client import (
     TIMEOUT_S,
     Account,
@@ -22,6 +19,9 @@ from demo_client import (
     user_message,
     ws_url,
 )
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
 from stability_lib.demo import AGENT_STEPS, MAX_BODY_BYTES, MAX_CONTENT_CHARS, MAX_WS_FRAME_BYTES, serve
 
 
@@ -37,12 +37,12 @@ def client(base_url: str) -> Iterator[httpx.Client]:
         yield session
 
 
-@pytest.fixture()
+@pytest.fixture
 def alice(client: httpx.Client) -> Account:
     return make_account(client, "alice")
 
 
-@pytest.fixture()
+@pytest.fixture
 def bob(client: httpx.Client) -> Account:
     return make_account(client, "bob")
 

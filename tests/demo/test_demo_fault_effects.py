@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from demo_client import TIMEOUT_S, SessionOutcome, make_account, make_thread, run_session, user_message, ws_url
 from scipy.stats import binom
 from websockets.asyncio.client import connect
 
-from demo_client import TIMEOUT_S, SessionOutcome, make_account, make_thread, run_session, user_message, ws_url
 from stability_lib.demo import serve
 
 SESSIONS = 400

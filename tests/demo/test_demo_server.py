@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from demo_client import make_account
+
 from stability_lib.demo import DemoStartError, FaultSpecError, serve
 
 
@@ -48,9 +48,9 @@ def test_temporary_database_is_removed_and_a_given_one_is_kept(tmp_path: Path, m
     monkeypatch.setattr(tempfile, "tempdir", str(private))
     with serve() as url:
         health = httpx.get(f"{url}/health").json()
-        temp_dirs_before = set(Path(p) for p in _demo_temp_dirs())
+        temp_dirs_before = {Path(p) for p in _demo_temp_dirs()}
         assert health["database"] == "ok" and temp_dirs_before
-    assert not (temp_dirs_before & set(Path(p) for p in _demo_temp_dirs()))
+    assert not (temp_dirs_before & {Path(p) for p in _demo_temp_dirs()})
 
     db = tmp_path / "kept.sqlite3"
     with serve(db_path=db) as url, httpx.Client(base_url=url) as client:
@@ -69,12 +69,10 @@ def _demo_temp_dirs() -> list[str]:
 
 
 def test_bad_configuration_fails_before_serving() -> None:
-    with pytest.raises(FaultSpecError):
-        with serve(variant="nightly"):
-            pass
-    with pytest.raises(FaultSpecError):
-        with serve(faults=["ws_1011_rate=2"]):
-            pass
+    with pytest.raises(FaultSpecError), serve(variant="nightly"):
+        pass
+    with pytest.raises(FaultSpecError), serve(faults=["ws_1011_rate=2"]):
+        pass
 
 
 def test_a_taken_port_is_a_start_error() -> None:
@@ -82,6 +80,5 @@ def test_a_taken_port_is_a_start_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(DemoStartError):
-            with serve(port=port):
-                pass
+        with pytest.raises(DemoStartError), serve(port=port):
+            pass

@@ -29,6 +29,7 @@ from typing import Any
 
 import strawberry
 import uvicorn
+from _common import Fault, FaultSwitch, ResourceStore, ServiceOptions, bind_loopback, parse_options
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,8 +39,6 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import Info
-
-from _common import Fault, FaultSwitch, ResourceStore, ServiceOptions, bind_loopback, parse_options
 
 _USER_KEY = "realsvc.user"  # where the gate leaves the authenticated user in the ASGI scope
 _MAX_EVENTS = 20
@@ -111,7 +110,7 @@ class Mutation:
         return Session(id=strawberry.ID(r.id), label=r.label, owner=r.owner)
 
     @strawberry.mutation
-    def close_session(self, info: Info, id: strawberry.ID) -> bool:  # noqa: A002 - GraphQL argument name
+    def close_session(self, info: Info, id: strawberry.ID) -> bool:
         return _store(info).close(_user(info), str(id))
 
 

@@ -36,14 +36,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from _common import Fault, FaultSwitch, ResourceStore, ServiceOptions, bind_loopback, parse_options
 from jsonrpcserver import Error, Result, Success, async_dispatch
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
-
-from _common import Fault, FaultSwitch, ResourceStore, ServiceOptions, bind_loopback, parse_options
 
 SUBPROTOCOL = Subprotocol("jsonrpc-2.0")
 HEARTBEAT_S = 0.25

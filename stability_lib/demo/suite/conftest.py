@@ -69,7 +69,7 @@ def other_user(client: httpx.Client) -> User:
     return new_user(client)
 
 
-@pytest.fixture()
+@pytest.fixture
 def thread_id(client: httpx.Client, user: User) -> int:
     response = client.post("/api/threads", json={"title": "suite thread"}, headers=user.headers)
     assert response.status_code == 201, response.text

@@ -5,10 +5,9 @@ import json
 
 import httpx
 import pytest
+from conftest import TIMEOUT_S, User
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
-
-from conftest import TIMEOUT_S, User
 
 pytestmark = pytest.mark.auth
 
@@ -50,7 +49,9 @@ def test_forged_signature_is_rejected(client: httpx.Client, user: User) -> None:
 
 
 def test_websocket_refuses_a_forged_token(ws_url: str, user: User) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        with connect(f"{ws_url}/ws?token={_forged_token(user.id)}", open_timeout=TIMEOUT_S):
-            pass
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        connect(f"{ws_url}/ws?token={_forged_token(user.id)}", open_timeout=TIMEOUT_S),
+    ):
+        pass
     assert refused.value.response.status_code == 403

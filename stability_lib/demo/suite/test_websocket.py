@@ -5,9 +5,8 @@ import secrets
 from typing import Any
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
-
 from conftest import TIMEOUT_S, User
+from websockets.sync.client import ClientConnection, connect
 
 pytestmark = pytest.mark.websocket
 
