@@ -45,8 +45,9 @@ def commit_info() -> dict[str, Any]:
     def git(*args: str) -> str:
         try:
             # --no-optional-locks: `git status` must not take index.lock while someone commits.
-            return subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True,
-                                  text=True, timeout=5).stdout.strip()
+            return subprocess.run(
+                ["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 

@@ -43,7 +43,9 @@ def main() -> int:
         t0 = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "stability_lib.cli", "demo", "--out", str(out)],
-            cwd=REPO, capture_output=True, text=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
         total = time.monotonic() - t0
         sections = {}
@@ -57,8 +59,10 @@ def main() -> int:
     phase_s = float(phase.group(1)) if phase else None
     report_s = float(report.group(1)) if report else None
     result = {
-        "summary": (f"verdict {run_summary.get('verdict')} in {total:.1f} s "
-                    f"(sections {phase_s} s, report and export {report_s} s)"),
+        "summary": (
+            f"verdict {run_summary.get('verdict')} in {total:.1f} s "
+            f"(sections {phase_s} s, report and export {report_s} s)"
+        ),
         "exit_code": proc.returncode,
         "verdict": run_summary.get("verdict"),
         "total_s": round(total, 2),

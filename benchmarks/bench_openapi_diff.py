@@ -30,7 +30,12 @@ QUICK_ARGS = ("--target-mb", "0.5", "--repeats", "1")  # smallest run, for run_a
 BUDGET_S = 5.0
 BUDGET_MB = 5.0  # the pair size the budget is stated for
 TYPES = ("string", "integer", "number", "boolean")
-FORMATS = {"string": ("date-time", "uuid", "email", None), "integer": ("int32", "int64", None), "number": (None,), "boolean": (None,)}
+FORMATS = {
+    "string": ("date-time", "uuid", "email", None),
+    "integer": ("int32", "int64", None),
+    "number": (None,),
+    "boolean": (None,),
+}
 
 
 def _scalar(rng: random.Random) -> dict[str, Any]:
@@ -70,7 +75,11 @@ def generate(target_bytes: int, seed: int) -> dict[str, Any]:
             props["parent"] = {"$ref": f"#/components/schemas/Resource{rng.randrange(i)}"}
             props["children"] = {"type": "array", "items": {"$ref": f"#/components/schemas/Resource{rng.randrange(i)}"}}
         props["self_link"] = {"$ref": f"#/components/schemas/{name}"}
-        schemas[name] = {"type": "object", "required": sorted(rng.sample(sorted(props), k=min(3, len(props)))), "properties": props}
+        schemas[name] = {
+            "type": "object",
+            "required": sorted(rng.sample(sorted(props), k=min(3, len(props)))),
+            "properties": props,
+        }
         ref = {"$ref": f"#/components/schemas/{name}"}
         body = {"required": True, "content": {"application/json": {"schema": ref}}}
         ok = {"description": "ok", "content": {"application/json": {"schema": ref}}}
@@ -80,7 +89,13 @@ def generate(target_bytes: int, seed: int) -> dict[str, Any]:
             {"name": "cursor", "in": "query", "schema": {"type": "string"}},
         ]
         spec["paths"][f"/r{i}"] = {
-            "get": {"parameters": query, "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": page}}}, "400": {"description": "bad"}}},
+            "get": {
+                "parameters": query,
+                "responses": {
+                    "200": {"description": "ok", "content": {"application/json": {"schema": page}}},
+                    "400": {"description": "bad"},
+                },
+            },
             "post": {"requestBody": body, "responses": {"201": ok, "422": {"description": "invalid"}}},
         }
         spec["paths"][f"/r{i}/{{id}}"] = {
@@ -144,8 +159,10 @@ def main() -> int:
     # A pair smaller than the budget's size says nothing about the budget: None, not True.
     target_met = max(diff_times) < BUDGET_S if args.target_mb >= BUDGET_MB else None
     results = {
-        "summary": (f"diff of a {len(old_bytes) / 2**20:.1f} MB pair {statistics.median(diff_times):.2f} s "
-                    f"(median of {args.repeats}), parse {statistics.median(parse_times):.2f} s"),
+        "summary": (
+            f"diff of a {len(old_bytes) / 2**20:.1f} MB pair {statistics.median(diff_times):.2f} s "
+            f"(median of {args.repeats}), parse {statistics.median(parse_times):.2f} s"
+        ),
         "params": {"target_mb": args.target_mb, "repeats": args.repeats, "seed": args.seed},
         "spec": {
             "baseline_bytes": len(old_bytes),

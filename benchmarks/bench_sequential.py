@@ -55,8 +55,9 @@ def _wrong(ratio: float) -> PerfVerdict:
     return PerfVerdict.REGRESSION if ratio < 1.10 else PerfVerdict.NO_REGRESSION
 
 
-def _cell(model: LatencyModel, ratio: float, rule: str, outcomes: list[tuple[PerfVerdict, int]],
-          seconds: float) -> dict[str, Any]:
+def _cell(
+    model: LatencyModel, ratio: float, rule: str, outcomes: list[tuple[PerfVerdict, int]], seconds: float
+) -> dict[str, Any]:
     trials = len(outcomes)
     verdicts = Counter(v for v, _ in outcomes)
     decided = [n for v, n in outcomes if v is not PerfVerdict.INCONCLUSIVE]
@@ -141,8 +142,14 @@ def main() -> None:
         "summary": summary,
         "target": f"wrong verdict in at most {WRONG_LIMIT:.0%} of trials in every cell",
         "target_met": target_met,
-        "params": {"trials": args.trials, "budget_per_side": args.budget, "per_round": PER_ROUND,
-                   "fixed_n": list(FIXED_N), "tolerance": 0.10, "confidence": 0.95},
+        "params": {
+            "trials": args.trials,
+            "budget_per_side": args.budget,
+            "per_round": PER_ROUND,
+            "fixed_n": list(FIXED_N),
+            "tolerance": 0.10,
+            "confidence": 0.95,
+        },
         "wall_s": round(time.perf_counter() - started, 1),
         "cells": cells,
     }

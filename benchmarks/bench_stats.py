@@ -103,9 +103,7 @@ def main() -> None:
     timings["compare_samples_s"], timings["compare_samples_runs_s"] = _median_time(
         lambda: compare_samples(baseline, candidate, resamples=RESAMPLES, seed=0), args.repeats
     )
-    timings["hodges_lehmann_s"], _ = _median_time(
-        lambda: hodges_lehmann_shift(baseline, candidate), args.repeats
-    )
+    timings["hodges_lehmann_s"], _ = _median_time(lambda: hodges_lehmann_shift(baseline, candidate), args.repeats)
     timings["peak_rss_mb_fast_paths"] = round(_peak_rss_mb(), 1)
 
     comparison = compare_samples(baseline, candidate, resamples=RESAMPLES, seed=0, unit="ms")

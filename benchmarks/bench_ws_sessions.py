@@ -91,8 +91,7 @@ async def _roundtrips(port: int, connections: int, total: int) -> dict[str, Any]
             await ws.recv()
             latencies.append(time.perf_counter_ns() - t0)
 
-    sockets = [await connect(f"ws://127.0.0.1:{port}/echo", proxy=None, max_size=1 << 20)
-               for _ in range(connections)]
+    sockets = [await connect(f"ws://127.0.0.1:{port}/echo", proxy=None, max_size=1 << 20) for _ in range(connections)]
     started = time.perf_counter()
     await asyncio.gather(*(one(ws) for ws in sockets))
     elapsed = time.perf_counter() - started
@@ -111,17 +110,32 @@ async def _soak(port: int, sessions: int, hold_s: float) -> dict[str, Any]:
     from stability_lib.probes.engine import run_soak
     from stability_lib.probes.scenario import ScenarioConfig
 
-    scenario = ScenarioConfig.model_validate({
-        "users": {"password": "unused-in-this-benchmark", "count": 1},
-        "golden_path": {"steps": [{
-            "kind": "ws", "name": "hold", "path": "/hold",
-            "send": {"type": "user_message", "content": "hello {nonce}"},
-            "expect": ["agent_started"], "end_event": "final_response",
-            "event_timeout_s": hold_s + 30, "timeout_s": hold_s + 60,
-        }]},
-        "soak": {"sessions": sessions, "concurrency": sessions, "duration_s": 120,
-                 "connect_timeout_s": 30, "allow_over_caps": sessions > 200},
-    })
+    scenario = ScenarioConfig.model_validate(
+        {
+            "users": {"password": "unused-in-this-benchmark", "count": 1},
+            "golden_path": {
+                "steps": [
+                    {
+                        "kind": "ws",
+                        "name": "hold",
+                        "path": "/hold",
+                        "send": {"type": "user_message", "content": "hello {nonce}"},
+                        "expect": ["agent_started"],
+                        "end_event": "final_response",
+                        "event_timeout_s": hold_s + 30,
+                        "timeout_s": hold_s + 60,
+                    }
+                ]
+            },
+            "soak": {
+                "sessions": sessions,
+                "concurrency": sessions,
+                "duration_s": 120,
+                "connect_timeout_s": 30,
+                "allow_over_caps": sessions > 200,
+            },
+        }
+    )
     rss_before = _rss_mb()
     started = time.perf_counter()
     result = await run_soak(f"http://127.0.0.1:{port}", scenario)
@@ -155,8 +169,12 @@ def main() -> int:
 
     import websockets
 
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "--hold-s", str(args.hold_s)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--hold-s", str(args.hold_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
@@ -173,12 +191,17 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     # A run smaller than the target size says nothing about the target: None, not False.
-    target_met = (figures["soak_ok"] >= TARGET_SESSIONS and figures["peak_rss_mb"] < TARGET_RSS_MB
-                  if args.sessions >= TARGET_SESSIONS else None)
+    target_met = (
+        figures["soak_ok"] >= TARGET_SESSIONS and figures["peak_rss_mb"] < TARGET_RSS_MB
+        if args.sessions >= TARGET_SESSIONS
+        else None
+    )
     results = {
-        "summary": (f"{figures['soak_ok']} of {figures['soak_sessions']} sessions held at once, "
-                    f"peak RSS {figures['peak_rss_mb']:g} MB; "
-                    f"{figures['roundtrips_per_s']:,.0f} round trips/s over 50 connections"),
+        "summary": (
+            f"{figures['soak_ok']} of {figures['soak_sessions']} sessions held at once, "
+            f"peak RSS {figures['peak_rss_mb']:g} MB; "
+            f"{figures['roundtrips_per_s']:,.0f} round trips/s over 50 connections"
+        ),
         "params": {"sessions": args.sessions, "hold_s": args.hold_s, "roundtrips": args.roundtrips},
         "client_cpu": client_cpu,
         "libraries": {"websockets": websockets.__version__},

@@ -165,8 +165,16 @@ def run_one(script: BenchScript, quick: bool, timeout_s: float, results_dir: Pat
     record["quick"] = made_smaller
     saved_to = results_dir / f"{script.benchmark}.json"
     write_atomically(saved_to, record)
-    return BenchRun(script, outcome, made_smaller, wall_s, target_met, "target_met" in results,
-                    str(results.get("summary", "")), saved_to)
+    return BenchRun(
+        script,
+        outcome,
+        made_smaller,
+        wall_s,
+        target_met,
+        "target_met" in results,
+        str(results.get("summary", "")),
+        saved_to,
+    )
 
 
 def summary_table(runs: Sequence[BenchRun]) -> str:
@@ -190,10 +198,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     scripts = discover()
     known = [s.benchmark for s in scripts]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=known, metavar="NAME",
-                        help=f"run only this benchmark (repeatable): {', '.join(known)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="pass each script its smallest-size options; results are marked quick")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=known,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(known)}",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="pass each script its smallest-size options; results are marked quick"
+    )
     parser.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="per script")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -205,8 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = [run for run in runs if run.saved_to is not None]
     if saved:
         where = os.path.relpath(args.results_dir)
-        print(f"\nresults written to {where}/" + (" (quick runs: smoke tests, not figures to quote)"
-                                                  if any(r.quick for r in saved) else ""))
+        print(
+            f"\nresults written to {where}/"
+            + (" (quick runs: smoke tests, not figures to quote)" if any(r.quick for r in saved) else "")
+        )
     return 0 if all(run.outcome is Outcome.OK for run in runs) else 1
 
 

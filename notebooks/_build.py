@@ -95,9 +95,10 @@ REPORT = new_notebook(
             "import stability_lib as sl\nfrom stability_lib._frontpage import show_front_page\n\n"
             "report = sl.open_report(run_dir or sl.latest_run())\nshow_front_page(report)"
         ),
-        *[new_code_cell(f'report.show_section("{name}")') for name in (
-            "health", "suites", "websocket", "golden_path", "isolation", "performance", "contract"
-        )],
+        *[
+            new_code_cell(f'report.show_section("{name}")')
+            for name in ("health", "suites", "websocket", "golden_path", "isolation", "performance", "contract")
+        ],
         new_code_cell("report.show_findings()"),
         new_code_cell("report.show_appendix()"),
     ],

@@ -102,14 +102,22 @@ def _junit_files(inputs: Sequence[Path]) -> list[_JUnitFile]:
     return out
 
 
-def judge_junit_file(name: str, report: JUnitReport | None, error: str | None, baseline: JUnitReport | None) -> CategoryResult:
+def judge_junit_file(
+    name: str, report: JUnitReport | None, error: str | None, baseline: JUnitReport | None
+) -> CategoryResult:
     """One file judged as a category of the suites section would be (pure)."""
     # The producer's exit code is unknown here: it is taken to agree with the file, so only
     # the file decides (a command's exit code is the suites section's business).
     failing = report is not None and (report.failed or report.errors or report.suite_errors)
     run = CategoryRun(
-        name=name, argv=("stability", "junit"), cwd=".", exit_code=1 if failing else 0, duration_s=0.0,
-        output_tail=(), junit_path=None, junit_expected_at=name,
+        name=name,
+        argv=("stability", "junit"),
+        cwd=".",
+        exit_code=1 if failing else 0,
+        duration_s=0.0,
+        output_tail=(),
+        junit_path=None,
+        junit_expected_at=name,
     )
     cfg = CategoryConfig(name=name, command=["stability", "junit"], junit_xml=f"{name}.xml")
     return judge_category(cfg, run, report, junit_error=error, baseline=baseline)

@@ -90,8 +90,14 @@ def run(
         log(f"sections done in {time.monotonic() - t0:.1f} s")
         outcome = render_report(run_dir, progress=log)
     return RunOutcome(
-        outcome.run_dir, outcome.verdict, outcome.exit_code, outcome.html, outcome.pdf, outcome.summary,
-        tuple(sections), outcome.problems,
+        outcome.run_dir,
+        outcome.verdict,
+        outcome.exit_code,
+        outcome.html,
+        outcome.pdf,
+        outcome.summary,
+        tuple(sections),
+        outcome.problems,
     )
 
 
@@ -154,8 +160,10 @@ def _record_interruption(run_dir: Path, signal_name: str, secrets: frozenset[str
         write_json_atomic(run_dir / "summary.json", redact_obj(summarize_run(run_dir), secrets))
     except Exception as exc:  # interrupted and the disk is gone too: the exit code still says so
         log.write(f"could not record the interruption: {type(exc).__name__}: {exc}\n")
-    log(f"interrupted by {signal_name}: every process the run started is stopped; "
-        f"`stability report {run_dir}` renders what was found (INCONCLUSIVE)")
+    log(
+        f"interrupted by {signal_name}: every process the run started is stopped; "
+        f"`stability report {run_dir}` renders what was found (INCONCLUSIVE)"
+    )
 
 
 def _read_meta(run_dir: Path) -> dict[str, Any]:
@@ -201,7 +209,9 @@ def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutc
         return _render(run_dir, meta, params, secrets, lambda line: progress(redact_text(line, secrets)))
 
 
-def _render(run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress) -> RunOutcome:
+def _render(
+    run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress
+) -> RunOutcome:
     problems: list[str] = []
     meta_file = run_dir / "run.json"
     if "finished_at" not in meta:  # a re-render keeps the run's own end time
@@ -227,7 +237,9 @@ def _render(run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozen
         export_html(report_nb, html_path)
     except Exception as exc:  # never leave without a report: fall back to summary-only HTML
         redact_file(report_nb, secrets)
-        problems.append(redact_text(f"report notebook failed: {type(exc).__name__}: {getattr(exc, 'evalue', exc)}", secrets)[:500])
+        problems.append(
+            redact_text(f"report notebook failed: {type(exc).__name__}: {getattr(exc, 'evalue', exc)}", secrets)[:500]
+        )
         from .report.fallback import fallback_html
 
         html_path.write_text(fallback_html(summary, problems[-1]), encoding="utf-8")

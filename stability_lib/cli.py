@@ -45,14 +45,24 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run every enabled section and export the report")
     run.add_argument("params", type=Path, help="params YAML file")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a params value, e.g. --set sections.websocket.enabled=false")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value, e.g. --set sections.websocket.enabled=false",
+    )
     run.add_argument("--out", type=Path, default=None, help="run directory (default runs/<UTC time>-<params name>)")
     run.add_argument("--baseline", default=None, help="stored baseline NAME or RUN_DIR to compare with")
-    run.add_argument("--workers", type=_workers, default=None, help="notebooks executed at once, 1-8 (default from params: 2)")
+    run.add_argument(
+        "--workers", type=_workers, default=None, help="notebooks executed at once, 1-8 (default from params: 2)"
+    )
 
     demo = sub.add_parser("demo", help="start the bundled sample service and run the report against it")
-    demo.add_argument("--variant", default="candidate", help="sample-service variant under test (candidate, regressed, ...)")
+    demo.add_argument(
+        "--variant", default="candidate", help="sample-service variant under test (candidate, regressed, ...)"
+    )
     demo.add_argument("--baseline-variant", default="baseline", help="variant serving as the live baseline")
     demo.add_argument("--fault", action="append", default=[], help="extra fault on the candidate, e.g. slow=login:50")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -65,12 +75,21 @@ def _parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="breaking changes between two OpenAPI/Swagger specs (no target, no report)")
     diff.add_argument("base", help="the spec before: a file, an http(s) URL or a git REF:PATH")
     diff.add_argument("revision", help="the spec after: a file, an http(s) URL or a git REF:PATH")
-    diff.add_argument("--fail-on", default="WARN", choices=["ERR", "WARN", "INFO"],
-                      help="exit 1 when a change is at or above this level (default WARN: oasdiff's 'breaking')")
+    diff.add_argument(
+        "--fail-on",
+        default="WARN",
+        choices=["ERR", "WARN", "INFO"],
+        help="exit 1 when a change is at or above this level (default WARN: oasdiff's 'breaking')",
+    )
     diff.add_argument("--format", dest="fmt", default="text", choices=["text", "json", "junit", "html"])
     diff.add_argument("--repo", type=Path, default=Path("."), help="git work tree for REF:PATH sources")
-    diff.add_argument("--header", action="append", default=[], metavar="NAME=VALUE",
-                      help="header for URL sources; write secrets as ${ENV_NAME}, e.g. 'Authorization=Bearer ${TOKEN}'")
+    diff.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="header for URL sources; write secrets as ${ENV_NAME}, e.g. 'Authorization=Bearer ${TOKEN}'",
+    )
 
     junit = sub.add_parser("junit", help="count and judge existing JUnit XML files (no target, no report)")
     junit.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR")
@@ -137,8 +156,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "diff":
         from ._oneshot import diff_command
 
-        return diff_command(args.base, args.revision, fail_on=args.fail_on, fmt=args.fmt, repo=args.repo,
-                            headers=args.header)
+        return diff_command(
+            args.base, args.revision, fail_on=args.fail_on, fmt=args.fmt, repo=args.repo, headers=args.header
+        )
     if args.command == "junit":
         from ._oneshot import junit_command
 

@@ -42,8 +42,11 @@ def suites(sec: Section) -> SectionResult:
         "commands": [f"(cd {r.run.cwd} && {' '.join(r.run.argv)})" for r in results],
     }
     claims = [
-        replace(c, evidence=(sec.ref(c.id.split(".", 1)[1]),)
-                + tuple(replace(e, file=f"suites/{e.file}") for e in c.evidence if e.file))
+        replace(
+            c,
+            evidence=(sec.ref(c.id.split(".", 1)[1]),)
+            + tuple(replace(e, file=f"suites/{e.file}") for e in c.evidence if e.file),
+        )
         for c in category_claims(results)
     ]
     return sec.finish(claims, data)
@@ -84,24 +87,35 @@ def websocket(sec: Section) -> SectionResult:
     if sec.config.expect_fix:
         baseline_target = sec.params.baseline
         if baseline_target is None:
-            claims.append(sec.claim("fix_works", "The 1011/1006 fix works (fewer crash closes than the baseline)",
-                                    Status.INCONCLUSIVE, "no baseline target in params to compare with"))
+            claims.append(
+                sec.claim(
+                    "fix_works",
+                    "The 1011/1006 fix works (fewer crash closes than the baseline)",
+                    Status.INCONCLUSIVE,
+                    "no baseline target in params to compare with",
+                )
+            )
         else:
             baseline = run_soak_sync(baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url)
             data["baseline"] = baseline.to_dict()
             b, c = baseline.aggregate, candidate.aggregate
             # Over sessions seen to their end: a candidate that hangs must not "fix" its crashes.
-            fix = compare_failure_rates(b.crashes, b.observed, c.crashes, c.observed,
-                                        scenario.tolerated_failure_rate, scenario.confidence)
+            fix = compare_failure_rates(
+                b.crashes, b.observed, c.crashes, c.observed, scenario.tolerated_failure_rate, scenario.confidence
+            )
             status = fix.status.status
             data["fix"] = fix.serialize()
-            claims.append(Claim(
-                id=f"{sec.name}.fix_works", section=sec.name,
-                statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
-                status=status, statistic=fix.describe(),
-                details={"n": [b.observed, c.observed]},
-                figure=fix.figure(),
-            ))
+            claims.append(
+                Claim(
+                    id=f"{sec.name}.fix_works",
+                    section=sec.name,
+                    statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
+                    status=status,
+                    statistic=fix.describe(),
+                    details={"n": [b.observed, c.observed]},
+                    figure=fix.figure(),
+                )
+            )
     return sec.finish(claims, data)
 
 
@@ -154,13 +168,19 @@ def performance(sec: Section) -> SectionResult:
         candidate_samples = collected["candidate"]
         data["runs"] = runs
     elif sec.params.baseline is not None:
-        both, runs = collect_interleaved(scenario, cfg, {"baseline": sec.params.baseline, "candidate": sec.params.target})
+        both, runs = collect_interleaved(
+            scenario, cfg, {"baseline": sec.params.baseline, "candidate": sec.params.target}
+        )
         baseline_samples, candidate_samples = both["baseline"], both["candidate"]
         data["runs"] = runs
         data["baseline_source"] = f"live target {sec.params.baseline.base_url}, interleaved A/B"
     else:
-        claim = sec.claim("baseline", "Performance is compared with a baseline", Status.INCONCLUSIVE,
-                          "no baseline: params name no baseline target and no --baseline was given")
+        claim = sec.claim(
+            "baseline",
+            "Performance is compared with a baseline",
+            Status.INCONCLUSIVE,
+            "no baseline: params name no baseline target and no --baseline was given",
+        )
         return sec.finish([claim], data)
     data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
     comparisons, claims = compare_operations(

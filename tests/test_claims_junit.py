@@ -17,8 +17,12 @@ from stability_lib.suites.junit import TestOutcome, parse_junit
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 # The documented rule, written out here so that a change to the module's table fails a test.
 RULE = {"PASS": None, "FAIL": "failure", "ERROR": "error", "INCONCLUSIVE": "skipped"}
-READ_AS = {"PASS": TestOutcome.PASSED, "FAIL": TestOutcome.FAILED, "ERROR": TestOutcome.ERROR,
-           "INCONCLUSIVE": TestOutcome.SKIPPED}
+READ_AS = {
+    "PASS": TestOutcome.PASSED,
+    "FAIL": TestOutcome.FAILED,
+    "ERROR": TestOutcome.ERROR,
+    "INCONCLUSIVE": TestOutcome.SKIPPED,
+}
 # Children the common Jenkins JUnit schema allows, in order (testcase properties: the pytest
 # extension Jenkins and GitLab read, documented in the module).
 SUITE_CHILDREN = ("properties", "testcase", "system-out", "system-err")
@@ -27,16 +31,30 @@ CASE_CHILDREN = ("properties", "skipped", "error", "failure", "system-out", "sys
 
 def _claim(id_: str, status: str, **extra) -> dict:
     section = id_.split(".", 1)[0]
-    return {"id": id_, "section": section, "statement": f"statement of {id_}", "status": status,
-            "statistic": f"statistic of {id_}", "required": True,
-            "evidence": [{"section": section, "file": f"evidence/{section}.json", "records": ["r1"]}],
-            "details": {}, **extra}
+    return {
+        "id": id_,
+        "section": section,
+        "statement": f"statement of {id_}",
+        "status": status,
+        "statistic": f"statistic of {id_}",
+        "required": True,
+        "evidence": [{"section": section, "file": f"evidence/{section}.json", "records": ["r1"]}],
+        "details": {},
+        **extra,
+    }
 
 
 def _summary(*claims: dict) -> dict:
     sections = sorted({c["section"] for c in claims})
-    return {"schema_version": 1, "run_id": "r-1", "title": "t", "verdict": "FAIL", "started_at": "2026-12-01T00:00:00+00:00",
-            "sections": [{"section": s, "status": "PASS", "duration_s": 1.5} for s in sections], "claims": list(claims)}
+    return {
+        "schema_version": 1,
+        "run_id": "r-1",
+        "title": "t",
+        "verdict": "FAIL",
+        "started_at": "2026-12-01T00:00:00+00:00",
+        "sections": [{"section": s, "status": "PASS", "duration_s": 1.5} for s in sections],
+        "claims": list(claims),
+    }
 
 
 def _check_structure(xml: str) -> None:
@@ -68,8 +86,12 @@ def _check_structure(xml: str) -> None:
 
 
 def test_each_status_becomes_its_documented_element() -> None:
-    summary = _summary(_claim("a.pass", "PASS"), _claim("a.fail", "FAIL"), _claim("b.error", "ERROR"),
-                       _claim("b.open", "INCONCLUSIVE", required=False))
+    summary = _summary(
+        _claim("a.pass", "PASS"),
+        _claim("a.fail", "FAIL"),
+        _claim("b.error", "ERROR"),
+        _claim("b.open", "INCONCLUSIVE", required=False),
+    )
     xml = claims_junit_xml(summary)
     _check_structure(xml)
     root = SafeET.fromstring(xml.encode())
@@ -147,9 +169,11 @@ def test_real_run_round_trips_through_the_tools_reader_with_exact_counts(run: st
     expected = {o: sum(1 for c in claims if READ_AS[c["status"]] is o) for o in TestOutcome}
     assert {o: report.count(o) for o in TestOutcome} == expected
     assert [(c.classname, c.name, c.outcome) for c in report.cases] == [
-        (c["section"], c["id"], READ_AS[c["status"]]) for c in claims]
+        (c["section"], c["id"], READ_AS[c["status"]]) for c in claims
+    ]
     assert [dict(c.properties)["required"] for c in report.cases] == [
-        "true" if c["required"] else "false" for c in claims]
+        "true" if c["required"] else "false" for c in claims
+    ]
     for case, claim in zip(report.cases, claims, strict=False):
         if case.outcome is not TestOutcome.PASSED:
             assert claim["statistic"] in case.message

@@ -40,6 +40,7 @@ def params_with_planted_secrets(base_url: str) -> str:
         "sections:" + HEALTH_ONLY.split("sections:", 1)[1]
     )
 
+
 UNREACHABLE = {"TARGET_URL": "http://127.0.0.1:9"}
 
 
@@ -103,8 +104,11 @@ def stored_run(root: Path) -> Path:
     (run_dir / "evidence").mkdir(parents=True)
     (run_dir / "notebooks").mkdir()
     (run_dir / "params.yaml").write_text(HEALTH_ONLY)
-    (run_dir / "run.json").write_text(json.dumps({"run_id": "run", "started_at": "2026-01-01T00:00:00+00:00",
-                                                  "targets": {"candidate": "http://127.0.0.1:9"}}))
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {"run_id": "run", "started_at": "2026-01-01T00:00:00+00:00", "targets": {"candidate": "http://127.0.0.1:9"}}
+        )
+    )
     (run_dir / "summary.json").write_text(json.dumps({"verdict": "PASS", "exit_code": 0}))
     (run_dir / "report.html").write_text("<p>Verdict: PASS</p>")
     return run_dir
@@ -215,7 +219,9 @@ def test_run_json_and_fingerprint_carry_no_secret_value(tmp_path: Path, monkeypa
 def test_a_disk_that_fills_during_the_run_is_one_line_exit_3(tmp_path: Path, candidate_url: str, size: str) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         params = tmp_path / "health.yaml"
@@ -244,8 +250,10 @@ def test_secrets_in_title_commit_and_address_reach_no_file_and_no_terminal(tmp_p
 
     secrets = secret_values(yaml.safe_load(params.read_text()), PLANTED)
     assert set(PLANTED.values()) <= secrets
-    leaks = {s: [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and s.encode() in p.read_bytes()]
-             for s in secrets}
+    leaks = {
+        s: [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and s.encode() in p.read_bytes()]
+        for s in secrets
+    }
     assert {s: where for s, where in leaks.items() if where} == {}
     terminal_and_pdf = proc.stdout + proc.stderr + pdf_text(out / "report.pdf")
     assert [s for s in secrets if s in terminal_and_pdf] == []

@@ -48,13 +48,23 @@ def spec(*, with_email: bool = True, extra_path: bool = False) -> dict[str, Any]
         "/users/{id}": {
             "get": {
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}}}},
+                "responses": {
+                    "200": {
+                        "description": "ok",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}},
+                    }
+                },
             }
         }
     }
     if extra_path:
         paths["/health"] = {"get": {"responses": {"200": {"description": "ok"}}}}
-    return {"openapi": "3.1.0", "info": {"title": "Users", "version": "1"}, "paths": paths, "components": {"schemas": {"User": user}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Users", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": {"User": user}},
+    }
 
 
 def _api_claim(result: Any) -> Any:
@@ -77,7 +87,9 @@ def test_config_defaults_and_sources() -> None:
     )
     assert isinstance(cfg.baseline_spec, GitSource) and cfg.baseline_spec.git.repo == "."
     assert isinstance(cfg.candidate_spec, FileSource)
-    assert isinstance(ContractConfig.model_validate({"baseline_spec": {"url": "http://x/o.json"}}).baseline_spec, UrlSource)
+    assert isinstance(
+        ContractConfig.model_validate({"baseline_spec": {"url": "http://x/o.json"}}).baseline_spec, UrlSource
+    )
     assert isinstance(cfg.database, DbCompareConfig)
 
 
@@ -153,18 +165,25 @@ def test_specs_from_json_and_yaml_files(tmp_path: Path) -> None:
     (tmp_path / "same.yaml").write_text(yaml.safe_dump(spec(extra_path=True)))
 
     def run(old: str, new: str) -> Any:
-        cfg = ContractConfig(baseline_spec=FileSource(file=old), candidate_spec=FileSource(file=new), compare_ws_events=False)
+        cfg = ContractConfig(
+            baseline_spec=FileSource(file=old), candidate_spec=FileSource(file=new), compare_ws_events=False
+        )
         return run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
 
     failing = run("old.json", "new.yaml")
     claim = _api_claim(failing)
     assert claim.status is Status.FAIL
-    assert claim.statistic == "1 ERR, 0 WARN, 0 INFO across 1 operations compared; fails on WARN and above: failed by 1 ERR"
+    assert (
+        claim.statistic
+        == "1 ERR, 0 WARN, 0 INFO across 1 operations compared; fails on WARN and above: failed by 1 ERR"
+    )
     assert [c.rule for c in failing.changes] == ["response-property-removed"]
 
     passing = run("old.json", "same.yaml")
     assert _api_claim(passing).status is Status.PASS
-    assert _api_claim(passing).statistic == "0 ERR, 0 WARN, 1 INFO across 1 operations compared; fails on WARN and above"
+    assert (
+        _api_claim(passing).statistic == "0 ERR, 0 WARN, 1 INFO across 1 operations compared; fails on WARN and above"
+    )
 
     evidence = passing.to_dict()
     json.dumps(evidence)  # evidence must be JSON
@@ -193,7 +212,9 @@ def test_no_source_and_no_url_is_inconclusive(tmp_path: Path) -> None:
 def test_empty_baseline_is_inconclusive(tmp_path: Path) -> None:
     empty = {"openapi": "3.0.0", "info": {"title": "e", "version": "1"}, "paths": {}}
     (tmp_path / "e.json").write_text(json.dumps(empty))
-    cfg = ContractConfig(baseline_spec=FileSource(file="e.json"), candidate_spec=FileSource(file="e.json"), compare_ws_events=False)
+    cfg = ContractConfig(
+        baseline_spec=FileSource(file="e.json"), candidate_spec=FileSource(file="e.json"), compare_ws_events=False
+    )
     claim = _api_claim(run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path))
     assert claim.status is Status.INCONCLUSIVE
     assert "no operations" in claim.statistic
@@ -204,7 +225,18 @@ def test_empty_baseline_is_inconclusive(tmp_path: Path) -> None:
 
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false", *args],
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
         check=True,
         capture_output=True,
     )
@@ -239,7 +271,9 @@ def test_specs_from_git_refs(tmp_path: Path) -> None:
     assert same == spec()
 
 
-@pytest.mark.parametrize(("ref", "path"), [("--output=/tmp/x", "a.yaml"), ("nope", "api/openapi.yaml"), ("HEAD", "missing.yaml")])
+@pytest.mark.parametrize(
+    ("ref", "path"), [("--output=/tmp/x", "a.yaml"), ("nope", "api/openapi.yaml"), ("HEAD", "missing.yaml")]
+)
 def test_bad_git_refs_are_errors(tmp_path: Path, ref: str, path: str) -> None:
     _git(tmp_path, "init", "-q")
     (tmp_path / "api").mkdir()
@@ -285,18 +319,28 @@ def test_specs_fetched_from_each_target(tmp_path: Path) -> None:
     }
     with _static_server(routes) as base:
         result = run_contract(
-            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/new/", base_dir=tmp_path, today=TODAY
+            ContractConfig(compare_ws_events=False),
+            baseline_url=f"{base}/old",
+            candidate_url=f"{base}/new/",
+            base_dir=tmp_path,
+            today=TODAY,
         )
         assert _api_claim(result).status is Status.FAIL
         assert result.baseline.origin == f"GET {base}/old/api/openapi.json"
 
         same = run_contract(
-            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/yaml", base_dir=tmp_path
+            ContractConfig(compare_ws_events=False),
+            baseline_url=f"{base}/old",
+            candidate_url=f"{base}/yaml",
+            base_dir=tmp_path,
         )
         assert _api_claim(same).status is Status.PASS
 
         missing = run_contract(
-            ContractConfig(compare_ws_events=False), baseline_url=f"{base}/old", candidate_url=f"{base}/nothing", base_dir=tmp_path
+            ContractConfig(compare_ws_events=False),
+            baseline_url=f"{base}/old",
+            candidate_url=f"{base}/nothing",
+            base_dir=tmp_path,
         )
         assert _api_claim(missing).status is Status.INCONCLUSIVE
         assert "HTTP 404" in _api_claim(missing).statistic
@@ -319,7 +363,9 @@ def test_url_credentials_never_reach_evidence(tmp_path: Path) -> None:
 def test_unreachable_target_is_inconclusive(tmp_path: Path) -> None:
     with _static_server({}) as base:
         pass  # closed: nothing listens there any more
-    result = run_contract(ContractConfig(compare_ws_events=False), baseline_url=base, candidate_url=base, base_dir=tmp_path)
+    result = run_contract(
+        ContractConfig(compare_ws_events=False), baseline_url=base, candidate_url=base, base_dir=tmp_path
+    )
     assert _api_claim(result).status is Status.INCONCLUSIVE
 
 
@@ -344,7 +390,12 @@ def test_contract_claims_verdicts() -> None:
 # (changes, fail_on, status, end of the statistic): WARN fails by default, as "breaking" does in oasdiff's sense.
 FAIL_ON_TABLE: list[tuple[list[Level], str | None, Status, str]] = [
     ([Level.WARN], None, Status.FAIL, "fails on WARN and above: failed by 1 WARN"),
-    ([Level.ERR, Level.ERR, Level.WARN, Level.INFO], None, Status.FAIL, "fails on WARN and above: failed by 2 ERR, 1 WARN"),
+    (
+        [Level.ERR, Level.ERR, Level.WARN, Level.INFO],
+        None,
+        Status.FAIL,
+        "fails on WARN and above: failed by 2 ERR, 1 WARN",
+    ),
     ([Level.INFO, Level.INFO], None, Status.PASS, "fails on WARN and above"),
     ([Level.WARN], "ERR", Status.PASS, "fails on ERR only"),
     ([Level.ERR, Level.WARN], "ERR", Status.FAIL, "fails on ERR only: failed by 1 ERR"),
@@ -381,7 +432,8 @@ def test_fail_on_defaults_to_warn_and_the_old_key_is_still_read(raw: dict[str, A
 
 
 @pytest.mark.parametrize(
-    "raw", [{"fail_on": "INFO"}, {"fail_on": "error"}, {"fail_on_warn": "yes"}, {"fail_on_warn": False, "fail_on": "WARN"}]
+    "raw",
+    [{"fail_on": "INFO"}, {"fail_on": "error"}, {"fail_on_warn": "yes"}, {"fail_on_warn": False, "fail_on": "WARN"}],
 )
 def test_fail_on_refuses_other_levels_and_contradictions(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -390,12 +442,19 @@ def test_fail_on_refuses_other_levels_and_contradictions(raw: dict[str, Any]) ->
 
 def test_the_section_fails_on_a_warn_change_by_default_and_not_with_fail_on_err(tmp_path: Path) -> None:
     baseline = spec()
-    baseline["paths"]["/users/{id}"]["get"]["parameters"].append({"name": "q", "in": "query", "schema": {"type": "string"}})
+    baseline["paths"]["/users/{id}"]["get"]["parameters"].append(
+        {"name": "q", "in": "query", "schema": {"type": "string"}}
+    )
     (tmp_path / "old.json").write_text(json.dumps(baseline))
     (tmp_path / "new.json").write_text(json.dumps(spec()))  # the candidate drops 'q': request-parameter-removed, WARN
 
     def claim(**cfg: Any) -> Any:
-        config = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="new.json"), compare_ws_events=False, **cfg)
+        config = ContractConfig(
+            baseline_spec=FileSource(file="old.json"),
+            candidate_spec=FileSource(file="new.json"),
+            compare_ws_events=False,
+            **cfg,
+        )
         result = run_contract(config, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
         assert result.to_dict()["fail_on"] == config.fail_on
         return _api_claim(result)
@@ -421,7 +480,12 @@ def test_ws_events_and_database_are_compared(tmp_path: Path) -> None:
     )
     events = [{"type": "tick", "n": 1}]
     result = run_contract(
-        cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, baseline_events=events, candidate_events=[{"type": "tick", "n": "1"}]
+        cfg,
+        baseline_url=None,
+        candidate_url=None,
+        base_dir=tmp_path,
+        baseline_events=events,
+        candidate_events=[{"type": "tick", "n": "1"}],
     )
     by_id = {c.id: c for c in result.claims()}
     assert by_id["contract.no_breaking_api_changes"].status is Status.PASS
@@ -446,7 +510,9 @@ def test_missing_database_is_inconclusive(tmp_path: Path) -> None:
 
 def test_result_dict_is_a_copy_not_shared_state(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps(spec()))
-    cfg = ContractConfig(baseline_spec=FileSource(file="s.json"), candidate_spec=FileSource(file="s.json"), compare_ws_events=False)
+    cfg = ContractConfig(
+        baseline_spec=FileSource(file="s.json"), candidate_spec=FileSource(file="s.json"), compare_ws_events=False
+    )
     result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path)
     before = copy.deepcopy(result.to_dict())
     result.to_dict()["openapi"]["counts"]["ERR"] = 99
@@ -472,12 +538,17 @@ def candidate_url() -> Iterator[str]:
         ("endpoint_removed", "operation-removed", ""),
     ],
 )
-def test_live_api_break_fails_with_the_right_rule(candidate_url: str, tmp_path: Path, api_break: str, rule: str, where: str) -> None:
+def test_live_api_break_fails_with_the_right_rule(
+    candidate_url: str, tmp_path: Path, api_break: str, rule: str, where: str
+) -> None:
     from stability_lib.demo import serve
 
     with serve(variant="candidate", faults=[f"api_break={api_break}"]) as broken_url:
         result = run_contract(
-            ContractConfig(compare_ws_events=False), baseline_url=candidate_url, candidate_url=broken_url, base_dir=tmp_path
+            ContractConfig(compare_ws_events=False),
+            baseline_url=candidate_url,
+            candidate_url=broken_url,
+            base_dir=tmp_path,
         )
     claim = _api_claim(result)
     assert claim.status is Status.FAIL
@@ -489,7 +560,10 @@ def test_live_api_break_fails_with_the_right_rule(candidate_url: str, tmp_path: 
 
 def test_live_candidate_against_itself_passes(candidate_url: str, tmp_path: Path) -> None:
     result = run_contract(
-        ContractConfig(compare_ws_events=False), baseline_url=candidate_url, candidate_url=candidate_url, base_dir=tmp_path
+        ContractConfig(compare_ws_events=False),
+        baseline_url=candidate_url,
+        candidate_url=candidate_url,
+        base_dir=tmp_path,
     )
     claim = _api_claim(result)
     assert claim.status is Status.PASS, claim.statistic
@@ -507,7 +581,9 @@ def test_a_schema_behind_an_external_ref_makes_the_claim_inconclusive_not_pass()
     # Failing on WARN (the default) does not turn a blind spot into a FAIL: it is no evidence either way.
     (claim,) = contract_claims([blind], operations_compared=3)
     assert claim.status.value == "INCONCLUSIVE" and "could not be compared" in claim.statistic
-    (claim,) = contract_claims([blind, Change(Level.WARN, "request-parameter-removed", "/u", "GET", "p", "m")], operations_compared=3)
+    (claim,) = contract_claims(
+        [blind, Change(Level.WARN, "request-parameter-removed", "/u", "GET", "p", "m")], operations_compared=3
+    )
     assert claim.status.value == "FAIL" and claim.statistic.endswith("fails on WARN and above: failed by 1 WARN")
 
 
@@ -536,8 +612,12 @@ def test_a_fifo_spec_file_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "spec.fifo"
     os.mkfifo(fifo)
     (tmp_path / "old.json").write_text(json.dumps(spec()))
-    cfg = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="spec.fifo"), compare_ws_events=False)
-    finished, result = _in_thread(lambda: run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path), 20)
+    cfg = ContractConfig(
+        baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="spec.fifo"), compare_ws_events=False
+    )
+    finished, result = _in_thread(
+        lambda: run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path), 20
+    )
     if not finished:  # unblock the reader so the test process does not keep a stuck thread
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         os.close(fd)
@@ -619,7 +699,10 @@ def _dripping_server(head: bytes, drip: bytes, every_s: float) -> Iterator[str]:
     ("head", "drip"),
     [
         (b"HTTP/1.1 200 OK\r\n", b"X"),  # headers that never end
-        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", b" "),  # a body that never ends
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+            b" ",
+        ),  # a body that never ends
     ],
     ids=["headers", "body"],
 )
@@ -659,16 +742,22 @@ def test_a_stalled_git_is_killed_at_its_deadline(tmp_path: Path, monkeypatch: py
 @pytest.mark.parametrize(
     "data",
     [
-        b'{"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {}, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {}, "x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}",
         b"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx: " + b"[" * 100_000 + b"]" * 100_000,
-        b"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx:\n" + b"".join(b" " * i + b"- \n" for i in range(1, 3000)),
+        b"openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\nx:\n"
+        + b"".join(b" " * i + b"- \n" for i in range(1, 3000)),
     ],
     ids=["json", "yaml-flow", "yaml-block"],
 )
 def test_a_deeply_nested_spec_is_an_inconclusive_claim_naming_the_nesting(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "deep").write_bytes(data)
     (tmp_path / "old.json").write_text(json.dumps(spec()))
-    cfg = ContractConfig(baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="deep"), compare_ws_events=False)
+    cfg = ContractConfig(
+        baseline_spec=FileSource(file="old.json"), candidate_spec=FileSource(file="deep"), compare_ws_events=False
+    )
     claim = _api_claim(run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path))
     assert claim.status is Status.INCONCLUSIVE
     assert "nest" in claim.statistic

@@ -29,70 +29,177 @@ TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
 CONTEXT = {"run_id": "run1", "nonce": "nonce-x", "username": "alice", "session_id": "sess-9"}
 
 GRAPHQL_STEP: dict[str, Any] = {
-    "kind": "ws", "name": "echo_and_ticks", "path": "/graphql",
+    "kind": "ws",
+    "name": "echo_and_ticks",
+    "path": "/graphql",
     "subprotocols": ["graphql-transport-ws"],
     "ids": {"open_op": "string", "echo_op": "string", "ticks_op": "string"},
     "conversation": [
         {"send": {"type": "connection_init", "payload": {}}},
         {"expect": {"match": {"type": "connection_ack"}, "timeout_s": 5}},
-        {"send": {"type": "subscribe", "id": "{open_op}", "payload": {
-            "query": 'mutation {{ openSession(label: "probe-{run_id} {nonce}") {{ id }} }}'}}},
-        {"expect": {"correlate": [{"id": "{open_op}"}], "ordered": [
-            {"match": {"type": "next"}, "check": {"data": {"exists": False}, "payload.data.openSession.id": {"not_empty": True}},
-             "capture": {"gql_session": "payload.data.openSession.id"}},
-            {"match": {"type": "complete"}}]}},
-        {"send": {"type": "subscribe", "id": "{echo_op}", "payload": {
-            "query": "subscription($s: ID!, $t: String!) {{ echo(sessionId: $s, text: $t, count: 3) {{ seq text sessionId }} }}",
-            "variables": {"s": "{gql_session}", "t": "{nonce}"}}}},
-        {"send": {"type": "subscribe", "id": "{ticks_op}", "payload": {
-            "query": "subscription($s: ID!) {{ ticks(sessionId: $s, count: 3) {{ seq sessionId }} }}",
-            "variables": {"s": "{gql_session}"}}}},
-        {"expect": {"timeout_s": 10, "streams": [
-            {"name": "echo", "correlate": [{"id": "{echo_op}"}], "ordered": [
-                *[{"match": {"type": "next"}, "check": {"payload.data.echo.seq": n,
-                                                          "payload.data.echo.text": "probe-{run_id} {nonce}: {nonce}",
-                                                          "payload.data.echo.sessionId": "{gql_session}"}}
-                  for n in (1, 2, 3)],
-                {"match": {"type": "complete"}}]},
-            {"name": "ticks", "correlate": [{"id": "{ticks_op}"}], "ordered": [
-                {"match": {"type": "next"}, "count": 3,
-                 "check": {"payload.data.ticks.sessionId": "{gql_session}", "payload.data.ticks.seq": {"one_of": [1, 2, 3]}}},
-                {"match": {"type": "complete"}}]}]}},
+        {
+            "send": {
+                "type": "subscribe",
+                "id": "{open_op}",
+                "payload": {"query": 'mutation {{ openSession(label: "probe-{run_id} {nonce}") {{ id }} }}'},
+            }
+        },
+        {
+            "expect": {
+                "correlate": [{"id": "{open_op}"}],
+                "ordered": [
+                    {
+                        "match": {"type": "next"},
+                        "check": {"data": {"exists": False}, "payload.data.openSession.id": {"not_empty": True}},
+                        "capture": {"gql_session": "payload.data.openSession.id"},
+                    },
+                    {"match": {"type": "complete"}},
+                ],
+            }
+        },
+        {
+            "send": {
+                "type": "subscribe",
+                "id": "{echo_op}",
+                "payload": {
+                    "query": "subscription($s: ID!, $t: String!) {{ echo(sessionId: $s, text: $t, count: 3) {{ seq text sessionId }} }}",
+                    "variables": {"s": "{gql_session}", "t": "{nonce}"},
+                },
+            }
+        },
+        {
+            "send": {
+                "type": "subscribe",
+                "id": "{ticks_op}",
+                "payload": {
+                    "query": "subscription($s: ID!) {{ ticks(sessionId: $s, count: 3) {{ seq sessionId }} }}",
+                    "variables": {"s": "{gql_session}"},
+                },
+            }
+        },
+        {
+            "expect": {
+                "timeout_s": 10,
+                "streams": [
+                    {
+                        "name": "echo",
+                        "correlate": [{"id": "{echo_op}"}],
+                        "ordered": [
+                            *[
+                                {
+                                    "match": {"type": "next"},
+                                    "check": {
+                                        "payload.data.echo.seq": n,
+                                        "payload.data.echo.text": "probe-{run_id} {nonce}: {nonce}",
+                                        "payload.data.echo.sessionId": "{gql_session}",
+                                    },
+                                }
+                                for n in (1, 2, 3)
+                            ],
+                            {"match": {"type": "complete"}},
+                        ],
+                    },
+                    {
+                        "name": "ticks",
+                        "correlate": [{"id": "{ticks_op}"}],
+                        "ordered": [
+                            {
+                                "match": {"type": "next"},
+                                "count": 3,
+                                "check": {
+                                    "payload.data.ticks.sessionId": "{gql_session}",
+                                    "payload.data.ticks.seq": {"one_of": [1, 2, 3]},
+                                },
+                            },
+                            {"match": {"type": "complete"}},
+                        ],
+                    },
+                ],
+            }
+        },
     ],
     "ignore": [{"match": {"type": {"one_of": ["ping", "pong"]}}}],
     "unmatched": "fail",
-    "fail_on": [{"name": "graphql_error", "match": {"type": "next", "payload.errors": {"exists": True}}},
-                {"name": "protocol_error", "match": {"type": "error"}}],
+    "fail_on": [
+        {"name": "graphql_error", "match": {"type": "next", "payload.errors": {"exists": True}}},
+        {"name": "protocol_error", "match": {"type": "error"}},
+    ],
     "timeout_s": 30,
 }
 GRAPHQL_IDS = {"open_op": "op-open", "echo_op": "op-echo", "ticks_op": "op-ticks"}
 
-RPC_IGNORE = [{"match": {"method": "status", "params.status": {"one_of": ["connected", "ready", "idle"]}}},
-              {"match": {"method": "progress"}}]
-RPC_FAIL_ON = [{"name": "backend_dead", "match": {"method": "status", "params.status": "dead"}},
-               {"name": "backend_restarting", "match": {"method": "status", "params.status": "restarting"}},
-               {"name": "rpc_error", "correlated": True, "match": {"error": {"exists": True}}}]
+RPC_IGNORE = [
+    {"match": {"method": "status", "params.status": {"one_of": ["connected", "ready", "idle"]}}},
+    {"match": {"method": "progress"}},
+]
+RPC_FAIL_ON = [
+    {"name": "backend_dead", "match": {"method": "status", "params.status": "dead"}},
+    {"name": "backend_restarting", "match": {"method": "status", "params.status": "restarting"}},
+    {"name": "rpc_error", "correlated": True, "match": {"error": {"exists": True}}},
+]
 RPC_STEP: dict[str, Any] = {
-    "kind": "ws", "name": "rpc", "path": "/rpc", "label_paths": ["method"],
+    "kind": "ws",
+    "name": "rpc",
+    "path": "/rpc",
+    "label_paths": ["method"],
     "ids": {"open_id": "string", "echo_id": "string", "add_id": "string"},
     "conversation": [
-        {"send": {"jsonrpc": "2.0", "id": "{open_id}", "method": "session.open",
-                  "params": {"label": "probe-{run_id} {nonce}"}}},
-        {"expect": {"correlate": [{"id": "{open_id}"}], "match": {"jsonrpc": "2.0"},
-                    "check": {"result.label": "probe-{run_id} {nonce}", "result.session_id": {"not_empty": True}},
-                    "capture": {"rpc_session": "result.session_id"}}},
-        {"send": {"jsonrpc": "2.0", "id": "{echo_id}", "method": "echo",
-                  "params": {"session_id": "{rpc_session}", "text": "{nonce}"}}},
+        {
+            "send": {
+                "jsonrpc": "2.0",
+                "id": "{open_id}",
+                "method": "session.open",
+                "params": {"label": "probe-{run_id} {nonce}"},
+            }
+        },
+        {
+            "expect": {
+                "correlate": [{"id": "{open_id}"}],
+                "match": {"jsonrpc": "2.0"},
+                "check": {"result.label": "probe-{run_id} {nonce}", "result.session_id": {"not_empty": True}},
+                "capture": {"rpc_session": "result.session_id"},
+            }
+        },
+        {
+            "send": {
+                "jsonrpc": "2.0",
+                "id": "{echo_id}",
+                "method": "echo",
+                "params": {"session_id": "{rpc_session}", "text": "{nonce}"},
+            }
+        },
         {"send": {"jsonrpc": "2.0", "id": "{add_id}", "method": "add", "params": {"a": 40, "b": 2}}},
-        {"expect": {"timeout_s": 10, "streams": [
-            {"name": "echo", "correlate": [{"id": "{echo_id}"}, {"params.request_id": "{echo_id}"}], "ordered": [
-                {"match": {"method": "progress"}, "check": {"params.stage": "working"}},
-                {"match": {"jsonrpc": "2.0", "result": {"exists": True}},
-                 "check": {"result.text": "probe-{run_id} {nonce}: {nonce}", "result.session_id": "{rpc_session}"}}]},
-            {"name": "add", "correlate": [{"id": "{add_id}"}], "ordered": [
-                {"match": {"jsonrpc": "2.0"}, "check": {"result.sum": 42}}]}]}},
+        {
+            "expect": {
+                "timeout_s": 10,
+                "streams": [
+                    {
+                        "name": "echo",
+                        "correlate": [{"id": "{echo_id}"}, {"params.request_id": "{echo_id}"}],
+                        "ordered": [
+                            {"match": {"method": "progress"}, "check": {"params.stage": "working"}},
+                            {
+                                "match": {"jsonrpc": "2.0", "result": {"exists": True}},
+                                "check": {
+                                    "result.text": "probe-{run_id} {nonce}: {nonce}",
+                                    "result.session_id": "{rpc_session}",
+                                },
+                            },
+                        ],
+                    },
+                    {
+                        "name": "add",
+                        "correlate": [{"id": "{add_id}"}],
+                        "ordered": [{"match": {"jsonrpc": "2.0"}, "check": {"result.sum": 42}}],
+                    },
+                ],
+            }
+        },
     ],
-    "ignore": RPC_IGNORE, "unmatched": "fail", "fail_on": RPC_FAIL_ON, "timeout_s": 30,
+    "ignore": RPC_IGNORE,
+    "unmatched": "fail",
+    "fail_on": RPC_FAIL_ON,
+    "timeout_s": 30,
 }
 RPC_IDS = {"open_id": "open-1", "echo_id": "echo-1", "add_id": "add-1"}
 
@@ -102,7 +209,9 @@ def step(raw: dict[str, Any], **over: Any) -> WsStep:
 
 
 def sent_messages(actions: list[Any]) -> list[Any]:
-    return [json.loads(a.frame.data) if a.frame.kind == "text" else a.frame.data for a in actions if isinstance(a, Send)]
+    return [
+        json.loads(a.frame.data) if a.frame.kind == "text" else a.frame.data for a in actions if isinstance(a, Send)
+    ]
 
 
 def replay(conv: Conversation, name: str, subprotocol: str | None = None) -> list[Any]:
@@ -126,6 +235,7 @@ def recorded_out(name: str) -> list[Any]:
 
 
 # -- the recorded real services --------------------------------------------------------------------
+
 
 def test_graphql_healthy_transcript_is_ok_and_sends_what_the_client_sent() -> None:
     conv = Conversation(step(GRAPHQL_STEP), CONTEXT, ids=GRAPHQL_IDS)
@@ -185,14 +295,33 @@ def test_without_fail_on_a_dead_backend_is_only_a_timeout_proving_the_rule_matte
 # -- synthetic exchanges --------------------------------------------------------------------------
 
 TWO_CHANNELS: dict[str, Any] = {
-    "kind": "ws", "name": "two", "path": "/ws", "ids": {"a": "string", "b": "string"},
+    "kind": "ws",
+    "name": "two",
+    "path": "/ws",
+    "ids": {"a": "string", "b": "string"},
     "conversation": [
-        {"send": {"id": "{a}", "op": "x"}}, {"send": {"id": "{b}", "op": "y"}},
-        {"expect": {"timeout_s": 5, "streams": [
-            {"name": "a", "correlate": [{"ref": "{a}"}], "ordered": [
-                {"match": {"type": "data"}, "check": {"value": "A {nonce}"}}, {"match": {"type": "done"}}]},
-            {"name": "b", "correlate": [{"ref": "{b}"}], "ordered": [
-                {"match": {"type": "data"}, "check": {"value": "B"}}, {"match": {"type": "done"}}]}]}},
+        {"send": {"id": "{a}", "op": "x"}},
+        {"send": {"id": "{b}", "op": "y"}},
+        {
+            "expect": {
+                "timeout_s": 5,
+                "streams": [
+                    {
+                        "name": "a",
+                        "correlate": [{"ref": "{a}"}],
+                        "ordered": [
+                            {"match": {"type": "data"}, "check": {"value": "A {nonce}"}},
+                            {"match": {"type": "done"}},
+                        ],
+                    },
+                    {
+                        "name": "b",
+                        "correlate": [{"ref": "{b}"}],
+                        "ordered": [{"match": {"type": "data"}, "check": {"value": "B"}}, {"match": {"type": "done"}}],
+                    },
+                ],
+            }
+        },
     ],
     "unmatched": "ignore",
 }
@@ -243,8 +372,14 @@ def test_unmatched_fail_makes_unsolicited_messages_fail() -> None:
 
 
 def test_a_late_reply_after_its_stream_finished_fails_unless_ignored() -> None:
-    raw = {**TWO_CHANNELS, "conversation": [*TWO_CHANNELS["conversation"], {"send": {"op": "z"}},
-                                            {"expect": {"match": {"type": "final"}}}]}
+    raw = {
+        **TWO_CHANNELS,
+        "conversation": [
+            *TWO_CHANNELS["conversation"],
+            {"send": {"op": "z"}},
+            {"expect": {"match": {"type": "final"}}},
+        ],
+    }
     frames = [*A_FRAMES, *B_FRAMES, A_FRAMES[1]]
     conv = run_frames(raw, frames, {"a": "ida", "b": "idb"})
     assert conv.outcome is not None and conv.outcome.label == "unexpected_event(expected=nothing, got=late reply to a)"
@@ -253,9 +388,28 @@ def test_a_late_reply_after_its_stream_finished_fails_unless_ignored() -> None:
 
 
 SET_STEP: dict[str, Any] = {
-    "kind": "ws", "name": "set", "path": "/ws",
-    "conversation": [{"send": {"go": 1}}, {"expect": {"unordered": [
-        {"match": {"type": "a"}}, {"match": {"type": "b"}}, {"match": {"type": "c"}, "check": {"n": {"gte": 1, }}}]}}],
+    "kind": "ws",
+    "name": "set",
+    "path": "/ws",
+    "conversation": [
+        {"send": {"go": 1}},
+        {
+            "expect": {
+                "unordered": [
+                    {"match": {"type": "a"}},
+                    {"match": {"type": "b"}},
+                    {
+                        "match": {"type": "c"},
+                        "check": {
+                            "n": {
+                                "gte": 1,
+                            }
+                        },
+                    },
+                ]
+            }
+        },
+    ],
 }
 
 
@@ -271,8 +425,15 @@ def test_a_set_expectation_still_checks_content() -> None:
 
 
 def test_an_ordered_sequence_violated_is_an_unexpected_event_and_in_order_is_ok() -> None:
-    raw = {"kind": "ws", "name": "seq", "path": "/ws", "conversation": [
-        {"send": {"go": 1}}, {"expect": {"ordered": [{"match": {"type": t}} for t in ("one", "two", "three")]}}]}
+    raw = {
+        "kind": "ws",
+        "name": "seq",
+        "path": "/ws",
+        "conversation": [
+            {"send": {"go": 1}},
+            {"expect": {"ordered": [{"match": {"type": t}} for t in ("one", "two", "three")]}},
+        ],
+    }
     bad = run_frames(raw, [{"type": "one"}, {"type": "three"}], {})
     assert bad.outcome is not None and bad.outcome.label == "unexpected_event(expected=type=two, got=three)"
     good = run_frames(raw, [{"type": "one"}, {"type": "other"}, {"type": "two"}, {"type": "three"}], {})
@@ -280,20 +441,38 @@ def test_an_ordered_sequence_violated_is_an_unexpected_event_and_in_order_is_ok(
 
 
 def test_graphql_transport_ws_handshake_waits_for_the_ack_before_subscribing() -> None:
-    raw = {"kind": "ws", "name": "gql", "path": "/graphql", "ids": {"op": "string"}, "conversation": [
-        {"send": {"type": "connection_init", "payload": {}}},
-        {"expect": {"match": {"type": "connection_ack"}}},
-        {"send": {"type": "subscribe", "id": "{op}", "payload": {"query": "{{ hello }}"}}},
-        {"expect": {"correlate": [{"id": "{op}"}], "ordered": [
-            {"match": {"type": "next"}, "check": {"payload.data.hello": "world"}}, {"match": {"type": "complete"}}]}}],
-        "final_send": [{"type": "complete", "id": "{op}"}]}
+    raw = {
+        "kind": "ws",
+        "name": "gql",
+        "path": "/graphql",
+        "ids": {"op": "string"},
+        "conversation": [
+            {"send": {"type": "connection_init", "payload": {}}},
+            {"expect": {"match": {"type": "connection_ack"}}},
+            {"send": {"type": "subscribe", "id": "{op}", "payload": {"query": "{{ hello }}"}}},
+            {
+                "expect": {
+                    "correlate": [{"id": "{op}"}],
+                    "ordered": [
+                        {"match": {"type": "next"}, "check": {"payload.data.hello": "world"}},
+                        {"match": {"type": "complete"}},
+                    ],
+                }
+            },
+        ],
+        "final_send": [{"type": "complete", "id": "{op}"}],
+    }
     conv = Conversation(step(raw), CONTEXT, ids=make_ids(step(raw), "session-1"))
     op = conv._context["op"]
     first = conv.start(0.0)
     assert sent_messages(first) == [{"type": "connection_init", "payload": {}}]  # nothing more before the ack
     assert sent_messages(conv.receive(Frame.of('{"type": "connection_ack"}'), 0.1)) == [
-        {"type": "subscribe", "id": op, "payload": {"query": "{ hello }"}}]
-    assert conv.receive(Frame.of(json.dumps({"id": op, "type": "next", "payload": {"data": {"hello": "world"}}})), 0.2) == []
+        {"type": "subscribe", "id": op, "payload": {"query": "{ hello }"}}
+    ]
+    assert (
+        conv.receive(Frame.of(json.dumps({"id": op, "type": "next", "payload": {"data": {"hello": "world"}}})), 0.2)
+        == []
+    )
     last = conv.receive(Frame.of(json.dumps({"id": op, "type": "complete"})), 0.3)
     assert sent_messages(last) == [{"type": "complete", "id": op}] and last[-1] == Close(1000)
     assert conv.outcome is not None and conv.outcome.kind is K.OK
@@ -306,10 +485,18 @@ def test_fresh_ids_differ_between_sessions_and_int_ids_count() -> None:
 
 
 def test_jsonrpc_int_ids_are_compared_with_json_types() -> None:
-    raw = {"kind": "ws", "name": "rpc", "path": "/rpc", "ids": {"rid": "int"}, "conversation": [
-        {"send": {"jsonrpc": "2.0", "id": "{rid}", "method": "add", "params": [40, 2]}},
-        {"expect": {"correlate": [{"id": "{rid}"}], "match": {"jsonrpc": "2.0"}, "check": {"result": 42}}}],
-        "unmatched": "fail", "ignore": [{"match": {"method": {"exists": True}}}]}
+    raw = {
+        "kind": "ws",
+        "name": "rpc",
+        "path": "/rpc",
+        "ids": {"rid": "int"},
+        "conversation": [
+            {"send": {"jsonrpc": "2.0", "id": "{rid}", "method": "add", "params": [40, 2]}},
+            {"expect": {"correlate": [{"id": "{rid}"}], "match": {"jsonrpc": "2.0"}, "check": {"result": 42}}},
+        ],
+        "unmatched": "fail",
+        "ignore": [{"match": {"method": {"exists": True}}}],
+    }
     notes = [{"jsonrpc": "2.0", "method": "tick"}, {"jsonrpc": "2.0", "method": "tick", "params": {"id": 1}}]
     ok = run_frames(raw, [*notes, {"jsonrpc": "2.0", "id": 1, "result": 42}], {"rid": 1})
     assert ok.outcome is not None and ok.outcome.kind is K.OK
@@ -325,9 +512,15 @@ def test_an_rpc_error_reply_correlated_to_us_fails_by_message_but_not_someone_el
     assert ours.outcome is not None and ours.outcome.label == "failed_by_message(rpc_error)"
 
 
-BINARY_STEP: dict[str, Any] = {"kind": "ws", "name": "bin", "path": "/ws", "conversation": [
-    {"send_binary": {"name": "blob", "random": 512}},
-    {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}}]}
+BINARY_STEP: dict[str, Any] = {
+    "kind": "ws",
+    "name": "bin",
+    "path": "/ws",
+    "conversation": [
+        {"send_binary": {"name": "blob", "random": 512}},
+        {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}},
+    ],
+}
 
 
 def test_binary_frames_are_sent_seeded_and_echoed_bytes_are_matched() -> None:
@@ -367,13 +560,26 @@ def test_too_many_frames_end_the_session() -> None:
 def test_the_wrong_subprotocol_fails_before_anything_is_sent() -> None:
     conv = Conversation(step(GRAPHQL_STEP), CONTEXT, ids=GRAPHQL_IDS)
     assert conv.start(0.0, subprotocol=None) == [Close(1000)]
-    assert conv.outcome is not None and conv.outcome.label == "subprotocol_mismatch(wanted=graphql-transport-ws, got=none)"
+    assert (
+        conv.outcome is not None and conv.outcome.label == "subprotocol_mismatch(wanted=graphql-transport-ws, got=none)"
+    )
 
 
 def test_item_deadlines_count_from_the_streams_last_message_and_the_step_bounds_everything() -> None:
-    raw = {"kind": "ws", "name": "slow", "path": "/ws", "timeout_s": 20, "conversation": [
-        {"send": {"go": 1}}, {"expect": {"ordered": [{"match": {"type": "a"}, "timeout_s": 3},
-                                                      {"match": {"type": "b"}, "timeout_s": 3}]}}]}
+    raw = {
+        "kind": "ws",
+        "name": "slow",
+        "path": "/ws",
+        "timeout_s": 20,
+        "conversation": [
+            {"send": {"go": 1}},
+            {
+                "expect": {
+                    "ordered": [{"match": {"type": "a"}, "timeout_s": 3}, {"match": {"type": "b"}, "timeout_s": 3}]
+                }
+            },
+        ],
+    }
     conv = Conversation(step(raw), CONTEXT)
     conv.start(0.0)
     assert conv.next_deadline == 3.0
@@ -391,14 +597,37 @@ def test_a_missing_capture_ends_in_a_template_error_not_a_crash() -> None:
     raw = {**RPC_STEP, "conversation": RPC_STEP["conversation"][:4] + [{"expect": {"match": {"x": 1}}}]}
     conv = Conversation(step(raw), CONTEXT, ids=RPC_IDS)
     conv.start(0.0)
-    conv.receive(Frame.of(json.dumps({"jsonrpc": "2.0", "id": "open-1", "result": {
-        "label": "probe-run1 nonce-x", "session_id": "s1"}})), 0.1)
+    conv.receive(
+        Frame.of(
+            json.dumps(
+                {"jsonrpc": "2.0", "id": "open-1", "result": {"label": "probe-run1 nonce-x", "session_id": "s1"}}
+            )
+        ),
+        0.1,
+    )
     assert conv.outcome is None  # captured: the sends went out
-    conv2 = Conversation(step({**raw, "conversation": [
-        {"send": {"id": "{open_id}"}},
-        {"expect": {"correlate": [{"id": "{open_id}"}], "match": {}, "capture": {"rpc_session": "result.nope"}}},
-        {"send": {"id": "{echo_id}", "s": "{rpc_session}"}}, {"send": {"id": "{add_id}"}},
-        {"expect": {"match": {"x": 1}}}]}), CONTEXT, ids=RPC_IDS)
+    conv2 = Conversation(
+        step(
+            {
+                **raw,
+                "conversation": [
+                    {"send": {"id": "{open_id}"}},
+                    {
+                        "expect": {
+                            "correlate": [{"id": "{open_id}"}],
+                            "match": {},
+                            "capture": {"rpc_session": "result.nope"},
+                        }
+                    },
+                    {"send": {"id": "{echo_id}", "s": "{rpc_session}"}},
+                    {"send": {"id": "{add_id}"}},
+                    {"expect": {"match": {"x": 1}}},
+                ],
+            }
+        ),
+        CONTEXT,
+        ids=RPC_IDS,
+    )
     conv2.start(0.0)
     conv2.receive(Frame.of('{"id": "open-1", "result": {}}'), 0.1)
     assert conv2.outcome is not None and conv2.outcome.kind is K.TEMPLATE_ERROR
@@ -420,9 +649,16 @@ def test_a_close_by_the_peer_is_reported_with_its_code() -> None:
 
 
 def test_legacy_steps_run_through_the_machine_with_a_dotted_event_type_key() -> None:
-    legacy = {"kind": "ws", "name": "agent", "path": "/ws", "send": {"content": "hi {nonce}"},
-              "expect": ["started", "delta"], "end_event": "done", "event_type_key": "header.msg_type",
-              "other_events": "ignore"}
+    legacy = {
+        "kind": "ws",
+        "name": "agent",
+        "path": "/ws",
+        "send": {"content": "hi {nonce}"},
+        "expect": ["started", "delta"],
+        "end_event": "done",
+        "event_type_key": "header.msg_type",
+        "other_events": "ignore",
+    }
     frames = [{"header": {"msg_type": t}} for t in ("started", "status", "delta", "done")]
     conv = run_frames(legacy, frames, {})
     assert conv.outcome is not None and conv.outcome.kind is K.OK
@@ -469,9 +705,13 @@ def test_dropping_any_reply_of_a_healthy_exchange_is_a_timeout(dropped: str) -> 
     assert conv.outcome is not None and conv.outcome.kind is K.TIMEOUT
 
 
-@pytest.mark.parametrize(("path", "value"), [(("result", "text"), "probe-run1 nonce-x: other"),
-                                              (("result", "session_id"), "s2"), (("result", "sum"), 41)])
-def test_changing_any_checked_field_of_a_healthy_exchange_is_a_content_mismatch(path: tuple[str, str], value: Any) -> None:
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [(("result", "text"), "probe-run1 nonce-x: other"), (("result", "session_id"), "s2"), (("result", "sum"), 41)],
+)
+def test_changing_any_checked_field_of_a_healthy_exchange_is_a_content_mismatch(
+    path: tuple[str, str], value: Any
+) -> None:
     frames = rpc_in_frames("jsonrpc_ws.none.jsonl")
     for _, message in frames:
         if path[0] in message and path[1] in message[path[0]] and message.get("id") != "open-1":
@@ -484,9 +724,16 @@ def test_changing_any_checked_field_of_a_healthy_exchange_is_a_content_mismatch(
 
 def test_the_old_strict_ordered_form_false_fails_the_healthy_service_the_new_form_does_not() -> None:
     """What issue 13 measured: an uncorrelated ordered list on a service that interleaves replies."""
-    legacy = {"kind": "ws", "name": "rpc", "path": "/rpc", "send": {"jsonrpc": "2.0", "id": "open-1"},
-              "expect": ["status", "progress"], "end_event": "status", "event_type_key": "method",
-              "other_events": "fail"}
+    legacy = {
+        "kind": "ws",
+        "name": "rpc",
+        "path": "/rpc",
+        "send": {"jsonrpc": "2.0", "id": "open-1"},
+        "expect": ["status", "progress"],
+        "end_event": "status",
+        "event_type_key": "method",
+        "other_events": "fail",
+    }
     old = Conversation(step(legacy), CONTEXT)
     drive(old, rpc_in_frames("jsonrpc_ws.none.jsonl"))
     assert old.outcome is not None and old.outcome.kind is K.UNEXPECTED_EVENT
@@ -498,27 +745,50 @@ def test_the_old_strict_ordered_form_false_fails_the_healthy_service_the_new_for
 def test_records_name_the_item_each_frame_matched() -> None:
     conv = run_frames(SET_STEP, [{"type": "b"}, {"type": "a"}], {})
     assert [(r.stream, r.item, r.disposition) for r in conv.records] == [
-        ("item1", 0, Disposition.MATCHED), ("item0", 0, Disposition.MATCHED)]
-    raw = {"kind": "ws", "name": "seq", "path": "/ws", "conversation": [
-        {"send": {"go": 1}}, {"expect": {"ordered": [{"match": {"type": "a"}}, {"match": {"type": "b"}}]}}]}
+        ("item1", 0, Disposition.MATCHED),
+        ("item0", 0, Disposition.MATCHED),
+    ]
+    raw = {
+        "kind": "ws",
+        "name": "seq",
+        "path": "/ws",
+        "conversation": [
+            {"send": {"go": 1}},
+            {"expect": {"ordered": [{"match": {"type": "a"}}, {"match": {"type": "b"}}]}},
+        ],
+    }
     seq = run_frames(raw, [{"type": "a"}, {"type": "b"}], {})
     assert [r.item for r in seq.records] == [0, 1]
 
 
 def test_a_check_on_a_capture_that_never_came_is_a_template_error_not_a_crash() -> None:
-    raw = {"kind": "ws", "name": "cap", "path": "/ws", "conversation": [
-        {"send": {"go": 1}},
-        {"expect": {"match": {"type": "a"}, "capture": {"sid": "sid"}}},
-        {"send": {"go": 2}},
-        {"expect": {"match": {"type": "b"}, "check": {"sid": "{sid}"}}}]}
+    raw = {
+        "kind": "ws",
+        "name": "cap",
+        "path": "/ws",
+        "conversation": [
+            {"send": {"go": 1}},
+            {"expect": {"match": {"type": "a"}, "capture": {"sid": "sid"}}},
+            {"send": {"go": 2}},
+            {"expect": {"match": {"type": "b"}, "check": {"sid": "{sid}"}}},
+        ],
+    }
     conv = run_frames(raw, [{"type": "a"}, {"type": "b", "sid": "x"}], {})
     assert conv.outcome is not None and conv.outcome.kind is K.TEMPLATE_ERROR
 
 
 def test_text_frames_are_matched_whole_with_the_dot_path() -> None:
-    raw = {"kind": "ws", "name": "echo", "path": "/ws/echo", "frames": "text", "label_paths": ["."],
-           "conversation": [{"send_text": "ping {nonce}"},
-                            {"expect": {"match": {".": {"regex": "pong .*"}}, "check": {".": "pong {nonce}"}}}]}
+    raw = {
+        "kind": "ws",
+        "name": "echo",
+        "path": "/ws/echo",
+        "frames": "text",
+        "label_paths": ["."],
+        "conversation": [
+            {"send_text": "ping {nonce}"},
+            {"expect": {"match": {".": {"regex": "pong .*"}}, "check": {".": "pong {nonce}"}}},
+        ],
+    }
     conv = Conversation(step(raw), CONTEXT)
     assert conv.start(0.0) == [Send(Frame("text", "ping nonce-x"))]
     conv.receive(Frame.of("not json, fine here"), 0.1)

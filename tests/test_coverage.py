@@ -52,10 +52,7 @@ def test_entities_are_refused(tmp_path: Path) -> None:
     marker = "COVERAGE-MARKER-51b2"
     secret = tmp_path / "secret.txt"
     secret.write_text(marker)
-    data = (
-        f'<!DOCTYPE coverage [<!ENTITY x SYSTEM "file://{secret}">]>'
-        '<coverage line-rate="&x;"/>'
-    ).encode()
+    data = (f'<!DOCTYPE coverage [<!ENTITY x SYSTEM "file://{secret}">]><coverage line-rate="&x;"/>').encode()
     with pytest.raises(CoverageParseError) as caught:
         parse_cobertura(data)
     assert isinstance(caught.value, EvidenceError)

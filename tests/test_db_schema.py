@@ -101,7 +101,11 @@ def test_added_column_is_info(tmp_path: Path) -> None:
             "",
             "db-table-removed",
         ),
-        ("CREATE INDEX ix_users_name", "CREATE TABLE audit (id INTEGER);\nCREATE INDEX ix_users_name", "db-table-added"),
+        (
+            "CREATE INDEX ix_users_name",
+            "CREATE TABLE audit (id INTEGER);\nCREATE INDEX ix_users_name",
+            "db-table-added",
+        ),
     ],
 )
 def test_each_db_rule(tmp_path: Path, old_sql: str, new_sql: str, rule: str) -> None:
@@ -143,7 +147,10 @@ def test_an_added_required_column_and_a_new_unique_constraint_break_old_writers(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE, note TEXT,"
         " tenant TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'a');"
     )
-    found = {(c.rule, c.level.value, c.location) for c in diff_schemas(read_schema(f"sqlite:///{old}"), read_schema(f"sqlite:///{new}"))}
+    found = {
+        (c.rule, c.level.value, c.location)
+        for c in diff_schemas(read_schema(f"sqlite:///{old}"), read_schema(f"sqlite:///{new}"))
+    }
     assert ("db-column-added-required", "ERR", "tenant") in found
     assert ("db-column-added", "INFO", "kind") in found  # NOT NULL with a default: old inserts still work
     assert any(rule == "db-unique-added" and level == "WARN" for rule, level, _ in found)

@@ -12,12 +12,18 @@ from support import pdf_text, run_cli
 pytestmark = pytest.mark.slow
 
 PERF_ONLY = [
-    "--set", "sections.health.enabled=false",
-    "--set", "sections.suites.enabled=false",
-    "--set", "sections.websocket.enabled=false",
-    "--set", "sections.golden_path.enabled=false",
-    "--set", "sections.isolation.enabled=false",
-    "--set", "sections.contract.enabled=false",
+    "--set",
+    "sections.health.enabled=false",
+    "--set",
+    "sections.suites.enabled=false",
+    "--set",
+    "sections.websocket.enabled=false",
+    "--set",
+    "sections.golden_path.enabled=false",
+    "--set",
+    "sections.isolation.enabled=false",
+    "--set",
+    "sections.contract.enabled=false",
 ]
 
 
@@ -44,10 +50,22 @@ def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> No
     out = tmp_path / "run"
     # Judged: every step and agent span. Not the WebSocket handshake: after the fault's idle 50 ms
     # it really is ~0.9 ms slower on this VM (a vCPU waking up), a true effect but not this one.
-    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "slow=thread_create:50",
-                    "--out", str(out), *PERF_ONLY,
-                    "--set", "sections.performance.operations=['step:*', 'agent_session:agent#*']",
-                    "--set", "sections.performance.samples_per_side=30"])
+    proc = run_cli(
+        [
+            "demo",
+            "--baseline-variant",
+            "candidate",
+            "--fault",
+            "slow=thread_create:50",
+            "--out",
+            str(out),
+            *PERF_ONLY,
+            "--set",
+            "sections.performance.operations=['step:*', 'agent_session:agent#*']",
+            "--set",
+            "sections.performance.samples_per_side=30",
+        ]
+    )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     perf = {k: c for k, c in claims(out).items() if c["section"] == "performance"}
     assert perf["performance.step:create_thread"]["status"] == "FAIL"
@@ -58,8 +76,18 @@ def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> No
 
 def test_few_samples_are_inconclusive_never_no_regression(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli(["demo", "--baseline-variant", "candidate", "--out", str(out), *PERF_ONLY,
-                    "--set", "sections.performance.samples_per_side=6"])
+    proc = run_cli(
+        [
+            "demo",
+            "--baseline-variant",
+            "candidate",
+            "--out",
+            str(out),
+            *PERF_ONLY,
+            "--set",
+            "sections.performance.samples_per_side=6",
+        ]
+    )
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
     perf = [c for c in claims(out).values() if c["section"] == "performance" and c["required"]]
     assert perf and all(c["status"] == "INCONCLUSIVE" for c in perf)
@@ -70,8 +98,15 @@ def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path
     secret = "s3cret-Marker-7f1c2b9e"
     out = tmp_path / "run"
     proc = run_cli(
-        ["demo", "--out", str(out), "--set", "sections.performance.enabled=false",
-         "--set", "scenario.soak.sessions=40"],
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--set",
+            "sections.performance.enabled=false",
+            "--set",
+            "scenario.soak.sessions=40",
+        ],
         env={"DEMO_USER_PASSWORD": secret},
     )
     assert proc.returncode in (0, 2), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -89,18 +124,42 @@ def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path
 
 def test_a_stored_baseline_is_saved_and_compared_with(tmp_path: Path) -> None:
     first = tmp_path / "first"
-    proc = run_cli(["demo", "--baseline-variant", "candidate", "--out", str(first), *PERF_ONLY,
-                    "--set", "sections.performance.samples_per_side=8"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "demo",
+            "--baseline-variant",
+            "candidate",
+            "--out",
+            str(first),
+            *PERF_ONLY,
+            "--set",
+            "sections.performance.samples_per_side=8",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode in (0, 2), proc.stdout[-2000:] + proc.stderr[-2000:]
     saved = run_cli(["baseline", "save", str(first), "--name", "v1"], cwd=tmp_path)
     assert saved.returncode == 0 and (tmp_path / "baselines" / "v1" / "fingerprint.json").exists()
     second = tmp_path / "second"
-    proc = run_cli(["demo", "--out", str(second), *PERF_ONLY, "--set", "sections.performance.samples_per_side=8",
-                    "--set", "sections.performance.stored_baseline=v1"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "demo",
+            "--out",
+            str(second),
+            *PERF_ONLY,
+            "--set",
+            "sections.performance.samples_per_side=8",
+            "--set",
+            "sections.performance.stored_baseline=v1",
+        ],
+        cwd=tmp_path,
+    )
     evidence = json.loads((second / "evidence" / "performance.json").read_text())
     assert evidence["data"]["baseline_source"].startswith("stored baseline v1")
-    assert evidence["data"]["samples"]["baseline"] == json.loads(
-        (first / "evidence" / "performance.json").read_text())["data"]["samples"]["candidate"]
+    assert (
+        evidence["data"]["samples"]["baseline"]
+        == json.loads((first / "evidence" / "performance.json").read_text())["data"]["samples"]["candidate"]
+    )
     # 8 samples per side: the comparison ran, and says it is too few to decide
     assert proc.returncode == 2
 
@@ -112,8 +171,18 @@ def only(section: str) -> list[str]:
 
 def test_a_changed_websocket_event_breaks_the_message_contract_only(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "api_break=event_changed",
-                    "--out", str(out), *only("contract")])
+    proc = run_cli(
+        [
+            "demo",
+            "--baseline-variant",
+            "candidate",
+            "--fault",
+            "api_break=event_changed",
+            "--out",
+            str(out),
+            *only("contract"),
+        ]
+    )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = claims(out)
     assert found["contract.ws_message_contract"]["status"] == "FAIL"
@@ -129,13 +198,25 @@ def test_a_candidate_that_still_closes_with_1011_is_not_fixed(tmp_path: Path) ->
     found = claims(out)
     assert found["websocket.fix_works"]["status"] == "FAIL"
     assert found["websocket.no_1011_or_1006"]["status"] == "FAIL"
-    assert "1011" in json.dumps(json.loads((out / "evidence" / "websocket.json").read_text())["data"]["candidate"]["aggregate"]["close_codes"])
+    assert "1011" in json.dumps(
+        json.loads((out / "evidence" / "websocket.json").read_text())["data"]["candidate"]["aggregate"]["close_codes"]
+    )
 
 
 def test_a_narrowed_database_column_breaks_the_schema_check(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli(["demo", "--baseline-variant", "candidate", "--fault", "api_break=schema_changed",
-                    "--out", str(out), *only("contract")])
+    proc = run_cli(
+        [
+            "demo",
+            "--baseline-variant",
+            "candidate",
+            "--fault",
+            "api_break=schema_changed",
+            "--out",
+            str(out),
+            *only("contract"),
+        ]
+    )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = claims(out)
     assert found["contract.db_schema_compatible"]["status"] == "FAIL"

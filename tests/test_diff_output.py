@@ -29,7 +29,9 @@ from stability_lib.suites.junit import TestOutcome, parse_junit
 
 TODAY = date(2025, 6, 1)
 ERR_CHANGE = Change(Level.ERR, "operation-removed", "/items/{id}", "DELETE", "", "DELETE /items/{id} was removed")
-WARN_CHANGE = Change(Level.WARN, "request-parameter-removed", "/items", "GET", "parameters/query/q", "query parameter 'q' was removed")
+WARN_CHANGE = Change(
+    Level.WARN, "request-parameter-removed", "/items", "GET", "parameters/query/q", "query parameter 'q' was removed"
+)
 INFO_CHANGE = Change(Level.INFO, "operation-added", "/things", "POST", "", "POST /things was added")
 
 # Strings a hostile spec can put in a path, a property name or an enum value.
@@ -59,7 +61,10 @@ def _spec(prop: str, path: str) -> dict[str, Any]:
                             "description": "ok",
                             "content": {
                                 "application/json": {
-                                    "schema": {"type": "object", "properties": {prop: {"type": "string", "enum": [prop]}}}
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {prop: {"type": "string", "enum": [prop]}},
+                                    }
                                 }
                             },
                         }
@@ -224,7 +229,9 @@ def test_hostile_strings_round_trip_exactly_in_json() -> None:
     changes = _hostile_changes()
     out = format_json(changes, fail_on="WARN")
     assert out.isascii()
-    assert json.loads(out)["changes"] == [c.serialize() for c in sorted(changes, key=lambda c: ["ERR", "WARN", "INFO"].index(c.level.value))]
+    assert json.loads(out)["changes"] == [
+        c.serialize() for c in sorted(changes, key=lambda c: ["ERR", "WARN", "INFO"].index(c.level.value))
+    ]
 
 
 def test_hostile_strings_leave_junit_well_formed_and_readable() -> None:
@@ -246,7 +253,25 @@ def test_hostile_strings_are_escaped_in_html_which_has_no_script_and_no_network(
     page.encode("utf-8")
     parser = _Tags()
     parser.feed(page)
-    allowed = {"html", "head", "meta", "title", "style", "body", "h1", "p", "table", "colgroup", "col", "thead", "tbody", "tr", "th", "td", "code"}
+    allowed = {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "p",
+        "table",
+        "colgroup",
+        "col",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "code",
+    }
     assert parser.tags <= allowed
     assert {name for name, _ in parser.attrs} <= {"lang", "charset", "http-equiv", "content", "name", "class", "style"}
     lowered = page.lower()
@@ -265,7 +290,9 @@ def test_hostile_strings_are_escaped_in_html_which_has_no_script_and_no_network(
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_render_dispatches_each_format(fmt: str) -> None:
-    assert render(fmt, [ERR_CHANGE], fail_on="ERR", base="a", revision="b") == FORMATS[fmt]([ERR_CHANGE], fail_on="ERR", base="a", revision="b")
+    assert render(fmt, [ERR_CHANGE], fail_on="ERR", base="a", revision="b") == FORMATS[fmt](
+        [ERR_CHANGE], fail_on="ERR", base="a", revision="b"
+    )
 
 
 def test_render_rejects_an_unknown_format() -> None:
@@ -280,7 +307,9 @@ def test_a_swagger_2_pair_goes_from_files_to_a_failing_junit_in_the_wiring_a_com
 
     from stability_lib.contract.swagger2 import as_openapi3
 
-    base = yaml.safe_load((Path(__file__).parent / "fixtures" / "swagger2" / "petstore.json").read_text(encoding="utf-8"))
+    base = yaml.safe_load(
+        (Path(__file__).parent / "fixtures" / "swagger2" / "petstore.json").read_text(encoding="utf-8")
+    )
     revision = copy.deepcopy(base)
     del revision["paths"]["/store/order/{orderId}"]["delete"]
     changes = diff_openapi(as_openapi3(base), as_openapi3(revision), today=TODAY)

@@ -48,7 +48,11 @@ def test_pass_run_loads_every_kind_of_record() -> None:
     first = ws["candidate"]["records"][0]
     row = soak[soak.session_id == first["session_id"]].iloc[0]
     assert (row.user, row.outcome, row.close_code, row.connect_s) == (
-        first["user"], first["outcome"]["kind"], first["close_code"], first["connect_s"])
+        first["user"],
+        first["outcome"]["kind"],
+        first["close_code"],
+        first["connect_s"],
+    )
     started = pd.Timestamp(ws["candidate"]["started_at"]) + pd.Timedelta(seconds=first["start_offset_s"])
     assert abs(row.started_at - started) < pd.Timedelta(milliseconds=1)
     # Every performance sample on both sides, in order.
@@ -206,7 +210,9 @@ def test_load_runs_fills_only_the_frames_asked_for(tmp_path: Path) -> None:
     # Evidence is not read at all when only summary.json frames are asked for.
     (root / "pass" / "evidence" / "websocket.json").write_text("not json")
     runs = load_runs(root, frames=("claims", "warnings"))
-    assert len(runs.runs) == 2 and len(runs.claims) == len(load_run(RUNS / "fail").claims) + len(load_run(RUNS / "pass").claims)
+    assert len(runs.runs) == 2 and len(runs.claims) == len(load_run(RUNS / "fail").claims) + len(
+        load_run(RUNS / "pass").claims
+    )
     assert len(runs.sessions) == 0 and list(runs.sessions.columns) == list(COLUMNS["sessions"])
     assert len(load_runs(root, frames=("latency",)).latency) == len(load_run(RUNS / "fail").latency)
     with pytest.raises(ValueError, match="unknown frame"):

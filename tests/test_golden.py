@@ -55,8 +55,9 @@ def test_isolation_with_one_user_or_no_data_is_inconclusive() -> None:
 
 
 def test_nonces_of_any_shape_are_found_as_substrings() -> None:
-    result = analyze_isolation({"a": ["A-1"], "b": ["B-2"]},
-                               [Sighting("a", "s", "w", "A-1 B-2"), Sighting("b", "s", "w", "B-2")])
+    result = analyze_isolation(
+        {"a": ["A-1"], "b": ["B-2"]}, [Sighting("a", "s", "w", "A-1 B-2"), Sighting("b", "s", "w", "B-2")]
+    )
     assert result.status is Status.FAIL and result.pairs == [("a", "b")]
 
 
@@ -76,10 +77,16 @@ demo = pytest.importorskip("stability_lib.demo")
 
 DEMO_SCENARIO: dict[str, Any] = {
     "auth": {
-        "register": {"path": "/api/auth/register", "body": {"username": "{username}", "password": "{password}"},
-                     "expect_status": [201]},
-        "login": {"path": "/api/auth/login", "body": {"username": "{username}", "password": "{password}"},
-                  "expect_status": [200]},
+        "register": {
+            "path": "/api/auth/register",
+            "body": {"username": "{username}", "password": "{password}"},
+            "expect_status": [201],
+        },
+        "login": {
+            "path": "/api/auth/login",
+            "body": {"username": "{username}", "password": "{password}"},
+            "expect_status": [200],
+        },
         "token_path": "access_token",
         "ws_token_via": "header",
     },
@@ -87,13 +94,29 @@ DEMO_SCENARIO: dict[str, Any] = {
     "golden_path": {
         "repetitions": 3,
         "steps": [
-            {"kind": "http", "name": "create_thread", "path": "/api/threads", "body": {"title": "thread {nonce}"},
-             "expect_status": 201, "capture": {"thread_id": "id"}},
-            {"kind": "ws", "name": "agent_session", "path": "/ws",
-             "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
-             "expect": ["agent_started", "agent_completed"] * 3, "end_event": "final_response"},
-            {"kind": "http", "name": "list_messages", "method": "GET", "path": "/api/threads/{thread_id}/messages",
-             "expect_status": 200},
+            {
+                "kind": "http",
+                "name": "create_thread",
+                "path": "/api/threads",
+                "body": {"title": "thread {nonce}"},
+                "expect_status": 201,
+                "capture": {"thread_id": "id"},
+            },
+            {
+                "kind": "ws",
+                "name": "agent_session",
+                "path": "/ws",
+                "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
+                "expect": ["agent_started", "agent_completed"] * 3,
+                "end_event": "final_response",
+            },
+            {
+                "kind": "http",
+                "name": "list_messages",
+                "method": "GET",
+                "path": "/api/threads/{thread_id}/messages",
+                "expect_status": 200,
+            },
         ],
     },
     "soak": {"sessions": 300, "concurrency": 20, "duration_s": 60},

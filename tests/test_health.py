@@ -12,7 +12,9 @@ def test_endpoints_on_one_path_are_judged_per_method() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200 if request.method == "GET" else 503, json={"status": "ok"})
 
-    cfg = HealthConfig(samples=3, endpoints=[HealthEndpoint(path="/health"), HealthEndpoint(path="/health", method="HEAD")])
+    cfg = HealthConfig(
+        samples=3, endpoints=[HealthEndpoint(path="/health"), HealthEndpoint(path="/health", method="HEAD")]
+    )
     data = run_health(TargetConfig(base_url="http://127.0.0.1:9"), cfg, transport=httpx.MockTransport(handler))
     claims = {c.id: c for c in health_claims(cfg, data)}
     assert claims["health.http.health"].status is Status.PASS

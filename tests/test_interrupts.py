@@ -41,13 +41,19 @@ def listening(url: str) -> bool:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_demo_stops_everything_and_reports_inconclusive(tmp_path: Path, stop_signal: signal.Signals) -> None:
+def test_an_interrupted_demo_stops_everything_and_reports_inconclusive(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     token = uuid.uuid4().hex
     out = tmp_path / "run"
     env = {**os.environ, "STABILITY_TEST_MARKER": token}
     proc = subprocess.Popen(
         [sys.executable, "-m", "stability_lib.cli", "demo", "--out", str(out)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     stdout: list[str] = []
     reader = threading.Thread(target=lambda: stdout.extend(proc.stdout), daemon=True)

@@ -35,7 +35,13 @@ def test_pytest_report_counts_xfail_as_skipped_and_keeps_messages() -> None:
     report = load("pytest.xml")
 
     assert report.counts() == {
-        "total": 7, "passed": 3, "failed": 1, "errors": 1, "skipped": 2, "flaky": 0, "suite_errors": 0,
+        "total": 7,
+        "passed": 3,
+        "failed": 1,
+        "errors": 1,
+        "skipped": 2,
+        "flaky": 0,
+        "suite_errors": 0,
     }
     assert report.warnings == ()  # pytest's own attributes agree with its testcases
     cases = by_name(report)
@@ -58,7 +64,13 @@ def test_surefire_flaky_and_rerun_failures() -> None:
     report = load("surefire_reruns.xml")
 
     assert report.counts() == {
-        "total": 5, "passed": 1, "failed": 1, "errors": 0, "skipped": 1, "flaky": 2, "suite_errors": 0,
+        "total": 5,
+        "passed": 1,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 1,
+        "flaky": 2,
+        "suite_errors": 0,
     }
     cases = by_name(report)
     # Passed after a rerun: flaky, never silently green.
@@ -78,7 +90,13 @@ def test_nested_suites_count_each_testcase_once() -> None:
     report = load("nested_suites.xml")
 
     assert report.counts() == {
-        "total": 6, "passed": 4, "failed": 1, "errors": 0, "skipped": 1, "flaky": 0, "suite_errors": 0,
+        "total": 6,
+        "passed": 4,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 1,
+        "flaky": 0,
+        "suite_errors": 0,
     }
     cases = by_name(report)
     assert cases["partial refund"].suite == "api/orders/refunds"
@@ -97,7 +115,9 @@ def test_error_directly_under_a_suite_is_a_suite_error() -> None:
     assert len(report.suite_errors) == 1
     error = report.suite_errors[0]
     assert (error.suite, error.kind, error.message) == (
-        "websocket", "error", "test binary exited with signal 11",
+        "websocket",
+        "error",
+        "test binary exited with signal 11",
     )
     assert "Segmentation fault" in error.detail
     assert "SIGSEGV" in report.system_err
@@ -224,7 +244,7 @@ def test_rerun_results_turn_recovered_failures_into_flaky() -> None:
 
 
 def nested(depth: int, tag: bytes = b"testsuite", leaf: bytes = b'<testcase name="t"/>') -> bytes:
-    return b"<testsuites>" + (b"<%s name=\"s\">" % tag) * depth + leaf + b"</%s>" % tag * depth + b"</testsuites>"
+    return b"<testsuites>" + (b'<%s name="s">' % tag) * depth + leaf + b"</%s>" % tag * depth + b"</testsuites>"
 
 
 def test_deeply_nested_suites_are_a_parse_error_not_a_recursion_error() -> None:

@@ -34,7 +34,9 @@ def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
         ("contract", "contract.no_breaking_api_changes"),
     ],
 )
-def test_each_section_notebook_runs_by_hand_against_the_sample_service(tmp_path: Path, section: str, claim: str) -> None:
+def test_each_section_notebook_runs_by_hand_against_the_sample_service(
+    tmp_path: Path, section: str, claim: str
+) -> None:
     out = tmp_path / f"{section}.ipynb"
     execute_notebook(notebooks_dir() / f"{section}.ipynb", out, {}, cwd=notebooks_dir(), timeout_s=300)
     nb = nbformat.read(out, as_version=4)

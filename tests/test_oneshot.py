@@ -19,8 +19,12 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "stability_lib.cli", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        [sys.executable, "-m", "stability_lib.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -63,8 +67,11 @@ def test_a_breaking_change_of_the_sample_service_is_exit_1_in_every_format(specs
 def test_fail_on_levels_and_swagger_2(tmp_path: Path) -> None:
     # A new optional response header is INFO: it fails only --fail-on INFO.
     def swagger(headers: dict) -> Path:
-        doc = {"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"get": {"responses": {
-            "200": {"description": "ok", "headers": headers}}}}}}
+        doc = {
+            "swagger": "2.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/a": {"get": {"responses": {"200": {"description": "ok", "headers": headers}}}}},
+        }
         path = tmp_path / f"s{len(headers)}.json"
         path.write_text(json.dumps(doc))
         return path
@@ -121,7 +128,9 @@ def test_a_header_secret_is_sent_and_never_printed(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/openapi.json"
-        proc = cli("diff", url, url, "--header", "Authorization=Bearer ${SPEC_TOKEN}", env={"SPEC_TOKEN": "t0k3n-s3cret"})
+        proc = cli(
+            "diff", url, url, "--header", "Authorization=Bearer ${SPEC_TOKEN}", env={"SPEC_TOKEN": "t0k3n-s3cret"}
+        )
     finally:
         server.shutdown()
     assert seen and seen[0] == "Bearer t0k3n-s3cret"
@@ -131,7 +140,9 @@ def test_a_header_secret_is_sent_and_never_printed(tmp_path: Path) -> None:
 
 def test_junit_counts_and_judges_existing_files(tmp_path: Path) -> None:
     passing = tmp_path / "api.xml"
-    passing.write_text('<testsuite name="api" tests="2"><testcase classname="t" name="a"/><testcase classname="t" name="b"/></testsuite>')
+    passing.write_text(
+        '<testsuite name="api" tests="2"><testcase classname="t" name="a"/><testcase classname="t" name="b"/></testsuite>'
+    )
     proc = cli("junit", str(passing))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "VERDICT: PASS" in proc.stdout and "2 passed" in proc.stdout

@@ -195,7 +195,11 @@ def _headers(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _with_param(**fields: Any) -> Mutation:
     """Baseline /items GET with an extra query parameter 'page' carrying ``fields``."""
-    return _do(lambda s: _op(s, "/items", "get")["parameters"].append({"name": "page", "in": "query", "schema": {"type": "integer"}, **fields}))
+    return _do(
+        lambda s: _op(s, "/items", "get")["parameters"].append(
+            {"name": "page", "in": "query", "schema": {"type": "integer"}, **fields}
+        )
+    )
 
 
 def _drop_page(spec: dict[str, Any]) -> None:
@@ -250,7 +254,11 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     # ---- responses
     (
         "success status removed",
-        _do(lambda s: _op(s, "/items", "post")["responses"].__setitem__("200", _op(s, "/items", "post")["responses"].pop("201"))),
+        _do(
+            lambda s: _op(s, "/items", "post")["responses"].__setitem__(
+                "200", _op(s, "/items", "post")["responses"].pop("201")
+            )
+        ),
         None,
         "response-success-status-removed",
     ),
@@ -282,7 +290,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         None,
         "response-media-type-added",
     ),
-    ("response property removed", _do(lambda s: _item(s)["properties"].pop("count")), None, "response-property-removed"),
+    (
+        "response property removed",
+        _do(lambda s: _item(s)["properties"].pop("count")),
+        None,
+        "response-property-removed",
+    ),
     (
         "response property added",
         _do(lambda s: _item(s)["properties"].__setitem__("extra", {"type": "string"})),
@@ -296,7 +309,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         None,
         "response-type-changed",
     ),
-    ("response type narrowed", _set(_prop(_item, "count"), type="integer"), _set(_prop(_item, "count"), type="number"), "response-type-narrowed"),
+    (
+        "response type narrowed",
+        _set(_prop(_item, "count"), type="integer"),
+        _set(_prop(_item, "count"), type="number"),
+        "response-type-narrowed",
+    ),
     ("response format changed", _set(_prop(_item, "id"), format="int64"), None, "response-format-changed"),
     ("response format removed", _pop(_prop(_item, "id"), "format"), None, "response-format-removed"),
     (
@@ -324,7 +342,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         None,
         "response-property-became-nullable",
     ),
-    ("response enum value added", _set(_prop(_item, "status"), enum=["new", "done", "lost"]), None, "response-enum-value-added"),
+    (
+        "response enum value added",
+        _set(_prop(_item, "status"), enum=["new", "done", "lost"]),
+        None,
+        "response-enum-value-added",
+    ),
     ("response enum dropped", _pop(_prop(_item, "status"), "enum"), None, "response-enum-value-added"),
     ("response enum value removed", _set(_prop(_item, "status"), enum=["new"]), None, "response-enum-value-removed"),
     (
@@ -341,7 +364,9 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     ),
     (
         "response plain type became oneOf",
-        _do(lambda s: _item(s)["properties"].__setitem__("count", {"oneOf": [{"type": "integer"}, {"type": "string"}]})),
+        _do(
+            lambda s: _item(s)["properties"].__setitem__("count", {"oneOf": [{"type": "integer"}, {"type": "string"}]})
+        ),
         None,
         "response-variant-added",
     ),
@@ -352,7 +377,11 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
                 "Item",
                 {
                     "allOf": [
-                        {"type": "object", "required": ["id"], "properties": {"id": {"type": "string", "format": "uuid"}}},
+                        {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {"id": {"type": "string", "format": "uuid"}},
+                        },
                         {
                             "type": "object",
                             "required": ["name", "status"],
@@ -373,19 +402,31 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     # ---- request parameters
     (
         "required query parameter added",
-        _do(lambda s: _op(s, "/items", "get")["parameters"].append({"name": "q", "in": "query", "required": True, "schema": {"type": "string"}})),
+        _do(
+            lambda s: _op(s, "/items", "get")["parameters"].append(
+                {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}}
+            )
+        ),
         None,
         "request-parameter-added-required",
     ),
     (
         "required header added",
-        _do(lambda s: _op(s, "/items", "get")["parameters"].append({"name": "X-Tenant", "in": "header", "required": True, "schema": {"type": "string"}})),
+        _do(
+            lambda s: _op(s, "/items", "get")["parameters"].append(
+                {"name": "X-Tenant", "in": "header", "required": True, "schema": {"type": "string"}}
+            )
+        ),
         None,
         "request-parameter-added-required",
     ),
     (
         "optional parameter added",
-        _do(lambda s: _op(s, "/items", "get")["parameters"].append({"name": "q", "in": "query", "schema": {"type": "string"}})),
+        _do(
+            lambda s: _op(s, "/items", "get")["parameters"].append(
+                {"name": "q", "in": "query", "schema": {"type": "string"}}
+            )
+        ),
         None,
         "request-parameter-added",
     ),
@@ -434,13 +475,19 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     ),
     (
         "required request body added",
-        _do(lambda s: _op(s, "/items/{id}", "delete").__setitem__("requestBody", {"required": True, "content": _json({"type": "object"})})),
+        _do(
+            lambda s: _op(s, "/items/{id}", "delete").__setitem__(
+                "requestBody", {"required": True, "content": _json({"type": "object"})}
+            )
+        ),
         None,
         "request-body-became-required",
     ),
     (
         "optional request body added",
-        _do(lambda s: _op(s, "/items/{id}", "delete").__setitem__("requestBody", {"content": _json({"type": "object"})})),
+        _do(
+            lambda s: _op(s, "/items/{id}", "delete").__setitem__("requestBody", {"content": _json({"type": "object"})})
+        ),
         None,
         "request-body-added",
     ),
@@ -452,7 +499,11 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     ),
     (
         "request media type removed",
-        _do(lambda s: _op(s, "/items", "post")["requestBody"].__setitem__("content", {"application/x-www-form-urlencoded": {"schema": _ref("NewItem")}})),
+        _do(
+            lambda s: _op(s, "/items", "post")["requestBody"].__setitem__(
+                "content", {"application/x-www-form-urlencoded": {"schema": _ref("NewItem")}}
+            )
+        ),
         None,
         "request-media-type-removed",
     ),
@@ -465,7 +516,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     # ---- request schema
     (
         "required request property added",
-        _do(lambda s: (_new_item(s)["properties"].__setitem__("owner", {"type": "string"}), _new_item(s)["required"].append("owner"))),
+        _do(
+            lambda s: (
+                _new_item(s)["properties"].__setitem__("owner", {"type": "string"}),
+                _new_item(s)["required"].append("owner"),
+            )
+        ),
         None,
         "request-property-added-required",
     ),
@@ -487,7 +543,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         None,
         "request-property-became-optional",
     ),
-    ("request property removed", _do(lambda s: _new_item(s)["properties"].pop("free")), None, "request-property-removed"),
+    (
+        "request property removed",
+        _do(lambda s: _new_item(s)["properties"].pop("free")),
+        None,
+        "request-property-removed",
+    ),
     ("request type changed", _set(_prop(_new_item, "count"), type="string"), None, "request-type-changed"),
     (
         "request type narrowed number->integer",
@@ -498,7 +559,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     ("request type widened", _set(_prop(_new_item, "count"), type="number"), None, "request-type-widened"),
     ("request format changed", _set(_prop(_new_item, "when"), format="date"), None, "request-format-changed"),
     ("request format added", _set(_prop(_new_item, "free"), format="email"), None, "request-format-added"),
-    ("request not nullable (3.0)", _pop(_prop(_new_item, "note"), "nullable"), None, "request-property-became-not-nullable"),
+    (
+        "request not nullable (3.0)",
+        _pop(_prop(_new_item, "note"), "nullable"),
+        None,
+        "request-property-became-not-nullable",
+    ),
     (
         "request not nullable (3.1)",
         _do(lambda s: _new_item(s)["properties"].__setitem__("note", {"type": "string"})),
@@ -506,7 +572,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         "request-property-became-not-nullable",
     ),
     ("request enum value removed", _set(_prop(_new_item, "kind"), enum=["a"]), None, "request-enum-value-removed"),
-    ("request enum value added", _set(_prop(_new_item, "kind"), enum=["a", "b", "c"]), None, "request-enum-value-added"),
+    (
+        "request enum value added",
+        _set(_prop(_new_item, "kind"), enum=["a", "b", "c"]),
+        None,
+        "request-enum-value-added",
+    ),
     ("request enum added", _set(_prop(_new_item, "free"), enum=["x"]), None, "request-enum-added"),
     ("request pattern added", _set(_prop(_new_item, "free"), pattern="^x"), None, "request-pattern-added"),
     ("request pattern changed", _set(_prop(_new_item, "code"), pattern="^[A-Z]{2}$"), None, "request-pattern-changed"),
@@ -519,7 +590,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
     ),
     (
         "request exclusiveMinimum (3.1 number)",
-        _do(lambda s: (_prop(_new_item, "count")(s).pop("minimum"), _prop(_new_item, "count")(s).__setitem__("exclusiveMinimum", 0))),
+        _do(
+            lambda s: (
+                _prop(_new_item, "count")(s).pop("minimum"),
+                _prop(_new_item, "count")(s).__setitem__("exclusiveMinimum", 0),
+            )
+        ),
         None,
         "request-minimum-raised",
     ),
@@ -553,7 +629,12 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         _do(
             lambda s: _schemas(s).__setitem__(
                 "NewItem",
-                {"allOf": [copy.deepcopy(_new_item(s)), {"type": "object", "required": ["owner"], "properties": {"owner": {"type": "string"}}}]},
+                {
+                    "allOf": [
+                        copy.deepcopy(_new_item(s)),
+                        {"type": "object", "required": ["owner"], "properties": {"owner": {"type": "string"}}},
+                    ]
+                },
             )
         ),
         None,
@@ -604,29 +685,126 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         "security-scheme-changed",
     ),
     # ---- issue 16: readOnly request properties, allOf composition, response headers, parameter sunsets
-    ("readOnly request property: pattern added", _set(_prop(_new_item, "rid"), pattern="^[a-z]+$"), _with_readonly(), "request-readonly-pattern-added"),
-    ("readOnly request property: pattern changed", _set(_prop(_new_item, "rid"), pattern="^[0-9]+$"), _with_readonly(pattern="^[a-z]+$"), "request-readonly-pattern-changed"),
-    ("allOf part added, merged properties unchanged", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named"), _ref("Marker")]), _with_all_of("Named"), "request-all-of-added"),
-    ("allOf part removed, merged properties unchanged", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named")]), _with_all_of("Named", "Marker"), "request-all-of-removed"),
-    ("allOf parts merged into one", _do(lambda s: (_schemas(s).__setitem__("Both", copy.deepcopy(_schemas(s)["Named"])), _schemas(s)["Req"].__setitem__("allOf", [_ref("Both")]))), _with_all_of("Named", "Marker"), "request-all-of-removed"),
-    ("allOf added to a plain request schema", _set(_new_item, allOf=[_ref("Named")]), _do(lambda s: _schemas(s).__setitem__("Named", {"type": "object"})), "request-all-of-added"),
-    ("optional response header removed", _do(lambda s: _headers(s).pop("X-RateLimit-Limit")), _do(_with_headers), "response-optional-header-removed"),
-    ("required response header removed", _do(lambda s: _headers(s).pop("X-Request-Id")), _do(_with_headers), "response-required-header-removed"),
-    ("response header became optional", _do(lambda s: _headers(s)["X-Request-Id"].pop("required")), _do(_with_headers), "response-header-became-optional"),
-    ("response header became required", _set(lambda s: _headers(s)["X-RateLimit-Limit"], required=True), _do(_with_headers), "response-header-became-required"),
-    ("response header added", _do(lambda s: _headers(s).__setitem__("X-Trace", {"schema": {"type": "string"}})), _do(_with_headers), "response-header-added"),
-    ("response header schema type changed", _set(lambda s: _headers(s)["X-RateLimit-Limit"]["schema"], type="string"), _do(_with_headers), "response-type-changed"),
-    ("parameter removed before its sunset", _do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2099-01-01"}), "request-parameter-removed-before-sunset"),
-    ("parameter with sunset but not deprecated removed early", _do(_drop_page), _with_param(**{"x-sunset": "2030-01-01"}), "request-parameter-removed-before-sunset"),
-    ("deprecated parameter removed after its sunset", _do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2020-01-01"}), "deprecated-request-parameter-removed"),
-    ("deprecated parameter removed, no sunset", _do(_drop_page), _with_param(deprecated=True), "request-parameter-removed"),
-    ("parameter enum added", _set(lambda s: _op(s, "/items", "get")["parameters"][0]["schema"], enum=[10, 50]), None, "request-enum-added"),
+    (
+        "readOnly request property: pattern added",
+        _set(_prop(_new_item, "rid"), pattern="^[a-z]+$"),
+        _with_readonly(),
+        "request-readonly-pattern-added",
+    ),
+    (
+        "readOnly request property: pattern changed",
+        _set(_prop(_new_item, "rid"), pattern="^[0-9]+$"),
+        _with_readonly(pattern="^[a-z]+$"),
+        "request-readonly-pattern-changed",
+    ),
+    (
+        "allOf part added, merged properties unchanged",
+        _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named"), _ref("Marker")]),
+        _with_all_of("Named"),
+        "request-all-of-added",
+    ),
+    (
+        "allOf part removed, merged properties unchanged",
+        _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Named")]),
+        _with_all_of("Named", "Marker"),
+        "request-all-of-removed",
+    ),
+    (
+        "allOf parts merged into one",
+        _do(
+            lambda s: (
+                _schemas(s).__setitem__("Both", copy.deepcopy(_schemas(s)["Named"])),
+                _schemas(s)["Req"].__setitem__("allOf", [_ref("Both")]),
+            )
+        ),
+        _with_all_of("Named", "Marker"),
+        "request-all-of-removed",
+    ),
+    (
+        "allOf added to a plain request schema",
+        _set(_new_item, allOf=[_ref("Named")]),
+        _do(lambda s: _schemas(s).__setitem__("Named", {"type": "object"})),
+        "request-all-of-added",
+    ),
+    (
+        "optional response header removed",
+        _do(lambda s: _headers(s).pop("X-RateLimit-Limit")),
+        _do(_with_headers),
+        "response-optional-header-removed",
+    ),
+    (
+        "required response header removed",
+        _do(lambda s: _headers(s).pop("X-Request-Id")),
+        _do(_with_headers),
+        "response-required-header-removed",
+    ),
+    (
+        "response header became optional",
+        _do(lambda s: _headers(s)["X-Request-Id"].pop("required")),
+        _do(_with_headers),
+        "response-header-became-optional",
+    ),
+    (
+        "response header became required",
+        _set(lambda s: _headers(s)["X-RateLimit-Limit"], required=True),
+        _do(_with_headers),
+        "response-header-became-required",
+    ),
+    (
+        "response header added",
+        _do(lambda s: _headers(s).__setitem__("X-Trace", {"schema": {"type": "string"}})),
+        _do(_with_headers),
+        "response-header-added",
+    ),
+    (
+        "response header schema type changed",
+        _set(lambda s: _headers(s)["X-RateLimit-Limit"]["schema"], type="string"),
+        _do(_with_headers),
+        "response-type-changed",
+    ),
+    (
+        "parameter removed before its sunset",
+        _do(_drop_page),
+        _with_param(deprecated=True, **{"x-sunset": "2099-01-01"}),
+        "request-parameter-removed-before-sunset",
+    ),
+    (
+        "parameter with sunset but not deprecated removed early",
+        _do(_drop_page),
+        _with_param(**{"x-sunset": "2030-01-01"}),
+        "request-parameter-removed-before-sunset",
+    ),
+    (
+        "deprecated parameter removed after its sunset",
+        _do(_drop_page),
+        _with_param(deprecated=True, **{"x-sunset": "2020-01-01"}),
+        "deprecated-request-parameter-removed",
+    ),
+    (
+        "deprecated parameter removed, no sunset",
+        _do(_drop_page),
+        _with_param(deprecated=True),
+        "request-parameter-removed",
+    ),
+    (
+        "parameter enum added",
+        _set(lambda s: _op(s, "/items", "get")["parameters"][0]["schema"], enum=[10, 50]),
+        None,
+        "request-enum-added",
+    ),
     # ---- the diff's own limits
-    ("unresolved ref", _set(_item, properties={"id": {"$ref": "#/components/schemas/Missing"}}), None, "unresolved-ref"),
+    (
+        "unresolved ref",
+        _set(_item, properties={"id": {"$ref": "#/components/schemas/Missing"}}),
+        None,
+        "unresolved-ref",
+    ),
 ]
 
 
-def _pair(mutate_new: Mutation, mutate_old: Mutation | None, version: str = "3.0.3") -> tuple[dict[str, Any], dict[str, Any]]:
+def _pair(
+    mutate_new: Mutation, mutate_old: Mutation | None, version: str = "3.0.3"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     old = base_spec(version)
     if mutate_old is not None:
         mutate_old(old)
@@ -636,7 +814,9 @@ def _pair(mutate_new: Mutation, mutate_old: Mutation | None, version: str = "3.0
 
 
 @pytest.mark.parametrize(("case", "mutate_new", "mutate_old", "rule"), CASES, ids=[c[0] for c in CASES])
-def test_each_rule_fires_with_its_level(case: str, mutate_new: Mutation, mutate_old: Mutation | None, rule: str) -> None:
+def test_each_rule_fires_with_its_level(
+    case: str, mutate_new: Mutation, mutate_old: Mutation | None, rule: str
+) -> None:
     old, new = _pair(mutate_new, mutate_old)
     changes = diff_openapi(old, new, today=TODAY)
     hits = [c for c in changes if c.rule == rule]
@@ -672,7 +852,12 @@ def test_a_level_kept_apart_from_oasdiff_says_why(rule: str) -> None:
 def test_a_removed_rate_limit_header_is_seen_where_it_was() -> None:
     old, new = _pair(_do(lambda s: _headers(s).pop("X-RateLimit-Limit")), _do(_with_headers))
     (change,) = diff_openapi(old, new, today=TODAY)
-    assert (change.rule, change.level, change.path, change.method) == ("response-optional-header-removed", Level.WARN, "/items", "GET")
+    assert (change.rule, change.level, change.path, change.method) == (
+        "response-optional-header-removed",
+        Level.WARN,
+        "/items",
+        "GET",
+    )
     assert change.location == "responses/200/headers/X-RateLimit-Limit"
     assert "X-RateLimit-Limit" in change.message
 
@@ -686,7 +871,9 @@ def test_a_header_schema_change_is_located_inside_the_header() -> None:
 
 def test_a_parameter_sunset_is_judged_against_the_given_day() -> None:
     old, new = _pair(_do(_drop_page), _with_param(deprecated=True, **{"x-sunset": "2026-01-01"}))
-    assert [c.rule for c in diff_openapi(old, new, today=date(2025, 12, 31))] == ["request-parameter-removed-before-sunset"]
+    assert [c.rule for c in diff_openapi(old, new, today=date(2025, 12, 31))] == [
+        "request-parameter-removed-before-sunset"
+    ]
     assert [c.rule for c in diff_openapi(old, new, today=date(2026, 1, 2))] == ["deprecated-request-parameter-removed"]
 
 
@@ -707,21 +894,81 @@ def test_identical_specs_have_no_changes() -> None:
 
 
 HARMLESS: list[tuple[str, Mutation]] = [
-    ("description edits", _do(lambda s: (s["info"].__setitem__("description", "Changed"), _prop(_item, "name")(s).__setitem__("description", "Other"), _op(s, "/items", "get").__setitem__("summary", "List them")))),
+    (
+        "description edits",
+        _do(
+            lambda s: (
+                s["info"].__setitem__("description", "Changed"),
+                _prop(_item, "name")(s).__setitem__("description", "Other"),
+                _op(s, "/items", "get").__setitem__("summary", "List them"),
+            )
+        ),
+    ),
     ("paths reordered", _do(lambda s: s.__setitem__("paths", dict(reversed(list(s["paths"].items())))))),
-    ("keys reordered", _do(lambda s: _schemas(s).__setitem__("Item", json.loads(json.dumps(_item(s), sort_keys=True))))),
-    ("properties reordered", _do(lambda s: _item(s).__setitem__("properties", dict(reversed(list(_item(s)["properties"].items())))))),
+    (
+        "keys reordered",
+        _do(lambda s: _schemas(s).__setitem__("Item", json.loads(json.dumps(_item(s), sort_keys=True)))),
+    ),
+    (
+        "properties reordered",
+        _do(lambda s: _item(s).__setitem__("properties", dict(reversed(list(_item(s)["properties"].items()))))),
+    ),
     ("required reordered", _set(_item, required=["status", "name", "id"])),
     ("enum reordered", _set(_prop(_item, "status"), enum=["done", "new"])),
     ("oneOf reordered", _set(_prop(_new_item, "shape"), oneOf=[_ref("Square"), _ref("Circle")])),
-    ("optional request property added", _do(lambda s: _new_item(s)["properties"].__setitem__("owner", {"type": "string"}))),
+    (
+        "optional request property added",
+        _do(lambda s: _new_item(s)["properties"].__setitem__("owner", {"type": "string"})),
+    ),
     ("response property added", _do(lambda s: _item(s)["properties"].__setitem__("extra", {"type": "string"}))),
-    ("endpoint added", _do(lambda s: s["paths"].__setitem__("/health", {"get": {"responses": {"200": {"description": "ok"}}}}))),
-    ("path parameter renamed", _do(lambda s: (s["paths"].__setitem__("/items/{item_id}", s["paths"].pop("/items/{id}")), s["paths"]["/items/{item_id}"]["parameters"][0].__setitem__("name", "item_id")))),
-    ("schema inlined instead of $ref", _do(lambda s: _op(s, "/items/{id}", "get")["responses"]["200"]["content"][JSON].__setitem__("schema", copy.deepcopy(_item(s))))),
-    ("schema renamed", _do(lambda s: (_schemas(s).__setitem__("Thing", _schemas(s).pop("Item")), json.loads(json.dumps(s)) and None, _rewrite_refs(s, "Item", "Thing")))),
-    ("media type parameters", _do(lambda s: _op(s, "/items/{id}", "get")["responses"]["200"].__setitem__("content", {"application/json; charset=utf-8": {"schema": _ref("Item")}}))),
-    ("readOnly property added as required to a request", _do(lambda s: (_new_item(s)["properties"].__setitem__("id", {"type": "string", "readOnly": True}), _new_item(s)["required"].append("id")))),
+    (
+        "endpoint added",
+        _do(lambda s: s["paths"].__setitem__("/health", {"get": {"responses": {"200": {"description": "ok"}}}})),
+    ),
+    (
+        "path parameter renamed",
+        _do(
+            lambda s: (
+                s["paths"].__setitem__("/items/{item_id}", s["paths"].pop("/items/{id}")),
+                s["paths"]["/items/{item_id}"]["parameters"][0].__setitem__("name", "item_id"),
+            )
+        ),
+    ),
+    (
+        "schema inlined instead of $ref",
+        _do(
+            lambda s: _op(s, "/items/{id}", "get")["responses"]["200"]["content"][JSON].__setitem__(
+                "schema", copy.deepcopy(_item(s))
+            )
+        ),
+    ),
+    (
+        "schema renamed",
+        _do(
+            lambda s: (
+                _schemas(s).__setitem__("Thing", _schemas(s).pop("Item")),
+                json.loads(json.dumps(s)) and None,
+                _rewrite_refs(s, "Item", "Thing"),
+            )
+        ),
+    ),
+    (
+        "media type parameters",
+        _do(
+            lambda s: _op(s, "/items/{id}", "get")["responses"]["200"].__setitem__(
+                "content", {"application/json; charset=utf-8": {"schema": _ref("Item")}}
+            )
+        ),
+    ),
+    (
+        "readOnly property added as required to a request",
+        _do(
+            lambda s: (
+                _new_item(s)["properties"].__setitem__("id", {"type": "string", "readOnly": True}),
+                _new_item(s)["required"].append("id"),
+            )
+        ),
+    ),
     ("examples changed", _set(_prop(_item, "name"), example="Widget")),
     ("info version bumped", _do(lambda s: s["info"].__setitem__("version", "2.0.0"))),
 ]
@@ -749,22 +996,78 @@ def test_harmless_edits_report_no_err_or_warn(case: str, mutate: Mutation, versi
 # Edits from a baseline that has the issue-16 features: (case, candidate mutation, baseline mutation).
 # None of them may produce any change at all.
 SILENT: list[tuple[str, Mutation, Mutation]] = [
-    ("response header name case changed", _do(lambda s: _headers(s).__setitem__("x-ratelimit-limit", _headers(s).pop("X-RateLimit-Limit"))), _do(_with_headers)),
-    ("response header description changed", _set(lambda s: _headers(s)["X-RateLimit-Limit"], description="requests per hour"), _do(_with_headers)),
-    ("response header moved to a $ref", _do(lambda s: (s["components"].__setitem__("headers", {"Limit": _headers(s)["X-RateLimit-Limit"]}), _headers(s).__setitem__("X-RateLimit-Limit", {"$ref": "#/components/headers/Limit"}))), _do(_with_headers)),
-    ("Content-Type response header removed (OpenAPI: ignored)", _do(lambda s: _headers(s).pop("Content-Type")), _do(lambda s: (_with_headers(s), _headers(s).__setitem__("Content-Type", {"required": True, "schema": {"type": "string"}})))),
-    ("readOnly request property: pattern dropped", _do(lambda s: _prop(_new_item, "rid")(s).pop("pattern")), _with_readonly(pattern="^[a-z]+$")),
+    (
+        "response header name case changed",
+        _do(lambda s: _headers(s).__setitem__("x-ratelimit-limit", _headers(s).pop("X-RateLimit-Limit"))),
+        _do(_with_headers),
+    ),
+    (
+        "response header description changed",
+        _set(lambda s: _headers(s)["X-RateLimit-Limit"], description="requests per hour"),
+        _do(_with_headers),
+    ),
+    (
+        "response header moved to a $ref",
+        _do(
+            lambda s: (
+                s["components"].__setitem__("headers", {"Limit": _headers(s)["X-RateLimit-Limit"]}),
+                _headers(s).__setitem__("X-RateLimit-Limit", {"$ref": "#/components/headers/Limit"}),
+            )
+        ),
+        _do(_with_headers),
+    ),
+    (
+        "Content-Type response header removed (OpenAPI: ignored)",
+        _do(lambda s: _headers(s).pop("Content-Type")),
+        _do(
+            lambda s: (
+                _with_headers(s),
+                _headers(s).__setitem__("Content-Type", {"required": True, "schema": {"type": "string"}}),
+            )
+        ),
+    ),
+    (
+        "readOnly request property: pattern dropped",
+        _do(lambda s: _prop(_new_item, "rid")(s).pop("pattern")),
+        _with_readonly(pattern="^[a-z]+$"),
+    ),
     ("readOnly request property: maxLength added", _set(_prop(_new_item, "rid"), maxLength=3), _with_readonly()),
-    ("readOnly request property: same pattern", _set(_prop(_new_item, "rid"), description="server id"), _with_readonly(pattern="^[a-z]+$")),
-    ("allOf parts reordered", _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Marker"), _ref("Named")]), _with_all_of("Named", "Marker")),
-    ("$ref wrapped in a one-part allOf", _do(lambda s: _op(s, "/items", "post")["requestBody"]["content"][JSON].__setitem__("schema", {"allOf": [_ref("NewItem")]})), _do(lambda s: None)),
-    ("allOf part edited in place", _set(lambda s: _schemas(s)["Marker"], description="other words"), _with_all_of("Named", "Marker")),
-    ("deprecated parameter with a sunset kept", _set(lambda s: _op(s, "/items", "get")["parameters"][1], description="use cursor"), _with_param(deprecated=True, **{"x-sunset": "2099-01-01"})),
+    (
+        "readOnly request property: same pattern",
+        _set(_prop(_new_item, "rid"), description="server id"),
+        _with_readonly(pattern="^[a-z]+$"),
+    ),
+    (
+        "allOf parts reordered",
+        _set(lambda s: _schemas(s)["Req"], allOf=[_ref("Marker"), _ref("Named")]),
+        _with_all_of("Named", "Marker"),
+    ),
+    (
+        "$ref wrapped in a one-part allOf",
+        _do(
+            lambda s: _op(s, "/items", "post")["requestBody"]["content"][JSON].__setitem__(
+                "schema", {"allOf": [_ref("NewItem")]}
+            )
+        ),
+        _do(lambda s: None),
+    ),
+    (
+        "allOf part edited in place",
+        _set(lambda s: _schemas(s)["Marker"], description="other words"),
+        _with_all_of("Named", "Marker"),
+    ),
+    (
+        "deprecated parameter with a sunset kept",
+        _set(lambda s: _op(s, "/items", "get")["parameters"][1], description="use cursor"),
+        _with_param(deprecated=True, **{"x-sunset": "2099-01-01"}),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "mutate_new", "mutate_old"), SILENT, ids=[c[0] for c in SILENT])
-def test_harmless_edits_to_headers_readonly_allof_and_sunsets_are_silent(case: str, mutate_new: Mutation, mutate_old: Mutation) -> None:
+def test_harmless_edits_to_headers_readonly_allof_and_sunsets_are_silent(
+    case: str, mutate_new: Mutation, mutate_old: Mutation
+) -> None:
     old, new = _pair(mutate_new, mutate_old)
     assert diff_openapi(old, new, today=TODAY) == [], case
 
@@ -800,7 +1103,10 @@ def test_sunset_is_judged_against_the_given_day() -> None:
 
 
 def test_yaml_dates_count_as_sunset_dates() -> None:
-    old, new = _pair(_do(lambda s: s["paths"].pop("/legacy")), _set(lambda s: _op(s, "/legacy", "get"), **{"x-sunset": date(2099, 1, 1)}))
+    old, new = _pair(
+        _do(lambda s: s["paths"].pop("/legacy")),
+        _set(lambda s: _op(s, "/legacy", "get"), **{"x-sunset": date(2099, 1, 1)}),
+    )
     assert [c.rule for c in diff_openapi(old, new, today=TODAY)] == ["operation-removed-before-sunset"]
 
 
@@ -897,13 +1203,18 @@ def _dag_spec(levels: int, leaf_type: str) -> dict[str, Any]:
     # Each level references the one below twice: expanded as a tree that is 2**levels leaves.
     schemas: dict[str, Any] = {"L0": {"type": "object", "properties": {"v": {"type": leaf_type}}}}
     for i in range(1, levels + 1):
-        schemas[f"L{i}"] = {"type": "object", "properties": {"a": _ref(f"L{i - 1}"), "b": {"type": "array", "items": _ref(f"L{i - 1}")}}}
+        schemas[f"L{i}"] = {
+            "type": "object",
+            "properties": {"a": _ref(f"L{i - 1}"), "b": {"type": "array", "items": _ref(f"L{i - 1}")}},
+        }
     return {
         "openapi": "3.0.3",
         "info": {"title": "dag", "version": "1"},
         "paths": {
             "/top": {"get": {"responses": {"200": {"description": "ok", "content": _json(_ref(f"L{levels}"))}}}},
-            "/mid": {"post": {"requestBody": {"content": _json(_ref("L3"))}, "responses": {"204": {"description": "ok"}}}},
+            "/mid": {
+                "post": {"requestBody": {"content": _json(_ref("L3"))}, "responses": {"204": {"description": "ok"}}}
+            },
         },
         "components": {"schemas": schemas},
     }
@@ -913,7 +1224,10 @@ def test_shared_schemas_are_compared_once_not_once_per_path() -> None:
     changes = _diff_with_deadline(_dag_spec(60, "string"), _dag_spec(60, "integer"))
     # One change per operation, named by the first path that reaches it.
     assert [(c.path, c.rule) for c in changes] == [("/top", "response-type-changed"), ("/mid", "request-type-changed")]
-    assert changes[0].location == "responses/200/content/application~1json/schema" + "/properties/a" * 60 + "/properties/v/type"
+    assert (
+        changes[0].location
+        == "responses/200/content/application~1json/schema" + "/properties/a" * 60 + "/properties/v/type"
+    )
     assert changes[1].message == "request body (application/json): property 'a.a.a.v': type string -> integer"
 
 

@@ -141,16 +141,31 @@ def test_title_and_description_have_a_length_cap(tmp_path: Path, field: str, len
         ("title: t\nx: " + "[" * 100_000 + "]" * 100_000 + "\n", {}, "nested deeper than 64 levels"),
         ("title: t\nx: " + "[" * 70 + "]" * 70 + "\n", {}, "nested deeper than 64 levels"),
         (MINIMAL.replace("${URL}", "http://[::1"), {}, "target.base_url: Value error, not a valid URL"),
-        (MINIMAL.replace("${URL}", "http://${HOST}:8080/"), {"HOST": "[::1"}, "target.base_url: Value error, not a valid URL"),
-        (MINIMAL.replace("${URL}", "http://h:${PORT}/"), {"PORT": "s3cret-port"}, "target.base_url: Value error, not a valid URL"),
+        (
+            MINIMAL.replace("${URL}", "http://${HOST}:8080/"),
+            {"HOST": "[::1"},
+            "target.base_url: Value error, not a valid URL",
+        ),
+        (
+            MINIMAL.replace("${URL}", "http://h:${PORT}/"),
+            {"PORT": "s3cret-port"},
+            "target.base_url: Value error, not a valid URL",
+        ),
         (MINIMAL.replace("title: t", "title: a\ntitle: b"), {}, "duplicate key 'title' at line 3"),
         (MINIMAL.replace("samples: 2", "samples: 2\n    samples: 3"), {}, "duplicate key 'samples' at line 8"),
-        (MINIMAL.replace("${URL}", "ftp://127.0.0.1/"), {}, "target.base_url: Value error, the scheme must be http:// or https://"),
+        (
+            MINIMAL.replace("${URL}", "ftp://127.0.0.1/"),
+            {},
+            "target.base_url: Value error, the scheme must be http:// or https://",
+        ),
         (MINIMAL.replace("${URL}", "ws://127.0.0.1/"), {}, "target.base_url: Value error, the scheme must be http://"),
         (MINIMAL.replace("${URL}", "127.0.0.1:9"), {}, "target.base_url: Value error, the scheme must be"),
         (MINIMAL.replace("${URL}", "http:///path"), {}, "target.base_url: Value error, the URL has no host"),
-        (MINIMAL.replace("  base_url: ${URL}", "  base_url: ${URL}\n  ws_base_url: http://127.0.0.1/"), {},
-         "target.ws_base_url: Value error, the scheme must be ws:// or wss://"),
+        (
+            MINIMAL.replace("  base_url: ${URL}", "  base_url: ${URL}\n  ws_base_url: http://127.0.0.1/"),
+            {},
+            "target.ws_base_url: Value error, the scheme must be ws:// or wss://",
+        ),
     ],
 )
 def test_bad_params_give_one_line_that_names_the_field(
@@ -170,8 +185,12 @@ def test_ws_and_wss_are_accepted_for_ws_base_url(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "text",
-    [b"title: caf\xe9\n", ("title: t\nx: " + "[" * 100_000 + "]" * 100_000).encode(),
-     MINIMAL.replace("${URL}", "http://[::1").encode(), (MINIMAL + ALIAS_BOMB).encode()],
+    [
+        b"title: caf\xe9\n",
+        ("title: t\nx: " + "[" * 100_000 + "]" * 100_000).encode(),
+        MINIMAL.replace("${URL}", "http://[::1").encode(),
+        (MINIMAL + ALIAS_BOMB).encode(),
+    ],
     ids=["not-utf8", "deep-list", "bad-ipv6", "alias-bomb"],
 )
 def test_the_command_says_one_line_and_exits_3_for_bad_params(tmp_path: Path, text: bytes) -> None:
@@ -192,9 +211,35 @@ def test_a_stored_run_rereads_its_params_without_the_variables(tmp_path: Path, m
     assert params.target.base_url == "<URL not set>"
 
 
-YAML_PIECES = st.sampled_from(["title: t\n", "target:\n", "  base_url: ", "${URL}", "http://[::1", "&a ", "*a",
-                               "[", "]", "{", "}", "- ", ": ", "\n", "  ", "'", '"', "\\", "<<: ", "!!python/object ",
-                               "\t", "\xe9", "sections: {health: {samples: 2}}\n", "x", "9"])
+YAML_PIECES = st.sampled_from(
+    [
+        "title: t\n",
+        "target:\n",
+        "  base_url: ",
+        "${URL}",
+        "http://[::1",
+        "&a ",
+        "*a",
+        "[",
+        "]",
+        "{",
+        "}",
+        "- ",
+        ": ",
+        "\n",
+        "  ",
+        "'",
+        '"',
+        "\\",
+        "<<: ",
+        "!!python/object ",
+        "\t",
+        "\xe9",
+        "sections: {health: {samples: 2}}\n",
+        "x",
+        "9",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

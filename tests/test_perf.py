@@ -13,8 +13,12 @@ def lognormal(median: float, n: int, seed: int) -> list[float]:
 
 
 def test_a_section_that_judges_nothing_is_inconclusive_not_silent() -> None:
-    _, claims = compare_operations({"ws:ping": lognormal(0.3, 40, 1)}, {"ws:ping": lognormal(0.9, 40, 2)},
-                                   PerformanceConfig(), section="performance")
+    _, claims = compare_operations(
+        {"ws:ping": lognormal(0.3, 40, 1)},
+        {"ws:ping": lognormal(0.9, 40, 2)},
+        PerformanceConfig(),
+        section="performance",
+    )
     required = [c for c in claims if c.required]
     assert [c.id for c in required] == ["performance.judged"]
     assert required[0].status is Status.INCONCLUSIVE and "floor" in required[0].statistic
@@ -37,11 +41,26 @@ def test_only_selected_operations_decide_and_intervals_are_adjusted_for_them() -
 def test_operations_are_read_from_golden_path_runs() -> None:
     golden = {
         "samples": [{"step": "login", "duration_s": 0.02, "ok": True}, {"step": "login", "duration_s": 9, "ok": False}],
-        "runs": [{"ok": True, "ws_sessions": [{
-            "step": "chat", "connect_s": 0.001, "first_event_s": 0.002,
-            "event_types": ["agent_started", "agent_completed", "agent_started", "agent_completed", "final"],
-            "event_offsets_s": [0.002, 0.007, 0.008, 0.020, 0.021],
-        }]}],
+        "runs": [
+            {
+                "ok": True,
+                "ws_sessions": [
+                    {
+                        "step": "chat",
+                        "connect_s": 0.001,
+                        "first_event_s": 0.002,
+                        "event_types": [
+                            "agent_started",
+                            "agent_completed",
+                            "agent_started",
+                            "agent_completed",
+                            "final",
+                        ],
+                        "event_offsets_s": [0.002, 0.007, 0.008, 0.020, 0.021],
+                    }
+                ],
+            }
+        ],
     }
     ops = operation_samples_ms(golden)
     assert ops["step:login"] == [20.0]  # failed attempts are not latency samples
@@ -51,9 +70,13 @@ def test_operations_are_read_from_golden_path_runs() -> None:
 
 def test_the_scenario_hash_ignores_which_baseline_and_which_sections_are_switched() -> None:
     raw = {"scenario": {"users": {"count": 2}}, "sections": {"performance": {"samples_per_side": 60}}}
-    same = {"scenario": {"users": {"count": 2}},
-            "sections": {"performance": {"samples_per_side": 60, "stored_baseline": "v1", "enabled": True},
-                         "health": {"enabled": False}}}
+    same = {
+        "scenario": {"users": {"count": 2}},
+        "sections": {
+            "performance": {"samples_per_side": 60, "stored_baseline": "v1", "enabled": True},
+            "health": {"enabled": False},
+        },
+    }
     other = {"scenario": {"users": {"count": 3}}, "sections": {"performance": {"samples_per_side": 60}}}
     assert scenario_hash(raw) == scenario_hash(same) != scenario_hash(other)
 
@@ -64,6 +87,11 @@ def test_no_regression_cannot_stand_when_the_candidate_lost_more_runs() -> None:
     runs = {"baseline": {"runs": 60, "failed": 0}, "candidate": {"runs": 80, "failed": 20}}
     _, claims = compare_operations(base, cand, PerformanceConfig(), section="performance", runs=runs)
     assert claims[0].status is Status.INCONCLUSIVE and "20 of 80 candidate runs failed" in claims[0].statistic
-    _, claims = compare_operations(base, cand, PerformanceConfig(), section="performance",
-                                   runs={"baseline": {"runs": 60, "failed": 3}, "candidate": {"runs": 60, "failed": 0}})
+    _, claims = compare_operations(
+        base,
+        cand,
+        PerformanceConfig(),
+        section="performance",
+        runs={"baseline": {"runs": 60, "failed": 3}, "candidate": {"runs": 60, "failed": 0}},
+    )
     assert claims[0].status is Status.PASS

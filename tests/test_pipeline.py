@@ -50,7 +50,9 @@ def notebooks_with_a_raise(tmp_path: Path, repo: Path, notebook: str, index: int
     return nb_dir
 
 
-def test_health_run_against_the_sample_service_passes_with_an_offline_report(tmp_path: Path, candidate_url: str) -> None:
+def test_health_run_against_the_sample_service_passes_with_an_offline_report(
+    tmp_path: Path, candidate_url: str
+) -> None:
     params = tmp_path / "health.yaml"
     params.write_text(HEALTH_ONLY)
     out = tmp_path / "run"
@@ -104,12 +106,14 @@ def test_bad_params_cannot_run(tmp_path: Path, extra: str, env: dict[str, str], 
     assert not (tmp_path / "run").exists()
 
 
-def test_a_section_that_raises_is_error_and_the_others_still_run(tmp_path: Path, candidate_url: str, repo: Path) -> None:
+def test_a_section_that_raises_is_error_and_the_others_still_run(
+    tmp_path: Path, candidate_url: str, repo: Path
+) -> None:
     notebooks_with_a_raise(tmp_path, repo, "suites.ipynb", 3, "section exploded on purpose")
     params = tmp_path / "p.yaml"
     params.write_text(
         HEALTH_ONLY
-        + "  suites:\n    categories: [{name: none, command: [\"true\"], junit_xml: none.xml}]\n"
+        + '  suites:\n    categories: [{name: none, command: ["true"], junit_xml: none.xml}]\n'
         + "runner:\n  notebooks_dir: notebooks\n"
     )
     out = tmp_path / "run"
@@ -126,10 +130,15 @@ def test_a_section_that_raises_is_error_and_the_others_still_run(tmp_path: Path,
 def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_url: str, monkeypatch) -> None:
     stray = tmp_path / "jupyter" / "kernels" / "python3"
     stray.mkdir(parents=True)
-    (stray / "kernel.json").write_text(json.dumps({
-        "argv": ["/nonexistent/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "stray", "language": "python",
-    }))
+    (stray / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["/nonexistent/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "stray",
+                "language": "python",
+            }
+        )
+    )
     # The trap is armed: with this JUPYTER_PATH, "python3" resolves to a dead interpreter.
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -160,14 +169,18 @@ def test_without_chromium_the_run_cannot_be_made_and_says_how_to_fix_it(tmp_path
 
     params = tmp_path / "health.yaml"
     params.write_text(HEALTH_ONLY)
-    proc = run_cli(["run", str(params), "--out", str(tmp_path / "run")],
-                   env={"TARGET_URL": "http://127.0.0.1:1", "PATH": str(Path(sys.executable).parent)})
+    proc = run_cli(
+        ["run", str(params), "--out", str(tmp_path / "run")],
+        env={"TARGET_URL": "http://127.0.0.1:1", "PATH": str(Path(sys.executable).parent)},
+    )
     assert proc.returncode == 3
     assert "apt-get install -y --no-install-recommends chromium" in proc.stderr
     assert not (tmp_path / "run").exists()
 
 
-def test_a_broken_report_notebook_still_yields_a_report_with_the_verdict(tmp_path: Path, candidate_url: str, repo: Path) -> None:
+def test_a_broken_report_notebook_still_yields_a_report_with_the_verdict(
+    tmp_path: Path, candidate_url: str, repo: Path
+) -> None:
     notebooks_with_a_raise(tmp_path, repo, "report.ipynb", 2, "report notebook broke")
     params = tmp_path / "p.yaml"
     params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")

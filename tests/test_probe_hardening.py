@@ -34,12 +34,14 @@ WS_STEP: dict[str, Any] = {**STEP, "path": "/ws", "event_timeout_s": 5.0, "timeo
 
 
 def ws_scenario(tolerated: float = 0.05, **soak: Any) -> ScenarioConfig:
-    return ScenarioConfig.model_validate({
-        "users": {"password": "pw-not-used", "count": 1},
-        "golden_path": {"steps": [WS_STEP]},
-        "soak": {"connect_timeout_s": 2.0, "close_timeout_s": 0.3, **soak},
-        "tolerated_failure_rate": tolerated,
-    })
+    return ScenarioConfig.model_validate(
+        {
+            "users": {"password": "pw-not-used", "count": 1},
+            "golden_path": {"steps": [WS_STEP]},
+            "soak": {"connect_timeout_s": 2.0, "close_timeout_s": 0.3, **soak},
+            "tolerated_failure_rate": tolerated,
+        }
+    )
 
 
 # --------------------------------------------------------------------------- a raw WebSocket server
@@ -91,8 +93,10 @@ class RawWsServer:
             match = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head)
             assert match is not None
             accept = base64.b64encode(hashlib.sha1(match.group(1) + _GUID).digest())
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
             _, message = await _read_frame(reader)
             for reply in self._replies(message):
                 writer.write(_frame(0x1, reply))
@@ -114,7 +118,11 @@ class RawWsServer:
         if self.reply == "echo":
             return [message]
         content = json.loads(message)["content"]
-        events = [{"type": "agent_started"}, {"type": "agent_completed"}, {"type": "final_response", "content": content}]
+        events = [
+            {"type": "agent_started"},
+            {"type": "agent_completed"},
+            {"type": "final_response", "content": content},
+        ]
         if self.mode == "slow":
             events = events[:1]
         return [json.dumps(e).encode() for e in events]
@@ -150,8 +158,14 @@ async def raw_ws_server(mode: str, reply: str = "events") -> AsyncIterator[tuple
 
 async def one_session(base: str, close_timeout_s: float = 0.3) -> Any:
     return await run_ws_session(
-        url=ws_url(base, "/ws"), step=WsStep.model_validate(WS_STEP), context={"nonce": "nonce-x"}, auth=AuthConfig(),
-        token=None, session_id="s1", run_start_ns=time.monotonic_ns(), connect_timeout_s=2.0,
+        url=ws_url(base, "/ws"),
+        step=WsStep.model_validate(WS_STEP),
+        context={"nonce": "nonce-x"},
+        auth=AuthConfig(),
+        token=None,
+        session_id="s1",
+        run_start_ns=time.monotonic_ns(),
+        connect_timeout_s=2.0,
         close_timeout_s=close_timeout_s,
     )
 
@@ -175,12 +189,16 @@ def test_a_session_whose_close_is_never_answered_is_not_ok(mode: str) -> None:
     assert json.loads(json.dumps(record.to_dict()))["outcome"]["kind"] == "close_timeout"
 
 
-@pytest.mark.parametrize(("mode", "kind", "code"), [
-    ("drop", OutcomeKind.ABNORMAL_1006, None),
-    ("close_1011", OutcomeKind.CLOSED_1011, 1011),
-])
-def test_a_drop_or_1011_right_after_the_last_event_is_a_crash_not_ok(mode: str, kind: OutcomeKind,
-                                                                     code: int | None) -> None:
+@pytest.mark.parametrize(
+    ("mode", "kind", "code"),
+    [
+        ("drop", OutcomeKind.ABNORMAL_1006, None),
+        ("close_1011", OutcomeKind.CLOSED_1011, 1011),
+    ],
+)
+def test_a_drop_or_1011_right_after_the_last_event_is_a_crash_not_ok(
+    mode: str, kind: OutcomeKind, code: int | None
+) -> None:
     async def main() -> Any:
         async with raw_ws_server(mode) as (base, _):
             return await one_session(base)
@@ -269,8 +287,9 @@ def _health_against(mode: str, timeout_s: float) -> tuple[dict[str, Any], RawHtt
         state = RawHttpServer(mode)
         server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
         base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        cfg = HealthConfig(samples=1, timeout_s=timeout_s, endpoints=[HealthEndpoint(path="/health",
-                                                                                     json_keys=["status"])])
+        cfg = HealthConfig(
+            samples=1, timeout_s=timeout_s, endpoints=[HealthEndpoint(path="/health", json_keys=["status"])]
+        )
         t0 = time.monotonic()
         data = await asyncio.to_thread(run_health, TargetConfig(base_url=base), cfg)
         elapsed = time.monotonic() - t0
@@ -327,11 +346,13 @@ def test_users_are_set_up_a_few_at_a_time() -> None:
     async def main() -> list[Any]:
         server = await asyncio.start_server(register, "127.0.0.1", 0)
         base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        scenario = ScenarioConfig.model_validate({
-            "auth": {"register": {"path": "/register", "body": {"u": "{username}"}, "expect_status": [201]}},
-            "users": {"password": "pw-not-used", "count": 40},
-            "golden_path": {"steps": [WS_STEP]},
-        })
+        scenario = ScenarioConfig.model_validate(
+            {
+                "auth": {"register": {"path": "/register", "body": {"u": "{username}"}, "expect_status": [201]}},
+                "users": {"password": "pw-not-used", "count": 40},
+                "golden_path": {"steps": [WS_STEP]},
+            }
+        )
         users = await prepare_users(base, scenario, "run1", [])
         server.close()
         return users

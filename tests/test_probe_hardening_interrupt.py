@@ -51,8 +51,7 @@ SCENARIO = {
     "users": {"password": "pw-not-used", "count": 1},
     "golden_path": {"steps": [{**WS_STEP, "event_timeout_s": 120.0, "timeout_s": 300.0}]},
     # Each session would wait 120 s for its next event, then 30 s for a close answer: hours in all.
-    "soak": {"sessions": 5000, "concurrency": 20, "duration_s": 900, "close_timeout_s": 30.0,
-             "connect_timeout_s": 5.0},
+    "soak": {"sessions": 5000, "concurrency": 20, "duration_s": 900, "close_timeout_s": 30.0, "connect_timeout_s": 5.0},
 }
 
 
@@ -85,8 +84,13 @@ def slow_server_in_a_thread() -> Iterator[tuple[str, RawWsServer]]:
 def test_ctrl_c_stops_a_running_soak_within_seconds(how: str) -> None:
     with slow_server_in_a_thread() as (base, server):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        proc = subprocess.Popen([sys.executable, "-c", SOAK_SCRIPT, base, json.dumps(SCENARIO), how],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SOAK_SCRIPT, base, json.dumps(SCENARIO), how],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while server.connections < 20 and time.monotonic() < deadline and proc.poll() is None:

@@ -27,7 +27,10 @@ from stability_lib.probes.scenario import TemplateError, render_template
 from stability_lib.suites.junit import JUnitParseError, TestOutcome, parse_junit
 
 settings.register_profile(
-    "stability", max_examples=60, deadline=None, derandomize=True,
+    "stability",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile("stability")
@@ -66,8 +69,8 @@ def test_junit_counts_equal_the_testcases_generated(cases: list[tuple[str, str, 
     body = []
     for classname, name, outcome, message in cases:
         inner = "" if outcome == "passed" else f"<{outcome} message={quoteattr(message)}/>"
-        body.append(f"<testcase classname={quoteattr(classname)} name={quoteattr(name)} time=\"0.1\">{inner}</testcase>")
-    doc = f"<testsuite name=\"s\">{''.join(body)}</testsuite>"
+        body.append(f'<testcase classname={quoteattr(classname)} name={quoteattr(name)} time="0.1">{inner}</testcase>')
+    doc = f'<testsuite name="s">{"".join(body)}</testsuite>'
     if wrapped:
         doc = f"<testsuites>{doc}</testsuites>"
     report = parse_junit(doc.encode())
@@ -90,7 +93,11 @@ def test_spec_loader_on_arbitrary_bytes_raises_only_spec_error(data: bytes) -> N
 
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.text(max_size=8))
-json_value = st.recursive(json_leaf, lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids, max_size=3)), max_leaves=12)
+json_value = st.recursive(
+    json_leaf,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=6), kids, max_size=3)),
+    max_leaves=12,
+)
 
 
 @given(st.dictionaries(st.text(max_size=10), json_value, max_size=5))
@@ -100,32 +107,65 @@ def test_spec_loader_on_arbitrary_yaml_mappings_raises_only_spec_error(doc: dict
 
 
 schemas = st.recursive(
-    st.fixed_dictionaries({"type": st.sampled_from(["string", "integer", "number", "boolean"])},
-                          optional={"format": st.sampled_from(["date", "int64", "email"]), "enum": st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True),
-                                    "minimum": st.integers(0, 10), "maxLength": st.integers(1, 50), "nullable": st.booleans()}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["string", "integer", "number", "boolean"])},
+        optional={
+            "format": st.sampled_from(["date", "int64", "email"]),
+            "enum": st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True),
+            "minimum": st.integers(0, 10),
+            "maxLength": st.integers(1, 50),
+            "nullable": st.booleans(),
+        },
+    ),
     lambda inner: st.one_of(
-        st.fixed_dictionaries({"type": st.just("object"), "properties": st.dictionaries(names, inner, max_size=3)},
-                              optional={"required": st.lists(names, max_size=2, unique=True)}),
+        st.fixed_dictionaries(
+            {"type": st.just("object"), "properties": st.dictionaries(names, inner, max_size=3)},
+            optional={"required": st.lists(names, max_size=2, unique=True)},
+        ),
         st.fixed_dictionaries({"type": st.just("array"), "items": inner}),
     ),
     max_leaves=6,
 )
 parameters = st.lists(
-    st.fixed_dictionaries({"name": names, "in": st.sampled_from(["query", "header"]), "required": st.booleans(), "schema": schemas}),
-    max_size=3, unique_by=lambda p: (p["name"], p["in"]),
+    st.fixed_dictionaries(
+        {"name": names, "in": st.sampled_from(["query", "header"]), "required": st.booleans(), "schema": schemas}
+    ),
+    max_size=3,
+    unique_by=lambda p: (p["name"], p["in"]),
 )
 operations = st.fixed_dictionaries(
-    {"responses": st.dictionaries(st.sampled_from(["200", "201", "400", "404"]),
-                                  st.fixed_dictionaries({"description": st.just("r"), "content": st.fixed_dictionaries({"application/json": st.fixed_dictionaries({"schema": schemas})})}),
-                                  min_size=1, max_size=2)},
-    optional={"parameters": parameters, "requestBody": st.fixed_dictionaries({"content": st.fixed_dictionaries({"application/json": st.fixed_dictionaries({"schema": schemas})})}),
-              "deprecated": st.booleans()},
+    {
+        "responses": st.dictionaries(
+            st.sampled_from(["200", "201", "400", "404"]),
+            st.fixed_dictionaries(
+                {
+                    "description": st.just("r"),
+                    "content": st.fixed_dictionaries({"application/json": st.fixed_dictionaries({"schema": schemas})}),
+                }
+            ),
+            min_size=1,
+            max_size=2,
+        )
+    },
+    optional={
+        "parameters": parameters,
+        "requestBody": st.fixed_dictionaries(
+            {"content": st.fixed_dictionaries({"application/json": st.fixed_dictionaries({"schema": schemas})})}
+        ),
+        "deprecated": st.booleans(),
+    },
 )
-specs = st.fixed_dictionaries({
-    "openapi": st.sampled_from(["3.0.3", "3.1.0"]),
-    "info": st.fixed_dictionaries({"title": st.text(max_size=10), "version": st.just("1")}),
-    "paths": st.dictionaries(names.map(lambda n: f"/{n}"), st.dictionaries(st.sampled_from(["get", "post", "put", "delete"]), operations, min_size=1, max_size=2), max_size=3),
-})
+specs = st.fixed_dictionaries(
+    {
+        "openapi": st.sampled_from(["3.0.3", "3.1.0"]),
+        "info": st.fixed_dictionaries({"title": st.text(max_size=10), "version": st.just("1")}),
+        "paths": st.dictionaries(
+            names.map(lambda n: f"/{n}"),
+            st.dictionaries(st.sampled_from(["get", "post", "put", "delete"]), operations, min_size=1, max_size=2),
+            max_size=3,
+        ),
+    }
+)
 
 
 @settings(max_examples=30)
@@ -162,7 +202,13 @@ def test_params_loader_on_arbitrary_bytes_raises_only_params_error(params_dir: P
         load_params(path, env={})
 
 
-@given(st.dictionaries(st.sampled_from(["title", "target", "sections", "scenario", "runner", "checks", "environment", "x"]), json_value, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["title", "target", "sections", "scenario", "runner", "checks", "environment", "x"]),
+        json_value,
+        max_size=5,
+    )
+)
 def test_params_loader_on_arbitrary_yaml_raises_only_params_error(params_dir: Path, doc: dict[str, Any]) -> None:
     path = params_dir / "fuzz.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -189,8 +235,7 @@ def test_an_environment_value_with_braces_is_never_interpreted_as_a_template(par
     """Issue 11, item 7: a secret holding '{token}' was silently altered, one holding '{' failed the step."""
     path = params_dir / "template.yaml"
     path.write_text(
-        BASE_PARAMS
-        + "scenario:\n"
+        BASE_PARAMS + "scenario:\n"
         "  auth:\n"
         "    login: {method: POST, path: /login, body: {password: '${PW}', user: '{username}'}, headers: {X-Key: 'k ${PW} k'}}\n"
         "    token_path: t\n"
@@ -208,7 +253,9 @@ def test_an_environment_value_with_braces_is_never_interpreted_as_a_template(par
 
 
 @given(st.dictionaries(identifiers, st.one_of(st.text(max_size=20), st.integers()), max_size=4), st.text(max_size=30))
-def test_rendering_substitutes_values_verbatim_and_never_renders_them_again(context: dict[str, Any], literal: str) -> None:
+def test_rendering_substitutes_values_verbatim_and_never_renders_them_again(
+    context: dict[str, Any], literal: str
+) -> None:
     """A value that looks like a placeholder stays as it is: rendering is one pass."""
     context = {**context, "evil": "{" + next(iter(context), "x") + "}"}
     escaped = literal.replace("{", "{{").replace("}", "}}")

@@ -35,22 +35,67 @@ scenario:
 
 
 def claim(section: str, check: str, status: Status, statistic: str) -> Claim:
-    return Claim(f"{section}.{check}", section, f"{section} {check} holds", status, statistic,
-                 evidence=(EvidenceRef(section, f"evidence/{section}.json"),))
+    return Claim(
+        f"{section}.{check}",
+        section,
+        f"{section} {check} holds",
+        status,
+        statistic,
+        evidence=(EvidenceRef(section, f"evidence/{section}.json"),),
+    )
 
 
 def make_run(root: Path) -> Path:
     run = root / "run"
     (run / "notebooks").mkdir(parents=True)
     (run / "params.yaml").write_text(PARAMS)
-    write_json_atomic(run / "run.json", {"run_id": "synthetic", "base_dir": str(root), "started_at": "2026-11-26T00:00:00+00:00",
-                                         "tool_version": "test", "params_file": str(run / "params.yaml")})
-    sample = {"path": "/health", "index": 0, "status": 500, "latency_ms": 1.2, "error": None,
-              "missing_keys": [], "body_excerpt": PAYLOAD}
-    write_evidence(run, SectionResult("health", Status.FAIL, claims=(claim("health", "http", Status.FAIL, "0 of 1; body " + PAYLOAD),),
-                                      data={"samples": [sample], "websocket": None}, duration_s=1.0))
-    write_evidence(run, SectionResult("golden_path", Status.PASS, claims=(claim("golden_path", "success", Status.PASS, "40 of 40"),), duration_s=2.0))
-    write_evidence(run, SectionResult("isolation", Status.INCONCLUSIVE, claims=(claim("isolation", "no_leak", Status.INCONCLUSIVE, "1 user only"),), duration_s=1.0))
+    write_json_atomic(
+        run / "run.json",
+        {
+            "run_id": "synthetic",
+            "base_dir": str(root),
+            "started_at": "2026-11-26T00:00:00+00:00",
+            "tool_version": "test",
+            "params_file": str(run / "params.yaml"),
+        },
+    )
+    sample = {
+        "path": "/health",
+        "index": 0,
+        "status": 500,
+        "latency_ms": 1.2,
+        "error": None,
+        "missing_keys": [],
+        "body_excerpt": PAYLOAD,
+    }
+    write_evidence(
+        run,
+        SectionResult(
+            "health",
+            Status.FAIL,
+            claims=(claim("health", "http", Status.FAIL, "0 of 1; body " + PAYLOAD),),
+            data={"samples": [sample], "websocket": None},
+            duration_s=1.0,
+        ),
+    )
+    write_evidence(
+        run,
+        SectionResult(
+            "golden_path",
+            Status.PASS,
+            claims=(claim("golden_path", "success", Status.PASS, "40 of 40"),),
+            duration_s=2.0,
+        ),
+    )
+    write_evidence(
+        run,
+        SectionResult(
+            "isolation",
+            Status.INCONCLUSIVE,
+            claims=(claim("isolation", "no_leak", Status.INCONCLUSIVE, "1 user only"),),
+            duration_s=1.0,
+        ),
+    )
     write_evidence(run, SectionResult("contract", Status.ERROR, error="RuntimeError: " + PAYLOAD, duration_s=0.5))
     return run
 
@@ -68,8 +113,12 @@ def rendered() -> Path:
 def test_every_status_reaches_html_pdf_and_summary(rendered: Path) -> None:
     summary = json.loads((rendered / "summary.json").read_text())
     statuses = {c["id"]: c["status"] for c in summary["claims"]}
-    assert statuses == {"health.http": "FAIL", "golden_path.success": "PASS",
-                        "isolation.no_leak": "INCONCLUSIVE", "contract.ran": "ERROR"}
+    assert statuses == {
+        "health.http": "FAIL",
+        "golden_path.success": "PASS",
+        "isolation.no_leak": "INCONCLUSIVE",
+        "contract.ran": "ERROR",
+    }
     assert summary["verdict"] == "FAIL"
     html = (rendered / "report.html").read_text()
     text = pdf_text(rendered / "report.pdf")
@@ -85,16 +134,31 @@ def test_untrusted_payload_is_escaped_and_inert(rendered: Path) -> None:
     chromium = find_chromium()
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--dump-dom", (rendered / "report.html").resolve().as_uri()],
-            capture_output=True, text=True, timeout=60,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                (rendered / "report.html").resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
     assert "<body" in dom and 'data-pwned="' not in dom
 
 
 def test_first_page_is_not_blank(rendered: Path, tmp_path: Path) -> None:
-    subprocess.run(["pdftoppm", "-r", "30", "-f", "1", "-l", "1", "-png", str(rendered / "report.pdf"), str(tmp_path / "p")], check=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "30", "-f", "1", "-l", "1", "-png", str(rendered / "report.pdf"), str(tmp_path / "p")],
+        check=True,
+    )
     png = next(tmp_path.glob("p*.png"))
     from matplotlib import image
 

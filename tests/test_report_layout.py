@@ -53,22 +53,38 @@ scenario:
 """
 
 
-def _claim(section: str, check: str, statement: str, status: Status, statistic: str, figure=None, *,
-           required: bool = True) -> Claim:
-    return Claim(f"{section}.{check}", section, statement, status, statistic, required,
-                 (EvidenceRef(section, f"evidence/{section}.json"),), figure=figure)
+def _claim(
+    section: str, check: str, statement: str, status: Status, statistic: str, figure=None, *, required: bool = True
+) -> Claim:
+    return Claim(
+        f"{section}.{check}",
+        section,
+        statement,
+        status,
+        statistic,
+        required,
+        (EvidenceRef(section, f"evidence/{section}.json"),),
+        figure=figure,
+    )
 
 
 def _perf(op: str, factor: float, n: int, seed: int, *, required: bool = True) -> tuple[Claim, dict]:
     rng = np.random.default_rng(seed)
     a = rng.lognormal(np.log(12.0), 0.08, n)
     b = rng.lognormal(np.log(12.0 * factor), 0.08, n)
-    cmp = compare_samples(a, b, tolerance=0.1, resamples=2000, seed=0, min_samples=20, unit="ms",
-                          confidence=0.9875 if required else 0.95)
+    cmp = compare_samples(
+        a, b, tolerance=0.1, resamples=2000, seed=0, min_samples=20, unit="ms", confidence=0.9875 if required else 0.95
+    )
     statistic = cmp.describe() + ("; interval Bonferroni-adjusted over 4 judged operations" if required else "")
-    claim = _claim("performance", op, f"'{op}' is no more than 10% slower than the baseline (median)",
-                   cmp.verdict.status, statistic if required else "informative only: not selected; " + statistic,
-                   cmp.figure(), required=required)
+    claim = _claim(
+        "performance",
+        op,
+        f"'{op}' is no more than 10% slower than the baseline (median)",
+        cmp.verdict.status,
+        statistic if required else "informative only: not selected; " + statistic,
+        cmp.figure(),
+        required=required,
+    )
     return claim, {"operation": op, "judged": required, **cmp.serialize()}, a.tolist(), b.tolist()
 
 
@@ -77,47 +93,106 @@ def make_run(root: Path, kind: str) -> Path:
     run = root / kind
     (run / "notebooks").mkdir(parents=True)
     (run / "params.yaml").write_text(PARAMS)
-    write_json_atomic(run / "run.json", {
-        "run_id": f"layout-{kind.lower()}", "base_dir": str(root), "started_at": "2026-11-30T09:00:00+00:00",
-        "tool_version": "test", "params_file": str(run / "params.yaml"), "commit": "3f9c2ab",
-        "targets": {"candidate": "http://127.0.0.1:9/api/v2/chat-backend_candidate",
-                    "baseline": "http://127.0.0.1:10/api/v2/chat-backend_baseline"},
-    })
+    write_json_atomic(
+        run / "run.json",
+        {
+            "run_id": f"layout-{kind.lower()}",
+            "base_dir": str(root),
+            "started_at": "2026-11-30T09:00:00+00:00",
+            "tool_version": "test",
+            "params_file": str(run / "params.yaml"),
+            "commit": "3f9c2ab",
+            "targets": {
+                "candidate": "http://127.0.0.1:9/api/v2/chat-backend_candidate",
+                "baseline": "http://127.0.0.1:10/api/v2/chat-backend_baseline",
+            },
+        },
+    )
     fail = kind == "FAIL"
     health_bad = 2 if fail else 0
-    health = _claim("health", "http.health", "GET /health answers 200 with keys status, version", Status.FAIL if fail else Status.PASS,
-                    f"{5 - health_bad} of 5 requests as expected" + ("; first problem: timeout(execute:exec_long_running_query)" if fail else ""),
-                    rate_estimate(health_bad, 5).figure("requests not as expected") if fail else None)
+    health = _claim(
+        "health",
+        "http.health",
+        "GET /health answers 200 with keys status, version",
+        Status.FAIL if fail else Status.PASS,
+        f"{5 - health_bad} of 5 requests as expected"
+        + ("; first problem: timeout(execute:exec_long_running_query)" if fail else ""),
+        rate_estimate(health_bad, 5).figure("requests not as expected") if fail else None,
+    )
     write_evidence(run, SectionResult("health", health.status, claims=(health,), duration_s=1.0))
 
     crashes = 15 if fail else 0
     crash_est = rate_estimate(crashes, 400)
     fix = compare_failure_rates(18, 400, crashes, 400, 0.01)
     ws_claims = (
-        _claim("websocket", "no_1011_or_1006", "No session closed with 1011 or dropped (1006)",
-               Status.FAIL if fail else Status.PASS, f"{crashes} of 400 sessions closed with 1011/1006 ({crash_est.describe()})",
-               crash_est.figure("sessions closed with 1011/1006", tolerance=0.01)),
-        _claim("websocket", "fix_works", "The fix works: fewer sessions close with 1011/1006 than on the baseline",
-               fix.status.status, fix.describe(), fix.figure()),
+        _claim(
+            "websocket",
+            "no_1011_or_1006",
+            "No session closed with 1011 or dropped (1006)",
+            Status.FAIL if fail else Status.PASS,
+            f"{crashes} of 400 sessions closed with 1011/1006 ({crash_est.describe()})",
+            crash_est.figure("sessions closed with 1011/1006", tolerance=0.01),
+        ),
+        _claim(
+            "websocket",
+            "fix_works",
+            "The fix works: fewer sessions close with 1011/1006 than on the baseline",
+            fix.status.status,
+            fix.describe(),
+            fix.figure(),
+        ),
     )
     write_evidence(run, SectionResult("websocket", section_status(list(ws_claims)), claims=ws_claims, duration_s=30.0))
 
-    golden = _claim("golden_path", "succeeds_for_every_user", "Golden path succeeds for every user", Status.PASS,
-                    "20 of 20 runs succeeded (4 users; failure rate 95% upper bound 13.91%)", rate_estimate(0, 20).figure("runs failed"))
-    write_evidence(run, SectionResult("golden_path", Status.PASS, claims=(golden,), duration_s=10.0,
-                                      data={"durations_ms": {"step:auth.login": [400.0, 420.0, 410.0], "agent_session:agent#1": [12.0, 14.0, 13.0]},
-                                            "runs": []}))
+    golden = _claim(
+        "golden_path",
+        "succeeds_for_every_user",
+        "Golden path succeeds for every user",
+        Status.PASS,
+        "20 of 20 runs succeeded (4 users; failure rate 95% upper bound 13.91%)",
+        rate_estimate(0, 20).figure("runs failed"),
+    )
+    write_evidence(
+        run,
+        SectionResult(
+            "golden_path",
+            Status.PASS,
+            claims=(golden,),
+            duration_s=10.0,
+            data={
+                "durations_ms": {"step:auth.login": [400.0, 420.0, 410.0], "agent_session:agent#1": [12.0, 14.0, 13.0]},
+                "runs": [],
+            },
+        ),
+    )
 
     factor, n = {"PASS": (1.0, 60), "FAIL": (1.5, 60), "INCONCLUSIVE": (1.08, 21)}[kind]
-    perf = [_perf("agent_session:agent#1", 1.0 if kind == "PASS" else factor, n, 1),
-            _perf("step:create_thread", factor, n, 2),
-            _perf("step:list_messages", 1.0, n, 3),
-            _perf("agent_session:connect", 1.02, n, 4, required=False)]
+    perf = [
+        _perf("agent_session:agent#1", 1.0 if kind == "PASS" else factor, n, 1),
+        _perf("step:create_thread", factor, n, 2),
+        _perf("step:list_messages", 1.0, n, 3),
+        _perf("agent_session:connect", 1.02, n, 4, required=False),
+    ]
     perf_claims = tuple(p[0] for p in perf)
-    samples = {"baseline": {p[1]["operation"]: p[2] for p in perf}, "candidate": {p[1]["operation"]: p[3] for p in perf}}
-    write_evidence(run, SectionResult("performance", section_status(list(perf_claims)), claims=perf_claims, duration_s=40.0,
-                                      data={"comparisons": [p[1] for p in perf], "tolerance": 0.1, "samples": samples,
-                                            "baseline_source": "live target http://127.0.0.1:10, interleaved A/B"}))
+    samples = {
+        "baseline": {p[1]["operation"]: p[2] for p in perf},
+        "candidate": {p[1]["operation"]: p[3] for p in perf},
+    }
+    write_evidence(
+        run,
+        SectionResult(
+            "performance",
+            section_status(list(perf_claims)),
+            claims=perf_claims,
+            duration_s=40.0,
+            data={
+                "comparisons": [p[1] for p in perf],
+                "tolerance": 0.1,
+                "samples": samples,
+                "baseline_source": "live target http://127.0.0.1:10, interleaved A/B",
+            },
+        ),
+    )
     return run
 
 
@@ -206,10 +281,23 @@ def layout_defects(html_path: Path, width: int, *, print_media: bool) -> list[st
     probe.write_text(html.replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             f"--window-size={width},1200", "--dump-dom", probe.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120,
+            [
+                find_chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},1200",
+                "--dump-dom",
+                probe.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         ).stdout
     probe.unlink()
     found = re.search(r'<pre id="layout-probe">(.*?)</pre>', dom, re.S)
@@ -221,7 +309,9 @@ def layout_defects(html_path: Path, width: int, *, print_media: bool) -> list[st
 
 @pytest.mark.parametrize("kind", ["FAIL", "INCONCLUSIVE"])
 @pytest.mark.parametrize(("width", "print_media"), [(PRINT_WIDTH_PX, True), (1200, False)])
-def test_no_cell_or_banner_overflows_and_no_word_breaks(runs: dict[str, Path], kind: str, width: int, print_media: bool) -> None:
+def test_no_cell_or_banner_overflows_and_no_word_breaks(
+    runs: dict[str, Path], kind: str, width: int, print_media: bool
+) -> None:
     assert layout_defects(runs[kind] / "report.html", width, print_media=print_media) == []
 
 
@@ -246,7 +336,9 @@ def test_the_probe_sees_a_broken_word_and_an_overflowing_badge(tmp_path: Path) -
 
 
 def page_one(pdf: Path) -> str:
-    text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
     return " ".join(text.split())
 
 
@@ -277,7 +369,10 @@ def test_summary_json_carries_structured_figures(runs: dict[str, Path]) -> None:
     assert fix["test"].startswith("Fisher")
     perf = claims["performance.step:create_thread"]
     assert perf["status"] == "FAIL" and perf["figure"]["kind"] == "ratio" and perf["figure"]["low"] > 1.1
-    assert "figure" not in claims["golden_path.succeeds_for_every_user"] or claims["golden_path.succeeds_for_every_user"]["figure"]["n"] == 20
+    assert (
+        "figure" not in claims["golden_path.succeeds_for_every_user"]
+        or claims["golden_path.succeeds_for_every_user"]["figure"]["n"] == 20
+    )
 
 
 def test_html_links_checks_to_sections_and_evidence_to_run_files(runs: dict[str, Path]) -> None:

@@ -115,7 +115,9 @@ def test_auth_formats_may_only_use_the_token() -> None:
 def test_users_generated_names_are_unique_per_run_or_taken_from_a_list() -> None:
     sc = ScenarioConfig.model_validate(raw_scenario())
     assert sc.users.usernames("ab12") == ["stability-user-ab12-0", "stability-user-ab12-1"]
-    fixed = ScenarioConfig.model_validate(raw_scenario(users={"password": "x" * 8, "count": 2, "names": ["a", "b", "c"]}))
+    fixed = ScenarioConfig.model_validate(
+        raw_scenario(users={"password": "x" * 8, "count": 2, "names": ["a", "b", "c"]})
+    )
     assert fixed.users.usernames("ignored") == ["a", "b"]
     with pytest.raises(ValidationError, match="users.count"):
         ScenarioConfig.model_validate(raw_scenario(users={"password": "x" * 8, "count": 51}))
@@ -152,8 +154,9 @@ def test_users_count_has_a_hard_ceiling_even_with_allow_over_caps() -> None:
     with pytest.raises(ValidationError, match="users.count=501 is over the hard limit of 500"):
         ScenarioConfig.model_validate(raw_scenario(users={"password": "x" * 8, "count": 501, "allow_over_caps": True}))
     with pytest.raises(ValidationError, match="hard limit"):
-        ScenarioConfig.model_validate(raw_scenario(golden_path={"steps": [HTTP_STEP, WS_STEP], "repetitions": 10**6,
-                                                                "allow_over_caps": True}))
+        ScenarioConfig.model_validate(
+            raw_scenario(golden_path={"steps": [HTTP_STEP, WS_STEP], "repetitions": 10**6, "allow_over_caps": True})
+        )
 
 
 # --- environment values are data, never templates (issue 11, item 7) ----------------------------
@@ -216,8 +219,12 @@ def test_template_fields_are_exactly_those_the_renderer_sees(where: str, expecte
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=30))
 def test_any_environment_value_renders_as_itself_in_every_template_field(value: str) -> None:
-    raw = {"scenario": {"auth": {"header_format": "Bearer {token} ${S}"},
-                        "golden_path": {"steps": [{"path": "${S}", "headers": {"X": "a ${S} {nonce}"}}]}}}
+    raw = {
+        "scenario": {
+            "auth": {"header_format": "Bearer {token} ${S}"},
+            "golden_path": {"steps": [{"path": "${S}", "headers": {"X": "a ${S} {nonce}"}}]},
+        }
+    }
     resolved = resolve_env(raw, {"S": value})
     step = resolved["scenario"]["golden_path"]["steps"][0]
     context = {"token": "T", "nonce": "N"}
@@ -229,11 +236,20 @@ def test_any_environment_value_renders_as_itself_in_every_template_field(value: 
 # --- issue 13: conversations, validation at load, static auth, setup/finally -----------------------
 
 CONV_STEP: dict[str, Any] = {
-    "kind": "ws", "name": "rpc", "path": "/rpc", "ids": {"echo_id": "string"},
+    "kind": "ws",
+    "name": "rpc",
+    "path": "/rpc",
+    "ids": {"echo_id": "string"},
     "conversation": [
         {"send": {"jsonrpc": "2.0", "id": "{echo_id}", "method": "echo", "params": {"text": "{nonce}"}}},
-        {"expect": {"correlate": [{"id": "{echo_id}"}], "match": {"jsonrpc": "2.0"},
-                    "check": {"result.text": "{nonce}"}, "capture": {"echoed": "result.text"}}},
+        {
+            "expect": {
+                "correlate": [{"id": "{echo_id}"}],
+                "match": {"jsonrpc": "2.0"},
+                "check": {"result.text": "{nonce}"},
+                "capture": {"echoed": "result.text"},
+            }
+        },
     ],
 }
 
@@ -268,7 +284,11 @@ def test_the_old_ws_form_is_translated_into_a_conversation_and_keeps_its_fields(
     send, expect = ws.conversation
     assert send.send == WS_STEP["send"] and expect.expect is not None
     items = expect.expect.streams[0].ordered
-    assert [i.match for i in items] == [{"type": "agent_started"}, {"type": "agent_completed"}, {"type": "final_response"}]
+    assert [i.match for i in items] == [
+        {"type": "agent_started"},
+        {"type": "agent_completed"},
+        {"type": "final_response"},
+    ]
     assert [i.timeout_s for i in items] == [10.0, 3.0, 10.0]
     assert [(r.name, r.match) for r in ws.fail_on] == [("error", {"type": "error"})]
 
@@ -281,8 +301,9 @@ def test_a_dotted_event_type_key_is_a_real_path() -> None:
     ws = WsStep.model_validate({**WS_STEP, "event_type_key": "header.msg_type"})
     assert ws.label_paths == ["header.msg_type"]
     assert ws.conversation[1].expect.streams[0].ordered[0].match == {"header.msg_type": "agent_started"}  # type: ignore[union-attr]
-    assert "empty segment" in str(pytest.raises(ValidationError, WsStep.model_validate,
-                                                {**WS_STEP, "event_type_key": "header..msg_type"}).value)
+    assert "empty segment" in str(
+        pytest.raises(ValidationError, WsStep.model_validate, {**WS_STEP, "event_type_key": "header..msg_type"}).value
+    )
 
 
 @pytest.mark.parametrize(
@@ -315,17 +336,22 @@ def test_a_path_or_condition_that_can_never_match_is_refused_naming_the_field(
 
 
 def test_an_unknown_placeholder_is_refused_with_the_closest_name() -> None:
-    step = {**CONV_STEP, "conversation": [
-        {"send": {"id": "{echo_id}", "text": "{sesion_id}"}}, CONV_STEP["conversation"][1]]}
+    step = {
+        **CONV_STEP,
+        "conversation": [{"send": {"id": "{echo_id}", "text": "{sesion_id}"}}, CONV_STEP["conversation"][1]],
+    }
     error = refused(conv_scenario(step))
     assert "golden_path.steps[1] ('rpc'): unknown placeholder {sesion_id}; did you mean {session_id}?" in error
 
 
 def test_a_capture_used_before_the_expect_that_captures_it_is_refused() -> None:
-    step = {**CONV_STEP, "conversation": [
-        {"send": {"id": "{echo_id}", "text": "{echoed}"}}, CONV_STEP["conversation"][1]]}
+    step = {
+        **CONV_STEP,
+        "conversation": [{"send": {"id": "{echo_id}", "text": "{echoed}"}}, CONV_STEP["conversation"][1]],
+    }
     assert "conversation[0].send: placeholder {echoed} is used before the expect that captures it" in refused(
-        conv_scenario(step))
+        conv_scenario(step)
+    )
 
 
 @pytest.mark.parametrize(
@@ -344,12 +370,24 @@ def test_a_correlation_without_an_id_placeholder_is_refused(correlate: list[Any]
 def test_a_correlation_on_an_id_not_yet_sent_and_an_id_sent_nowhere_are_refused() -> None:
     step = {**CONV_STEP, "ids": {"echo_id": "string", "other": "string"}}
     assert "ids: 'other' is listed under ids but sent nowhere" in refused(conv_scenario(step))
-    early = {**step, "conversation": [*CONV_STEP["conversation"], {"send": {"id": "{other}"}},
-                                      {"expect": {"correlate": [{"id": "{other}"}], "match": {}}}]}
+    early = {
+        **step,
+        "conversation": [
+            *CONV_STEP["conversation"],
+            {"send": {"id": "{other}"}},
+            {"expect": {"correlate": [{"id": "{other}"}], "match": {}}},
+        ],
+    }
     ScenarioConfig.model_validate(conv_scenario(early))
-    wrong = {**step, "conversation": [CONV_STEP["conversation"][0],
-                                      {"expect": {"correlate": [{"id": "{other}"}], "match": {}}},
-                                      {"send": {"id": "{other}"}}, {"expect": {"match": {}}}]}
+    wrong = {
+        **step,
+        "conversation": [
+            CONV_STEP["conversation"][0],
+            {"expect": {"correlate": [{"id": "{other}"}], "match": {}}},
+            {"send": {"id": "{other}"}},
+            {"expect": {"match": {}}},
+        ],
+    }
     assert "nothing was sent with {other} before this expect" in refused(conv_scenario(wrong))
 
 
@@ -363,20 +401,51 @@ def test_a_correlation_on_an_id_not_yet_sent_and_an_id_sent_nowhere_are_refused(
         ({"fail_on": [{"name": "x", "match": {"a": 1}}, {"name": "x", "match": {"b": 1}}]}, "names must be unique"),
         ({"subprotocols": ["a"], "require_subprotocol": "b"}, "require_subprotocol 'b' is not in subprotocols"),
         ({"label_paths": ["a..b"]}, "label_paths[0]: path 'a..b' has an empty segment"),
-        ({"conversation": [{"send": {"id": "{echo_id}", "q": "{ x }"}}, CONV_STEP["conversation"][1]]},
-         "conversation[0].send: unbalanced brace"),
-        ({"conversation": [{"send_binary": {"hex": "zz"}}, {"expect": {"frame": "binary", "match": {}}}],
-          "ids": {}}, "send_binary"),
-        ({"conversation": [{"send_binary": {"random": 8}},
-                           {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}}], "ids": {}},
-         "no send_binary named 'blob'"),
-        ({"conversation": [CONV_STEP["conversation"][0], {"expect": {"streams": [
-            {"name": "s", "correlate": [{"id": "{echo_id}"}], "ordered": [{"match": {}}]},
-            {"name": "s", "ordered": [{"match": {}}]}]}}]}, "stream names must be unique"),
+        (
+            {"conversation": [{"send": {"id": "{echo_id}", "q": "{ x }"}}, CONV_STEP["conversation"][1]]},
+            "conversation[0].send: unbalanced brace",
+        ),
+        (
+            {"conversation": [{"send_binary": {"hex": "zz"}}, {"expect": {"frame": "binary", "match": {}}}], "ids": {}},
+            "send_binary",
+        ),
+        (
+            {
+                "conversation": [
+                    {"send_binary": {"random": 8}},
+                    {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}},
+                ],
+                "ids": {},
+            },
+            "no send_binary named 'blob'",
+        ),
+        (
+            {
+                "conversation": [
+                    CONV_STEP["conversation"][0],
+                    {
+                        "expect": {
+                            "streams": [
+                                {"name": "s", "correlate": [{"id": "{echo_id}"}], "ordered": [{"match": {}}]},
+                                {"name": "s", "ordered": [{"match": {}}]},
+                            ]
+                        }
+                    },
+                ]
+            },
+            "stream names must be unique",
+        ),
         ({"frames": "text"}, "frames: text has no JSON paths"),
-        ({"conversation": [CONV_STEP["conversation"][0], {"expect": {"match": {}, "timeout_s": 90,
-                                                                    "correlate": [{"id": "{echo_id}"}]}}],
-          "timeout_s": 30}, "expect.timeout_s is over the step's timeout_s"),
+        (
+            {
+                "conversation": [
+                    CONV_STEP["conversation"][0],
+                    {"expect": {"match": {}, "timeout_s": 90, "correlate": [{"id": "{echo_id}"}]}},
+                ],
+                "timeout_s": 30,
+            },
+            "expect.timeout_s is over the step's timeout_s",
+        ),
     ],
 )
 def test_conversation_structure_is_checked_at_load(change: dict[str, Any], message: str) -> None:
@@ -389,7 +458,8 @@ CREDENTIALS = [{"name": "alice", "token": "tok-a"}, {"name": "bob", "token": "to
 
 def test_static_auth_needs_no_password_and_names_users_from_credentials() -> None:
     sc = ScenarioConfig.model_validate(
-        conv_scenario(CONV_STEP, auth=STATIC, users={"count": 2, "credentials": CREDENTIALS}))
+        conv_scenario(CONV_STEP, auth=STATIC, users={"count": 2, "credentials": CREDENTIALS})
+    )
     assert sc.auth.effective_mode == "static" and sc.users.password is None
     assert sc.users.usernames("run1") == ["alice", "bob"]
     assert "tok-a" not in repr(sc) and "tok-a" not in str(sc.model_dump())
@@ -413,13 +483,22 @@ CLOSE_STEP = {"kind": "http", "method": "DELETE", "path": "/api/threads/{thread_
 
 
 def test_named_steps_setup_finally_and_soak_scope_validate_with_their_scopes() -> None:
-    sc = ScenarioConfig.model_validate(raw_scenario(
-        steps={"close_thread": CLOSE_STEP, "open": HTTP_STEP},
-        golden_path={"steps": [{"ref": "open"}, WS_STEP], "finally": [{"ref": "close_thread"}]},
-        soak={"setup_scope": "per_session", "setup": [{"ref": "open"}], "finally": [{"ref": "close_thread"}]},
-        leftovers=[{"kind": "http", "name": "none_left", "method": "GET", "path": "/api/threads",
-                    "check": {"items.*.title": {"not_contains": "t {nonce}"}}}],
-    ))
+    sc = ScenarioConfig.model_validate(
+        raw_scenario(
+            steps={"close_thread": CLOSE_STEP, "open": HTTP_STEP},
+            golden_path={"steps": [{"ref": "open"}, WS_STEP], "finally": [{"ref": "close_thread"}]},
+            soak={"setup_scope": "per_session", "setup": [{"ref": "open"}], "finally": [{"ref": "close_thread"}]},
+            leftovers=[
+                {
+                    "kind": "http",
+                    "name": "none_left",
+                    "method": "GET",
+                    "path": "/api/threads",
+                    "check": {"items.*.title": {"not_contains": "t {nonce}"}},
+                }
+            ],
+        )
+    )
     assert sc.golden_path.finally_steps[0].name == "close_thread" and sc.soak.setup_scope == "per_session"
     assert sc.steps["open"].name == "create_thread" and sc.leftovers[0].name == "none_left"
 
@@ -427,14 +506,24 @@ def test_named_steps_setup_finally_and_soak_scope_validate_with_their_scopes() -
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP], "finally": [{"ref": "close_thred"}]},
-          "steps": {"close_thread": CLOSE_STEP}},
-         "golden_path.finally[0].ref: no step named 'close_thred' under scenario.steps (did you mean 'close_thread'?)"),
-        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP]}, "teardown": [{**CLOSE_STEP, "name": "t"}]},
-         "teardown[0] ('t'): unknown placeholder {thread_id}"),
-        ({"golden_path": {"steps": [HTTP_STEP, WS_STEP]},
-          "soak": {"setup": [], "finally": [{**CLOSE_STEP, "name": "c"}]}},
-         "soak.ws_step[0] ('agent_session'): unknown placeholder {thread_id}"),
+        (
+            {
+                "golden_path": {"steps": [HTTP_STEP, WS_STEP], "finally": [{"ref": "close_thred"}]},
+                "steps": {"close_thread": CLOSE_STEP},
+            },
+            "golden_path.finally[0].ref: no step named 'close_thred' under scenario.steps (did you mean 'close_thread'?)",
+        ),
+        (
+            {"golden_path": {"steps": [HTTP_STEP, WS_STEP]}, "teardown": [{**CLOSE_STEP, "name": "t"}]},
+            "teardown[0] ('t'): unknown placeholder {thread_id}",
+        ),
+        (
+            {
+                "golden_path": {"steps": [HTTP_STEP, WS_STEP]},
+                "soak": {"setup": [], "finally": [{**CLOSE_STEP, "name": "c"}]},
+            },
+            "soak.ws_step[0] ('agent_session'): unknown placeholder {thread_id}",
+        ),
         ({"golden_path": {"steps": [{**HTTP_STEP, "check": {"a..b": 1}}, WS_STEP]}}, "check['a..b']: path"),
     ],
 )

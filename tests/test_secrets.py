@@ -22,8 +22,11 @@ SECRET = "tok-Secret-5e1f0a9c"
 
 
 def test_secret_values_are_the_resolved_references_outside_addresses() -> None:
-    raw = {"target": {"base_url": "${URL}"}, "scenario": {"users": {"password": "${PW}"}},
-           "sections": {"suites": {"categories": [{"env": {"K": "${KEY}", "N": "${SHORT}"}}]}}}
+    raw = {
+        "target": {"base_url": "${URL}"},
+        "scenario": {"users": {"password": "${PW}"}},
+        "sections": {"suites": {"categories": [{"env": {"K": "${KEY}", "N": "${SHORT}"}}]}},
+    }
     env = {"URL": "http://127.0.0.1:1", "PW": "hunter22", "KEY": "abcd-1234", "SHORT": "1"}
     assert secret_values(raw, env) == {"hunter22", "abcd-1234"}
     assert redact_obj({"a": ["x hunter22 y"]}, frozenset({"hunter22"})) == {"a": ["x [redacted] y"]}
@@ -170,16 +173,34 @@ def test_only_scheme_host_port_and_path_of_an_address_are_not_secret() -> None:
         "baseline": {"base_url": "${WHOLE_URL}"},
     }
     env = {
-        "TITLE_TOKEN": "title-token", "DESC": "description-secret", "NAME": "name-secret",
-        "USER": "user-secret", "PASS": "pass-secret", "HOST": "host.example", "PORT": "8443",
-        "PREFIX": "api-prefix", "KEY": "key-secret", "FRAG": "frag-secret", "WS_TOKEN": "ws-token",
-        "COMMIT": "3f2a9c1d", "WHOLE_URL": "https://bob:whole-pass@base.example/p?sig=whole-sig",
+        "TITLE_TOKEN": "title-token",
+        "DESC": "description-secret",
+        "NAME": "name-secret",
+        "USER": "user-secret",
+        "PASS": "pass-secret",
+        "HOST": "host.example",
+        "PORT": "8443",
+        "PREFIX": "api-prefix",
+        "KEY": "key-secret",
+        "FRAG": "frag-secret",
+        "WS_TOKEN": "ws-token",
+        "COMMIT": "3f2a9c1d",
+        "WHOLE_URL": "https://bob:whole-pass@base.example/p?sig=whole-sig",
     }
     found = secret_values(raw, env)
     assert found == {
-        "title-token", "description-secret", "name-secret", "user-secret", "pass-secret", "key-secret",
-        "frag-secret", "ws-token", "3f2a9c1d",
-        "https://bob:whole-pass@base.example/p?sig=whole-sig", "whole-pass", "whole-sig",
+        "title-token",
+        "description-secret",
+        "name-secret",
+        "user-secret",
+        "pass-secret",
+        "key-secret",
+        "frag-secret",
+        "ws-token",
+        "3f2a9c1d",
+        "https://bob:whole-pass@base.example/p?sig=whole-sig",
+        "whole-pass",
+        "whole-sig",
     }
 
 

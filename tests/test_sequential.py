@@ -84,8 +84,9 @@ class Machine:
         return PerfRound(base, cand)
 
 
-def simulate_perf(model: LatencyModel, ratio: float, *, trials: int, seed: int, budget: int,
-                  paired: bool = True) -> tuple[Counter, float]:
+def simulate_perf(
+    model: LatencyModel, ratio: float, *, trials: int, seed: int, budget: int, paired: bool = True
+) -> tuple[Counter, float]:
     """Verdict counts and the mean samples per side used, over seeded trials."""
     rng = np.random.default_rng(seed)
     verdicts: Counter = Counter()
@@ -150,8 +151,7 @@ def test_on_the_tolerance_boundary_stopping_early_does_not_inflate_errors() -> N
     for _ in range(trials):
         machine = Machine(NOISY, threshold, rng, per_round)
         rounds = [machine.next_round() for _ in range(budget // per_round)]
-        result = run(start_performance(PerfSequentialConfig(max_samples_per_side=budget)),
-                     lambda i: rounds[i]).result
+        result = run(start_performance(PerfSequentialConfig(max_samples_per_side=budget)), lambda i: rounds[i]).result
         wrong_sequential += result.verdict is not PerfVerdict.INCONCLUSIVE
         d = np.log(np.concatenate([r.candidate for r in rounds])) - np.log(np.concatenate([r.baseline for r in rounds]))
         wrong_naive += _naive_peeking_wrong(d, math.log(threshold), per_round, 20)
@@ -227,8 +227,7 @@ def test_binomial_sequence_covers_the_true_rate_at_every_look_at_once() -> None:
 def _soak(rate: float, tolerated: float, seed: int, budget: int = 2000, per_round: int = 10) -> RateState:
     rng = np.random.default_rng(seed)
     config = RateSequentialConfig(tolerated_rate=tolerated, max_sessions=budget)
-    return run(start_failure_rate(config),
-               lambda _i: RateRound(int(rng.binomial(per_round, rate)), per_round))
+    return run(start_failure_rate(config), lambda _i: RateRound(int(rng.binomial(per_round, rate)), per_round))
 
 
 def test_a_soak_clearly_above_the_tolerated_rate_fails_early() -> None:

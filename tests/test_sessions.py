@@ -101,8 +101,9 @@ def test_capping_keeps_nonce_markers_past_the_cap() -> None:
 
 
 def rec(i: int, outcome: SessionOutcome, close: int | None = 1000) -> SessionRecord:
-    return SessionRecord(f"s{i}", start_offset_s=i * 0.1, outcome=outcome, connect_s=0.01, total_s=0.05,
-                         close_code=close)
+    return SessionRecord(
+        f"s{i}", start_offset_s=i * 0.1, outcome=outcome, connect_s=0.01, total_s=0.05, close_code=close
+    )
 
 
 def test_aggregation_counts_each_outcome_and_builds_a_histogram_and_timeline() -> None:
@@ -123,15 +124,17 @@ def test_aggregation_counts_each_outcome_and_builds_a_histogram_and_timeline() -
 
 
 def test_zero_failures_in_500_passes_with_the_bound_in_words() -> None:
-    crash, complete = session_claims(aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(500)]),
-                                     tolerated_rate=0.01)
+    crash, complete = session_claims(
+        aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(500)]), tolerated_rate=0.01
+    )
     assert crash.status is Status.PASS and complete.status is Status.PASS
     assert crash.statistic == "0 of 500 sessions closed with 1011/1006 (95% upper bound 0.60%, tolerated 1.00%)"
 
 
 def test_twenty_clean_sessions_at_a_tolerance_of_01_percent_are_inconclusive() -> None:
-    crash, _ = session_claims(aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(20)]),
-                              tolerated_rate=0.001)
+    crash, _ = session_claims(
+        aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(20)]), tolerated_rate=0.001
+    )
     assert crash.status is Status.INCONCLUSIVE
     assert "2995 sessions needed" in crash.statistic
 
@@ -162,8 +165,17 @@ def test_no_sessions_is_inconclusive_never_pass() -> None:
 
 
 def test_records_round_trip_through_json() -> None:
-    original = SessionRecord("s1", 0.5, SessionOutcome.unexpected_event("a", "b"), user="u", step="chat",
-                             event_types=("b",), event_offsets_s=(0.1,), close_code=1000, payloads=("{}",))
+    original = SessionRecord(
+        "s1",
+        0.5,
+        SessionOutcome.unexpected_event("a", "b"),
+        user="u",
+        step="chat",
+        event_types=("b",),
+        event_offsets_s=(0.1,),
+        close_code=1000,
+        payloads=("{}",),
+    )
     assert SessionRecord.from_dict(json.loads(json.dumps(original.to_dict()))) == original
 
 

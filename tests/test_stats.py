@@ -97,9 +97,7 @@ def test_clopper_pearson_with_no_trials_is_the_whole_range() -> None:
 
 
 @pytest.mark.parametrize(("k", "n", "confidence"), [(1, 100, 0.95), (7, 50, 0.99), (3, 1000, 0.9)])
-def test_upper_bound_leaves_exactly_alpha_probability_of_so_few_events(
-    k: int, n: int, confidence: float
-) -> None:
+def test_upper_bound_leaves_exactly_alpha_probability_of_so_few_events(k: int, n: int, confidence: float) -> None:
     # Definition of the exact one-sided bound: P(X <= k | p = upper) = 1 - confidence.
     assert sps.binom.cdf(k, n, upper_bound(k, n, confidence)) == pytest.approx(1 - confidence, rel=1e-6)
 
@@ -114,9 +112,7 @@ def test_sessions_needed_is_the_smallest_sufficient_count() -> None:
 
 def test_rate_estimate_describe_is_the_report_sentence() -> None:
     est = rate_estimate(0, 500)
-    assert est.describe() == (
-        "0 of 500 (0.00%), 95% CI [0.00%, 0.74%], one-sided 95% upper bound 0.60%"
-    )
+    assert est.describe() == ("0 of 500 (0.00%), 95% CI [0.00%, 0.74%], one-sided 95% upper bound 0.60%")
     # A tiny non-zero bound must not print as zero.
     assert "0.00%" not in rate_estimate(0, 10**8).describe().split("upper bound")[1]
 
@@ -272,9 +268,7 @@ def test_inconclusive_estimates_how_many_samples_would_settle_it() -> None:
     assert small.samples_needed is not None and small.samples_needed > 60
     # Sampling well beyond the estimate settles it (the effect is real).
     n_more = 3 * small.samples_needed
-    big = compare_samples(
-        rng.lognormal(0.0, 0.5, n_more), 1.25 * rng.lognormal(0.0, 0.5, n_more), resamples=2000
-    )
+    big = compare_samples(rng.lognormal(0.0, 0.5, n_more), 1.25 * rng.lognormal(0.0, 0.5, n_more), resamples=2000)
     assert big.verdict is PerfVerdict.REGRESSION
     assert big.samples_needed is None
 

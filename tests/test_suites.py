@@ -60,9 +60,15 @@ def kill_if_alive(*pids: int) -> None:
 
 def fake_run(name: str = "auth", *, exit_code: int | None = 0, **kwargs: object) -> CategoryRun:
     fields: dict[str, object] = {
-        "name": name, "argv": ("tool",), "cwd": "/src", "exit_code": exit_code, "duration_s": 1.25,
-        "output_tail": ("last line",), "junit_path": Path(f"/out/{name}.junit.xml"),
-        "junit_expected_at": f"/out/{name}.junit.xml", "timeout_s": 300.0,
+        "name": name,
+        "argv": ("tool",),
+        "cwd": "/src",
+        "exit_code": exit_code,
+        "duration_s": 1.25,
+        "output_tail": ("last line",),
+        "junit_path": Path(f"/out/{name}.junit.xml"),
+        "junit_expected_at": f"/out/{name}.junit.xml",
+        "timeout_s": 300.0,
     }
     fields.update(kwargs)
     return CategoryRun(**fields)  # type: ignore[arg-type]
@@ -98,9 +104,7 @@ def test_config_defaults_and_validation() -> None:
         with pytest.raises(ValidationError):
             SuitesConfig.model_validate(raw)
     # Any tool that writes JUnit XML works by naming the file.
-    SuitesConfig.model_validate(
-        {"categories": [{"name": "js", "command": ["npx", "jest"], "junit_xml": "junit.xml"}]}
-    )
+    SuitesConfig.model_validate({"categories": [{"name": "js", "command": ["npx", "jest"], "junit_xml": "junit.xml"}]})
 
 
 def test_default_command_is_pytest_with_our_junit_file(tmp_path: Path) -> None:
@@ -181,7 +185,11 @@ def test_a_child_that_calls_setsid_is_found_by_its_marker_and_stopped(tmp_path: 
 def test_an_interrupt_stops_the_command_and_its_escaped_children(tmp_path: Path) -> None:
     cfg = CategoryConfig(
         name="interrupted",
-        command=["sh", "-c", "sleep 300 & echo $! > child.pid; setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & wait"],
+        command=[
+            "sh",
+            "-c",
+            "sleep 300 & echo $! > child.pid; setsid sh -c 'echo $$ > escaped.pid; exec sleep 300' & wait",
+        ],
         junit_xml="never.xml",
         timeout_s=600,
     )
@@ -219,9 +227,7 @@ def test_command_that_cannot_start_is_error(tmp_path: Path) -> None:
 
 def test_stale_junit_file_is_never_read_as_this_runs_result(tmp_path: Path) -> None:
     # A passing report left by yesterday's run; today the command writes nothing.
-    (tmp_path / "junit.xml").write_text(
-        '<testsuite name="s"><testcase classname="m" name="t"/></testsuite>'
-    )
+    (tmp_path / "junit.xml").write_text('<testsuite name="s"><testcase classname="m" name="t"/></testsuite>')
     cfg = CategoryConfig(name="stale", command=["sh", "-c", "exit 0"], junit_xml="junit.xml")
     result = evaluate_run(cfg, run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "o", target_url=None))
     assert result.status is Status.ERROR
@@ -260,8 +266,12 @@ def test_files_outside_cwd_are_never_deleted_and_stale_ones_never_read(tmp_path:
     project = tmp_path / "project"
     project.mkdir()
     cfg = CategoryConfig(
-        name="optin", command=["true"], junit_xml=str(junit), coverage_xml="../precious/coverage.xml",
-        cwd="project", allow_paths_outside_cwd=True,
+        name="optin",
+        command=["true"],
+        junit_xml=str(junit),
+        coverage_xml="../precious/coverage.xml",
+        cwd="project",
+        allow_paths_outside_cwd=True,
     )
     run = run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
     result = evaluate_run(cfg, run)
@@ -273,7 +283,9 @@ def test_files_outside_cwd_are_never_deleted_and_stale_ones_never_read(tmp_path:
     # The same files, rewritten by this run, are read (the opt-in allows them).
     writes = f"cp '{junit}' x && mv x '{junit}' && touch ../precious/coverage.xml"
     rewriting = cfg.model_copy(update={"command": ["sh", "-c", writes]})
-    again = evaluate_run(rewriting, run_category(rewriting, base_dir=tmp_path, out_dir=tmp_path / "out2", target_url=None))
+    again = evaluate_run(
+        rewriting, run_category(rewriting, base_dir=tmp_path, out_dir=tmp_path / "out2", target_url=None)
+    )
     assert again.status is Status.PASS, again.reason
     assert again.run.coverage_path is not None
 
@@ -284,7 +296,9 @@ def test_a_symlink_out_of_cwd_is_not_followed_without_the_opt_in(tmp_path: Path)
     project.mkdir()
     (project / "out.xml").symlink_to(tmp_path / "elsewhere.xml")
     cfg = CategoryConfig(
-        name="linked", command=["sh", "-c", f"echo '{PASSING_JUNIT}' > out.xml"], junit_xml="out.xml",
+        name="linked",
+        command=["sh", "-c", f"echo '{PASSING_JUNIT}' > out.xml"],
+        junit_xml="out.xml",
         cwd="project",
     )
     result = evaluate_run(cfg, run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None))
@@ -319,14 +333,22 @@ def test_exit_zero_with_failures_in_the_xml_is_flagged(tmp_path: Path) -> None:
 def test_one_deeply_nested_junit_fails_its_own_category_only(tmp_path: Path) -> None:
     depth = 50_000
     (tmp_path / "deep.xml").write_bytes(
-        b"<testsuites>" + b'<testsuite name="s">' * depth + b'<testcase name="t"/>' + b"</testsuite>" * depth + b"</testsuites>"
+        b"<testsuites>"
+        + b'<testsuite name="s">' * depth
+        + b'<testcase name="t"/>'
+        + b"</testsuite>" * depth
+        + b"</testsuites>"
     )
     (tmp_path / "failing.xml").write_bytes((FIXTURES / "nested_suites.xml").read_bytes())
     (tmp_path / "passing.xml").write_text(PASSING_JUNIT)
-    cfg = SuitesConfig.model_validate({"categories": [
-        {"name": name, "command": ["cp", f"{name}.xml", "out.xml"], "junit_xml": "out.xml"}
-        for name in ("failing", "deep", "passing")
-    ]})
+    cfg = SuitesConfig.model_validate(
+        {
+            "categories": [
+                {"name": name, "command": ["cp", f"{name}.xml", "out.xml"], "junit_xml": "out.xml"}
+                for name in ("failing", "deep", "passing")
+            ]
+        }
+    )
     results = {r.name: r for r in run_suites(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)}
     assert results["deep"].status is Status.ERROR
     assert "nested deeper than 256" in results["deep"].reason
@@ -369,7 +391,8 @@ def test_evidence_keeps_exact_counts_but_bounded_detail() -> None:
         + f'<testcase classname="{huge}" name="{huge}"><failure message="{huge}">{huge}</failure></testcase>' * 3
         + "".join(f'<testcase classname="m" name="fail{i}"><failure message="no"/></testcase>' for i in range(300))
         + "".join(f'<testcase classname="m" name="ok{i}"/>' for i in range(5000))
-        + f'<error message="{huge}"/>' + '<error message="crashed"/>' * 149
+        + f'<error message="{huge}"/>'
+        + '<error message="crashed"/>' * 149
         + "</testsuite>"
     ).encode()
     report = parse_junit(xml)
@@ -381,9 +404,10 @@ def test_evidence_keeps_exact_counts_but_bounded_detail() -> None:
     assert len(evidence["suite_errors"]) == 100 and evidence["suite_errors_omitted"] == 50
     assert len(evidence["passed_sample"]) == 20 and evidence["passed_omitted"] == 4980
     assert "[truncated" in evidence["failures"][0]["id"]
-    size = len(json.dumps(evidence)) + sum(len(json.dumps(c.details)) + len(c.statistic) for c in category_claims([result]))
+    size = len(json.dumps(evidence)) + sum(
+        len(json.dumps(c.details)) + len(c.statistic) for c in category_claims([result])
+    )
     assert size < 1_000_000, f"{size} bytes of evidence from a {len(xml)}-byte file"
-
 
 
 def test_nonzero_exit_with_nothing_failed_is_not_a_clean_pass() -> None:
@@ -413,9 +437,7 @@ def test_zero_tests_and_only_skipped_are_inconclusive() -> None:
 
 def test_flaky_tests_make_the_category_inconclusive_and_are_named() -> None:
     report = parse_junit((FIXTURES / "surefire_reruns.xml").read_bytes())
-    without_the_broken_one = JUnitReport(
-        cases=tuple(c for c in report.cases if c.name != "lockoutAfterFiveAttempts")
-    )
+    without_the_broken_one = JUnitReport(cases=tuple(c for c in report.cases if c.name != "lockoutAfterFiveAttempts"))
     result = judge_category(CUSTOM, fake_run(), without_the_broken_one)
     assert result.status is Status.INCONCLUSIVE
     assert "2 flaky" in result.reason
@@ -458,7 +480,9 @@ def test_claims_and_evidence_dict() -> None:
     evidence = json.loads(json.dumps(result.to_dict()))  # JSON-serialisable as is
     assert evidence["counts"]["failed"] == 2
     assert {f["id"] for f in evidence["failures"]} == {
-        "test_sample::test_fails", "test_sample::test_setup_error", "m::huge",
+        "test_sample::test_fails",
+        "test_sample::test_setup_error",
+        "m::huge",
     }
     huge = next(f for f in evidence["failures"] if f["id"] == "m::huge")
     assert len(huge["message"]) < 2200
@@ -508,7 +532,7 @@ markers =
     gamma: nothing is marked with it
 """
 
-PROJECT_TESTS = '''\
+PROJECT_TESTS = """\
 import os
 from pathlib import Path
 
@@ -532,7 +556,7 @@ def test_flaky_once():
     runs = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(runs + 1))
     assert runs >= 1, "first attempt fails"
-'''
+"""
 
 
 @pytest.fixture
@@ -613,7 +637,7 @@ def test_disabled_section_runs_nothing(tmp_path: Path) -> None:
 def test_target_url_reaches_a_non_pytest_command(tmp_path: Path) -> None:
     script = (
         f'test "${TARGET_URL_ENV}" = "http://127.0.0.1:8080" && '
-        "echo '<testsuite name=\"t\"><testcase classname=\"sh\" name=\"url\"/></testsuite>' > r.xml"
+        'echo \'<testsuite name="t"><testcase classname="sh" name="url"/></testsuite>\' > r.xml'
     )
     cfg = CategoryConfig(name="shell", command=["sh", "-c", script], junit_xml="r.xml")
     result = evaluate_run(
@@ -629,8 +653,7 @@ def test_sample_service_suite_passes_healthy_and_fails_auth_bypass(tmp_path: Pat
     from stability_lib.demo import SUITE_DIR, serve
 
     categories = [
-        CategoryConfig(name=marker, marker=marker, timeout_s=120)
-        for marker in ("database", "auth", "websocket", "api")
+        CategoryConfig(name=marker, marker=marker, timeout_s=120) for marker in ("database", "auth", "websocket", "api")
     ]
     cfg = SuitesConfig(categories=categories)
     with serve(variant="candidate") as url:

@@ -80,7 +80,10 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "body -> requestBody with the document's consumes",
-        _doc(consumes=["text/plain"], paths={"/a": {"put": _op({"name": "b", "in": "body", "schema": {"type": "string"}})}}),
+        _doc(
+            consumes=["text/plain"],
+            paths={"/a": {"put": _op({"name": "b", "in": "body", "schema": {"type": "string"}})}},
+        ),
         ("paths", "/a", "put", "requestBody", "content"),
         {"text/plain": {"schema": {"type": "string"}}},
     ),
@@ -140,7 +143,21 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "formData array collectionFormat -> encoding",
-        _doc(paths={"/f": {"post": _op({"name": "tags", "in": "formData", "type": "array", "items": {"type": "string"}, "collectionFormat": "multi"})}}),
+        _doc(
+            paths={
+                "/f": {
+                    "post": _op(
+                        {
+                            "name": "tags",
+                            "in": "formData",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "multi",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/f", "post", "requestBody", "content", "application/x-www-form-urlencoded", "encoding"),
         {"tags": {"style": "form", "explode": True}},
     ),
@@ -164,41 +181,123 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
             paths={
                 "/q": {
                     "get": _op(
-                        {"name": "ids", "in": "query", "type": "array", "items": {"type": "integer"}, "collectionFormat": "csv"}
+                        {
+                            "name": "ids",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "collectionFormat": "csv",
+                        }
                     )
                 }
             }
         ),
         ("paths", "/q", "get", "parameters", 0),
-        {"name": "ids", "in": "query", "schema": {"type": "array", "items": {"type": "integer"}}, "style": "form", "explode": False},
+        {
+            "name": "ids",
+            "in": "query",
+            "schema": {"type": "array", "items": {"type": "integer"}},
+            "style": "form",
+            "explode": False,
+        },
     ),
     (
         "query array multi -> form, explode true",
-        _doc(paths={"/q": {"get": _op({"name": "t", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "multi"})}}),
+        _doc(
+            paths={
+                "/q": {
+                    "get": _op(
+                        {
+                            "name": "t",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "multi",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/q", "get", "parameters", 0, "explode"),
         True,
     ),
     (
         "query array pipes -> pipeDelimited",
-        _doc(paths={"/q": {"get": _op({"name": "t", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "pipes"})}}),
+        _doc(
+            paths={
+                "/q": {
+                    "get": _op(
+                        {
+                            "name": "t",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "pipes",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/q", "get", "parameters", 0, "style"),
         "pipeDelimited",
     ),
     (
         "query array ssv -> spaceDelimited",
-        _doc(paths={"/q": {"get": _op({"name": "t", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "ssv"})}}),
+        _doc(
+            paths={
+                "/q": {
+                    "get": _op(
+                        {
+                            "name": "t",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "ssv",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/q", "get", "parameters", 0, "style"),
         "spaceDelimited",
     ),
     (
         "tsv has no 3.0 style: kept as an extension",
-        _doc(paths={"/q": {"get": _op({"name": "t", "in": "query", "type": "array", "items": {"type": "string"}, "collectionFormat": "tsv"})}}),
+        _doc(
+            paths={
+                "/q": {
+                    "get": _op(
+                        {
+                            "name": "t",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "tsv",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/q", "get", "parameters", 0, "x-collectionFormat"),
         "tsv",
     ),
     (
         "header array csv -> simple",
-        _doc(paths={"/h": {"get": _op({"name": "X-Ids", "in": "header", "type": "array", "items": {"type": "string"}, "collectionFormat": "csv"})}}),
+        _doc(
+            paths={
+                "/h": {
+                    "get": _op(
+                        {
+                            "name": "X-Ids",
+                            "in": "header",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "csv",
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/h", "get", "parameters", 0, "style"),
         "simple",
     ),
@@ -210,7 +309,20 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "nested items of a parameter",
-        _doc(paths={"/q": {"get": _op({"name": "m", "in": "query", "type": "array", "items": {"type": "array", "items": {"type": "string", "enum": ["a"]}}})}}),
+        _doc(
+            paths={
+                "/q": {
+                    "get": _op(
+                        {
+                            "name": "m",
+                            "in": "query",
+                            "type": "array",
+                            "items": {"type": "array", "items": {"type": "string", "enum": ["a"]}},
+                        }
+                    )
+                }
+            }
+        ),
         ("paths", "/q", "get", "parameters", 0, "schema"),
         {"type": "array", "items": {"type": "array", "items": {"type": "string", "enum": ["a"]}}},
     ),
@@ -233,14 +345,35 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
         "operation produces wins",
         _doc(
             produces=["application/json"],
-            paths={"/r": {"get": {"produces": ["text/csv"], "responses": {"200": {"description": "ok", "schema": {"type": "string"}}}}}},
+            paths={
+                "/r": {
+                    "get": {
+                        "produces": ["text/csv"],
+                        "responses": {"200": {"description": "ok", "schema": {"type": "string"}}},
+                    }
+                }
+            },
         ),
         ("paths", "/r", "get", "responses", "200", "content"),
         {"text/csv": {"schema": {"type": "string"}}},
     ),
     (
         "response examples -> example per media type",
-        _doc(paths={"/r": {"get": {"responses": {"200": {"description": "ok", "schema": {"type": "object"}, "examples": {"application/json": {"a": 1}}}}}}}),
+        _doc(
+            paths={
+                "/r": {
+                    "get": {
+                        "responses": {
+                            "200": {
+                                "description": "ok",
+                                "schema": {"type": "object"},
+                                "examples": {"application/json": {"a": 1}},
+                            }
+                        }
+                    }
+                }
+            }
+        ),
         ("paths", "/r", "get", "responses", "200", "content", "application/json", "example"),
         {"a": 1},
     ),
@@ -253,7 +386,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
                         "responses": {
                             "200": {
                                 "description": "ok",
-                                "headers": {"X-Rate-Limit": {"type": "integer", "format": "int32", "description": "calls"}},
+                                "headers": {
+                                    "X-Rate-Limit": {"type": "integer", "format": "int32", "description": "calls"}
+                                },
                             }
                         }
                     }
@@ -265,7 +400,17 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "definitions -> components/schemas, refs rewritten inside",
-        _doc(definitions={"A": {"type": "object", "properties": {"b": {"$ref": "#/definitions/B"}, "c": {"type": "array", "items": {"$ref": "#/definitions/B"}}}}}),
+        _doc(
+            definitions={
+                "A": {
+                    "type": "object",
+                    "properties": {
+                        "b": {"$ref": "#/definitions/B"},
+                        "c": {"type": "array", "items": {"$ref": "#/definitions/B"}},
+                    },
+                }
+            }
+        ),
         ("components", "schemas", "A"),
         {
             "type": "object",
@@ -277,7 +422,11 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "refs in allOf and additionalProperties",
-        _doc(definitions={"A": {"allOf": [{"$ref": "#/definitions/B"}], "additionalProperties": {"$ref": "#/definitions/C"}}}),
+        _doc(
+            definitions={
+                "A": {"allOf": [{"$ref": "#/definitions/B"}], "additionalProperties": {"$ref": "#/definitions/C"}}
+            }
+        ),
         ("components", "schemas", "A"),
         {"allOf": [{"$ref": "#/components/schemas/B"}], "additionalProperties": {"$ref": "#/components/schemas/C"}},
     ),
@@ -293,7 +442,9 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     (
         "global body parameter -> components/requestBodies",
         _doc(
-            parameters={"pet": {"name": "pet", "in": "body", "required": True, "schema": {"$ref": "#/definitions/Pet"}}},
+            parameters={
+                "pet": {"name": "pet", "in": "body", "required": True, "schema": {"$ref": "#/definitions/Pet"}}
+            },
             paths={"/p": {"post": _op({"$ref": "#/parameters/pet"})}},
         ),
         ("paths", "/p", "post", "requestBody"),
@@ -341,7 +492,12 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
         ("paths", "/p", "put", "requestBody", "content"),
         {"application/json": {"schema": {"type": "object"}}},
     ),
-    ("securityDefinitions basic -> http basic", _doc(securityDefinitions={"b": {"type": "basic"}}), ("components", "securitySchemes", "b"), {"type": "http", "scheme": "basic"}),
+    (
+        "securityDefinitions basic -> http basic",
+        _doc(securityDefinitions={"b": {"type": "basic"}}),
+        ("components", "securitySchemes", "b"),
+        {"type": "http", "scheme": "basic"},
+    ),
     (
         "securityDefinitions apiKey",
         _doc(securityDefinitions={"k": {"type": "apiKey", "name": "X-Key", "in": "header", "description": "d"}}),
@@ -350,19 +506,34 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "oauth2 implicit",
-        _doc(securityDefinitions={"o": {"type": "oauth2", "flow": "implicit", "authorizationUrl": "https://a/auth", "scopes": {"r": "read"}}}),
+        _doc(
+            securityDefinitions={
+                "o": {
+                    "type": "oauth2",
+                    "flow": "implicit",
+                    "authorizationUrl": "https://a/auth",
+                    "scopes": {"r": "read"},
+                }
+            }
+        ),
         ("components", "securitySchemes", "o"),
         {"type": "oauth2", "flows": {"implicit": {"authorizationUrl": "https://a/auth", "scopes": {"r": "read"}}}},
     ),
     (
         "oauth2 password",
-        _doc(securityDefinitions={"o": {"type": "oauth2", "flow": "password", "tokenUrl": "https://a/tok", "scopes": {}}}),
+        _doc(
+            securityDefinitions={"o": {"type": "oauth2", "flow": "password", "tokenUrl": "https://a/tok", "scopes": {}}}
+        ),
         ("components", "securitySchemes", "o", "flows"),
         {"password": {"tokenUrl": "https://a/tok", "scopes": {}}},
     ),
     (
         "oauth2 application -> clientCredentials",
-        _doc(securityDefinitions={"o": {"type": "oauth2", "flow": "application", "tokenUrl": "https://a/tok", "scopes": {"w": "write"}}}),
+        _doc(
+            securityDefinitions={
+                "o": {"type": "oauth2", "flow": "application", "tokenUrl": "https://a/tok", "scopes": {"w": "write"}}
+            }
+        ),
         ("components", "securitySchemes", "o", "flows"),
         {"clientCredentials": {"tokenUrl": "https://a/tok", "scopes": {"w": "write"}}},
     ),
@@ -370,7 +541,13 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
         "oauth2 accessCode -> authorizationCode",
         _doc(
             securityDefinitions={
-                "o": {"type": "oauth2", "flow": "accessCode", "authorizationUrl": "https://a/auth", "tokenUrl": "https://a/tok", "scopes": {}}
+                "o": {
+                    "type": "oauth2",
+                    "flow": "accessCode",
+                    "authorizationUrl": "https://a/auth",
+                    "tokenUrl": "https://a/tok",
+                    "scopes": {},
+                }
             }
         ),
         ("components", "securitySchemes", "o", "flows"),
@@ -384,7 +561,11 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
     ),
     (
         "discriminator string -> object",
-        _doc(definitions={"Pet": {"type": "object", "discriminator": "petType", "properties": {"petType": {"type": "string"}}}}),
+        _doc(
+            definitions={
+                "Pet": {"type": "object", "discriminator": "petType", "properties": {"petType": {"type": "string"}}}
+            }
+        ),
         ("components", "schemas", "Pet", "discriminator"),
         {"propertyName": "petType"},
     ),
@@ -399,7 +580,12 @@ CASES: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
         _doc(
             **{"x-doc": 1},
             definitions={"A": {"type": "string", "x-schema": 5}},
-            paths={"/x": {"x-item": 2, "get": _op({"name": "q", "in": "query", "type": "string", "x-param": 4}, **{"x-op": 3})}},
+            paths={
+                "/x": {
+                    "x-item": 2,
+                    "get": _op({"name": "q", "in": "query", "type": "string", "x-param": 4}, **{"x-op": 3}),
+                }
+            },
         ),
         (),
         None,  # checked below
@@ -427,7 +613,10 @@ def test_converted_documents_pass_the_diffs_spec_check_and_keep_every_operation(
         source = _load(name)
         out = convert_swagger2(source)
         n_source = sum(
-            1 for item in source["paths"].values() for m in item if m in ("get", "put", "post", "delete", "options", "head", "patch")
+            1
+            for item in source["paths"].values()
+            for m in item
+            if m in ("get", "put", "post", "delete", "options", "head", "patch")
         )
         assert count_operations(out) == n_source > 10
         assert not any("definitions" in json.dumps(v) for v in _refs(out))
@@ -466,7 +655,10 @@ def test_a_real_spec_against_itself_has_no_changes(name: str) -> None:
 
 
 def _found(old: dict[str, Any], new: dict[str, Any]) -> set[tuple[str, Level, str, str]]:
-    return {(c.rule, c.level, c.method, c.path) for c in diff_openapi(convert_swagger2(old), convert_swagger2(new), today=TODAY)}
+    return {
+        (c.rule, c.level, c.method, c.path)
+        for c in diff_openapi(convert_swagger2(old), convert_swagger2(new), today=TODAY)
+    }
 
 
 def test_a_modified_real_spec_gives_the_expected_rules() -> None:
@@ -565,15 +757,40 @@ def test_an_unresolvable_parameter_ref_is_kept_for_the_diff_to_report() -> None:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.sampled_from(["body", "formData", "query", "file", "array", "#/parameters/p", "#/definitions/D"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["in", "name", "type", "schema", "items", "$ref", "required", "x-a", "collectionFormat", "flow", "200"]), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=5)
+    | st.sampled_from(["body", "formData", "query", "file", "array", "#/parameters/p", "#/definitions/D"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["in", "name", "type", "schema", "items", "$ref", "required", "x-a", "collectionFormat", "flow", "200"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    where=st.sampled_from(["parameters", "op_parameters", "responses", "definitions", "securityDefinitions", "path_item", "op", "schemes", "consumes"]),
+    where=st.sampled_from(
+        [
+            "parameters",
+            "op_parameters",
+            "responses",
+            "definitions",
+            "securityDefinitions",
+            "path_item",
+            "op",
+            "schemes",
+            "consumes",
+        ]
+    ),
     junk=_JSON,
 )
 def test_malformed_2_0_input_converts_or_is_a_spec_error_never_a_crash(where: str, junk: Any) -> None:

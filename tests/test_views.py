@@ -25,8 +25,12 @@ def test_operation_names_from_the_target_are_not_parsed_as_math() -> None:
 
 
 def _comparison(op: str, ratio: float, low: float, high: float) -> dict:
-    return {"operation": op, "judged": True, "verdict": "NO_REGRESSION",
-            "median_ratio": {"ratio": ratio, "ci_low": low, "ci_high": high}}
+    return {
+        "operation": op,
+        "judged": True,
+        "verdict": "NO_REGRESSION",
+        "median_ratio": {"ratio": ratio, "ci_low": low, "ci_high": high},
+    }
 
 
 def test_ratio_axis_is_linear_and_fits_the_data_when_ratios_are_close() -> None:
@@ -49,7 +53,9 @@ def test_a_degenerate_interval_end_does_not_squash_the_ratio_axis() -> None:
     plt.close(fig)
 
 
-@pytest.mark.parametrize(("values", "scale"), [([10.0, 12.0, 14.0], "linear"), ([0.2, 400.0], "log"), ([0.0, 5.0], "linear"), ([], "linear")])
+@pytest.mark.parametrize(
+    ("values", "scale"), [([10.0, 12.0, 14.0], "linear"), ([0.2, 400.0], "log"), ([0.0, 5.0], "linear"), ([], "linear")]
+)
 def test_log_axis_only_when_the_data_spans_orders_of_magnitude(values: list[float], scale: str) -> None:
     assert axis_scale(values) == scale
     low, high = axis_limits(values, scale)
@@ -68,28 +74,60 @@ def test_claims_from_old_evidence_load_and_new_figures_round_trip() -> None:
 
 def test_figures_read_as_plain_sentences() -> None:
     fix = compare_failure_rates(18, 400, 0, 400, 0.01).figure().serialize()
-    assert figure_text(fix).startswith("1011/1006 closes fell from 18 of 400 (4.5%) on the baseline to 0 of 400 (upper bound 0.75%)")
-    ratio = {"kind": "ratio", "value": 0.99, "low": 0.98, "high": 1.01, "confidence": 0.9875, "tolerance": 0.1, "what": "median"}
+    assert figure_text(fix).startswith(
+        "1011/1006 closes fell from 18 of 400 (4.5%) on the baseline to 0 of 400 (upper bound 0.75%)"
+    )
+    ratio = {
+        "kind": "ratio",
+        "value": 0.99,
+        "low": 0.98,
+        "high": 1.01,
+        "confidence": 0.9875,
+        "tolerance": 0.1,
+        "what": "median",
+    }
     assert figure_text(ratio) == "median 0.99× baseline, 98.75% interval 0.98–1.01 (limit 1.10×)"
-    assert figure_text(rate_estimate(3, 60).figure("runs failed").serialize()).startswith("3 of 60 runs failed (5%, 95% interval")
+    assert figure_text(rate_estimate(3, 60).figure("runs failed").serialize()).startswith(
+        "3 of 60 runs failed (5%, 95% interval"
+    )
     assert figure_text(None) == "" and figure_text({"kind": "rate", "k": 0, "n": 0}) == "no data"
 
 
 def test_front_page_puts_what_failed_first_and_escapes_target_text() -> None:
     payload = "<img src=x onerror=alert(1)>"
     summary = {
-        "title": payload, "verdict": "FAIL", "verdict_reason": "1 required check(s) failed: a.b",
-        "required_counts": {"PASS": 1, "FAIL": 1}, "targets": {"candidate": "http://127.0.0.1:1/x"},
+        "title": payload,
+        "verdict": "FAIL",
+        "verdict_reason": "1 required check(s) failed: a.b",
+        "required_counts": {"PASS": 1, "FAIL": 1},
+        "targets": {"candidate": "http://127.0.0.1:1/x"},
         "sections": [{"section": "health", "status": "FAIL"}],
         "claims": [
-            {"id": "health.ok", "section": "health", "statement": "It answers", "status": "PASS", "statistic": "5 of 5"},
-            {"id": "health.bad", "section": "health", "statement": "It answers " + payload, "status": "FAIL", "statistic": "0 of 5"},
+            {
+                "id": "health.ok",
+                "section": "health",
+                "statement": "It answers",
+                "status": "PASS",
+                "statistic": "5 of 5",
+            },
+            {
+                "id": "health.bad",
+                "section": "health",
+                "statement": "It answers " + payload,
+                "status": "FAIL",
+                "statistic": "0 of 5",
+            },
         ],
         "not_checked": [{"section": "contract", "reason": "switched off in params"}],
     }
     html = front_page_html(summary, {"commit": "abc123"})
     assert "<img" not in html and "&lt;img" in html
-    assert html.index("Failed or not decided") < html.index("Proven") < html.index("Not checked") < html.index("All checks")
+    assert (
+        html.index("Failed or not decided")
+        < html.index("Proven")
+        < html.index("Not checked")
+        < html.index("All checks")
+    )
     assert "abc123" in html and "switched off in params" in html and "(listed below)" in html
 
 

@@ -19,16 +19,33 @@ def params(environment: str = "local", url: str = "http://127.0.0.1:8000", rerea
 
 
 def health(latency_ms: float) -> SectionResult:
-    sample = {"path": "/health", "index": 0, "status": 200, "latency_ms": latency_ms, "error": None,
-              "missing_keys": [], "body_excerpt": ""}
+    sample = {
+        "path": "/health",
+        "index": 0,
+        "status": 200,
+        "latency_ms": latency_ms,
+        "error": None,
+        "missing_keys": [],
+        "body_excerpt": "",
+    }
     return SectionResult("health", Status.PASS, data={"samples": [sample]}, duration_s=1.0)
 
 
-def suites(counts: dict[str, int], warnings: list[str] = (), coverage: float | None = None, status: str = "PASS",
-           declared_unlisted: list[str] = ()):
-    cat = {"name": "auth", "status": status, "counts": counts, "warnings": list(warnings),
-           "coverage": {"line_rate": coverage} if coverage is not None else None,
-           "declared_unlisted": list(declared_unlisted)}
+def suites(
+    counts: dict[str, int],
+    warnings: list[str] = (),
+    coverage: float | None = None,
+    status: str = "PASS",
+    declared_unlisted: list[str] = (),
+):
+    cat = {
+        "name": "auth",
+        "status": status,
+        "counts": counts,
+        "warnings": list(warnings),
+        "coverage": {"line_rate": coverage} if coverage is not None else None,
+        "declared_unlisted": list(declared_unlisted),
+    }
     return SectionResult("suites", Status.PASS, data={"categories": [cat]}, duration_s=1.0)
 
 
@@ -41,7 +58,11 @@ CASES = [
     # (kind expected or None, params, evidence)
     ("implausible_duration", params(), health(0.0)),
     (None, params(), health(0.8)),
-    ("implausible_duration", params(), SectionResult("golden_path", Status.PASS, data={"durations_ms": {"ws_connect": [0.0]}}, duration_s=1)),
+    (
+        "implausible_duration",
+        params(),
+        SectionResult("golden_path", Status.PASS, data={"durations_ms": {"ws_connect": [0.0]}}, duration_s=1),
+    ),
     ("implausible_duration", params(), SectionResult("golden_path", Status.PASS, data={"x": 1}, duration_s=0.0)),
     ("empty_test_category", params(), suites({"passed": 0, "failed": 0, "errors": 0, "skipped": 0})),
     ("empty_test_category", params(), suites({"passed": 0, "failed": 0, "errors": 0, "skipped": 4})),
@@ -49,11 +70,19 @@ CASES = [
     ("exit_code_disagrees", params(), suites({"passed": 3}, ["exit code 0 but 2 tests failed in the XML"])),
     ("low_coverage", params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.5)),
     (None, params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.9)),
-    ("junit_counts_disagree", params(), suites({"passed": 3}, declared_unlisted=["suite 's' declares failures=2 but only 0 listed"])),
+    (
+        "junit_counts_disagree",
+        params(),
+        suites({"passed": 3}, declared_unlisted=["suite 's' declares failures=2 but only 0 listed"]),
+    ),
     ("small_sample", params(min_samples=20), claim_with_n(10)),
     (None, params(min_samples=20), claim_with_n(10, Status.INCONCLUSIVE)),
     (None, params(min_samples=20), claim_with_n(200)),
-    ("foreign_baseline", params(), SectionResult("performance", Status.PASS, data={"baseline_differences": ["host: a, now b"]}, duration_s=1)),
+    (
+        "foreign_baseline",
+        params(),
+        SectionResult("performance", Status.PASS, data={"baseline_differences": ["host: a, now b"]}, duration_s=1),
+    ),
     ("local_target_in_shared_environment", params("staging", "http://127.0.0.1:8000"), health(1.0)),
     ("local_target_in_shared_environment", params("production", "https://10.1.2.3"), health(1.0)),
     (None, params("staging", "https://staging.example.com"), health(1.0)),

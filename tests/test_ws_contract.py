@@ -96,7 +96,9 @@ def test_additions_are_info() -> None:
 
 def test_claim_fails_on_breaking_change_and_passes_on_none() -> None:
     old = infer_event_schema(BASELINE)
-    failing = ws_contract_claims(diff_event_schemas(old, infer_event_schema(BASELINE[:3])), baseline_events=4, candidate_events=3)
+    failing = ws_contract_claims(
+        diff_event_schemas(old, infer_event_schema(BASELINE[:3])), baseline_events=4, candidate_events=3
+    )
     assert failing[0].status is Status.FAIL
     assert failing[0].statistic == "1 ERR, 0 WARN, 0 INFO across 4 baseline and 3 candidate events"
     passing = ws_contract_claims(diff_event_schemas(old, old), baseline_events=4, candidate_events=4)

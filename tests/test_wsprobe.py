@@ -64,8 +64,9 @@ class ScriptedServer:
             header = request.headers.get("Authorization")
             query = parse_qs(parts.query).get("token", [None])[0]
             proto = request.headers.get("Sec-WebSocket-Protocol")
-            self.seen_auth.append(("header" if header else "query" if query else "proto" if proto else "none",
-                                   header or query or proto))
+            self.seen_auth.append(
+                ("header" if header else "query" if query else "proto" if proto else "none", header or query or proto)
+            )
             if f"Bearer {TOKEN}" != header and query != TOKEN and proto != TOKEN:
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "who are you\n")
         return None
@@ -108,9 +109,17 @@ async def one_session(base: str, path: str, **kw: Any) -> Any:
     step = WsStep.model_validate({**STEP, "path": path})
     auth = AuthConfig.model_validate(kw.pop("auth", {}))
     return await run_ws_session(
-        url=ws_url(base, path), step=step, context={"nonce": "nonce-abc"}, auth=auth, token=kw.pop("token", None),
-        session_id="s1", run_start_ns=time.monotonic_ns(), connect_timeout_s=2.0, close_timeout_s=1.0,
-        capture_bytes=kw.pop("capture_bytes", 0), **kw,
+        url=ws_url(base, path),
+        step=step,
+        context={"nonce": "nonce-abc"},
+        auth=auth,
+        token=kw.pop("token", None),
+        session_id="s1",
+        run_start_ns=time.monotonic_ns(),
+        connect_timeout_s=2.0,
+        close_timeout_s=1.0,
+        capture_bytes=kw.pop("capture_bytes", 0),
+        **kw,
     )
 
 
@@ -292,8 +301,9 @@ def test_an_http_step_has_a_deadline_on_the_whole_request_not_only_each_read() -
         step = HttpStep(name="slow", method="GET", path="/", expect_status=[200], timeout_s=1.0)
         t0 = time.monotonic()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            result, _ = await run_http_step(client, step, "slow", {}, auth=AuthConfig(), token=None,
-                                            secrets=(), capture_bytes=0)
+            result, _ = await run_http_step(
+                client, step, "slow", {}, auth=AuthConfig(), token=None, secrets=(), capture_bytes=0
+            )
         server.close()
         return result, time.monotonic() - t0
 

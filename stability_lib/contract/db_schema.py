@@ -199,11 +199,43 @@ def _type_string(sa_type: Any, dialect: Any) -> str:
 
 # --------------------------------------------------------------------------- pure diff
 
-_INT_RANK = {"TINYINT": 1, "SMALLINT": 2, "INT2": 2, "MEDIUMINT": 3, "INT": 4, "INTEGER": 4, "INT4": 4, "BIGINT": 5, "INT8": 5}
+_INT_RANK = {
+    "TINYINT": 1,
+    "SMALLINT": 2,
+    "INT2": 2,
+    "MEDIUMINT": 3,
+    "INT": 4,
+    "INTEGER": 4,
+    "INT4": 4,
+    "BIGINT": 5,
+    "INT8": 5,
+}
 _FLOAT_RANK = {"REAL": 1, "FLOAT4": 1, "FLOAT": 2, "DOUBLE": 2, "DOUBLE PRECISION": 2, "FLOAT8": 2}
-_TEXT_UNBOUNDED = {"TEXT": float("inf"), "CLOB": float("inf"), "LONGTEXT": 4294967295, "MEDIUMTEXT": 16777215, "TINYTEXT": 255}
-_TEXT_BOUNDED = {"VARCHAR", "CHAR", "NVARCHAR", "NCHAR", "CHARACTER", "CHARACTER VARYING", "VARCHAR2", "NVARCHAR2", "STRING"}
-_BIN_UNBOUNDED = {"BLOB": float("inf"), "BYTEA": float("inf"), "LONGBLOB": 4294967295, "MEDIUMBLOB": 16777215, "TINYBLOB": 255}
+_TEXT_UNBOUNDED = {
+    "TEXT": float("inf"),
+    "CLOB": float("inf"),
+    "LONGTEXT": 4294967295,
+    "MEDIUMTEXT": 16777215,
+    "TINYTEXT": 255,
+}
+_TEXT_BOUNDED = {
+    "VARCHAR",
+    "CHAR",
+    "NVARCHAR",
+    "NCHAR",
+    "CHARACTER",
+    "CHARACTER VARYING",
+    "VARCHAR2",
+    "NVARCHAR2",
+    "STRING",
+}
+_BIN_UNBOUNDED = {
+    "BLOB": float("inf"),
+    "BYTEA": float("inf"),
+    "LONGBLOB": 4294967295,
+    "MEDIUMBLOB": 16777215,
+    "TINYBLOB": 255,
+}
 _BIN_BOUNDED = {"VARBINARY", "BINARY"}
 _DECIMAL = {"NUMERIC", "DECIMAL", "NUMBER"}
 _TYPE_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*)\s*(?:\(([^)]*)\))?\s*(.*)$")
@@ -289,8 +321,12 @@ def diff_schemas(old: Schema, new: Schema) -> list[Change]:
             if col.name in old_cols:
                 continue
             if not col.nullable and not col.has_default:
-                emit("db-column-added-required", table.name, col.name,
-                     f"column {table.name}.{col.name} ({col.type}) was added NOT NULL without a default")
+                emit(
+                    "db-column-added-required",
+                    table.name,
+                    col.name,
+                    f"column {table.name}.{col.name} ({col.type}) was added NOT NULL without a default",
+                )
             else:
                 emit("db-column-added", table.name, col.name, f"column {table.name}.{col.name} ({col.type}) was added")
         new_idx = {i.name: i for i in nt.indexes}
@@ -298,13 +334,23 @@ def diff_schemas(old: Schema, new: Schema) -> list[Change]:
         for idx in table.indexes:
             ni = new_idx.get(idx.name)
             if ni is None:
-                emit("db-index-removed", table.name, idx.name, f"index {idx.name} on {table.name}({', '.join(idx.columns)}) was dropped")
+                emit(
+                    "db-index-removed",
+                    table.name,
+                    idx.name,
+                    f"index {idx.name} on {table.name}({', '.join(idx.columns)}) was dropped",
+                )
             elif ni.unique and not idx.unique:
                 emit("db-index-became-unique", table.name, idx.name, f"index {idx.name} on {table.name} became UNIQUE")
         for idx in nt.indexes:
             if idx.name not in old_idx:
                 rule = "db-unique-added" if idx.unique else "db-index-added"
-                emit(rule, table.name, idx.name, f"{'unique ' if idx.unique else ''}index {idx.name} on {table.name}({', '.join(idx.columns)}) was added")
+                emit(
+                    rule,
+                    table.name,
+                    idx.name,
+                    f"{'unique ' if idx.unique else ''}index {idx.name} on {table.name}({', '.join(idx.columns)}) was added",
+                )
     for table in new.tables:
         if table.name not in old_tables:
             emit("db-table-added", table.name, "", f"table {table.name} was added")
@@ -327,9 +373,7 @@ def db_schema_claims(
     evidence = (EvidenceRef(section=section, file=evidence_file, records=("database",)),)
     if changes is None or tables_compared <= 0:
         why = reason or ("no schema could be read" if changes is None else "the baseline database has no tables")
-        return [
-            Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"no comparison: {why}", required, evidence)
-        ]
+        return [Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"no comparison: {why}", required, evidence)]
     changes = list(changes)
     counts = count_levels(changes)
     failed = counts["ERR"] > 0 or (fail_on_warn and counts["WARN"] > 0)

@@ -110,7 +110,9 @@ def _title(base: str, revision: str) -> str:
     return f"API diff: {_inert(base or 'base')} -> {_inert(revision or 'revision')}"
 
 
-def format_text(changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = "") -> str:
+def format_text(
+    changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = ""
+) -> str:
     level = parse_fail_on(fail_on)
     lines = [_title(base, revision), _summary(changes, level)]
     for c in _ordered(changes):
@@ -122,7 +124,9 @@ def format_text(changes: Sequence[Change], *, fail_on: str | Level | None = DEFA
     return "\n".join(lines) + "\n"
 
 
-def format_json(changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = "") -> str:
+def format_json(
+    changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = ""
+) -> str:
     level = parse_fail_on(fail_on)
     failing = failing_changes(changes, level)
     doc = {
@@ -138,7 +142,9 @@ def format_json(changes: Sequence[Change], *, fail_on: str | Level | None = DEFA
     return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
 
 
-def format_junit(changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = "") -> str:
+def format_junit(
+    changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = ""
+) -> str:
     """One testsuite: a verdict testcase, then one testcase per change, failing at or above ``fail_on``.
 
     The verdict testcase ("no change at or above LEVEL") keeps the suite from being
@@ -198,7 +204,9 @@ code{font-size:.92em}
 """
 
 
-def format_html(changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = "") -> str:
+def format_html(
+    changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = ""
+) -> str:
     """A self-contained page: inline CSS, no script, no external reference (CSP forbids both)."""
     level = parse_fail_on(fail_on)
 
@@ -247,7 +255,12 @@ FORMATS: dict[str, Formatter] = {
 
 
 def render(
-    fmt: str, changes: Sequence[Change], *, fail_on: str | Level | None = DEFAULT_FAIL_ON, base: str = "", revision: str = ""
+    fmt: str,
+    changes: Sequence[Change],
+    *,
+    fail_on: str | Level | None = DEFAULT_FAIL_ON,
+    base: str = "",
+    revision: str = "",
 ) -> str:
     """The diff in format ``fmt`` (one of FORMATS). ValueError for an unknown format."""
     try:

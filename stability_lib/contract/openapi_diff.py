@@ -147,9 +147,7 @@ class _Differ(_SchemaDiff):
 
     # ---- output
     def emit(self, rule: str, location: str, message: str) -> None:
-        self.items.append(
-            Change(RULES_BY_ID[rule].level, rule, self.path, self.method.upper(), location, message)
-        )
+        self.items.append(Change(RULES_BY_ID[rule].level, rule, self.path, self.method.upper(), location, message))
 
     def _deref(self, side: str, node: Any, location: str) -> tuple[Any, str | None]:
         resolver = self.old_r if side == "old" else self.new_r
@@ -199,7 +197,9 @@ class _Differ(_SchemaDiff):
             self.emit("deprecated-operation-removed", "", f"{what} was removed after its sunset {sunset.isoformat()}")
         elif state == "deprecated":
             self.emit(
-                "deprecated-operation-removed-without-sunset", "", f"{what} was deprecated and is now removed, with no sunset date"
+                "deprecated-operation-removed-without-sunset",
+                "",
+                f"{what} was deprecated and is now removed, with no sunset date",
             )
         elif path_gone:
             self.emit("path-removed", "", f"{what} was removed (the whole path is gone)")
@@ -333,12 +333,20 @@ class _Differ(_SchemaDiff):
         state, sunset = _sunset_state(param, self.today)
         if state == "before-sunset" and sunset is not None:
             self.emit(
-                "request-parameter-removed-before-sunset", loc, f"{label} was removed before its announced sunset {sunset.isoformat()}"
+                "request-parameter-removed-before-sunset",
+                loc,
+                f"{label} was removed before its announced sunset {sunset.isoformat()}",
             )
         elif state == "after-sunset" and sunset is not None:
-            self.emit("deprecated-request-parameter-removed", loc, f"{label} was removed after its sunset {sunset.isoformat()}")
+            self.emit(
+                "deprecated-request-parameter-removed",
+                loc,
+                f"{label} was removed after its sunset {sunset.isoformat()}",
+            )
         elif state == "deprecated":
-            self.emit("request-parameter-removed", loc, f"{label} was deprecated and is now removed, with no sunset date")
+            self.emit(
+                "request-parameter-removed", loc, f"{label} was deprecated and is now removed, with no sunset date"
+            )
         else:
             self.emit("request-parameter-removed", loc, f"{label} was removed")
 
@@ -393,7 +401,7 @@ class _Differ(_SchemaDiff):
 
         def by_name(side: str, raw: Any) -> dict[str, tuple[str, Mapping[str, Any]]]:
             out: dict[str, tuple[str, Mapping[str, Any]]] = {}
-            for name, h in (raw.items() if isinstance(raw, Mapping) else ()):
+            for name, h in raw.items() if isinstance(raw, Mapping) else ():
                 if str(name).lower() == "content-type":
                     continue  # OpenAPI: a response header named Content-Type SHALL be ignored
                 resolved, _ = self._deref(side, h, f"{loc}/{_esc(str(name))}")
@@ -413,7 +421,11 @@ class _Differ(_SchemaDiff):
                 continue
             nh = n[key][1]
             if oh.get("required") is True and nh.get("required") is not True:
-                self.emit("response-header-became-optional", hloc + "/required", f"{hlabel} is no longer required (may be absent)")
+                self.emit(
+                    "response-header-became-optional",
+                    hloc + "/required",
+                    f"{hlabel} is no longer required (may be absent)",
+                )
             elif nh.get("required") is True and oh.get("required") is not True:
                 self.emit("response-header-became-required", hloc + "/required", f"{hlabel} became required")
             os_, ns_ = _param_schema(oh), _param_schema(nh)
@@ -436,7 +448,9 @@ class _Differ(_SchemaDiff):
                 self._schema_root(omt["schema"], nmt["schema"], mloc + "/schema", f"{label} ({media})", direction)
         for media in n:
             if media not in o:
-                self.emit(f"{direction}-media-type-added", f"{loc}/{_esc(media)}", f"{label}: media type {media} was added")
+                self.emit(
+                    f"{direction}-media-type-added", f"{loc}/{_esc(media)}", f"{label}: media type {media} was added"
+                )
 
 
 def _param_schema(p: Mapping[str, Any]) -> Any:
@@ -453,9 +467,7 @@ def _param_schema(p: Mapping[str, Any]) -> Any:
 def _fmt_security(alts: Iterable[frozenset[Any]]) -> str:
     parts = []
     for alt in sorted(alts, key=lambda a: sorted((k, sorted(v)) for k, v in a)):
-        inner = " + ".join(
-            f"{k}[{','.join(sorted(v))}]" if v else k for k, v in sorted(alt, key=lambda kv: kv[0])
-        )
+        inner = " + ".join(f"{k}[{','.join(sorted(v))}]" if v else k for k, v in sorted(alt, key=lambda kv: kv[0]))
         parts.append(inner or "anonymous")
     return " or ".join(parts) or "none"
 

@@ -318,7 +318,9 @@ class _SchemaDiff:
             return
         self._walk_body(old, new, sink, direction, depth, ignore_null)
 
-    def _flatten(self, side: str, node: Mapping[str, Any], sink: _Sink, seen: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def _flatten(
+        self, side: str, node: Mapping[str, Any], sink: _Sink, seen: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         """Merge allOf parts into one schema, so properties from any part are compared."""
         if "allOf" not in node or not isinstance(node.get("allOf"), list):
             return dict(node)
@@ -378,7 +380,11 @@ class _SchemaDiff:
                 sink.add("request-all-of-removed", "/allOf", f": allOf subschema {op_[k]} was removed")
         for k in added:
             if np_[k]:
-                sink.add("request-all-of-added", "/allOf", f": allOf subschema {np_[k]} was added; requests must satisfy it too")
+                sink.add(
+                    "request-all-of-added",
+                    "/allOf",
+                    f": allOf subschema {np_[k]} was added; requests must satisfy it too",
+                )
 
     def _variants(self, side: str, s: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], bool]:
         """(variants keyed for matching, has a null variant) of an anyOf/oneOf; ([], False) if none."""
@@ -518,7 +524,9 @@ class _SchemaDiff:
             else:
                 sink.add("response-variant-added", "/oneOf", f": variant {name} may now be returned")
         for ko, kn in pairs:
-            self._walk(od[ko], nd[kn], sink.child(f"/oneOf/{_esc(ko)}", sink.field), direction, depth + 1, ignore_null=True)
+            self._walk(
+                od[ko], nd[kn], sink.child(f"/oneOf/{_esc(ko)}", sink.field), direction, depth + 1, ignore_null=True
+            )
 
     def _enums(self, o: Mapping[str, Any], n: Mapping[str, Any], sink: _Sink, req: bool) -> None:
         oe, ne = _enum(o), _enum(n)
@@ -581,7 +589,11 @@ class _SchemaDiff:
                 tightened = (nv or 0) > (ov or 0)
             else:
                 tightened = nv is not None and (ov is None or nv < ov)
-            sink.add(rule if tightened else "request-constraint-relaxed", f"/{key}", f": {key} {_fmt_num(ov)} -> {_fmt_num(nv)}")
+            sink.add(
+                rule if tightened else "request-constraint-relaxed",
+                f"/{key}",
+                f": {key} {_fmt_num(ov)} -> {_fmt_num(nv)}",
+            )
 
     def _properties(self, o: Mapping[str, Any], n: Mapping[str, Any], sink: _Sink, direction: str, depth: int) -> None:
         req = direction == "request"
@@ -615,9 +627,15 @@ class _SchemaDiff:
                     continue
                 child = sink.child(f"/properties/{_esc(name)}/pattern", _join_field(sink.field, name))
                 if osch.get("pattern"):
-                    child.add("request-readonly-pattern-changed", "", f" (readOnly): pattern {osch.get('pattern')!r} -> {nsch.get('pattern')!r}")
+                    child.add(
+                        "request-readonly-pattern-changed",
+                        "",
+                        f" (readOnly): pattern {osch.get('pattern')!r} -> {nsch.get('pattern')!r}",
+                    )
                 else:
-                    child.add("request-readonly-pattern-added", "", f" (readOnly): must now match {nsch.get('pattern')!r}")
+                    child.add(
+                        "request-readonly-pattern-added", "", f" (readOnly): must now match {nsch.get('pattern')!r}"
+                    )
         for name, osch in op.items():
             child = sink.child(f"/properties/{_esc(name)}", _join_field(sink.field, name))
             if name not in np_:

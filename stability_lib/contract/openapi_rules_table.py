@@ -95,7 +95,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("deprecated-request-parameter-removed", _I, "A deprecated parameter was removed after its x-sunset date."),
     # Request: body
-    Rule("request-body-removed", _E, "The request body was removed: clients that send one may be rejected (oasdiff: ERR)."),
+    Rule(
+        "request-body-removed",
+        _E,
+        "The request body was removed: clients that send one may be rejected (oasdiff: ERR).",
+    ),
     Rule("request-body-became-required", _E, "The request body became required (or a required one was added)."),
     Rule("request-body-added", _I, "An optional request body was added."),
     Rule("request-body-became-optional", _I, "The request body became optional."),
@@ -113,7 +117,11 @@ RULES: tuple[Rule, ...] = (
     Rule("request-format-added", _W, "A request value now declares a format (may reject values accepted before)."),
     Rule("request-property-became-not-nullable", _E, "A request value no longer accepts null."),
     Rule("request-enum-value-removed", _E, "A request enum lost a value clients may send."),
-    Rule("request-enum-added", _E, "A request value (body property or parameter) is now restricted to an enum (oasdiff: ERR)."),
+    Rule(
+        "request-enum-added",
+        _E,
+        "A request value (body property or parameter) is now restricted to an enum (oasdiff: ERR).",
+    ),
     Rule("request-enum-value-added", _I, "A request enum gained a value."),
     Rule("request-pattern-added", _E, "A request string now has to match a pattern."),
     Rule("request-pattern-changed", _W, "A request string's pattern changed (may reject values accepted before)."),

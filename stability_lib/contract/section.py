@@ -262,6 +262,7 @@ def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
     comes: neither may be read. O_NONBLOCK keeps the open itself from blocking should the
     path be swapped for a FIFO between the stat and the open; the fstat then refuses it.
     """
+
     def refuse_unless_regular(st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise SpecError(f"{path}: not a regular file (a FIFO, device, socket or folder is not read)")
@@ -405,14 +406,16 @@ def fetch_spec(
     deadline = time.monotonic() + whole_s
     try:
         # trust_env off: the spec comes from the target itself, as the probes do, not via a proxy.
-        with _Watchdog(whole_s) as watchdog, httpx.Client(
-            timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False
-        ) as client, client.stream(
-            "GET",
-            url,
-            headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
-            extensions={"trace": watchdog.trace},
-        ) as resp:
+        with (
+            _Watchdog(whole_s) as watchdog,
+            httpx.Client(timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False) as client,
+            client.stream(
+                "GET",
+                url,
+                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
+                extensions={"trace": watchdog.trace},
+            ) as resp,
+        ):
             if resp.status_code != 200:
                 raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
             declared = resp.headers.get("content-length", "")
@@ -514,21 +517,39 @@ def contract_claims(
     evidence = (EvidenceRef(section=section, file=evidence_file, records=("openapi",)),)
     if changes is None:
         return [
-            Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"no diff: {reason or 'a spec could not be obtained'}", required, evidence)
+            Claim(
+                claim_id,
+                section,
+                statement,
+                Status.INCONCLUSIVE,
+                f"no diff: {reason or 'a spec could not be obtained'}",
+                required,
+                evidence,
+            )
         ]
     counts = count_levels(changes)
     ops = f" across {operations_compared} operations compared" if operations_compared is not None else ""
     statistic = f"{counts['ERR']} ERR, {counts['WARN']} WARN, {counts['INFO']} INFO{ops}"
     if operations_compared is not None and operations_compared <= 0:
         return [
-            Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"{statistic}: the baseline spec has no operations", required, evidence)
+            Claim(
+                claim_id,
+                section,
+                statement,
+                Status.INCONCLUSIVE,
+                f"{statistic}: the baseline spec has no operations",
+                required,
+                evidence,
+            )
         ]
     failing_levels = _failing_levels(Level, threshold)
     # A schema the diff could not follow is no evidence either way: INCONCLUSIVE below, never FAIL.
     failing = [c for c in changes if c.level in failing_levels and c.rule not in _UNCOMPARED_RULES]
     rule_text = "fails on WARN and above" if threshold is Level.WARN else "fails on ERR only"
     if failing:
-        failed_by = ", ".join(f"{n} {lvl.value}" for lvl in failing_levels if (n := sum(c.level is lvl for c in failing)))
+        failed_by = ", ".join(
+            f"{n} {lvl.value}" for lvl in failing_levels if (n := sum(c.level is lvl for c in failing))
+        )
         statistic += f"; {rule_text}: failed by {failed_by}"
     else:
         statistic += f"; {rule_text}"
@@ -590,7 +611,9 @@ class ContractResult:
 
     def _api_reason(self) -> str:
         missing = [
-            f"{side} spec ({spec.origin}): {spec.error}" for side, spec in (("baseline", self.baseline), ("candidate", self.candidate)) if not spec.ok
+            f"{side} spec ({spec.origin}): {spec.error}"
+            for side, spec in (("baseline", self.baseline), ("candidate", self.candidate))
+            if not spec.ok
         ]
         return "; ".join(missing) or (self.diff_error or "")
 

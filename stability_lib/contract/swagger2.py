@@ -271,9 +271,7 @@ class _Converter:
             out["content"] = content
         headers = r.get("headers")
         if isinstance(headers, Mapping):
-            out["headers"] = {
-                str(name): self.header(h) for name, h in headers.items() if isinstance(h, Mapping)
-            }
+            out["headers"] = {str(name): self.header(h) for name, h in headers.items() if isinstance(h, Mapping)}
         out.update(_extensions(r))
         return out
 
@@ -328,7 +326,9 @@ class _Converter:
             out["parameters"] = params
         responses = op.get("responses")
         if isinstance(responses, Mapping):
-            out["responses"] = {str(k): self.response(v, produces) for k, v in responses.items() if not str(k).startswith("x-")}
+            out["responses"] = {
+                str(k): self.response(v, produces) for k, v in responses.items() if not str(k).startswith("x-")
+            }
             out["responses"].update(_extensions(responses))
         else:
             out["responses"] = {}

@@ -38,7 +38,9 @@ MAX_EVENT_TYPES = 500
 
 WS_RULES: tuple[Rule, ...] = (
     Rule("ws-event-type-removed", Level.ERR, "An event type seen on the baseline was never seen on the candidate."),
-    Rule("ws-field-removed", Level.ERR, "A field of an event type seen on the baseline was never seen on the candidate."),
+    Rule(
+        "ws-field-removed", Level.ERR, "A field of an event type seen on the baseline was never seen on the candidate."
+    ),
     Rule("ws-field-type-changed", Level.ERR, "A field had a JSON type on the candidate never seen on the baseline."),
     Rule("ws-field-type-narrowed", Level.INFO, "A field's JSON types on the candidate are a subset of the baseline's."),
     Rule("ws-event-type-added", Level.INFO, "A new event type was seen on the candidate."),
@@ -106,7 +108,9 @@ def _covers(wide: set[str], narrow: set[str]) -> bool:
     return all(t in wide or (t == "integer" and "number" in wide) for t in narrow)
 
 
-def diff_event_schemas(old: Mapping[str, Mapping[str, set[str]]], new: Mapping[str, Mapping[str, set[str]]]) -> list[Change]:
+def diff_event_schemas(
+    old: Mapping[str, Mapping[str, set[str]]], new: Mapping[str, Mapping[str, set[str]]]
+) -> list[Change]:
     """Changes a client of the baseline's messages would notice (``path`` = event type, ``location`` = field)."""
     changes: list[Change] = []
 
@@ -120,7 +124,12 @@ def diff_event_schemas(old: Mapping[str, Mapping[str, set[str]]], new: Mapping[s
         new_fields = new[event_type]
         for field, old_types in old_fields.items():
             if field not in new_fields:
-                emit("ws-field-removed", event_type, field, f"event {event_type!r}: field {field!r} was not seen on the candidate")
+                emit(
+                    "ws-field-removed",
+                    event_type,
+                    field,
+                    f"event {event_type!r}: field {field!r} was not seen on the candidate",
+                )
                 continue
             new_types = set(new_fields[field])
             if not _covers(set(old_types), new_types):
@@ -180,7 +189,9 @@ def ws_contract_claims(
         ]
     counts = count_levels(changes)
     status = Status.FAIL if counts["ERR"] else Status.PASS
-    breaking = sorted({f"{c.rule} {c.path}{'.' + c.location if c.location else ''}" for c in changes if c.level is Level.ERR})
+    breaking = sorted(
+        {f"{c.rule} {c.path}{'.' + c.location if c.location else ''}" for c in changes if c.level is Level.ERR}
+    )
     return [
         Claim(
             id=claim_id,

@@ -41,9 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         specs = [*split_fault_text(os.environ.get(FAULTS_ENV_VAR, "")), *args.fault]
-        instance = prepare_instance(
-            variant=args.variant, faults=specs, port=args.port, seed=args.seed, db_path=args.db
-        )
+        instance = prepare_instance(variant=args.variant, faults=specs, port=args.port, seed=args.seed, db_path=args.db)
     except StabilityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

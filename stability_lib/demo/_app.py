@@ -275,9 +275,7 @@ LimitParam = Annotated[int, Query(ge=1, le=_THREAD_LIMIT_MAX, description="most 
 # -- the application -----------------------------------------------------------
 
 
-def create_app(
-    *, variant: str = "candidate", faults: Faults | None = None, db_path: Path, seed: int = 0
-) -> FastAPI:
+def create_app(*, variant: str = "candidate", faults: Faults | None = None, db_path: Path, seed: int = 0) -> FastAPI:
     """One service instance: its own database file, token secret and random generator.
 
     ``app.state.store`` is the open database; whoever creates the app closes it.
@@ -313,9 +311,7 @@ def create_app(
             raise HTTPException(status_code=404, detail="thread not found")
         return thread
 
-    thread_model: type[BaseModel] = (
-        ThreadOutWithoutCreatedAt if faults.breaks(ApiBreak.FIELD_REMOVED) else ThreadOut
-    )
+    thread_model: type[BaseModel] = ThreadOutWithoutCreatedAt if faults.breaks(ApiBreak.FIELD_REMOVED) else ThreadOut
 
     @app.get("/health", response_model=Health, tags=["health"])
     async def health() -> Any:
@@ -355,6 +351,7 @@ def create_app(
         return {"access_token": ctx.tokens.issue(user.id), "token_type": "bearer"}
 
     if faults.breaks(ApiBreak.PARAM_REQUIRED):
+
         @app.get("/api/threads", response_model=list[thread_model], tags=["threads"])  # type: ignore[valid-type]
         async def list_threads_limit_required(user: CurrentUser, limit: LimitParam) -> Any:
             return [_thread_out(t, faults) for t in ctx.store.threads_of(user.id, limit)]
@@ -379,9 +376,7 @@ def create_app(
 
     if not faults.breaks(ApiBreak.ENDPOINT_REMOVED):
 
-        @app.get(
-            "/api/threads/{thread_id}/messages", response_model=list[MessageOut], tags=["threads"]
-        )
+        @app.get("/api/threads/{thread_id}/messages", response_model=list[MessageOut], tags=["threads"])
         async def list_messages(thread_id: int, user: CurrentUser) -> Any:
             thread = owned_thread(thread_id, user)
             messages = [_message_out(m) for m in ctx.store.messages_of(thread)]
@@ -404,9 +399,7 @@ def create_app(
 
     @app.websocket("/ws")
     async def agent_session(websocket: WebSocket) -> None:
-        token = _bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get(
-            "token"
-        )
+        token = _bearer_token(websocket.headers.get("authorization")) or websocket.query_params.get("token")
         user = ctx.authenticate(token)
         if user is None:
             await websocket.close(code=1008)  # before accept: uvicorn answers HTTP 403
@@ -456,9 +449,7 @@ async def _send_error(websocket: WebSocket, code: str, detail: str) -> None:
     await websocket.send_json({"type": "error", "code": code, "detail": detail})
 
 
-async def _handle_user_message(
-    websocket: WebSocket, ctx: _Context, user: UserRow, text: str
-) -> None:
+async def _handle_user_message(websocket: WebSocket, ctx: _Context, user: UserRow, text: str) -> None:
     try:
         payload = json.loads(text)
     except ValueError:
@@ -476,9 +467,7 @@ async def _handle_user_message(
         await _send_error(websocket, "invalid_message", "content must be a non-empty string")
         return
     if len(content) > MAX_CONTENT_CHARS:
-        await _send_error(
-            websocket, "content_too_large", f"content is over {MAX_CONTENT_CHARS} characters"
-        )
+        await _send_error(websocket, "content_too_large", f"content is over {MAX_CONTENT_CHARS} characters")
         return
     thread = ctx.store.thread_of(user.id, thread_id)
     if thread is None:
@@ -493,9 +482,7 @@ async def _handle_user_message(
     leak = ctx.dice.roll(ctx.faults.leak_rate)
 
     async def step(agent: str, number: int, delay: SlowOperation, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        await websocket.send_json(
-            {"type": "agent_started", "agent": agent, "step": number, "thread_id": thread.id}
-        )
+        await websocket.send_json({"type": "agent_started", "agent": agent, "step": number, "thread_id": thread.id})
         started = time.perf_counter()
         # Stands in for the model call a real agent step makes: the same for every variant,
         # so a slowdown fault shows against a realistic service time, not against microseconds.

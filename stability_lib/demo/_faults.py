@@ -192,8 +192,9 @@ class Faults:
         return cls.parse(items, base=base)
 
     @classmethod
-    def coerce(cls, value: Faults | Mapping[str, Any] | str | Iterable[str] | None,
-               base: Faults | None = None) -> Faults:
+    def coerce(
+        cls, value: Faults | Mapping[str, Any] | str | Iterable[str] | None, base: Faults | None = None
+    ) -> Faults:
         """Build from any accepted form on top of ``base``.
 
         A ``Faults`` value is overlaid (its active faults are added to ``base``);
@@ -326,6 +327,4 @@ def variant_faults(variant: str) -> Faults:
     try:
         return VARIANTS[variant]
     except KeyError:
-        raise FaultSpecError(
-            f"unknown variant {variant[:40]!r}; known: {', '.join(VARIANTS)}"
-        ) from None
+        raise FaultSpecError(f"unknown variant {variant[:40]!r}; known: {', '.join(VARIANTS)}") from None

@@ -25,9 +25,7 @@ _HASH_PREFIX = "scrypt"
 def hash_password(password: str) -> str:
     """``scrypt$n$r$p$salt$key`` with a fresh 16-byte salt (base64 parts)."""
     salt = secrets.token_bytes(16)
-    key = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_KEY_LEN
-    )
+    key = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_KEY_LEN)
     parts = [_HASH_PREFIX, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(key)]
     return "$".join(parts)
 
@@ -72,9 +70,7 @@ class TokenIssuer:
         if not token or len(token) > 4096:
             return None
         try:
-            claims = jwt.decode(
-                token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
-            )
+            claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
             return int(claims["sub"])
         except (jwt.PyJWTError, ValueError, TypeError):
             return None

@@ -42,9 +42,9 @@ CREATE INDEX IF NOT EXISTS ix_messages_thread ON messages(thread_id);
 
 # The schema_changed fault: the service still works (SQLite keeps TEXT affinity), but a
 # schema diff sees a narrowed column type and a dropped index, as after a careless migration.
-_CHANGED_SCHEMA = _SCHEMA.replace(
-    "role TEXT NOT NULL CHECK", "role VARCHAR(16) NOT NULL CHECK"
-).replace("CREATE INDEX IF NOT EXISTS ix_messages_thread ON messages(thread_id);\n", "")
+_CHANGED_SCHEMA = _SCHEMA.replace("role TEXT NOT NULL CHECK", "role VARCHAR(16) NOT NULL CHECK").replace(
+    "CREATE INDEX IF NOT EXISTS ix_messages_thread ON messages(thread_id);\n", ""
+)
 
 
 class DuplicateUserError(Exception):
@@ -130,9 +130,7 @@ class Store:
 
     def first_user(self) -> UserRow | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT id, username, password_hash FROM users ORDER BY id LIMIT 1"
-            ).fetchone()
+            row = self._conn.execute("SELECT id, username, password_hash FROM users ORDER BY id LIMIT 1").fetchone()
         return UserRow(*row) if row else None
 
     # -- threads -------------------------------------------------------------
@@ -149,8 +147,7 @@ class Store:
     def threads_of(self, user_id: int, limit: int) -> list[ThreadRow]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, user_id, title, created_at FROM threads WHERE user_id = ? "
-                "ORDER BY id DESC LIMIT ?",
+                "SELECT id, user_id, title, created_at FROM threads WHERE user_id = ? ORDER BY id DESC LIMIT ?",
                 (user_id, limit),
             ).fetchall()
         return [ThreadRow(*row) for row in rows]
@@ -170,8 +167,7 @@ class Store:
         created_at = _now()
         with self._lock:
             cur = self._conn.execute(
-                "INSERT INTO messages (thread_id, user_id, role, content, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO messages (thread_id, user_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
                 (thread.id, thread.user_id, role, content, created_at),
             )
         return MessageRow(int(cur.lastrowid or 0), thread.id, thread.user_id, role, content, created_at)

@@ -59,7 +59,9 @@ class DemoProcess:
             self._wait_stopped()
             self.log.seek(0)  # read before stop() closes the log
             lines = [ln.strip() for ln in self.log.read()[-2000:].splitlines() if ln.strip()]
-            raise RunError(f"sample service ({variant}) did not start: {lines[-1][:300] if lines else 'no URL printed'}")
+            raise RunError(
+                f"sample service ({variant}) did not start: {lines[-1][:300] if lines else 'no URL printed'}"
+            )
         return line
 
     def terminate(self) -> None:
@@ -112,6 +114,7 @@ def demo_targets(
             services.append(DemoProcess(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"])))
             stack.callback(services[-1].stop)
             env["DEMO_BASELINE_URL"] = services[-1].url
+
         # Runs first on the way out: both services shut down at once, then each stop() waits.
         def terminate_all() -> None:
             for service in services:

@@ -91,7 +91,8 @@ def fingerprint_differences(baseline: dict[str, Any], current: dict[str, Any]) -
         if baseline.get(key) != current.get(key):
             if key == "packages":
                 changed = sorted(
-                    n for n in set(baseline.get(key) or {}) | set(current.get(key) or {})
+                    n
+                    for n in set(baseline.get(key) or {}) | set(current.get(key) or {})
                     if (baseline.get(key) or {}).get(n) != (current.get(key) or {}).get(n)
                 )
                 out.append(f"package versions differ: {', '.join(changed)}")
@@ -156,6 +157,8 @@ def stored_samples(ref: str, run_dir: Path, invocation_dir: Path) -> tuple[dict[
         raise EvidenceError(f"baseline {ref!r} holds no performance samples")
     current_fp_file = run_dir / FINGERPRINT_FILE
     current = json.loads(current_fp_file.read_text(encoding="utf-8")) if current_fp_file.exists() else {}
-    return perf.data["samples"]["candidate"], f"stored baseline {ref} ({stored.path})", fingerprint_differences(
-        stored.fingerprint, current
+    return (
+        perf.data["samples"]["candidate"],
+        f"stored baseline {ref} ({stored.path})",
+        fingerprint_differences(stored.fingerprint, current),
     )

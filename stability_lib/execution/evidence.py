@@ -16,7 +16,14 @@ from typing import Any
 from ..core.errors import EvidenceError
 from ..core.models import EVIDENCE_SCHEMA_VERSION, SectionResult
 
-__all__ = ["write_json_atomic", "write_text_atomic", "write_evidence", "read_evidence", "read_all_evidence", "evidence_path"]
+__all__ = [
+    "write_json_atomic",
+    "write_text_atomic",
+    "write_evidence",
+    "read_evidence",
+    "read_all_evidence",
+    "evidence_path",
+]
 
 
 def _default(obj: Any) -> Any:

@@ -212,7 +212,14 @@ def ensure_kernelspec() -> str:
     folder = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name
     spec = {
         # log_level ERROR: every kernel start would otherwise print a harmless TCP warning to the terminal.
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--IPKernelApp.log_level=ERROR"],
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--IPKernelApp.log_level=ERROR",
+        ],
         "display_name": f"stability-proof ({sys.prefix})",
         "language": "python",
         "metadata": {"debugger": False},
@@ -307,9 +314,7 @@ def prepare_run_dir(
     return run_dir
 
 
-def execute_notebook(
-    source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path, timeout_s: float
-) -> None:
+def execute_notebook(source: Path, output: Path, parameters: dict[str, Any], *, cwd: Path, timeout_s: float) -> None:
     import papermill
 
     papermill.execute_notebook(
@@ -423,8 +428,12 @@ def write_skipped(section: str, run_dir: Path, reason: str) -> SectionRun:
 
 
 def _run_in_threads(
-    names: list[str], one: Callable[[str], SectionRun], workers: int, stop: threading.Event,
-    done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
+    names: list[str],
+    one: Callable[[str], SectionRun],
+    workers: int,
+    stop: threading.Event,
+    done: dict[str, SectionRun],
+    started: dict[str, tuple[str, float]],
 ) -> None:
     """Run ``one`` over ``names`` in daemon threads. Not a ThreadPoolExecutor: its threads are joined
     at interpreter exit, so a notebook blocked in a thread would hold an interrupted run hostage."""
@@ -441,8 +450,10 @@ def _run_in_threads(
             started[name] = (utc_now(), time.monotonic())
             done[name] = one(name)
 
-    threads = [threading.Thread(target=worker, name=f"stability-section-{i}", daemon=True)
-               for i in range(max(1, min(workers, len(names))))]
+    threads = [
+        threading.Thread(target=worker, name=f"stability-section-{i}", daemon=True)
+        for i in range(max(1, min(workers, len(names))))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -451,8 +462,12 @@ def _run_in_threads(
 
 
 def _record_interrupted(
-    run_dir: Path, enabled: list[str], done: dict[str, SectionRun], started: dict[str, tuple[str, float]],
-    signal_name: str, secrets: frozenset[str],
+    run_dir: Path,
+    enabled: list[str],
+    done: dict[str, SectionRun],
+    started: dict[str, tuple[str, float]],
+    signal_name: str,
+    secrets: frozenset[str],
 ) -> None:
     """ERROR evidence for every section that did not finish; claims it wrote before stay."""
     for name in enabled:

@@ -95,7 +95,8 @@ class RunnerConfig(_Strict):
     workers: int = Field(2, ge=1, le=8)
     section_timeout_s: float = Field(900, gt=0, le=3600, description="Per-cell execution timeout.")
     notebooks_dir: str | None = Field(
-        None, description="Folder of section notebooks to use instead of the bundled ones (relative to the params file)."
+        None,
+        description="Folder of section notebooks to use instead of the bundled ones (relative to the params file).",
     )
 
 

@@ -38,8 +38,21 @@ MAX_PATH_CHARS = 200
 # A regex is checked against at most this many characters: a longer string does not match.
 REGEX_INPUT_CAP = 64 * 1024
 OPERATORS = frozenset(
-    {"equals", "one_of", "exists", "not_empty", "contains", "not_contains", "regex", "type", "gte", "lte",
-     "count", "min_count", "max_count"}
+    {
+        "equals",
+        "one_of",
+        "exists",
+        "not_empty",
+        "contains",
+        "not_contains",
+        "regex",
+        "type",
+        "gte",
+        "lte",
+        "count",
+        "min_count",
+        "max_count",
+    }
 )
 BYTES_OPERATORS = frozenset({"size", "sha256", "equals_sent", "prefix_hex"})
 _JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})

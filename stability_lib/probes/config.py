@@ -13,7 +13,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["WebSocketSectionConfig", "GoldenPathSectionConfig", "IsolationSectionConfig", "TargetConfig", "HealthEndpoint", "HealthWebSocket", "HealthConfig"]
+__all__ = [
+    "WebSocketSectionConfig",
+    "GoldenPathSectionConfig",
+    "IsolationSectionConfig",
+    "TargetConfig",
+    "HealthEndpoint",
+    "HealthWebSocket",
+    "HealthConfig",
+]
 
 
 class _Section(BaseModel):
@@ -68,9 +76,13 @@ def _rereading(info: ValidationInfo) -> bool:
 
 
 class TargetConfig(_Strict):
-    name: str = Field("candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1').")
+    name: str = Field(
+        "candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1')."
+    )
     base_url: str = Field(
-        ..., max_length=2048, description="Base HTTP URL of the service (http:// or https://), e.g. https://staging.example.com"
+        ...,
+        max_length=2048,
+        description="Base HTTP URL of the service (http:// or https://), e.g. https://staging.example.com",
     )
     ws_base_url: str | None = Field(
         None,

@@ -201,7 +201,11 @@ class Conversation:
     """One session's exchange on one WebSocket step. Not thread-safe; one per session."""
 
     def __init__(
-        self, step: WsStep, context: Mapping[str, Any], *, ids: Mapping[str, str | int] | None = None,
+        self,
+        step: WsStep,
+        context: Mapping[str, Any],
+        *,
+        ids: Mapping[str, str | int] | None = None,
         seed: str = "",
     ) -> None:
         self.step = step
@@ -251,8 +255,11 @@ class Conversation:
         self._started = now
         wanted = self.step.require_subprotocol or (self.step.subprotocols[0] if self.step.subprotocols else None)
         if wanted is not None and subprotocol != wanted:
-            return self._end(ConversationOutcome(ConversationOutcomeKind.SUBPROTOCOL_MISMATCH,
-                                                 f"wanted={wanted}, got={subprotocol or 'none'}"))
+            return self._end(
+                ConversationOutcome(
+                    ConversationOutcomeKind.SUBPROTOCOL_MISMATCH, f"wanted={wanted}, got={subprotocol or 'none'}"
+                )
+            )
         return self._run_sends(now)
 
     def tick(self, now: float) -> list[Action]:
@@ -260,15 +267,17 @@ class Conversation:
         deadline = self.next_deadline
         if deadline is None or now < deadline:
             return []
-        return self._end(ConversationOutcome(ConversationOutcomeKind.TIMEOUT, self._awaiting_label(now),
-                                             **self._awaiting_where()))
+        return self._end(
+            ConversationOutcome(ConversationOutcomeKind.TIMEOUT, self._awaiting_label(now), **self._awaiting_where())
+        )
 
     def closed(self, code: int | None, now: float) -> list[Action]:
         """The peer closed (code None: no close frame). The engine maps code to its close outcomes."""
         if self.done:
             return []
-        self.outcome = ConversationOutcome(ConversationOutcomeKind.CLOSED, str(code if code is not None else 1006),
-                                           close_code=code)
+        self.outcome = ConversationOutcome(
+            ConversationOutcomeKind.CLOSED, str(code if code is not None else 1006), close_code=code
+        )
         return []
 
     def receive(self, frame: Frame, now: float) -> list[Action]:
@@ -299,8 +308,11 @@ class Conversation:
         for rule in self.step.fail_on:
             if self._rule_holds(rule, frame, message, needs_correlation=rule.correlated):
                 self._record(index, now, frame, label, Disposition.FAILED, rule=rule.name)
-                return self._end(ConversationOutcome(ConversationOutcomeKind.FAILED_BY_MESSAGE, str(rule.name),
-                                                     rule=rule.name, got=label))
+                return self._end(
+                    ConversationOutcome(
+                        ConversationOutcomeKind.FAILED_BY_MESSAGE, str(rule.name), rule=rule.name, got=label
+                    )
+                )
         waiting = self._waiting
         if waiting is not None:
             for state in waiting.streams:
@@ -308,8 +320,15 @@ class Conversation:
                 try:
                     verdict = self._offer(state, frame, message, label, now)
                 except TemplateError as exc:  # a check names a capture that never came
-                    verdict = Disposition.FAILED, ConversationOutcome(
-                        ConversationOutcomeKind.TEMPLATE_ERROR, _cap(str(exc), 120), stream=state.spec.name, item=item)
+                    verdict = (
+                        Disposition.FAILED,
+                        ConversationOutcome(
+                            ConversationOutcomeKind.TEMPLATE_ERROR,
+                            _cap(str(exc), 120),
+                            stream=state.spec.name,
+                            item=item,
+                        ),
+                    )
                 if verdict is None:
                     continue
                 disposition, outcome = verdict
@@ -328,9 +347,15 @@ class Conversation:
                     self._record(index, now, frame, label, Disposition.IGNORED, stream=state.spec.name)
                     return []
                 self._record(index, now, frame, label, Disposition.FAILED, stream=state.spec.name)
-                return self._end(ConversationOutcome(
-                    ConversationOutcomeKind.UNEXPECTED_EVENT, f"expected=nothing, got=late reply to {state.spec.name}",
-                    stream=state.spec.name, expected="nothing", got=label))
+                return self._end(
+                    ConversationOutcome(
+                        ConversationOutcomeKind.UNEXPECTED_EVENT,
+                        f"expected=nothing, got=late reply to {state.spec.name}",
+                        stream=state.spec.name,
+                        expected="nothing",
+                        got=label,
+                    )
+                )
         for rule in self.step.ignore:
             if self._rule_holds(rule, frame, message, needs_correlation=False):
                 self._record(index, now, frame, label, Disposition.IGNORED, rule=rule.name)
@@ -338,8 +363,14 @@ class Conversation:
         if self.step.unmatched == "fail":
             self._record(index, now, frame, label, Disposition.FAILED)
             expected = self._awaiting_label(now)
-            return self._end(ConversationOutcome(ConversationOutcomeKind.UNEXPECTED_EVENT,
-                                                 f"expected={expected}, got={label}", expected=expected, got=label))
+            return self._end(
+                ConversationOutcome(
+                    ConversationOutcomeKind.UNEXPECTED_EVENT,
+                    f"expected={expected}, got={label}",
+                    expected=expected,
+                    got=label,
+                )
+            )
         self._record(index, now, frame, label, Disposition.UNSOLICITED)
         return []
 
@@ -351,18 +382,34 @@ class Conversation:
         if (correlated and not self._belongs(state, message)) or (state.finished and not correlated):
             return None
         if state.finished:
-            return (Disposition.IGNORED, None) if self.step.late_replies == "ignore" else (
-                Disposition.FAILED, ConversationOutcome(
-                    ConversationOutcomeKind.UNEXPECTED_EVENT, f"expected=nothing, got=late reply to {state.spec.name}",
-                    stream=state.spec.name, expected="nothing", got=label))
+            return (
+                (Disposition.IGNORED, None)
+                if self.step.late_replies == "ignore"
+                else (
+                    Disposition.FAILED,
+                    ConversationOutcome(
+                        ConversationOutcomeKind.UNEXPECTED_EVENT,
+                        f"expected=nothing, got=late reply to {state.spec.name}",
+                        stream=state.spec.name,
+                        expected="nothing",
+                        got=label,
+                    ),
+                )
+            )
         current = state.current
         if self._item_matches(current, frame, message, use_check=False):
             failure = self._check(current, frame, message)
             if failure is not None:
                 path, expected, got = failure
                 return Disposition.FAILED, ConversationOutcome(
-                    ConversationOutcomeKind.CONTENT_MISMATCH, f"{state.spec.name}: {path}", stream=state.spec.name,
-                    item=state.position, path=path, expected=_cap(expected), got=_cap(got))
+                    ConversationOutcomeKind.CONTENT_MISMATCH,
+                    f"{state.spec.name}: {path}",
+                    stream=state.spec.name,
+                    item=state.position,
+                    path=path,
+                    expected=_cap(expected),
+                    got=_cap(got),
+                )
             self._capture(current, message)
             state.seen += 1
             state.since = now
@@ -370,31 +417,41 @@ class Conversation:
                 state.position += 1
                 state.seen = 0
             return Disposition.MATCHED, None
-        for later in state.spec.ordered[state.position + 1:]:
+        for later in state.spec.ordered[state.position + 1 :]:
             if self._item_matches(later, frame, message, use_check=False):
                 expected = current.label()
                 return Disposition.FAILED, ConversationOutcome(
-                    ConversationOutcomeKind.UNEXPECTED_EVENT, f"expected={expected}, got={label}",
-                    stream=state.spec.name, item=state.position, expected=expected, got=label)
+                    ConversationOutcomeKind.UNEXPECTED_EVENT,
+                    f"expected={expected}, got={label}",
+                    stream=state.spec.name,
+                    item=state.position,
+                    expected=expected,
+                    got=label,
+                )
         if not correlated:
             return None
         if state.spec.extra == "ignore":
             return Disposition.IGNORED, None
         expected = current.label()
         return Disposition.FAILED, ConversationOutcome(
-            ConversationOutcomeKind.UNEXPECTED_EVENT, f"expected={expected}, got={label}",
-            stream=state.spec.name, item=state.position, expected=expected, got=label)
+            ConversationOutcomeKind.UNEXPECTED_EVENT,
+            f"expected={expected}, got={label}",
+            stream=state.spec.name,
+            item=state.position,
+            expected=expected,
+            got=label,
+        )
 
     # -- matching ------------------------------------------------------------------------------------
     def _belongs(self, state: _StreamState, message: Any) -> bool:
         if message is ABSENT:
             return False
-        return any(all(json_equal(lookup(message, path), value) for path, value in alternative)
-                   for alternative in state.correlate)
+        return any(
+            all(json_equal(lookup(message, path), value) for path, value in alternative)
+            for alternative in state.correlate
+        )
 
-    def _conditions_fail(
-        self, conditions: Mapping[str, Any], message: Any, star: bool
-    ) -> tuple[str, Any, Any] | None:
+    def _conditions_fail(self, conditions: Mapping[str, Any], message: Any, star: bool) -> tuple[str, Any, Any] | None:
         compiled = self._compiled.get(id(conditions))
         if compiled is None:  # the mappings live in self.step, so their ids are stable meanwhile
             compiled = self._compiled[id(conditions)] = compile_conditions(conditions, allow_star=star)
@@ -460,8 +517,16 @@ class Conversation:
                 if item.expect is not None:
                     self._enter(item.expect, now)
                     return actions
-                actions.append(Send(self._render_send(item.kind, item.send if item.kind == "send" else (
-                    item.send_text if item.kind == "send_text" else item.send_binary))))
+                actions.append(
+                    Send(
+                        self._render_send(
+                            item.kind,
+                            item.send
+                            if item.kind == "send"
+                            else (item.send_text if item.kind == "send_text" else item.send_binary),
+                        )
+                    )
+                )
                 self._position += 1
             for template in self.step.final_send:
                 actions.append(Send(Frame("text", json.dumps(render_template(template, self._context)))))
@@ -485,8 +550,10 @@ class Conversation:
     def _enter(self, group: Any, now: float) -> None:
         streams = []
         for spec in group.streams:
-            correlate = [[(parse_path(path), render_template(template, self._context))
-                          for path, template in alternative.items()] for alternative in spec.correlate]
+            correlate = [
+                [(parse_path(path), render_template(template, self._context)) for path, template in alternative.items()]
+                for alternative in spec.correlate
+            ]
             streams.append(_StreamState(spec, correlate, since=now))
         self._waiting = _Waiting(self._position, now, group.timeout_s, streams)
 
@@ -529,12 +596,22 @@ class Conversation:
         state, _ = self._awaiting(0.0)
         return {} if state is None else {"stream": state.spec.name, "item": state.position}
 
-    def _record(self, index: int, now: float, frame: Frame, label: str, disposition: Disposition,
-                stream: str | None = None, item: int | None = None, rule: str | None = None) -> None:
+    def _record(
+        self,
+        index: int,
+        now: float,
+        frame: Frame,
+        label: str,
+        disposition: Disposition,
+        stream: str | None = None,
+        item: int | None = None,
+        rule: str | None = None,
+    ) -> None:
         digest = hashlib.sha256(frame.data).hexdigest() if isinstance(frame.data, bytes) else None
         at = now - self._started if self._started is not None else 0.0
-        self._records.append(FrameRecord(index, round(at, 6), frame.kind, label, frame.size, disposition,
-                                         digest, stream, item, rule))
+        self._records.append(
+            FrameRecord(index, round(at, 6), frame.kind, label, frame.size, disposition, digest, stream, item, rule)
+        )
 
     def counts(self) -> dict[str, int]:
         """Received frames by disposition, for the session record."""

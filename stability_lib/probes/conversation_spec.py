@@ -78,8 +78,7 @@ def _never_matches(pairs: Sequence[tuple[tuple[str, ...], Condition]]) -> str | 
             for deeper in below:
                 nxt = deeper[len(path)]
                 if scalar:
-                    return (f"{format_path(deeper)!r} can never match: {format_path(path)!r} is required "
-                            "to be a scalar")
+                    return f"{format_path(deeper)!r} can never match: {format_path(path)!r} is required to be a scalar"
                 if cond.op == "type" and cond.arg == "object" and re.fullmatch(r"-?\d+", nxt):
                     return f"{format_path(deeper)!r} can never match: {format_path(path)!r} is an object"
                 if cond.op == "type" and cond.arg == "array" and nxt != "*" and not re.fullmatch(r"-?\d+", nxt):
@@ -278,8 +277,14 @@ def check_conversation(
     ids nor captures of this conversation are returned: earlier steps must capture them.
     """
     builtin = set(builtins)
-    captures_all = {var for item in conversation if item.expect for s in item.expect.streams
-                    for it in s.ordered for var in it.capture}
+    captures_all = {
+        var
+        for item in conversation
+        if item.expect
+        for s in item.expect.streams
+        for it in s.ordered
+        for var in it.capture
+    }
     local = set(ids) | captures_all
     known_now = set(ids)
     sent_ids: set[str] = set()
@@ -321,7 +326,7 @@ def check_conversation(
                     id_like = names & (set(ids) | known_now - builtin)
                     if not id_like:
                         raise ValueError(
-                            f"{a_where}: correlates on a value with no id placeholder; write \"{{my_id}}\" "
+                            f'{a_where}: correlates on a value with no id placeholder; write "{{my_id}}" '
                             "and list my_id under ids"
                         )
                     unsent = sorted((names & set(ids)) - sent_ids)
@@ -335,10 +340,15 @@ def check_conversation(
                     if paths:
                         raise ValueError(f"{i_where}: frames: text has no JSON paths, only '.', got {paths[0]!r}")
                 for spec in expected.check.values():
-                    if (expected.frame == "binary" and isinstance(spec, Mapping) and "equals_sent" in spec
-                            and spec["equals_sent"] not in blobs):
-                        raise ValueError(f"{i_where}.check['bytes']: no send_binary named "
-                                         f"{spec['equals_sent']!r} before this expect")
+                    if (
+                        expected.frame == "binary"
+                        and isinstance(spec, Mapping)
+                        and "equals_sent" in spec
+                        and spec["equals_sent"] not in blobs
+                    ):
+                        raise ValueError(
+                            f"{i_where}.check['bytes']: no send_binary named {spec['equals_sent']!r} before this expect"
+                        )
                 well_formed([list(expected.match.values()), list(expected.check.values())], i_where)
                 use(template_placeholders(list(expected.match.values())), f"{i_where}.match")
                 use(template_placeholders(list(expected.check.values())), f"{i_where}.check")

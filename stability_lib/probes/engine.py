@@ -223,8 +223,15 @@ async def run_http_step(
     captures = dict(getattr(step, "capture", {}) or {})
     started = time.monotonic_ns()
     try:
-        response = await fetch_capped(client, step.method, request_path, max_bytes=_MAX_HTTP_BODY_BYTES,
-                                      deadline_s=step.timeout_s, json=body, headers=headers)
+        response = await fetch_capped(
+            client,
+            step.method,
+            request_path,
+            max_bytes=_MAX_HTTP_BODY_BYTES,
+            deadline_s=step.timeout_s,
+            json=body,
+            headers=headers,
+        )
     except TimeoutError:
         duration = _ns_to_s(time.monotonic_ns() - started)
         return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
@@ -335,7 +342,13 @@ async def prepare_user(
     try:
         if auth.registration is not None:
             result, _ = await run_http_step(
-                client, auth.registration, "auth.register", context, auth=auth, token=None, secrets=secrets,
+                client,
+                auth.registration,
+                "auth.register",
+                context,
+                auth=auth,
+                token=None,
+                secrets=secrets,
                 capture_bytes=scenario.max_capture_bytes,
             )
             steps.append(result)
@@ -352,7 +365,13 @@ async def prepare_user(
         variables: dict[str, Any] = {}
         for step in prerequisite_steps:
             res, captured = await run_http_step(
-                client, step, step.name, {**context, **variables}, auth=auth, token=token, secrets=secrets,
+                client,
+                step,
+                step.name,
+                {**context, **variables},
+                auth=auth,
+                token=token,
+                secrets=secrets,
                 capture_bytes=scenario.max_capture_bytes,
             )
             steps.append(res)
@@ -447,8 +466,9 @@ async def run_ws_session(
             subprotocols = [str(render_template(auth.subprotocol_format, {"token": token}))]
 
     def record(outcome: SessionOutcome, **kw: Any) -> SessionRecord:
-        return SessionRecord(session_id=session_id, start_offset_s=start_offset, outcome=outcome, user=user,
-                             step=step.name, **kw)
+        return SessionRecord(
+            session_id=session_id, start_offset_s=start_offset, outcome=outcome, user=user, step=step.name, **kw
+        )
 
     try:
         ws = await connect(
@@ -525,8 +545,9 @@ async def run_ws_session(
         close_code = ws.protocol.close_rcvd.code
         close_reason = cap_text(ws.protocol.close_rcvd.reason, MAX_REASON_CHARS)
     # An exchange that ended well is ok only if the close handshake completed too.
-    outcome = outcome_after_close(outcome, ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None,
-                                  close_timed_out)
+    outcome = outcome_after_close(
+        outcome, ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None, close_timed_out
+    )
     return record(
         outcome,
         connect_s=connect_s,
@@ -592,7 +613,9 @@ class SoakResult:
         if not failed:
             return ""
         first = failed[0]
-        return f"user setup failed for {len(failed)} of {len(self.users)} users (first: {first.username}: {first.error})"
+        return (
+            f"user setup failed for {len(failed)} of {len(self.users)} users (first: {first.username}: {first.error})"
+        )
 
     def claims(self, section: str = "websocket", evidence: Sequence[EvidenceRef] = ()) -> tuple[Claim, Claim]:
         return session_claims(
@@ -687,10 +710,19 @@ async def run_soak(
                 context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
                 url = ws_url(base_url, str(render_template(step.path, context)), ws_base_url)
                 rec = await run_ws_session(
-                    url=url, step=step, context=context, auth=scenario.auth, token=user.token,
-                    session_id=session_id, run_start_ns=run_start_ns, user=user.setup.username,
-                    connect_timeout_s=soak.connect_timeout_s, close_timeout_s=soak.close_timeout_s,
-                    step_timeout_s=step_timeout, max_message_bytes=soak.max_message_bytes, secrets=user.secrets,
+                    url=url,
+                    step=step,
+                    context=context,
+                    auth=scenario.auth,
+                    token=user.token,
+                    session_id=session_id,
+                    run_start_ns=run_start_ns,
+                    user=user.setup.username,
+                    connect_timeout_s=soak.connect_timeout_s,
+                    close_timeout_s=soak.close_timeout_s,
+                    step_timeout_s=step_timeout,
+                    max_message_bytes=soak.max_message_bytes,
+                    secrets=user.secrets,
                 )
             finally:
                 del in_flight[index]
@@ -717,8 +749,9 @@ async def run_soak(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             for session_id, username, offset in stranded.values():
-                records.append(SessionRecord(session_id, offset, SessionOutcome.timeout("deadline"), user=username,
-                                             step=step.name))
+                records.append(
+                    SessionRecord(session_id, offset, SessionOutcome.timeout("deadline"), user=username, step=step.name)
+                )
             cancelled = len(stranded)
         for task in done:
             exc = task.exception()
@@ -742,7 +775,8 @@ async def run_soak(
     )
 
 
-def run_soak_sync(base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None,
-                  run_id: str | None = None) -> SoakResult:
+def run_soak_sync(
+    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+) -> SoakResult:
     """``run_soak`` from sync code (notebooks included)."""
     return run_blocking(lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id))

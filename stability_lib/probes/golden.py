@@ -68,8 +68,13 @@ class Sighting:
     repetition: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"viewer": self.viewer, "step": self.step, "where": self.where, "repetition": self.repetition,
-                "text": self.text}
+        return {
+            "viewer": self.viewer,
+            "step": self.step,
+            "where": self.where,
+            "repetition": self.repetition,
+            "text": self.text,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,13 @@ class StepSample:
     ok: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "user": self.user, "repetition": self.repetition,
-                "duration_s": self.duration_s, "ok": self.ok}
+        return {
+            "step": self.step,
+            "user": self.user,
+            "repetition": self.repetition,
+            "duration_s": self.duration_s,
+            "ok": self.ok,
+        }
 
 
 @dataclass(frozen=True)
@@ -130,8 +140,14 @@ class Leak:
     count: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"viewer": self.viewer, "owner": self.owner, "step": self.step, "where": self.where,
-                "nonce": self.nonce, "count": self.count}
+        return {
+            "viewer": self.viewer,
+            "owner": self.owner,
+            "step": self.step,
+            "where": self.where,
+            "nonce": self.nonce,
+            "count": self.count,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,12 +167,16 @@ class IsolationResult:
     def claim(self, section: str = "isolation", evidence: Sequence[EvidenceRef] = ()) -> Claim:
         if self.leak_count:
             pairs = ", ".join(f"{v} saw {o}'s data" for v, o in self.pairs[:5])
-            statistic = (f"{self.leak_count} sighting(s) of another user's nonce across {len(self.pairs)} "
-                         f"viewer/owner pair(s): {pairs}")
+            statistic = (
+                f"{self.leak_count} sighting(s) of another user's nonce across {len(self.pairs)} "
+                f"viewer/owner pair(s): {pairs}"
+            )
         else:
             seen = sum(1 for c in self.own_seen.values() if c > 0)
-            statistic = (f"0 of {self.sightings} received messages/bodies held another user's nonce; "
-                         f"{seen} of {len(self.users)} users saw their own")
+            statistic = (
+                f"0 of {self.sightings} received messages/bodies held another user's nonce; "
+                f"{seen} of {len(self.users)} users saw their own"
+            )
         return Claim(
             id=f"{section}.no_cross_user_data",
             section=section,
@@ -166,8 +186,14 @@ class IsolationResult:
             evidence=tuple(evidence),
             details=self.to_dict(),
             # k: sightings of another user's nonce, n: messages and bodies received.
-            figure=Figure(kind="count", value=float(self.leak_count), k=self.leak_count, n=self.sightings,
-                          test="nonce tracing", what="received messages held another user's data"),
+            figure=Figure(
+                kind="count",
+                value=float(self.leak_count),
+                k=self.leak_count,
+                n=self.sightings,
+                test="nonce tracing",
+                what="received messages held another user's data",
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,8 +209,9 @@ class IsolationResult:
         }
 
 
-def _markers_in(text: str, owners: Mapping[str, str], pattern: re.Pattern[str] | None,
-                irregular: Sequence[str]) -> list[str]:
+def _markers_in(
+    text: str, owners: Mapping[str, str], pattern: re.Pattern[str] | None, irregular: Sequence[str]
+) -> list[str]:
     found = [m for m in pattern.findall(text) if m in owners] if pattern is not None else []
     found.extend(n for n in irregular if n in text)
     return found
@@ -220,9 +247,9 @@ def analyze_isolation(
             key = (sighting.viewer, owner, sighting.step, sighting.where)
             leaks[key] += 1
             first_nonce.setdefault(key, nonce)
-    leak_list = tuple(
-        Leak(v, o, s, w, first_nonce[(v, o, s, w)], c) for (v, o, s, w), c in sorted(leaks.items())
-    )[:_MAX_LEAKS_LISTED]
+    leak_list = tuple(Leak(v, o, s, w, first_nonce[(v, o, s, w)], c) for (v, o, s, w), c in sorted(leaks.items()))[
+        :_MAX_LEAKS_LISTED
+    ]
     leak_count = sum(leaks.values())
     unseen = [u for u in users if own_seen[u] == 0]
     if leak_count:
@@ -233,8 +260,10 @@ def analyze_isolation(
         explanation = f"{len(users)} user(s): isolation needs at least 2 users to be tested"
     elif unseen:
         status = Status.INCONCLUSIVE
-        explanation = (f"{len(unseen)} of {len(users)} users never saw their own nonce ({', '.join(unseen[:5])}), "
-                       "so a leak to or from them could not have been seen")
+        explanation = (
+            f"{len(unseen)} of {len(users)} users never saw their own nonce ({', '.join(unseen[:5])}), "
+            "so a leak to or from them could not have been seen"
+        )
     else:
         status = Status.PASS
         explanation = f"each of {len(users)} users saw their own nonce and none saw another's"
@@ -244,8 +273,12 @@ def analyze_isolation(
 # --------------------------------------------------------------------------- golden path result
 
 
-def golden_claim(runs: Sequence[GoldenRun], confidence: float = 0.95, section: str = "golden_path",
-                 evidence: Sequence[EvidenceRef] = ()) -> Claim:
+def golden_claim(
+    runs: Sequence[GoldenRun],
+    confidence: float = 0.95,
+    section: str = "golden_path",
+    evidence: Sequence[EvidenceRef] = (),
+) -> Claim:
     """PASS only if every run succeeded and there was at least one; any failed run FAILs."""
     n = len(runs)
     failed = [r for r in runs if not r.ok]
@@ -256,8 +289,10 @@ def golden_claim(runs: Sequence[GoldenRun], confidence: float = 0.95, section: s
         status, statistic = Status.INCONCLUSIVE, "no golden path run"
     else:
         status = Status.PASS if not failed else Status.FAIL
-        statistic = (f"{n - len(failed)} of {n} runs succeeded ({users} users; failure rate {conf} upper bound "
-                     f"{100 * est.upper:.2f}%)")
+        statistic = (
+            f"{n - len(failed)} of {n} runs succeeded ({users} users; failure rate {conf} upper bound "
+            f"{100 * est.upper:.2f}%)"
+        )
     by_step = Counter(r.failed_step for r in failed)
     return Claim(
         id=f"{section}.succeeds_for_every_user",
@@ -270,8 +305,10 @@ def golden_claim(runs: Sequence[GoldenRun], confidence: float = 0.95, section: s
         details={
             "estimate": est.serialize(),
             "failed_by_step": dict(by_step),
-            "failures": [{"user": r.user, "repetition": r.repetition, "step": r.failed_step, "failure": r.failure}
-                         for r in failed[:50]],
+            "failures": [
+                {"user": r.user, "repetition": r.repetition, "step": r.failed_step, "failure": r.failure}
+                for r in failed[:50]
+            ],
         },
     )
 
@@ -303,8 +340,12 @@ class GoldenResult:
                 steps[s.step].append(s.duration_s)
         return {name: summarize_samples(values) for name, values in steps.items()}
 
-    def claims(self, golden_section: str = "golden_path", isolation_section: str = "isolation",
-               evidence: Sequence[EvidenceRef] = ()) -> tuple[Claim, Claim]:
+    def claims(
+        self,
+        golden_section: str = "golden_path",
+        isolation_section: str = "isolation",
+        evidence: Sequence[EvidenceRef] = (),
+    ) -> tuple[Claim, Claim]:
         return (
             golden_claim(self.runs, self.confidence, golden_section, evidence),
             self.isolation.claim(isolation_section, evidence),
@@ -338,8 +379,14 @@ class _UserOutcome:
 
 
 async def _run_user(
-    base_url: str, scenario: ScenarioConfig, index: int, username: str, run_id: str, run_start_ns: int,
-    ws_base_url: str | None, setup_slots: asyncio.Semaphore,
+    base_url: str,
+    scenario: ScenarioConfig,
+    index: int,
+    username: str,
+    run_id: str,
+    run_start_ns: int,
+    ws_base_url: str | None,
+    setup_slots: asyncio.Semaphore,
 ) -> _UserOutcome:
     soak = scenario.soak
     cap = scenario.max_capture_bytes
@@ -356,8 +403,9 @@ async def _run_user(
             return out
         for rep in range(scenario.golden_path.repetitions):
             nonce = new_nonce()
-            context: dict[str, Any] = user.context(run_id, nonce=nonce, repetition=rep,
-                                                   session_id=f"{run_id}-u{index}-r{rep}")
+            context: dict[str, Any] = user.context(
+                run_id, nonce=nonce, repetition=rep, session_id=f"{run_id}-u{index}-r{rep}"
+            )
             http_results: list[HttpStepResult] = []
             ws_records: list[SessionRecord] = []
             failed_step, failure = "", ""
@@ -366,23 +414,38 @@ async def _run_user(
                 try:
                     if isinstance(step, HttpStep):
                         result, captured = await run_http_step(
-                            client, step, step.name, context, auth=scenario.auth, token=user.token,
-                            secrets=user.secrets, capture_bytes=cap,
+                            client,
+                            step,
+                            step.name,
+                            context,
+                            auth=scenario.auth,
+                            token=user.token,
+                            secrets=user.secrets,
+                            capture_bytes=cap,
                         )
                         http_results.append(result)
-                        out.sightings.append(Sighting(username, step.name, f"{result.method} {result.path}",
-                                                      result.body, rep))
+                        out.sightings.append(
+                            Sighting(username, step.name, f"{result.method} {result.path}", result.body, rep)
+                        )
                         ok, why = result.ok, result.error
                         context.update(captured)
                     else:
                         assert isinstance(step, WsStep)
                         path = str(render_template(step.path, context))
                         record = await run_ws_session(
-                            url=ws_url(base_url, path, ws_base_url), step=step, context=context,
-                            auth=scenario.auth, token=user.token, session_id=str(context["session_id"]),
-                            run_start_ns=run_start_ns, user=username, connect_timeout_s=soak.connect_timeout_s,
-                            close_timeout_s=soak.close_timeout_s, max_message_bytes=soak.max_message_bytes,
-                            capture_bytes=cap, secrets=user.secrets,
+                            url=ws_url(base_url, path, ws_base_url),
+                            step=step,
+                            context=context,
+                            auth=scenario.auth,
+                            token=user.token,
+                            session_id=str(context["session_id"]),
+                            run_start_ns=run_start_ns,
+                            user=username,
+                            connect_timeout_s=soak.connect_timeout_s,
+                            close_timeout_s=soak.close_timeout_s,
+                            max_message_bytes=soak.max_message_bytes,
+                            capture_bytes=cap,
+                            secrets=user.secrets,
                         )
                         ws_records.append(record)
                         for event_type, payload in zip(record.event_types, record.payloads, strict=False):
@@ -395,8 +458,19 @@ async def _run_user(
                 if not ok:
                     failed_step, failure = step.name, why
                     break
-            out.runs.append(GoldenRun(username, index, rep, not failed_step, nonce, failed_step, failure,
-                                      tuple(http_results), tuple(ws_records)))
+            out.runs.append(
+                GoldenRun(
+                    username,
+                    index,
+                    rep,
+                    not failed_step,
+                    nonce,
+                    failed_step,
+                    failure,
+                    tuple(http_results),
+                    tuple(ws_records),
+                )
+            )
         return out
 
 
@@ -413,8 +487,10 @@ async def run_golden_path(
     names = scenario.users.usernames(run_id)
     setup_slots = asyncio.Semaphore(SETUP_CONCURRENCY)
     outcomes = await asyncio.gather(
-        *(_run_user(base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots)
-          for i, name in enumerate(names))
+        *(
+            _run_user(base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots)
+            for i, name in enumerate(names)
+        )
     )
     runs = [r for o in outcomes for r in o.runs]
     sightings = [s for o in outcomes for s in o.sightings]
@@ -433,7 +509,8 @@ async def run_golden_path(
     )
 
 
-def run_golden_path_sync(base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None,
-                         run_id: str | None = None) -> GoldenResult:
+def run_golden_path_sync(
+    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+) -> GoldenResult:
     """``run_golden_path`` from sync code (notebooks included)."""
     return run_blocking(lambda: run_golden_path(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id))

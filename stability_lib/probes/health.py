@@ -78,14 +78,17 @@ async def probe_endpoint(
     for i in range(samples):
         t0 = time.monotonic_ns()
         try:
-            response = await fetch_capped(client, endpoint.method, endpoint.path, max_bytes=MAX_BODY_BYTES,
-                                          deadline_s=timeout_s)
+            response = await fetch_capped(
+                client, endpoint.method, endpoint.path, max_bytes=MAX_BODY_BYTES, deadline_s=timeout_s
+            )
         except (TimeoutError, httpx.TimeoutException):
             error = f"timeout: no complete response within {timeout_s:g} s"
             out.append(HttpSample(endpoint.path, i, None, None, error, method=endpoint.method))
             continue
         except httpx.HTTPError as exc:
-            out.append(HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method))
+            out.append(
+                HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method)
+            )
             continue
         latency_ms = (time.monotonic_ns() - t0) / 1e6
         out.append(
@@ -133,10 +136,20 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
                 error = f"did not complete the close handshake (no close frame within {timeout_s:g} s)"
             elif not outcome.is_ok:
                 error = f"closed badly after the echo: {outcome.label}"
-            return WsEchoRecord(cfg.path, True, echoed, ws.close_code, (ws.close_reason or "")[:200], round(rtt, 3), error,
-                                outcome.label)
+            return WsEchoRecord(
+                cfg.path,
+                True,
+                echoed,
+                ws.close_code,
+                (ws.close_reason or "")[:200],
+                round(rtt, 3),
+                error,
+                outcome.label,
+            )
     except InvalidStatus as exc:
-        return WsEchoRecord(cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}")
+        return WsEchoRecord(
+            cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}"
+        )
     except (OSError, TimeoutError) as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
     except Exception as exc:  # a protocol error from the target is a finding, not a crash
@@ -161,7 +174,11 @@ async def _run_health(
     async with httpx.AsyncClient(base_url=target.base_url, timeout=cfg.timeout_s, transport=transport) as client:
         for endpoint in cfg.endpoints:
             samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s)
-    ws = await _ws_echo(target.websocket_url(cfg.websocket.path), cfg.websocket, cfg.timeout_s) if cfg.websocket else None
+    ws = (
+        await _ws_echo(target.websocket_url(cfg.websocket.path), cfg.websocket, cfg.timeout_s)
+        if cfg.websocket
+        else None
+    )
     return {
         "target": target.base_url,
         "samples": [s.to_dict() for s in samples],
@@ -181,15 +198,21 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
         if not mine:
             status, statistic = Status.INCONCLUSIVE, "no sample taken"
         else:
-            figure = Figure(kind="count", value=float(len(mine) - len(good)), k=len(mine) - len(good), n=len(mine),
-                            what="requests not as expected")
+            figure = Figure(
+                kind="count",
+                value=float(len(mine) - len(good)),
+                k=len(mine) - len(good),
+                n=len(mine),
+                what="requests not as expected",
+            )
             status = Status.PASS if len(good) == len(mine) else Status.FAIL
             statistic = f"{len(good)} of {len(mine)} requests as expected"
             bad = [s for s in mine if s not in good]
             if bad:
                 first = bad[0]
                 why = first.error or (
-                    f"HTTP {first.status}" + (f", missing {', '.join(first.missing_keys)}" if first.missing_keys else "")
+                    f"HTTP {first.status}"
+                    + (f", missing {', '.join(first.missing_keys)}" if first.missing_keys else "")
                     + (f" (body over {MAX_BODY_BYTES} bytes, cut there)" if first.truncated else "")
                 )
                 statistic += f"; first problem: {why}"

@@ -35,7 +35,8 @@ class PerformanceConfig(BaseModel):
         "a relative change of a sub-millisecond loopback operation measures jitter, not the service.",
     )
     stored_baseline: str | None = Field(
-        None, description="A stored baseline (name under baselines/ or a run directory) instead of a live baseline target."
+        None,
+        description="A stored baseline (name under baselines/ or a run directory) instead of a live baseline target.",
     )
 
 
@@ -82,7 +83,10 @@ def _judged(op: str, baseline: list[float], cfg: PerformanceConfig) -> tuple[boo
     if not any(fnmatch.fnmatchcase(op, p) for p in cfg.operations):
         return False, "not in performance.operations"
     if baseline and statistics.median(baseline) < cfg.min_median_ms:
-        return False, f"baseline median {statistics.median(baseline):.3g} ms is under the {cfg.min_median_ms:g} ms floor"
+        return (
+            False,
+            f"baseline median {statistics.median(baseline):.3g} ms is under the {cfg.min_median_ms:g} ms floor",
+        )
     return True, ""
 
 
@@ -93,8 +97,10 @@ def _survivorship(runs: dict[str, dict[str, int]] | None) -> str:
         return ""
     b, c = runs["baseline"], runs["candidate"]
     if c["runs"] and c["failed"] / c["runs"] > (b["failed"] / b["runs"] if b["runs"] else 0.0):
-        return (f"{c['failed']} of {c['runs']} candidate runs failed (baseline {b['failed']} of {b['runs']}); "
-                "their latencies are missing, so no regression is not shown")
+        return (
+            f"{c['failed']} of {c['runs']} candidate runs failed (baseline {b['failed']} of {b['runs']}); "
+            "their latencies are missing, so no regression is not shown"
+        )
     return ""
 
 
@@ -122,8 +128,16 @@ def compare_operations(
     family_confidence = 1 - 0.05 / max(1, m)
     for op, (a, b) in samples.items():
         judged, why_not = judgement[op]
-        cmp = compare_samples(a, b, tolerance=cfg.tolerance, resamples=cfg.resamples, seed=cfg.seed,
-                              min_samples=cfg.min_samples, unit="ms", confidence=family_confidence if judged else 0.95)
+        cmp = compare_samples(
+            a,
+            b,
+            tolerance=cfg.tolerance,
+            resamples=cfg.resamples,
+            seed=cfg.seed,
+            min_samples=cfg.min_samples,
+            unit="ms",
+            confidence=family_confidence if judged else 0.95,
+        )
         status = cmp.verdict.status
         details: dict[str, Any] = {"n": [len(a), len(b)]}
         statistic = cmp.describe()
@@ -135,7 +149,9 @@ def compare_operations(
             if m > 1:
                 statistic += f"; interval Bonferroni-adjusted over {m} judged operations"
             if status is Status.FAIL:
-                details["recommendation"] = f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
+                details["recommendation"] = (
+                    f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
+                )
             elif cmp.samples_needed:
                 details["recommendation"] = (
                     f"Collect about {cmp.samples_needed} samples per side for '{op}' "
@@ -156,10 +172,18 @@ def compare_operations(
         )
     if m == 0:
         # Switched on yet deciding nothing must not read as a pass.
-        why = "no operation produced a sample" if not samples else "no operation is judged: " + "; ".join(
-            sorted({why for _, why in judgement.values()})
+        why = (
+            "no operation produced a sample"
+            if not samples
+            else "no operation is judged: " + "; ".join(sorted({why for _, why in judgement.values()}))
         )
-        claims.append(Claim(id=f"{section}.judged", section=section,
-                            statement="At least one operation's performance was judged against the baseline",
-                            status=Status.INCONCLUSIVE, statistic=why))
+        claims.append(
+            Claim(
+                id=f"{section}.judged",
+                section=section,
+                statement="At least one operation's performance was judged against the baseline",
+                status=Status.INCONCLUSIVE,
+                statistic=why,
+            )
+        )
     return comparisons, claims

@@ -76,8 +76,11 @@ _STEP_TEMPLATE_KEYS = r"(?:path|body|headers|send|conversation|final_send|check|
 _TEMPLATE_FIELD = re.compile(
     r"scenario\.(?:auth\.(?:register|login)\.(?:path|body|headers)"
     r"|auth\.(?:header_format|subprotocol_format)"
-    r"|(?:golden_path\.(?:steps|finally)|setup|teardown|leftovers|soak\.(?:setup|finally))\[\d+\]\." + _STEP_TEMPLATE_KEYS
-    + r"|steps\.[^.\[]+\." + _STEP_TEMPLATE_KEYS + r")"
+    r"|(?:golden_path\.(?:steps|finally)|setup|teardown|leftovers|soak\.(?:setup|finally))\[\d+\]\."
+    + _STEP_TEMPLATE_KEYS
+    + r"|steps\.[^.\[]+\."
+    + _STEP_TEMPLATE_KEYS
+    + r")"
     r"(?=$|[.\[])"
 )
 
@@ -85,6 +88,7 @@ _TEMPLATE_FIELD = re.compile(
 def is_template_field(where: str) -> bool:
     """True for a params field whose strings are ``{placeholder}`` templates."""
     return _TEMPLATE_FIELD.match(where) is not None
+
 
 def extract_path(data: Any, path: str) -> Any:
     """Read ``a.b.0.c`` from parsed JSON; returns ``MISSING`` when any part is absent."""
@@ -158,7 +162,9 @@ class AuthConfig(_Strict):
         None, description="Request that returns a token; omit for a service without authentication."
     )
     token_path: str = Field("access_token", description="Dotted JSON path of the token in the login response.")
-    header_name: str = Field("Authorization", description="Header that carries the token on HTTP steps (and WS when ws_token_via=header).")
+    header_name: str = Field(
+        "Authorization", description="Header that carries the token on HTTP steps (and WS when ws_token_via=header)."
+    )
     header_format: str = Field("Bearer {token}", description="Value of that header; {token} is the token.")
     ws_token_via: TokenDelivery = Field(
         TokenDelivery.HEADER, description="How the WebSocket handshake carries the token: header, query or subprotocol."
@@ -166,8 +172,9 @@ class AuthConfig(_Strict):
     query_param: str = Field("token", description="Query parameter name when ws_token_via=query.")
     subprotocol_format: str = Field("{token}", description="Subprotocol value offered when ws_token_via=subprotocol.")
     mode: Literal["login", "static", "none"] | None = Field(
-        None, description="login (register/login requests), static (a token per user from users.credentials, no "
-        "login) or none; default: login when auth.login is given, else none."
+        None,
+        description="login (register/login requests), static (a token per user from users.credentials, no "
+        "login) or none; default: login when auth.login is given, else none.",
     )
 
     @property
@@ -200,15 +207,17 @@ class UsersConfig(_Strict):
 
     prefix: str = Field("stability-user", min_length=1, max_length=40, description="Prefix of generated usernames.")
     password: SecretStr | None = Field(
-        None, description="Password for every test user, as a ${NAME} reference; needed only when a register/login "
-        "template uses {password}."
+        None,
+        description="Password for every test user, as a ${NAME} reference; needed only when a register/login "
+        "template uses {password}.",
     )
     credentials: list[UserCredential] = Field(
         default_factory=list, description="auth.mode static: one entry per user, in order ({name, token})."
     )
     count: int = Field(
-        2, ge=1, description="Number of users that run the golden path at once (isolation needs >= 2; cap 50, "
-        "never above 500)."
+        2,
+        ge=1,
+        description="Number of users that run the golden path at once (isolation needs >= 2; cap 50, never above 500).",
     )
     names: list[str] = Field(
         default_factory=list,
@@ -292,8 +301,12 @@ class HttpStep(_Strict):
         return set(self.capture)
 
     def placeholders(self) -> set[str]:
-        return (template_placeholders(self.path) | template_placeholders(self.body)
-                | template_placeholders(self.headers) | template_placeholders(list(self.check.values())))
+        return (
+            template_placeholders(self.path)
+            | template_placeholders(self.body)
+            | template_placeholders(self.headers)
+            | template_placeholders(list(self.check.values()))
+        )
 
 
 _LEGACY_WS_KEYS = ("send", "expect", "end_event", "event_type_key", "event_timeout_s", "other_events", "fail_events")
@@ -397,8 +410,12 @@ class WsStep(_Strict):
     def _external(self) -> set[str]:
         needed = check_conversation(self.conversation, self.ids, BUILTIN_PLACEHOLDERS, self.final_send, self.frames)
         rules = [r.match for r in (*self.ignore, *self.fail_on)]
-        return needed | template_placeholders(self.path) | template_placeholders(self.headers) | (
-            template_placeholders(rules) - set(self.ids))
+        return (
+            needed
+            | template_placeholders(self.path)
+            | template_placeholders(self.headers)
+            | (template_placeholders(rules) - set(self.ids))
+        )
 
     @property
     def final_event(self) -> str:
@@ -411,8 +428,14 @@ class WsStep(_Strict):
 
     def captures(self) -> set[str]:
         """Variables this step captures from replies, for later steps and finally."""
-        return {var for item in self.conversation if item.expect for s in item.expect.streams
-                for it in s.ordered for var in it.capture}
+        return {
+            var
+            for item in self.conversation
+            if item.expect
+            for s in item.expect.streams
+            for it in s.ordered
+            for var in it.capture
+        }
 
     def placeholders(self) -> set[str]:
         """Placeholders this step needs from outside (builtins and earlier captures)."""
@@ -443,7 +466,8 @@ class GoldenPathConfig(_Strict):
 
     steps: list[Step] = Field(min_length=1, description="HTTP and WebSocket steps in order (kind: http | ws).")
     finally_steps: list[Step] = Field(
-        default_factory=list, alias="finally",
+        default_factory=list,
+        alias="finally",
         description="Steps run after every repetition, pass or fail (a {ref: name} or inline); a step whose "
         "placeholders were never captured is skipped: nothing to undo.",
     )
@@ -497,7 +521,8 @@ class SoakConfig(_Strict):
         None, description="Steps before the soaked ws step; default: the golden path's HTTP steps before it."
     )
     finally_steps: list[Step] = Field(
-        default_factory=list, alias="finally",
+        default_factory=list,
+        alias="finally",
         description="Steps after every session (per_session) or user (per_user), pass or fail.",
     )
 
@@ -529,14 +554,16 @@ class ScenarioConfig(_Strict):
         16_384, ge=256, le=1 << 20, description="Bytes kept per received message/body for the isolation check."
     )
     steps: dict[str, Step] = Field(
-        default_factory=dict, description="Named steps that golden_path, finally, setup and teardown refer to with "
-        "{ref: name}; the key is the step's name."
+        default_factory=dict,
+        description="Named steps that golden_path, finally, setup and teardown refer to with "
+        "{ref: name}; the key is the step's name.",
     )
     setup: list[Step] = Field(default_factory=list, description="Per user, once, before the golden path and soak.")
     teardown: list[Step] = Field(default_factory=list, description="Per user, once, always, at the very end.")
     leftovers: list[Step] = Field(
-        default_factory=list, description="Per user, after every finally and teardown: checks that prove nothing "
-        "the probe created is left on the target."
+        default_factory=list,
+        description="Per user, after every finally and teardown: checks that prove nothing "
+        "the probe created is left on the target.",
     )
     teardown_timeout_s: float = Field(30.0, gt=0, le=300, description="Bound on all finally/teardown steps of a unit.")
 
@@ -561,8 +588,10 @@ class ScenarioConfig(_Strict):
                         raise ValueError(f"{where}[{index}]: a ref step takes only ref, got {sorted(entry)}")
                     if entry["ref"] not in named:
                         hint = difflib.get_close_matches(str(entry["ref"]), list(named), n=1)
-                        raise ValueError(f"{where}[{index}].ref: no step named {entry['ref']!r} under scenario.steps"
-                                         + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                        raise ValueError(
+                            f"{where}[{index}].ref: no step named {entry['ref']!r} under scenario.steps"
+                            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                        )
                     entry = named[entry["ref"]]
                 out.append(entry)
             return out
@@ -572,8 +601,10 @@ class ScenarioConfig(_Strict):
                 data[key] = resolve(data[key], key)
         for block, keys in (("golden_path", ("steps", "finally")), ("soak", ("setup", "finally"))):
             if isinstance(data.get(block), Mapping):
-                data[block] = {**data[block], **{k: resolve(data[block][k], f"{block}.{k}")
-                                                 for k in keys if k in data[block]}}
+                data[block] = {
+                    **data[block],
+                    **{k: resolve(data[block][k], f"{block}.{k}") for k in keys if k in data[block]},
+                }
         return data
 
     @model_validator(mode="after")
@@ -602,15 +633,19 @@ class ScenarioConfig(_Strict):
     def _check_auth(self) -> None:
         mode = self.auth.effective_mode
         if mode == "static" and len(self.users.credentials) < self.users.count:
-            raise ValueError(f"auth.mode static needs users.credentials with at least users.count={self.users.count} "
-                             f"entries, got {len(self.users.credentials)}")
+            raise ValueError(
+                f"auth.mode static needs users.credentials with at least users.count={self.users.count} "
+                f"entries, got {len(self.users.credentials)}"
+            )
         if mode != "static" and self.users.credentials:
             raise ValueError("users.credentials is used only with auth.mode static")
         if self.users.password is None:
             for name, request in (("register", self.auth.registration), ("login", self.auth.login)):
-                if request is not None and "password" in (template_placeholders(request.body)
-                                                          | template_placeholders(request.headers)
-                                                          | template_placeholders(request.path)):
+                if request is not None and "password" in (
+                    template_placeholders(request.body)
+                    | template_placeholders(request.headers)
+                    | template_placeholders(request.path)
+                ):
                     raise ValueError(f"auth.{name} uses {{password}} but users.password is not set")
 
     def soak_step(self) -> WsStep | None:

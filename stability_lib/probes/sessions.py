@@ -190,9 +190,7 @@ def outcome_for_close(received_code: int | None) -> SessionOutcome:
     return SessionOutcome(OutcomeKind.CLOSED_OTHER, close_code=received_code)
 
 
-def outcome_after_close(
-    exchange: SessionOutcome, received_code: int | None, close_timed_out: bool
-) -> SessionOutcome:
+def outcome_after_close(exchange: SessionOutcome, received_code: int | None, close_timed_out: bool) -> SessionOutcome:
     """The outcome once our close is done: a completed exchange is ok only if the close was clean.
 
     ``received_code`` is the code of the server's close frame (None: none came);
@@ -546,9 +544,11 @@ def session_claims(
     if aggregate.sessions == 0:
         crash_reason = note or "no session was run"
     else:
-        crash_reason = "no session ran to its end or crashed (" + ", ".join(
-            f"{label} x{count}" for label, count in aggregate.outcome_labels.items()
-        ) + ")"
+        crash_reason = (
+            "no session ran to its end or crashed ("
+            + ", ".join(f"{label} x{count}" for label, count in aggregate.outcome_labels.items())
+            + ")"
+        )
     crash_claim = _rate_claim(
         claim_id=f"{section}.no_1011_or_1006",
         section=section,
@@ -562,7 +562,12 @@ def session_claims(
         confidence=confidence,
         evidence=evidence,
         no_data_reason=crash_reason,
-        details={**common, "crashes": aggregate.crashes, "observed": aggregate.observed, "connected": aggregate.connected},
+        details={
+            **common,
+            "crashes": aggregate.crashes,
+            "observed": aggregate.observed,
+            "connected": aggregate.connected,
+        },
     )
     failure_claim = _rate_claim(
         claim_id=f"{section}.sessions_complete",

@@ -116,7 +116,8 @@ def claims_junit_xml(summary: Mapping[str, Any]) -> str:
     claims = [c for c in summary.get("claims", []) if isinstance(c, Mapping)]
     durations = {
         str(s.get("section")): _seconds(s.get("duration_s"))
-        for s in summary.get("sections", []) if isinstance(s, Mapping)
+        for s in summary.get("sections", [])
+        if isinstance(s, Mapping)
     }
     root = ET.Element("testsuites", name=_xml_text(summary.get("title") or "stability-proof claims", MAX_NAME_CHARS))
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -132,21 +133,29 @@ def claims_junit_xml(summary: Mapping[str, Any]) -> str:
             status = str(claim.get("status", "ERROR"))
             element = OUTCOME_ELEMENT.get(status, "error")  # an unknown status is not a pass
             case = ET.SubElement(
-                suite, "testcase",
+                suite,
+                "testcase",
                 classname=_xml_text(section, MAX_NAME_CHARS),
                 name=_xml_text(claim.get("id", ""), MAX_NAME_CHARS),
                 time="0.000",
             )
-            _add_properties(case, [
-                ("required", "true" if claim.get("required", True) else "false"),
-                ("status", status),
-                ("statement", claim.get("statement", "")),
-                ("evidence", ", ".join(str(e.get("file", "")) for e in _evidence_refs(claim))),
-            ])
+            _add_properties(
+                case,
+                [
+                    ("required", "true" if claim.get("required", True) else "false"),
+                    ("status", status),
+                    ("statement", claim.get("statement", "")),
+                    ("evidence", ", ".join(str(e.get("file", "")) for e in _evidence_refs(claim))),
+                ],
+            )
             if element is not None:
                 counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[element]] += 1
-                outcome = ET.SubElement(case, element, type=_xml_text(status, 40),
-                                        message=_xml_text(_message(status, claim), MAX_MESSAGE_CHARS))
+                outcome = ET.SubElement(
+                    case,
+                    element,
+                    type=_xml_text(status, 40),
+                    message=_xml_text(_message(status, claim), MAX_MESSAGE_CHARS),
+                )
                 outcome.text = _xml_text(_body(claim), MAX_TEXT_CHARS)
         seconds = durations.get(section, 0.0)
         total_time += seconds

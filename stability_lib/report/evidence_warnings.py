@@ -92,7 +92,9 @@ def _duration_warnings(result: SectionResult) -> list[EvidenceWarning]:
     ran = not result.data.get("skipped") and result.status is not Status.ERROR
     if ran and result.duration_s is not None and result.duration_s <= 0:
         out.append(
-            EvidenceWarning("implausible_duration", f"section '{result.section}' reports a duration of 0 s", _ref(result.section))
+            EvidenceWarning(
+                "implausible_duration", f"section '{result.section}' reports a duration of 0 s", _ref(result.section)
+            )
         )
     return out
 
@@ -105,12 +107,20 @@ def _suite_warnings(result: SectionResult, coverage_floor: float | None) -> list
         executed = sum(counts.get(k, 0) for k in ("passed", "failed", "errors", "flaky"))
         if cat.get("status") != "ERROR" and executed == 0:
             what = "only skipped tests" if counts.get("skipped") else "zero tests (none selected, or all deselected)"
-            out.append(EvidenceWarning("empty_test_category", f"test category '{name}' executed {what}", _ref(result.section, name)))
+            out.append(
+                EvidenceWarning(
+                    "empty_test_category", f"test category '{name}' executed {what}", _ref(result.section, name)
+                )
+            )
         for w in cat.get("warnings", []):
             if "exit" in str(w).lower():
-                out.append(EvidenceWarning("exit_code_disagrees", f"category '{name}': {w}", _ref(result.section, name)))
+                out.append(
+                    EvidenceWarning("exit_code_disagrees", f"category '{name}': {w}", _ref(result.section, name))
+                )
         for entry in cat.get("declared_unlisted", []):
-            out.append(EvidenceWarning("junit_counts_disagree", f"category '{name}': {entry}", _ref(result.section, name)))
+            out.append(
+                EvidenceWarning("junit_counts_disagree", f"category '{name}': {entry}", _ref(result.section, name))
+            )
         cov = cat.get("coverage") or {}
         rate = cov.get("line_rate")
         if coverage_floor is not None and rate is not None and rate < coverage_floor:

@@ -87,7 +87,9 @@ def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float
         ]
         pdf_path.unlink(missing_ok=True)  # a stale PDF must not pass for this one
         # Its own session: on a timeout the whole browser (zygote, renderers) goes, not just the parent.
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         try:
             _, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:

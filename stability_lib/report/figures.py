@@ -65,13 +65,18 @@ def figure_text(fig: dict[str, Any] | None) -> str:
         if k == 0:
             how = f"upper bound {_pct(fig['high'])}" if _num(fig.get("high")) else ""
         else:
-            how = _pct(k / n) + (f", {_conf(fig)}interval {_pct(fig['low'])}–{_pct(fig['high'])}"
-                                 if _num(fig.get("low")) and _num(fig.get("high")) else "")
+            how = _pct(k / n) + (
+                f", {_conf(fig)}interval {_pct(fig['low'])}–{_pct(fig['high'])}"
+                if _num(fig.get("low")) and _num(fig.get("high"))
+                else ""
+            )
         bk, bn = fig.get("baseline_k"), fig.get("baseline_n")
         if isinstance(bk, int) and isinstance(bn, int) and bn > 0:
             change = "fell" if k / n < bk / bn else ("rose" if k / n > bk / bn else "stayed")
-            text = (f"{what} {change} from {bk} of {bn} ({_pct(bk / bn)}) on the baseline to {k} of {n}"
-                    + (f" ({how})" if how else "")).strip()
+            text = (
+                f"{what} {change} from {bk} of {bn} ({_pct(bk / bn)}) on the baseline to {k} of {n}"
+                + (f" ({how})" if how else "")
+            ).strip()
         else:
             text = f"{k} of {n} {what}".replace("  ", " ").strip() + (f" ({how})" if how else "")
         if _num(fig.get("tolerance")):

@@ -124,8 +124,14 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "crashed": ("boolean", "closed with 1011 or dropped without a close frame (1006)"),
         "close_code": ("Int64", "WebSocket close code received, when the connection closed"),
         "close_reason": ("string", "close reason text sent by the server (capped)"),
-        "start_offset_s": ("float64", "seconds from the start of the soak (or golden-path run) to this session's start"),
-        "started_at": ("datetime64[ns, UTC]", "wall-clock start: the probe's recorded start (whole seconds) plus start_offset_s"),
+        "start_offset_s": (
+            "float64",
+            "seconds from the start of the soak (or golden-path run) to this session's start",
+        ),
+        "started_at": (
+            "datetime64[ns, UTC]",
+            "wall-clock start: the probe's recorded start (whole seconds) plus start_offset_s",
+        ),
         "connect_s": ("float64", "opening handshake, seconds"),
         "first_event_s": ("float64", "message sent to first event received, seconds"),
         "total_s": ("float64", "message sent to last event or close, seconds"),
@@ -137,7 +143,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "side": ("string", "candidate or baseline"),
         "operation": ("string", "what was timed: step:<name>, <ws step>:connect, <ws step>:first_event, ..."),
         "index": ("Int64", "position of the sample among this side's samples of this operation (0-based)"),
-        "round": ("Int64", "A/B round the sample was taken in (performance; empty when the evidence does not record it)"),
+        "round": (
+            "Int64",
+            "A/B round the sample was taken in (performance; empty when the evidence does not record it)",
+        ),
         "ms": ("float64", "duration in milliseconds"),
     },
     "tests": {
@@ -149,7 +158,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "status": ("string", "passed, failed, error, skipped or flaky (failed, then passed on a rerun)"),
         "duration_s": ("float64", "seconds the test took (first run)"),
         "message": ("string", "why it failed, errored or was skipped (capped)"),
-        "source": ("string", "junit: every test case from the copied JUnit file; evidence: only the capped lists in the evidence (file missing)"),
+        "source": (
+            "string",
+            "junit: every test case from the copied JUnit file; evidence: only the capped lists in the evidence (file missing)",
+        ),
     },
     "contract_changes": {
         "run_id": ("string", "the run"),
@@ -427,8 +439,13 @@ def _sample_rows(
             if ms is None:
                 continue
             yield {
-                "run_id": run_id, "section": section, "side": side, "operation": str(operation),
-                "index": index, "round": _int(round_), "ms": ms,
+                "run_id": run_id,
+                "section": section,
+                "side": side,
+                "operation": str(operation),
+                "index": index,
+                "round": _int(round_),
+                "ms": ms,
             }
 
 
@@ -449,8 +466,11 @@ def _contract_rows(run_id: str, data: dict[str, Any]) -> Iterator[dict[str, Any]
         for raw in _list(_dict(data.get(kind)).get("changes")):
             if not isinstance(raw, dict):
                 continue
-            yield {"run_id": run_id, "kind": kind,
-                   **{c: _text(raw.get(c)) for c in ("level", "rule", "path", "method", "location", "message")}}
+            yield {
+                "run_id": run_id,
+                "kind": kind,
+                **{c: _text(raw.get(c)) for c in ("level", "rule", "path", "method", "location", "message")},
+            }
 
 
 def _warning_rows(run_id: str, warnings: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -459,8 +479,11 @@ def _warning_rows(run_id: str, warnings: Iterable[Any]) -> Iterator[dict[str, An
             continue
         ref = _dict(raw.get("evidence"))
         yield {
-            "run_id": run_id, "kind": _text(raw.get("kind")), "message": _text(raw.get("message")),
-            "section": _text(ref.get("section")), "evidence_file": _text(ref.get("file")),
+            "run_id": run_id,
+            "kind": _text(raw.get("kind")),
+            "message": _text(raw.get("message")),
+            "section": _text(ref.get("section")),
+            "evidence_file": _text(ref.get("file")),
             "records": ",".join(str(r) for r in _list(ref.get("records"))),
         }
 
@@ -484,23 +507,42 @@ def _test_rows(run_id: str, run_dir: Path, data: dict[str, Any], problems: list[
         if cases is not None:
             for c in cases:
                 status = "flaky" if c.id in recovered else _JUNIT_STATUS[c.outcome.value]
-                yield {"run_id": run_id, "category": category, "test_id": c.id, "classname": c.classname,
-                       "name": c.name, "status": status, "duration_s": c.time_s, "message": c.message,
-                       "source": "junit"}
+                yield {
+                    "run_id": run_id,
+                    "category": category,
+                    "test_id": c.id,
+                    "classname": c.classname,
+                    "name": c.name,
+                    "status": status,
+                    "duration_s": c.time_s,
+                    "message": c.message,
+                    "source": "junit",
+                }
             continue
         # No JUnit file in the run: only the capped lists the evidence kept.
         listed = [("failed", f) for f in _list(cat.get("failures"))] + [("flaky", f) for f in _list(cat.get("flaky"))]
         for status, raw in listed:
             raw = _dict(raw)
             test_id = _text(raw.get("id")) or "::".join(filter(None, (raw.get("classname"), raw.get("name"))))
-            yield {"run_id": run_id, "category": category, "test_id": test_id,
-                   "classname": _text(raw.get("classname")), "name": _text(raw.get("name")),
-                   "status": _text(raw.get("outcome")) if status == "failed" and raw.get("outcome") else status,
-                   "duration_s": _num(raw.get("time_s")), "message": _text(raw.get("message")),
-                   "source": "evidence"}
+            yield {
+                "run_id": run_id,
+                "category": category,
+                "test_id": test_id,
+                "classname": _text(raw.get("classname")),
+                "name": _text(raw.get("name")),
+                "status": _text(raw.get("outcome")) if status == "failed" and raw.get("outcome") else status,
+                "duration_s": _num(raw.get("time_s")),
+                "message": _text(raw.get("message")),
+                "source": "evidence",
+            }
         for test_id in _list(cat.get("passed_sample")):
-            yield {"run_id": run_id, "category": category, "test_id": str(test_id), "status": "passed",
-                   "source": "evidence"}
+            yield {
+                "run_id": run_id,
+                "category": category,
+                "test_id": str(test_id),
+                "status": "passed",
+                "source": "evidence",
+            }
 
 
 # --------------------------------------------------------------------------- one run
@@ -515,7 +557,11 @@ def _evidence(path: Path) -> dict[str, Any]:
         raise RunFormatError(
             f"{path}: evidence schema_version {version!r}; this version of stability-proof reads "
             f"{', '.join(map(str, sorted(SUPPORTED_EVIDENCE_VERSIONS)))}"
-            + (" (written by a newer tool: upgrade to read it)" if isinstance(version, int) and version > max(SUPPORTED_EVIDENCE_VERSIONS) else "")
+            + (
+                " (written by a newer tool: upgrade to read it)"
+                if isinstance(version, int) and version > max(SUPPORTED_EVIDENCE_VERSIONS)
+                else ""
+            )
         )
     return raw
 
@@ -579,12 +625,17 @@ def _read_run(path: Path, frames: frozenset[str] = frozenset(_STACKED)) -> _RunR
     for name, ev in evidence.items():
         data = _dict(ev.get("data"))
         error = _text(ev.get("error"))
-        section_rows.append({
-            "run_id": run_id, "section": name, "status": _text(ev.get("status")),
-            "error": error.splitlines()[0][:300] if error else None,
-            "skipped": bool(data.get("skipped")), "duration_s": _num(ev.get("duration_s")),
-            "started_at": ev.get("started_at") or None,
-        })
+        section_rows.append(
+            {
+                "run_id": run_id,
+                "section": name,
+                "status": _text(ev.get("status")),
+                "error": error.splitlines()[0][:300] if error else None,
+                "skipped": bool(data.get("skipped")),
+                "duration_s": _num(ev.get("duration_s")),
+                "started_at": ev.get("started_at") or None,
+            }
+        )
         if data.get("skipped"):
             continue  # a skipped section measured nothing
         # Status alone decides nothing: a section is ERROR too when one of its claims is (a test
@@ -604,8 +655,15 @@ def _read_run(path: Path, frames: frozenset[str] = frozenset(_STACKED)) -> _RunR
         s = _dict(s)
         if s.get("section") not in evidence and s.get("status") == "ERROR":
             problems.append(f"section {s.get('section')}: {s.get('error') or 'no evidence file'}")
-            section_rows.append({"run_id": run_id, "section": s.get("section"), "status": "ERROR",
-                                 "error": _text(s.get("error")), "skipped": False})
+            section_rows.append(
+                {
+                    "run_id": run_id,
+                    "section": s.get("section"),
+                    "status": "ERROR",
+                    "error": _text(s.get("error")),
+                    "skipped": False,
+                }
+            )
 
     targets = _dict(summary.get("targets") or meta.get("targets"))
     info = {
@@ -699,7 +757,10 @@ def load_runs(
     runs = runs.loc[positions].reset_index(drop=True)
     loaded = [loaded[i] for i in positions]
     counts = runs.run_id.value_counts()
-    repeated = [f"run id {run_id!r} is used by {n} run directories: frames join on run_id" for run_id, n in counts[counts > 1].items()]
+    repeated = [
+        f"run id {run_id!r} is used by {n} run directories: frames join on run_id"
+        for run_id, n in counts[counts > 1].items()
+    ]
     return Runs(
         runs=runs,
         **{name: _frame(name, [row for r in loaded for row in r.rows[name]]) for name in _STACKED},

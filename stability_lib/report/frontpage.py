@@ -46,6 +46,7 @@ class FrontItem:
 
 def _ratio_line(section: str, claims: list[dict[str, Any]]) -> FrontItem:
     """Several passing ratio checks read as one line: the worst of them decides how close it was."""
+
     def worst_key(c: dict[str, Any]) -> float:
         f = c["figure"]
         return f.get("high") if _num(f.get("high")) else (f.get("value") if _num(f.get("value")) else -math.inf)
@@ -85,21 +86,29 @@ def _fold_clean_counts(section: str, claims: list[dict[str, Any]], into: list[Fr
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in claims:
         fig = c.get("figure") or {}
-        if fig.get("kind") in ("count", "rate") and fig.get("k") == 0 and isinstance(fig.get("n"), int) \
-                and fig.get("baseline_k") is None and fig.get("what"):
+        if (
+            fig.get("kind") in ("count", "rate")
+            and fig.get("k") == 0
+            and isinstance(fig.get("n"), int)
+            and fig.get("baseline_k") is None
+            and fig.get("what")
+        ):
             groups.setdefault(str(fig["what"]), []).append(c)
     folded = {id(c) for group in groups.values() if len(group) > 2 for c in group}
     for what, group in groups.items():
         if len(group) > 2:
             total = sum(c["figure"]["n"] for c in group)
-            into.append(FrontItem("; ".join(c["statement"] for c in group), "PASS", f"0 of {total} {what}", section,
-                                  group[0]["id"]))
+            into.append(
+                FrontItem(
+                    "; ".join(c["statement"] for c in group), "PASS", f"0 of {total} {what}", section, group[0]["id"]
+                )
+            )
     return [c for c in claims if id(c) not in folded]
 
 
 def _operation_name(claim: dict[str, Any]) -> str:
     prefix = f"{claim['section']}."
-    return claim["id"][len(prefix):] if claim["id"].startswith(prefix) else claim["id"]
+    return claim["id"][len(prefix) :] if claim["id"].startswith(prefix) else claim["id"]
 
 
 def front_items(summary: dict[str, Any]) -> tuple[list[FrontItem], list[FrontItem], list[FrontItem]]:
@@ -128,8 +137,11 @@ def front_items(summary: dict[str, Any]) -> tuple[list[FrontItem], list[FrontIte
         rest = _fold_clean_counts(section, rest, proven)
         bare = [c for c in rest if not c.get("figure")]
         if len(bare) >= _FOLD_AT:
-            proven.append(_folded_line(section, bare, all_passed=len(passed) == sum(
-                1 for c in required if c["section"] == section)))
+            proven.append(
+                _folded_line(
+                    section, bare, all_passed=len(passed) == sum(1 for c in required if c["section"] == section)
+                )
+            )
             rest = [c for c in rest if c.get("figure")]
         proven += [FrontItem(c["statement"], "PASS", short_figure(c), section, c["id"]) for c in rest]
     informative = [
@@ -151,8 +163,9 @@ def _banner_reason(reason: str) -> str:
     return re.sub(r"(check\(s\) (?:failed|not passed)): [^;]*$", r"\1 (listed below)", reason)
 
 
-def _facts(summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str, Any] | None,
-           baseline_source: str) -> str:
+def _facts(
+    summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str, Any] | None, baseline_source: str
+) -> str:
     targets = summary.get("targets") or meta.get("targets") or {}
     commit = meta.get("commit") or (fingerprint or {}).get("commit")
     version = meta.get("candidate_version") or meta.get("version")
@@ -165,12 +178,16 @@ def _facts(summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str,
         ("Against", baseline or "no baseline (checks against fixed limits only)"),
         ("Commit", commit or "not recorded"),
         ("Version", version or ""),
-        ("Run", f"{summary.get('run_id', '')} · {summary.get('environment', '')} · {summary.get('started_at', '')}"
-                f" · stability-proof {summary.get('tool_version', '')}"),
+        (
+            "Run",
+            f"{summary.get('run_id', '')} · {summary.get('environment', '')} · {summary.get('started_at', '')}"
+            f" · stability-proof {summary.get('tool_version', '')}",
+        ),
     ]
     body = "".join(
-        f'<tr><th>{esc(k)}</th><td>{breakable(v) if k in ("Candidate", "Against") else esc(v)}</td></tr>'
-        for k, v in rows if v
+        f"<tr><th>{esc(k)}</th><td>{breakable(v) if k in ('Candidate', 'Against') else esc(v)}</td></tr>"
+        for k, v in rows
+        if v
     )
     return f'<table class="sp-facts"><colgroup><col style="width:6.5em"><col></colgroup><tbody>{body}</tbody></table>'
 
@@ -199,10 +216,14 @@ def _grid(summary: dict[str, Any]) -> str:
             f'<tr><th><a href="#{section_anchor(section)}">{esc(SECTION_TITLES.get(section, section))}</a></th>'
             f"<td>{status_badge(status or 'ERROR')}</td>{count_cells}<td>{squares}</td></tr>"
         )
-    head = ("<thead><tr><th>Section</th><th>Status</th><th>Pass</th><th>Fail</th><th>Open</th><th>Error</th>"
-            "<th>Checks (hollow: informative)</th></tr></thead>")
-    cols = ('<colgroup><col style="width:35%"><col style="width:10.5em"><col style="width:3.6em">'
-            '<col style="width:3.6em"><col style="width:3.8em"><col style="width:3.8em"><col></colgroup>')
+    head = (
+        "<thead><tr><th>Section</th><th>Status</th><th>Pass</th><th>Fail</th><th>Open</th><th>Error</th>"
+        "<th>Checks (hollow: informative)</th></tr></thead>"
+    )
+    cols = (
+        '<colgroup><col style="width:35%"><col style="width:10.5em"><col style="width:3.6em">'
+        '<col style="width:3.6em"><col style="width:3.8em"><col style="width:3.8em"><col></colgroup>'
+    )
     return f'<table class="sp-grid">{cols}{head}<tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -232,34 +253,53 @@ def front_page_html(
         f'<div class="sp-front"><h1>Stability proof: {esc(summary.get("title", ""))}</h1>',
         _toc(summary),
         f'<div class="sp-banner sp-{verdict_class}"><span class="sp-verdict">Verdict: {esc(verdict)}</span>'
-        f'<small>{esc(_banner_reason(str(summary.get("verdict_reason", ""))))}. Required checks: {esc(count_text)}.'
-        f' Evidence warnings: {len(warnings)}.</small></div>',
+        f"<small>{esc(_banner_reason(str(summary.get('verdict_reason', ''))))}. Required checks: {esc(count_text)}."
+        f" Evidence warnings: {len(warnings)}.</small></div>",
         _facts(summary, meta, fingerprint, baseline_source),
     ]
     if open_items:
-        parts.append(f"<h2>Failed or not decided ({len(open_items)})</h2><ul class='sp-list'>"
-                     + "".join(_item_html(i, badge=True) for i in open_items) + "</ul>")
+        parts.append(
+            f"<h2>Failed or not decided ({len(open_items)})</h2><ul class='sp-list'>"
+            + "".join(_item_html(i, badge=True) for i in open_items)
+            + "</ul>"
+        )
     if warnings:
-        parts.append("<p class='sp-warning'>" + esc(f"{len(warnings)} evidence warning(s): ")
-                     + "; ".join(esc(w.get("message", ""), 160) for w in warnings[:3])
-                     + (" …" if len(warnings) > 3 else "") + ' (<a href="#sp-findings">Findings</a>)</p>')
+        parts.append(
+            "<p class='sp-warning'>"
+            + esc(f"{len(warnings)} evidence warning(s): ")
+            + "; ".join(esc(w.get("message", ""), 160) for w in warnings[:3])
+            + (" …" if len(warnings) > 3 else "")
+            + ' (<a href="#sp-findings">Findings</a>)</p>'
+        )
     n_required = sum(1 for c in summary.get("claims", []) if c.get("required", True))
     n_passed = counts.get("PASS", 0)
     if proven:
-        parts.append(f"<h2>Proven ({n_passed} of {n_required} required checks)</h2><ul class='sp-list sp-proven'>"
-                     + "".join(_item_html(i, badge=False) for i in proven) + "</ul>")
+        parts.append(
+            f"<h2>Proven ({n_passed} of {n_required} required checks)</h2><ul class='sp-list sp-proven'>"
+            + "".join(_item_html(i, badge=False) for i in proven)
+            + "</ul>"
+        )
     else:
         parts.append("<h2>Proven</h2><p>Nothing: no required check passed.</p>")
-    not_checked = [n for n in summary.get("not_checked", [])
-                   if not re.match(r"^\S+ \((INCONCLUSIVE|ERROR)\):", str(n.get("reason", "")))]
+    not_checked = [
+        n
+        for n in summary.get("not_checked", [])
+        if not re.match(r"^\S+ \((INCONCLUSIVE|ERROR)\):", str(n.get("reason", "")))
+    ]
     notes = [f"{SECTION_TITLES.get(n['section'], n['section'])}: {n.get('reason', '')}" for n in not_checked]
     if informative:
-        where = ", ".join(f"{SECTION_TITLES.get(s, s)}: {n}" for s, n in
-                          Counter(i.section for i in informative).items())
+        where = ", ".join(
+            f"{SECTION_TITLES.get(s, s)}: {n}" for s, n in Counter(i.section for i in informative).items()
+        )
         notes.append(f"{len(informative)} informative check(s) did not pass; they do not decide ({where})")
-    parts.append("<h2>Not checked</h2>" + (
-        "<ul class='sp-list'>" + "".join(f"<li>{esc(n, 400)}</li>" for n in notes) + "</ul>" if notes
-        else "<p>Every enabled section ran; nothing was switched off.</p>"))
+    parts.append(
+        "<h2>Not checked</h2>"
+        + (
+            "<ul class='sp-list'>" + "".join(f"<li>{esc(n, 400)}</li>" for n in notes) + "</ul>"
+            if notes
+            else "<p>Every enabled section ran; nothing was switched off.</p>"
+        )
+    )
     parts.append("<h2>All checks at a glance</h2>" + _grid(summary) + "</div>")
     return "".join(parts)
 

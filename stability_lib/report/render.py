@@ -127,9 +127,14 @@ def table(
     fixed, so a long cell wraps inside its column instead of pushing the table off the page."""
     raw = set(raw_columns)
     cols = (
-        "<colgroup>" + "".join(f'<col style="width:{w}%">' if isinstance(w, (int, float)) else f'<col style="width:{esc(w)}">'
-                               for w in widths) + "</colgroup>"
-        if widths else ""
+        "<colgroup>"
+        + "".join(
+            f'<col style="width:{w}%">' if isinstance(w, (int, float)) else f'<col style="width:{esc(w)}">'
+            for w in widths
+        )
+        + "</colgroup>"
+        if widths
+        else ""
     )
     classes = " ".join(c for c in (css_class, "sp-fixed" if widths else "") if c)
     head = "".join(f"<th>{breakable(h)}</th>" for h in headers)
@@ -210,16 +215,22 @@ def summary_table_html(summary: dict[str, Any]) -> str:
         sections = dict.fromkeys(c["section"] for c in claims if bool(c.get("required", True)) is required)
         for section in sections:
             title = SECTION_TITLES.get(section, section)
-            rows.append(f'<tr class="sp-group"><th colspan="3"><a href="#{section_anchor(section)}">{esc(title)}</a></th></tr>')
+            rows.append(
+                f'<tr class="sp-group"><th colspan="3"><a href="#{section_anchor(section)}">{esc(title)}</a></th></tr>'
+            )
             for c in claims:
                 if c["section"] == section and bool(c.get("required", True)) is required:
-                    rows.append(f"<tr><td>{_check_cell(c, anchor=False)}</td><td>{status_badge(c['status'])}</td>"
-                                f"<td>{esc(_figure_of(c))}</td></tr>")
+                    rows.append(
+                        f"<tr><td>{_check_cell(c, anchor=False)}</td><td>{status_badge(c['status'])}</td>"
+                        f"<td>{esc(_figure_of(c))}</td></tr>"
+                    )
         if not rows:
             rows.append('<tr><td colspan="3"><em>nothing recorded</em></td></tr>')
         cols = "".join(f'<col style="width:{w}">' for w in _CLAIM_WIDTHS)
-        return (f'<table class="sp-fixed sp-claims"><colgroup>{cols}</colgroup><thead><tr><th>Check</th><th>Status</th>'
-                f"<th>Decisive figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        return (
+            f'<table class="sp-fixed sp-claims"><colgroup>{cols}</colgroup><thead><tr><th>Check</th><th>Status</th>'
+            f"<th>Decisive figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
 
     out = '<h2 id="sp-checks">Summary: checks that decide the verdict</h2>' + grouped(True)
     if any(not c.get("required", True) for c in claims):
@@ -230,8 +241,9 @@ def summary_table_html(summary: dict[str, Any]) -> str:
 def claims_table_html(claims: Iterable[dict[str, Any]]) -> str:
     """A section's checks: statement (anchor of the check), status, decisive figure; details in small print."""
     rows = [(_check_cell(c, anchor=True), status_badge(c["status"]), esc(_figure_of(c))) for c in claims]
-    return table(["Check", "Status", "Decisive figure"], rows, raw_columns=(0, 1, 2), widths=_CLAIM_WIDTHS,
-                 css_class="sp-claims")
+    return table(
+        ["Check", "Status", "Decisive figure"], rows, raw_columns=(0, 1, 2), widths=_CLAIM_WIDTHS, css_class="sp-claims"
+    )
 
 
 def section_lead(claims: Sequence[dict[str, Any]], section: str = "") -> str:
@@ -259,22 +271,32 @@ def section_heading_html(
     title = SECTION_TITLES.get(section, section)
     anchor = section_anchor(section)
     if skipped:  # a switched-off section takes a line, not a page
-        return f'<h3 id="{anchor}"><span id="{claim_anchor(section + ".evidence")}">{esc(title)}: not checked</span></h3>'
+        return (
+            f'<h3 id="{anchor}"><span id="{claim_anchor(section + ".evidence")}">{esc(title)}: not checked</span></h3>'
+        )
     took = f" in {duration_s:.1f} s" if duration_s else ""
     # The anchor of the check summary.json adds for a crashed section (see _summary.section_claims).
-    err = (f'<p class="sp-warning" id="{claim_anchor(section + ".ran")}">The section did not complete: '
-           f'<span class="sp-mono">{esc(error)}</span></p>' if error else "")
-    return (f'<div class="sp-section"><h2 id="{anchor}">{esc(title)} {status_badge(status)}</h2>'
-            f'<p class="sp-took"><small>Section ran{esc(took)}.</small></p>{err}</div>')
+    err = (
+        f'<p class="sp-warning" id="{claim_anchor(section + ".ran")}">The section did not complete: '
+        f'<span class="sp-mono">{esc(error)}</span></p>'
+        if error
+        else ""
+    )
+    return (
+        f'<div class="sp-section"><h2 id="{anchor}">{esc(title)} {status_badge(status)}</h2>'
+        f'<p class="sp-took"><small>Section ran{esc(took)}.</small></p>{err}</div>'
+    )
 
 
 def warnings_html(warnings: Sequence[dict[str, Any]]) -> str:
     if not warnings:
-        return ('<h2 id="sp-findings">Evidence warnings</h2><p>No evidence warning was raised by the honesty checks '
-                "(listed in the appendix).</p>")
+        return (
+            '<h2 id="sp-findings">Evidence warnings</h2><p>No evidence warning was raised by the honesty checks '
+            "(listed in the appendix).</p>"
+        )
     items = "".join(
         f'<div class="sp-warning"><b>{esc(w["kind"])}</b>: {esc(w["message"])} '
-        f'<small>({esc(w["evidence"]["section"])}: {evidence_link(w["evidence"])})</small></div>'
+        f"<small>({esc(w['evidence']['section'])}: {evidence_link(w['evidence'])})</small></div>"
         for w in warnings
     )
     return f'<h2 id="sp-findings">Evidence warnings ({len(warnings)})</h2>{items}'
@@ -361,15 +383,18 @@ def appendix_html(
     versions_text = " · ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     return (
         '<div class="sp-section"><h2 id="sp-appendix">Appendix</h2>'
-        '<h3>Params (secrets redacted: ${NAME} references are shown, never their values; '
+        "<h3>Params (secrets redacted: ${NAME} references are shown, never their values; "
         'the file: <a class="sp-id" href="params.yaml">params.yaml</a>)</h3>'
         '<table class="sp-fixed sp-params"><colgroup><col style="width:24%"><col></colgroup>'
         f"<tbody>{params or '<tr><td colspan=2><em>none</em></td></tr>'}</tbody></table>"
         "<h3>Statistical and verdict rules</h3>"
         + table(["Rule", "Definition"], rules, widths=(20, 80), css_class="sp-rules")
         + "<h3>Commands run</h3>"
-        + ("".join(f'<div class="sp-id sp-command">{breakable(c, 5_000)}</div>' for c in commands[:200])
-           if commands else "<p>none</p>")
+        + (
+            "".join(f'<div class="sp-id sp-command">{breakable(c, 5_000)}</div>' for c in commands[:200])
+            if commands
+            else "<p>none</p>"
+        )
         + f'<h3>Package versions</h3><p class="sp-versions">{esc(versions_text)}</p>'
         + "</div>"
     )

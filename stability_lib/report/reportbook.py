@@ -23,8 +23,21 @@ from .render import (
 __all__ = ["RunReport", "open_report", "latest_run"]
 
 _PACKAGES = (
-    "stability-proof", "papermill", "nbconvert", "jupyterlab", "pandas", "matplotlib", "numpy", "scipy",
-    "httpx", "websockets", "pydantic", "PyYAML", "defusedxml", "fastapi", "uvicorn",
+    "stability-proof",
+    "papermill",
+    "nbconvert",
+    "jupyterlab",
+    "pandas",
+    "matplotlib",
+    "numpy",
+    "scipy",
+    "httpx",
+    "websockets",
+    "pydantic",
+    "PyYAML",
+    "defusedxml",
+    "fastapi",
+    "uvicorn",
 )
 
 VERDICT_RULE = (
@@ -40,25 +53,33 @@ def _rules() -> list[tuple[str, str]]:
         from ..stats import inference as _stats
 
         rules.append(("Performance (median ratio)", getattr(_stats, "PERFORMANCE_RULE_TEXT", "")))
-        rules.append((
-            "Performance: several operations",
-            "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
-            "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
-            "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
-            "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
-            "so that drift on the machine hits both sides alike.",
-        ))
+        rules.append(
+            (
+                "Performance: several operations",
+                "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
+                "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
+                "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
+                "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
+                "so that drift on the machine hits both sides alike.",
+            )
+        )
         rules.append(("Failure rates", getattr(_stats, "FAILURE_RATE_RULE_TEXT", "")))
         fix = getattr(_stats, "FIX_RULE_TEXT", "")
         if fix:
-            rules.append(("\"The fix works\"", fix))
+            rules.append(('"The fix works"', fix))
     except ImportError:
         pass
-    rules.append(("Test categories", "A category passes when its tests ran and none failed or errored; zero executed "
-                  "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass."))
-    rules.append(("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs."))
+    rules.append(
+        (
+            "Test categories",
+            "A category passes when its tests ran and none failed or errored; zero executed "
+            "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass.",
+        )
+    )
+    rules.append(
+        ("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs.")
+    )
     return rules
-
 
 
 @dataclass

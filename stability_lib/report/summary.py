@@ -31,8 +31,15 @@ def section_claims(params: Params, result: SectionResult) -> list[Claim]:
         claim_id = f"{name}.{check}"
         return [
             *result.claims,
-            Claim(claim_id, name, statement, status, statistic, params.is_required(claim_id),
-                  (EvidenceRef(name, f"evidence/{name}.json"),)),
+            Claim(
+                claim_id,
+                name,
+                statement,
+                status,
+                statistic,
+                params.is_required(claim_id),
+                (EvidenceRef(name, f"evidence/{name}.json"),),
+            ),
         ]
 
     if result.status is Status.ERROR and not any(c.status is Status.ERROR for c in result.claims):
@@ -46,7 +53,9 @@ def section_claims(params: Params, result: SectionResult) -> list[Claim]:
         return synthetic("evidence", f"Section '{name}' produced at least one check", Status.INCONCLUSIVE, reason)
     if not result.claims:
         return synthetic(
-            "evidence", f"Section '{name}' produced at least one check", Status.INCONCLUSIVE,
+            "evidence",
+            f"Section '{name}' produced at least one check",
+            Status.INCONCLUSIVE,
             "the section recorded no check",
         )
     return list(result.claims)
@@ -70,7 +79,9 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
         claims += mine
         for c in mine:
             if c.required and c.status in (Status.INCONCLUSIVE, Status.ERROR):
-                not_checked.append({"section": name, "reason": f"{c.id} ({c.status.value}): {c.statistic or 'no data'}"})
+                not_checked.append(
+                    {"section": name, "reason": f"{c.id} ({c.status.value}): {c.statistic or 'no data'}"}
+                )
         sections.append(
             {
                 "section": name,
@@ -104,7 +115,8 @@ def build_summary(meta: dict[str, Any], params: Params, evidence: dict[str, Sect
         "tool_version": meta.get("tool_version", ""),
         "started_at": meta.get("started_at", ""),
         "finished_at": meta.get("finished_at", ""),
-        "targets": meta.get("targets") or {
+        "targets": meta.get("targets")
+        or {
             "candidate": params.target.base_url,
             **({"baseline": params.baseline.base_url} if params.baseline else {}),
         },

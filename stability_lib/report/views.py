@@ -33,7 +33,9 @@ def section_parts(result: SectionResult, *, heading: bool = True) -> list[Part]:
     parts: list[Part] = []
     if heading:
         skipped = bool(result.data.get("skipped"))
-        parts.append(section_heading_html(result.section, result.status.value, result.duration_s, result.error, skipped=skipped))
+        parts.append(
+            section_heading_html(result.section, result.status.value, result.duration_s, result.error, skipped=skipped)
+        )
     if result.data.get("skipped"):
         parts.append(f"<p>Reason: {esc(result.data.get('reason', 'skipped'))}.</p>")
         return parts
@@ -96,11 +98,17 @@ def _health_view(result: SectionResult) -> list[Part]:
         statuses = sorted({str(s["status"]) for s in items})
         errors = sorted({s["error"] for s in items if s["error"]})
         rows.append(
-            (path, len(items), ", ".join(statuses), _fmt_ms(lat), f"{max(lat):.1f}" if lat else "–", "; ".join(errors)[:300])
+            (
+                path,
+                len(items),
+                ", ".join(statuses),
+                _fmt_ms(lat),
+                f"{max(lat):.1f}" if lat else "–",
+                "; ".join(errors)[:300],
+            )
         )
     parts: list[Part] = [
-        "<h3>HTTP endpoints</h3>"
-        + table(["Path", "Requests", "Status codes", "Median ms", "Max ms", "Errors"], rows)
+        "<h3>HTTP endpoints</h3>" + table(["Path", "Requests", "Status codes", "Median ms", "Max ms", "Errors"], rows)
     ]
     ws = result.data.get("websocket")
     if ws:
@@ -109,37 +117,80 @@ def _health_view(result: SectionResult) -> list[Part]:
     return parts
 
 
-
-
 @register_view("suites")
 def _suites_view(result: SectionResult) -> list[Part]:
     cats = result.data.get("categories", [])
     rows = []
     for c in cats:
         n = c.get("counts", {})
-        rows.append((c["name"], c["status"], n.get("passed", 0), n.get("failed", 0), n.get("errors", 0),
-                     n.get("skipped", 0), n.get("flaky", 0), f"{c.get('duration_s', 0):.1f} s", c.get("exit_code")))
+        rows.append(
+            (
+                c["name"],
+                c["status"],
+                n.get("passed", 0),
+                n.get("failed", 0),
+                n.get("errors", 0),
+                n.get("skipped", 0),
+                n.get("flaky", 0),
+                f"{c.get('duration_s', 0):.1f} s",
+                c.get("exit_code"),
+            )
+        )
     parts: list[Part] = [
         "<h3>Categories</h3>"
-        + table(["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"], rows,
-                widths=(20, 14, 9, 9, 9, 9, 9, 12, 9), css_class="sp-numbers")
+        + table(
+            ["Category", "Status", "Passed", "Failed", "Errors", "Skipped", "Flaky", "Duration", "Exit"],
+            rows,
+            widths=(20, 14, 9, 9, 9, 9, 9, 12, 9),
+            css_class="sp-numbers",
+        )
     ]
-    failures = [(breakable(c["name"]), breakable(f.get("id") or f.get("name")), breakable(f.get("outcome")),
-                 machine_text(f.get("message", "")))
-                for c in cats for f in c.get("failures", []) + c.get("flaky", [])]
+    failures = [
+        (
+            breakable(c["name"]),
+            breakable(f.get("id") or f.get("name")),
+            breakable(f.get("outcome")),
+            machine_text(f.get("message", "")),
+        )
+        for c in cats
+        for f in c.get("failures", []) + c.get("flaky", [])
+    ]
     if failures:
-        parts.append("<h3>Failures (message excerpts)</h3>" + table(
-            ["Category", "Test", "Outcome", "Message"], failures[:50], raw_columns=(0, 1, 2, 3), widths=(12, 27, 12, 49)))
-    slow = sorted(((c["name"], s.get("id") or s.get("name"), s.get("time_s", 0.0)) for c in cats for s in c.get("slowest", [])),
-                  key=lambda r: -(r[2] or 0))[:10]
+        parts.append(
+            "<h3>Failures (message excerpts)</h3>"
+            + table(
+                ["Category", "Test", "Outcome", "Message"],
+                failures[:50],
+                raw_columns=(0, 1, 2, 3),
+                widths=(12, 27, 12, 49),
+            )
+        )
+    slow = sorted(
+        ((c["name"], s.get("id") or s.get("name"), s.get("time_s", 0.0)) for c in cats for s in c.get("slowest", [])),
+        key=lambda r: -(r[2] or 0),
+    )[:10]
     if slow:
-        parts.append("<h3>Slowest tests</h3>" + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow],
-                                                      widths=(16, 70, 14)))
-    diffs = [(c["name"], d["counts"]["newly_failing"], d["counts"]["newly_passing"], d["counts"]["added"], d["counts"]["removed"],
-              ", ".join(d["newly_failing"][:5])) for c in cats if (d := c.get("baseline"))]
+        parts.append(
+            "<h3>Slowest tests</h3>"
+            + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow], widths=(16, 70, 14))
+        )
+    diffs = [
+        (
+            c["name"],
+            d["counts"]["newly_failing"],
+            d["counts"]["newly_passing"],
+            d["counts"]["added"],
+            d["counts"]["removed"],
+            ", ".join(d["newly_failing"][:5]),
+        )
+        for c in cats
+        if (d := c.get("baseline"))
+    ]
     if diffs:
-        parts.append("<h3>Against the baseline run</h3>"
-                     + table(["Category", "Newly failing", "Newly passing", "Added", "Removed", "First newly failing"], diffs))
+        parts.append(
+            "<h3>Against the baseline run</h3>"
+            + table(["Category", "Newly failing", "Newly passing", "Added", "Removed", "First newly failing"], diffs)
+        )
     cov = [(c["name"], c["coverage"].get("statistic", "")) for c in cats if c.get("coverage")]
     if cov:
         parts.append("<h3>Coverage</h3>" + table(["Category", "Coverage"], cov))
@@ -229,20 +280,39 @@ def _websocket_view(result: SectionResult) -> list[Part]:
     rows = []
     for label, soak in sides.items():
         agg = soak["aggregate"]
-        rows.append((label, agg["sessions"], agg["connected"], agg["ok"], agg["crashes"], agg["failures"],
-                     ", ".join(f"{k}: {v}" for k, v in agg["outcome_labels"].items())))
-    parts.append("<h3>Sessions</h3>" + table(["Target", "Sessions", "Connected", "OK", "1011/1006", "Any failure", "Outcomes"], rows))
+        rows.append(
+            (
+                label,
+                agg["sessions"],
+                agg["connected"],
+                agg["ok"],
+                agg["crashes"],
+                agg["failures"],
+                ", ".join(f"{k}: {v}" for k, v in agg["outcome_labels"].items()),
+            )
+        )
+    parts.append(
+        "<h3>Sessions</h3>"
+        + table(["Target", "Sessions", "Connected", "OK", "1011/1006", "Any failure", "Outcomes"], rows)
+    )
     parts.append(_chart(_close_code_chart, {label: soak["aggregate"]["close_codes"] for label, soak in sides.items()}))
     if "candidate" in sides:
         parts.append(_chart(_timeline_chart, sides["candidate"]["aggregate"]["timeline"]))
         lat = sides["candidate"]["aggregate"]["latency_s"]
-        lat_rows = [(k, v.get("n"), *(f"{(v.get(q) or 0) * 1e3:.2f}" for q in ("p50", "p95", "max"))) for k, v in lat.items()]
+        lat_rows = [
+            (k, v.get("n"), *(f"{(v.get(q) or 0) * 1e3:.2f}" for q in ("p50", "p95", "max"))) for k, v in lat.items()
+        ]
         parts.append("<h3>Candidate session latency (ms)</h3>" + table(["Measure", "n", "p50", "p95", "max"], lat_rows))
-    closes = [(r["session_id"], r["outcome"].get("label", ""), r["close_code"], r["close_reason"])
-              for r in sides.get("candidate", {}).get("records", []) if r["outcome"].get("kind") != "ok"][:20]
+    closes = [
+        (r["session_id"], r["outcome"].get("label", ""), r["close_code"], r["close_reason"])
+        for r in sides.get("candidate", {}).get("records", [])
+        if r["outcome"].get("kind") != "ok"
+    ][:20]
     if closes:
-        parts.append("<h3>Failed sessions (first 20; reasons as sent by the server)</h3>"
-                     + table(["Session", "Outcome", "Close code", "Reason"], closes))
+        parts.append(
+            "<h3>Failed sessions (first 20; reasons as sent by the server)</h3>"
+            + table(["Session", "Outcome", "Close code", "Reason"], closes)
+        )
     return parts
 
 
@@ -265,16 +335,31 @@ def _box_chart(samples: dict[str, list[float]], title: str):
 def _golden_view(result: SectionResult) -> list[Part]:
     durations = result.data.get("durations_ms", {})
     parts: list[Part] = []
-    rows = [(op, len(v), f"{statistics.median(v):.2f}", f"{sorted(v)[int(0.95 * (len(v) - 1))]:.2f}", f"{max(v):.2f}")
-            for op, v in sorted(durations.items()) if v]
-    parts.append("<h3>Step durations (ms, all users and repetitions)</h3>" + table(["Operation", "n", "p50", "p95", "max"], rows))
+    rows = [
+        (op, len(v), f"{statistics.median(v):.2f}", f"{sorted(v)[int(0.95 * (len(v) - 1))]:.2f}", f"{max(v):.2f}")
+        for op, v in sorted(durations.items())
+        if v
+    ]
+    parts.append(
+        "<h3>Step durations (ms, all users and repetitions)</h3>" + table(["Operation", "n", "p50", "p95", "max"], rows)
+    )
     if durations:
         parts.append(_chart(_box_chart, durations, "Step latency distributions"))
-    failed = [(breakable(r["user"]), r["repetition"], breakable(r["failed_step"]), machine_text(r["failure"]))
-              for r in result.data.get("runs", []) if not r["ok"]]
+    failed = [
+        (breakable(r["user"]), r["repetition"], breakable(r["failed_step"]), machine_text(r["failure"]))
+        for r in result.data.get("runs", [])
+        if not r["ok"]
+    ]
     if failed:
-        parts.append("<h3>Failed runs</h3>" + table(["User", "Repetition", "Step", "Failure"], failed[:30],
-                                                    raw_columns=(0, 1, 2, 3), widths=(18, 10, 20, 52)))
+        parts.append(
+            "<h3>Failed runs</h3>"
+            + table(
+                ["User", "Repetition", "Step", "Failure"],
+                failed[:30],
+                raw_columns=(0, 1, 2, 3),
+                widths=(18, 10, 20, 52),
+            )
+        )
     return parts
 
 
@@ -283,11 +368,17 @@ def _isolation_view(result: SectionResult) -> list[Part]:
     iso = result.data.get("isolation", {})
     parts: list[Part] = [
         f"<p>{esc(iso.get('explanation', ''))}</p>",
-        "<h3>Own data seen by each user</h3>" + table(["User", "Own nonces seen"], sorted(iso.get("own_seen", {}).items())),
+        "<h3>Own data seen by each user</h3>"
+        + table(["User", "Own nonces seen"], sorted(iso.get("own_seen", {}).items())),
     ]
-    leaks = [(leak["viewer"], leak["owner"], leak["step"], leak["where"], leak["count"]) for leak in iso.get("leaks", [])]
+    leaks = [
+        (leak["viewer"], leak["owner"], leak["step"], leak["where"], leak["count"]) for leak in iso.get("leaks", [])
+    ]
     if leaks:
-        parts.append("<h3>Leaks: a user saw another user's data</h3>" + table(["Viewer", "Owner", "Step", "Where", "Times"], leaks))
+        parts.append(
+            "<h3>Leaks: a user saw another user's data</h3>"
+            + table(["Viewer", "Owner", "Step", "Where", "Times"], leaks)
+        )
     return parts
 
 
@@ -303,8 +394,12 @@ def _forest_chart(comparisons: list[dict[str, Any]], tolerance: float):
     points = [c["median_ratio"]["ratio"] for c in rows]
     # Interval ends count for the axis only within 10x of the points: a degenerate bound
     # (a median of ~0 ms on one side) must not squash every point against one edge.
-    ends = [e for c in rows for e in _finite([c["median_ratio"]["ci_low"], c["median_ratio"]["ci_high"]])
-            if min(points) / 10 <= e <= max(points) * 10]
+    ends = [
+        e
+        for c in rows
+        for e in _finite([c["median_ratio"]["ci_low"], c["median_ratio"]["ci_high"]])
+        if min(points) / 10 <= e <= max(points) * 10
+    ]
     values = [*points, *ends, 1.0, 1 + tolerance]
     scale = axis_scale(values)
     ax.set_xscale(scale)
@@ -313,7 +408,9 @@ def _forest_chart(comparisons: list[dict[str, Any]], tolerance: float):
     ax.axvline(1.0, color="#555", lw=0.8)
     ax.axvspan(lo, 1 + tolerance, color="#15803d", alpha=0.06)
     ax.axvline(1 + tolerance, color="#b91c1c", ls="--", lw=0.8, label=f"tolerance {tolerance:.0%}")
-    ax.set_yticks(range(len(rows)), [_label(c["operation"]) + ("" if c.get("judged", True) else " (info)") for c in rows])
+    ax.set_yticks(
+        range(len(rows)), [_label(c["operation"]) + ("" if c.get("judged", True) else " (info)") for c in rows]
+    )
     ax.set_xlabel("candidate / baseline median, with its interval" + (" (log scale)" if scale == "log" else ""))
     ax.set_title("Performance: ratio per operation")
     ax.legend(loc="lower right", fontsize=8)
@@ -340,7 +437,7 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
         ax.set_xlim(*axis_limits(values, scale))
         ax.set_title(_label(op) + (" (log x)" if scale == "log" else ""), fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(ops):]:
+    for ax in list(axes.flat)[len(ops) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("Latency distributions (ECDF, ms)", fontsize=10)
@@ -360,12 +457,38 @@ def _performance_view(result: SectionResult) -> list[Part]:
     for c in comparisons:
         r = c["median_ratio"]
         fmt = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
-        rows.append((c["operation"], "yes" if c.get("judged", True) else "no", f"{c['n_baseline']}/{c['n_candidate']}",
-                     fmt(c["median_baseline"]), fmt(c["median_candidate"]), f"{fmt(r['ratio'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
-                     fmt(c["mannwhitney_p_two_sided"]), str(c["verdict"]).replace("_", " "), c.get("samples_needed") or ""))
-    parts.append("<h3>Figures behind each verdict (ms)</h3>" + table(
-        ["Operation", "Judged", "n (A/B)", "Median A", "Median B", "Ratio [CI]", "Mann-Whitney p", "Verdict", "Samples needed"],
-        rows, widths=(18, 8, 8, 8, 8, 14, 9, 15, 12), css_class="sp-numbers"))
+        rows.append(
+            (
+                c["operation"],
+                "yes" if c.get("judged", True) else "no",
+                f"{c['n_baseline']}/{c['n_candidate']}",
+                fmt(c["median_baseline"]),
+                fmt(c["median_candidate"]),
+                f"{fmt(r['ratio'])} [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
+                fmt(c["mannwhitney_p_two_sided"]),
+                str(c["verdict"]).replace("_", " "),
+                c.get("samples_needed") or "",
+            )
+        )
+    parts.append(
+        "<h3>Figures behind each verdict (ms)</h3>"
+        + table(
+            [
+                "Operation",
+                "Judged",
+                "n (A/B)",
+                "Median A",
+                "Median B",
+                "Ratio [CI]",
+                "Mann-Whitney p",
+                "Verdict",
+                "Samples needed",
+            ],
+            rows,
+            widths=(18, 8, 8, 8, 8, 14, 9, 15, 12),
+            css_class="sp-numbers",
+        )
+    )
     judged = [c["operation"] for c in comparisons if c.get("judged", True)][:6]
     if judged:
         parts.append(_chart(_ecdf_chart, result.data.get("samples", {}), judged))
@@ -378,8 +501,16 @@ def _changes_table(title: str, listing: dict[str, Any]) -> str:
     counts = listing.get("counts") or {}
     order = {"ERR": 0, "WARN": 1, "INFO": 2}
     changes = sorted(listing.get("changes", []), key=lambda c: order.get(c.get("level"), 3))
-    rows = [(c.get("level"), c.get("rule"), f"{c.get('method') or ''} {c.get('path') or ''}".strip(), c.get("location", ""),
-             c.get("message", "")) for c in changes[:200]]
+    rows = [
+        (
+            c.get("level"),
+            c.get("rule"),
+            f"{c.get('method') or ''} {c.get('path') or ''}".strip(),
+            c.get("location", ""),
+            c.get("message", ""),
+        )
+        for c in changes[:200]
+    ]
     head = f"<h3>{esc(title)}: " + ", ".join(f"{n} {esc(k)}" for k, n in counts.items()) + "</h3>"
     return head + table(["Level", "Rule", "Operation", "Location", "Change"], rows, widths=(7, 18, 20, 20, 35))
 
@@ -389,14 +520,19 @@ def _contract_view(result: SectionResult) -> list[Part]:
     data = result.data
     parts: list[Part] = []
     api = data.get("openapi", {})
-    sources = [(side, (api.get(side) or {}).get("origin", ""), (api.get(side) or {}).get("error") or "")
-               for side in ("baseline", "candidate")]
+    sources = [
+        (side, (api.get(side) or {}).get("origin", ""), (api.get(side) or {}).get("error") or "")
+        for side in ("baseline", "candidate")
+    ]
     parts.append("<h3>Specs compared</h3>" + table(["Side", "Source", "Error"], sources))
     parts.append(_changes_table(f"HTTP API ({api.get('operations_compared', 0)} operations compared)", api))
     if "ws" in data:
-        parts.append(_changes_table(
-            f"WebSocket messages ({data['ws'].get('baseline_events', 0)} / {data['ws'].get('candidate_events', 0)} events observed)",
-            data["ws"]))
+        parts.append(
+            _changes_table(
+                f"WebSocket messages ({data['ws'].get('baseline_events', 0)} / {data['ws'].get('candidate_events', 0)} events observed)",
+                data["ws"],
+            )
+        )
     if "database" in data:
         parts.append(_changes_table("Database schema", data["database"]))
     return parts

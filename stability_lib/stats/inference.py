@@ -155,7 +155,7 @@ FAILURE_RATE_RULE_TEXT = (
     "(the data rule out any rate worse than tolerated); it fails only when the lower end of the "
     "two-sided interval is above the tolerated rate (the data rule out any acceptable rate); "
     "otherwise it is INCONCLUSIVE and we say how many trials would settle it. With zero failures "
-    "in n trials the 95% upper bound is 1 - 0.05^(1/n), about 3/n (the \"rule of three\"): "
+    'in n trials the 95% upper bound is 1 - 0.05^(1/n), about 3/n (the "rule of three"): '
     "0 of 500 bounds the rate at 0.60%. No trials at all is never a pass."
 )
 
@@ -233,8 +233,18 @@ class RateEstimate:
 
     def figure(self, what: str, *, tolerance: float | None = None, test: str = "exact (Clopper-Pearson)") -> Figure:
         """The structured figure of a claim decided by this rate (``what`` names the events)."""
-        return Figure(kind="rate", value=_json_float(self.rate), low=self.ci_low, high=self.upper,
-                      confidence=self.confidence, k=self.k, n=self.n, test=test, tolerance=tolerance, what=what)
+        return Figure(
+            kind="rate",
+            value=_json_float(self.rate),
+            low=self.ci_low,
+            high=self.upper,
+            confidence=self.confidence,
+            k=self.k,
+            n=self.n,
+            test=test,
+            tolerance=tolerance,
+            what=what,
+        )
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -350,8 +360,7 @@ def judge_failure_rate(
         return (
             RateVerdict.FAIL,
             est,
-            f"{est.describe()}: even the lower end of the {conf} interval exceeds the "
-            f"tolerated {_pct(tolerated)}.",
+            f"{est.describe()}: even the lower end of the {conf} interval exceeds the tolerated {_pct(tolerated)}.",
         )
     head = f"{est.describe()}: cannot tell whether the rate is within the tolerated {_pct(tolerated)}"
     if n == 0:
@@ -369,8 +378,7 @@ def judge_failure_rate(
         return (
             RateVerdict.INCONCLUSIVE,
             est,
-            f"{head}; {needed} sessions with no failure would be needed to bound it at "
-            f"{conf} ({needed - n} more).",
+            f"{head}; {needed} sessions with no failure would be needed to bound it at {conf} ({needed - n} more).",
         )
     needed_at_rate = _sessions_needed_at_rate(k / n, tolerated, confidence)
     if needed_at_rate is None:
@@ -503,8 +511,9 @@ def bootstrap_quantiles_by_resampling(
     return out
 
 
-def _kth_pairwise_difference(a_sorted: np.ndarray, b_neg_sorted: np.ndarray, k: int,
-                             rng: np.random.Generator, materialize_limit: int) -> float:
+def _kth_pairwise_difference(
+    a_sorted: np.ndarray, b_neg_sorted: np.ndarray, k: int, rng: np.random.Generator, materialize_limit: int
+) -> float:
     """The k-th smallest (0-based) of a_i + c_j over all pairs, both inputs sorted ascending.
 
     Randomised selection in the sorted matrix a_i + c_j: pick a pivot among the still
@@ -657,9 +666,18 @@ class Comparison:
     def figure(self) -> Figure:
         """The median ratio with its interval against the tolerance, structured for the report."""
         m = self.median_ratio
-        return Figure(kind="ratio", value=_json_float(m.ratio), low=_json_float(m.ci_low), high=_json_float(m.ci_high),
-                      confidence=self.confidence, n=self.n_candidate, baseline_n=self.n_baseline,
-                      test="bootstrap interval of the median ratio", tolerance=self.tolerance, what="median")
+        return Figure(
+            kind="ratio",
+            value=_json_float(m.ratio),
+            low=_json_float(m.ci_low),
+            high=_json_float(m.ci_high),
+            confidence=self.confidence,
+            n=self.n_candidate,
+            baseline_n=self.n_baseline,
+            test="bootstrap interval of the median ratio",
+            tolerance=self.tolerance,
+            what="median",
+        )
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -755,8 +773,14 @@ def compare_samples(
     threshold = 1.0 + tolerance
     n_b, n_c = int(base.size), int(cand.size)
     common: dict[str, Any] = {
-        "n_baseline": n_b, "n_candidate": n_c, "tolerance": tolerance, "confidence": confidence,
-        "resamples": resamples, "seed": seed_value, "min_samples": min_samples, "unit": str(unit),
+        "n_baseline": n_b,
+        "n_candidate": n_c,
+        "tolerance": tolerance,
+        "confidence": confidence,
+        "resamples": resamples,
+        "seed": seed_value,
+        "min_samples": min_samples,
+        "unit": str(unit),
     }
     if n_b == 0 or n_c == 0:
         nan_ratio = RatioInterval(math.nan, math.nan, math.nan)
@@ -765,11 +789,15 @@ def compare_samples(
             median_candidate=float(np.median(cand)) if n_c else math.nan,
             p95_baseline=float(np.quantile(base, 0.95)) if n_b else math.nan,
             p95_candidate=float(np.quantile(cand, 0.95)) if n_c else math.nan,
-            median_ratio=nan_ratio, p95_ratio=nan_ratio,
-            mannwhitney_p_two_sided=math.nan, mannwhitney_p_candidate_greater=math.nan,
-            hodges_lehmann_shift=math.nan, verdict=PerfVerdict.INCONCLUSIVE,
+            median_ratio=nan_ratio,
+            p95_ratio=nan_ratio,
+            mannwhitney_p_two_sided=math.nan,
+            mannwhitney_p_candidate_greater=math.nan,
+            hodges_lehmann_shift=math.nan,
+            verdict=PerfVerdict.INCONCLUSIVE,
             reason=f"no samples on the {'baseline' if n_b == 0 else 'candidate'} side",
-            samples_needed=min_samples, **common,
+            samples_needed=min_samples,
+            **common,
         )
 
     base_sorted, cand_sorted = np.sort(base), np.sort(cand)
@@ -793,9 +821,7 @@ def compare_samples(
         needed = max(min_samples, estimate) if estimate is not None else min_samples
     elif median_ratio.ci_high <= threshold:
         verdict = PerfVerdict.NO_REGRESSION
-        reason = (
-            f"the {conf} interval of the median ratio lies at or below {threshold:.2f}"
-        )
+        reason = f"the {conf} interval of the median ratio lies at or below {threshold:.2f}"
     elif median_ratio.ci_low > threshold:
         verdict = PerfVerdict.REGRESSION
         reason = f"the {conf} interval of the median ratio lies above {threshold:.2f}"
@@ -875,9 +901,20 @@ class FixVerdict:
     def figure(self, what: str = "1011/1006 closes") -> Figure:
         """Candidate rate against the baseline's count (for "the fix works")."""
         c = self.candidate
-        return Figure(kind="rate", value=_json_float(c.rate), low=c.ci_low, high=c.upper, confidence=self.confidence,
-                      k=c.k, n=c.n, baseline_k=self.baseline.k, baseline_n=self.baseline.n,
-                      test="Fisher exact one-sided", tolerance=self.tolerated_rate, what=what)
+        return Figure(
+            kind="rate",
+            value=_json_float(c.rate),
+            low=c.ci_low,
+            high=c.upper,
+            confidence=self.confidence,
+            k=c.k,
+            n=c.n,
+            baseline_k=self.baseline.k,
+            baseline_n=self.baseline.n,
+            test="Fisher exact one-sided",
+            tolerance=self.tolerated_rate,
+            what=what,
+        )
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -911,7 +948,13 @@ def compare_failure_rates(
     if n_base == 0 or n_cand == 0:
         side = "baseline" if n_base == 0 else "candidate"
         return FixVerdict(
-            FixStatus.INCONCLUSIVE, base, cand, tolerated, confidence, 1.0, 1.0,
+            FixStatus.INCONCLUSIVE,
+            base,
+            cand,
+            tolerated,
+            confidence,
+            1.0,
+            1.0,
             f"no sessions on the {side} side",
         )
     table = np.array([[k_base, n_base - k_base], [k_cand, n_cand - k_cand]])
@@ -941,8 +984,11 @@ def compare_failure_rates(
         if not within_tolerance:
             missing.append(
                 f"the candidate's upper bound {_pct(cand.upper)} exceeds the tolerated rate"
-                + (f" ({sessions_needed(tolerated, confidence)} failure-free sessions would bound it)"
-                   if k_cand == 0 and tolerated > 0 else "")
+                + (
+                    f" ({sessions_needed(tolerated, confidence)} failure-free sessions would bound it)"
+                    if k_cand == 0 and tolerated > 0
+                    else ""
+                )
             )
         reason = "; ".join(missing)
     return FixVerdict(status, base, cand, tolerated, confidence, p_lower, p_higher, reason)

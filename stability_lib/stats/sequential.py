@@ -126,9 +126,7 @@ FIX_SEQUENTIAL_RULE_TEXT = (
     "sampling continues until the budget runs out (INCONCLUSIVE)."
 )
 
-RULE_TEXT = "\n\n".join(
-    (PERFORMANCE_SEQUENTIAL_RULE_TEXT, RATE_SEQUENTIAL_RULE_TEXT, FIX_SEQUENTIAL_RULE_TEXT)
-)
+RULE_TEXT = "\n\n".join((PERFORMANCE_SEQUENTIAL_RULE_TEXT, RATE_SEQUENTIAL_RULE_TEXT, FIX_SEQUENTIAL_RULE_TEXT))
 
 # Beta(a, a) mixture over the sign test's coin: a = 20 keeps the sequence within ~1.5-1.7x the
 # width of a fixed-n interval for every n from 50 to 2000 (measured; small a is tighter early,
@@ -554,18 +552,31 @@ def _update_perf(state: PerfState, new: PerfRound, elapsed_s: float | None) -> P
             decision = PerfVerdict.REGRESSION
     n_b, n_c = _perf_n(state)
     look = Look(
-        round=len(state.looks) + 1, n_baseline=n_b, n_candidate=n_c,
+        round=len(state.looks) + 1,
+        n_baseline=n_b,
+        n_candidate=n_c,
         estimate=math.exp(estimate) if math.isfinite(estimate) else math.nan,
-        low=low, high=high, decision=decision, elapsed_s=elapsed_s,
+        low=low,
+        high=high,
+        decision=decision,
+        elapsed_s=elapsed_s,
     )
     looks = state.looks + (look,)
-    stop = _stop_reason(decision is not PerfVerdict.INCONCLUSIVE, max(n_b, n_c), cfg.max_samples_per_side,
-                        elapsed_s, cfg.max_seconds, len(looks), cfg.max_rounds)
+    stop = _stop_reason(
+        decision is not PerfVerdict.INCONCLUSIVE,
+        max(n_b, n_c),
+        cfg.max_samples_per_side,
+        elapsed_s,
+        cfg.max_seconds,
+        len(looks),
+        cfg.max_rounds,
+    )
     return replace(state, looks=looks, stop=stop)
 
 
-def _stop_reason(decided: bool, n: int, max_n: int, elapsed_s: float | None, max_s: float | None,
-                 rounds: int, max_rounds: int) -> StopReason:
+def _stop_reason(
+    decided: bool, n: int, max_n: int, elapsed_s: float | None, max_s: float | None, rounds: int, max_rounds: int
+) -> StopReason:
     if decided:
         return StopReason.DECIDED
     if n >= max_n:
@@ -577,8 +588,9 @@ def _stop_reason(decided: bool, n: int, max_n: int, elapsed_s: float | None, max
     return StopReason.RUNNING
 
 
-def _stop_text(stop: StopReason, looks: tuple[Look, ...], unit: str, max_n: int, max_s: float | None,
-               max_rounds: int) -> str:
+def _stop_text(
+    stop: StopReason, looks: tuple[Look, ...], unit: str, max_n: int, max_s: float | None, max_rounds: int
+) -> str:
     k = len(looks)
     last = looks[-1] if looks else None
     n = 0 if last is None else max(last.n_candidate, last.n_baseline or 0)
@@ -641,22 +653,33 @@ def _perf_result(state: PerfState) -> SequentialResult:
     elif verdict is PerfVerdict.NO_REGRESSION:
         reason = f"the {conf:.2%} confidence sequence of the {what}, [{last.low:.3f}, {last.high:.3f}], lies at or below {band}"
     elif verdict is PerfVerdict.REGRESSION:
-        reason = f"the {conf:.2%} confidence sequence of the {what}, [{last.low:.3f}, {last.high:.3f}], lies above {band}"
+        reason = (
+            f"the {conf:.2%} confidence sequence of the {what}, [{last.low:.3f}, {last.high:.3f}], lies above {band}"
+        )
     elif _perf_judged_n(state) < cfg.min_samples:
         reason = f"too few samples ({_perf_judged_n(state)}, at least {cfg.min_samples} required)"
     else:
-        reason = f"the {conf:.2%} confidence sequence of the {what}, [{last.low:.3f}, {last.high:.3f}], straddles {band}"
+        reason = (
+            f"the {conf:.2%} confidence sequence of the {what}, [{last.low:.3f}, {last.high:.3f}], straddles {band}"
+        )
     if cfg.paired and state.unpaired:
         reason += f" ({state.unpaired} samples without a partner in their round were not judged)"
     needed = None
     if state.done and verdict is PerfVerdict.INCONCLUSIVE:
         needed = _perf_needed(state)
     return SequentialResult(
-        claim="performance", verdict=verdict, stop=state.stop,
-        stop_text=_stop_text(state.stop, state.looks, "samples per side", cfg.max_samples_per_side,
-                             cfg.max_seconds, cfg.max_rounds),
-        reason=reason, looks=state.looks, threshold=cfg.threshold, confidence=conf,
-        family_size=cfg.family_size, needed=needed,
+        claim="performance",
+        verdict=verdict,
+        stop=state.stop,
+        stop_text=_stop_text(
+            state.stop, state.looks, "samples per side", cfg.max_samples_per_side, cfg.max_seconds, cfg.max_rounds
+        ),
+        reason=reason,
+        looks=state.looks,
+        threshold=cfg.threshold,
+        confidence=conf,
+        family_size=cfg.family_size,
+        needed=needed,
     )
 
 
@@ -678,7 +701,9 @@ class PerfFamilyState:
         return {op: s.result for op, s in self.operations.items()}
 
 
-def start_performance_family(operations: Sequence[str], config: PerfSequentialConfig = PerfSequentialConfig()) -> PerfFamilyState:
+def start_performance_family(
+    operations: Sequence[str], config: PerfSequentialConfig = PerfSequentialConfig()
+) -> PerfFamilyState:
     ops = list(dict.fromkeys(operations))
     if not ops:
         raise StatisticsInputError("a family needs at least one operation")
@@ -764,12 +789,26 @@ def _update_rate(state: RateState, new: RateRound, elapsed_s: float | None) -> R
         decision = RateVerdict.PASS
     elif sessions > 0 and low > cfg.tolerated_rate:
         decision = RateVerdict.FAIL
-    look = Look(round=len(state.looks) + 1, n_baseline=None, n_candidate=sessions,
-                estimate=failures / sessions if sessions else math.nan, low=low, high=high,
-                decision=decision, elapsed_s=elapsed_s)
+    look = Look(
+        round=len(state.looks) + 1,
+        n_baseline=None,
+        n_candidate=sessions,
+        estimate=failures / sessions if sessions else math.nan,
+        low=low,
+        high=high,
+        decision=decision,
+        elapsed_s=elapsed_s,
+    )
     looks = state.looks + (look,)
-    stop = _stop_reason(decision is not RateVerdict.INCONCLUSIVE, sessions, cfg.max_sessions, elapsed_s,
-                        cfg.max_seconds, len(looks), cfg.max_rounds)
+    stop = _stop_reason(
+        decision is not RateVerdict.INCONCLUSIVE,
+        sessions,
+        cfg.max_sessions,
+        elapsed_s,
+        cfg.max_seconds,
+        len(looks),
+        cfg.max_rounds,
+    )
     return replace(state, failures=failures, sessions=sessions, looks=looks, stop=stop, elapsed_s=elapsed_s)
 
 
@@ -798,8 +837,10 @@ def _rate_result(state: RateState) -> SequentialResult:
     if last is None or state.sessions == 0:
         reason = "no sessions: nothing shows that the rate is within the tolerated " + tol
     else:
-        seq = (f"{state.failures} of {state.sessions} failed; the {conf:.2%} confidence sequence "
-               f"[{_pct(last.low)}, {_pct(last.high)}]")
+        seq = (
+            f"{state.failures} of {state.sessions} failed; the {conf:.2%} confidence sequence "
+            f"[{_pct(last.low)}, {_pct(last.high)}]"
+        )
         if verdict is RateVerdict.PASS:
             reason = f"{seq} lies at or below the tolerated {tol}"
         elif verdict is RateVerdict.FAIL:
@@ -808,13 +849,20 @@ def _rate_result(state: RateState) -> SequentialResult:
             reason = f"{seq} straddles the tolerated {tol}"
     needed = None
     if state.done and verdict is RateVerdict.INCONCLUSIVE:
-        needed = _rate_needed(state.failures, state.sessions, cfg.tolerated_rate, cfg.alpha,
-                              _rate_prior(cfg.tolerated_rate))
+        needed = _rate_needed(
+            state.failures, state.sessions, cfg.tolerated_rate, cfg.alpha, _rate_prior(cfg.tolerated_rate)
+        )
     return SequentialResult(
-        claim="failure_rate", verdict=verdict, stop=state.stop,
+        claim="failure_rate",
+        verdict=verdict,
+        stop=state.stop,
         stop_text=_stop_text(state.stop, state.looks, "sessions", cfg.max_sessions, cfg.max_seconds, cfg.max_rounds),
-        reason=reason, looks=state.looks, threshold=cfg.tolerated_rate, confidence=conf,
-        family_size=cfg.family_size, needed=needed,
+        reason=reason,
+        looks=state.looks,
+        threshold=cfg.tolerated_rate,
+        confidence=conf,
+        family_size=cfg.family_size,
+        needed=needed,
     )
 
 
@@ -833,8 +881,14 @@ class FixSequentialConfig:
     max_rounds: int = 10_000
 
     def __post_init__(self) -> None:
-        RateSequentialConfig(self.tolerated_rate, self.confidence, self.family_size,
-                             self.max_sessions_per_side, self.max_seconds, self.max_rounds)
+        RateSequentialConfig(
+            self.tolerated_rate,
+            self.confidence,
+            self.family_size,
+            self.max_sessions_per_side,
+            self.max_seconds,
+            self.max_rounds,
+        )
 
     @property
     def alpha_per_side(self) -> float:
@@ -884,14 +938,38 @@ def _update_fix(state: FixState, new: FixRound, elapsed_s: float | None) -> FixS
             decision = FixStatus.NOT_FIXED
         elif c_high < b_low and c_high <= cfg.tolerated_rate:
             decision = FixStatus.FIXED
-    look = Look(round=len(state.looks) + 1, n_baseline=nb, n_candidate=nc,
-                estimate=kc / nc if nc else math.nan, low=c_low, high=c_high, decision=decision,
-                elapsed_s=elapsed_s, reference_low=b_low, reference_high=b_high)
+    look = Look(
+        round=len(state.looks) + 1,
+        n_baseline=nb,
+        n_candidate=nc,
+        estimate=kc / nc if nc else math.nan,
+        low=c_low,
+        high=c_high,
+        decision=decision,
+        elapsed_s=elapsed_s,
+        reference_low=b_low,
+        reference_high=b_high,
+    )
     looks = state.looks + (look,)
-    stop = _stop_reason(decision is not FixStatus.INCONCLUSIVE, max(nb, nc), cfg.max_sessions_per_side,
-                        elapsed_s, cfg.max_seconds, len(looks), cfg.max_rounds)
-    return replace(state, baseline_failures=kb, baseline_sessions=nb, candidate_failures=kc,
-                   candidate_sessions=nc, looks=looks, stop=stop, elapsed_s=elapsed_s)
+    stop = _stop_reason(
+        decision is not FixStatus.INCONCLUSIVE,
+        max(nb, nc),
+        cfg.max_sessions_per_side,
+        elapsed_s,
+        cfg.max_seconds,
+        len(looks),
+        cfg.max_rounds,
+    )
+    return replace(
+        state,
+        baseline_failures=kb,
+        baseline_sessions=nb,
+        candidate_failures=kc,
+        candidate_sessions=nc,
+        looks=looks,
+        stop=stop,
+        elapsed_s=elapsed_s,
+    )
 
 
 def _fix_result(state: FixState) -> SequentialResult:
@@ -902,20 +980,34 @@ def _fix_result(state: FixState) -> SequentialResult:
     if last is None or state.baseline_sessions == 0 or state.candidate_sessions == 0:
         reason = "no sessions on one side"
     else:
-        reason = (f"baseline {state.baseline_failures} of {state.baseline_sessions} "
-                  f"[{_pct(last.reference_low or 0.0)}, {_pct(last.reference_high or 1.0)}], candidate "
-                  f"{state.candidate_failures} of {state.candidate_sessions} [{_pct(last.low)}, {_pct(last.high)}] "
-                  f"(confidence sequences, {conf:.2%} jointly), tolerated {_pct(cfg.tolerated_rate)}")
+        reason = (
+            f"baseline {state.baseline_failures} of {state.baseline_sessions} "
+            f"[{_pct(last.reference_low or 0.0)}, {_pct(last.reference_high or 1.0)}], candidate "
+            f"{state.candidate_failures} of {state.candidate_sessions} [{_pct(last.low)}, {_pct(last.high)}] "
+            f"(confidence sequences, {conf:.2%} jointly), tolerated {_pct(cfg.tolerated_rate)}"
+        )
     needed = None
     if state.done and verdict is FixStatus.INCONCLUSIVE and state.candidate_sessions:
-        needed = _rate_needed(state.candidate_failures, state.candidate_sessions, cfg.tolerated_rate,
-                              cfg.alpha_per_side, _rate_prior(cfg.tolerated_rate))
+        needed = _rate_needed(
+            state.candidate_failures,
+            state.candidate_sessions,
+            cfg.tolerated_rate,
+            cfg.alpha_per_side,
+            _rate_prior(cfg.tolerated_rate),
+        )
     return SequentialResult(
-        claim="fix", verdict=verdict, stop=state.stop,
-        stop_text=_stop_text(state.stop, state.looks, "sessions per side", cfg.max_sessions_per_side,
-                             cfg.max_seconds, cfg.max_rounds),
-        reason=reason, looks=state.looks, threshold=cfg.tolerated_rate, confidence=conf,
-        family_size=cfg.family_size, needed=needed,
+        claim="fix",
+        verdict=verdict,
+        stop=state.stop,
+        stop_text=_stop_text(
+            state.stop, state.looks, "sessions per side", cfg.max_sessions_per_side, cfg.max_seconds, cfg.max_rounds
+        ),
+        reason=reason,
+        looks=state.looks,
+        threshold=cfg.tolerated_rate,
+        confidence=conf,
+        family_size=cfg.family_size,
+        needed=needed,
     )
 
 

@@ -158,9 +158,7 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
     """Read one Cobertura XML document. Raises ``CoverageParseError`` if unreadable."""
     where = f" in {source}" if source else ""
     if len(data) > MAX_COVERAGE_BYTES:
-        raise CoverageParseError(
-            f"coverage XML{where} is {len(data)} bytes, above the {MAX_COVERAGE_BYTES}-byte limit"
-        )
+        raise CoverageParseError(f"coverage XML{where} is {len(data)} bytes, above the {MAX_COVERAGE_BYTES}-byte limit")
     warnings: list[str] = []
     # (filename, line number) -> hits; the same file may appear in several classes.
     hits_by_line: dict[tuple[str, int], int] = {}
@@ -174,8 +172,7 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
     except ET.ParseError as exc:
         line, column = exc.position
         raise CoverageParseError(
-            f"malformed coverage XML{where} at line {line}, column {column}: "
-            f"{str(exc).split(':', 1)[0]}"
+            f"malformed coverage XML{where} at line {line}, column {column}: {str(exc).split(':', 1)[0]}"
         ) from None
 
     attr_covered = _int_attr(root, "lines-covered")
@@ -183,8 +180,10 @@ def parse_cobertura(data: bytes, *, source: str = "") -> CoverageReport:
     if hits_by_line:
         lines_valid = len(hits_by_line)
         lines_covered = sum(1 for h in hits_by_line.values() if h > 0)
-        if attr_valid is not None and attr_covered is not None and (
-            attr_valid != lines_valid or attr_covered != lines_covered
+        if (
+            attr_valid is not None
+            and attr_covered is not None
+            and (attr_valid != lines_valid or attr_covered != lines_covered)
         ):
             warnings.append(
                 f"root attributes say {attr_covered}/{attr_valid} lines covered but the line "

@@ -227,8 +227,11 @@ def stream_elements(
     """
     open_elems: list[ET.Element] = []
     events = SafeET.iterparse(
-        io.BytesIO(data), events=("start", "end"),
-        forbid_dtd=True, forbid_entities=True, forbid_external=True,
+        io.BytesIO(data),
+        events=("start", "end"),
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
     )
     for event, elem in events:
         tag = _local(elem.tag)
@@ -421,7 +424,10 @@ class _Reader:
     def read(self, data: bytes) -> None:
         frames: list[_Frame] = []
         events = stream_elements(
-            data, what="JUnit XML", where=self.where, error=JUnitParseError,
+            data,
+            what="JUnit XML",
+            where=self.where,
+            error=JUnitParseError,
             keep_children=_READ_WITH_CHILDREN,
         )
         for event, elem, tag, open_elems in events:
@@ -429,8 +435,7 @@ class _Reader:
                 if len(open_elems) == 1:
                     if tag not in ("testsuites", "testsuite"):
                         raise JUnitParseError(
-                            f"JUnit XML{self.where} has root element <{tag}>, "
-                            "expected <testsuites> or <testsuite>"
+                            f"JUnit XML{self.where} has root element <{tag}>, expected <testsuites> or <testsuite>"
                         )
                     path = () if tag == "testsuites" else (self.suite_name(elem, ()),)
                     frames.append(_Frame(elem, path, _Tally()))
@@ -454,8 +459,7 @@ class _Reader:
         if tag == "testcase":
             if len(self.cases) >= MAX_TESTCASES:
                 raise JUnitParseError(
-                    f"JUnit XML{self.where} lists more than {MAX_TESTCASES} testcases; refused "
-                    "(split the category)"
+                    f"JUnit XML{self.where} lists more than {MAX_TESTCASES} testcases; refused (split the category)"
                 )
             # A testcase directly under <testsuites> is not in the schema, but some producers write it.
             case = _read_case(elem, suite=frame.path[-1] if frame.path else "")
@@ -526,9 +530,7 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
     """Read one JUnit XML document. Raises ``JUnitParseError`` on anything unreadable."""
     where = f" in {source}" if source else ""
     if len(data) > MAX_JUNIT_BYTES:
-        raise JUnitParseError(
-            f"JUnit XML{where} is {len(data)} bytes, above the {MAX_JUNIT_BYTES}-byte limit"
-        )
+        raise JUnitParseError(f"JUnit XML{where} is {len(data)} bytes, above the {MAX_JUNIT_BYTES}-byte limit")
     reader = _Reader(where)
     try:
         reader.read(data)
@@ -542,9 +544,7 @@ def parse_junit(data: bytes, *, source: str = "") -> JUnitReport:
     except ET.ParseError as exc:
         line, column = exc.position
         reason = str(exc).split(":", 1)[0]
-        raise JUnitParseError(
-            f"malformed JUnit XML{where} at line {line}, column {column}: {reason}"
-        ) from None
+        raise JUnitParseError(f"malformed JUnit XML{where} at line {line}, column {column}: {reason}") from None
 
     return JUnitReport(
         cases=tuple(reader.cases),

@@ -232,9 +232,7 @@ def is_pytest_command(command: Sequence[str]) -> bool:
     return len(command) >= 3 and command[1] == "-m" and command[2] == "pytest"
 
 
-def build_command(
-    cfg: CategoryConfig, junit_out: Path, *, select: Sequence[str] | None = None
-) -> list[str]:
+def build_command(cfg: CategoryConfig, junit_out: Path, *, select: Sequence[str] | None = None) -> list[str]:
     """The argv to run (pure). ``select``: explicit pytest node ids (reruns)."""
     # xunit1 adds file/line to each testcase: reruns need them to rebuild node ids.
     pytest_flags = ["-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={junit_out}"]
@@ -408,7 +406,13 @@ def _write_atomically(dst: Path, data: bytes) -> None:
 
 
 def _take_output_file(
-    produced: Path, dst: Path, before: _FileStamp | None, *, cwd: Path, confined: bool, what: str,
+    produced: Path,
+    dst: Path,
+    before: _FileStamp | None,
+    *,
+    cwd: Path,
+    confined: bool,
+    what: str,
     limit: int,
 ) -> tuple[Path | None, str | None]:
     """Copy a file the command wrote into the evidence folder (capped); (copy, problem).
@@ -533,9 +537,17 @@ def run_category(
 
     def not_started(reason: str) -> CategoryRun:
         return CategoryRun(
-            name=cfg.name, argv=shown_argv, cwd=str(cwd), exit_code=None, duration_s=0.0,
-            output_tail=(), junit_path=None, timeout_s=cfg.timeout_s,
-            start_error=redact(reason), junit_expected_at=expected_at, attempt=attempt,
+            name=cfg.name,
+            argv=shown_argv,
+            cwd=str(cwd),
+            exit_code=None,
+            duration_s=0.0,
+            output_tail=(),
+            junit_path=None,
+            timeout_s=cfg.timeout_s,
+            start_error=redact(reason),
+            junit_expected_at=expected_at,
+            attempt=attempt,
         )
 
     if not cwd.is_dir():
@@ -600,16 +612,26 @@ def run_category(
         warnings.append(f"output log truncated at {LOG_CAP_BYTES} bytes")
 
     junit_path, junit_problem = _take_output_file(
-        produced_junit, junit_out, junit_before, cwd=cwd,
-        confined=confined and cfg.junit_xml is not None, what="JUnit XML", limit=MAX_JUNIT_BYTES,
+        produced_junit,
+        junit_out,
+        junit_before,
+        cwd=cwd,
+        confined=confined and cfg.junit_xml is not None,
+        what="JUnit XML",
+        limit=MAX_JUNIT_BYTES,
     )
     if produced_junit == fresh_junit and fresh_junit.exists():
         fresh_junit.unlink()  # our own temporary name, copied above
     coverage_path: Path | None = None
     if produced_coverage is not None:
         coverage_path, problem = _take_output_file(
-            produced_coverage, coverage_out, coverage_before, cwd=cwd, confined=confined,
-            what="coverage XML", limit=MAX_COVERAGE_BYTES,
+            produced_coverage,
+            coverage_out,
+            coverage_before,
+            cwd=cwd,
+            confined=confined,
+            what="coverage XML",
+            limit=MAX_COVERAGE_BYTES,
         )
         if problem:
             warnings.append(problem)
@@ -651,7 +673,9 @@ class RerunSummary:
         return {
             "attempts": self.attempts,
             **_listed(
-                limit, recovered_flaky=self.recovered, still_failing=self.still_failing,
+                limit,
+                recovered_flaky=self.recovered,
+                still_failing=self.still_failing,
                 not_rerun=self.not_rerun,
             ),
         }
@@ -698,8 +722,11 @@ class SuiteDiff:
         return {
             "baseline_source": self.baseline_source,
             **_listed(
-                limit, newly_failing=self.newly_failing, newly_passing=self.newly_passing,
-                added=self.added, removed=self.removed,
+                limit,
+                newly_failing=self.newly_failing,
+                newly_passing=self.newly_passing,
+                added=self.added,
+                removed=self.removed,
             ),
             "duration_changes": [d.to_dict() for d in self.duration_changes],
         }
@@ -708,25 +735,16 @@ class SuiteDiff:
 _FAILING = (TestOutcome.FAILED, TestOutcome.ERROR)
 
 
-def diff_against_baseline(
-    current: JUnitReport, baseline: JUnitReport, *, slowest: int = SLOWEST_LISTED
-) -> SuiteDiff:
+def diff_against_baseline(current: JUnitReport, baseline: JUnitReport, *, slowest: int = SLOWEST_LISTED) -> SuiteDiff:
     """Newly failing/passing, added/removed tests and how the slowest tests' times moved."""
     now = {c.id: c for c in current.cases}
     before = {c.id: c for c in baseline.cases}
     common = [i for i in now if i in before]
-    newly_failing = sorted(
-        i for i in common if now[i].outcome in _FAILING and before[i].outcome not in _FAILING
-    )
-    newly_passing = sorted(
-        i
-        for i in common
-        if now[i].outcome is TestOutcome.PASSED and before[i].outcome in _FAILING
-    )
+    newly_failing = sorted(i for i in common if now[i].outcome in _FAILING and before[i].outcome not in _FAILING)
+    newly_passing = sorted(i for i in common if now[i].outcome is TestOutcome.PASSED and before[i].outcome in _FAILING)
     by_time = sorted(common, key=lambda i: max(now[i].time_s, before[i].time_s), reverse=True)
     changes = tuple(
-        DurationChange(id=i, baseline_s=before[i].time_s, current_s=now[i].time_s)
-        for i in by_time[:slowest]
+        DurationChange(id=i, baseline_s=before[i].time_s, current_s=now[i].time_s) for i in by_time[:slowest]
     )
     return SuiteDiff(
         newly_failing=tuple(newly_failing),
@@ -870,9 +888,16 @@ def judge_category(
         if coverage is not None:
             warnings.extend(f"coverage: {w}" for w in coverage.warnings)
         return CategoryResult(
-            name=cfg.name, status=status, reason=reason, required=cfg.required, run=run,
-            report=final, warnings=tuple(warnings), coverage=coverage,
-            coverage_error=coverage_error, **extra,
+            name=cfg.name,
+            status=status,
+            reason=reason,
+            required=cfg.required,
+            run=run,
+            report=final,
+            warnings=tuple(warnings),
+            coverage=coverage,
+            coverage_error=coverage_error,
+            **extra,
         )
 
     if run.start_error is not None:
@@ -880,8 +905,7 @@ def judge_category(
     if run.timed_out:
         return result(
             Status.ERROR,
-            f"the command did not finish within {run.timeout_s:g} s and was killed "
-            "with its child processes",
+            f"the command did not finish within {run.timeout_s:g} s and was killed with its child processes",
         )
     if junit_error is not None:
         return result(Status.ERROR, f"the JUnit XML could not be read: {junit_error}")
@@ -901,8 +925,10 @@ def judge_category(
         still = [c.id for c in final.cases_with(*_FAILING)]
         recovered = [i for i in first_failing if i not in set(still)]
         reruns = RerunSummary(
-            attempts=len(rerun_reports), recovered=tuple(recovered),
-            still_failing=tuple(still), not_rerun=tuple(not_rerun),
+            attempts=len(rerun_reports),
+            recovered=tuple(recovered),
+            still_failing=tuple(still),
+            not_rerun=tuple(not_rerun),
         )
     diff = diff_against_baseline(final, baseline) if baseline is not None else None
 
@@ -932,10 +958,7 @@ def judge_category(
         if failing:
             parts.append(f"{len(failing)} tests failed or errored: {_names([c.id for c in failing])}")
         if final.suite_errors:
-            parts.append(
-                f"{len(final.suite_errors)} suites errored: "
-                f"{_names([e.suite for e in final.suite_errors])}"
-            )
+            parts.append(f"{len(final.suite_errors)} suites errored: {_names([e.suite for e in final.suite_errors])}")
         return result(Status.FAIL, "; ".join(parts), final, **extra)
     if report.declared_unlisted:
         # The file says tests failed (or ran) that it does not list: their outcome is
@@ -1071,14 +1094,19 @@ def evaluate_run(
         if rerun_report is not None:
             rerun_reports.append(rerun_report)
     return judge_category(
-        cfg, run, report, junit_error=junit_error, rerun_reports=rerun_reports,
-        not_rerun=not_rerun, coverage=coverage, coverage_error=coverage_error, baseline=baseline,
+        cfg,
+        run,
+        report,
+        junit_error=junit_error,
+        rerun_reports=rerun_reports,
+        not_rerun=not_rerun,
+        coverage=coverage,
+        coverage_error=coverage_error,
+        baseline=baseline,
     )
 
 
-def run_suites(
-    cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: str | None
-) -> list[CategoryResult]:
+def run_suites(cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: str | None) -> list[CategoryResult]:
     """Run every category in order; rerun failing tests if configured; diff against a baseline."""
     if not cfg.enabled:
         return []
@@ -1104,8 +1132,12 @@ def run_suites(
                 if not pending:
                     break
                 rerun = run_category(
-                    category, base_dir=base_dir, out_dir=out_dir, target_url=target_url,
-                    select=sorted(pending.values()), attempt=attempt,
+                    category,
+                    base_dir=base_dir,
+                    out_dir=out_dir,
+                    target_url=target_url,
+                    select=sorted(pending.values()),
+                    attempt=attempt,
                 )
                 rerun_runs.append(rerun)
                 rerun_report, _ = _load_junit(rerun.junit_path)
@@ -1126,9 +1158,7 @@ def run_suites(
                     base_warning = f"baseline JUnit unreadable: {error}"
             else:
                 base_warning = f"no baseline JUnit file {base_file.name} in {cfg.baseline_junit_dir}"
-        result = evaluate_run(
-            category, run, rerun_runs=rerun_runs, not_rerun=not_rerun, baseline=baseline
-        )
+        result = evaluate_run(category, run, rerun_runs=rerun_runs, not_rerun=not_rerun, baseline=baseline)
         if base_warning:
             result = replace(result, warnings=result.warnings + (base_warning,))
         results.append(result)

@@ -130,8 +130,14 @@ def run_command(
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=full_env,
-            cwd=cwd or REPO, start_new_session=True, preexec_fn=limit_memory if memory_cap_bytes else None,
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=full_env,
+            cwd=cwd or REPO,
+            start_new_session=True,
+            preexec_fn=limit_memory if memory_cap_bytes else None,
         )
         timed_out = threading.Event()
 
@@ -154,8 +160,13 @@ def run_command(
         out.seek(0)
         err.seek(0)
         outcome = Outcome(
-            list(shown_args), proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-            seconds, usage.ru_maxrss, timed_out.is_set(),
+            list(shown_args),
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            seconds,
+            usage.ru_maxrss,
+            timed_out.is_set(),
         )
     outcome.left_behind = leftovers(marker)
     return outcome
@@ -176,7 +187,9 @@ def assert_bad_input_outcome(outcome: Outcome, expected: int | set[int], *, max_
     assert "Traceback" not in outcome.stderr + outcome.stdout, "a traceback instead of a finding\n" + outcome.describe()
     if outcome.returncode == EXIT_COULD_NOT_RUN:
         lines = stderr_lines(outcome.stderr)
-        assert len(lines) == 1, f"exit 3 must say why in exactly one stderr line, got {len(lines)}\n" + outcome.describe()
+        assert len(lines) == 1, (
+            f"exit 3 must say why in exactly one stderr line, got {len(lines)}\n" + outcome.describe()
+        )
     if max_rss_mb is not None:
         assert outcome.max_rss_kb < max_rss_mb * 1024, f"peak RSS over {max_rss_mb} MB\n" + outcome.describe()
     assert not outcome.left_behind, f"processes left behind: {outcome.left_behind}\n" + outcome.describe()
@@ -225,32 +238,50 @@ class Zygote:
     def __init__(self) -> None:
         self.marker = new_marker()
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("_zygote.py"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**os.environ, MARKER_NAME: self.marker, "PYTHONPATH": str(REPO)}, cwd=REPO, text=True,
+            [sys.executable, str(Path(__file__).with_name("_zygote.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, MARKER_NAME: self.marker, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            text=True,
         )
         assert self.proc.stdout is not None
         ready = self.proc.stdout.readline()
         assert ready.strip() == '{"ready": true}', f"the zygote did not start: {ready!r}"
 
     def run(
-        self, args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        timeout_s: float = 180, memory_cap_bytes: int | None = None,
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout_s: float = 180,
+        memory_cap_bytes: int | None = None,
     ) -> Outcome:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         marker = new_marker()
         with tempfile.TemporaryDirectory() as scratch:
             out, err = Path(scratch) / "out", Path(scratch) / "err"
             request = {
-                "argv": [str(a) for a in args], "env": {**os.environ, **(env or {}), MARKER_NAME: marker},
-                "cwd": str(cwd or REPO), "stdout": str(out), "stderr": str(err), "timeout_s": timeout_s,
+                "argv": [str(a) for a in args],
+                "env": {**os.environ, **(env or {}), MARKER_NAME: marker},
+                "cwd": str(cwd or REPO),
+                "stdout": str(out),
+                "stderr": str(err),
+                "timeout_s": timeout_s,
                 "memory_cap_bytes": memory_cap_bytes,
             }
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
             answer = json.loads(self.proc.stdout.readline())
             outcome = Outcome(
-                list(args), answer["returncode"], out.read_text(errors="replace"), err.read_text(errors="replace"),
-                answer["seconds"], answer["max_rss_kb"], answer["timed_out"],
+                list(args),
+                answer["returncode"],
+                out.read_text(errors="replace"),
+                err.read_text(errors="replace"),
+                answer["seconds"],
+                answer["max_rss_kb"],
+                answer["timed_out"],
             )
         outcome.left_behind = leftovers(marker)
         return outcome

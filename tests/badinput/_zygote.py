@@ -84,10 +84,17 @@ def main() -> None:
         timer.start()
         _, status, usage = os.wait4(pid, 0)
         timer.cancel()
-        print(json.dumps({
-            "returncode": os.waitstatus_to_exitcode(status), "max_rss_kb": usage.ru_maxrss,
-            "seconds": time.monotonic() - started, "timed_out": timed_out.is_set(),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "returncode": os.waitstatus_to_exitcode(status),
+                    "max_rss_kb": usage.ru_maxrss,
+                    "seconds": time.monotonic() - started,
+                    "timed_out": timed_out.is_set(),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

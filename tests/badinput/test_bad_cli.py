@@ -120,16 +120,35 @@ def deep_block(depth: int) -> str:
     return doc() + "extra:\n" + "".join(" " * i + "-\n" for i in range(1, depth))
 
 
-VALID_RUN_JSON = json.dumps({"run_id": "x", "params_file": "params.yaml", "started_at": "2026-01-01T00:00:00Z"}).encode()
+VALID_RUN_JSON = json.dumps(
+    {"run_id": "x", "params_file": "params.yaml", "started_at": "2026-01-01T00:00:00Z"}
+).encode()
 
 CASES: list[CliCase] = [
     # --- the params file itself
     CliCase("params-missing", ("run", "{dir}/nope.yaml", "--out", "{dir}/run")),
     CliCase("params-is-a-directory", ("run", "{dir}", "--out", "{dir}/run")),
     CliCase("params-dev-null", ("run", "/dev/null", "--out", "{dir}/run")),
-    CliCase("params-dev-zero", ("run", "/dev/zero", "--out", "{dir}/run"), max_rss_mb=400, memory_cap_mb=2048, timeout_s=60, issue_item="3"),
-    CliCase("params-fifo", ("run", "{dir}/p.fifo", "--out", "{dir}/run"), setup=fifo("p.fifo"), timeout_s=60, issue_item="3"),
-    CliCase("params-symlink-to-dev-zero", RUN, setup=symlink("params.yaml", "/dev/zero"), max_rss_mb=400, memory_cap_mb=2048, timeout_s=60, issue_item="3"),
+    CliCase(
+        "params-dev-zero",
+        ("run", "/dev/zero", "--out", "{dir}/run"),
+        max_rss_mb=400,
+        memory_cap_mb=2048,
+        timeout_s=60,
+        issue_item="3",
+    ),
+    CliCase(
+        "params-fifo", ("run", "{dir}/p.fifo", "--out", "{dir}/run"), setup=fifo("p.fifo"), timeout_s=60, issue_item="3"
+    ),
+    CliCase(
+        "params-symlink-to-dev-zero",
+        RUN,
+        setup=symlink("params.yaml", "/dev/zero"),
+        max_rss_mb=400,
+        memory_cap_mb=2048,
+        timeout_s=60,
+        issue_item="3",
+    ),
     CliCase("params-not-utf8", RUN, params=b"title: caf\xe9\n" + doc().encode(), issue_item="8"),
     CliCase("params-utf16", RUN, params=doc().encode("utf-16")),
     CliCase("params-nul-bytes", RUN, params=b"title: a\x00b\n"),
@@ -140,12 +159,33 @@ CASES: list[CliCase] = [
     CliCase("params-empty-mapping", RUN, params="{}\n"),
     CliCase("params-python-tag", RUN, params="title: !!python/object/apply:os.system ['true']\n"),
     CliCase("params-duplicate-top-key", RUN, params=doc() + "title: again\n", issue_item="10"),
-    CliCase("params-duplicate-nested-key", RUN, params=doc().replace("  name: candidate\n", "  name: candidate\n  name: other\n"), issue_item="10"),
-    CliCase("params-alias-bomb", RUN, params=alias_bomb(), env={"A": "a"}, max_rss_mb=600, memory_cap_mb=2048, timeout_s=90, issue_item="3"),
+    CliCase(
+        "params-duplicate-nested-key",
+        RUN,
+        params=doc().replace("  name: candidate\n", "  name: candidate\n  name: other\n"),
+        issue_item="10",
+    ),
+    CliCase(
+        "params-alias-bomb",
+        RUN,
+        params=alias_bomb(),
+        env={"A": "a"},
+        max_rss_mb=600,
+        memory_cap_mb=2048,
+        timeout_s=90,
+        issue_item="3",
+    ),
     CliCase("params-recursive-alias", RUN, params=doc() + "extra: &x [*x]\n"),
     CliCase("params-100k-deep-flow-list", RUN, params=deep_list(100_000), max_rss_mb=600, issue_item="8"),
     CliCase("params-5k-deep-block-list", RUN, params=deep_block(5_000), issue_item="8"),
-    CliCase("params-huge-title", RUN, params="title: " + "T" * (40 * 1024 * 1024) + "\n" + doc(title=None), max_rss_mb=1500, timeout_s=120, issue_item="3"),
+    CliCase(
+        "params-huge-title",
+        RUN,
+        params="title: " + "T" * (40 * 1024 * 1024) + "\n" + doc(title=None),
+        max_rss_mb=1500,
+        timeout_s=120,
+        issue_item="3",
+    ),
     # --- top-level fields
     CliCase("unknown-top-key", RUN, params=doc(colour="blue")),
     CliCase("missing-title", RUN, params=doc(title=None)),
@@ -155,7 +195,13 @@ CASES: list[CliCase] = [
     CliCase("missing-base-url", RUN, params=doc(target={"name": "x"})),
     CliCase("environment-unknown", RUN, params=doc(environment="moon")),
     CliCase("base-url-unclosed-ipv6", RUN, params=with_target(base_url="http://[::1"), issue_item="8"),
-    CliCase("base-url-env-with-bracket", RUN, params=with_target(base_url="${TARGET_URL}"), env={"TARGET_URL": "http://[oops"}, issue_item="8"),
+    CliCase(
+        "base-url-env-with-bracket",
+        RUN,
+        params=with_target(base_url="${TARGET_URL}"),
+        env={"TARGET_URL": "http://[oops"},
+        issue_item="8",
+    ),
     CliCase("base-url-ftp-scheme", RUN, params=with_target(base_url="ftp://127.0.0.1/"), issue_item="10"),
     CliCase("base-url-javascript", RUN, params=with_target(base_url="javascript:alert(1)"), issue_item="10"),
     CliCase("base-url-no-scheme", RUN, params=with_target(base_url="127.0.0.1:9"), issue_item="10"),
@@ -163,19 +209,33 @@ CASES: list[CliCase] = [
     CliCase("base-url-bad-port", RUN, params=with_target(base_url="http://127.0.0.1:99999"), issue_item="8"),
     CliCase("ws-base-url-http-scheme", RUN, params=with_target(ws_base_url="http://127.0.0.1:9"), issue_item="10"),
     CliCase("ws-base-url-file-scheme", RUN, params=with_target(ws_base_url="file:///etc/passwd"), issue_item="10"),
-    CliCase("baseline-base-url-gopher", RUN, params=doc(baseline={"base_url": "gopher://127.0.0.1:9"}), issue_item="10"),
+    CliCase(
+        "baseline-base-url-gopher", RUN, params=doc(baseline={"base_url": "gopher://127.0.0.1:9"}), issue_item="10"
+    ),
     CliCase("env-var-missing", RUN, params=with_target(base_url="${NO_SUCH_VAR_4821}")),
     CliCase(
-        "secret-in-bad-base-url-not-printed", RUN, params=with_target(base_url="http://user:${PW}@[::1"),
-        env={"PW": SECRET}, must_not_print=(SECRET, SECRET.replace("\\", "\\\\")), issue_item="2b",
+        "secret-in-bad-base-url-not-printed",
+        RUN,
+        params=with_target(base_url="http://user:${PW}@[::1"),
+        env={"PW": SECRET},
+        must_not_print=(SECRET, SECRET.replace("\\", "\\\\")),
+        issue_item="2b",
     ),
     CliCase(
-        "secret-in-query-of-bad-url-not-printed", RUN, params=with_target(base_url="ftp://127.0.0.1/?token=${PW}"),
-        env={"PW": PASSWORD}, must_not_print=(PASSWORD,), issue_item="2b",
+        "secret-in-query-of-bad-url-not-printed",
+        RUN,
+        params=with_target(base_url="ftp://127.0.0.1/?token=${PW}"),
+        env={"PW": PASSWORD},
+        must_not_print=(PASSWORD,),
+        issue_item="2b",
     ),
     CliCase(
-        "secret-in-title-with-a-later-error", RUN, params=doc(title="${PW}", colour="blue"),
-        env={"PW": PASSWORD}, must_not_print=(PASSWORD,), issue_item="2c",
+        "secret-in-title-with-a-later-error",
+        RUN,
+        params=doc(title="${PW}", colour="blue"),
+        env={"PW": PASSWORD},
+        must_not_print=(PASSWORD,),
+        issue_item="2c",
     ),
     # --- sections
     CliCase("sections-is-a-list", RUN, params=doc(sections=["health"])),
@@ -183,31 +243,80 @@ CASES: list[CliCase] = [
     CliCase("health-samples-zero", RUN, params=with_section("health", {"samples": 0})),
     CliCase("health-samples-billion", RUN, params=with_section("health", {"samples": 10**9})),
     CliCase("health-timeout-negative", RUN, params=with_section("health", {"timeout_s": -1})),
-    CliCase("health-timeout-nan", RUN, params=doc() .replace("timeout_s: 1", "timeout_s: .nan")),
+    CliCase("health-timeout-nan", RUN, params=doc().replace("timeout_s: 1", "timeout_s: .nan")),
     CliCase("health-timeout-inf", RUN, params=doc().replace("timeout_s: 1", "timeout_s: .inf")),
     CliCase("health-method-post", RUN, params=with_section("health", {"endpoints": [{"path": "/", "method": "POST"}]})),
     CliCase("health-endpoints-not-a-list", RUN, params=with_section("health", {"endpoints": "/health"})),
     CliCase("probe-section-without-scenario", RUN, params=with_section("golden_path", {})),
-    CliCase("suites-junit-outside-cwd", RUN, params=with_section("suites", {"categories": [{"name": "x", "command": ["true"], "junit_xml": "/etc/passwd"}]}), issue_item="4"),
-    CliCase("suites-coverage-dotdot", RUN, params=with_section("suites", {"categories": [{"name": "x", "command": ["true"], "junit_xml": "j.xml", "coverage_xml": "../../c.xml"}]}), issue_item="4"),
-    CliCase("suites-duplicate-names", RUN, params=with_section("suites", {"categories": [{"name": "x", "command": ["true"], "junit_xml": "a.xml"}, {"name": "x", "command": ["true"], "junit_xml": "b.xml"}]})),
-    CliCase("suites-empty-command", RUN, params=with_section("suites", {"categories": [{"name": "x", "command": [], "junit_xml": "a.xml"}]})),
-    CliCase("contract-two-sources", RUN, params=with_section("contract", {"baseline_spec": {"file": "a.json", "url": "http://127.0.0.1:9/"}})),
+    CliCase(
+        "suites-junit-outside-cwd",
+        RUN,
+        params=with_section("suites", {"categories": [{"name": "x", "command": ["true"], "junit_xml": "/etc/passwd"}]}),
+        issue_item="4",
+    ),
+    CliCase(
+        "suites-coverage-dotdot",
+        RUN,
+        params=with_section(
+            "suites",
+            {"categories": [{"name": "x", "command": ["true"], "junit_xml": "j.xml", "coverage_xml": "../../c.xml"}]},
+        ),
+        issue_item="4",
+    ),
+    CliCase(
+        "suites-duplicate-names",
+        RUN,
+        params=with_section(
+            "suites",
+            {
+                "categories": [
+                    {"name": "x", "command": ["true"], "junit_xml": "a.xml"},
+                    {"name": "x", "command": ["true"], "junit_xml": "b.xml"},
+                ]
+            },
+        ),
+    ),
+    CliCase(
+        "suites-empty-command",
+        RUN,
+        params=with_section("suites", {"categories": [{"name": "x", "command": [], "junit_xml": "a.xml"}]}),
+    ),
+    CliCase(
+        "contract-two-sources",
+        RUN,
+        params=with_section("contract", {"baseline_spec": {"file": "a.json", "url": "http://127.0.0.1:9/"}}),
+    ),
     CliCase("runner-workers-zero", RUN, params=doc(runner={"workers": 0})),
     CliCase("runner-timeout-zero", RUN, params=doc(runner={"section_timeout_s": 0})),
     # a report that says what went wrong (INCONCLUSIVE) is as good as a refusal at load
-    CliCase("runner-notebooks-dir-missing", RUN, params=doc(runner={"notebooks_dir": "no-such-notebooks"}), expect=frozenset({EXIT_COULD_NOT_RUN, EXIT_INCONCLUSIVE})),
+    CliCase(
+        "runner-notebooks-dir-missing",
+        RUN,
+        params=doc(runner={"notebooks_dir": "no-such-notebooks"}),
+        expect=frozenset({EXIT_COULD_NOT_RUN, EXIT_INCONCLUSIVE}),
+    ),
     CliCase("warnings-floor-over-one", RUN, params=doc(warnings={"coverage_floor": 2})),
     CliCase(
-        "users-count-million-even-over-caps", RUN,
-        params=doc(scenario={**SCENARIO, "users": {"password": "pw", "count": 1_000_000, "allow_over_caps": True}}, sections={"golden_path": {}}),
+        "users-count-million-even-over-caps",
+        RUN,
+        params=doc(
+            scenario={**SCENARIO, "users": {"password": "pw", "count": 1_000_000, "allow_over_caps": True}},
+            sections={"golden_path": {}},
+        ),
         issue_item="3",
     ),
     CliCase(
-        "soak-sessions-billion-even-over-caps", RUN,
-        params=doc(scenario={**SCENARIO, "soak": {"sessions": 10**9, "allow_over_caps": True}}, sections={"websocket": {}}),
+        "soak-sessions-billion-even-over-caps",
+        RUN,
+        params=doc(
+            scenario={**SCENARIO, "soak": {"sessions": 10**9, "allow_over_caps": True}}, sections={"websocket": {}}
+        ),
     ),
-    CliCase("scenario-step-kind-unknown", RUN, params=doc(scenario={**SCENARIO, "golden_path": {"steps": [{"kind": "ftp", "name": "x"}]}})),
+    CliCase(
+        "scenario-step-kind-unknown",
+        RUN,
+        params=doc(scenario={**SCENARIO, "golden_path": {"steps": [{"kind": "ftp", "name": "x"}]}}),
+    ),
     CliCase("scenario-is-a-string", RUN, params=doc(scenario="log in", sections={"golden_path": {}})),
     # --- --set
     CliCase("set-without-equals", (*RUN, "--set", "title"), params=doc()),
@@ -218,8 +327,16 @@ CASES: list[CliCase] = [
     CliCase("set-wrong-type", (*RUN, "--set", "sections.health.samples=lots"), params=doc()),
     CliCase("set-alias-value", (*RUN, "--set", "title=*a"), params=doc()),
     # --- --out, --workers and other flags
-    CliCase("out-is-a-file", ("run", "{params}", "--out", "{dir}/taken"), params=doc(), setup=out_is_a_file, issue_item="8"),
-    CliCase("out-under-a-file", ("run", "{params}", "--out", "{dir}/taken/run"), params=doc(), setup=out_is_a_file, issue_item="8"),
+    CliCase(
+        "out-is-a-file", ("run", "{params}", "--out", "{dir}/taken"), params=doc(), setup=out_is_a_file, issue_item="8"
+    ),
+    CliCase(
+        "out-under-a-file",
+        ("run", "{params}", "--out", "{dir}/taken/run"),
+        params=doc(),
+        setup=out_is_a_file,
+        issue_item="8",
+    ),
     CliCase("out-under-dev-null", ("run", "{params}", "--out", "/dev/null/run"), params=doc(), issue_item="8"),
     CliCase("out-under-proc", ("run", "{params}", "--out", "/proc/stability-run"), params=doc(), issue_item="8"),
     CliCase("out-under-sys", ("run", "{params}", "--out", "/sys/stability-run"), params=doc(), issue_item="8"),
@@ -231,28 +348,57 @@ CASES: list[CliCase] = [
     CliCase("unknown-flag", (*RUN, "--turbo"), params=doc(), issue_item="8"),
     CliCase("run-without-params", ("run",), issue_item="8"),
     CliCase("baseline-name-is-an-option", (*RUN, "--baseline", "--help"), params=doc(), issue_item="8"),
-    CliCase("baseline-unknown-name", (*RUN, "--baseline", "no-such-baseline-4821"), params=doc(), expect=frozenset({EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_INCONCLUSIVE})),
+    CliCase(
+        "baseline-unknown-name",
+        (*RUN, "--baseline", "no-such-baseline-4821"),
+        params=doc(),
+        expect=frozenset({EXIT_COULD_NOT_RUN, EXIT_FAIL, EXIT_INCONCLUSIVE}),
+    ),
     # --- report
     CliCase("report-missing-folder", ("report", "{dir}/nope"), issue_item="8"),
     CliCase("report-on-a-file", ("report", "{dir}/taken"), setup=out_is_a_file, issue_item="8"),
     CliCase("report-no-run-json", ("report", "{dir}/rd"), setup=run_dir(None), issue_item="8"),
-    CliCase("report-corrupt-run-json", ("report", "{dir}/rd"), setup=run_dir(b"{not json", doc().encode()), issue_item="8"),
     CliCase(
-        "report-failed-leaves-no-old-pass", ("report", "{dir}/rd"), setup=lambda d: (
-            run_dir(b"{not json", doc().encode())(d), (d / "rd" / "summary.json").write_text('{"verdict": "PASS"}')),
-        gone_after=("rd/summary.json",), issue_item="10",
+        "report-corrupt-run-json", ("report", "{dir}/rd"), setup=run_dir(b"{not json", doc().encode()), issue_item="8"
+    ),
+    CliCase(
+        "report-failed-leaves-no-old-pass",
+        ("report", "{dir}/rd"),
+        setup=lambda d: (
+            run_dir(b"{not json", doc().encode())(d),
+            (d / "rd" / "summary.json").write_text('{"verdict": "PASS"}'),
+        ),
+        gone_after=("rd/summary.json",),
+        issue_item="10",
     ),
     CliCase("report-run-json-a-list", ("report", "{dir}/rd"), setup=run_dir(b"[1, 2]", doc().encode()), issue_item="8"),
-    CliCase("report-non-utf8-params", ("report", "{dir}/rd"), setup=run_dir(VALID_RUN_JSON, b"title: caf\xe9\n"), issue_item="8"),
+    CliCase(
+        "report-non-utf8-params",
+        ("report", "{dir}/rd"),
+        setup=run_dir(VALID_RUN_JSON, b"title: caf\xe9\n"),
+        issue_item="8",
+    ),
     CliCase("report-params-missing", ("report", "{dir}/rd"), setup=run_dir(VALID_RUN_JSON), issue_item="8"),
-    CliCase("report-params-fifo", ("report", "{dir}/rd"), setup=lambda d: (run_dir(VALID_RUN_JSON)(d), os.mkfifo(d / "rd" / "params.yaml")), timeout_s=60, issue_item="3"),
+    CliCase(
+        "report-params-fifo",
+        ("report", "{dir}/rd"),
+        setup=lambda d: (run_dir(VALID_RUN_JSON)(d), os.mkfifo(d / "rd" / "params.yaml")),
+        timeout_s=60,
+        issue_item="3",
+    ),
     # --- baseline save
     CliCase("baseline-save-missing-run", ("baseline", "save", "{dir}/nope", "--name", "b1", "--store", "{dir}/store")),
-    CliCase("baseline-save-name-escapes-store", ("baseline", "save", "{dir}/rd", "--name", "../../evil", "--store", "{dir}/store"), setup=run_dir(VALID_RUN_JSON, doc().encode())),
+    CliCase(
+        "baseline-save-name-escapes-store",
+        ("baseline", "save", "{dir}/rd", "--name", "../../evil", "--store", "{dir}/store"),
+        setup=run_dir(VALID_RUN_JSON, doc().encode()),
+    ),
     CliCase("baseline-save-without-name", ("baseline", "save", "{dir}/rd"), issue_item="8"),
     # --- demo (refused before any service starts)
     CliCase("demo-variant-bogus", ("demo", "--variant", "bogus", "--out", "{dir}/run"), issue_item="8"),
-    CliCase("demo-baseline-variant-bogus", ("demo", "--baseline-variant", "bogus", "--out", "{dir}/run"), issue_item="8"),
+    CliCase(
+        "demo-baseline-variant-bogus", ("demo", "--baseline-variant", "bogus", "--out", "{dir}/run"), issue_item="8"
+    ),
     CliCase("demo-fault-banana", ("demo", "--fault", "banana", "--out", "{dir}/run"), issue_item="8"),
     CliCase("demo-fault-bad-number", ("demo", "--fault", "slow=login:lots", "--out", "{dir}/run"), issue_item="8"),
     CliCase("demo-params-missing", ("demo", "--params", "{dir}/nope.yaml", "--out", "{dir}/run")),
@@ -261,7 +407,14 @@ CASES: list[CliCase] = [
 # Through `python -m stability_lib.cli` itself (interpreter start and all); the rest go through
 # pre-imported zygotes that fork one real process per case (see _zygote.py): same code, same
 # process boundary, a fraction of the CPU.
-FULL_START = {"params-missing", "params-dev-zero", "params-alias-bomb", "unknown-command", "report-corrupt-run-json", "demo-variant-bogus"}
+FULL_START = {
+    "params-missing",
+    "params-dev-zero",
+    "params-alias-bomb",
+    "unknown-command",
+    "report-corrupt-run-json",
+    "demo-variant-bogus",
+}
 WORKERS = 2
 
 

@@ -79,24 +79,41 @@ JUNIT_CASES = [
     ReportCase(
         "junit-root-declares-failures",
         f'<testsuites tests="2" failures="1"><testsuite name="s">{passing(2)}</testsuite></testsuites>'.encode(),
-        NOT_PASS, issue_item="6",
+        NOT_PASS,
+        issue_item="6",
     ),
     ReportCase("junit-declares-more-tests", suite(passing(2), tests=10), NOT_PASS, issue_item="6"),
     ReportCase("junit-no-testcases", suite(""), INCONCLUSIVE),
     ReportCase("junit-only-skipped", suite('<testcase classname="m" name="t"><skipped/></testcase>'), INCONCLUSIVE),
-    ReportCase("junit-one-failure", suite(passing(3) + '<testcase classname="m" name="f"><failure message="no"/></testcase>'), FAIL),
+    ReportCase(
+        "junit-one-failure",
+        suite(passing(3) + '<testcase classname="m" name="f"><failure message="no"/></testcase>'),
+        FAIL,
+    ),
     ReportCase("junit-suite-level-error", suite(passing(2) + '<error message="import failed"/>'), FAIL),
     ReportCase("junit-exit-0-with-failure", suite('<testcase classname="m" name="f"><failure/></testcase>'), FAIL),
     ReportCase("junit-all-pass-but-exit-1", suite(passing(3)), NOT_PASS, exit_code=1),
     ReportCase("junit-all-pass-but-killed", suite(passing(3)), NOT_PASS, exit_code=137),
     ReportCase(
         "junit-nan-and-negative-times",
-        suite('<testcase classname="m" name="a" time="nan"/><testcase classname="m" name="b" time="-5"/>'
-              '<testcase classname="m" name="c" time="inf"/><failure/>'),
+        suite(
+            '<testcase classname="m" name="a" time="nan"/><testcase classname="m" name="b" time="-5"/>'
+            '<testcase classname="m" name="c" time="inf"/><failure/>'
+        ),
         FAIL,
     ),
-    ReportCase("junit-10mb-failure-message", suite(f'<testcase classname="m" name="f"><failure message="{"M" * 10_000_000}"/></testcase>'), FAIL, issue_item="3"),
-    ReportCase("junit-2mb-test-name", suite(f'<testcase classname="m" name="{"N" * 2_000_000}"><failure/></testcase>'), FAIL, issue_item="3"),
+    ReportCase(
+        "junit-10mb-failure-message",
+        suite(f'<testcase classname="m" name="f"><failure message="{"M" * 10_000_000}"/></testcase>'),
+        FAIL,
+        issue_item="3",
+    ),
+    ReportCase(
+        "junit-2mb-test-name",
+        suite(f'<testcase classname="m" name="{"N" * 2_000_000}"><failure/></testcase>'),
+        FAIL,
+        issue_item="3",
+    ),
     ReportCase("junit-fifo", lambda p: os.mkfifo(p), ERROR, issue_item="3"),
     ReportCase("junit-symlink-to-dev-zero", lambda p: p.symlink_to("/dev/zero"), ERROR, issue_item="3"),
     ReportCase("junit-a-directory", lambda p: p.mkdir(), ERROR),
@@ -105,7 +122,9 @@ JUNIT_CASES = [
 ]
 
 
-def _run_category_with(tmp_path: Path, junit: ReportCase, coverage: bytes | Callable[[Path], None] | None = None) -> Any:
+def _run_category_with(
+    tmp_path: Path, junit: ReportCase, coverage: bytes | Callable[[Path], None] | None = None
+) -> Any:
     """A category whose command exits with ``junit.exit_code`` after the payload is put in place."""
     work = tmp_path / "work"
     work.mkdir()
@@ -116,8 +135,12 @@ def _run_category_with(tmp_path: Path, junit: ReportCase, coverage: bytes | Call
     # The file must be written by this run (older files are never read): the command moves it in.
     script = "".join(f"mv {tmp_path / n} {work / n}; " for n, p in staged.items() if isinstance(p, bytes))
     cfg = CategoryConfig(
-        name="bad", command=["sh", "-c", f"{script}exit {junit.exit_code}"], junit_xml="out.xml", cwd="work",
-        coverage_xml="coverage.xml" if coverage is not None else None, timeout_s=60,
+        name="bad",
+        command=["sh", "-c", f"{script}exit {junit.exit_code}"],
+        junit_xml="out.xml",
+        cwd="work",
+        coverage_xml="coverage.xml" if coverage is not None else None,
+        timeout_s=60,
     )
     for name, payload in staged.items():
         if callable(payload):
@@ -138,13 +161,16 @@ def test_bad_junit_never_passes_nor_raises(case: ReportCase, tmp_path: Path) -> 
 
 def test_a_huge_junit_file_gives_bounded_evidence_and_memory(tmp_path: Path) -> None:
     """26 MB of test names made 131 MB of evidence (issue 11, item 3): counts stay exact, text is capped."""
-    cases = "".join(f'<testcase classname="m" name="t{i}-{"x" * 200}"><failure message="{"y" * 300}"/></testcase>' for i in range(40_000))
+    cases = "".join(
+        f'<testcase classname="m" name="t{i}-{"x" * 200}"><failure message="{"y" * 300}"/></testcase>'
+        for i in range(40_000)
+    )
     (tmp_path / "big.xml").write_bytes(suite(cases))
     code = f"""
 import json, pathlib
 from stability_lib.suites.junit import parse_junit
 from stability_lib.suites.runner import CategoryConfig, judge_category, CategoryRun
-report = parse_junit(pathlib.Path({str(tmp_path / 'big.xml')!r}).read_bytes())
+report = parse_junit(pathlib.Path({str(tmp_path / "big.xml")!r}).read_bytes())
 assert report.failed == 40_000, report.failed
 cfg = CategoryConfig(name="big", command=["true"], junit_xml="x.xml")
 run = CategoryRun(name="big", argv=("true",), cwd=".", exit_code=1, duration_s=1.0, output_tail=(), junit_path=None)
@@ -164,7 +190,11 @@ def test_a_test_process_that_setsids_away_is_stopped_or_named(tmp_path: Path) ->
     """Issue 11, item 10: `setsid sleep` escaped the category's process group and survived."""
     (tmp_path / "out.xml").write_bytes(suite(passing(1)))
     cfg = CategoryConfig(
-        name="escapes", command=["sh", "-c", "setsid sleep 120 & cp ../out.xml out.xml"], junit_xml="out.xml", cwd="work", timeout_s=60
+        name="escapes",
+        command=["sh", "-c", "setsid sleep 120 & cp ../out.xml out.xml"],
+        junit_xml="out.xml",
+        cwd="work",
+        timeout_s=60,
     )
     (tmp_path / "work").mkdir()
     from _corpus import marked_processes
@@ -186,7 +216,9 @@ def test_a_test_process_that_setsids_away_is_stopped_or_named(tmp_path: Path) ->
 
 @pytest.mark.parametrize("key", ["junit_xml", "coverage_xml"])
 @pytest.mark.parametrize("where", ["absolute", "dotdot"])
-def test_report_paths_outside_cwd_never_delete_a_file_the_tool_did_not_create(tmp_path: Path, key: str, where: str) -> None:
+def test_report_paths_outside_cwd_never_delete_a_file_the_tool_did_not_create(
+    tmp_path: Path, key: str, where: str
+) -> None:
     """Issue 11, item 4: absolute and ../ paths deleted a file outside the category's folder."""
     precious = tmp_path / "precious.xml"
     precious.write_bytes(suite(passing(1)))
@@ -236,7 +268,12 @@ def test_bad_cobertura_is_refused_or_gives_a_rate_between_0_and_1(name: str, dat
 
 @pytest.mark.parametrize(
     "payload",
-    [lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero"), b"<coverage", BILLION_LAUGHS.replace(b"testsuite", b"coverage")],
+    [
+        lambda p: os.mkfifo(p),
+        lambda p: p.symlink_to("/dev/zero"),
+        b"<coverage",
+        BILLION_LAUGHS.replace(b"testsuite", b"coverage"),
+    ],
     ids=["fifo", "dev-zero", "truncated", "billion-laughs"],
 )
 def test_a_bad_coverage_file_never_blocks_nor_sinks_the_category(tmp_path: Path, payload: Any) -> None:
@@ -278,12 +315,46 @@ OPENAPI_CASES: list[tuple[str, bytes | Callable[[Path], None]]] = [
     ("openapi-sparse-100mb", lambda p: p.open("wb").truncate(100 * 1024 * 1024)),
     (
         "openapi-ref-cycle",
-        json.dumps({**_spec(), "paths": {"/a": {"get": {"responses": {"200": {"description": "x", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}}}}},
-                    "components": {"schemas": {"A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"}}}}).encode(),
+        json.dumps(
+            {
+                **_spec(),
+                "paths": {
+                    "/a": {
+                        "get": {
+                            "responses": {
+                                "200": {
+                                    "description": "x",
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}},
+                                }
+                            }
+                        }
+                    }
+                },
+                "components": {
+                    "schemas": {"A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"}}
+                },
+            }
+        ).encode(),
     ),
     (
         "openapi-external-ref",
-        json.dumps({**_spec(), "paths": {"/a": {"get": {"responses": {"200": {"description": "x", "content": {"application/json": {"schema": {"$ref": "https://127.0.0.1:9/s.json"}}}}}}}}}).encode(),
+        json.dumps(
+            {
+                **_spec(),
+                "paths": {
+                    "/a": {
+                        "get": {
+                            "responses": {
+                                "200": {
+                                    "description": "x",
+                                    "content": {"application/json": {"schema": {"$ref": "https://127.0.0.1:9/s.json"}}},
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        ).encode(),
     ),
 ]
 
@@ -297,7 +368,9 @@ def test_a_bad_candidate_spec_never_passes_nor_raises(tmp_path: Path, name: str,
     else:
         payload(bad)
     for baseline, candidate in (("good.json", "bad"), ("bad", "good.json")):
-        cfg = ContractConfig(baseline_spec=FileSource(file=baseline), candidate_spec=FileSource(file=candidate), compare_ws_events=False)
+        cfg = ContractConfig(
+            baseline_spec=FileSource(file=baseline), candidate_spec=FileSource(file=candidate), compare_ws_events=False
+        )
         result = run_bounded(lambda: run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path), 60)
         claim = next(c for c in result.claims() if c.id == "contract.no_breaking_api_changes")
         assert claim.status in NOT_PASS, f"{baseline} -> {candidate}: {claim.status} {claim.statistic}"
@@ -349,9 +422,16 @@ def _encodings(secret: str) -> dict[str, str]:
     from urllib.parse import quote, quote_plus
 
     return {
-        "plain": secret, "repr": repr(secret), "repr-of-repr": repr(repr(secret)), "json": json.dumps(secret),
-        "json-of-json": json.dumps(json.dumps(secret)), "xml": html.escape(secret, quote=True), "xml-no-quotes": html.escape(secret, quote=False),
-        "url": quote(secret, safe=""), "url-plus": quote_plus(secret), "base64": base64.b64encode(secret.encode()).decode(),
+        "plain": secret,
+        "repr": repr(secret),
+        "repr-of-repr": repr(repr(secret)),
+        "json": json.dumps(secret),
+        "json-of-json": json.dumps(json.dumps(secret)),
+        "xml": html.escape(secret, quote=True),
+        "xml-no-quotes": html.escape(secret, quote=False),
+        "url": quote(secret, safe=""),
+        "url-plus": quote_plus(secret),
+        "base64": base64.b64encode(secret.encode()).decode(),
         "basic-auth": base64.b64encode(f"user:{secret}".encode()).decode(),
     }
 

@@ -32,7 +32,13 @@ from stability_lib.probes.sessions import OutcomeKind
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EVENTS = ["agent_started", "agent_completed", "final_response"]
-SPEC = json.dumps({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"get": {"responses": {"200": {"description": "ok"}}}}}}).encode()
+SPEC = json.dumps(
+    {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/a": {"get": {"responses": {"200": {"description": "ok"}}}}},
+    }
+).encode()
 
 
 def ws_frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -103,16 +109,23 @@ class Misbehaving:
         elif path.endswith("/not-json"):
             await self.send(writer, ok + b"Content-Length: 9\r\n\r\n<html/>\r\n")
         elif path.endswith("/json-list"):
-            await self.send(writer, ok + b"Content-Length: 10\r\n\r\n[\"status\"]")
+            await self.send(writer, ok + b'Content-Length: 10\r\n\r\n["status"]')
         elif path.endswith("/huge-header"):
             await self.send(writer, ok + b"X-Big: " + b"h" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
         elif path.endswith("/redirect-loop"):
-            await self.send(writer, b"HTTP/1.1 302 Found\r\nLocation: " + path.encode() + b"\r\nContent-Length: 0\r\n\r\n")
+            await self.send(
+                writer, b"HTTP/1.1 302 Found\r\nLocation: " + path.encode() + b"\r\nContent-Length: 0\r\n\r\n"
+            )
         elif path.endswith("/gzip-bomb"):
             bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9)
-            await self.send(writer, ok + b"Content-Encoding: gzip\r\nContent-Length: " + str(len(bomb)).encode() + b"\r\n\r\n" + bomb)
+            await self.send(
+                writer,
+                ok + b"Content-Encoding: gzip\r\nContent-Length: " + str(len(bomb)).encode() + b"\r\n\r\n" + bomb,
+            )
         elif path.endswith("/html-spec"):
-            await self.send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>hi</html>")
+            await self.send(
+                writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>hi</html>"
+            )
         elif path.endswith("/spec"):
             await self.send(writer, ok + b"Content-Length: " + str(len(SPEC)).encode() + b"\r\n\r\n" + SPEC)
         else:
@@ -129,7 +142,9 @@ class Misbehaving:
         data = await reader.readexactly(n)
         return b1 & 0x0F, bytes(c ^ mask[i % 4] for i, c in enumerate(data))
 
-    async def websocket(self, path: str, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def websocket(
+        self, path: str, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if path == "/ws/no-handshake":
             await self.stop.wait()
             return
@@ -139,10 +154,13 @@ class Misbehaving:
         accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + WS_GUID).encode()).digest()).decode()
         if path == "/ws/wrong-accept":
             accept = base64.b64encode(b"0" * 20).decode()
-        await self.send(writer, (
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        ).encode())
+        await self.send(
+            writer,
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode(),
+        )
         if path == "/ws/drop-after-handshake":
             return
         opcode, data = await self.read_frame(reader)  # the client's message (or the echo text)
@@ -211,8 +229,20 @@ def misbehaving_server() -> Iterator[str]:
 # --------------------------------------------------------------------------- HTTP health
 
 
-HEALTH_PATHS = ["/drip-body", "/drip-headers", "/silent", "/hangup", "/garbage", "/500", "/short-body",
-                "/not-json", "/json-list", "/huge-header", "/redirect-loop", "/nothing-here"]
+HEALTH_PATHS = [
+    "/drip-body",
+    "/drip-headers",
+    "/silent",
+    "/hangup",
+    "/garbage",
+    "/500",
+    "/short-body",
+    "/not-json",
+    "/json-list",
+    "/huge-header",
+    "/redirect-loop",
+    "/nothing-here",
+]
 
 
 @pytest.mark.parametrize("path", HEALTH_PATHS)
@@ -243,8 +273,18 @@ print(claim.status.value)
     assert not outcome.left_behind
 
 
-@pytest.mark.parametrize("path", ["/ws/echo-never-close", "/ws/no-handshake", "/ws/garbage-handshake", "/ws/wrong-accept",
-                                  "/ws/drop-after-handshake", "/ws/bad-utf8", "/ws/huge-message"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ws/echo-never-close",
+        "/ws/no-handshake",
+        "/ws/garbage-handshake",
+        "/ws/wrong-accept",
+        "/ws/drop-after-handshake",
+        "/ws/bad-utf8",
+        "/ws/huge-message",
+    ],
+)
 def test_a_misbehaving_websocket_echo_fails(path: str) -> None:
     cfg = HealthConfig(samples=1, timeout_s=1, endpoints=[], websocket=HealthWebSocket(path=path, message="ping"))
     with misbehaving_server() as base, marker_in_environment():
@@ -256,15 +296,35 @@ def test_a_misbehaving_websocket_echo_fails(path: str) -> None:
 # --------------------------------------------------------------------------- spec fetches
 
 
-@pytest.mark.parametrize("path", ["/drip-body", "/drip-headers", "/silent", "/hangup", "/garbage", "/500", "/short-body",
-                                  "/html-spec", "/redirect-loop", "/endless", "/gzip-bomb"])
-def test_a_misbehaving_spec_server_is_inconclusive_within_its_deadline(path: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/drip-body",
+        "/drip-headers",
+        "/silent",
+        "/hangup",
+        "/garbage",
+        "/500",
+        "/short-body",
+        "/html-spec",
+        "/redirect-loop",
+        "/endless",
+        "/gzip-bomb",
+    ],
+)
+def test_a_misbehaving_spec_server_is_inconclusive_within_its_deadline(
+    path: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from stability_lib.contract import section as _contract
 
     monkeypatch.setattr(_contract, "FETCH_TIMEOUT_S", 0.3)  # whole request: 0.9 s
     monkeypatch.setattr(_contract, "MAX_SPEC_BYTES", 4 * 1024 * 1024)
     with misbehaving_server() as base, marker_in_environment():
-        cfg = ContractConfig(baseline_spec=UrlSource(url=f"{base}/spec"), candidate_spec=UrlSource(url=f"{base}{path}"), compare_ws_events=False)
+        cfg = ContractConfig(
+            baseline_spec=UrlSource(url=f"{base}/spec"),
+            candidate_spec=UrlSource(url=f"{base}{path}"),
+            compare_ws_events=False,
+        )
         result = run_bounded(lambda: run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path), 30)
     claim = next(c for c in result.claims() if c.id == "contract.no_breaking_api_changes")
     assert claim.status is Status.INCONCLUSIVE, f"{path}: {claim.status} {claim.statistic}"
@@ -272,22 +332,48 @@ def test_a_misbehaving_spec_server_is_inconclusive_within_its_deadline(path: str
 
 # --------------------------------------------------------------------------- WebSocket sessions and the soak
 
-STEP = {"kind": "ws", "name": "chat", "path": "/ws", "send": {"type": "user_message", "content": "hi {nonce}"},
-        "expect": ["agent_started", "agent_completed"], "end_event": "final_response", "event_timeout_s": 1.0, "timeout_s": 3.0}
+STEP = {
+    "kind": "ws",
+    "name": "chat",
+    "path": "/ws",
+    "send": {"type": "user_message", "content": "hi {nonce}"},
+    "expect": ["agent_started", "agent_completed"],
+    "end_event": "final_response",
+    "event_timeout_s": 1.0,
+    "timeout_s": 3.0,
+}
 
-WS_PATHS = ["/ws/never-close", "/ws/ping-forever", "/ws/close-1011", "/ws/drop-after-events", "/ws/drop-after-handshake",
-            "/ws/no-handshake", "/ws/garbage-handshake", "/ws/wrong-accept", "/ws/bad-utf8", "/ws/huge-message"]
+WS_PATHS = [
+    "/ws/never-close",
+    "/ws/ping-forever",
+    "/ws/close-1011",
+    "/ws/drop-after-events",
+    "/ws/drop-after-handshake",
+    "/ws/no-handshake",
+    "/ws/garbage-handshake",
+    "/ws/wrong-accept",
+    "/ws/bad-utf8",
+    "/ws/huge-message",
+]
 
 
 @pytest.mark.parametrize("path", WS_PATHS)
 def test_a_misbehaving_websocket_session_is_never_ok(path: str) -> None:
     """Issue 11, item 1: a server that never completes the close handshake made every session 'ok'."""
+
     async def one() -> Any:
         with misbehaving_server() as base:
             return await run_ws_session(
-                url=ws_url(base, path), step=WsStep.model_validate({**STEP, "path": path}), context={"nonce": "n"},
-                auth=AuthConfig(), token=None, session_id="s", run_start_ns=time.monotonic_ns(),
-                connect_timeout_s=1.0, close_timeout_s=1.0, max_message_bytes=1 << 20,
+                url=ws_url(base, path),
+                step=WsStep.model_validate({**STEP, "path": path}),
+                context={"nonce": "n"},
+                auth=AuthConfig(),
+                token=None,
+                session_id="s",
+                run_start_ns=time.monotonic_ns(),
+                connect_timeout_s=1.0,
+                close_timeout_s=1.0,
+                max_message_bytes=1 << 20,
             )
 
     with marker_in_environment():
@@ -297,12 +383,19 @@ def test_a_misbehaving_websocket_session_is_never_ok(path: str) -> None:
 
 def test_the_well_behaved_scripted_session_is_ok() -> None:
     """The scripted server itself is right: the cases above fail for their fault, not the script's."""
+
     async def one() -> Any:
         with misbehaving_server() as base:
             return await run_ws_session(
-                url=ws_url(base, "/ws/good"), step=WsStep.model_validate({**STEP, "path": "/ws/good"}), context={"nonce": "n"},
-                auth=AuthConfig(), token=None, session_id="s", run_start_ns=time.monotonic_ns(),
-                connect_timeout_s=1.0, close_timeout_s=1.0,
+                url=ws_url(base, "/ws/good"),
+                step=WsStep.model_validate({**STEP, "path": "/ws/good"}),
+                context={"nonce": "n"},
+                auth=AuthConfig(),
+                token=None,
+                session_id="s",
+                run_start_ns=time.monotonic_ns(),
+                connect_timeout_s=1.0,
+                close_timeout_s=1.0,
             )
 
     record = run_bounded(lambda: asyncio.run(one()), 30)
@@ -312,12 +405,20 @@ def test_the_well_behaved_scripted_session_is_ok() -> None:
 @pytest.mark.parametrize("path", ["/ws/never-close", "/ws/ping-forever"])
 def test_a_soak_against_a_server_that_never_closes_is_not_a_pass(path: str) -> None:
     """Issue 11, item 1: soak verdict PASS with close_codes {"none": 320}."""
-    scenario = ScenarioConfig.model_validate({
-        "users": {"password": "pw-unused", "count": 1},
-        "golden_path": {"steps": [{**STEP, "path": path}]},
-        "soak": {"sessions": 20, "concurrency": 10, "connect_timeout_s": 1.0, "close_timeout_s": 0.5, "duration_s": 30},
-        "tolerated_failure_rate": 0.01,
-    })
+    scenario = ScenarioConfig.model_validate(
+        {
+            "users": {"password": "pw-unused", "count": 1},
+            "golden_path": {"steps": [{**STEP, "path": path}]},
+            "soak": {
+                "sessions": 20,
+                "concurrency": 10,
+                "connect_timeout_s": 1.0,
+                "close_timeout_s": 0.5,
+                "duration_s": 30,
+            },
+            "tolerated_failure_rate": 0.01,
+        }
+    )
 
     async def soak() -> Any:
         with misbehaving_server() as base:

@@ -44,7 +44,7 @@ def make_thread(client: httpx.Client, account: Account, title: str = "thread") -
 
 
 def ws_url(base_url: str, path: str = "/ws") -> str:
-    return "ws" + base_url[len("http"):] + path
+    return "ws" + base_url[len("http") :] + path
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ class SessionOutcome:
         return finals[-1] if finals else None
 
 
-async def run_session(
-    base_url: str, token: str, messages: list[dict[str, Any] | str]
-) -> SessionOutcome:
+async def run_session(base_url: str, token: str, messages: list[dict[str, Any] | str]) -> SessionOutcome:
     """Send each message and read events until its final_response/error, or the close."""
     events: list[dict[str, Any]] = []
     async with connect(

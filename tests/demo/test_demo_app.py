@@ -169,9 +169,7 @@ def test_bad_requests_get_4xx_json_never_500(client: httpx.Client, alice: Accoun
             json={"content": "x" * (MAX_CONTENT_CHARS + 1)},
             headers=alice.headers,
         ),
-        "oversize body": client.post(
-            "/api/threads", content=b"x" * (MAX_BODY_BYTES + 1), headers=json_headers
-        ),
+        "oversize body": client.post("/api/threads", content=b"x" * (MAX_BODY_BYTES + 1), headers=json_headers),
         "limit out of range": client.get("/api/threads", params={"limit": 0}, headers=alice.headers),
         "unknown route": client.get("/api/nothing", headers=alice.headers),
         "short password": client.post("/api/auth/register", json={"username": "shorty", "password": "x"}),

@@ -57,8 +57,7 @@ def _outcome_pattern(seed: int, count: int = 40) -> list[int | None]:
 
         async def sequential() -> list[int | None]:
             return [
-                (await run_session(url, account.token, [user_message(thread_id, "x")])).close_code
-                for _ in range(count)
+                (await run_session(url, account.token, [user_message(thread_id, "x")])).close_code for _ in range(count)
             ]
 
         return asyncio.run(sequential())
@@ -75,9 +74,7 @@ def test_drop_rate_one_cuts_the_connection_without_a_close_frame() -> None:
     with serve(faults=["ws_drop_rate=1"]) as url, httpx.Client(base_url=url) as client:
         account = make_account(client)
         thread_id = make_thread(client, account)
-        outcomes = [
-            asyncio.run(run_session(url, account.token, [user_message(thread_id, "hello")])) for _ in range(3)
-        ]
+        outcomes = [asyncio.run(run_session(url, account.token, [user_message(thread_id, "hello")])) for _ in range(3)]
         # the service itself is still up
         assert client.get("/health").json()["status"] == "ok"
     assert [o.close_code for o in outcomes] == [1006, 1006, 1006]

@@ -43,9 +43,7 @@ def test_environment_text_uses_semicolons_and_newlines() -> None:
         "slow=login:50",
         "auth_bypass",
     ]
-    assert Faults.parse("ws_1011_rate=0.05;slow=login:50") == Faults.parse(
-        ["ws_1011_rate=0.05", "slow=login:50"]
-    )
+    assert Faults.parse("ws_1011_rate=0.05;slow=login:50") == Faults.parse(["ws_1011_rate=0.05", "slow=login:50"])
 
 
 def test_later_items_win_and_api_breaks_accumulate() -> None:

@@ -125,12 +125,23 @@ class ServiceOptions:
 def parse_options(prog: str, description: str, argv: Sequence[str] | None = None) -> ServiceOptions:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--tokens-env", default=TOKENS_ENV_DEFAULT,
-                        help=f"environment variable holding user=token pairs (default {TOKENS_ENV_DEFAULT})")
-    parser.add_argument("--fault", choices=[f.value for f in Fault], default=os.environ.get(FAULT_ENV, "none"),
-                        help=f"fault to inject (default ${FAULT_ENV} or none)")
-    parser.add_argument("--fault-after", type=int, default=int(os.environ.get(FAULT_AFTER_ENV, "0")),
-                        help="successful core operations before the fault engages (default 0)")
+    parser.add_argument(
+        "--tokens-env",
+        default=TOKENS_ENV_DEFAULT,
+        help=f"environment variable holding user=token pairs (default {TOKENS_ENV_DEFAULT})",
+    )
+    parser.add_argument(
+        "--fault",
+        choices=[f.value for f in Fault],
+        default=os.environ.get(FAULT_ENV, "none"),
+        help=f"fault to inject (default ${FAULT_ENV} or none)",
+    )
+    parser.add_argument(
+        "--fault-after",
+        type=int,
+        default=int(os.environ.get(FAULT_AFTER_ENV, "0")),
+        help="successful core operations before the fault engages (default 0)",
+    )
     args = parser.parse_args(argv)
     try:
         tokens = parse_tokens(os.environ.get(args.tokens_env, ""))

@@ -99,7 +99,9 @@ class Query:
 
     @strawberry.field
     def sessions(self, info: Info) -> list[Session]:
-        return [Session(id=strawberry.ID(r.id), label=r.label, owner=r.owner) for r in _store(info).owned_by(_user(info))]
+        return [
+            Session(id=strawberry.ID(r.id), label=r.label, owner=r.owner) for r in _store(info).owned_by(_user(info))
+        ]
 
 
 @strawberry.type
@@ -117,7 +119,9 @@ class Mutation:
 @strawberry.type
 class Subscription:
     @strawberry.subscription
-    async def echo(self, info: Info, session_id: strawberry.ID, text: str, count: int = 3) -> AsyncGenerator[EchoEvent, None]:
+    async def echo(
+        self, info: Info, session_id: strawberry.ID, text: str, count: int = 3
+    ) -> AsyncGenerator[EchoEvent, None]:
         session = _store(info).get(_user(info), str(session_id))
         if session is None:
             raise ValueError(f"no session {session_id}")
@@ -128,7 +132,9 @@ class Subscription:
         lost = faults.active(Fault.CHANGED_CONTENT)
         for seq in range(1, min(count, _MAX_EVENTS) + 1):
             await _jitter()
-            yield EchoEvent(seq=seq, text="" if lost else f"{session.label}: {text}", session_id=strawberry.ID(session.id))
+            yield EchoEvent(
+                seq=seq, text="" if lost else f"{session.label}: {text}", session_id=strawberry.ID(session.id)
+            )
         faults.record_success()
 
     @strawberry.subscription
@@ -147,8 +153,13 @@ class _GraphQLApp(GraphQL):
         self._faults = faults
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> dict[str, Any]:
-        return {"request": request, "response": response, "user": request.scope[_USER_KEY], "store": self._store,
-                "faults": self._faults}
+        return {
+            "request": request,
+            "response": response,
+            "user": request.scope[_USER_KEY],
+            "store": self._store,
+            "faults": self._faults,
+        }
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -182,8 +193,13 @@ class TokenGate:
 def build_app(options: ServiceOptions, store: ResourceStore | None = None) -> ASGIApp:
     store = store or ResourceStore()
     schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
-    graphql = _GraphQLApp(schema, graphql_ide=None, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
-                          store=store, faults=options.faults)
+    graphql = _GraphQLApp(
+        schema,
+        graphql_ide=None,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        store=store,
+        faults=options.faults,
+    )
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": "graphql-ws"})
@@ -191,12 +207,14 @@ def build_app(options: ServiceOptions, store: ResourceStore | None = None) -> AS
     async def resources(request: Request) -> JSONResponse:
         return JSONResponse(store.counts())
 
-    app = Starlette(routes=[
-        Route("/health", health),
-        Route("/resources", resources),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/resources", resources),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ]
+    )
     return TokenGate(app, dict(options.tokens))
 
 

@@ -82,8 +82,13 @@ async def add(ctx: CallContext, a: int, b: int) -> Result:
     return Success({"sum": a + b + (1 if ctx.faults.active(Fault.CHANGED_CONTENT) else 0)})
 
 
-METHODS = {"session.open": session_open, "session.close": session_close, "session.list": session_list,
-           "echo": echo, "add": add}
+METHODS = {
+    "session.open": session_open,
+    "session.close": session_close,
+    "session.list": session_list,
+    "echo": echo,
+    "add": add,
+}
 
 
 def _notification(method: str, **params: Any) -> str:
@@ -93,8 +98,9 @@ def _notification(method: str, **params: Any) -> str:
 def _json_response(status: int, body: dict[str, Any]) -> Response:
     http_status = http.HTTPStatus(status)
     data = json.dumps(body).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-                       ("Connection", "close")])
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Connection", "close")]
+    )
     return Response(status, http_status.phrase, headers, data)
 
 
@@ -189,16 +195,24 @@ async def serve_forever(options: ServiceOptions) -> None:
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    async with serve(service.handler, sock=sock, process_request=service.process_request,
-                     subprotocols=[SUBPROTOCOL], select_subprotocol=service.select_subprotocol,
-                     compression=None, max_size=1 << 20, close_timeout=2):
+    async with serve(
+        service.handler,
+        sock=sock,
+        process_request=service.process_request,
+        subprotocols=[SUBPROTOCOL],
+        select_subprotocol=service.select_subprotocol,
+        compression=None,
+        max_size=1 << 20,
+        close_timeout=2,
+    ):
         print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
         await stop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = parse_options("jsonrpc_ws.py", "JSON-RPC 2.0 over WebSocket (jsonrpcserver + websockets) on 127.0.0.1",
-                            argv)
+    options = parse_options(
+        "jsonrpc_ws.py", "JSON-RPC 2.0 over WebSocket (jsonrpcserver + websockets) on 127.0.0.1", argv
+    )
     asyncio.run(serve_forever(options))
     return 0
 

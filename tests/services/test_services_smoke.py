@@ -61,8 +61,9 @@ class Service:
 
 def _read_first_line(process: subprocess.Popen[str]) -> str:
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline() if process.stdout else ""),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.append(process.stdout.readline() if process.stdout else ""), daemon=True
+    )
     reader.start()
     reader.join(WAIT_S)
     if not lines or not lines[0].startswith("http://127.0.0.1:"):
@@ -73,15 +74,25 @@ def _read_first_line(process: subprocess.Popen[str]) -> str:
 @contextlib.contextmanager
 def running(script: str, auth_header: str, auth_format: str, *args: str) -> Iterator[Service]:
     env = {**os.environ, "REALSVC_TOKENS": TOKENS}
-    process = subprocess.Popen([sys.executable, str(SERVICES / script), "--port", "0", *args], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=SERVICES)
+    process = subprocess.Popen(
+        [sys.executable, str(SERVICES / script), "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=SERVICES,
+    )
     try:
         service = Service(_read_first_line(process), auth_header, auth_format)
         deadline = time.monotonic() + WAIT_S
         while True:  # the URL is printed once bound; wait until it answers
             try:
-                if httpx.get(f"{service.url}/health", headers=service.headers(ALICE), timeout=1,
-                             trust_env=False).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{service.url}/health", headers=service.headers(ALICE), timeout=1, trust_env=False
+                    ).status_code
+                    == 200
+                ):
                     break
             except httpx.TransportError:
                 pass
@@ -134,8 +145,13 @@ TICKS = "subscription($s: ID!) { ticks(sessionId: $s, count: 3) { seq sessionId 
 
 @contextlib.asynccontextmanager
 async def graphql_socket(service: Service, token: str):
-    async with connect(f"{service.ws_base}/graphql", subprotocols=["graphql-transport-ws"],
-                       additional_headers=service.headers(token), open_timeout=WAIT_S, proxy=None) as ws:
+    async with connect(
+        f"{service.ws_base}/graphql",
+        subprotocols=["graphql-transport-ws"],
+        additional_headers=service.headers(token),
+        open_timeout=WAIT_S,
+        proxy=None,
+    ) as ws:
         assert ws.subprotocol == "graphql-transport-ws"
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         assert (await recv_json(ws))["type"] == "connection_ack"
@@ -177,8 +193,9 @@ def test_graphql_service_correlates_subscriptions_by_id_and_cleans_up() -> None:
 
     async def scenario(service: Service) -> None:
         async with graphql_socket(service, ALICE) as ws:
-            opened = await graphql_once(ws, "open", 'mutation($l: String!) { openSession(label: $l) { id owner } }',
-                                        l=f"probe {nonce}")
+            opened = await graphql_once(
+                ws, "open", "mutation($l: String!) { openSession(label: $l) { id owner } }", l=f"probe {nonce}"
+            )
             session_id = opened["data"]["openSession"]["id"]
             assert opened["data"]["openSession"]["owner"] == "alice"
             assert service.resources()["by_user"] == {"alice": 1}
@@ -203,12 +220,24 @@ def test_graphql_service_correlates_subscriptions_by_id_and_cleans_up() -> None:
     with graphql_service() as service:
         assert_needs_token(service, graphql_socket, 403)  # uvicorn answers a close before accept with 403
         # Sessions created over HTTP are the same resources (setup/teardown steps may use either).
-        created = httpx.post(f"{service.url}/graphql", headers=service.headers(BOB), timeout=WAIT_S, trust_env=False,
-                             json={"query": 'mutation { openSession(label: "http") { id } }'}).json()
+        created = httpx.post(
+            f"{service.url}/graphql",
+            headers=service.headers(BOB),
+            timeout=WAIT_S,
+            trust_env=False,
+            json={"query": 'mutation { openSession(label: "http") { id } }'},
+        ).json()
         assert service.resources()["by_user"] == {"bob": 1}
-        deleted = httpx.post(f"{service.url}/graphql", headers=service.headers(BOB), timeout=WAIT_S, trust_env=False,
-                             json={"query": "mutation($id: ID!) { closeSession(id: $id) }",
-                                   "variables": {"id": created["data"]["openSession"]["id"]}}).json()
+        deleted = httpx.post(
+            f"{service.url}/graphql",
+            headers=service.headers(BOB),
+            timeout=WAIT_S,
+            trust_env=False,
+            json={
+                "query": "mutation($id: ID!) { closeSession(id: $id) }",
+                "variables": {"id": created["data"]["openSession"]["id"]},
+            },
+        ).json()
         assert deleted == {"data": {"closeSession": True}}
         asyncio.run(scenario(service))
 
@@ -256,8 +285,13 @@ def test_graphql_changed_content_keeps_the_shape_but_loses_the_text() -> None:
 
 @contextlib.asynccontextmanager
 async def rpc_socket(service: Service, token: str):
-    async with connect(f"{service.ws_base}/rpc", subprotocols=["jsonrpc-2.0"], additional_headers=service.headers(token),
-                       open_timeout=WAIT_S, proxy=None) as ws:
+    async with connect(
+        f"{service.ws_base}/rpc",
+        subprotocols=["jsonrpc-2.0"],
+        additional_headers=service.headers(token),
+        open_timeout=WAIT_S,
+        proxy=None,
+    ) as ws:
         yield ws
 
 
@@ -318,16 +352,25 @@ def test_jsonrpc_service_correlates_replies_among_notifications_and_cleans_up() 
             session_id = opened["result"]["session_id"]
             assert service.resources()["by_user"] == {"alice": 1}
             # Two requests in flight: each reply is found by its id, whatever came between.
-            echo_id, add_id = await rpc.send("echo", session_id=session_id, text=nonce), await rpc.send("add", a=40, b=2)
+            echo_id, add_id = (
+                await rpc.send("echo", session_id=session_id, text=nonce),
+                await rpc.send("add", a=40, b=2),
+            )
             echo_reply, add_reply = await rpc.wait_replies(echo_id, add_id)
             assert echo_reply["result"] == {"session_id": session_id, "text": f"probe {nonce}: {nonce}"}
             assert add_reply["result"] == {"sum": 42}
             # Unsolicited messages came before the first reply, and progress correlated by params.request_id.
             assert rpc.log[0].startswith("note:") and rpc.log.index(f"reply:{echo_id}") > 0
-            assert {n["params"]["status"] for n in rpc.notifications if n["method"] == "status"} >= {"connected", "ready"}
+            assert {n["params"]["status"] for n in rpc.notifications if n["method"] == "status"} >= {
+                "connected",
+                "ready",
+            }
             mine = [n for n in rpc.notifications if n["method"] == "progress" and n["params"]["request_id"] == echo_id]
-            others = [n for n in rpc.notifications if n["method"] == "progress"
-                      and n["params"]["request_id"] not in rpc.replies]
+            others = [
+                n
+                for n in rpc.notifications
+                if n["method"] == "progress" and n["params"]["request_id"] not in rpc.replies
+            ]
             assert mine and others
             await ws.send(b"\x00\xffbinary payload")
             await rpc.read_until(lambda: bool(rpc.binary))
@@ -353,8 +396,9 @@ def test_jsonrpc_dead_by_message_reports_death_and_stays_open() -> None:
         async with rpc_socket(service, ALICE) as ws:
             rpc = RpcClient(ws)
             await rpc.send("add", a=1, b=2)
-            await rpc.read_until(lambda: any(n["method"] == "status" and n["params"]["status"] == "dead"
-                                             for n in rpc.notifications))
+            await rpc.read_until(
+                lambda: any(n["method"] == "status" and n["params"]["status"] == "dead" for n in rpc.notifications)
+            )
             await ws.send(b"still open?")  # binary echo still answers: the socket was not closed
             await rpc.read_until(lambda: bool(rpc.binary))
             return rpc

@@ -40,7 +40,7 @@ def base_url() -> str:
 
 @pytest.fixture(scope="session")
 def ws_url(base_url: str) -> str:
-    return "ws" + base_url[len("http"):]
+    return "ws" + base_url[len("http") :]
 
 
 @pytest.fixture(scope="session")
