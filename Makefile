@@ -1,5 +1,5 @@
 # make demo: set up, then run the whole report against the bundled sample service.
-# make test: set up (with test extras), then run the test suite.
+# make test: set up (with test extras), lint (import contracts, ruff, mypy), then run the test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES_DEMO := chromium
 APT_PACKAGES_TEST := chromium poppler-utils
 
-.PHONY: setup setup-test system-deps system-deps-test demo test bench clean
+.PHONY: setup setup-test system-deps system-deps-test demo lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +41,18 @@ setup-test: system-deps-test $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/stability demo
 
+# The design's checks, each failing the build: import contracts (layers, library never imports the demo,
+# pure core does no I/O; see [tool.importlinter]), ruff lint + format check, mypy (strict on the pure core).
+lint: setup-test
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
 # Two phases: everything in parallel on 2 workers, then the latency-measuring tests alone
 # (a performance comparison run next to other tests would measure the tests).
 # pytest exit 5 means "no tests collected": that is a failure here, never a green run.
-test: setup-test
+test: setup-test lint
 	@$(VENV)/bin/pytest -n 2 -q -p no:cacheprovider -m "not perf"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m perf; rc2=$$?; \
