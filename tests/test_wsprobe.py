@@ -16,11 +16,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from stability_lib.core.models import Status
-from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
+from stability_lib.probes.engine import prepare_user, run_soak, run_ws_session, ws_url
 from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
 from stability_lib.probes.sessions import OutcomeKind
 
@@ -310,3 +311,17 @@ def test_an_http_step_has_a_deadline_on_the_whole_request_not_only_each_read() -
     result, elapsed = asyncio.run(main())
     assert not result.ok and result.error == "timeout"
     assert elapsed < 10  # generous: the bound is 1 s, the drip would take 20 s
+
+
+def test_a_user_without_a_configured_password_is_prepared() -> None:
+    # users.password is optional (needed only by templates that use {password}); preparing a user
+    # without one crashed with AttributeError on None before.
+    sc = ScenarioConfig.model_validate({"users": {"count": 1}, "golden_path": {"steps": [STEP]}})
+    assert sc.users.password is None
+
+    async def prepare() -> Any:
+        async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as client:  # no auth: no request is sent
+            return await prepare_user(client, sc, 0, "u0", "run-1")
+
+    user = asyncio.run(prepare())
+    assert user.setup.ok and user.setup.error == "" and user.password == ""
