@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import envelope
+from _meta import envelope  # also puts this checkout on sys.path
 
 from stability_lib.contract.openapi_diff import count_levels, count_operations, diff_openapi
 from stability_lib.contract.section import parse_spec_bytes

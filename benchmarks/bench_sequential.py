@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import REPO, envelope
+from _meta import REPO, envelope  # also puts this checkout on sys.path
 
 sys.path.insert(0, str(REPO / "tests"))
 # One latency model for the tests' promises and for this table.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _meta import envelope
+from _meta import envelope  # also puts this checkout on sys.path
 
 BENCHMARK = "ws_sessions"  # stable key of the results file
 QUICK_ARGS = ("--sessions", "50", "--hold-s", "0.5", "--roundtrips", "2000")  # for run_all.py --quick

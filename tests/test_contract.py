@@ -290,7 +290,7 @@ def test_bad_git_refs_are_errors(tmp_path: Path, ref: str, path: str) -> None:
 @contextlib.contextmanager
 def _static_server(routes: dict[str, tuple[int, bytes]]) -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             status, body = routes.get(self.path, (404, b"not found"))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -597,7 +597,7 @@ def _in_thread(fn: Any, wait_s: float) -> tuple[bool, Any]:
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
             box.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)

@@ -116,7 +116,7 @@ def test_a_header_secret_is_sent_and_never_printed(tmp_path: Path) -> None:
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             seen.append(self.headers.get("Authorization", ""))
             self.send_response(401)
             self.end_headers()

@@ -240,7 +240,7 @@ def parse_spec_bytes(data: bytes, *, origin: str = "spec", max_bytes: int = MAX_
         else:
             # The C loader when present: same safe subset, much faster on big specs.
             loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            doc = yaml.load(text, Loader=loader)
+            doc = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
     except RecursionError as exc:
         raise SpecError(f"{origin}: nested too deeply") from exc
     except (ValueError, yaml.YAMLError) as exc:

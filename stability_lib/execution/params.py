@@ -231,7 +231,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def _load_yaml(text: str, where: str) -> Any:
     try:
-        return yaml.load(text, Loader=_ParamsLoader)
+        return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ParamsError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:

@@ -480,7 +480,7 @@ async def run_ws_session(
             max_size=max_message_bytes,
             proxy=None,
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
         return record(outcome_for_connect_error(exc))
     connected_ns = time.monotonic_ns()
     connect_s = _ns_to_s(connected_ns - started_ns)
@@ -580,7 +580,7 @@ async def close_connection(ws: ClientConnection) -> bool:
     except asyncio.CancelledError:
         abort_connection(ws)
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; what came back is read below
         pass
     # websockets records a close that timed out as TimeoutError("timed out while closing connection").
     return ws.protocol.close_rcvd is None and isinstance(ws.connection_exc, TimeoutError)

@@ -220,7 +220,7 @@ def run_bounded(fn: Callable[[], T], wait_s: float) -> T:
     def target() -> None:
         try:
             box.append(fn())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             error.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)

@@ -61,7 +61,7 @@ def _child(request: dict) -> None:
 
 
 def main() -> None:
-    import stability_lib._pipeline
+    import stability_lib._pipeline  # the expensive imports, done once
     import stability_lib.cli
     import stability_lib.demo.launch  # noqa: F401
 

@@ -112,7 +112,7 @@ class Mutation:
         return Session(id=strawberry.ID(r.id), label=r.label, owner=r.owner)
 
     @strawberry.mutation
-    def close_session(self, info: Info, id: strawberry.ID) -> bool:
+    def close_session(self, info: Info, id: strawberry.ID) -> bool:  # noqa: A002 - GraphQL argument name
         return _store(info).close(_user(info), str(id))
 
 
