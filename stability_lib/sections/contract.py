@@ -1,0 +1,58 @@
+"""The contract section: probe or run, judge, write evidence."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.models import SectionResult
+from ..execution.section import Section
+
+if TYPE_CHECKING:
+    from ..execution.params import TargetConfig
+    from ..probes.scenario import ScenarioConfig
+from ._common import _with_users
+
+
+def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dict[str, Any]]:
+    """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
+    import json
+
+    from ..probes.golden import run_golden_path_sync
+
+    small = _with_users(scenario, 1, 2)
+    result = run_golden_path_sync(target.base_url, small, ws_base_url=target.ws_base_url)
+    # Only runs that succeeded: a side that answers every message with an error event must not
+    # define its message contract by those errors.
+    good = {(r.user, r.repetition) for r in result.runs if r.ok}
+    events = []
+    for s in result.sightings:
+        if not s.where.startswith("ws event") or (s.viewer, s.repetition) not in good:
+            continue
+        try:
+            event = json.loads(s.text)
+        except ValueError:
+            continue  # capped or not JSON: not evidence of a schema
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def contract(sec: Section) -> SectionResult:
+    from ..contract.section import run_contract
+
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    cfg, params = sec.config, sec.params
+    baseline_events = candidate_events = None
+    if cfg.compare_ws_events and params.scenario is not None and params.baseline is not None:
+        baseline_events = _observed_events(params.baseline, params.scenario)
+        candidate_events = _observed_events(params.target, params.scenario)
+    result = run_contract(
+        cfg,
+        baseline_url=params.baseline.base_url if params.baseline else None,
+        candidate_url=params.target.base_url,
+        base_dir=sec.base_dir,
+        baseline_events=baseline_events,
+        candidate_events=candidate_events,
+    )
+    return sec.finish(result.claims(), result.to_dict())
