@@ -229,3 +229,21 @@ def test_the_data_api_is_public_and_loads_pandas_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "PASS"
+
+
+def test_a_scratch_run_with_only_evidence_loads(tmp_path: Path) -> None:
+    # A section notebook run by hand in JupyterLab writes evidence/ alone (no run.json, no summary).
+    shutil.copytree(RUNS / "pass" / "evidence", tmp_path / "scratch" / "evidence")
+    run = load_run(tmp_path / "scratch")
+    assert run.run_id == "scratch" and run.verdict == ""
+    assert set(run.claims.section) == {
+        "health",
+        "suites",
+        "websocket",
+        "golden_path",
+        "isolation",
+        "performance",
+        "contract",
+    }
+    assert len(run.sessions) > 0 and len(run.latency) > 0
+    assert "figure_value" in run.describe("claims")

@@ -257,6 +257,10 @@ class Run:
         counts = ", ".join(f"{name}={len(getattr(self, name))}" for name in _STACKED)
         return f"Run({self.run_id!r}, verdict={self.verdict or '-'}, {counts})"
 
+    def describe(self, frame: str | None = None) -> str:
+        """The column tables (name, dtype, meaning) of one frame or of all: ``print(run.describe())``."""
+        return describe_columns(frame)
+
 
 _STACKED = ("claims", "sections", "sessions", "latency", "tests", "contract_changes", "warnings")
 _FROM_EVIDENCE = frozenset({"sections", "sessions", "latency", "tests", "contract_changes"})
@@ -583,8 +587,10 @@ def _read_run(path: Path, frames: frozenset[str] = frozenset(_STACKED)) -> _RunR
         raise RunFormatError(f"{path}: not a directory")
     has_meta = (path / "run.json").is_file()
     has_summary = (path / "summary.json").is_file()
-    if not has_meta and not has_summary:
-        raise RunFormatError(f"{path}: not a run directory (no run.json or summary.json)")
+    # A notebook run by hand writes only evidence/ (a scratch run directory): still a run to look at.
+    has_evidence = (path / "evidence").is_dir() and any((path / "evidence").glob("*.json"))
+    if not has_meta and not has_summary and not has_evidence:
+        raise RunFormatError(f"{path}: not a run directory (no run.json, summary.json or evidence/)")
     meta = _dict(_read_json(path / "run.json", MAX_SMALL_FILE_BYTES)) if has_meta else {}
     summary = _dict(_read_json(path / "summary.json", MAX_SUMMARY_BYTES)) if has_summary else {}
     if summary and summary.get("schema_version") not in SUPPORTED_SUMMARY_VERSIONS:
