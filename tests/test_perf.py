@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import numpy as np
 
 from stability_lib import Status
+from stability_lib.core.models import Claim
 from stability_lib.execution.baseline import scenario_hash
 from stability_lib.probes.operations import operation_samples_ms
-from stability_lib.probes.perf import PerformanceConfig, compare_operations
+from stability_lib.probes.perf import (
+    PerformanceConfig,
+    SampleRound,
+    SequentialSampling,
+    compare_operations,
+    sample_sequentially,
+)
 
 
 def lognormal(median: float, n: int, seed: int) -> list[float]:
@@ -95,3 +105,111 @@ def test_no_regression_cannot_stand_when_the_candidate_lost_more_runs() -> None:
         runs={"baseline": {"runs": 60, "failed": 3}, "candidate": {"runs": 60, "failed": 0}},
     )
     assert claims[0].status is Status.PASS
+
+
+# ---------------------------------------------------------------- sequential sampling (issue 14)
+
+
+def synthetic_rounds(
+    ratios: dict[str, float], *, n: int = 10, sigma: float = 0.05, seed: int = 0, taken: list[int] | None = None
+) -> Iterator[SampleRound]:
+    """Endless A/B rounds: per operation, baseline ~ median x lognormal, candidate ~ ratio x that;
+    ``taken`` counts the rounds actually drawn (each is I/O in the real collector)."""
+    rng = np.random.default_rng(seed)
+    medians = {op: 20.0 + 10 * i for i, op in enumerate(ratios)}
+    while True:
+        if taken is not None:
+            taken.append(1)
+        base = {op: list(medians[op] * rng.lognormal(0, sigma, n)) for op in ratios}
+        cand = {op: list(medians[op] * r * rng.lognormal(0, sigma, n)) for op, r in ratios.items()}
+        yield SampleRound(
+            {"baseline": base, "candidate": cand},
+            {"baseline": {"runs": n, "failed": 0}, "candidate": {"runs": n, "failed": 0}},
+        )
+
+
+def judge(sampling: SequentialSampling, cfg: PerformanceConfig) -> tuple[list[dict], dict[str, Claim]]:
+    comparisons, claims = compare_operations(
+        sampling.samples["baseline"],
+        sampling.samples["candidate"],
+        cfg,
+        section="performance",
+        runs=sampling.runs,
+        sequential=sampling,
+    )
+    return comparisons, {c.id: c for c in claims}
+
+
+def test_a_clear_difference_is_decided_long_before_the_budget() -> None:
+    cfg = PerformanceConfig(samples_per_side=10, max_samples_per_side=2000, operations=["step:*"])
+    taken: list[int] = []
+    sampling = sample_sequentially(synthetic_rounds({"step:slow": 1.5, "step:same": 1.0}, taken=taken), cfg)
+    comparisons, claims = judge(sampling, cfg)
+    assert claims["performance.step:slow"].status is Status.FAIL
+    assert claims["performance.step:same"].status is Status.PASS
+    # stopped as soon as both were decided: no round drawn after that, far below 2000 per side
+    assert len(taken) == sampling.rounds and sampling.rounds * 10 <= 100
+    assert "decided at round" in claims["performance.step:slow"].statistic
+    assert "REGRESSION" in claims["performance.step:slow"].statistic
+    slow = next(c for c in comparisons if c["operation"] == "step:slow")
+    # the evidence keeps the path: one look per round until it was decided, and how it stopped
+    looks = slow["sequential"]["looks"]
+    assert slow["sequential"]["stop"] == "DECIDED" and 1 <= len(looks) <= sampling.rounds
+    assert [look["round"] for look in looks] == list(range(1, len(looks) + 1))
+    assert looks[-1]["low"] > 1.1 and slow["verdict"] == "REGRESSION"
+    assert claims["performance.step:slow"].figure is not None and claims["performance.step:slow"].figure.low > 1.1
+    data = sampling.serialize(cfg)
+    assert data["sample_rounds"] == sampling.rounds and data["stop"] == ["DECIDED"]
+
+
+def test_the_budget_ends_an_undecided_comparison_inconclusive_with_what_more_is_needed() -> None:
+    cfg = PerformanceConfig(samples_per_side=10, max_samples_per_side=60, operations=["step:*"])
+    taken: list[int] = []
+    sampling = sample_sequentially(synthetic_rounds({"step:a": 1.08}, sigma=0.3, taken=taken), cfg)
+    _, claims = judge(sampling, cfg)
+    claim = claims["performance.step:a"]
+    assert len(taken) == 6 and claim.status is Status.INCONCLUSIVE
+    assert "budget of 60 samples per side reached" in claim.statistic
+    assert re.search(r"about \d+ more per side needed", claim.statistic)
+    assert "max_samples_per_side" in claim.details["recommendation"]
+
+
+def test_the_time_budget_stops_before_a_round_that_would_overrun_it() -> None:
+    ticks = iter(range(0, 10_000, 3))  # every clock reading 3 s later: a round takes 3 s
+    cfg = PerformanceConfig(samples_per_side=10, max_samples_per_side=2000, max_seconds=10, operations=["step:*"])
+    taken: list[int] = []
+    sampling = sample_sequentially(
+        synthetic_rounds({"step:a": 1.08}, sigma=0.3, taken=taken), cfg, clock=lambda: float(next(ticks))
+    )
+    _, claims = judge(sampling, cfg)
+    assert sampling.results["step:a"].stop.value == "TIME_BUDGET"
+    assert len(taken) < 5 and "10 s budget" in claims["performance.step:a"].statistic
+    assert claims["performance.step:a"].status is Status.INCONCLUSIVE
+
+
+def test_nothing_judged_takes_one_round_and_says_so() -> None:
+    cfg = PerformanceConfig(samples_per_side=10, operations=["step:none"])
+    taken: list[int] = []
+    sampling = sample_sequentially(synthetic_rounds({"step:a": 1.0}, taken=taken), cfg)
+    _, claims = judge(sampling, cfg)
+    assert len(taken) == 1 and sampling.state is None
+    assert claims["performance.judged"].status is Status.INCONCLUSIVE
+
+
+def test_the_chart_shows_each_sequential_claim_and_how_it_stopped() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure as MplFigure
+
+    from stability_lib.core.models import SectionResult
+    from stability_lib.report.sequential_view import sequential_parts
+
+    cfg = PerformanceConfig(samples_per_side=10, operations=["step:*"])
+    sampling = sample_sequentially(synthetic_rounds({"step:slow": 1.5, "step:same": 1.0}), cfg)
+    comparisons, claims = judge(sampling, cfg)
+    result = SectionResult("performance", Status.FAIL, tuple(claims.values()), {"comparisons": comparisons})
+    parts = sequential_parts(result)
+    assert isinstance(parts[0], MplFigure) and len([a for a in parts[0].axes if a.get_visible()]) == 2
+    assert "step:slow: REGRESSION, decided at round" in parts[1]
+    assert sequential_parts(SectionResult("performance", Status.PASS, (), {"comparisons": []})) == []

@@ -19,6 +19,7 @@ import pytest
 from scipy import stats as sps
 
 from stability_lib.core.models import Status
+from stability_lib.sections.websocket import soak_sequentially
 from stability_lib.stats.inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
 from stability_lib.stats.sequential import (
     RULE_TEXT,
@@ -441,3 +442,92 @@ def test_samples_needed_at_the_budget_is_a_fair_estimate() -> None:
     # 20 samples say little about the spread, so single estimates vary; typically they are modest.
     assert float(np.median(estimates)) <= 150, estimates
     assert settled >= 0.5 * trials, (settled, estimates)
+
+
+# ---------------------------------------------------------------- the soak in rounds (sections.websocket)
+
+
+@dataclass(frozen=True)
+class _Counts:
+    crashes: int
+    observed: int
+    failures: int
+    sessions: int
+
+
+@dataclass(frozen=True)
+class _Soak:
+    aggregate: _Counts
+
+
+def _soak_sampler(rates: dict[str, float], per_round: int = 50, seed: int = 0):
+    """A fake soak round: every failure is a crash, every session is seen to its end."""
+    rng = np.random.default_rng(seed)
+    calls: list[str] = []
+
+    def soak_round(side: str, index: int, seconds_left: float) -> _Soak:
+        calls.append(side)
+        k = int(rng.binomial(per_round, rates[side]))
+        return _Soak(_Counts(k, per_round, k, per_round))
+
+    return soak_round, calls
+
+
+def test_a_soak_clearly_above_the_tolerated_rate_stops_early_and_fails() -> None:
+    soak_round, calls = _soak_sampler({"candidate": 0.10})
+    rounds = soak_sequentially(
+        soak_round, tolerated_rate=0.01, confidence=0.95, max_sessions=2000, max_seconds=600, with_baseline=False
+    )
+    assert rounds.crash.result.verdict is RateVerdict.FAIL and rounds.complete.result.verdict is RateVerdict.FAIL
+    sessions = 50 * calls.count("candidate")
+    assert sessions <= 100  # of a budget of 2000
+    assert rounds.crash.result.stop is StopReason.DECIDED and "decided at round" in rounds.crash.result.stop_text
+
+
+def test_a_soak_clearly_below_the_tolerated_rate_stops_early_and_passes() -> None:
+    soak_round, calls = _soak_sampler({"candidate": 0.0})
+    rounds = soak_sequentially(
+        soak_round, tolerated_rate=0.05, confidence=0.95, max_sessions=2000, max_seconds=600, with_baseline=False
+    )
+    assert rounds.complete.result.verdict is RateVerdict.PASS
+    assert 50 * calls.count("candidate") <= 150  # of 2000: 0 failures clear a 5% tolerance fast
+    assert calls == ["candidate"] * len(calls)
+
+
+def test_the_fix_is_shown_early_and_the_baseline_is_soaked_only_while_it_is_undecided() -> None:
+    soak_round, calls = _soak_sampler({"candidate": 0.0, "baseline": 0.20})
+    rounds = soak_sequentially(
+        soak_round, tolerated_rate=0.02, confidence=0.95, max_sessions=2000, max_seconds=600, with_baseline=True
+    )
+    assert rounds.fix is not None and rounds.fix.result.verdict is FixStatus.FIXED
+    assert 50 * calls.count("baseline") <= 600
+    assert calls.count("baseline") == len(rounds.fix.looks) <= calls.count("candidate")
+    looks = rounds.fix.result.serialize()["looks"]
+    assert looks[-1]["reference_low"] > looks[-1]["high"]  # the baseline's range lies above the candidate's
+
+
+def test_a_round_without_sessions_ends_the_soak_inconclusive() -> None:
+    def soak_round(side: str, index: int, seconds_left: float) -> _Soak:
+        return _Soak(_Counts(0, 0, 0, 0))
+
+    rounds = soak_sequentially(
+        soak_round, tolerated_rate=0.01, confidence=0.95, max_sessions=2000, max_seconds=600, with_baseline=False
+    )
+    assert rounds.crash.result.verdict is RateVerdict.INCONCLUSIVE
+    assert rounds.crash.result.stop is StopReason.NO_MORE_DATA and "no session" in rounds.stop_note
+
+
+def test_the_soak_stops_before_a_round_that_would_overrun_its_time_budget() -> None:
+    ticks = iter(range(0, 10_000, 2))
+    soak_round, calls = _soak_sampler({"candidate": 0.0})
+    rounds = soak_sequentially(
+        soak_round,
+        tolerated_rate=0.001,
+        confidence=0.95,
+        max_sessions=100_000,
+        max_seconds=20,
+        with_baseline=False,
+        clock=lambda: float(next(ticks)),
+    )
+    assert rounds.crash.result.stop is StopReason.TIME_BUDGET and "20 s budget" in rounds.stop_note
+    assert rounds.crash.result.verdict is RateVerdict.INCONCLUSIVE and rounds.crash.result.needed

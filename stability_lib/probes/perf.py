@@ -1,25 +1,76 @@
-"""Performance against a baseline: interleaved A/B samples per operation, judged by ``stats.inference``."""
+"""Performance against a baseline: interleaved A/B samples per operation, judged sequentially.
+
+I/O: ``collect_interleaved`` yields rounds of golden-path runs (A B, then B A, ...). Pure apart
+from an injectable clock: ``sample_sequentially`` reads rounds until every judged operation is
+decided by its confidence sequence (``stats.sequential``) or the budget runs out;
+``compare_operations`` turns the samples (and the sequential results) into claims.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import math
 import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.models import Claim, Status
+from ..core.models import Claim, Figure, Status
+from ..stats.sequential import (
+    PerfFamilyState,
+    PerfRound,
+    PerfSequentialConfig,
+    SequentialResult,
+    StopReason,
+    halt,
+    round_would_overrun,
+    start_performance_family,
+    update,
+)
 
-__all__ = ["PerformanceConfig", "collect_interleaved", "compare_operations"]
+__all__ = [
+    "PerformanceConfig",
+    "SampleRound",
+    "SequentialSampling",
+    "collect_interleaved",
+    "sample_sequentially",
+    "compare_operations",
+]
+
+Samples = dict[str, dict[str, list[float]]]  # side -> operation -> milliseconds, in the order taken
+RunCounts = dict[str, dict[str, int]]  # side -> {"runs": n, "failed": k}
 
 
 class PerformanceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = True
     tolerance: float = Field(0.10, gt=0, le=2, description="Allowed slowdown of the median (0.10 = 10%).")
-    samples_per_side: int = Field(60, ge=1, le=5000, description="Golden-path runs per target, interleaved A/B.")
-    concurrency: int = Field(4, ge=1, le=50)
+    samples_per_side: int = Field(
+        60,
+        ge=1,
+        le=5000,
+        description="Golden-path samples per target in one round of interleaved A/B runs. Sequential: the first "
+        "look comes after one round and every further round adds as many. Not sequential: the whole sample.",
+    )
+    sequential: bool = Field(
+        True,
+        description="Sample in rounds until each judged operation is decided (anytime-valid confidence sequences), "
+        "within max_samples_per_side and max_seconds. false: one round of samples_per_side, the fixed-sample rule.",
+    )
+    max_samples_per_side: int = Field(
+        1000, ge=1, le=100_000, description="Sequential budget: no more samples per side than this (then INCONCLUSIVE)."
+    )
+    max_seconds: float = Field(
+        120,
+        gt=0,
+        le=3600,
+        description="Sequential budget: seconds of sampling in the section. Checked before each round: a round "
+        "that would end past it (judged by the longest round so far) is not started.",
+    )
+    concurrency: int = Field(4, ge=1, le=50, description="Users at once on a target (one login each per round).")
     resamples: int = Field(10_000, ge=100, le=100_000, description="Bootstrap resamples.")
     min_samples: int = Field(20, ge=2, description="Below this per side a comparison is INCONCLUSIVE.")
     seed: int = 0
@@ -43,36 +94,165 @@ class PerformanceConfig(BaseModel):
 # ---------------------------------------------------------------- A/B collection (I/O)
 
 
-def collect_interleaved(
-    scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]
-) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, int]]]:
-    """Golden-path runs on each target in alternating rounds (A B, B A, A B, ...), so drift
-    on the machine or the network hits every side alike. Returns {side: {operation: [ms]}} and
-    {side: {"runs": n, "failed": k}} (failed runs leave no latency sample behind)."""
+@dataclass(frozen=True)
+class SampleRound:
+    """One round: per side and operation, latencies (ms) in the order taken; runs per side; who went first."""
+
+    samples: Samples
+    runs: RunCounts
+    order: tuple[str, ...] = ()
+
+
+def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> Iterator[SampleRound]:
+    """Rounds of golden-path runs, endlessly (the caller stops): in each round every target runs
+    ``concurrency`` users x enough repetitions for ``samples_per_side``, one side after the other,
+    and the order alternates (A B, B A, ...) so drift on the machine hits every side alike. The
+    i-th baseline sample of an operation is paired with the i-th candidate sample of the same
+    round. Users register and log in once per round and target, not once per A/B pair."""
     from .golden import run_golden_path_sync
     from .operations import operation_samples_ms
 
-    per_round = cfg.concurrency
-    rounds = max(1, math.ceil(cfg.samples_per_side / per_round))
+    users = min(cfg.concurrency, cfg.samples_per_side)
     round_scenario = scenario.model_copy(
         update={
-            "users": scenario.users.model_copy(update={"count": per_round}),
-            "golden_path": scenario.golden_path.model_copy(update={"repetitions": 1}),
+            "users": scenario.users.model_copy(update={"count": users}),
+            "golden_path": scenario.golden_path.model_copy(
+                update={"repetitions": max(1, math.ceil(cfg.samples_per_side / users))}
+            ),
         }
     )
     sides = list(targets)
-    out: dict[str, dict[str, list[float]]] = {side: {} for side in sides}
-    runs: dict[str, dict[str, int]] = {side: {"runs": 0, "failed": 0} for side in sides}
-    for r in range(rounds):
-        order = sides if r % 2 == 0 else list(reversed(sides))  # ABBA: neither side always goes first
+    index = 0
+    while True:
+        order = sides if index % 2 == 0 else list(reversed(sides))  # ABBA: neither side always goes first
+        samples: Samples = {side: {} for side in sides}
+        runs: RunCounts = {side: {"runs": 0, "failed": 0} for side in sides}
         for side in order:
             target = targets[side]
             result = run_golden_path_sync(target.base_url, round_scenario, ws_base_url=target.ws_base_url)
-            runs[side]["runs"] += len(result.runs)
-            runs[side]["failed"] += sum(1 for r in result.runs if not r.ok)
-            for op, values in operation_samples_ms(result.to_dict()).items():
-                out[side].setdefault(op, []).extend(values)
-    return out, runs
+            runs[side] = {"runs": len(result.runs), "failed": sum(1 for r in result.runs if not r.ok)}
+            samples[side] = operation_samples_ms(result.to_dict())
+        yield SampleRound(samples=samples, runs=runs, order=tuple(order))
+        index += 1
+
+
+# ---------------------------------------------------------------- sequential sampling (pure but for the clock)
+
+
+@dataclass(frozen=True)
+class SequentialSampling:
+    """What ``sample_sequentially`` saw: every sample and run count over all rounds, which operations
+    were judged (fixed after the first round), and their sequential state (None when none was judged)."""
+
+    samples: Samples
+    runs: RunCounts
+    judged: dict[str, tuple[bool, str]]
+    state: PerfFamilyState | None
+    rounds: int
+    elapsed_s: float
+    round_seconds: tuple[float, ...] = ()
+    stop_note: str = ""
+
+    @property
+    def results(self) -> dict[str, SequentialResult]:
+        return {} if self.state is None else self.state.results
+
+    def serialize(self, cfg: PerformanceConfig) -> dict[str, Any]:
+        results = self.results
+        stops = sorted({r.stop.value for r in results.values()})
+        return {
+            "enabled": True,
+            "round_samples_per_side": cfg.samples_per_side,
+            "max_samples_per_side": cfg.max_samples_per_side,
+            "max_seconds": cfg.max_seconds,
+            "sample_rounds": self.rounds,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "round_seconds": [round(s, 3) for s in self.round_seconds],
+            "stop": stops,
+            "stop_note": self.stop_note,
+            "judged": sorted(results),
+        }
+
+
+def _positive(values: Iterable[float]) -> list[float]:
+    return [v for v in values if v > 0]
+
+
+def _sequential_config(cfg: PerformanceConfig) -> PerfSequentialConfig:
+    return PerfSequentialConfig(
+        tolerance=cfg.tolerance,
+        confidence=0.95,
+        paired=True,
+        min_samples=cfg.min_samples,
+        max_samples_per_side=cfg.max_samples_per_side,
+        max_seconds=cfg.max_seconds,
+    )
+
+
+def sample_sequentially(
+    rounds: Iterable[SampleRound], cfg: PerformanceConfig, *, clock: Callable[[], float] = time.monotonic
+) -> SequentialSampling:
+    """Read rounds (``collect_interleaved``: each ``next`` runs one) until every judged operation is
+    decided or the budget is spent. The judged operations (``performance.operations`` and the
+    ``min_median_ms`` floor over the first round's baseline) form one family (Bonferroni over
+    them). The time budget is checked before a round: one that would end past ``max_seconds``,
+    judged by the longest round so far, is not started."""
+    start = clock()
+    samples: Samples = {}
+    runs: RunCounts = {}
+    judged: dict[str, tuple[bool, str]] = {}
+    state: PerfFamilyState | None = None
+    taken = 0
+    previous = 0.0
+    round_seconds: list[float] = []
+    note = ""
+    for rnd in rounds:
+        taken += 1
+        elapsed = clock() - start
+        round_seconds.append(elapsed - previous)
+        previous = elapsed
+        for side, ops in rnd.samples.items():
+            for op, values in ops.items():
+                samples.setdefault(side, {}).setdefault(op, []).extend(values)
+        for side, counts in rnd.runs.items():
+            total = runs.setdefault(side, {"runs": 0, "failed": 0})
+            total["runs"] += counts["runs"]
+            total["failed"] += counts["failed"]
+        if state is None:
+            baseline = samples.get("baseline", {})
+            names = sorted(set(baseline) | set(samples.get("candidate", {})))
+            judged = {op: _judged(op, _positive(baseline.get(op, [])), cfg) for op in names}
+            family = [op for op, (yes, _) in judged.items() if yes]
+            if not family:
+                break  # nothing to decide: more rounds would not change that
+            state = start_performance_family(family, _sequential_config(cfg))
+        state = update(
+            state,
+            {
+                op: PerfRound(
+                    _positive(rnd.samples.get("baseline", {}).get(op, [])),
+                    _positive(rnd.samples.get("candidate", {}).get(op, [])),
+                )
+                for op in state.operations
+            },
+            elapsed_s=elapsed,
+        )
+        if state.done:
+            break
+        note = round_would_overrun(elapsed, max(round_seconds), cfg.max_seconds)
+        if note:
+            state = halt(state, StopReason.TIME_BUDGET)
+            break
+    return SequentialSampling(
+        samples=samples,
+        runs=runs,
+        judged=judged,
+        state=state,
+        rounds=taken,
+        elapsed_s=clock() - start,
+        round_seconds=tuple(round_seconds),
+        stop_note=note,
+    )
 
 
 # ---------------------------------------------------------------- judgement (pure)
@@ -90,7 +270,7 @@ def _judged(op: str, baseline: list[float], cfg: PerformanceConfig) -> tuple[boo
     return True, ""
 
 
-def _survivorship(runs: dict[str, dict[str, int]] | None) -> str:
+def _survivorship(runs: Mapping[str, Mapping[str, int]] | None) -> str:
     """Why a NO REGRESSION cannot stand: the candidate lost more runs than the baseline, and a
     failed run leaves no latency sample (its slowest requests may be exactly the ones missing)."""
     if not runs or "baseline" not in runs or "candidate" not in runs:
@@ -104,24 +284,70 @@ def _survivorship(runs: dict[str, dict[str, int]] | None) -> str:
     return ""
 
 
+def _sequential_statistic(result: SequentialResult, stop_note: str) -> tuple[str, str]:
+    """(statistic, recommendation) of one sequentially judged operation."""
+    last = result.last
+    n = 0 if last is None else max(last.n_candidate, last.n_baseline or 0)
+    stop = stop_note if result.stop is StopReason.TIME_BUDGET and stop_note else result.stop_text
+    text = f"{result.verdict.label}: {result.reason}; {stop}"
+    advice = ""
+    if result.verdict.status is Status.INCONCLUSIVE and result.stop is not StopReason.RUNNING and result.needed:
+        more = max(0, result.needed - n)
+        text += f"; about {more} more per side needed ({result.needed} in all, if the observed ratios held)"
+        advice = (
+            f"Allow about {result.needed} samples per side (performance.max_samples_per_side) "
+            "or more time (performance.max_seconds) to settle it."
+        )
+    return text, advice
+
+
+def _sequence_figure(result: SequentialResult, tolerance: float) -> Figure | None:
+    last = result.last
+    if last is None:
+        return None
+
+    def num(x: float) -> float | None:
+        return float(x) if math.isfinite(x) else None
+
+    return Figure(
+        kind="ratio",
+        value=num(last.estimate),
+        low=num(last.low),
+        high=num(last.high),
+        confidence=result.confidence,
+        n=last.n_candidate,
+        baseline_n=last.n_baseline,
+        test="confidence sequence of the median paired ratio (sign test)",
+        tolerance=tolerance,
+        what="median",
+    )
+
+
 def compare_operations(
     baseline: dict[str, list[float]],
     candidate: dict[str, list[float]],
     cfg: PerformanceConfig,
     *,
     section: str,
-    runs: dict[str, dict[str, int]] | None = None,
+    runs: Mapping[str, Mapping[str, int]] | None = None,
+    sequential: SequentialSampling | None = None,
 ) -> tuple[list[dict[str, Any]], list[Claim]]:
+    """Claims per operation. With ``sequential``, its judged operations are decided by their
+    confidence sequences; the fixed-sample comparison of all samples stays in the evidence beside it."""
     from ..stats.inference import compare_samples
 
     survivorship = _survivorship(runs)
     comparisons: list[dict[str, Any]] = []
     claims: list[Claim] = []
     samples = {
-        op: ([v for v in baseline.get(op, []) if v > 0], [v for v in candidate.get(op, []) if v > 0])
+        op: (_positive(baseline.get(op, [])), _positive(candidate.get(op, [])))
         for op in sorted(set(baseline) | set(candidate))
     }
-    judgement = {op: _judged(op, a, cfg) for op, (a, _b) in samples.items()}
+    results = sequential.results if sequential is not None else {}
+    if sequential is not None:
+        judgement = {op: sequential.judged.get(op, (False, "appeared after the first round")) for op in samples}
+    else:
+        judgement = {op: _judged(op, a, cfg) for op, (a, _b) in samples.items()}
     m = sum(1 for judged, _ in judgement.values() if judged)
     # Bonferroni: m judged operations at 95% each would raise a false alarm far more often
     # than 5% of runs; each interval is widened to 1 - 0.05/m so the whole family holds at 95%.
@@ -138,9 +364,37 @@ def compare_operations(
             unit="ms",
             confidence=family_confidence if judged else 0.95,
         )
-        status = cmp.verdict.status
         details: dict[str, Any] = {"n": [len(a), len(b)]}
-        statistic = cmp.describe()
+        entry: dict[str, Any] = {"operation": op, "judged": judged, **cmp.serialize()}
+        result = results.get(op) if judged else None
+        figure = cmp.figure()
+        if result is not None:
+            status = result.verdict.status
+            statistic, advice = _sequential_statistic(result, sequential.stop_note if sequential else "")
+            figure = _sequence_figure(result, cfg.tolerance) or figure
+            last = result.last
+            entry["fixed_sample"] = {
+                "median_ratio": entry["median_ratio"],
+                "verdict": entry["verdict"],
+                "samples_needed": entry.get("samples_needed"),
+            }
+            entry.update(
+                verdict=result.verdict.value,
+                confidence=result.confidence,
+                samples_needed=result.needed,
+                interval="confidence sequence of the median paired ratio",
+                sequential=result.serialize(),
+            )
+            if last is not None:
+                entry["median_ratio"] = {"ratio": figure.value, "ci_low": figure.low, "ci_high": figure.high}
+        else:
+            status = cmp.verdict.status
+            statistic, advice = cmp.describe(), ""
+            if cmp.samples_needed:
+                advice = (
+                    f"Collect about {cmp.samples_needed} samples per side for '{op}' "
+                    f"(performance.samples_per_side) to settle it."
+                )
         if status is Status.PASS and survivorship:
             status, statistic = Status.INCONCLUSIVE, f"{statistic}; {survivorship}"
         if not judged:
@@ -150,14 +404,11 @@ def compare_operations(
                 statistic += f"; interval Bonferroni-adjusted over {m} judged operations"
             if status is Status.FAIL:
                 details["recommendation"] = (
-                    f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {cmp.describe()}"
+                    f"'{op}' is slower than the baseline beyond {cfg.tolerance:.0%}: {statistic}"
                 )
-            elif cmp.samples_needed:
-                details["recommendation"] = (
-                    f"Collect about {cmp.samples_needed} samples per side for '{op}' "
-                    f"(performance.samples_per_side) to settle it."
-                )
-        comparisons.append({"operation": op, "judged": judged, **cmp.serialize()})
+            elif advice and status is Status.INCONCLUSIVE:
+                details["recommendation"] = advice
+        comparisons.append(entry)
         claims.append(
             Claim(
                 id=f"{section}.{op}",
@@ -167,7 +418,7 @@ def compare_operations(
                 statistic=statistic,
                 required=judged,
                 details=details,
-                figure=cmp.figure(),
+                figure=figure,
             )
         )
     if m == 0:

@@ -1,18 +1,152 @@
-"""The websocket section: probe or run, judge, write evidence."""
+"""The websocket section: the soak, in rounds until its claims are decided (issue 14), judged, as evidence.
+
+Sequential (the default; ``sections.websocket.sequential: false`` keeps the single fixed-size soak):
+rounds of ``round_sessions`` sessions per side, and after each round the anytime-valid confidence
+sequences of the candidate's crash and failure rates (and, with ``expect_fix``, of both sides'
+crash rates for "the fix works") are read; the soak stops as soon as all are decided, or when
+``scenario.soak.sessions`` per side or ``scenario.soak.duration_s`` for the section are spent.
+"""
 
 from __future__ import annotations
 
-from ..core.models import Claim, SectionResult, Status
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..core.models import Claim, Figure, SectionResult, Status
 from ..execution.section import Section
+from ..stats.sequential import (
+    FixRound,
+    FixSequentialConfig,
+    FixState,
+    RateRound,
+    RateSequentialConfig,
+    RateState,
+    SequentialResult,
+    StopReason,
+    halt,
+    round_would_overrun,
+    start_failure_rate,
+    start_fix,
+    update,
+)
 from ._common import _scenario
+
+__all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", "ROUND_SESSIONS_DEFAULT"]
 
 
 def websocket(sec: Section) -> SectionResult:
+    if not sec.enabled:
+        return sec.skip("switched off in params")
+    if not getattr(sec.config, "sequential", True):
+        return _websocket_fixed(sec)
+    from ..probes.engine import run_soak_sync
+
+    scenario, target = _scenario(sec), sec.params.target
+    soak = scenario.soak
+    baseline_target = sec.params.baseline if sec.config.expect_fix else None
+    round_sessions = min(soak.sessions, getattr(sec.config, "round_sessions", None) or ROUND_SESSIONS_DEFAULT)
+    targets = {"candidate": target, "baseline": baseline_target}
+
+    def soak_round(side: str, index: int, seconds_left: float) -> Any:
+        where = targets[side]
+        assert where is not None
+        part = soak.model_copy(update={"sessions": round_sessions, "duration_s": min(soak.duration_s, seconds_left)})
+        return run_soak_sync(where.base_url, scenario.model_copy(update={"soak": part}), ws_base_url=where.ws_base_url)
+
+    # Budget: scenario.soak.sessions per side and scenario.soak.duration_s for the whole section.
+    taken = soak_sequentially(
+        soak_round,
+        tolerated_rate=scenario.tolerated_failure_rate,
+        confidence=scenario.confidence,
+        max_sessions=soak.sessions,
+        max_seconds=soak.duration_s,
+        with_baseline=baseline_target is not None,
+    )
+    candidate = merge_soak_rounds(taken.rounds["candidate"], taken.offsets["candidate"], scenario.confidence)
+    crash_claim, complete_claim = candidate.claims(sec.name)
+    claims = [
+        _sequential_rate_claim(crash_claim, taken.crash, "closed with 1011/1006", taken.stop_note),
+        _sequential_rate_claim(complete_claim, taken.complete, "failed", taken.stop_note),
+    ]
+    records = candidate.records
+    sequential: dict[str, Any] = {
+        "enabled": True,
+        "round_sessions": round_sessions,
+        "max_sessions": soak.sessions,
+        "max_seconds": soak.duration_s,
+        "sample_rounds": len(taken.rounds["candidate"]),
+        "elapsed_s": round(taken.elapsed_s, 3),
+        "stop_note": taken.stop_note,
+        "claims": {
+            "no_1011_or_1006": taken.crash.result.serialize(),
+            "sessions_complete": taken.complete.result.serialize(),
+        },
+    }
+    data: dict[str, Any] = {
+        "candidate": candidate.to_dict(),
+        "durations_ms": {
+            "ws_connect": [r.connect_s * 1e3 for r in records if r.connect_s is not None],
+            "ws_first_event": [r.first_event_s * 1e3 for r in records if r.first_event_s is not None],
+        },
+        "sequential": sequential,
+        "sample_rounds": len(taken.rounds["candidate"]),
+    }
+    if sec.config.expect_fix:
+        if baseline_target is None or taken.fix is None:
+            claims.append(_no_baseline_claim(sec))
+        else:
+            baseline = merge_soak_rounds(taken.rounds["baseline"], taken.offsets["baseline"], scenario.confidence)
+            data["baseline"] = baseline.to_dict()
+            fix = taken.fix.result
+            data["fix"] = fix.serialize()
+            sequential["claims"]["fix_works"] = data["fix"]
+            fs = taken.fix
+            claims.append(
+                _fix_claim(
+                    sec,
+                    fix.verdict.status,
+                    "1011/1006 closes: " + _budget_tail(fix, taken.stop_note, "sessions per side"),
+                    {"n": [fs.baseline_sessions, fs.candidate_sessions], "sequential": data["fix"]},
+                    _rate_figure(
+                        fix,
+                        "1011/1006 closes",
+                        fs.candidate_failures,
+                        fs.candidate_sessions,
+                        (fs.baseline_failures, fs.baseline_sessions),
+                    ),
+                )
+            )
+    return sec.finish(claims, data)
+
+
+def _fix_claim(sec: Section, status: Status, statistic: str, details: dict[str, Any], figure: Figure | None) -> Claim:
+    return Claim(
+        id=f"{sec.name}.fix_works",
+        section=sec.name,
+        statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
+        status=status,
+        statistic=statistic,
+        details=details,
+        figure=figure,
+    )
+
+
+def _no_baseline_claim(sec: Section) -> Claim:
+    return sec.claim(
+        "fix_works",
+        "The 1011/1006 fix works (fewer crash closes than the baseline)",
+        Status.INCONCLUSIVE,
+        "no baseline target in params to compare with",
+    )
+
+
+def _websocket_fixed(sec: Section) -> SectionResult:
+    """``sequential: false``: one soak of scenario.soak.sessions per side, the fixed-sample rules."""
     from ..probes.engine import run_soak_sync
     from ..stats.inference import compare_failure_rates
 
-    if not sec.enabled:
-        return sec.skip("switched off in params")
     scenario, target = _scenario(sec), sec.params.target
     candidate = run_soak_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
     claims = list(candidate.claims(sec.name))
@@ -27,14 +161,7 @@ def websocket(sec: Section) -> SectionResult:
     if sec.config.expect_fix:
         baseline_target = sec.params.baseline
         if baseline_target is None:
-            claims.append(
-                sec.claim(
-                    "fix_works",
-                    "The 1011/1006 fix works (fewer crash closes than the baseline)",
-                    Status.INCONCLUSIVE,
-                    "no baseline target in params to compare with",
-                )
-            )
+            claims.append(_no_baseline_claim(sec))
         else:
             baseline = run_soak_sync(baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url)
             data["baseline"] = baseline.to_dict()
@@ -43,17 +170,171 @@ def websocket(sec: Section) -> SectionResult:
             fix = compare_failure_rates(
                 b.crashes, b.observed, c.crashes, c.observed, scenario.tolerated_failure_rate, scenario.confidence
             )
-            status = fix.status.status
             data["fix"] = fix.serialize()
             claims.append(
-                Claim(
-                    id=f"{sec.name}.fix_works",
-                    section=sec.name,
-                    statement="The fix works: fewer sessions close with 1011/1006 than on the baseline",
-                    status=status,
-                    statistic=fix.describe(),
-                    details={"n": [b.observed, c.observed]},
-                    figure=fix.figure(),
-                )
+                _fix_claim(sec, fix.status.status, fix.describe(), {"n": [b.observed, c.observed]}, fix.figure())
             )
     return sec.finish(claims, data)
+
+
+# ---------------------------------------------------------------- sequential soak
+
+ROUND_SESSIONS_DEFAULT = 100  # sessions per side and round: five looks at the demo's 500-session decision
+
+
+@dataclass(frozen=True)
+class SoakRounds:
+    """A soak taken in rounds: every round's result per side, when each round started (seconds since
+    the first), and the sequential states of the three claims (``fix`` None without a baseline)."""
+
+    rounds: dict[str, list[Any]]  # side -> [SoakResult, ...]
+    offsets: dict[str, list[float]]
+    crash: RateState
+    complete: RateState
+    fix: FixState | None
+    elapsed_s: float
+    stop_note: str = ""
+
+
+def soak_sequentially(
+    soak_round: Callable[[str, int, float], Any],
+    *,
+    tolerated_rate: float,
+    confidence: float,
+    max_sessions: int,
+    max_seconds: float,
+    with_baseline: bool,
+    clock: Callable[[], float] = time.monotonic,
+) -> SoakRounds:
+    """Soak in rounds until the candidate's crash and completion rates (and, ``with_baseline``,
+    "the fix works") are decided by their confidence sequences or the budget is spent.
+
+    ``soak_round(side, index, seconds_left)`` runs one round on "candidate" or "baseline" and returns
+    its SoakResult (only ``.aggregate`` is read here). The baseline is soaked only while the fix is
+    undecided; the sides alternate who goes first. A round is not started when it would end past
+    ``max_seconds`` (judged by the longest round so far); a round with no session at all ends the
+    soak (NO_MORE_DATA: e.g. no user could log in)."""
+    crash = start_failure_rate(
+        RateSequentialConfig(tolerated_rate, confidence, max_sessions=max_sessions, max_seconds=max_seconds)
+    )
+    complete = start_failure_rate(
+        RateSequentialConfig(tolerated_rate, confidence, max_sessions=max_sessions, max_seconds=max_seconds)
+    )
+    fix = (
+        start_fix(
+            FixSequentialConfig(tolerated_rate, confidence, max_sessions_per_side=max_sessions, max_seconds=max_seconds)
+        )
+        if with_baseline
+        else None
+    )
+    rounds: dict[str, list[Any]] = {"candidate": [], "baseline": []}
+    offsets: dict[str, list[float]] = {"candidate": [], "baseline": []}
+    start = clock()
+    longest = 0.0
+    note = ""
+    index = 0
+    while not (crash.done and complete.done and (fix is None or fix.done)):
+        round_start = clock() - start
+        sides = ["candidate"] + (["baseline"] if fix is not None and not fix.done else [])
+        got: dict[str, Any] = {}
+        for side in sides if index % 2 == 0 else sides[::-1]:  # neither side always goes first
+            offsets[side].append(clock() - start)
+            got[side] = soak_round(side, index, max(1.0, max_seconds - (clock() - start)))
+            rounds[side].append(got[side])
+        elapsed = clock() - start
+        longest = max(longest, elapsed - round_start)
+        c = got["candidate"].aggregate
+        crash = update(crash, RateRound(c.crashes, c.observed), elapsed_s=elapsed)
+        complete = update(complete, RateRound(c.failures, c.sessions), elapsed_s=elapsed)
+        if "baseline" in got and fix is not None:
+            b = got["baseline"].aggregate
+            fix = update(fix, FixRound(b.crashes, b.observed, c.crashes, c.observed), elapsed_s=elapsed)
+        index += 1
+        if any(got[side].aggregate.sessions == 0 for side in got):
+            empty = ", ".join(side for side in got if got[side].aggregate.sessions == 0)
+            note = f"round {index} ran no session on the {empty} target: the soak stopped"
+            crash, complete = halt(crash), halt(complete)
+            fix = None if fix is None else halt(fix)
+            break
+        note = round_would_overrun(elapsed, longest, max_seconds)
+        if note and not (crash.done and complete.done and (fix is None or fix.done)):
+            crash, complete = halt(crash, StopReason.TIME_BUDGET), halt(complete, StopReason.TIME_BUDGET)
+            fix = None if fix is None else halt(fix, StopReason.TIME_BUDGET)
+            break
+        note = ""
+    return SoakRounds(
+        rounds=rounds,
+        offsets=offsets,
+        crash=crash,
+        complete=complete,
+        fix=fix,
+        elapsed_s=clock() - start,
+        stop_note=note,
+    )
+
+
+def merge_soak_rounds(results: Sequence[Any], offsets: Sequence[float], confidence: float) -> Any:
+    """One SoakResult over all rounds of a side: records with start offsets on the section's clock,
+    the aggregate recomputed over every session."""
+    from ..probes.sessions import aggregate_sessions
+
+    first = results[0]
+    records = tuple(
+        replace(r, start_offset_s=r.start_offset_s + offset)
+        for res, offset in zip(results, offsets, strict=True)
+        for r in res.records
+    )
+    return replace(
+        first,
+        duration_s=sum(r.duration_s for r in results),
+        sessions_planned=sum(r.sessions_planned for r in results),
+        stopped_by_duration=any(r.stopped_by_duration for r in results),
+        cancelled_at_deadline=sum(r.cancelled_at_deadline for r in results),
+        records=records,
+        aggregate=aggregate_sessions(records, confidence),
+    )
+
+
+def _budget_tail(result: SequentialResult, note: str, unit: str) -> str:
+    stop = note if note and result.stop in (StopReason.TIME_BUDGET, StopReason.NO_MORE_DATA) else result.stop_text
+    text = f"{result.verdict.label}: {result.reason}; {stop}"
+    last = result.last
+    if result.needed is not None and last is not None:
+        n = max(last.n_candidate, last.n_baseline or 0)
+        text += f"; about {max(0, result.needed - n)} more {unit} needed ({result.needed} in all, if the observed rate held)"
+    return text
+
+
+def _rate_figure(
+    result: SequentialResult, what: str, k: int, n: int, baseline: tuple[int, int] | None = None
+) -> Figure | None:
+    last = result.last
+    if last is None or n == 0:
+        return None
+    return Figure(
+        kind="rate",
+        value=k / n,
+        low=last.low,
+        high=last.high,
+        confidence=result.confidence,
+        k=k,
+        n=n,
+        baseline_k=baseline[0] if baseline else None,
+        baseline_n=baseline[1] if baseline else None,
+        test="confidence sequence (beta-binomial mixture)",
+        tolerance=result.threshold,
+        what=what,
+    )
+
+
+def _sequential_rate_claim(claim: Claim, state: RateState, what: str, note: str) -> Claim:
+    if state.sessions == 0:
+        return replace(claim, details={**claim.details, "sequential": state.result.serialize()})
+    result = state.result
+    return replace(
+        claim,
+        status=result.verdict.status,
+        statistic=f"sessions {what}: " + _budget_tail(result, note, "sessions"),
+        figure=_rate_figure(result, f"sessions {what}", state.failures, state.sessions) or claim.figure,
+        details={**claim.details, "sequential": result.serialize()},
+    )

@@ -46,7 +46,7 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from scipy.optimize import brentq
@@ -84,6 +84,8 @@ __all__ = [
     "start_fix",
     "update",
     "run",
+    "halt",
+    "round_would_overrun",
     "median_confidence_sequence",
     "binomial_confidence_sequence",
 ]
@@ -1017,6 +1019,20 @@ State = PerfState | PerfFamilyState | RateState | FixState
 Round = PerfRound | Mapping[str, PerfRound] | RateRound | FixRound
 
 
+@overload
+def update(state: PerfState, new: PerfRound, *, elapsed_s: float | None = None) -> PerfState: ...
+@overload
+def update(
+    state: PerfFamilyState, new: Mapping[str, PerfRound], *, elapsed_s: float | None = None
+) -> PerfFamilyState: ...
+@overload
+def update(state: RateState, new: RateRound, *, elapsed_s: float | None = None) -> RateState: ...
+@overload
+def update(state: FixState, new: FixRound, *, elapsed_s: float | None = None) -> FixState: ...
+@overload
+def update(state: State, new: Round, *, elapsed_s: float | None = None) -> State: ...
+
+
 def update(state: State, new: Round, *, elapsed_s: float | None = None) -> State:
     """Pure: the state after one more round. ``elapsed_s`` (seconds since sampling began,
     measured by the caller) feeds the time budget. A finished state is returned unchanged."""
@@ -1031,10 +1047,31 @@ def update(state: State, new: Round, *, elapsed_s: float | None = None) -> State
     raise StatisticsInputError(f"cannot update a {type(state).__name__} with a {type(new).__name__}")
 
 
-def _exhausted(state: State) -> State:
+S = TypeVar("S", PerfState, PerfFamilyState, RateState, FixState)
+
+
+def halt(state: S, reason: StopReason = StopReason.NO_MORE_DATA) -> S:
+    """The state stopped for ``reason`` (a caller's budget, or no more data); a done state (and a
+    done operation of a family) keeps its own stop reason."""
+    return _halt(state, reason)  # type: ignore[return-value]  # _halt keeps the type it is given
+
+
+def _halt(state: State, reason: StopReason) -> State:
     if isinstance(state, PerfFamilyState):
-        return PerfFamilyState({op: _exhausted(s) for op, s in state.operations.items()})  # type: ignore[misc]
-    return state if state.done else replace(state, stop=StopReason.NO_MORE_DATA)
+        return PerfFamilyState({op: halt(s, reason) for op, s in state.operations.items()})
+    return state if state.done else replace(state, stop=reason)
+
+
+def round_would_overrun(elapsed_s: float, longest_round_s: float, max_seconds: float | None) -> str:
+    """Why the next round is not started ("" if it may be): it would end past the time budget,
+    judged by the longest round so far. Checked before a round, so that a budget is a bound on
+    the sampling's wall time, not only the moment it is noticed."""
+    if max_seconds is None or elapsed_s + longest_round_s <= max_seconds:
+        return ""
+    return (
+        f"the next round would have ended past the {max_seconds:g} s budget "
+        f"({elapsed_s:.1f} s spent, rounds took up to {longest_round_s:.1f} s)"
+    )
 
 
 def run(
@@ -1052,6 +1089,6 @@ def run(
         new = next_round(index)
         index += 1
         if new is None:
-            return _exhausted(state)
+            return _halt(state, StopReason.NO_MORE_DATA)
         state = update(state, new, elapsed_s=clock() - start)
     return state
