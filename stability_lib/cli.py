@@ -1,4 +1,4 @@
-"""The ``stability`` command: run, demo, report, baseline, diff, junit.
+"""The ``stability`` command: run, demo, report, baseline, diff, junit, history.
 
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one line on stderr).
 A usage error is 3 too (argparse's own 2 would read as INCONCLUSIVE), and so is a run stopped
@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     junit.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR")
     junit.add_argument("--baseline", type=Path, default=None, help="folder of the same files from a baseline run")
 
+    history = sub.add_parser(
+        "history", help="trends across stored runs: each check's status and figure, real changes marked (HTML + PDF)"
+    )
+    history.add_argument("runs_dir", type=Path, nargs="?", default=Path("runs"), metavar="RUNS_DIR")
+    history.add_argument("--out", type=Path, default=None, help="folder for the report (default RUNS_DIR/history)")
+
     baseline = sub.add_parser("baseline", help="manage stored baselines")
     bsub = baseline.add_subparsers(dest="baseline_command", required=True)
     save = bsub.add_parser("save", help="store a run's evidence as a named baseline")
@@ -163,6 +169,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ._oneshot import junit_command
 
         return junit_command(args.inputs, baseline_dir=args.baseline)
+    if args.command == "history":
+        from .report.history import write_history
+
+        html, pdf = write_history(args.runs_dir, args.out)
+        print(f"trends report: {html}\n               {pdf}")
+        return 0
     if args.command == "baseline":
         from .execution.baseline import save_baseline
 

@@ -38,6 +38,8 @@ def export_html(notebook_path: str | Path, html_path: str | Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook_path), as_version=4)
+    # A notebook's "Dig deeper" part is for JupyterLab, never part of an exported report.
+    nb.cells = [c for c in nb.cells if "dig-deeper" not in c.get("metadata", {}).get("tags", [])]
     exporter = HTMLExporter(
         template_name="report",
         extra_template_basedirs=[str(_TEMPLATES)],
