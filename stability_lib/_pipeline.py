@@ -59,9 +59,11 @@ def run(
     overrides: list[str] | None = None,
     out: str | Path | None = None,
     workers: int | None = None,
+    pdf: bool = True,
     progress: Progress = print,
 ) -> RunOutcome:
-    """Run every enabled section, then render and export the report.
+    """Run every enabled section, then render and export the report (``pdf=False``: HTML only,
+    and no Chromium needed).
 
     Raises ParamsError (bad params, missing variable) and ExportError (no Chromium)
     before anything runs: those are "could not run" (exit 3). Once the run directory
@@ -73,14 +75,15 @@ def run(
     overrides = list(overrides or [])
     params_file = Path(params_file)
     params, raw = load_params(params_file, overrides)
-    if find_chromium() is None:
+    if pdf and find_chromium() is None:
         raise ExportError(f"Chromium not found; install it with: {CHROMIUM_INSTALL_HINT}")
     secrets = secret_values(raw, os.environ)
     run_dir = prepare_run_dir(params_file, raw, params, Path(out) if out else None, overrides, secrets)
     log = _Log(run_dir / "run.log", progress, secrets)
     with _failures_logged(run_dir, secrets):
         log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
-        log(f"target {params.target.base_url}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
+        target = params.target.base_url if params.has_live_target else "none (no enabled section needs a live target)"
+        log(f"target {target}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
         t0 = time.monotonic()
         try:
             sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
@@ -88,7 +91,7 @@ def run(
             _record_interruption(run_dir, interrupt_signal(exc), secrets, log)
             raise
         log(f"sections done in {time.monotonic() - t0:.1f} s")
-        outcome = render_report(run_dir, progress=log)
+        outcome = render_report(run_dir, pdf=pdf, progress=log)
     return RunOutcome(
         outcome.run_dir,
         outcome.verdict,
@@ -183,8 +186,9 @@ def _stored_params(run_dir: Path) -> tuple[Params, dict[str, Any]]:
         raise RunError(f"{run_dir / 'params.yaml'} is unreadable: {type(exc).__name__}: {exc}"[:300]) from None
 
 
-def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutcome:
-    """Summarise stored evidence, execute the report notebook, export HTML and PDF.
+def render_report(run_dir: str | Path, *, pdf: bool = True, progress: Progress = print) -> RunOutcome:
+    """Summarise stored evidence, execute the report notebook, export HTML and (unless ``pdf`` is
+    False) PDF; without a PDF asked for, a missing Chromium costs nothing.
 
     Touches no target: everything comes from the run directory. A failing report
     notebook falls back to a plain HTML page built from summary.json. The previous
@@ -206,11 +210,11 @@ def render_report(run_dir: str | Path, *, progress: Progress = print) -> RunOutc
     params, raw = _stored_params(run_dir)
     secrets = secret_values(raw, os.environ)
     with _failures_logged(run_dir, secrets):
-        return _render(run_dir, meta, params, secrets, lambda line: progress(redact_text(line, secrets)))
+        return _render(run_dir, meta, params, secrets, lambda line: progress(redact_text(line, secrets)), pdf=pdf)
 
 
 def _render(
-    run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress
+    run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress, *, pdf: bool
 ) -> RunOutcome:
     problems: list[str] = []
     meta_file = run_dir / "run.json"
@@ -244,20 +248,21 @@ def _render(
 
         html_path.write_text(fallback_html(summary, problems[-1]), encoding="utf-8")
     redact_file(html_path, secrets)
-    pdf: Path | None = None
-    try:
-        pdf = html_to_pdf(html_path, pdf_path)
-    except ExportError as exc:
-        problems.append(str(exc))
+    pdf_file: Path | None = None
+    if pdf:
+        try:
+            pdf_file = html_to_pdf(html_path, pdf_path)
+        except ExportError as exc:
+            problems.append(str(exc))
     progress(f"report rendered in {time.monotonic() - t0:.1f} s")
     exit_code = summary["exit_code"]
-    if pdf is None:
+    if pdf and pdf_file is None:
         exit_code = 3  # the run could not be completed: no PDF for the stakeholder
     for p in problems:
         progress(f"problem: {p}")
     progress(f"VERDICT: {verdict.value} ({summary['verdict_reason']})")
     progress(f"report: {html_path}")
-    if pdf:
-        progress(f"pdf:    {pdf}")
+    if pdf_file:
+        progress(f"pdf:    {pdf_file}")
     progress(f"summary: {summary_path}")
-    return RunOutcome(run_dir, verdict, exit_code, html_path, pdf, summary_path, (), tuple(problems))
+    return RunOutcome(run_dir, verdict, exit_code, html_path, pdf_file, summary_path, (), tuple(problems))

@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers", type=_workers, default=None, help="notebooks executed at once, 1-8 (default from params: 2)"
     )
+    run.add_argument(
+        "--format",
+        dest="report_format",
+        default="pdf",
+        choices=["pdf", "html"],
+        help="pdf (default): HTML and PDF; html: HTML only, no Chromium needed",
+    )
+    run.add_argument("--no-pdf", dest="report_format", action="store_const", const="html", help="same as --format html")
 
     demo = sub.add_parser("demo", help="start the bundled sample service and run the report against it")
     demo.add_argument(
@@ -140,7 +148,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         overrides = list(args.overrides)
         if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
             overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
-        outcome = run(args.params, overrides=overrides, out=args.out, workers=args.workers)
+        outcome = run(
+            args.params, overrides=overrides, out=args.out, workers=args.workers, pdf=args.report_format == "pdf"
+        )
         return outcome.exit_code
     if args.command == "demo":
         from .execution.sample_service import sample_service_hook

@@ -205,8 +205,22 @@ def test_missing_file_is_inconclusive_never_pass(tmp_path: Path) -> None:
 
 def test_no_source_and_no_url_is_inconclusive(tmp_path: Path) -> None:
     result = run_contract(ContractConfig(), baseline_url=None, candidate_url=None, base_dir=tmp_path)
+    assert [c.status for c in result.claims()] == [Status.INCONCLUSIVE]
+    asked = ContractConfig(compare_ws_events=True)  # demanded: no events is no evidence, never skipped
+    result = run_contract(asked, baseline_url=None, candidate_url=None, base_dir=tmp_path)
     assert [c.status for c in result.claims()] == [Status.INCONCLUSIVE, Status.INCONCLUSIVE]
     assert result.claims()[1].statistic == "no comparison: no WebSocket events were collected from both targets"
+
+
+def test_a_spec_file_only_run_of_identical_files_passes_without_live_targets(tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(spec()))
+    # compare_ws_events left at its default: with no live target nothing can be collected.
+    cfg = ContractConfig(baseline_spec=FileSource(file="s.json"), candidate_spec=FileSource(file="s.json"))
+    result = run_contract(cfg, baseline_url=None, candidate_url=None, base_dir=tmp_path, today=TODAY)
+    assert [(c.id, c.status) for c in result.claims()] == [("contract.no_breaking_api_changes", Status.PASS)]
+    evidence = result.to_dict()
+    assert "ws" not in evidence and "compare_ws_events: true" in evidence["ws_not_compared"]
+    assert _api_claim(result).statistic == "0 ERR, 0 WARN, 0 INFO across 1 operations compared; fails on WARN and above"
 
 
 def test_empty_baseline_is_inconclusive(tmp_path: Path) -> None:

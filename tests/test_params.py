@@ -277,3 +277,42 @@ def test_websocket_url_is_derived_from_the_target(base_url: str, ws_base_url: st
 
     target = TargetConfig(base_url=base_url, ws_base_url=ws_base_url)
     assert target.websocket_url("/ws/echo") == expected
+
+
+# --- target optional when no enabled section needs a live service (issue 16) --------------------
+
+FILES_ONLY = """
+title: files only
+sections:
+  suites:
+    categories:
+      - {name: ci, junit_xml: reports/ci.xml}
+  contract:
+    baseline_spec: {file: old.json}
+    candidate_spec: {file: new.json}
+"""
+
+
+def test_target_may_be_left_out_when_every_enabled_section_works_from_files(tmp_path: Path) -> None:
+    params, _ = load_params(write(tmp_path, FILES_ONLY), env={})
+    assert not params.has_live_target and params.target.base_url == ""
+    assert params.enabled_sections() == ["suites", "contract"]
+    with_null = load_params(write(tmp_path, FILES_ONLY + "target: null\n"), env={})[0]
+    assert not with_null.has_live_target
+
+
+@pytest.mark.parametrize(
+    ("extra", "needing"),
+    [
+        ("  health: {samples: 1}\n", "health"),
+        ("  suites:\n    categories: [{name: unit, marker: unit}]\n", "suites"),  # a command runs
+        ("  contract: {}\n", "contract"),  # the candidate's spec is fetched from the target
+    ],
+)
+def test_target_is_required_by_name_when_an_enabled_section_needs_it(tmp_path: Path, extra: str, needing: str) -> None:
+    text = "title: t\nsections:\n" + extra
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, text), env={})
+    assert f"target: required by the enabled sections {needing} " in str(err.value)
+    params, _ = load_params(write(tmp_path, text + "target: {base_url: 'http://127.0.0.1:9'}\n"), env={})
+    assert params.has_live_target

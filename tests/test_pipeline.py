@@ -206,3 +206,54 @@ def test_the_default_run_directory_is_relative_to_where_the_command_ran(tmp_path
     assert len(runs) == 1, proc.stdout + proc.stderr
     assert (runs[0] / "summary.json").exists() and (runs[0] / "report.pdf").exists()
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+FILES_ONLY = """
+title: "JUnit and spec files only"
+environment: ci
+sections:
+  suites:
+    categories:
+      - {name: ci, junit_xml: reports/ci.xml}
+  contract:
+    baseline_spec: {file: spec.json}
+    candidate_spec: {file: spec.json}
+"""
+
+
+def test_a_files_only_run_needs_no_target_and_with_no_pdf_no_chromium(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "reports").mkdir()
+    report = '<testsuite name="s"><testcase classname="m" name="t"/></testsuite>'
+    (tmp_path / "reports" / "ci.xml").write_text(report)
+    spec = {"openapi": "3.0.3", "info": {"title": "s", "version": "1"}}
+    spec["paths"] = {"/items": {"get": {"responses": {"200": {"description": "ok"}}}}}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    params = tmp_path / "files.yaml"
+    params.write_text(FILES_ONLY)
+    out = tmp_path / "run"
+    no_chromium = {"PATH": str(Path(sys.executable).parent)}  # as in the test without Chromium above
+    proc = run_cli(["run", str(params), "--out", str(out), "--no-pdf"], env=no_chromium)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "PASS"
+    assert {c["id"]: c["status"] for c in summary["claims"]} == {
+        "suites.ci": "PASS",
+        "contract.no_breaking_api_changes": "PASS",
+    }
+    assert (out / "report.html").is_file() and not (out / "report.pdf").exists()
+    assert "target none" in proc.stdout and "pdf:" not in proc.stdout
+    assert (tmp_path / "reports" / "ci.xml").read_text() == report  # read, never deleted
+    # Without --no-pdf, the missing Chromium stops the run before anything runs.
+    assert run_cli(["run", str(params), "--out", str(tmp_path / "r2")], env=no_chromium).returncode == 3
+    assert not (tmp_path / "r2").exists()
+
+
+def test_format_html_is_no_pdf_and_pdf_stays_the_default() -> None:
+    from stability_lib.cli import _parser
+
+    def fmt(*extra: str) -> str:
+        return _parser().parse_args(["run", "p.yaml", *extra]).report_format
+
+    assert (fmt(), fmt("--format", "html"), fmt("--no-pdf"), fmt("--format", "pdf")) == ("pdf", "html", "html", "pdf")

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..core.errors import StabilityError, TargetError
-from ..core.models import Claim, EvidenceRef, Status
+from ..core.models import Claim, EvidenceRef, Figure, Status
 from .db_schema import DB_RULES
 from .openapi_diff import (
     RULES,
@@ -131,7 +131,16 @@ class ContractConfig(_Strict):
             "The old key fail_on_warn: true|false is still read as WARN|ERR."
         ),
     )
-    compare_ws_events: bool = True
+    compare_ws_events: bool = Field(
+        True,
+        description=(
+            "Compare the WebSocket events that the scenario's sessions receive from the baseline and "
+            "the candidate (the fields and types of each event type). It needs a live baseline target "
+            "and a scenario: left at its default, the comparison is skipped when either is missing "
+            "(a spec-file-only run) and the evidence says why; set true to demand it (INCONCLUSIVE "
+            "without events), false to switch it off."
+        ),
+    )
     ws_event_key: str = Field("type", description="Field of a WebSocket message that names its event type.")
     database: DbCompareConfig | None = None
 
@@ -569,7 +578,9 @@ def contract_claims(
         statistic += f"; {len(blind)} schema(s) could not be compared ({blind[0].rule} at {blind[0].location})"
     else:
         status = Status.PASS
-    return [Claim(claim_id, section, statement, status, statistic, required, evidence, details)]
+    what = "breaking changes (ERR or WARN)" if threshold is Level.WARN else "breaking changes (ERR)"
+    figure = Figure(kind="count", value=float(len(failing)), k=len(failing), test="OpenAPI diff rules", what=what)
+    return [Claim(claim_id, section, statement, status, statistic, required, evidence, details, figure)]
 
 
 # --------------------------------------------------------------------------- the section
@@ -676,6 +687,7 @@ class ContractResult:
                 "candidate_schema": self.ws.candidate_schema,
                 **listing(self.ws.changes),
             }
+        out.update(self.extra)
         if self.db is not None:
             out["database"] = {
                 "baseline": self.db.baseline_source,
@@ -753,6 +765,15 @@ def run_contract(
         except (SpecError, RecursionError) as exc:
             diff_error = f"diff failed: {exc}"
     ws = _compare_ws(cfg, baseline_events, candidate_events) if cfg.compare_ws_events else None
+    extra: dict[str, Any] = {}
+    nothing_collected = baseline_events is None and candidate_events is None
+    if ws is not None and nothing_collected and "compare_ws_events" not in cfg.model_fields_set:
+        # Not asked for, and impossible here: no claim rather than an INCONCLUSIVE one nobody can fix.
+        ws = None
+        extra["ws_not_compared"] = (
+            "no WebSocket events were collected (that needs a live baseline target and a scenario); "
+            "set compare_ws_events: true to require the comparison"
+        )
     db = _compare_db(cfg.database, base_dir) if cfg.database is not None else None
     return ContractResult(
         fail_on=Level(cfg.fail_on),
@@ -764,4 +785,5 @@ def run_contract(
         ws=ws,
         db=db,
         today=day.isoformat(),
+        extra=extra,
     )

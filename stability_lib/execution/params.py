@@ -49,6 +49,8 @@ __all__ = [
     "SECTION_ORDER",
     "HealthEndpoint",
     "HealthWebSocket",
+    "no_live_target",
+    "sections_needing_target",
 ]
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -117,13 +119,41 @@ def _section_models() -> dict[str, Any]:
     }
 
 
+def no_live_target() -> TargetConfig:
+    """The ``target`` of params that name none: every enabled section works from files
+    (existing JUnit reports, spec files, databases). Its empty ``base_url`` is never contacted."""
+    return TargetConfig.model_construct(name="none", base_url="", ws_base_url=None, commit=None)
+
+
+def sections_needing_target(sections: Mapping[str, Any]) -> list[str]:
+    """Enabled sections that talk to the live service (pure): probes do; suites do unless every
+    category reads an existing report; contract does unless the candidate's spec is a file or ref."""
+    needing = []
+    for name in SECTION_ORDER:
+        cfg: Any = sections.get(name)
+        if not getattr(cfg, "enabled", False):
+            continue
+        if name == "suites":
+            needed = any(not c.reads_existing_report for c in cfg.categories)
+        elif name == "contract":
+            needed = cfg.candidate_spec is None
+        else:
+            needed = True
+        if needed:
+            needing.append(name)
+    return needing
+
+
 class Params(_Strict):
     """Validated params. Built by ``validate_params``; never holds unresolved ``${NAME}``."""
 
     title: str = Field(..., max_length=300, description="The change under test, as the report's title says it.")
     environment: Literal["demo", "local", "ci", "staging", "production"] = "local"
     description: str = Field("", max_length=20_000, description="What changed and why; shown under the title.")
-    target: TargetConfig
+    target: TargetConfig = Field(
+        default_factory=no_live_target,
+        description="The service under test. Optional when no enabled section needs a live service.",
+    )
     baseline: TargetConfig | None = Field(None, description="A live baseline target for A/B comparison.")
     scenario: Any = None  # ScenarioConfig, validated in validate_params
     sections: dict[str, Any] = Field(default_factory=dict)
@@ -142,6 +172,10 @@ class Params(_Strict):
 
     def enabled_sections(self) -> list[str]:
         return [name for name in SECTION_ORDER if getattr(self.sections.get(name), "enabled", False)]
+
+    @property
+    def has_live_target(self) -> bool:
+        return bool(self.target.base_url)
 
 
 class _ParamsLoader(yaml.SafeLoader):
@@ -352,6 +386,14 @@ def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> 
             scenario = ScenarioConfig.model_validate(scenario_raw)
         except ValidationError as exc:
             errors += _validation_messages(exc, "scenario")
+    if data.get("target") is None:
+        data.pop("target", None)
+        needing = sections_needing_target(sections)
+        if needing:
+            errors.append(
+                f"target: required by the enabled sections {', '.join(needing)} "
+                "(target.base_url is the service they check)"
+            )
     params = None
     try:
         params = Params.model_validate(data, context={"rereading": rereading})

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..core.models import Claim, EvidenceRef, Status
+from ..core.models import Claim, EvidenceRef, Figure, Status
 from .coverage import MAX_COVERAGE_BYTES, CoverageParseError, CoverageReport, parse_cobertura
 from .junit import (
     MAX_JUNIT_BYTES,
@@ -98,7 +98,8 @@ _MIN_SECRET_LEN = 4  # shorter env values ("1", "on") would redact half the outp
 
 
 class CategoryConfig(BaseModel):
-    """One category of a team's tests (e.g. "auth"), run by one command."""
+    """One category of a team's tests (e.g. "auth"), run by one command, or an existing JUnit
+    report read as it is (``junit_xml`` without ``command``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -115,8 +116,9 @@ class CategoryConfig(BaseModel):
         description=(
             "The JUnit XML file a custom command writes, relative to cwd; it must stay inside "
             "cwd unless allow_paths_outside_cwd is true. Omit it for pytest: the runner adds "
-            "--junitxml pointing into the output folder. Only a file this run wrote is read; "
-            "the file is never deleted."
+            "--junitxml pointing into the output folder. With a command, only a file this run "
+            "wrote is read. Without a command, the file is an existing report (another CI step "
+            "wrote it): it is read as it is, and a missing file is ERROR. Never deleted."
         ),
     )
     coverage_xml: str | None = Field(
@@ -164,10 +166,10 @@ class CategoryConfig(BaseModel):
                     f"category {self.name!r}: command is not pytest, so set junit_xml to the "
                     "JUnit XML file it writes (relative to cwd)"
                 )
-        elif self.junit_xml is not None:
+        elif self.junit_xml is not None and (self.marker is not None or self.paths or self.env):
             raise ValueError(
-                f"category {self.name!r}: junit_xml applies only with a command; the default "
-                "pytest command writes its JUnit XML into the output folder itself"
+                f"category {self.name!r}: junit_xml without a command reads an existing report; "
+                "marker, paths and env apply only to a command that runs"
             )
         return self
 
@@ -195,7 +197,12 @@ class CategoryConfig(BaseModel):
 
     @property
     def uses_default_command(self) -> bool:
-        return self.command is None
+        return self.command is None and self.junit_xml is None
+
+    @property
+    def reads_existing_report(self) -> bool:
+        """No command: ``junit_xml`` names a report that something else already wrote."""
+        return self.command is None and self.junit_xml is not None
 
 
 class SuitesConfig(BaseModel):
@@ -236,6 +243,8 @@ def build_command(cfg: CategoryConfig, junit_out: Path, *, select: Sequence[str]
     """The argv to run (pure). ``select``: explicit pytest node ids (reruns)."""
     # xunit1 adds file/line to each testcase: reruns need them to rebuild node ids.
     pytest_flags = ["-p", "no:cacheprovider", "-o", "junit_family=xunit1", f"--junitxml={junit_out}"]
+    if cfg.reads_existing_report:
+        return []
     if cfg.command is None:
         # --tb=short: pytest's long tracebacks print the failing test's arguments
         # (fixture values: tokens, passwords), and failure text becomes evidence.
@@ -274,6 +283,7 @@ class CategoryRun:
     junit_problem: str | None = None  # why a JUnit file that is there was not taken
     warnings: tuple[str, ...] = ()
     attempt: int = 0  # 0: the first run; n: the n-th rerun
+    ran_command: bool = True  # False: an existing report was read; no exit code to compare
 
 
 def _redactor(secrets: Iterable[str]) -> Callable[[str], str]:
@@ -500,6 +510,15 @@ def _signal_pid(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
+def _path_with_python_bin(path: str | None) -> str:
+    """PATH, then the running Python's folder: a tool installed in the same virtualenv
+    (schemathesis, pytest) runs without activating it, also from ``sh -c``. Appended, so a
+    program earlier on PATH still wins."""
+    parts = (path or os.defpath).split(os.pathsep)
+    python_bin = str(Path(sys.executable).parent)
+    return os.pathsep.join(parts if python_bin in parts else [*parts, python_bin])
+
+
 def run_category(
     cfg: CategoryConfig,
     *,
@@ -552,15 +571,18 @@ def run_category(
 
     if not cwd.is_dir():
         return not_started(f"working directory {cwd} does not exist")
+    if cfg.reads_existing_report:
+        return _read_existing_report(cfg, cwd=cwd, junit_out=junit_out, coverage_out=coverage_out)
     warnings: list[str] = []
     junit_before = _stamp(produced_junit)
     coverage_before = _stamp(produced_coverage) if produced_coverage is not None else None
 
     env = dict(os.environ)
     env.update(cfg.env)
-    if target_url is not None:
+    if target_url:  # "" or None: the run has no live target
         env[TARGET_URL_ENV] = target_url
     env[MARK_ENV] = token
+    env["PATH"] = _path_with_python_bin(env.get("PATH"))
 
     started = time.monotonic()
     try:
@@ -622,21 +644,7 @@ def run_category(
     )
     if produced_junit == fresh_junit and fresh_junit.exists():
         fresh_junit.unlink()  # our own temporary name, copied above
-    coverage_path: Path | None = None
-    if produced_coverage is not None:
-        coverage_path, problem = _take_output_file(
-            produced_coverage,
-            coverage_out,
-            coverage_before,
-            cwd=cwd,
-            confined=confined,
-            what="coverage XML",
-            limit=MAX_COVERAGE_BYTES,
-        )
-        if problem:
-            warnings.append(problem)
-        elif coverage_path is None:
-            warnings.append(f"no coverage file was written at {produced_coverage}")
+    coverage_path = _take_coverage(cfg, cwd, coverage_out, coverage_before, warnings)
 
     return CategoryRun(
         name=cfg.name,
@@ -654,6 +662,66 @@ def run_category(
         junit_problem=redact(junit_problem) if junit_problem else None,
         warnings=tuple(redact(w) for w in warnings),
         attempt=attempt,
+    )
+
+
+def _take_coverage(
+    cfg: CategoryConfig, cwd: Path, coverage_out: Path, before: _FileStamp | None, warnings: list[str]
+) -> Path | None:
+    """Copy the category's coverage file, if it names one; a problem becomes a warning."""
+    if cfg.coverage_xml is None:
+        return None
+    produced = cwd / cfg.coverage_xml
+    coverage_path, problem = _take_output_file(
+        produced,
+        coverage_out,
+        before,
+        cwd=cwd,
+        confined=not cfg.allow_paths_outside_cwd,
+        what="coverage XML",
+        limit=MAX_COVERAGE_BYTES,
+    )
+    if problem:
+        warnings.append(problem)
+    elif coverage_path is None:
+        warnings.append(f"no coverage file was written at {produced}")
+    return coverage_path
+
+
+def _read_existing_report(cfg: CategoryConfig, *, cwd: Path, junit_out: Path, coverage_out: Path) -> CategoryRun:
+    """A category without a command: copy the report another step wrote (capped, confined to cwd
+    unless allowed, never deleted) into the output folder. A missing file is named."""
+    assert cfg.junit_xml is not None  # reads_existing_report
+    source = cwd / cfg.junit_xml
+    started = time.monotonic()
+    warnings: list[str] = []
+    # No "before" stamp: an existing report is the point, however old it is.
+    junit_path, problem = _take_output_file(
+        source,
+        junit_out,
+        None,
+        cwd=cwd,
+        confined=not cfg.allow_paths_outside_cwd,
+        what="JUnit XML",
+        limit=MAX_JUNIT_BYTES,
+    )
+    if junit_path is None and problem is None:
+        problem = f"no JUnit XML file at {source} (the category runs no command: it reads that existing report)"
+    coverage_path = _take_coverage(cfg, cwd, coverage_out, None, warnings)
+    return CategoryRun(
+        name=cfg.name,
+        argv=(),
+        cwd=str(cwd),
+        exit_code=None,
+        duration_s=time.monotonic() - started,
+        output_tail=(),
+        junit_path=junit_path,
+        coverage_path=coverage_path,
+        timeout_s=cfg.timeout_s,
+        junit_expected_at=str(source),
+        junit_problem=problem,
+        warnings=tuple(warnings),
+        ran_command=False,
     )
 
 
@@ -813,14 +881,15 @@ class CategoryResult:
             return f"not run: {run.start_error}"
         if run.timed_out:
             return f"timed out after {run.timeout_s:g} s; killed with its child processes"
+        how = f"exit {run.exit_code}" if run.ran_command else "an existing report, no command run"
         if self.report is None:
-            return f"no readable JUnit XML (exit {run.exit_code}, {run.duration_s:.1f} s)"
+            return f"no readable JUnit XML ({how}, {run.duration_s:.1f} s)"
         c = self.counts
         suite_errors = f", {c['suite_errors']} suite errors" if c["suite_errors"] else ""
         return (
             f"{c['passed']} passed, {c['failed']} failed, {c['errors']} errors, "
             f"{c['skipped']} skipped, {c['flaky']} flaky{suite_errors} "
-            f"in {run.duration_s:.1f} s (exit {run.exit_code})"
+            f"in {run.duration_s:.1f} s ({how})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -940,7 +1009,8 @@ def judge_category(
             "tests: the command hides failures"
         )
     nonzero_unexplained = (
-        run.exit_code != 0
+        run.ran_command  # an existing report has no exit code to contradict it
+        and run.exit_code != 0
         and first_bad == 0
         and not (is_pytest and run.exit_code == PYTEST_NO_TESTS_COLLECTED and report.total == 0)
     )
@@ -1021,9 +1091,22 @@ def category_claims(results: Iterable[CategoryResult]) -> list[Claim]:
                 required=res.required,
                 evidence=evidence,
                 details={"reason": res.reason, "warnings": list(res.warnings[:20])},
+                figure=_failed_tests_figure(res),
             )
         )
     return claims
+
+
+def _failed_tests_figure(res: CategoryResult) -> Figure | None:
+    """Failed or errored tests (and errored suites) of the executed ones; none when nothing was read."""
+    report = res.report
+    if report is None or res.run.start_error is not None or res.run.timed_out:
+        return None
+    failing = len(report.cases_with(*_FAILING)) + len(report.suite_errors)
+    what = "tests failed or errored" + (
+        f" (with {len(report.suite_errors)} errored suites)" if report.suite_errors else ""
+    )
+    return Figure(kind="count", value=float(failing), k=failing, n=report.executed, test="JUnit XML", what=what)
 
 
 # --------------------------------------------------------------------------- orchestration (I/O)
