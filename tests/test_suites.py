@@ -251,9 +251,67 @@ def test_report_paths_outside_cwd_are_refused_at_load_unless_allowed(key: str, p
     CategoryConfig.model_validate({**raw, key: "reports/./sub/../out.xml"})
 
 
-def test_junit_xml_without_a_command_is_refused() -> None:
-    with pytest.raises(ValidationError, match="junit_xml applies only with a command"):
-        CategoryConfig.model_validate({"name": "auth", "junit_xml": "/tmp/anything.xml"})
+FAILING_JUNIT = (
+    '<testsuite name="s"><testcase classname="m" name="ok"/>'
+    '<testcase classname="m" name="bad"><failure message="boom"/></testcase></testsuite>'
+)
+
+
+def test_junit_xml_without_a_command_reads_the_existing_report_and_never_deletes_it(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "ci.xml").write_text(PASSING_JUNIT)
+    (reports / "broken.xml").write_text(FAILING_JUNIT)
+    os.utime(reports / "ci.xml", (1_000_000_000, 1_000_000_000))  # old: written long before this run
+    cfg = SuitesConfig(
+        categories=[
+            CategoryConfig(name="ci", junit_xml="reports/ci.xml"),
+            CategoryConfig(name="broken", junit_xml="reports/broken.xml"),
+            CategoryConfig(name="gone", junit_xml="reports/gone.xml"),
+        ]
+    )
+    ci, broken, gone = run_suites(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
+
+    assert ci.status is Status.PASS, ci.reason
+    assert ci.warnings == ()  # no exit code to contradict the file: it alone decides
+    assert (
+        ci.statistic == "1 passed, 0 failed, 0 errors, 0 skipped, 0 flaky in 0.0 s (an existing report, no command run)"
+    )
+    assert (tmp_path / "out" / "ci.junit.xml").read_text() == PASSING_JUNIT  # the evidence copy
+    assert (reports / "ci.xml").read_text() == PASSING_JUNIT, "the runner changed a report it only reads"
+    assert (reports / "broken.xml").read_text() == FAILING_JUNIT
+
+    assert broken.status is Status.FAIL and "m::bad" in broken.reason and broken.warnings == ()
+
+    assert gone.status is Status.ERROR
+    assert str(tmp_path / "reports" / "gone.xml") in gone.reason and "runs no command" in gone.reason
+    assert not (reports / "gone.xml").exists()
+    assert [c.status for c in category_claims([ci, broken, gone])] == [Status.PASS, Status.FAIL, Status.ERROR]
+
+
+def test_an_existing_report_stays_confined_to_cwd_unless_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="leads out of the category's cwd"):
+        CategoryConfig.model_validate({"name": "ci", "junit_xml": "../elsewhere/ci.xml"})
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "ci.xml").write_text(PASSING_JUNIT)
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "ci.xml").symlink_to(tmp_path / "elsewhere" / "ci.xml")
+    linked = CategoryConfig(name="ci", junit_xml="ci.xml", cwd="project")
+    (refused,) = run_suites(
+        SuitesConfig(categories=[linked]), base_dir=tmp_path, out_dir=tmp_path / "o", target_url=None
+    )
+    assert refused.status is Status.ERROR and "outside the category's cwd" in refused.reason
+    allowed = CategoryConfig(name="ci", junit_xml="../elsewhere/ci.xml", cwd="project", allow_paths_outside_cwd=True)
+    (read,) = run_suites(
+        SuitesConfig(categories=[allowed]), base_dir=tmp_path, out_dir=tmp_path / "o2", target_url=None
+    )
+    assert read.status is Status.PASS, read.reason
+
+
+def test_options_of_a_command_are_refused_on_a_category_that_runs_none() -> None:
+    with pytest.raises(ValidationError, match="marker, paths and env apply only to a command"):
+        CategoryConfig.model_validate({"name": "ci", "junit_xml": "ci.xml", "marker": "slow"})
+    assert not CategoryConfig(name="ci", junit_xml="ci.xml").uses_default_command
 
 
 def test_files_outside_cwd_are_never_deleted_and_stale_ones_never_read(tmp_path: Path) -> None:
@@ -682,3 +740,36 @@ def test_huge_binary_output_is_capped(tmp_path: Path) -> None:
     assert run.log_path is not None and run.log_path.stat().st_size < 5 * 1024 * 1024 + 100
     assert any("output log truncated" in w for w in run.warnings)
     assert evaluate_run(cfg, run).status is Status.ERROR  # and still no JUnit XML
+
+
+def demo_category(name: str) -> CategoryConfig:
+    """A category exactly as params/demo.yaml writes it."""
+    from stability_lib.execution.params import load_params
+
+    demo_env = {"DEMO_CANDIDATE_URL": "http://127.0.0.1:1", "DEMO_BASELINE_URL": "http://127.0.0.1:2"}
+    demo_env |= {"DEMO_USER_PASSWORD": "x" * 16, "DEMO_BASELINE_DB": "b.db", "DEMO_CANDIDATE_DB": "c.db"}
+    params, _ = load_params(Path(__file__).parents[1] / "params" / "demo.yaml", env=demo_env)
+    return next(c for c in params.section("suites").categories if c.name == name)
+
+
+@pytest.mark.slow
+def test_generated_api_tests_of_the_demo_find_an_endpoint_that_answers_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stability_lib.demo import serve
+
+    # Not on PATH (no activated virtualenv): found beside the running Python, as for a CI job.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    cfg = SuitesConfig(categories=[demo_category("generated_api")])
+    params_dir = Path(__file__).parents[1] / "params"
+    with serve(variant="candidate") as url:
+        (healthy,) = run_suites(cfg, base_dir=params_dir, out_dir=tmp_path / "healthy", target_url=url)
+    with serve(variant="candidate", faults=["max_length_500"]) as url:
+        (faulty,) = run_suites(cfg, base_dir=params_dir, out_dir=tmp_path / "faulty", target_url=url)
+
+    assert healthy.status is Status.PASS, (healthy.reason, healthy.run.output_tail)
+    assert healthy.counts["passed"] >= 5  # one test per operation of the sample service's spec
+    assert faulty.status is Status.FAIL, (faulty.reason, faulty.run.output_tail)
+    assert faulty.reason == "1 tests failed or errored: POST /api/auth/register"
+    (failure,) = faulty.to_dict()["failures"]
+    assert "Server error" in failure["message"] and "500" in failure["message"]

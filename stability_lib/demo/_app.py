@@ -22,7 +22,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +53,7 @@ AGENT_SERVICE_MS = 5.0  # simulated model latency of each agent step
 _THREAD_LIMIT_DEFAULT = 50
 _THREAD_LIMIT_MAX = 200
 _WORD = re.compile(r"\w+", re.UNICODE)
+USERNAME_MAX_CHARS = 64
 
 _ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
@@ -60,13 +63,13 @@ _ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 
 class Registration(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    username: str = Field(min_length=3, max_length=USERNAME_MAX_CHARS, pattern=r"^[A-Za-z0-9_.\-]+$")
     password: str = Field(min_length=8, max_length=256)
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(max_length=64)
+    username: str = Field(max_length=USERNAME_MAX_CHARS)
     password: str = Field(max_length=256)
 
 
@@ -305,6 +308,14 @@ def create_app(*, variant: str = "candidate", faults: Faults | None = None, db_p
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "internal server error"}, status_code=500)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own 422 echoes every invalid input: a password, or a lone surrogate ("\ud800")
+        # that its UTF-8 JSON cannot encode, which made the 422 a 500. No input here, ASCII JSON.
+        errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+        body = json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
     def owned_thread(thread_id: int, user: UserRow) -> ThreadRow:
         thread = ctx.store.thread_of(user.id, thread_id)
         if thread is None:  # another user's thread is indistinguishable from none
@@ -329,6 +340,9 @@ def create_app(*, variant: str = "candidate", faults: Faults | None = None, db_p
 
     @app.post("/api/auth/register", status_code=201, response_model=UserOut, tags=["auth"])
     async def register(body: Registration) -> Any:
+        if faults.max_length_500 and len(body.username) == USERNAME_MAX_CHARS:
+            # The injected bug: an off-by-one (a 63-character column) fails a name the API allows.
+            return JSONResponse({"detail": "internal server error"}, status_code=500)
         password_hash = await run_in_threadpool(hash_password, body.password)
         try:
             user = ctx.store.add_user(body.username, password_hash)

@@ -14,6 +14,8 @@ String syntax (command line ``--fault``, one item each; environment
     leak_rate=0.2            probability a response carries another user's message
     api_break=field_removed  field_removed | param_required | endpoint_removed (repeatable)
     auth_bypass              an invalid token is accepted (also auth_bypass=true)
+    max_length_500           a username of exactly the maximum length (64) makes registration
+                             answer 500 (an off-by-one; also max_length_500=true)
     seed=7                   seed of the service's random generator
 """
 
@@ -44,6 +46,8 @@ FAULTS_ENV_VAR = "STABILITY_DEMO_FAULTS"
 
 _MAX_SLOW_MS = 60_000.0  # a fault that sleeps minutes is a hang, not a slowdown
 _MAX_SPEC_CHARS = 200
+# Faults that are on or off: ``name`` alone or ``name=true|false``.
+_FLAGS = ("auth_bypass", "max_length_500")
 
 
 class FaultSpecError(ParamsError):
@@ -91,6 +95,7 @@ class Faults:
     slow_ms: tuple[tuple[SlowOperation, float], ...] = ()
     api_breaks: frozenset[ApiBreak] = field(default_factory=frozenset)
     auth_bypass: bool = False
+    max_length_500: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,8 +142,7 @@ class Faults:
             specs.append(f"leak_rate={self.leak_rate:g}")
         specs.extend(f"slow={op.value}:{ms:g}" for op, ms in self.slow_ms)
         specs.extend(f"api_break={b.value}" for b in sorted(self.api_breaks, key=lambda b: b.value))
-        if self.auth_bypass:
-            specs.append("auth_bypass")
+        specs.extend(flag for flag in _FLAGS if getattr(self, flag))
         if self.seed:
             specs.append(f"seed={self.seed}")
         return tuple(specs)
@@ -166,7 +170,7 @@ class Faults:
         """Apply a params-style dict on top of ``base``.
 
         Accepted shapes: ``{"ws_1011_rate": 0.05, "slow": {"login": 50} or
-        ["login:50"], "api_break": "field_removed" or [...], "auth_bypass": true,
+        ["login:50"], "api_break": "field_removed" or [...], "auth_bypass": true, "max_length_500": true,
         "leak_rate": 0.2, "ws_drop_rate": 0.1, "seed": 7}``.
         """
         if not isinstance(raw, Mapping):
@@ -181,10 +185,10 @@ class Faults:
                     items.extend(f"slow={v}" for v in _as_list(key, value))
             elif key in ("api_break", "api_breaks"):
                 items.extend(f"api_break={v}" for v in _as_list(key, value))
-            elif key == "auth_bypass":
+            elif key in _FLAGS:
                 if not isinstance(value, bool):
-                    raise FaultSpecError(f"auth_bypass must be true or false, got {value!r}")
-                items.append(f"auth_bypass={'true' if value else 'false'}")
+                    raise FaultSpecError(f"{key} must be true or false, got {value!r}")
+                items.append(f"{key}={'true' if value else 'false'}")
             elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise FaultSpecError(f"{key} must be a number, got {value!r}")
             else:
@@ -220,6 +224,7 @@ class Faults:
             slow_ms=_sorted_slow(slow),
             api_breaks=self.api_breaks | other.api_breaks,
             auth_bypass=self.auth_bypass or other.auth_bypass,
+            max_length_500=self.max_length_500 or other.max_length_500,
             seed=other.seed or self.seed,
         )
 
@@ -240,8 +245,9 @@ class Faults:
             return replace(self, slow_ms=_sorted_slow(slow))
         if key == "api_break":
             return replace(self, api_breaks=self.api_breaks | {_enum_value(ApiBreak, value, "api_break")})
-        if key == "auth_bypass":
-            return replace(self, auth_bypass=_flag(key, value) if had_value else True)
+        if key in _FLAGS:
+            on = _flag(key, value) if had_value else True
+            return replace(self, auth_bypass=on) if key == "auth_bypass" else replace(self, max_length_500=on)
         if key == "seed":
             try:
                 return replace(self, seed=int(value))
@@ -249,7 +255,7 @@ class Faults:
                 raise FaultSpecError(f"seed must be an integer, got {value[:40]!r}") from None
         raise FaultSpecError(
             f"unknown fault {key[:40]!r}; known: ws_1011_rate, ws_drop_rate, slow, leak_rate, "
-            "api_break, auth_bypass, seed"
+            "api_break, auth_bypass, max_length_500, seed"
         )
 
 

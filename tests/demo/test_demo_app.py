@@ -173,6 +173,12 @@ def test_bad_requests_get_4xx_json_never_500(client: httpx.Client, alice: Accoun
         "limit out of range": client.get("/api/threads", params={"limit": 0}, headers=alice.headers),
         "unknown route": client.get("/api/nothing", headers=alice.headers),
         "short password": client.post("/api/auth/register", json={"username": "shorty", "password": "x"}),
+        # A lone surrogate is valid JSON but no UTF-8 text: FastAPI's own 422 echoed it and broke (a 500).
+        "lone surrogate": client.post(
+            "/api/auth/login",
+            content=b'{"username": "a\\ud8ffb", "password": "secret-password-1"}',
+            headers={"Content-Type": "application/json"},
+        ),
     }
     statuses = {name: response.status_code for name, response in cases.items()}
     assert all(400 <= code < 500 for code in statuses.values()), statuses
@@ -182,6 +188,9 @@ def test_bad_requests_get_4xx_json_never_500(client: httpx.Client, alice: Accoun
     for name, response in cases.items():
         assert response.headers["content-type"].startswith("application/json"), name
         assert "detail" in response.json(), name
+    # A 422 names what is wrong, never the input: a password sent by mistake stays out of the answer.
+    assert "secret-password-1" not in cases["lone surrogate"].text
+    assert "input" not in cases["short password"].json()["detail"][0]
     exact = client.post(
         f"/api/threads/{thread_id}/messages", json={"content": "x" * MAX_CONTENT_CHARS}, headers=alice.headers
     )

@@ -186,3 +186,17 @@ def test_the_healthy_build_refuses_the_same_forged_token() -> None:
 
         with pytest.raises(Exception, match="403"):
             asyncio.run(attempt())
+
+
+@pytest.mark.parametrize(("faults", "status_at_max"), [([], 201), (["max_length_500"], 500)])
+def test_max_length_500_fails_registration_only_at_the_longest_allowed_name(
+    faults: list[str], status_at_max: int
+) -> None:
+    suffix = secrets.token_hex(4)
+    with serve(faults=faults) as url, httpx.Client(base_url=url, timeout=TIMEOUT_S) as client:
+
+        def register(length: int) -> int:
+            username = (suffix + "u" * 64)[:length]
+            return client.post("/api/auth/register", json={"username": username, "password": "password-1"}).status_code
+
+        assert (register(63), register(64), register(65)) == (201, status_at_max, 422)

@@ -22,6 +22,7 @@ def test_command_line_items_build_every_fault() -> None:
             "api_break=field_removed",
             "api_break=endpoint_removed",
             "auth_bypass",
+            "max_length_500",
             "seed=7",
         ]
     )
@@ -33,6 +34,7 @@ def test_command_line_items_build_every_fault() -> None:
     assert faults.leak_rate == 0.2
     assert faults.api_breaks == {ApiBreak.FIELD_REMOVED, ApiBreak.ENDPOINT_REMOVED}
     assert faults.auth_bypass
+    assert faults.max_length_500
     assert faults.seed == 7
     assert not faults.is_healthy
 
@@ -79,6 +81,7 @@ def test_dict_form_matches_string_form() -> None:
     [
         *VARIANTS.values(),
         Faults.parse("ws_drop_rate=0.5;slow=message_store:12.5;api_break=endpoint_removed;auth_bypass;seed=9"),
+        Faults.parse("max_length_500=true"),
     ],
 )
 def test_specs_round_trip(faults: Faults) -> None:
