@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import TargetError
-from ..core.models import Claim, EvidenceRef, Status
+from ..core.models import Claim, EvidenceRef, Figure, Status
 from .openapi_diff import Change, Level, Rule, count_levels
 
 __all__ = [
@@ -376,7 +376,8 @@ def db_schema_claims(
         return [Claim(claim_id, section, statement, Status.INCONCLUSIVE, f"no comparison: {why}", required, evidence)]
     changes = list(changes)
     counts = count_levels(changes)
-    failed = counts["ERR"] > 0 or (fail_on_warn and counts["WARN"] > 0)
+    breaking = counts["ERR"] + (counts["WARN"] if fail_on_warn else 0)
+    failed = breaking > 0
     return [
         Claim(
             claim_id,
@@ -387,5 +388,12 @@ def db_schema_claims(
             required,
             evidence,
             details={"counts": counts},
+            figure=Figure(
+                kind="count",
+                value=float(breaking),
+                k=breaking,
+                test="database schema diff",
+                what="breaking schema changes (ERR or WARN)" if fail_on_warn else "breaking schema changes (ERR)",
+            ),
         )
     ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..core.models import Claim, EvidenceRef, Status
+from ..core.models import Claim, EvidenceRef, Figure, Status
 from .openapi_diff import Change, Level, Rule, count_levels
 
 __all__ = [
@@ -205,5 +205,12 @@ def ws_contract_claims(
             required=required,
             evidence=evidence,
             details={"counts": counts, "breaking": breaking[:50]},
+            figure=Figure(
+                kind="count",
+                value=float(counts["ERR"]),
+                k=counts["ERR"],
+                test="message schema diff",
+                what="breaking message changes (ERR)",
+            ),
         )
     ]
