@@ -241,3 +241,36 @@ def test_unanswered_closes_fail_completion_and_are_no_evidence_against_crashes()
     assert crash.status is Status.INCONCLUSIVE  # 400 "ok" sessions would have been a PASS
     restored = SessionRecord.from_dict(json.loads(json.dumps(records[0].to_dict())))
     assert restored.outcome.kind is OutcomeKind.CLOSE_TIMEOUT
+
+
+def test_a_target_that_stops_answering_is_down_from_its_first_refusal_after_the_last_success() -> None:
+    from stability_lib.probes.sessions import down_since
+
+    def rec(offset: float, outcome: SessionOutcome) -> SessionRecord:
+        return SessionRecord(f"s{offset}", offset, outcome)
+
+    refused = SessionOutcome.connect_error("refused")
+    ok = SessionOutcome.ok()
+    dies = [rec(0, ok), rec(1, refused), rec(2, ok), rec(3, refused), rec(4, refused), rec(5, refused)]
+    down = down_since(dies)
+    assert down is not None and down.offset_s == 3 and down.refused == 3
+    assert down_since(dies[:5]) is None  # two refusals after the last success: not yet "down"
+    assert down_since([rec(0, ok), rec(1, refused), rec(2, ok)]) is None  # one refusal among successes
+    assert down_since([rec(0, refused)]) is not None  # never up at all
+    assert down_since([rec(0, ok), rec(1, SessionOutcome.timeout("x:y"))]) is None
+
+
+def test_teardown_claim_fails_naming_the_step_and_ignores_skipped_steps() -> None:
+    from stability_lib.probes.teardown import TeardownRecord, teardown_claims
+
+    ok = TeardownRecord("golden_run", "alice", 0, "close_session", True)
+    skipped = TeardownRecord("golden_run", "bob", 1, "close_session", True, True, "nothing to undo")
+    failed = TeardownRecord("soak_session", "bob", 7, "close_session", False, error="status 500, expected [200]")
+    assert teardown_claims([ok], configured=False, section="golden_path") == []
+    (passed,) = teardown_claims([ok, skipped], configured=True, section="golden_path")
+    assert passed.status is Status.PASS and passed.id == "golden_path.teardown.steps_succeeded"
+    (fails,) = teardown_claims([ok, skipped, failed], configured=True, section="websocket")
+    assert fails.status is Status.FAIL
+    assert "soak_session 7 of bob: close_session: status 500" in fails.statistic
+    (nothing,) = teardown_claims([skipped], configured=True, section="golden_path")
+    assert nothing.status is Status.INCONCLUSIVE

@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from stability_lib.core.models import Status
-from stability_lib.probes.engine import prepare_user, run_soak, run_ws_session, ws_url
+from stability_lib.probes.engine import prepare_user, run_soak, run_ws_exchange, run_ws_session, ws_url
 from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
 from stability_lib.probes.sessions import OutcomeKind
 
@@ -325,3 +325,200 @@ def test_a_user_without_a_configured_password_is_prepared() -> None:
 
     user = asyncio.run(prepare())
     assert user.setup.ok and user.setup.error == "" and user.password == ""
+
+
+# --------------------------------------------------------------------------- conversations (issue 13)
+# A small request/reply server with the habits of real ones: it speaks first, sends notifications
+# nobody asked for, answers two requests in the opposite order, echoes binary frames. Its path picks
+# a fault: /rpc-changed loses the echo text, /rpc-dead says "dead" by message and never answers
+# (the socket stays open), /rpc-slow never answers echo, /rpc-noproto chooses no subprotocol.
+
+RPC_STEP: dict[str, Any] = {
+    "kind": "ws",
+    "name": "rpc",
+    "path": "/rpc",
+    "subprotocols": ["jsonrpc-2.0"],
+    "ids": {"echo_id": "string", "add_id": "int"},
+    "label_paths": ["method"],
+    "conversation": [
+        {"expect": {"match": {"method": "status", "params.status": "ready"}}},
+        {"send": {"jsonrpc": "2.0", "id": "{echo_id}", "method": "echo", "params": {"text": "hi {nonce}"}}},
+        {"send": {"jsonrpc": "2.0", "id": "{add_id}", "method": "add", "params": {"a": 40, "b": 2}}},
+        {
+            "expect": {
+                "timeout_s": 1.0,
+                "streams": [
+                    {
+                        "name": "echo",
+                        "correlate": [{"id": "{echo_id}"}],
+                        "ordered": [
+                            {
+                                "match": {"jsonrpc": "2.0"},
+                                "check": {"result.text": "hi {nonce}"},
+                                "capture": {"echoed": "result.text"},
+                            }
+                        ],
+                    },
+                    {
+                        "name": "add",
+                        "correlate": [{"id": "{add_id}"}],
+                        "ordered": [{"match": {"jsonrpc": "2.0"}, "check": {"result.sum": 42}}],
+                    },
+                ],
+            }
+        },
+        {"send_binary": {"name": "blob", "random": 64}},
+        {"expect": {"frame": "binary", "check": {"bytes": {"equals_sent": "blob"}}}},
+    ],
+    "ignore": [{"match": {"method": "status"}}],
+    "unmatched": "fail",
+    "fail_on": [{"name": "backend_dead", "match": {"method": "status", "params.status": "dead"}}],
+    "timeout_s": 5.0,
+}
+
+
+class RpcServer:
+    def __init__(self) -> None:
+        self.headers: list[dict[str, str]] = []
+
+    def select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
+        path = urlsplit(connection.request.path).path if connection.request else ""
+        return None if path == "/rpc-noproto" or "jsonrpc-2.0" not in offered else "jsonrpc-2.0"
+
+    async def handler(self, ws: ServerConnection) -> None:
+        path = urlsplit(ws.request.path).path
+        self.headers.append(dict(ws.request.headers.raw_items()))
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "status", "params": {"status": "ready"}}))
+        pending: list[dict[str, Any]] = []
+        async for raw in ws:
+            if isinstance(raw, bytes):
+                await ws.send(raw)
+                continue
+            request = json.loads(raw)
+            if path == "/rpc-dead":
+                await ws.send(json.dumps({"jsonrpc": "2.0", "method": "status", "params": {"status": "dead"}}))
+                continue
+            pending.append(request)
+            if len(pending) < 2:
+                continue
+            await ws.send(json.dumps({"jsonrpc": "2.0", "method": "status", "params": {"status": "idle"}}))
+            for req in reversed(pending):  # the second request is answered first
+                if req["method"] == "echo":
+                    if path == "/rpc-slow":
+                        continue
+                    text = "" if path == "/rpc-changed" else req["params"]["text"]
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": {"text": text}}))
+                else:
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": {"sum": 42}}))
+            pending.clear()
+
+
+@asynccontextmanager
+async def rpc_server() -> AsyncIterator[tuple[str, RpcServer]]:
+    state = RpcServer()
+    async with serve(state.handler, "127.0.0.1", 0, select_subprotocol=state.select_subprotocol) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}", state
+
+
+def rpc_exchange(
+    path: str, *, auth: dict[str, Any] | None = None, token: str | None = None, step: dict[str, Any] | None = None
+) -> tuple[Any, RpcServer]:
+    async def main() -> Any:
+        async with rpc_server() as (base, state):
+            ws_step = WsStep.model_validate({**(step or RPC_STEP), "path": path})
+            exchange = await run_ws_exchange(
+                url=ws_url(base, path),
+                step=ws_step,
+                context={"nonce": "nonce-abc"},
+                auth=AuthConfig.model_validate(auth or {}),
+                token=token,
+                session_id="s1",
+                run_start_ns=time.monotonic_ns(),
+                connect_timeout_s=2.0,
+                close_timeout_s=1.0,
+                run_id="r1",
+            )
+            return exchange, state
+
+    return asyncio.run(main())
+
+
+def test_a_conversation_finds_its_replies_by_id_among_notifications_and_checks_their_content() -> None:
+    exchange, _ = rpc_exchange("/rpc")
+    rec = exchange.record
+    assert rec.outcome.kind is OutcomeKind.OK, rec.outcome.label
+    assert exchange.captured == {"echoed": "hi nonce-abc"}  # for later steps and finally
+    assert rec.event_types[0] == "status" and "<binary 64 bytes>" in rec.event_types
+    assert rec.frame_counts["matched"] == 4 and rec.frame_counts["ignored"] >= 1
+    assert rec.close_code == 1000 and rec.total_s is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "label"),
+    [
+        ("/rpc-changed", OutcomeKind.CONTENT_MISMATCH, "content_mismatch(echo: result.text)"),
+        ("/rpc-dead", OutcomeKind.FAILED_BY_MESSAGE, "failed_by_message(backend_dead)"),
+        ("/rpc-noproto", OutcomeKind.SUBPROTOCOL_MISMATCH, "subprotocol_mismatch(wanted=jsonrpc-2.0, got=none)"),
+        ("/rpc-slow", OutcomeKind.TIMEOUT, "timeout(rpc:echo:jsonrpc=2.0)"),
+    ],
+)
+def test_each_way_a_conversation_fails_is_named(path: str, kind: OutcomeKind, label: str) -> None:
+    rec = rpc_exchange(path)[0].record
+    assert rec.outcome.kind is kind
+    assert rec.outcome.label == label
+    assert rec.close_code == 1000  # we closed the socket ourselves, also when the server never would
+    if kind is OutcomeKind.CONTENT_MISMATCH:
+        assert rec.outcome.path == "result.text" and rec.outcome.got == ""
+    assert json.loads(json.dumps(rec.to_dict()))["outcome"]["label"] == label
+
+
+def test_the_soak_step_timeout_bounds_a_conversation_that_would_wait_longer() -> None:
+    async def main() -> Any:
+        async with rpc_server() as (base, _):
+            step = WsStep.model_validate({**RPC_STEP, "path": "/rpc-slow"})
+            return await run_ws_session(
+                url=ws_url(base, "/rpc-slow"),
+                step=step,
+                context={"nonce": "n"},
+                auth=AuthConfig(),
+                token=None,
+                session_id="s1",
+                run_start_ns=time.monotonic_ns(),
+                step_timeout_s=0.3,
+            )
+
+    rec = asyncio.run(main())
+    assert rec.outcome.label == "timeout(rpc:echo:jsonrpc=2.0)"
+
+
+@pytest.mark.parametrize(("via", "sent"), [("header", True), ("none", False)])
+def test_a_static_token_goes_on_the_handshake_unless_the_scenario_says_none(via: str, sent: bool) -> None:
+    auth = {"mode": "static", "header_name": "X-API-Key", "header_format": "{token}", "ws_token_via": via}
+    exchange, state = rpc_exchange("/rpc", auth=auth, token=TOKEN)
+    assert exchange.record.outcome.is_ok
+    assert (state.headers[0].get("X-API-Key") == TOKEN) is sent
+    assert TOKEN not in json.dumps(exchange.record.to_dict())
+
+
+def test_soak_of_a_conversation_with_static_credentials() -> None:
+    config = ScenarioConfig.model_validate(
+        {
+            "auth": {"mode": "static", "header_name": "X-API-Key", "header_format": "{token}"},
+            "users": {
+                "count": 2,
+                "credentials": [{"name": "alice", "token": "tok-alice-1"}, {"name": "bob", "token": "tok-bob-22"}],
+            },
+            "golden_path": {"steps": [RPC_STEP]},
+            "soak": {"sessions": 20, "concurrency": 4, "connect_timeout_s": 2.0, "close_timeout_s": 1.0},
+        }
+    )
+
+    async def main() -> Any:
+        async with rpc_server() as (base, state):
+            return await run_soak(base, config), state
+
+    result, state = asyncio.run(main())
+    assert result.aggregate.sessions == 20 and result.aggregate.ok == 20
+    assert {h.get("X-API-Key") for h in state.headers} == {"tok-alice-1", "tok-bob-22"}
+    assert {r.user for r in result.records} == {"alice", "bob"}

@@ -43,6 +43,8 @@ __all__ = [
     "ConversationOutcome",
     "Conversation",
     "make_ids",
+    "first_failure",
+    "check_body",
 ]
 
 LABEL_CAP = 80
@@ -455,18 +457,7 @@ class Conversation:
         compiled = self._compiled.get(id(conditions))
         if compiled is None:  # the mappings live in self.step, so their ids are stable meanwhile
             compiled = self._compiled[id(conditions)] = compile_conditions(conditions, allow_star=star)
-        for (path, cond), raw_path in zip(compiled, conditions, strict=False):
-            arg = render_template(cond.arg, self._context)
-            if cond.op == "exists" and cond.arg is True and "*" in path:
-                values = [v for v in lookup_all(message, path) if v is not ABSENT]
-                if not values:
-                    return raw_path, {cond.op: arg}, "absent"
-                continue
-            for value in lookup_all(message, path) if "*" in path else [lookup(message, path)]:
-                if not holds(cond, value, arg):
-                    shown = arg if cond.op == "equals" else {cond.op: arg}
-                    return raw_path, shown, "absent" if value is ABSENT else value
-        return None
+        return first_failure(compiled, list(conditions), message, self._context)
 
     def _item_matches(self, item: ExpectItem, frame: Frame, message: Any, use_check: bool) -> bool:
         if item.frame != frame.kind:
@@ -619,6 +610,41 @@ class Conversation:
         for record in self._records:
             out[record.disposition.value] = out.get(record.disposition.value, 0) + 1
         return out
+
+
+def first_failure(
+    compiled: Sequence[tuple[tuple[str, ...], Condition]],
+    raw_paths: Sequence[str],
+    message: Any,
+    context: Mapping[str, Any],
+) -> tuple[str, Any, Any] | None:
+    """The first condition that does not hold on ``message``: (path as written, expected, got), or None.
+
+    Placeholders in the conditions are rendered with ``context``; a ``*`` path must hold for every element.
+    """
+    for (path, cond), raw_path in zip(compiled, raw_paths, strict=False):
+        arg = render_template(cond.arg, context)
+        if cond.op == "exists" and cond.arg is True and "*" in path:
+            values = [v for v in lookup_all(message, path) if v is not ABSENT]
+            if not values:
+                return raw_path, {cond.op: arg}, "absent"
+            continue
+        for value in lookup_all(message, path) if "*" in path else [lookup(message, path)]:
+            if not holds(cond, value, arg):
+                shown = arg if cond.op == "equals" else {cond.op: arg}
+                return raw_path, shown, "absent" if value is ABSENT else value
+    return None
+
+
+def check_body(conditions: Mapping[str, Any], body: Any, context: Mapping[str, Any]) -> str:
+    """``check:`` conditions on a JSON body (HTTP steps, health endpoints): "" when all hold, else why not."""
+    if not conditions:
+        return ""
+    failure = first_failure(compile_conditions(conditions, allow_star=True), list(conditions), body, context)
+    if failure is None:
+        return ""
+    path, expected, got = failure
+    return f"check {path}: expected {_cap(expected, 80)}, got {_cap(got, 80)}"
 
 
 def transcript_frames(lines: Sequence[Mapping[str, Any]]) -> list[tuple[float, Frame]]:

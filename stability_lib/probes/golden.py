@@ -34,12 +34,10 @@ from .engine import (
     new_run_id,
     prepare_user,
     run_blocking,
-    run_http_step,
-    run_ws_session,
-    ws_url,
 )
-from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_template
+from .scenario import HttpStep, ScenarioConfig
 from .sessions import NONCE_PATTERN, SessionRecord, summarize_samples
+from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
 
 __all__ = [
     "Sighting",
@@ -325,6 +323,8 @@ class GoldenResult:
     sightings: tuple[Sighting, ...]
     isolation: IsolationResult
     confidence: float
+    teardown: tuple[TeardownRecord, ...] = ()
+    teardown_configured: bool = False
 
     @property
     def success(self) -> RateEstimate:
@@ -351,6 +351,10 @@ class GoldenResult:
             self.isolation.claim(isolation_section, evidence),
         )
 
+    def teardown_claims(self, section: str = "golden_path", evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
+        """``<section>.teardown.steps_succeeded`` when the golden path has finally steps (else none)."""
+        return teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -364,6 +368,7 @@ class GoldenResult:
             "samples": [s.to_dict() for s in self.samples],
             "isolation": self.isolation.to_dict(),
             "sightings": [s.to_dict() for s in self.sightings],
+            "teardown": [t.to_dict() for t in self.teardown],
         }
 
 
@@ -376,6 +381,7 @@ class _UserOutcome:
     runs: list[GoldenRun] = field(default_factory=list)
     samples: list[StepSample] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
+    teardown: list[TeardownRecord] = field(default_factory=list)
 
 
 async def _run_user(
@@ -388,11 +394,12 @@ async def _run_user(
     ws_base_url: str | None,
     setup_slots: asyncio.Semaphore,
 ) -> _UserOutcome:
-    soak = scenario.soak
     cap = scenario.max_capture_bytes
+    setup_steps = [s for s in scenario.setup if isinstance(s, HttpStep)]
     async with new_http_client(base_url) as client:
         async with setup_slots:  # registration and login of many users at once would be a load test of its own
-            user = await prepare_user(client, scenario, index, username, run_id)
+            user = await prepare_user(client, scenario, index, username, run_id, setup_steps)
+        where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
         out = _UserOutcome(user.setup)
         for step_result in user.setup.steps:
             out.samples.append(StepSample(step_result.name, username, 0, step_result.duration_s, step_result.ok))
@@ -409,55 +416,26 @@ async def _run_user(
             http_results: list[HttpStepResult] = []
             ws_records: list[SessionRecord] = []
             failed_step, failure = "", ""
-            for step in scenario.golden_path.steps:
-                started = time.monotonic_ns()
-                try:
-                    if isinstance(step, HttpStep):
-                        result, captured = await run_http_step(
-                            client,
-                            step,
-                            step.name,
-                            context,
-                            auth=scenario.auth,
-                            token=user.token,
-                            secrets=user.secrets,
-                            capture_bytes=cap,
-                        )
-                        http_results.append(result)
-                        out.sightings.append(
-                            Sighting(username, step.name, f"{result.method} {result.path}", result.body, rep)
-                        )
-                        ok, why = result.ok, result.error
-                        context.update(captured)
-                    else:
-                        assert isinstance(step, WsStep)
-                        path = str(render_template(step.path, context))
-                        record = await run_ws_session(
-                            url=ws_url(base_url, path, ws_base_url),
-                            step=step,
-                            context=context,
-                            auth=scenario.auth,
-                            token=user.token,
-                            session_id=str(context["session_id"]),
-                            run_start_ns=run_start_ns,
-                            user=username,
-                            connect_timeout_s=soak.connect_timeout_s,
-                            close_timeout_s=soak.close_timeout_s,
-                            max_message_bytes=soak.max_message_bytes,
-                            capture_bytes=cap,
-                            secrets=user.secrets,
-                        )
-                        ws_records.append(record)
-                        for event_type, payload in zip(record.event_types, record.payloads, strict=False):
+            try:
+                for step in scenario.golden_path.steps:
+                    run = await run_step(where, step, context, capture_bytes=cap)
+                    if run.http is not None:
+                        http_results.append(run.http)
+                        where_seen = f"{run.http.method} {run.http.path}"
+                        out.sightings.append(Sighting(username, step.name, where_seen, run.http.body, rep))
+                    if run.ws is not None:
+                        ws_records.append(run.ws)
+                        for event_type, payload in zip(run.ws.event_types, run.ws.payloads, strict=False):
                             out.sightings.append(Sighting(username, step.name, f"ws event {event_type}", payload, rep))
-                        ok, why = record.outcome.is_ok, record.outcome.label
-                except TemplateError as exc:
-                    ok, why = False, f"template: {exc}"
-                duration = (time.monotonic_ns() - started) / 1e9
-                out.samples.append(StepSample(step.name, username, rep, duration, ok))
-                if not ok:
-                    failed_step, failure = step.name, why
-                    break
+                    context.update(run.captured)
+                    out.samples.append(StepSample(step.name, username, rep, run.duration_s, run.ok))
+                    if not run.ok:
+                        failed_step, failure = step.name, run.why
+                        break
+            finally:  # after every repetition, pass, fail or cancel: undo what it created
+                out.teardown.extend(
+                    await run_finally(where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
+                )
             out.runs.append(
                 GoldenRun(
                     username,
@@ -506,6 +484,8 @@ async def run_golden_path(
         sightings=tuple(sightings),
         isolation=analyze_isolation(nonces, sightings),
         confidence=scenario.confidence,
+        teardown=tuple(t for o in outcomes for t in o.teardown),
+        teardown_configured=bool(scenario.golden_path.finally_steps),
     )
 
 

@@ -514,6 +514,10 @@ class SoakConfig(_Strict):
         1 << 20, ge=1024, le=64 << 20, description="Largest incoming WebSocket message accepted."
     )
     allow_over_caps: bool = Field(False, description="Allow sessions/concurrency/duration_s above their caps.")
+    permessage_deflate: bool = Field(
+        False,
+        description="Offer permessage-deflate on soak sessions (about 57 KB per open connection; off by default).",
+    )
     setup_scope: Literal["per_user", "per_session"] = Field(
         "per_user", description="Run soak.setup once per user (shared by its sessions) or before every session."
     )

@@ -26,6 +26,8 @@ from ..stats.inference import RateEstimate, RateVerdict, judge_failure_rate, rat
 __all__ = [
     "OutcomeKind",
     "SessionOutcome",
+    "DownSpan",
+    "down_since",
     "outcome_for_close",
     "outcome_after_close",
     "FeedStatus",
@@ -85,6 +87,13 @@ class OutcomeKind(str, enum.Enum):
     UNEXPECTED_EVENT = "unexpected_event"
     # The exchange ended, but the server never answered our close frame within the close timeout.
     CLOSE_TIMEOUT = "close_timeout"
+    # Conversations (issue 13): the reply came without its data, a message said the session failed,
+    # the server chose another subprotocol, a frame could not be classified, a send could not be rendered.
+    CONTENT_MISMATCH = "content_mismatch"
+    FAILED_BY_MESSAGE = "failed_by_message"
+    SUBPROTOCOL_MISMATCH = "subprotocol_mismatch"
+    BAD_FRAME = "bad_frame"
+    TEMPLATE_ERROR = "template_error"
 
     def __str__(self) -> str:
         return self.value
@@ -101,6 +110,8 @@ class SessionOutcome:
     error_kind: str | None = None
     expected: str | None = None
     got: str | None = None
+    detail: str | None = None  # conversation kinds: what goes in the label's parentheses
+    path: str | None = None  # content_mismatch: the dotted path whose check failed
 
     @classmethod
     def ok(cls) -> SessionOutcome:
@@ -154,11 +165,13 @@ class SessionOutcome:
             return f"connect_error({self.error_kind})"
         if k is OutcomeKind.UNEXPECTED_EVENT:
             return f"unexpected_event(expected={self.expected}, got={self.got})"
+        if self.detail:
+            return f"{k.value}({self.detail})"
         return str(k.value)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind.value, "label": self.label}
-        for name in ("close_code", "step", "http_status", "error_kind", "expected", "got"):
+        for name in ("close_code", "step", "http_status", "error_kind", "expected", "got", "detail", "path"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -174,7 +187,32 @@ class SessionOutcome:
             error_kind=raw.get("error_kind"),
             expected=raw.get("expected"),
             got=raw.get("got"),
+            detail=raw.get("detail"),
+            path=raw.get("path"),
         )
+
+
+@dataclass(frozen=True)
+class DownSpan:
+    """The target refused connections from ``offset_s`` (run-relative) on, and never answered again."""
+
+    offset_s: float
+    refused: int
+
+
+def down_since(records: Sequence[SessionRecord], min_refused: int = 3) -> DownSpan | None:
+    """When the target stopped answering for good: the first refused session after the last one that
+    connected, when at least ``min_refused`` sessions (or every one, if fewer ran) were refused after it.
+
+    A single refused connection among successes is a session failure (counted), not "down".
+    """
+    ordered = sorted(records, key=lambda r: r.start_offset_s)
+    last_connected = max((i for i, r in enumerate(ordered) if r.outcome.connected), default=-1)
+    after = ordered[last_connected + 1 :]
+    refused = [r for r in after if r.outcome.kind is OutcomeKind.CONNECT_ERROR and r.outcome.error_kind == "refused"]
+    if not refused or len(refused) < min(min_refused, len(ordered)):
+        return None
+    return DownSpan(refused[0].start_offset_s, len(refused))
 
 
 def outcome_for_close(received_code: int | None) -> SessionOutcome:
@@ -323,6 +361,8 @@ class SessionRecord:
     close_code: int | None = None
     close_reason: str = ""
     payloads: tuple[str, ...] = field(default=(), repr=False)
+    # Conversations: received frames by what they did (matched, ignored, unsolicited, failed, after_end).
+    frame_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -342,6 +382,8 @@ class SessionRecord:
         }
         if self.payloads:
             out["payloads"] = list(self.payloads)
+        if self.frame_counts:
+            out["frame_counts"] = dict(self.frame_counts)
         return out
 
     @classmethod
@@ -361,6 +403,7 @@ class SessionRecord:
             close_code=raw.get("close_code"),
             close_reason=raw.get("close_reason", ""),
             payloads=tuple(raw.get("payloads", ())),
+            frame_counts=dict(raw.get("frame_counts", {})),
         )
 
 

@@ -1,0 +1,371 @@
+"""HTTP steps and test users (I/O, kept thin): one templated request with a whole-request deadline and a
+capped, redacted body; a user's setup (register, login or a static token, prerequisite steps).
+
+Each user gets its own ``httpx.AsyncClient``: one client shared under concurrency serialises on its
+pool (encode/httpx#3215) and its latency would be the client's, not the service's. Every client
+shares one ``ssl.SSLContext`` (building one costs 13-16 ms of CPU: field notes). Proxies from the
+environment are not used: a probe measures the service directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import ssl
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .conversation import check_body
+from .scenario import (
+    MISSING,
+    AuthConfig,
+    HttpRequestTemplate,
+    HttpStep,
+    ScenarioConfig,
+    TemplateError,
+    extract_path,
+    render_template,
+)
+from .sessions import cap_keeping_markers
+
+__all__ = [
+    "CappedBody",
+    "HttpStepResult",
+    "PreparedUser",
+    "UserSetup",
+    "new_nonce",
+    "redact",
+    "auth_headers",
+    "fetch_capped",
+    "run_http_step",
+    "prepare_user",
+    "new_http_client",
+    "shared_ssl_context",
+]
+
+_MAX_HTTP_BODY_BYTES = 4 << 20  # bodies are read up to this; beyond it the step fails (untrusted size)
+
+
+def _ns_to_s(ns: int) -> float:
+    return ns / 1e9
+
+
+def new_nonce() -> str:
+    """A marker no other session can produce: ``nonce-<uuid4 hex>``."""
+    return f"nonce-{uuid.uuid4().hex}"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """Replace every secret (password, token) in untrusted text before it is kept."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+@dataclass(frozen=True)
+class HttpStepResult:
+    """One HTTP request as observed: status, duration, capped and redacted body."""
+
+    name: str
+    method: str
+    path: str
+    ok: bool
+    status: int | None
+    duration_s: float
+    error: str = ""
+    body: str = field(default="", repr=False)
+    captured: tuple[str, ...] = ()
+
+    def to_dict(self, include_body: bool = False) -> dict[str, Any]:
+        out = {
+            "name": self.name,
+            "method": self.method,
+            "path": self.path,
+            "ok": self.ok,
+            "status": self.status,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "captured": list(self.captured),
+        }
+        if include_body:
+            out["body"] = self.body
+        return out
+
+
+@dataclass(frozen=True)
+class CappedBody:
+    """A response read under a size cap: the status and at most ``max_bytes`` of body."""
+
+    status: int
+    content: bytes = field(repr=False)
+    truncated: bool  # the body was longer: only the first ``max_bytes`` were read
+
+
+async def fetch_capped(
+    client: httpx.AsyncClient, method: str, url: str, *, max_bytes: int, deadline_s: float, **request: Any
+) -> CappedBody:
+    """One request with one deadline over connect, headers and the whole body, the body cut at ``max_bytes``.
+
+    httpx's timeout bounds each read only: a server dripping a byte at a time would hold it forever.
+    Raises TimeoutError at the deadline and ``httpx.HTTPError`` for transport failures. A cut body
+    is not read further: the connection is closed instead of being drained.
+    """
+    # identity: the cap counts bytes after decompression, and one small gzip chunk can inflate a thousandfold.
+    request["headers"] = {"Accept-Encoding": "identity", **dict(request.get("headers") or {})}
+    async with asyncio.timeout(deadline_s), client.stream(method, url, timeout=deadline_s, **request) as response:
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        async for chunk in response.aiter_bytes():
+            room = max_bytes - size
+            if len(chunk) > room:
+                chunks.append(chunk[:room])
+                truncated = True
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return CappedBody(response.status_code, b"".join(chunks), truncated)
+
+
+def auth_headers(auth: AuthConfig, token: str | None) -> dict[str, str]:
+    if token is None:
+        return {}
+    return {auth.header_name: str(render_template(auth.header_format, {"token": token}))}
+
+
+async def run_http_step(
+    client: httpx.AsyncClient,
+    step: HttpStep | HttpRequestTemplate,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    auth: AuthConfig,
+    token: str | None,
+    secrets: Sequence[str],
+    capture_bytes: int,
+) -> tuple[HttpStepResult, dict[str, Any]]:
+    """Send one templated request; return what was observed and the captured variables.
+
+    The response is parsed as JSON only for ``capture`` (and login's token path); the kept
+    body text is capped at ``capture_bytes`` and has secrets replaced.
+    """
+    request_path = str(render_template(step.path, context))
+    path = redact(request_path, secrets)  # what is kept; a token in a path must not reach evidence
+    body = render_template(step.body, context) if step.body is not None else None
+    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()}
+    headers.update(auth_headers(auth, token))
+    captures = dict(getattr(step, "capture", {}) or {})
+    started = time.monotonic_ns()
+    try:
+        response = await fetch_capped(
+            client,
+            step.method,
+            request_path,
+            max_bytes=_MAX_HTTP_BODY_BYTES,
+            deadline_s=step.timeout_s,
+            json=body,
+            headers=headers,
+        )
+    except TimeoutError:
+        duration = _ns_to_s(time.monotonic_ns() - started)
+        return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
+    except httpx.TimeoutException:
+        duration = _ns_to_s(time.monotonic_ns() - started)
+        return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
+    except httpx.HTTPError as exc:
+        duration = _ns_to_s(time.monotonic_ns() - started)
+        return HttpStepResult(name, step.method, path, False, None, duration, type(exc).__name__), {}
+    duration = _ns_to_s(time.monotonic_ns() - started)
+    status = response.status
+    if response.truncated:  # captures need the whole JSON document: a cut body fails the step
+        return HttpStepResult(name, step.method, path, False, status, duration, "body_too_large"), {}
+    text = response.content.decode("utf-8", errors="replace")
+    kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
+    if status not in step.expect_status:
+        error = f"status {status}, expected {step.expect_status}"
+        return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
+    captured: dict[str, Any] = {}
+    conditions = dict(getattr(step, "check", {}) or {})
+    if captures or conditions:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return HttpStepResult(name, step.method, path, False, status, duration, "response is not JSON", kept), {}
+        why = check_body(conditions, data, context)
+        if why:  # the body came without the content the step requires
+            return HttpStepResult(name, step.method, path, False, status, duration, redact(why, secrets), kept), {}
+        for var, json_path in captures.items():
+            value = extract_path(data, json_path)
+            if value is MISSING:
+                error = f"capture {var}: nothing at {json_path!r} in the response"
+                return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
+            captured[var] = value
+    return HttpStepResult(name, step.method, path, True, status, duration, "", kept, tuple(captured)), captured
+
+
+@dataclass(frozen=True)
+class UserSetup:
+    """How a test user's setup went (register, login, prerequisite steps); no secrets."""
+
+    index: int
+    username: str
+    ok: bool
+    error: str = ""
+    steps: tuple[HttpStepResult, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "username": self.username,
+            "ok": self.ok,
+            "error": self.error,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class PreparedUser:
+    """A logged-in test user: the token and captured variables live only in memory."""
+
+    setup: UserSetup
+    token: str | None = field(default=None, repr=False)
+    variables: dict[str, Any] = field(default_factory=dict, repr=False)
+    password: str = field(default="", repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.password, self.token) if s)
+
+    def context(self, run_id: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "username": self.setup.username,
+            "password": self.password,
+            "token": self.token or "",
+            "user_index": self.setup.index,
+            "run_id": run_id,
+            "repetition": 0,
+            **self.variables,
+            **extra,
+        }
+
+
+async def prepare_user(
+    client: httpx.AsyncClient,
+    scenario: ScenarioConfig,
+    index: int,
+    username: str,
+    run_id: str,
+    prerequisite_steps: Sequence[HttpStep] = (),
+) -> PreparedUser:
+    """Register and log in (auth.mode login) or take the user's static token, then run prerequisite HTTP steps."""
+    auth = scenario.auth
+    # No password configured: the scenario's load checks refuse any template that uses {password}.
+    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
+    context: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "user_index": index,
+        "run_id": run_id,
+        "repetition": 0,
+        "nonce": new_nonce(),
+    }
+    secrets = [password] if password else []
+    steps: list[HttpStepResult] = []
+    token: str | None = None
+    if auth.effective_mode == "static":  # no login exists: the token comes from users.credentials[index]
+        token = scenario.users.credentials[index].token.get_secret_value()
+
+    def failed(error: str) -> PreparedUser:
+        setup = UserSetup(index, username, False, error, tuple(steps))
+        return PreparedUser(setup, token, {}, password)
+
+    try:
+        if auth.registration is not None:
+            result, _ = await run_http_step(
+                client,
+                auth.registration,
+                "auth.register",
+                context,
+                auth=auth,
+                token=None,
+                secrets=secrets,
+                capture_bytes=scenario.max_capture_bytes,
+            )
+            steps.append(result)
+            if not result.ok:
+                return failed(f"register: {result.error}")
+        if auth.login is not None:
+            login_result, token = await _login(client, scenario, context, secrets)
+            steps.append(login_result)
+            if not login_result.ok:
+                return failed(f"login: {login_result.error}")
+        if token:
+            secrets.append(token)
+        context["token"] = token or ""
+        variables: dict[str, Any] = {}
+        for step in prerequisite_steps:
+            res, captured = await run_http_step(
+                client,
+                step,
+                step.name,
+                {**context, **variables},
+                auth=auth,
+                token=token,
+                secrets=secrets,
+                capture_bytes=scenario.max_capture_bytes,
+            )
+            steps.append(res)
+            if not res.ok:
+                return failed(f"{step.name}: {res.error}")
+            variables.update(captured)
+    except TemplateError as exc:
+        return failed(f"template: {exc}")
+    return PreparedUser(UserSetup(index, username, True, "", tuple(steps)), token, variables, password)
+
+
+async def _login(
+    client: httpx.AsyncClient, scenario: ScenarioConfig, context: Mapping[str, Any], secrets: Sequence[str]
+) -> tuple[HttpStepResult, str | None]:
+    """Log in and read the token from the response (the body is never kept: it holds the token)."""
+    auth = scenario.auth
+    assert auth.login is not None
+    login_step = HttpStep(
+        name="auth.login",
+        method=auth.login.method,
+        path=auth.login.path,
+        body=auth.login.body,
+        headers=auth.login.headers,
+        expect_status=auth.login.expect_status,
+        capture={"token": auth.token_path},
+        timeout_s=auth.login.timeout_s,
+    )
+    result, captured = await run_http_step(
+        client, login_step, "auth.login", context, auth=auth, token=None, secrets=secrets, capture_bytes=0
+    )
+    token = captured.get("token")
+    error = result.error
+    if result.ok and not isinstance(token, str):
+        error, token = f"token at {auth.token_path!r} is not a string", None
+    # The login body carries the token: never keep it.
+    kept = HttpStepResult(result.name, result.method, result.path, not error, result.status, result.duration_s, error)
+    return kept, token
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context (certifi's bundle) for every client this process makes."""
+    return httpx.create_ssl_context()
+
+
+def new_http_client(base_url: str, headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+    """A client for one user (or one probe) with the shared TLS context; ``headers`` go on every request."""
+    return httpx.AsyncClient(
+        base_url=base_url, trust_env=False, follow_redirects=False, verify=shared_ssl_context(), headers=headers
+    )

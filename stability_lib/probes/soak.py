@@ -1,0 +1,351 @@
+"""The soak (I/O, kept thin): N sessions of one WebSocket step at bounded concurrency and time.
+
+Users are set up first (``http_steps.prepare_user``), each with its own HTTP client. With
+``soak.setup_scope: per_session`` every session runs ``soak.setup`` in its own context before its
+WebSocket step, so concurrent sessions share no server-side state; ``soak.finally`` then runs after
+every session (per_session) or once per user (per_user), whatever the session's outcome, also when
+the soak's hard deadline or Ctrl-C cancels it. Teardown traffic is not counted in the soak's rates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as _dt
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..core.models import Claim, EvidenceRef, Status
+from .aio import run_sync
+from .http_steps import PreparedUser, UserSetup, new_http_client, new_nonce, prepare_user
+from .scenario import HttpStep, ScenarioConfig, TemplateError, render_template
+from .sessions import (
+    SessionAggregate,
+    SessionOutcome,
+    SessionRecord,
+    aggregate_sessions,
+    down_since,
+    session_claims,
+)
+from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
+from .ws_session import run_ws_exchange, ws_url
+
+__all__ = [
+    "SoakResult",
+    "prepare_users",
+    "run_soak",
+    "run_soak_sync",
+    "run_blocking",
+    "new_run_id",
+    "SETUP_CONCURRENCY",
+]
+
+T = TypeVar("T")
+_SLACK_S = 5.0  # extra time before the soak's hard deadline cancels stragglers
+_CANCEL_WAIT_S = 2.0  # on cancellation (Ctrl-C), how long the soak waits for its sessions to drop their sockets
+SETUP_CONCURRENCY = 8  # users registered/logged in at once: users.count may be large
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _ns_to_s(ns: int) -> float:
+    return ns / 1e9
+
+
+def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also inside Jupyter (a running loop)."""
+    return run_sync(factory())
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    """Everything a soak observed: user setups, one record per session, the aggregate."""
+
+    run_id: str
+    step: str
+    started_at: str
+    duration_s: float
+    sessions_planned: int
+    concurrency: int
+    stopped_by_duration: bool
+    cancelled_at_deadline: int
+    users: tuple[UserSetup, ...]
+    records: tuple[SessionRecord, ...]
+    aggregate: SessionAggregate
+    tolerated_rate: float
+    confidence: float
+    teardown: tuple[TeardownRecord, ...] = ()
+    teardown_configured: bool = False
+    side: str = "candidate"
+
+    @property
+    def down_note(self) -> str:
+        """``candidate refused connections from 12:03:05 (...)`` when the target stopped answering for good."""
+        down = down_since(self.records)
+        if down is None:
+            return ""
+        at = _dt.datetime.fromisoformat(self.started_at) + _dt.timedelta(seconds=down.offset_s)
+        return (
+            f"{self.side} refused connections from {at.strftime('%H:%M:%S')} UTC ({down.refused} refused, "
+            f"0 succeeded after)"
+        )
+
+    @property
+    def setup_note(self) -> str:
+        failed = [u for u in self.users if not u.ok]
+        notes = [self.down_note] if self.down_note else []
+        if failed:
+            first = failed[0]
+            notes.append(
+                f"user setup failed for {len(failed)} of {len(self.users)} users (first: {first.username}: "
+                f"{first.error})"
+            )
+        return "; ".join(notes)
+
+    def claims(self, section: str = "websocket", evidence: Sequence[EvidenceRef] = ()) -> tuple[Claim, Claim]:
+        """The session claims; when the target went down mid-soak they say since when. A candidate that
+        dies FAILs (the change does not stay up); a baseline that dies leaves its claims INCONCLUSIVE."""
+        crash, complete = session_claims(
+            self.aggregate,
+            tolerated_rate=self.tolerated_rate,
+            confidence=self.confidence,
+            section=section,
+            evidence=evidence,
+            note=self.setup_note,
+        )
+        down = self.down_note
+        if not down:
+            return crash, complete
+
+        def saying_down(claim: Claim) -> Claim:
+            status = claim.status
+            if self.side != "candidate" and status is Status.FAIL:
+                status = Status.INCONCLUSIVE
+            elif self.side == "candidate" and claim is complete:
+                status = Status.FAIL
+            statistic = claim.statistic if down in claim.statistic else f"{claim.statistic}; {down}"
+            return dataclasses.replace(
+                claim, status=status, statistic=statistic, details={**claim.details, "down": down}
+            )
+
+        return saying_down(crash), saying_down(complete)
+
+    def teardown_claims(self, section: str = "websocket", evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
+        """``<section>.teardown.steps_succeeded`` when the soak has finally steps (else none)."""
+        return teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step": self.step,
+            "started_at": self.started_at,
+            "duration_s": self.duration_s,
+            "sessions_planned": self.sessions_planned,
+            "concurrency": self.concurrency,
+            "stopped_by_duration": self.stopped_by_duration,
+            "cancelled_at_deadline": self.cancelled_at_deadline,
+            "tolerated_rate": self.tolerated_rate,
+            "confidence": self.confidence,
+            "users": [u.to_dict() for u in self.users],
+            "aggregate": self.aggregate.to_dict(),
+            "records": [r.to_dict() for r in self.records],
+            "teardown": [t.to_dict() for t in self.teardown],
+            "side": self.side,
+            "down": self.down_note,
+        }
+
+
+async def prepare_users(
+    base_url: str, scenario: ScenarioConfig, run_id: str, prerequisite_steps: Sequence[HttpStep]
+) -> list[PreparedUser]:
+    """Set every test user up, ``SETUP_CONCURRENCY`` at a time, each with its own HTTP client."""
+    names = scenario.users.usernames(run_id)
+    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    async def one(index: int, name: str) -> PreparedUser:
+        async with slots, new_http_client(base_url) as client:
+            return await prepare_user(client, scenario, index, name, run_id, prerequisite_steps)
+
+    return list(await asyncio.gather(*(one(i, n) for i, n in enumerate(names))))
+
+
+async def run_soak(
+    base_url: str,
+    scenario: ScenarioConfig,
+    *,
+    ws_base_url: str | None = None,
+    run_id: str | None = None,
+    on_session: Callable[[SessionRecord], Awaitable[None] | None] | None = None,
+    side: str = "candidate",
+) -> SoakResult:
+    """Run the scenario's soak: N sessions of its WS step at bounded concurrency and time.
+
+    No session starts after ``soak.duration_s``; sessions still open at the hard deadline
+    (duration + connect + step + close timeouts + slack) are cancelled and recorded as
+    ``timeout(deadline)``. Sessions are spread round robin over the users whose setup
+    succeeded; with none, no session runs and the claims are INCONCLUSIVE. Cancelled
+    (Ctrl-C through ``run_sync``), it launches nothing more, cuts the open sessions' sockets
+    and re-raises within about ``_CANCEL_WAIT_S``.
+    """
+    soak = scenario.soak
+    run_id = run_id or new_run_id()
+    step = scenario.soak_step()
+    if step is None:
+        raise TemplateError("the golden path has no ws step to soak")
+    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    run_start_ns = time.monotonic_ns()
+    prerequisites: Sequence[HttpStep] = scenario.steps_before(step.name)
+    if soak.setup is not None:  # per_user: run once per user here; per_session: before every session
+        prerequisites = [] if soak.setup_scope == "per_session" else [s for s in soak.setup if isinstance(s, HttpStep)]
+    users = await prepare_users(base_url, scenario, run_id, prerequisites)
+    ready = [u for u in users if u.setup.ok]
+    step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
+    session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
+    launch_deadline_ns = time.monotonic_ns() + int(soak.duration_s * 1e9)
+    hard_bound_s = soak.duration_s + session_bound + _SLACK_S
+
+    records: list[SessionRecord] = []
+    in_flight: dict[int, tuple[str, str, float]] = {}
+    next_index = 0
+    stopped_by_duration = False
+
+    teardown: list[TeardownRecord] = []
+    per_session = soak.setup_scope == "per_session"
+    compression = "deflate" if soak.permessage_deflate else None
+
+    async def session(where: Where, index: int, session_id: str) -> SessionRecord:
+        user = where.user
+        context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
+        captured: dict[str, Any] = {}  # filled even when the session is cancelled: finally needs it
+        try:
+            if per_session:
+                for setup_step in soak.setup or ():
+                    run = await run_step(where, setup_step, {**context, **captured}, compression=compression)
+                    if not run.ok:  # no WebSocket session happened: counted as a failure to connect
+                        offset = _ns_to_s(time.monotonic_ns() - run_start_ns)
+                        refused = run.http is not None and run.why == "ConnectError"  # the target is not listening
+                        why = "refused" if refused else f"setup {setup_step.name}: {run.why}"[:120]
+                        outcome = SessionOutcome.connect_error(why)
+                        return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
+                    captured.update(run.captured)
+            session_context = {**context, **captured}
+            url = ws_url(base_url, str(render_template(step.path, session_context)), ws_base_url)
+            exchange = await run_ws_exchange(
+                url=url,
+                step=step,
+                context=session_context,
+                auth=scenario.auth,
+                token=user.token,
+                session_id=session_id,
+                run_start_ns=run_start_ns,
+                user=user.setup.username,
+                connect_timeout_s=soak.connect_timeout_s,
+                close_timeout_s=soak.close_timeout_s,
+                step_timeout_s=step_timeout,
+                max_message_bytes=soak.max_message_bytes,
+                secrets=user.secrets,
+                run_id=run_id,
+                compression=compression,
+                captured_into=captured,
+            )
+            return exchange.record
+        finally:
+            if per_session:
+                teardown.extend(
+                    await run_finally(
+                        where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index
+                    )
+                )
+
+    async def worker() -> None:
+        nonlocal next_index, stopped_by_duration
+        async with new_http_client(base_url) as client:  # setup/finally requests of this worker's sessions
+            while next_index < soak.sessions:
+                if time.monotonic_ns() >= launch_deadline_ns:
+                    stopped_by_duration = True
+                    return
+                index = next_index
+                next_index += 1
+                user = ready[index % len(ready)]
+                session_id = f"{run_id}-s{index:05d}"
+                in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
+                where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
+                try:
+                    rec = await session(where, index, session_id)
+                finally:
+                    del in_flight[index]
+                records.append(rec)
+                if on_session is not None:
+                    maybe = on_session(rec)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+
+    cancelled = 0
+    if ready:
+        tasks = [asyncio.create_task(worker()) for _ in range(min(soak.concurrency, soak.sessions))]
+        try:
+            done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)
+        except asyncio.CancelledError:
+            # Stopped from outside (Ctrl-C): launch nothing more, cut the open sessions, return soon.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=_CANCEL_WAIT_S)
+            raise
+        if pending:
+            stranded = dict(in_flight)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for session_id, username, offset in stranded.values():
+                records.append(
+                    SessionRecord(session_id, offset, SessionOutcome.timeout("deadline"), user=username, step=step.name)
+                )
+            cancelled = len(stranded)
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                raise exc
+    if not per_session and soak.finally_steps:
+        async with new_http_client(base_url) as client:
+            for user in ready:
+                where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
+                teardown.extend(
+                    await run_finally(
+                        where,
+                        soak.finally_steps,
+                        user.context(run_id, nonce=new_nonce()),
+                        unit="user",
+                        index=user.setup.index,
+                    )
+                )
+    records.sort(key=lambda r: r.session_id)
+    return SoakResult(
+        run_id=run_id,
+        step=step.name,
+        started_at=started_at,
+        duration_s=_ns_to_s(time.monotonic_ns() - run_start_ns),
+        sessions_planned=soak.sessions,
+        concurrency=soak.concurrency,
+        stopped_by_duration=stopped_by_duration,
+        cancelled_at_deadline=cancelled,
+        users=tuple(u.setup for u in users),
+        records=tuple(records),
+        aggregate=aggregate_sessions(records, scenario.confidence),
+        tolerated_rate=scenario.tolerated_failure_rate,
+        confidence=scenario.confidence,
+        teardown=tuple(teardown),
+        teardown_configured=bool(soak.finally_steps),
+        side=side,
+    )
+
+
+def run_soak_sync(
+    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+) -> SoakResult:
+    """``run_soak`` from sync code (notebooks included)."""
+    return run_blocking(lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id))

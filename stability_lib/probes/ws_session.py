@@ -1,0 +1,370 @@
+"""One WebSocket session (I/O, kept thin): open, exchange, close, and a record of what happened.
+
+Two forms of ws step: the old one (one templated send, an ordered list of event types) is read
+here as before; a step with a ``conversation`` is driven through the sans-I/O machine in
+``probes.conversation``, which decides what every received frame means and when a deadline is
+over. The driver only sends what the machine says, waits for the next frame until the machine's
+next deadline (one ``asyncio.timeout`` rescheduled per frame, not a ``wait_for`` per message:
+field notes), and tells the machine about frames, time and closes.
+
+Every wait is bounded (open, each expectation, the whole exchange, the close), so a server that
+accepts and stays silent ends in a timeout. What the observation *means* is decided in
+``probes.sessions`` and ``probes.conversation`` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from .conversation import Conversation, ConversationOutcome, ConversationOutcomeKind, Frame, Send, make_ids
+from .http_steps import auth_headers, redact
+from .scenario import AuthConfig, TokenDelivery, WsStep, render_template
+from .sessions import (
+    MAX_EVENTS_RECORDED,
+    MAX_REASON_CHARS,
+    EventExpectation,
+    FeedStatus,
+    OutcomeKind,
+    SessionOutcome,
+    SessionRecord,
+    cap_keeping_markers,
+    cap_text,
+    outcome_after_close,
+)
+from .ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
+
+__all__ = [
+    "WsExchange",
+    "ws_url",
+    "handshake_auth",
+    "session_outcome",
+    "run_ws_exchange",
+    "run_ws_session",
+    "close_connection",
+    "abort_connection",
+]
+
+
+def _ns_to_s(ns: int) -> float:
+    return ns / 1e9
+
+
+def ws_url(base_url: str, path: str, ws_base_url: str | None = None, query: Mapping[str, str] | None = None) -> str:
+    """ws(s):// URL for a path: from ``ws_base_url`` or the HTTP base URL (http->ws, https->wss)."""
+    base = ws_base_url or base_url
+    parts = urlsplit(base)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    rel = urlsplit(path)
+    full_path = parts.path.rstrip("/") + "/" + rel.path.lstrip("/")
+    pairs = [p for p in (rel.query, urlencode(dict(query)) if query else "") if p]
+    return urlunsplit((scheme, parts.netloc, full_path, "&".join(pairs), ""))
+
+
+@dataclass(frozen=True)
+class WsExchange:
+    """A session's record and what its conversation captured (values stay in memory: they may be secrets)."""
+
+    record: SessionRecord
+    captured: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def handshake_auth(
+    url: str, step: WsStep, context: Mapping[str, Any], auth: AuthConfig, token: str | None
+) -> tuple[str, dict[str, str], list[str]]:
+    """The URL, headers and offered subprotocols of a step's handshake, with the user's token as the scenario says.
+
+    A query token is added to the URL that is connected to, never to a kept path.
+    """
+    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()}
+    subprotocols = list(step.subprotocols)
+    if token is not None:
+        if auth.ws_token_via is TokenDelivery.HEADER:
+            headers.update(auth_headers(auth, token))
+        elif auth.ws_token_via is TokenDelivery.QUERY:
+            url = url + ("&" if "?" in url else "?") + urlencode({auth.query_param: token})
+        elif auth.ws_token_via is TokenDelivery.SUBPROTOCOL:
+            subprotocols.append(str(render_template(auth.subprotocol_format, {"token": token})))
+    return url, headers, subprotocols
+
+
+def session_outcome(outcome: ConversationOutcome) -> SessionOutcome:
+    """The session outcome of a conversation's end (a peer close is mapped by the caller, from the exception)."""
+    kind = outcome.kind
+    if kind is ConversationOutcomeKind.OK:
+        return SessionOutcome.ok()
+    if kind is ConversationOutcomeKind.TIMEOUT:
+        return SessionOutcome.timeout(outcome.detail)
+    if kind is ConversationOutcomeKind.UNEXPECTED_EVENT:
+        return SessionOutcome.unexpected_event(outcome.expected or "", outcome.got or "")
+    return SessionOutcome(
+        OutcomeKind(kind.value),
+        detail=cap_text(outcome.detail, 160),
+        path=outcome.path,
+        expected=outcome.expected,
+        got=outcome.got,
+    )
+
+
+def _event_type(raw: str | bytes, key: str) -> str | None:
+    if isinstance(raw, bytes):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or key not in data:
+        return None
+    return cap_text(str(data[key]), 80)
+
+
+@dataclass
+class _Observed:
+    """What the driver keeps while a session runs (labels, offsets, capped payloads)."""
+
+    capture_bytes: int
+    secrets: Sequence[str]
+    event_types: list[str] = field(default_factory=list)
+    offsets: list[float] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+    truncated: bool = False
+    done_at_s: float | None = None  # conversation: when the machine decided, from its start
+
+    def keep_payload(self, raw: str | bytes) -> None:
+        if self.capture_bytes > 0 and len(self.payloads) < MAX_EVENTS_RECORDED:
+            text = raw if isinstance(raw, str) else f"<binary {len(raw)} bytes>"
+            self.payloads.append(cap_keeping_markers(redact(text, self.secrets), self.capture_bytes))
+
+
+async def _legacy_exchange(
+    ws: ClientConnection, step: WsStep, context: Mapping[str, Any], seen: _Observed, timeout_s: float
+) -> tuple[SessionOutcome, float | None, float | None]:
+    """The old form: one send, then event types in order. Returns (outcome, first event s, total s)."""
+    expectation = EventExpectation(
+        [(e.type, e.timeout_s) for e in step.expect],
+        step.final_event,
+        step.event_timeout_s,
+        other_events=step.other_events,
+        fail_events=step.fail_events,
+    )
+    first_event_s: float | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ws.send(json.dumps(render_template(step.send, context)))
+            sent_ns = time.monotonic_ns()
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), expectation.current_timeout_s)
+                except TimeoutError:
+                    return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
+                offset = _ns_to_s(time.monotonic_ns() - sent_ns)
+                if first_event_s is None:
+                    first_event_s = offset
+                event_type = _event_type(raw, step.event_type_key)
+                if len(seen.event_types) < MAX_EVENTS_RECORDED:
+                    seen.event_types.append(event_type if event_type is not None else EventExpectation.UNTYPED)
+                    seen.offsets.append(offset)
+                    seen.keep_payload(raw)
+                else:
+                    seen.truncated = True
+                fed = expectation.feed(event_type)
+                if fed.status is FeedStatus.DONE:
+                    return SessionOutcome.ok(), first_event_s, offset
+                if fed.status is FeedStatus.UNEXPECTED:
+                    return SessionOutcome.unexpected_event(fed.expected or "", fed.got or ""), first_event_s, None
+    except TimeoutError:
+        return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
+
+
+async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> None:
+    """Run the conversation machine over an open connection until it is done (ConnectionClosed propagates)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    actions = conv.start(started, subprotocol=ws.subprotocol)
+    while True:
+        wait = asyncio.timeout(None)
+        try:
+            async with wait:
+                while True:
+                    for action in actions:  # Close is always last: the caller closes with conv.step.close_code
+                        if isinstance(action, Send):
+                            await ws.send(action.frame.data)
+                    if conv.done:
+                        seen.done_at_s = loop.time() - started
+                        return
+                    wait.reschedule(conv.next_deadline)
+                    raw = await ws.recv()
+                    seen.keep_payload(raw)
+                    actions = conv.receive(Frame.of(raw), loop.time())
+        except TimeoutError:
+            if not wait.expired():
+                raise
+            actions = conv.tick(loop.time())
+
+
+def _conversation_record_fields(conv: Conversation, seen: _Observed) -> tuple[float | None, float | None]:
+    """Fill labels and offsets from the machine's transcript; (first event s, total s when ok)."""
+    records = conv.records
+    for rec in records[:MAX_EVENTS_RECORDED]:
+        seen.event_types.append(rec.label)
+        seen.offsets.append(rec.at_s)
+    seen.truncated = len(records) > MAX_EVENTS_RECORDED
+    first = records[0].at_s if records else None
+    total = seen.done_at_s if conv.outcome is not None and conv.outcome.ok else None
+    return first, total
+
+
+async def run_ws_exchange(
+    *,
+    url: str,
+    step: WsStep,
+    context: Mapping[str, Any],
+    auth: AuthConfig,
+    token: str | None,
+    session_id: str,
+    run_start_ns: int,
+    user: str = "",
+    connect_timeout_s: float = 10.0,
+    close_timeout_s: float = 5.0,
+    step_timeout_s: float | None = None,
+    max_message_bytes: int = 1 << 20,
+    capture_bytes: int = 0,
+    secrets: Sequence[str] = (),
+    run_id: str = "",
+    compression: str | None = "deflate",
+    captured_into: dict[str, Any] | None = None,
+) -> WsExchange:
+    """One WebSocket session; always returns a record (never raises for a service failure).
+
+    ``url`` is the ws(s):// URL without auth; the token is added here as the scenario says.
+    ``capture_bytes`` > 0 keeps each received text message (capped, secrets redacted).
+    ``captured_into`` receives the conversation's captures as soon as it ends, also when the session
+    is cancelled (a ``finally`` step may need them to undo what the session created).
+    """
+    started_ns = time.monotonic_ns()
+    start_offset = _ns_to_s(started_ns - run_start_ns)
+    seen = _Observed(capture_bytes, secrets)
+
+    def record(outcome: SessionOutcome, **kw: Any) -> SessionRecord:
+        return SessionRecord(
+            session_id=session_id, start_offset_s=start_offset, outcome=outcome, user=user, step=step.name, **kw
+        )
+
+    try:
+        url, headers, subprotocols = handshake_auth(url, step, context, auth, token)
+        conv = (
+            None
+            if step.is_legacy
+            else Conversation(
+                step, context, ids=make_ids(step, f"{run_id}/{session_id}"), seed=f"{run_id}/{session_id}"
+            )
+        )
+    except ValueError as exc:  # TemplateError: a header or id that cannot be rendered
+        return WsExchange(record(SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120))))
+    try:
+        ws = await connect(
+            url,
+            additional_headers=headers or None,
+            subprotocols=subprotocols or None,  # type: ignore[arg-type]
+            open_timeout=connect_timeout_s,
+            close_timeout=close_timeout_s,
+            max_size=max_message_bytes,
+            compression=compression,
+            proxy=None,
+        )
+    except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
+        return WsExchange(record(outcome_for_connect_error(exc)))
+    connect_s = _ns_to_s(time.monotonic_ns() - started_ns)
+    timeout_s = step_timeout_s if step_timeout_s is not None else step.timeout_s
+    close_code: int | None = None
+    close_reason = ""
+    first_event_s: float | None = None
+    total_s: float | None = None
+    try:
+        if conv is None:
+            outcome, first_event_s, total_s = await _legacy_exchange(ws, step, context, seen, timeout_s)
+        else:
+            try:
+                async with asyncio.timeout(timeout_s):  # soak.step_timeout_s may be shorter than the step's own
+                    await _drive(ws, conv, seen)
+            except TimeoutError:
+                conv.tick(float("inf"))  # names what was awaited
+            assert conv.outcome is not None
+            outcome = session_outcome(conv.outcome)
+    except ConnectionClosed as exc:
+        if conv is not None:
+            conv.closed(received_close_code(exc), asyncio.get_running_loop().time())
+        decided = conv.outcome if conv is not None else None
+        if decided is None or decided.kind is ConversationOutcomeKind.CLOSED:
+            outcome = outcome_for_connection_closed(exc)
+        else:  # the machine had decided before the close came (e.g. during the final sends)
+            outcome = session_outcome(decided)
+        close_code = received_close_code(exc)  # what the server sent; None when no close frame came
+        close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
+    except BaseException:
+        abort_connection(ws)  # cancelled (Ctrl-C, the soak's deadline) or a bug: no close wait
+        raise
+    finally:
+        if captured_into is not None and conv is not None:
+            captured_into.update(conv.captured)
+    close_timed_out = await close_connection(ws, conv.step.close_code if conv is not None else 1000)
+    if close_code is None and ws.protocol.close_rcvd is not None:
+        close_code = ws.protocol.close_rcvd.code
+        close_reason = cap_text(ws.protocol.close_rcvd.reason, MAX_REASON_CHARS)
+    # An exchange that ended well is ok only if the close handshake completed too.
+    outcome = outcome_after_close(
+        outcome, ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None, close_timed_out
+    )
+    if conv is not None:
+        first_event_s, total_s = _conversation_record_fields(conv, seen)
+    rec = record(
+        outcome,
+        connect_s=connect_s,
+        first_event_s=first_event_s,
+        total_s=total_s,
+        event_types=tuple(seen.event_types),
+        event_offsets_s=tuple(seen.offsets),
+        events_truncated=seen.truncated,
+        close_code=close_code,
+        close_reason=close_reason,
+        payloads=tuple(seen.payloads),
+        frame_counts=conv.counts() if conv is not None else {},
+    )
+    return WsExchange(rec, dict(conv.captured) if conv is not None else {})
+
+
+async def run_ws_session(**kwargs: Any) -> SessionRecord:
+    """``run_ws_exchange`` without the captured values (the soak and the health check need the record only)."""
+    return (await run_ws_exchange(**kwargs)).record
+
+
+def abort_connection(ws: ClientConnection) -> None:
+    """Drop the TCP connection now, without waiting for a close handshake."""
+    transport = ws.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def close_connection(ws: ClientConnection, code: int = 1000) -> bool:
+    """Send our close frame and wait (up to the connection's close timeout) for the server's.
+
+    Returns True when the server's close frame did not come in time (websockets then cuts
+    the connection itself). Cancelled while waiting, the connection is cut at once.
+    """
+    try:
+        await ws.close(code)
+    except asyncio.CancelledError:
+        abort_connection(ws)
+        raise
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; what came back is read below
+        pass
+    # websockets records a close that timed out as TimeoutError("timed out while closing connection").
+    return ws.protocol.close_rcvd is None and isinstance(ws.connection_exc, TimeoutError)
