@@ -28,3 +28,38 @@ def test_missing_json_keys_fail_the_endpoint() -> None:
     data = run_health(TargetConfig(base_url="http://127.0.0.1:9"), cfg, transport=transport)
     (claim,) = health_claims(cfg, data)
     assert claim.status is Status.FAIL and "missing database" in claim.statistic
+
+
+def test_target_auth_goes_on_every_health_request_and_status_and_content_are_checked() -> None:
+    # The service wants a key on every request (no login) and says in its body whether it is fine.
+    seen: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("X-API-Key"), request.url.params.get("tenant")))
+        if request.headers.get("X-API-Key") != "key-123456":
+            return httpx.Response(401)
+        status = "degraded" if request.url.path == "/ready" else "ok"
+        return httpx.Response(204 if request.url.path == "/ping" else 200, json={"status": status})
+
+    target = TargetConfig.model_validate(
+        {"base_url": "http://127.0.0.1:9", "auth": {"headers": {"X-API-Key": "key-123456"}, "query": {"tenant": "t1"}}}
+    )
+    cfg = HealthConfig(
+        samples=2,
+        endpoints=[
+            HealthEndpoint.model_validate({"path": "/health", "check": {"status": "ok"}}),
+            HealthEndpoint.model_validate({"path": "/ready", "check": {"status": "ok"}}),
+            HealthEndpoint.model_validate({"path": "/ping", "expect_status": [200, 204]}),
+        ],
+    )
+    data = run_health(target, cfg, transport=httpx.MockTransport(handler))
+    claims = {c.id: c for c in health_claims(cfg, data)}
+    assert set(seen) == {("key-123456", "t1")}
+    assert claims["health.http.health"].status is Status.PASS
+    assert claims["health.http.ready"].status is Status.FAIL
+    assert "check status: expected ok, got degraded" in claims["health.http.ready"].statistic
+    assert claims["health.http.ping"].status is Status.PASS  # 204 is one of the accepted statuses
+    assert "answers 200 or 204" in claims["health.http.ping"].statement
+    # Without the key the same endpoints fail: the check could have failed.
+    bare = run_health(TargetConfig(base_url="http://127.0.0.1:9"), cfg, transport=httpx.MockTransport(handler))
+    assert all(c.status is Status.FAIL for c in health_claims(cfg, bare))

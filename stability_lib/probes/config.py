@@ -8,15 +8,18 @@ on and tune what each one asks of it.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .conversation_spec import ConversationItem, MatchRule, compile_conditions
 
 __all__ = [
     "WebSocketSectionConfig",
     "GoldenPathSectionConfig",
     "IsolationSectionConfig",
+    "TargetAuth",
     "TargetConfig",
     "HealthEndpoint",
     "HealthWebSocket",
@@ -75,6 +78,20 @@ def _rereading(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("rereading"))
 
 
+class TargetAuth(_Strict):
+    """Credentials sent on every request to a target that is not made on behalf of a test user:
+    health endpoints, the health WebSocket, contract spec fetches. Values are ``${NAME}`` references."""
+
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers on every such request.")
+    query: dict[str, str] = Field(
+        default_factory=dict, description="Query parameters on every such request (discouraged: proxies log them)."
+    )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(v for v in (*self.headers.values(), *self.query.values()) if v)
+
+
 class TargetConfig(_Strict):
     name: str = Field(
         "candidate", max_length=100, description="Label shown in the report (e.g. 'candidate', 'v2.3.1')."
@@ -92,6 +109,10 @@ class TargetConfig(_Strict):
     commit: str | None = Field(
         None, max_length=200, description="Commit or version of the service, recorded in baselines."
     )
+    auth: TargetAuth = Field(
+        default_factory=TargetAuth,
+        description="Headers/query sent on health, health WebSocket and spec fetches (not on user requests).",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -108,17 +129,46 @@ class TargetConfig(_Strict):
         return base.rstrip("/") + path
 
 
+def _status_list(value: Any) -> Any:
+    return [value] if isinstance(value, int) else value
+
+
 class HealthEndpoint(_Strict):
     path: str
     method: Literal["GET", "HEAD", "OPTIONS"] = "GET"
-    expect_status: int = 200
+    expect_status: list[int] = Field(default_factory=lambda: [200], description="Expected status: an int or a list.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers, on top of target.auth.")
     json_keys: list[str] = Field(default_factory=list, description="Keys the JSON body must hold.")
+    check: dict[str, Any] = Field(default_factory=dict, description="Conditions on the JSON body ({path: cond}).")
+
+    _norm_status = field_validator("expect_status", mode="before")(_status_list)
+
+    @model_validator(mode="after")
+    def _conditions(self) -> HealthEndpoint:
+        try:
+            compile_conditions(self.check, allow_star=True)
+        except ValueError as exc:
+            raise ValueError(f"check{exc}") from None
+        return self
 
 
 class HealthWebSocket(_Strict):
-    path: str = Field(..., description="WebSocket path that echoes a text message back, e.g. /ws/echo")
+    """The old form echoes ``message``; the new form runs a short ``conversation`` (same grammar as a ws step)."""
+
+    path: str = Field(..., description="WebSocket path, e.g. /ws/echo")
     message: str = "stability-proof ping"
     expect_echo: bool = True
+    subprotocols: list[str] = Field(default_factory=list, description="Subprotocols offered, in this order.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra handshake headers, on top of target.auth.")
+    conversation: list[ConversationItem] = Field(
+        default_factory=list, description="Sends and expects, as in a ws step; replaces the echo when given."
+    )
+    ignore: list[MatchRule] = Field(default_factory=list, description="Messages that are fine and mean nothing.")
+    fail_on: list[MatchRule] = Field(default_factory=list, description="Messages that mean the service failed.")
+    label_paths: list[str | list[str]] = Field(
+        default_factory=lambda: list[str | list[str]](["type"]), description="Message label paths."
+    )
+    timeout_s: float | None = Field(None, gt=0, le=60, description="Bound on the exchange; default: health timeout_s.")
 
 
 class HealthConfig(_Strict):

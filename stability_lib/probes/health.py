@@ -13,13 +13,16 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from ..core.models import Claim, EvidenceRef, Figure, Status
 from .aio import run_sync
 from .config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
-from .engine import fetch_capped
+from .conversation import check_body
+from .engine import fetch_capped, run_ws_exchange, shared_ssl_context
+from .scenario import AuthConfig, WsStep
 
 __all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
 
@@ -38,6 +41,7 @@ class HttpSample:
     body_excerpt: str = ""
     method: str = "GET"
     truncated: bool = False  # the body was longer than MAX_BODY_BYTES and was cut there
+    check_error: str = ""  # the first ``check`` condition on the JSON body that did not hold
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +60,16 @@ class WsEchoRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _body_check(content: bytes, endpoint: HealthEndpoint) -> str:
+    if not endpoint.check:
+        return ""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return "check: the body is not JSON"
+    return check_body(endpoint.check, body, {})
 
 
 def _missing_keys(content: bytes, keys: list[str]) -> tuple[str, ...]:
@@ -79,7 +93,12 @@ async def probe_endpoint(
         t0 = time.monotonic_ns()
         try:
             response = await fetch_capped(
-                client, endpoint.method, endpoint.path, max_bytes=MAX_BODY_BYTES, deadline_s=timeout_s
+                client,
+                endpoint.method,
+                endpoint.path,
+                max_bytes=MAX_BODY_BYTES,
+                deadline_s=timeout_s,
+                headers=endpoint.headers,
             )
         except (TimeoutError, httpx.TimeoutException):
             error = f"timeout: no complete response within {timeout_s:g} s"
@@ -102,12 +121,15 @@ async def probe_endpoint(
                 response.content[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"),
                 endpoint.method,
                 response.truncated,
+                _body_check(response.content, endpoint),
             )
         )
     return out
 
 
-async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
+async def _ws_echo(
+    url: str, cfg: HealthWebSocket, timeout_s: float, headers: dict[str, str] | None = None
+) -> WsEchoRecord:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -116,7 +138,14 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
 
     try:
         async with asyncio.timeout(timeout_s * 3):
-            async with connect(url, open_timeout=timeout_s, close_timeout=timeout_s, max_size=2**16) as ws:
+            async with connect(
+                url,
+                open_timeout=timeout_s,
+                close_timeout=timeout_s,
+                max_size=2**16,
+                additional_headers=headers or None,
+                subprotocols=cfg.subprotocols or None,  # type: ignore[arg-type]
+            ) as ws:
                 t0 = time.monotonic_ns()
                 await ws.send(cfg.message)
                 try:
@@ -156,8 +185,59 @@ async def _ws_echo(url: str, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRe
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
 
 
+async def _ws_conversation(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
+    """The new form: the configured conversation, judged like a session (ok needs a normal close too)."""
+    bound = cfg.timeout_s or timeout_s
+    step = WsStep.model_validate(
+        {
+            "kind": "ws",
+            "name": "health",
+            "path": cfg.path,
+            "subprotocols": cfg.subprotocols,
+            "headers": {**target.auth.headers, **cfg.headers},
+            "conversation": cfg.conversation,
+            "ignore": cfg.ignore,
+            "fail_on": cfg.fail_on,
+            "label_paths": cfg.label_paths,
+            "timeout_s": bound,
+        }
+    )
+    url = target.websocket_url(cfg.path)
+    if target.auth.query:
+        url += ("&" if "?" in url else "?") + urlencode(target.auth.query)
+    exchange = await run_ws_exchange(
+        url=url,
+        step=step,
+        context={},
+        auth=AuthConfig(),
+        token=None,
+        session_id="health",
+        run_start_ns=time.monotonic_ns(),
+        connect_timeout_s=timeout_s,
+        close_timeout_s=timeout_s,
+        max_message_bytes=2**16,
+        secrets=target.auth.secrets,
+    )
+    rec = exchange.record
+    outcome = rec.outcome
+    rtt = round(rec.total_s * 1000, 3) if rec.total_s is not None else None
+    error = None if outcome.is_ok else f"conversation: {outcome.label}"
+    return WsEchoRecord(
+        cfg.path, outcome.connected, outcome.is_ok, rec.close_code, rec.close_reason, rtt, error, outcome.label
+    )
+
+
+async def _ws_probe(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
+    if cfg.conversation:
+        return await _ws_conversation(target, cfg, timeout_s)
+    url = target.websocket_url(cfg.path)
+    if target.auth.query:
+        url += ("&" if "?" in url else "?") + urlencode(target.auth.query)
+    return await _ws_echo(url, cfg, timeout_s, {**target.auth.headers, **cfg.headers})
+
+
 def probe_ws_echo(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
-    return run_sync(_ws_echo(target.websocket_url(cfg.path), cfg, timeout_s))
+    return run_sync(_ws_probe(target, cfg, timeout_s))
 
 
 def run_health(
@@ -171,14 +251,19 @@ async def _run_health(
     target: TargetConfig, cfg: HealthConfig, transport: httpx.AsyncBaseTransport | None
 ) -> dict[str, Any]:
     samples: list[HttpSample] = []
-    async with httpx.AsyncClient(base_url=target.base_url, timeout=cfg.timeout_s, transport=transport) as client:
+    async with httpx.AsyncClient(
+        base_url=target.base_url,
+        timeout=cfg.timeout_s,
+        transport=transport,
+        headers=target.auth.headers,
+        params=target.auth.query,
+        verify=shared_ssl_context(),
+        trust_env=False,
+        follow_redirects=False,
+    ) as client:
         for endpoint in cfg.endpoints:
             samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s)
-    ws = (
-        await _ws_echo(target.websocket_url(cfg.websocket.path), cfg.websocket, cfg.timeout_s)
-        if cfg.websocket
-        else None
-    )
+    ws = await _ws_probe(target, cfg.websocket, cfg.timeout_s) if cfg.websocket else None
     return {
         "target": target.base_url,
         "samples": [s.to_dict() for s in samples],
@@ -191,9 +276,11 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
     samples = [HttpSample(**{**s, "missing_keys": tuple(s["missing_keys"])}) for s in data["samples"]]
     for endpoint in cfg.endpoints:
         mine = [s for s in samples if s.path == endpoint.path and s.method == endpoint.method]
-        good = [s for s in mine if s.status == endpoint.expect_status and not s.missing_keys]
+        good = [s for s in mine if s.status in endpoint.expect_status and not s.missing_keys and not s.check_error]
         keys = f" with keys {', '.join(endpoint.json_keys)}" if endpoint.json_keys else ""
-        statement = f"{endpoint.method} {endpoint.path} answers {endpoint.expect_status}{keys}"
+        checks = f" and {len(endpoint.check)} content checks" if endpoint.check else ""
+        wanted = " or ".join(str(code) for code in endpoint.expect_status)
+        statement = f"{endpoint.method} {endpoint.path} answers {wanted}{keys}{checks}"
         figure = None
         if not mine:
             status, statistic = Status.INCONCLUSIVE, "no sample taken"
@@ -213,6 +300,7 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
                 why = first.error or (
                     f"HTTP {first.status}"
                     + (f", missing {', '.join(first.missing_keys)}" if first.missing_keys else "")
+                    + (f", {first.check_error}" if first.check_error else "")
                     + (f" (body over {MAX_BODY_BYTES} bytes, cut there)" if first.truncated else "")
                 )
                 statistic += f"; first problem: {why}"
@@ -233,7 +321,11 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
         )
     if cfg.websocket:
         ws = data.get("websocket")
-        statement = f"WebSocket {cfg.websocket.path} echoes a message and closes normally"
+        statement = (
+            f"WebSocket {cfg.websocket.path} holds its conversation and closes normally"
+            if cfg.websocket.conversation
+            else f"WebSocket {cfg.websocket.path} echoes a message and closes normally"
+        )
         if ws is None:
             status, statistic = Status.INCONCLUSIVE, "no WebSocket probe recorded"
         elif not ws["connected"]:
