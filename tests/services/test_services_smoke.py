@@ -45,6 +45,7 @@ class Service:
     url: str
     auth_header: str
     auth_format: str
+    pid: int = 0  # the service process (a test may kill it from outside)
 
     def headers(self, token: str) -> dict[str, str]:
         return {self.auth_header: self.auth_format.format(token=token)}
@@ -83,7 +84,7 @@ def running(script: str, auth_header: str, auth_format: str, *args: str) -> Iter
         cwd=SERVICES,
     )
     try:
-        service = Service(_read_first_line(process), auth_header, auth_format)
+        service = Service(_read_first_line(process), auth_header, auth_format, process.pid)
         deadline = time.monotonic() + WAIT_S
         while True:  # the URL is printed once bound; wait until it answers
             try:
