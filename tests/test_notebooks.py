@@ -1,4 +1,5 @@
-"""Every notebook also runs by hand, top to bottom, with its default (empty) parameters."""
+"""Every notebook also runs by hand, top to bottom, with its default (empty) parameters, and the
+section notebooks' "Dig deeper" part runs too, as JupyterLab runs it (batch runs skip it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import nbformat
 import pytest
 from support import run_cli
 
-from stability_lib.execution.notebooks import execute_notebook, notebooks_dir
+from stability_lib.execution.notebooks import ensure_kernelspec, execute_notebook, notebooks_dir
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +21,26 @@ def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, path.name
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+        # The investigation part: every code cell of it is skipped by batch runs (nbclient's tag).
+        dig = [c for c in nb.cells if "dig-deeper" in c.metadata.get("tags", [])]
+        if path.stem != "report":
+            assert any(c.cell_type == "code" for c in dig), path.name
+        assert all("skip-execution" in c.metadata["tags"] for c in dig if c.cell_type == "code"), path.name
+
+
+def _run_as_jupyterlab(source: Path, cwd: Path, timeout_s: float = 300) -> nbformat.NotebookNode:
+    """Every cell, tags ignored (no papermill, no skip-execution): what Run All does in JupyterLab."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(source, as_version=4)
+    NotebookClient(
+        nb,
+        kernel_name=ensure_kernelspec(),
+        timeout=timeout_s,
+        skip_cells_with_tag="--run-every-cell--",
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
+    return nb
 
 
 @pytest.mark.parametrize(
@@ -37,12 +58,17 @@ def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
 def test_each_section_notebook_runs_by_hand_against_the_sample_service(
     tmp_path: Path, section: str, claim: str
 ) -> None:
-    out = tmp_path / f"{section}.ipynb"
-    execute_notebook(notebooks_dir() / f"{section}.ipynb", out, {}, cwd=notebooks_dir(), timeout_s=300)
-    nb = nbformat.read(out, as_version=4)
+    nb = _run_as_jupyterlab(notebooks_dir() / f"{section}.ipynb", notebooks_dir())
     # Identifiers carry <wbr> break opportunities at their separators (the report's layout).
     text = json.dumps([c.get("outputs", []) for c in nb.cells]).replace("<wbr>", "")
     assert claim in text and "sp-PASS" in text
+    # Dig deeper: the run's DataFrames are shown and every example question produced an answer.
+    dig = [c for c in nb.cells if c.cell_type == "code" and "dig-deeper" in c.metadata.get("tags", [])]
+    assert len(dig) >= 2
+    assert all(c.outputs for c in dig), [c.source[:60] for c in dig if not c.outputs]
+    assert not [o for c in dig for o in c.outputs if o.output_type == "error"]
+    assert "Run('stability-interactive-" in json.dumps(dig[0].outputs)
+    assert "text/html" in json.dumps(dig[0].outputs)  # the claims DataFrame as a table
 
 
 def test_the_report_notebook_runs_by_hand_on_the_newest_run(tmp_path: Path, monkeypatch) -> None:
