@@ -38,10 +38,14 @@ def test_make_demo_job_baseline_vs_candidate_passes_with_the_fix_shown(tmp_path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     found = claims(out)
     fix = found["websocket.fix_works"]
-    assert fix["status"] == "PASS" and "Fisher" in fix["statistic"] and "baseline" in fix["statistic"]
+    assert fix["status"] == "PASS" and "FIXED" in fix["statistic"] and "baseline" in fix["statistic"]
+    assert "confidence sequences" in fix["statistic"] and "decided at round" in fix["statistic"]
     perf = [c for c in found.values() if c["section"] == "performance" and c["required"]]
     assert perf and all(c["status"] == "PASS" for c in perf)
-    assert "NO REGRESSION" in perf[0]["statistic"]
+    assert "NO REGRESSION" in perf[0]["statistic"] and "decided at round" in perf[0]["statistic"]
+    # sequential: the soak stopped once its claims were decided, before its budget of sessions
+    ws = json.loads((out / "evidence" / "websocket.json").read_text())["data"]
+    assert ws["candidate"]["aggregate"]["sessions"] < ws["sequential"]["max_sessions"]
     assert "Verdict: PASS" in pdf_text(out / "report.pdf")
 
 
@@ -63,13 +67,18 @@ def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> No
             "--set",
             "sections.performance.operations=['step:*', 'agent_session:agent#*']",
             "--set",
-            "sections.performance.samples_per_side=30",
+            "sections.performance.samples_per_side=10",
         ]
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     perf = {k: c for k, c in claims(out).items() if c["section"] == "performance"}
     assert perf["performance.step:create_thread"]["status"] == "FAIL"
     assert "REGRESSION" in perf["performance.step:create_thread"]["statistic"]
+    # a 50 ms slowdown of a ~10 ms step is decided at an early look, far below the sample budget
+    evidence = json.loads((out / "evidence" / "performance.json").read_text())["data"]
+    create = next(c for c in evidence["comparisons"] if c["operation"] == "step:create_thread")
+    assert create["sequential"]["stop"] == "DECIDED" and "decided at round" in create["sequential"]["stop_text"]
+    assert create["sequential"]["looks"][-1]["n_candidate"] <= evidence["sequential"]["max_samples_per_side"] // 4
     others = [c for k, c in perf.items() if k != "performance.step:create_thread"]
     assert others and [c["statistic"] for c in others if c["required"] and c["status"] == "FAIL"] == []
 
@@ -86,12 +95,15 @@ def test_few_samples_are_inconclusive_never_no_regression(tmp_path: Path) -> Non
             *PERF_ONLY,
             "--set",
             "sections.performance.samples_per_side=6",
+            "--set",
+            "sections.performance.max_samples_per_side=6",
         ]
     )
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
     perf = [c for c in claims(out).values() if c["section"] == "performance" and c["required"]]
     assert perf and all(c["status"] == "INCONCLUSIVE" for c in perf)
     assert all("too few" in c["statistic"] or "fewer than" in c["statistic"] for c in perf)
+    assert all("budget of 6 samples per side reached" in c["statistic"] for c in perf)
 
 
 def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path) -> None:
