@@ -172,7 +172,7 @@ def _suites_view(result: SectionResult) -> list[Part]:
     if slow:
         parts.append(
             "<h3>Slowest tests</h3>"
-            + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow], widths=(16, 70, 14))
+            + table(["Category", "Test", "Seconds"], [(a, b, f"{t:.3f}") for a, b, t in slow], widths=(20, 66, 14))
         )
     diffs = [
         (
