@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stability_lib.demo._app import create_app
 from stability_lib.demo._faults import Faults
@@ -182,3 +184,22 @@ def test_junit_against_a_baseline_names_newly_failing_tests(tmp_path: Path) -> N
 def test_junit_with_nothing_to_read_is_exit_3(tmp_path: Path) -> None:
     proc = cli("junit", str(tmp_path))
     assert proc.returncode == 3 and "no JUnit XML files found" in proc.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_text_output_escapes_exactly_what_a_terminal_or_parser_would_act_on(text: str) -> None:
+    from stability_lib.contract.diff_output import _BIDI, _inert
+
+    def unsafe(ch: str) -> bool:
+        code = ord(ch)
+        return (
+            code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF) or ch in _BIDI
+        )
+
+    shown = _inert(text)
+    assert not any(unsafe(ch) for ch in shown)
+    if not any(unsafe(ch) for ch in text):
+        assert shown == text
+    else:
+        assert len(shown) > len(text)

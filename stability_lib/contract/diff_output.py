@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -71,18 +72,21 @@ def exit_code(changes: Sequence[Change], fail_on: str | Level | None) -> int:
     return 1 if failing_changes(changes, fail_on) else 0
 
 
+# Everything _inert escapes, as one character class: one C-speed scan of each value, where a
+# Python loop over every character took most of `stability diff` on a 5 MB spec pair.
+_UNSAFE = re.compile(
+    "[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\\ufffe\\uffff" + "".join(f"\\u{ord(c):04x}" for c in sorted(_BIDI)) + "]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x20 or 0x7F <= code <= 0x9F else f"\\u{code:04x}"
+
+
 def _inert(value: Any) -> str:
     """One line of text with nothing a terminal, an XML parser or a bidi renderer would act on."""
-    out: list[str] = []
-    for ch in str(value):
-        code = ord(ch)
-        if code < 0x20 or 0x7F <= code <= 0x9F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF) or ch in _BIDI:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _UNSAFE.sub(_escape, str(value))
 
 
 def _ordered(changes: Sequence[Change]) -> list[Change]:
