@@ -531,3 +531,30 @@ def test_the_soak_stops_before_a_round_that_would_overrun_its_time_budget() -> N
     )
     assert rounds.crash.result.stop is StopReason.TIME_BUDGET and "20 s budget" in rounds.stop_note
     assert rounds.crash.result.verdict is RateVerdict.INCONCLUSIVE and rounds.crash.result.needed
+
+
+def test_the_report_charts_each_soak_claim_with_how_it_stopped() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure as MplFigure
+
+    from stability_lib.core.models import SectionResult
+    from stability_lib.report.sequential_view import sequential_parts
+
+    soak_round, _ = _soak_sampler({"candidate": 0.0, "baseline": 0.20})
+    rounds = soak_sequentially(
+        soak_round, tolerated_rate=0.02, confidence=0.95, max_sessions=2000, max_seconds=600, with_baseline=True
+    )
+    assert rounds.fix is not None
+    data = {
+        "sequential": {
+            "claims": {
+                "sessions_complete": rounds.complete.result.serialize(),
+                "fix_works": rounds.fix.result.serialize(),
+            }
+        }
+    }
+    parts = sequential_parts(SectionResult("websocket", Status.PASS, (), data))
+    assert isinstance(parts[0], MplFigure) and len([a for a in parts[0].axes if a.get_visible()]) == 2
+    assert "fix_works: FIXED, decided at round" in parts[1] and "sessions_complete: PASS" in parts[1]

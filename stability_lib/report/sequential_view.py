@@ -9,6 +9,7 @@ websocket: ``sequential.claims``) and returns displayable parts like the section
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 from ..core.models import SectionResult
@@ -62,10 +63,17 @@ def _draw(ax: Any, title: str, seq: dict[str, Any]) -> None:
     est = [_finite(lk.get("estimate")) for lk in looks]
     threshold = float(seq.get("threshold", 1.0))
     color = _COLORS.get(str(seq.get("verdict")), "#a16207")
-    known = [v for v in (*lows, *highs, *est, threshold, 0.0 if rate else 1.0) if v is not None]
-    floor, ceiling = min(known), max(known)
-    pad = (ceiling - floor) * 0.08 or 0.05
-    floor, ceiling = (0.0 if rate else floor - pad), ceiling + pad
+    refs = [_finite(lk.get(k)) for lk in looks for k in ("reference_low", "reference_high")]
+    if rate:
+        known = [v for v in (*highs, *est, *refs, threshold) if v is not None]
+        floor, ceiling = 0.0, max(known) * 1.08
+    else:
+        # Zoomed on the last interval, the estimates and the band: earlier, wider intervals run
+        # off the chart (they are wider than shown), so the narrowing at the end stays readable.
+        last_low = next((v for v in reversed(lows) if v is not None), 1.0)
+        last_high = next((v for v in reversed(highs) if v is not None), threshold)
+        known = [v for v in (*est, last_low, last_high, threshold, 1.0) if v is not None]
+        floor, ceiling = min(known) / 1.15, max(known) * 1.15
     lo_line = [lo if lo is not None else floor for lo in lows]
     hi_line = [hi if hi is not None else ceiling for hi in highs]
     ax.vlines(xs, lo_line, hi_line, color=color, lw=2.2, alpha=0.75)
@@ -84,7 +92,8 @@ def _draw(ax: Any, title: str, seq: dict[str, Any]) -> None:
     ax.set_ylim(floor, ceiling)
     ax.set_xlim(0, (max(xs) if xs else 1) * 1.05 + 1)
     stop = str(seq.get("stop_text", ""))
-    ax.set_title(str(title).replace("$", r"\$") + (f"\n{stop}" if stop else ""), fontsize=8)
+    label = str(title).replace("$", r"\$")
+    ax.set_title("\n".join([label, *textwrap.wrap(stop.replace("$", r"\$"), 60)]), fontsize=7.5)
     ax.tick_params(labelsize=7)
     ax.set_xlabel("sessions" if rate else "samples per side", fontsize=7)
 

@@ -103,7 +103,8 @@ PERFORMANCE_SEQUENTIAL_RULE_TEXT = (
     "We stop as soon as the whole range lies at or below 1 + tolerance (NO REGRESSION: a slowdown "
     "beyond the tolerance is ruled out) or above it (REGRESSION: a slowdown within the tolerance is "
     "ruled out). If the budget (samples per side, seconds) runs out first, the result is INCONCLUSIVE "
-    "and we estimate how many samples per side would settle it if the observed ratios held. With "
+    "and we estimate how many samples per side would settle it if the observed ratios held; a round "
+    "that would end past the time budget (judged by the longest round so far) is not started. With "
     "several judged operations, each uses confidence 1 - 5%/m (Bonferroni over the m operations). "
     "If the candidate is the baseline slowed by a factor r, the median paired ratio is r, the same "
     "ratio of medians the fixed-sample rule judges."
@@ -125,7 +126,8 @@ FIX_SEQUENTIAL_RULE_TEXT = (
     "each at 97.5% so that both hold together at 95%). FIXED as soon as the candidate's range lies "
     "entirely below the baseline's and at or below the tolerated rate; NOT FIXED as soon as the "
     "candidate's range lies entirely above the baseline's or above the tolerated rate; otherwise "
-    "sampling continues until the budget runs out (INCONCLUSIVE)."
+    "sampling continues until the budget runs out (INCONCLUSIVE). The baseline is soaked only while "
+    "the fix is undecided; the candidate until its own rate checks and the fix are all decided."
 )
 
 RULE_TEXT = "\n\n".join((PERFORMANCE_SEQUENTIAL_RULE_TEXT, RATE_SEQUENTIAL_RULE_TEXT, FIX_SEQUENTIAL_RULE_TEXT))
