@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     times: list[float] = []
+    cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
         root = Path(tmp) / "runs"
         make_history_runs(root, args.source, n=args.runs, slow_from=max(2, int(args.runs * 0.6)), whole=True)
@@ -45,10 +47,15 @@ def main() -> int:
         for i in range(args.repeats):
             out = Path(tmp) / f"out{i}"
             t0 = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
                 [str(stability), "history", str(root), "--out", str(out)], capture_output=True, text=True
             )
             times.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # CPU of the command and everything it started (Chromium too): on a shared machine the
+            # wall time measures the other work; on an idle 2-core machine it is about this.
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
                 return 1
@@ -66,6 +73,7 @@ def main() -> int:
                     "source": str(args.source),
                     "seconds_median": round(seconds, 2),
                     "seconds": [round(t, 2) for t in times],
+                    "cpu_seconds": [round(t, 2) for t in cpu],
                     "step_marked": marked,
                     "budget_s": BUDGET_S,
                     "budget_met": met,

@@ -107,3 +107,15 @@ def test_history_notebook_in_a_kernel_marks_run_8(tmp_path: Path) -> None:
     execute_notebook(notebooks_dir() / "history.ipynb", out, {"runs_dir": str(runs)}, cwd=tmp_path, timeout_s=300)
     text = json.dumps([c.get("outputs", []) for c in nbformat.read(out, as_version=4).cells])
     assert "starting at run 8 (r008" in text and "image/png" in text
+
+
+def test_midranks_share_ties_as_scipy_does() -> None:
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from stability_lib.report.history import _midranks
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        x = rng.integers(0, 5, size=int(rng.integers(1, 30))).astype(float)
+        assert np.allclose(_midranks(x), rankdata(x))

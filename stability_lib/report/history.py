@@ -133,14 +133,25 @@ def _pettitt(ranks: Any) -> tuple[Any, Any]:
     return u.max(axis=1), u.argmax(axis=1) + 1
 
 
+def _midranks(x: Any) -> Any:
+    """Ranks 1..n, tied values sharing their mean rank (scipy's rankdata 'average', without scipy)."""
+    import numpy as np
+
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return (sums / counts)[inverse]
+
+
 def _one_step(values: Sequence[float], rng: Any) -> Step | None:
     import numpy as np
-    from scipy.stats import rankdata
 
     n = len(values)
     if n < MIN_SERIES:
         return None
-    ranks = rankdata(values)  # midranks: ties count half
+    ranks = _midranks(np.asarray(values, dtype=float))  # ties count half
     observed, split = _pettitt(ranks[None, :])
     if observed[0] == 0:
         return None
@@ -405,7 +416,7 @@ def trend_chart(history: History, check: CheckTrend) -> Any:
     ax.tick_params(labelsize=7)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", frameon=False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.87, bottom=0.13)  # fixed margins: tight_layout per chart costs
     return fig
 
 
