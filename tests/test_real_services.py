@@ -86,7 +86,8 @@ def test_a_healthy_service_passes_health_golden_path_soak_and_teardown(name: str
     assert succeeded.status is Status.PASS, succeeded.details["failures"][:3]
     assert isolated.status is Status.PASS, isolated.statistic
     assert soak.aggregate.ok == soak.aggregate.sessions == 12, soak.aggregate.failures
-    assert all(c.status is Status.PASS for c in (*golden.teardown_claims(), *soak.teardown_claims()))
+    teardown = [*golden.teardown_claims(), *soak.teardown_claims()]
+    assert [c.status for c in teardown] == [Status.PASS] * 3, [c.statistic for c in teardown]
     assert golden.teardown and soak.teardown  # the finally steps ran
     assert left["sessions"] == 0  # everything the probe opened was closed again
 
@@ -119,6 +120,9 @@ def test_without_finally_steps_the_probe_leaves_sessions_behind(name: str) -> No
         left = service.resources()
     assert not golden.teardown and not soak.teardown
     assert left["sessions"] > 0
+    (left_behind,) = golden.teardown_claims()  # the leftovers checks of the params saw them
+    assert left_behind.id == "golden_path.teardown.nothing_left_behind"
+    assert left_behind.status is Status.FAIL
 
 
 def test_a_candidate_killed_mid_soak_fails_with_refused_connections(name: str) -> None:

@@ -15,6 +15,7 @@ check could not have failed, and it says INCONCLUSIVE.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import re
 import time
@@ -312,6 +313,40 @@ def golden_claim(
 
 
 @dataclass(frozen=True)
+class LeftoverCheck:
+    """One leftovers check of one user after every finally and teardown step: did it hold, and why not."""
+
+    user: str
+    step: str
+    ok: bool
+    why: str = ""
+
+
+def leftovers_claim(checks: Sequence[LeftoverCheck], section: str, evidence: Sequence[EvidenceRef] = ()) -> Claim:
+    """PASS when every leftovers check held for every user; FAIL naming what was left; INCONCLUSIVE with none run."""
+    failed = [c for c in checks if not c.ok]
+    if not checks:
+        status, statistic = Status.INCONCLUSIVE, "no leftovers check ran (no user was set up)"
+    elif failed:
+        first = failed[0]
+        status = Status.FAIL
+        statistic = (
+            f"{len(failed)} of {len(checks)} leftovers checks failed (first: {first.user}: {first.step}: {first.why})"
+        )
+    else:
+        status, statistic = Status.PASS, f"{len(checks)} leftovers checks held ({len({c.user for c in checks})} users)"
+    return Claim(
+        id=f"{section}.teardown.nothing_left_behind",
+        section=section,
+        statement="Nothing the probe created is left on the target",
+        status=status,
+        statistic=statistic,
+        evidence=tuple(evidence),
+        details={"failures": [dataclasses.asdict(c) for c in failed[:_MAX_LEAKS_LISTED]]},
+    )
+
+
+@dataclass(frozen=True)
 class GoldenResult:
     run_id: str
     started_at: str
@@ -325,6 +360,8 @@ class GoldenResult:
     confidence: float
     teardown: tuple[TeardownRecord, ...] = ()
     teardown_configured: bool = False
+    leftovers: tuple[LeftoverCheck, ...] = ()
+    leftovers_configured: bool = False
 
     @property
     def success(self) -> RateEstimate:
@@ -352,8 +389,12 @@ class GoldenResult:
         )
 
     def teardown_claims(self, section: str = "golden_path", evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
-        """``<section>.teardown.steps_succeeded`` when the golden path has finally steps (else none)."""
-        return teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+        """``<section>.teardown.steps_succeeded`` when the scenario has finally/teardown steps, and
+        ``<section>.teardown.nothing_left_behind`` when it has leftovers checks (else none)."""
+        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+        if self.leftovers_configured:
+            claims.append(leftovers_claim(self.leftovers, section, evidence))
+        return claims
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -369,6 +410,7 @@ class GoldenResult:
             "isolation": self.isolation.to_dict(),
             "sightings": [s.to_dict() for s in self.sightings],
             "teardown": [t.to_dict() for t in self.teardown],
+            "leftovers": [dataclasses.asdict(c) for c in self.leftovers],
         }
 
 
@@ -382,6 +424,7 @@ class _UserOutcome:
     samples: list[StepSample] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
     teardown: list[TeardownRecord] = field(default_factory=list)
+    leftovers: list[LeftoverCheck] = field(default_factory=list)
 
 
 async def _run_user(
@@ -449,6 +492,12 @@ async def _run_user(
                     tuple(ws_records),
                 )
             )
+        # Per user, once, at the very end: teardown, then the checks that prove nothing was left behind.
+        final_context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{index}-end")
+        out.teardown.extend(await run_finally(where, scenario.teardown, final_context, unit="user", index=index))
+        for check in scenario.leftovers:
+            run = await run_step(where, check, final_context)
+            out.leftovers.append(LeftoverCheck(username, check.name, run.ok, run.why))
         return out
 
 
@@ -485,7 +534,9 @@ async def run_golden_path(
         isolation=analyze_isolation(nonces, sightings),
         confidence=scenario.confidence,
         teardown=tuple(t for o in outcomes for t in o.teardown),
-        teardown_configured=bool(scenario.golden_path.finally_steps),
+        teardown_configured=bool(scenario.golden_path.finally_steps or scenario.teardown),
+        leftovers=tuple(c for o in outcomes for c in o.leftovers),
+        leftovers_configured=bool(scenario.leftovers),
     )
 
 
