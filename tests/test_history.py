@@ -119,3 +119,16 @@ def test_midranks_share_ties_as_scipy_does() -> None:
     for _ in range(100):
         x = rng.integers(0, 5, size=int(rng.integers(1, 30))).astype(float)
         assert np.allclose(_midranks(x), rankdata(x))
+
+
+@pytest.mark.parametrize(("factor", "banner"), [(1.3, "sp-FAIL"), (0.7, "sp-INCONCLUSIVE")])
+def test_the_banner_is_red_only_when_a_figure_got_worse(tmp_path: Path, factor: float, banner: str) -> None:
+    from stability_lib.report.history import history_parts
+
+    make_history_runs(tmp_path, PASS_RUN, n=12, slow_from=8, factor=factor)
+    import matplotlib.pyplot as plt
+
+    parts = history_parts(load_history(tmp_path))
+    plt.close("all")  # the parts hold the charts: closed here, as show_history closes each shown
+    first = parts[0]
+    assert f'sp-banner {banner}"' in first and "1 real change(s)" in first

@@ -441,7 +441,9 @@ def history_parts(history: History) -> list[Any]:
         + (f"; {len(history.skipped)} run directories could not be read (listed below)" if history.skipped else "")
         + ".</p>",
     ]
-    kind = "FAIL" if steps else "PASS"
+    # Red when a figure got worse (every figure: higher is worse), amber when every change is a gain.
+    worse = any(step.after > step.before for _, _, step in steps)
+    kind = "FAIL" if worse else ("INCONCLUSIVE" if steps else "PASS")
     head.append(
         f'<div class="sp-banner sp-{kind}"><span class="sp-verdict">'
         + (f"{len(steps)} real change(s) in a figure" if steps else "No statistically real change in any figure")
