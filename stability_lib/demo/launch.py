@@ -29,8 +29,15 @@ _START_TIMEOUT_S = 30.0
 
 
 class DemoProcess:
-    def __init__(self, variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None) -> None:
+    """One sample service process. ``wait=False`` returns as soon as it is launched (start
+    several at once, then ``wait_ready()`` on each): ``url`` is set once it listens."""
+
+    def __init__(
+        self, variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None, *, wait: bool = True
+    ) -> None:
         self._t0 = time.monotonic()
+        self.variant = variant
+        self.url = ""
         cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--port", "0", "--seed", str(seed)]
         if db is not None:
             cmd += ["--db", str(db)]
@@ -40,11 +47,18 @@ class DemoProcess:
         # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the process: closed by stop())
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
-        try:
-            self.url = self._read_url(variant)
-        except BaseException:  # a bad variant, or Ctrl-C while it starts: it must not outlive us
-            self.stop()
-            raise
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> str:
+        """Wait until the service prints its URL; a service that cannot start is stopped."""
+        if not self.url:
+            try:
+                self.url = self._read_url(self.variant)
+            except BaseException:  # a bad variant, or Ctrl-C while it starts: it must not outlive us
+                self.stop()
+                raise
+        return self.url
 
     def _read_url(self, variant: str) -> str:
         box: list[str] = []
@@ -105,15 +119,12 @@ def demo_targets(
             "DEMO_CANDIDATE_DB": str(folder / "candidate.sqlite3"),
             "DEMO_BASELINE_DB": str(folder / "baseline.sqlite3"),
         }
-        services = [DemoProcess(variant, faults, seed=1, db=Path(env["DEMO_CANDIDATE_DB"]))]
+        # Both services boot at once: each spends about a second of its own CPU on imports.
+        services = [DemoProcess(variant, faults, seed=1, db=Path(env["DEMO_CANDIDATE_DB"]), wait=False)]
         stack.callback(services[0].stop)
-        env["DEMO_CANDIDATE_URL"] = services[0].url
-        # A fresh password for the generated test users: a secret that only the environment holds.
-        env["DEMO_USER_PASSWORD"] = os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16)
         if baseline_variant:
-            services.append(DemoProcess(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"])))
+            services.append(DemoProcess(baseline_variant, (), seed=2, db=Path(env["DEMO_BASELINE_DB"]), wait=False))
             stack.callback(services[-1].stop)
-            env["DEMO_BASELINE_URL"] = services[-1].url
 
         # Runs first on the way out: both services shut down at once, then each stop() waits.
         def terminate_all() -> None:
@@ -121,6 +132,11 @@ def demo_targets(
                 service.terminate()
 
         stack.callback(terminate_all)
+        env["DEMO_CANDIDATE_URL"] = services[0].wait_ready()
+        if baseline_variant:
+            env["DEMO_BASELINE_URL"] = services[-1].wait_ready()
+        # A fresh password for the generated test users: a secret that only the environment holds.
+        env["DEMO_USER_PASSWORD"] = os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16)
         yield env
 
 
