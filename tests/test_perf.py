@@ -213,3 +213,19 @@ def test_the_chart_shows_each_sequential_claim_and_how_it_stopped() -> None:
     assert isinstance(parts[0], MplFigure) and len([a for a in parts[0].axes if a.get_visible()]) == 2
     assert "step:slow: REGRESSION, decided at round" in parts[1]
     assert sequential_parts(SectionResult("performance", Status.PASS, (), {"comparisons": []})) == []
+
+
+def test_the_performance_page_shows_how_each_claim_stopped() -> None:
+    # The section page (report and notebook) carries the sequential chart and stop reasons.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from stability_lib.core.models import SectionResult
+    from stability_lib.report.views import section_parts
+
+    cfg = PerformanceConfig(samples_per_side=10, operations=["step:*"])
+    sampling = sample_sequentially(synthetic_rounds({"step:slow": 1.5, "step:same": 1.0}), cfg)
+    comparisons, claims = judge(sampling, cfg)
+    result = SectionResult("performance", Status.FAIL, tuple(claims.values()), {"comparisons": comparisons})
+    html = "".join(p for p in section_parts(result) if isinstance(p, str))
+    assert "step:slow: REGRESSION, decided at round" in html

@@ -48,38 +48,37 @@ VERDICT_RULE = (
 
 
 def _rules() -> list[tuple[str, str]]:
-    rules = [("Overall verdict", VERDICT_RULE)]
-    try:
-        from ..stats import inference as _stats
+    # Imported by name: a rule text that moves fails loudly here instead of vanishing from the report.
+    from ..stats.inference import FAILURE_RATE_RULE_TEXT, FIX_RULE_TEXT, PERFORMANCE_RULE_TEXT
+    from ..stats.sequential import RULE_TEXT as SEQUENTIAL_RULE_TEXT
 
-        rules.append(("Performance (median ratio)", getattr(_stats, "PERFORMANCE_RULE_TEXT", "")))
-        rules.append(
-            (
-                "Performance: several operations",
-                "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
-                "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
-                "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
-                "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
-                "so that drift on the machine hits both sides alike.",
-            )
-        )
-        rules.append(("Failure rates", getattr(_stats, "FAILURE_RATE_RULE_TEXT", "")))
-        fix = getattr(_stats, "FIX_RULE_TEXT", "")
-        if fix:
-            rules.append(('"The fix works"', fix))
-    except ImportError:
-        pass
-    rules.append(
+    return [
+        ("Overall verdict", VERDICT_RULE),
+        ("Sequential sampling: when a claim stops", SEQUENTIAL_RULE_TEXT),
+        ("Performance (median ratio)", PERFORMANCE_RULE_TEXT),
+        (
+            "Performance: several operations",
+            "When m operations decide, each interval is computed at 1 - 0.05/m (Bonferroni), so that a false "
+            "REGRESSION or NO REGRESSION anywhere in the family happens in at most 5% of runs. Operations whose "
+            "baseline median is under performance.min_median_ms, or that performance.operations does not select, "
+            "are shown at 95% as informative and do not decide. Samples are taken interleaved (A B, B A, ...) "
+            "so that drift on the machine hits both sides alike.",
+        ),
+        ("Failure rates", FAILURE_RATE_RULE_TEXT),
+        ('"The fix works"', FIX_RULE_TEXT),
         (
             "Test categories",
             "A category passes when its tests ran and none failed or errored; zero executed "
-            "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass.",
-        )
-    )
-    rules.append(
-        ("API contract", "Fails on any ERR (breaking) change, and on WARN when params say so; needs two real specs.")
-    )
-    return rules
+            "or only skipped tests is INCONCLUSIVE; flaky tests (passed on rerun) are not a clean pass; a JUnit "
+            "file that declares failures or tests it does not list is INCONCLUSIVE.",
+        ),
+        (
+            "API contract",
+            "Fails on any change at or above params' fail_on level (WARN by default: 'breaking' as oasdiff means "
+            "it; fail_on: ERR fails on certain breaks only). A change that could not be compared (an unresolved "
+            "$ref, a schema nested past the depth limit) makes the check INCONCLUSIVE; it needs two real specs.",
+        ),
+    ]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.models import SectionResult
 from .render import breakable, claims_table_html, esc, machine_text, section_heading_html, section_lead, table
+from .sequential_view import sequential_parts
 
 __all__ = ["section_parts", "show", "register_view"]
 
@@ -313,6 +314,7 @@ def _websocket_view(result: SectionResult) -> list[Part]:
             "<h3>Failed sessions (first 20; reasons as sent by the server)</h3>"
             + table(["Session", "Outcome", "Close code", "Reason"], closes)
         )
+    parts += sequential_parts(result)
     return parts
 
 
@@ -492,6 +494,7 @@ def _performance_view(result: SectionResult) -> list[Part]:
     judged = [c["operation"] for c in comparisons if c.get("judged", True)][:6]
     if judged:
         parts.append(_chart(_ecdf_chart, result.data.get("samples", {}), judged))
+    parts += sequential_parts(result)
     return parts
 
 
