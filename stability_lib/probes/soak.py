@@ -345,7 +345,12 @@ async def run_soak(
 
 
 def run_soak_sync(
-    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+    base_url: str,
+    scenario: ScenarioConfig,
+    *,
+    ws_base_url: str | None = None,
+    run_id: str | None = None,
+    side: str = "candidate",
 ) -> SoakResult:
-    """``run_soak`` from sync code (notebooks included)."""
-    return run_blocking(lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id))
+    """``run_soak`` from sync code (notebooks included); ``side="baseline"`` for a baseline soak."""
+    return run_blocking(lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id, side=side))
