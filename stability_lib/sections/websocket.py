@@ -53,7 +53,9 @@ def websocket(sec: Section) -> SectionResult:
         where = targets[side]
         assert where is not None
         part = soak.model_copy(update={"sessions": round_sessions, "duration_s": min(soak.duration_s, seconds_left)})
-        return run_soak_sync(where.base_url, scenario.model_copy(update={"soak": part}), ws_base_url=where.ws_base_url)
+        return run_soak_sync(
+            where.base_url, scenario.model_copy(update={"soak": part}), ws_base_url=where.ws_base_url, side=side
+        )
 
     # Budget: scenario.soak.sessions per side and scenario.soak.duration_s for the whole section.
     taken = soak_sequentially(
@@ -69,6 +71,7 @@ def websocket(sec: Section) -> SectionResult:
     claims = [
         _sequential_rate_claim(crash_claim, taken.crash, "closed with 1011/1006", taken.stop_note),
         _sequential_rate_claim(complete_claim, taken.complete, "failed", taken.stop_note),
+        *candidate.teardown_claims(sec.name),
     ]
     records = candidate.records
     sequential: dict[str, Any] = {
@@ -149,7 +152,7 @@ def _websocket_fixed(sec: Section) -> SectionResult:
 
     scenario, target = _scenario(sec), sec.params.target
     candidate = run_soak_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
-    claims = list(candidate.claims(sec.name))
+    claims = [*candidate.claims(sec.name), *candidate.teardown_claims(sec.name)]
     records = candidate.records
     data: dict = {
         "candidate": candidate.to_dict(),
@@ -163,7 +166,9 @@ def _websocket_fixed(sec: Section) -> SectionResult:
         if baseline_target is None:
             claims.append(_no_baseline_claim(sec))
         else:
-            baseline = run_soak_sync(baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url)
+            baseline = run_soak_sync(
+                baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url, side="baseline"
+            )
             data["baseline"] = baseline.to_dict()
             b, c = baseline.aggregate, candidate.aggregate
             # Over sessions seen to their end: a candidate that hangs must not "fix" its crashes.
@@ -292,6 +297,7 @@ def merge_soak_rounds(results: Sequence[Any], offsets: Sequence[float], confiden
         cancelled_at_deadline=sum(r.cancelled_at_deadline for r in results),
         records=records,
         aggregate=aggregate_sessions(records, confidence),
+        teardown=tuple(t for res in results for t in getattr(res, "teardown", ())),
     )
 
 
