@@ -118,3 +118,9 @@ def test_a_rate_claim_on_few_runs_is_flagged() -> None:
     claim = Claim("golden_path.ok", "golden_path", "s", Status.PASS, details={"estimate": {"k": 0, "n": 1}})
     result = SectionResult("golden_path", Status.PASS, claims=(claim,), duration_s=1.0)
     assert [w.kind for w in evidence_warnings(params(min_samples=20), {"golden_path": result})] == ["small_sample"]
+
+
+def test_a_run_without_a_live_target_is_not_called_local() -> None:
+    # A spec-file or existing-JUnit run records no address: nothing there is a local target.
+    p = params("staging", "https://staging.example.com")
+    assert evidence_warnings(p, {}, targets={"candidate": ""}) == []

@@ -184,7 +184,7 @@ def _target_warnings(params: Any, targets: dict[str, str]) -> list[EvidenceWarni
         return []
     out = []
     for label, url in targets.items():
-        if _is_local(url):
+        if url and _is_local(url):  # an empty address: the run had no live target to judge
             out.append(
                 EvidenceWarning(
                     "local_target_in_shared_environment",

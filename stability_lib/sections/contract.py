@@ -44,7 +44,8 @@ def contract(sec: Section) -> SectionResult:
         return sec.skip("switched off in params")
     cfg, params = sec.config, sec.params
     baseline_events = candidate_events = None
-    if cfg.compare_ws_events and params.scenario is not None and params.baseline is not None:
+    # Events come from live targets only: a spec-file-only run has none to probe.
+    if cfg.compare_ws_events and params.has_live_target and params.scenario is not None and params.baseline is not None:
         baseline_events = _observed_events(params.baseline, params.scenario)
         candidate_events = _observed_events(params.target, params.scenario)
     result = run_contract(

@@ -19,7 +19,12 @@ def suites(sec: Section) -> SectionResult:
     redact_tree(out_dir, sec.secrets)  # copied JUnit XML and output logs are kept in the run
     data = {
         "categories": [r.to_dict() for r in results],
-        "commands": [f"(cd {r.run.cwd} && {' '.join(r.run.argv)})" for r in results],
+        "commands": [
+            f"(cd {r.run.cwd} && {' '.join(r.run.argv)})"
+            if r.run.argv
+            else f"read {r.run.junit_expected_at} (no command)"
+            for r in results
+        ],
     }
     claims = [
         replace(
