@@ -37,3 +37,16 @@ def test_the_sample_service_registers_its_hooks() -> None:
 def test_a_missing_hook_is_a_run_error_that_says_how_to_fix_it() -> None:
     with pytest.raises(RunError, match="pip install -e"):
         sample_service_hook("no-such-hook")
+
+
+def test_one_check_commands_do_not_load_the_probe_and_report_stack() -> None:
+    # `stability diff` / `junit` start fast: importing the package loads no httpx, pandas or papermill.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, stability_lib as sl; "
+        "heavy = [m for m in ('httpx', 'websockets', 'pandas', 'papermill', 'matplotlib') if m in sys.modules]; "
+        "assert not heavy, heavy; sl.sections; assert 'httpx' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
