@@ -316,3 +316,13 @@ def test_target_is_required_by_name_when_an_enabled_section_needs_it(tmp_path: P
     assert f"target: required by the enabled sections {needing} " in str(err.value)
     params, _ = load_params(write(tmp_path, text + "target: {base_url: 'http://127.0.0.1:9'}\n"), env={})
     assert params.has_live_target
+
+
+@pytest.mark.parametrize("token", ["abc123literal", "${TOKEN}x"])
+def test_a_literal_static_token_is_refused_naming_the_field(tmp_path: Path, token: str) -> None:
+    text = (
+        "title: t\ntarget: {base_url: 'http://127.0.0.1:1'}\n"
+        f"scenario:\n  users:\n    count: 1\n    credentials: [{{name: a, token: '{token}'}}]\n"
+    )
+    with pytest.raises(ParamsError, match=r"scenario.users.credentials.0.token: write it as \$\{NAME\}"):
+        load_params(write(tmp_path, text), env={"TOKEN": "t"})

@@ -429,8 +429,24 @@ def load_params(
     import os
 
     raw = apply_overrides(read_raw(path), overrides or [])
+    _refuse_literal_credentials(raw)
     resolved = resolve_env(raw, os.environ if env is None else env)
     return validate_params(resolved, rereading=isinstance(env, LenientEnv)), raw
+
+
+def _refuse_literal_credentials(raw: Mapping[str, Any]) -> None:
+    """Static tokens come from the environment only: a literal one would sit in params.yaml and the run."""
+    scenario = raw.get("scenario")
+    users = scenario.get("users") if isinstance(scenario, dict) else None
+    credentials = users.get("credentials") if isinstance(users, dict) else None
+    for i, entry in enumerate(credentials if isinstance(credentials, list) else []):
+        for key in ("token", "baseline_token"):
+            value = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(value, str) and not ENV_REFERENCE.fullmatch(value.strip()):
+                raise ParamsError(
+                    f"invalid params: scenario.users.credentials.{i}.{key}: write it as ${{NAME}} and put the "
+                    "token in that environment variable (a literal token would be written into the run)"
+                )
 
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie", re.IGNORECASE)
