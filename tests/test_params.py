@@ -326,3 +326,15 @@ def test_a_literal_static_token_is_refused_naming_the_field(tmp_path: Path, toke
     )
     with pytest.raises(ParamsError, match=r"scenario.users.credentials.0.token: write it as \$\{NAME\}"):
         load_params(write(tmp_path, text), env={"TOKEN": "t"})
+
+
+def test_the_soak_can_be_switched_to_a_fixed_sample_and_its_rounds_sized() -> None:
+    from pydantic import ValidationError
+
+    from stability_lib.probes.config import WebSocketSectionConfig
+
+    ws = WebSocketSectionConfig.model_validate({"sequential": False, "round_sessions": 50})
+    assert ws.sequential is False and ws.round_sessions == 50
+    assert WebSocketSectionConfig().sequential is True
+    with pytest.raises(ValidationError):
+        WebSocketSectionConfig.model_validate({"round_sessions": 0})

@@ -40,6 +40,14 @@ class WebSocketSectionConfig(_Section):
         description="The change claims to fix 1011/1006 closes: soak the baseline target too and require the "
         "candidate's rate to be lower (one-sided Fisher exact test at 5%) and within the tolerated rate.",
     )
+    sequential: bool = Field(
+        True,
+        description="Soak in rounds and stop as soon as every rate claim is decided (anytime-valid confidence "
+        "sequences), within scenario.soak.sessions per side and scenario.soak.duration_s; false: one fixed soak.",
+    )
+    round_sessions: int | None = Field(
+        None, ge=1, le=5000, description="Sessions per side and round (default 100, at most scenario.soak.sessions)."
+    )
 
 
 class GoldenPathSectionConfig(_Section):

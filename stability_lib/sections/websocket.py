@@ -39,14 +39,14 @@ __all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", 
 def websocket(sec: Section) -> SectionResult:
     if not sec.enabled:
         return sec.skip("switched off in params")
-    if not getattr(sec.config, "sequential", True):
+    if not sec.config.sequential:
         return _websocket_fixed(sec)
     from ..probes.engine import run_soak_sync
 
     scenario, target = _scenario(sec), sec.params.target
     soak = scenario.soak
     baseline_target = sec.params.baseline if sec.config.expect_fix else None
-    round_sessions = min(soak.sessions, getattr(sec.config, "round_sessions", None) or ROUND_SESSIONS_DEFAULT)
+    round_sessions = min(soak.sessions, sec.config.round_sessions or ROUND_SESSIONS_DEFAULT)
     targets = {"candidate": target, "baseline": baseline_target}
 
     def soak_round(side: str, index: int, seconds_left: float) -> Any:
