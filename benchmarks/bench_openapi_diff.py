@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _meta import envelope  # also puts this checkout on sys.path
 
 from stability_lib.contract.openapi_diff import count_levels, count_operations, diff_openapi
-from stability_lib.contract.section import parse_spec_bytes
+from stability_lib.contract.spec_source import parse_spec_bytes
 
 BENCHMARK = "openapi_diff"  # stable key of the results file
 QUICK_ARGS = ("--target-mb", "0.5", "--repeats", "1")  # smallest run, for run_all.py --quick

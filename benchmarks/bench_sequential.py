@@ -9,7 +9,7 @@ samples slowed 3-20x), baseline median 10 ms, tolerance 10%, 95%. For each model
 verdict and the mean samples per side used:
   * ``sequential paired``: ``stats.sequential`` as shipped (rounds of 10 per side, budget per side);
   * ``sequential unpaired``: the same sequence on each side's median (``paired=False``);
-  * ``fixed n=N``: ``stats.inference.compare_samples`` (today's rule: bootstrap CI of the ratio of
+  * ``fixed n=N``: ``stats.performance.compare_samples`` (today's rule: bootstrap CI of the ratio of
     medians) on N samples per side, one look.
 Target: no cell declares the wrong verdict in more than 5% of trials. Prints one JSON line (see
 _meta.envelope); ``--markdown`` also prints the table for BENCHMARKS.md on stderr.
@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO / "tests"))
 # One latency model for the tests' promises and for this table.
 from test_sequential import NOISY, TIGHT, VERY_WIDE, WIDE, LatencyModel, Machine
 
-from stability_lib.stats.inference import PerfVerdict, compare_samples
-from stability_lib.stats.sequential import PerfSequentialConfig, run, start_performance
+from stability_lib.stats.performance import PerfVerdict, compare_samples
+from stability_lib.stats.sequential import run
+from stability_lib.stats.sequential.performance import PerfSequentialConfig, start_performance
 
 BENCHMARK = "sequential.verdicts"  # stable key of the results file
 QUICK_ARGS = ("--trials", "20", "--budget", "400")  # smallest run, for run_all.py --quick

@@ -1,4 +1,4 @@
-"""Benchmark the performance-comparison statistics (stability_lib.stats.inference).
+"""Benchmark the performance-comparison statistics (stability_lib.stats).
 
 Run: ``python benchmarks/bench_stats.py [--repeats 5] [--no-reference]``
 
@@ -40,12 +40,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _meta import envelope  # noqa: E402  (also puts this checkout on sys.path)
 
-from stability_lib.stats.inference import (  # noqa: E402
-    bootstrap_quantiles,
-    bootstrap_quantiles_by_resampling,
-    compare_samples,
-    hodges_lehmann_shift,
-)
+from stability_lib.stats.bootstrap import bootstrap_quantiles, bootstrap_quantiles_by_resampling, hodges_lehmann_shift  # noqa: E402
+from stability_lib.stats.performance import compare_samples  # noqa: E402
 
 BENCHMARK = "stats.compare_samples"  # stable key of the results file
 QUICK_ARGS = ("--repeats", "1", "--no-reference")  # smallest run, for run_all.py --quick

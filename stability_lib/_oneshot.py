@@ -21,20 +21,14 @@ from typing import Any, TextIO
 
 from .contract.diff_output import exit_code, render
 from .contract.openapi_diff import diff_openapi
-from .contract.section import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
+from .contract.spec_source import MAX_SPEC_BYTES, fetch_spec, load_spec_file, load_spec_git
 from .core.errors import ParamsError
 from .core.verdict import EXIT_CODES
 from .execution.params import ENV_REFERENCE
+from .suites.config import CategoryConfig, CategoryRun
+from .suites.judgement import CategoryResult, category_claims, judge_category
 from .suites.junit import JUnitReport
-from .suites.runner import (
-    MAX_JUNIT_BYTES,
-    CategoryConfig,
-    CategoryResult,
-    CategoryRun,
-    _load_junit,
-    category_claims,
-    judge_category,
-)
+from .suites.runner import MAX_JUNIT_BYTES, _load_junit
 
 __all__ = ["diff_command", "junit_command", "resolve_header"]
 

@@ -18,17 +18,14 @@ import yaml
 from pydantic import ValidationError
 
 from stability_lib.contract.openapi_diff import Change, Level, SpecError
-from stability_lib.contract.section import (
-    ContractConfig,
-    DbCompareConfig,
+from stability_lib.contract.section import ContractConfig, DbCompareConfig, contract_claims, run_contract
+from stability_lib.contract.spec_source import (
     FileSource,
     GitSource,
     UrlSource,
-    contract_claims,
     fetch_spec,
     load_spec_git,
     parse_spec_bytes,
-    run_contract,
 )
 from stability_lib.core.errors import TargetError
 from stability_lib.core.models import Status
@@ -649,7 +646,7 @@ def test_a_device_spec_file_is_refused_unread_within_bounded_memory(device: str)
     code = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
         "from pathlib import Path\n"
-        "from stability_lib.contract.section import FileSource, load_spec\n"
+        "from stability_lib.contract.spec_source import FileSource, load_spec\n"
         f"got = load_spec(FileSource(file={device!r}), default_url=None, base_dir=Path('.'))\n"
         "print(got.error)\n"
     )
@@ -659,14 +656,14 @@ def test_a_device_spec_file_is_refused_unread_within_bounded_memory(device: str)
 
 
 def test_a_directory_spec_file_is_refused(tmp_path: Path) -> None:
-    from stability_lib.contract.section import load_spec
+    from stability_lib.contract.spec_source import load_spec
 
     got = load_spec(FileSource(file=str(tmp_path)), default_url=None, base_dir=tmp_path)
     assert not got.ok and "not a regular file" in str(got.error)
 
 
 def test_a_spec_file_over_the_cap_is_refused_before_reading(tmp_path: Path) -> None:
-    from stability_lib.contract.section import load_spec_file
+    from stability_lib.contract.spec_source import load_spec_file
 
     big = tmp_path / "big.json"
     with big.open("wb") as fh:  # sparse: large on paper, nothing to write
@@ -739,7 +736,7 @@ def test_a_stalled_git_is_killed_at_its_deadline(tmp_path: Path, monkeypatch: py
     import os
     import stat as stat_mod
 
-    from stability_lib.contract import section as _contract
+    from stability_lib.contract import spec_source as _contract
 
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from stability_lib.report import frames as _frames
-from stability_lib.report.frames import COLUMNS, RunFormatError, describe_columns, load_run, load_runs
+from stability_lib.report.frame_columns import COLUMNS, describe_columns
+from stability_lib.report.frames import RunFormatError, load_run, load_runs
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 FRAMES = ("claims", "sections", "sessions", "latency", "tests", "contract_changes", "warnings")

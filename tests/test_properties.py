@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stability_lib.contract.openapi_diff import SpecError, diff_openapi
-from stability_lib.contract.section import parse_spec_bytes
+from stability_lib.contract.spec_source import parse_spec_bytes
 from stability_lib.core.errors import ParamsError
 from stability_lib.execution.params import load_params
 from stability_lib.probes.scenario import TemplateError, render_template

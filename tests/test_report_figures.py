@@ -10,8 +10,9 @@ from stability_lib.contract.openapi_rules_table import Change, Level
 from stability_lib.contract.section import contract_claims
 from stability_lib.contract.ws_messages import ws_contract_claims
 from stability_lib.report.figures import figure_text
+from stability_lib.suites.config import CategoryConfig, CategoryRun
+from stability_lib.suites.judgement import category_claims, judge_category
 from stability_lib.suites.junit import parse_junit
-from stability_lib.suites.runner import CategoryConfig, CategoryRun, category_claims, judge_category
 
 JUNIT = b"""<testsuite name="s" tests="3" failures="1" errors="1">
 <testcase classname="m" name="a" time="0.1"/>

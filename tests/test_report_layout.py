@@ -24,7 +24,9 @@ from stability_lib.core.verdict import section_status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
 from stability_lib.report.frontpage import front_items
-from stability_lib.stats.inference import compare_failure_rates, compare_samples, rate_estimate
+from stability_lib.stats.fixes import compare_failure_rates
+from stability_lib.stats.performance import compare_samples
+from stability_lib.stats.rates import rate_estimate
 
 pytestmark = pytest.mark.slow
 

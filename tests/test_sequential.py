@@ -20,27 +20,20 @@ from scipy import stats as sps
 
 from stability_lib.core.models import Status
 from stability_lib.sections.websocket import soak_sequentially
-from stability_lib.stats.inference import FixStatus, PerfVerdict, RateVerdict, StatisticsInputError
-from stability_lib.stats.sequential import (
-    RULE_TEXT,
-    FixRound,
-    FixSequentialConfig,
-    FixState,
+from stability_lib.stats._validate import StatisticsInputError
+from stability_lib.stats.fixes import FixStatus
+from stability_lib.stats.performance import PerfVerdict
+from stability_lib.stats.rates import RateVerdict
+from stability_lib.stats.sequential import RULE_TEXT, run, update
+from stability_lib.stats.sequential.core import StopReason, binomial_confidence_sequence, median_confidence_sequence
+from stability_lib.stats.sequential.fixes import FixRound, FixSequentialConfig, FixState, start_fix
+from stability_lib.stats.sequential.performance import (
     PerfRound,
     PerfSequentialConfig,
-    RateRound,
-    RateSequentialConfig,
-    RateState,
-    StopReason,
-    binomial_confidence_sequence,
-    median_confidence_sequence,
-    run,
-    start_failure_rate,
-    start_fix,
     start_performance,
     start_performance_family,
-    update,
 )
+from stability_lib.stats.sequential.rates import RateRound, RateSequentialConfig, RateState, start_failure_rate
 
 ALPHA = 0.05
 
@@ -186,7 +179,7 @@ def test_median_sequence_covers_the_true_median_at_every_n_at_once() -> None:
     streams, n_max = 400, 600
     below = np.cumsum(rng.standard_cauchy((streams, n_max)) <= 0.0, axis=1)  # count <= 0 at each n
     ns = np.arange(1, n_max + 1)
-    from stability_lib.stats.sequential import _sign_rank
+    from stability_lib.stats.sequential.core import _sign_rank
 
     ranks = np.array([_sign_rank(int(n), ALPHA) for n in ns])
     bounded = ranks >= 1

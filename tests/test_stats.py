@@ -1,4 +1,4 @@
-"""Tests for stability_lib.stats.inference: known values, exactness checks and simulations.
+"""Tests for stability_lib.stats (rates, bootstrap, performance, fixes): known values, exactness checks and simulations.
 
 Simulations are seeded (deterministic) and sized to run in a few seconds; the
 thresholds they assert are the promises a report makes to its reader.
@@ -17,19 +17,13 @@ from scipy import stats as sps
 
 from stability_lib.core.errors import StabilityError
 from stability_lib.core.models import Status
-from stability_lib.stats.inference import (
-    FIX_RULE_TEXT,
-    PERFORMANCE_RULE_TEXT,
-    FixStatus,
-    PerfVerdict,
+from stability_lib.stats._validate import StatisticsInputError
+from stability_lib.stats.bootstrap import bootstrap_quantiles, bootstrap_quantiles_by_resampling, hodges_lehmann_shift
+from stability_lib.stats.fixes import FIX_RULE_TEXT, FixStatus, compare_failure_rates
+from stability_lib.stats.performance import PERFORMANCE_RULE_TEXT, PerfVerdict, compare_samples
+from stability_lib.stats.rates import (
     RateVerdict,
-    StatisticsInputError,
-    bootstrap_quantiles,
-    bootstrap_quantiles_by_resampling,
     clopper_pearson,
-    compare_failure_rates,
-    compare_samples,
-    hodges_lehmann_shift,
     judge_failure_rate,
     rate_estimate,
     sessions_needed,

@@ -14,20 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from stability_lib.core.models import Status
+from stability_lib.suites.config import TARGET_URL_ENV, CategoryConfig, CategoryRun, SuitesConfig, build_command
+from stability_lib.suites.judgement import category_claims, diff_against_baseline, judge_category
 from stability_lib.suites.junit import JUnitReport, TestCase, TestOutcome, parse_junit
-from stability_lib.suites.runner import (
-    TARGET_URL_ENV,
-    CategoryConfig,
-    CategoryRun,
-    SuitesConfig,
-    build_command,
-    category_claims,
-    diff_against_baseline,
-    evaluate_run,
-    judge_category,
-    run_category,
-    run_suites,
-)
+from stability_lib.suites.process import run_category
+from stability_lib.suites.runner import evaluate_run, run_suites
 
 FIXTURES = Path(__file__).parent / "fixtures" / "junit"
 

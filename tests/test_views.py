@@ -12,7 +12,8 @@ from stability_lib.report.figures import figure_text
 from stability_lib.report.frontpage import front_page_html
 from stability_lib.report.render import breakable, evidence_link, params_rows
 from stability_lib.report.views import _forest_chart, axis_limits, axis_scale, section_parts
-from stability_lib.stats.inference import compare_failure_rates, rate_estimate
+from stability_lib.stats.fixes import compare_failure_rates
+from stability_lib.stats.rates import rate_estimate
 
 
 def test_operation_names_from_the_target_are_not_parsed_as_math() -> None:

@@ -31,8 +31,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from .openapi_rules_schemas import MAX_SCHEMA_DEPTH, _Deferred, _esc, _Node, _Resolver, _SchemaDiff
+from .openapi_rules_schemas import MAX_SCHEMA_DEPTH, _Deferred, _Node, _SchemaDiff
 from .openapi_rules_table import RULES, RULES_BY_ID, Change, Level, Rule, SpecError, count_levels
+from .openapi_schema_views import _esc, _Resolver
 
 __all__ = [
     "Level",

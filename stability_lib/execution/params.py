@@ -107,7 +107,7 @@ def _section_models() -> dict[str, Any]:
     from ..contract.section import ContractConfig
     from ..probes.config import GoldenPathSectionConfig, IsolationSectionConfig, WebSocketSectionConfig
     from ..probes.perf import PerformanceConfig
-    from ..suites.runner import SuitesConfig
+    from ..suites.config import SuitesConfig
 
     return {
         "suites": SuitesConfig,

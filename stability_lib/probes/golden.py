@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.models import Claim, EvidenceRef, Figure, Status
-from ..stats.inference import RateEstimate, rate_estimate
+from ..stats.rates import RateEstimate, rate_estimate
 from .engine import (
     SETUP_CONCURRENCY,
     HttpStepResult,

@@ -19,17 +19,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.models import Claim, Figure, Status
-from ..stats.sequential import (
-    PerfFamilyState,
-    PerfRound,
-    PerfSequentialConfig,
-    SequentialResult,
-    StopReason,
-    halt,
-    round_would_overrun,
-    start_performance_family,
-    update,
-)
+from ..stats.sequential import halt, round_would_overrun, update
+from ..stats.sequential.core import SequentialResult, StopReason
+from ..stats.sequential.performance import PerfFamilyState, PerfRound, PerfSequentialConfig, start_performance_family
 
 __all__ = [
     "PerformanceConfig",
@@ -334,7 +326,7 @@ def compare_operations(
 ) -> tuple[list[dict[str, Any]], list[Claim]]:
     """Claims per operation. With ``sequential``, its judged operations are decided by their
     confidence sequences; the fixed-sample comparison of all samples stays in the evidence beside it."""
-    from ..stats.inference import compare_samples
+    from ..stats.performance import compare_samples
 
     survivorship = _survivorship(runs)
     comparisons: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.models import Claim, EvidenceRef, Status
-from ..stats.inference import RateEstimate, RateVerdict, judge_failure_rate, rate_estimate, sessions_needed
+from ..stats.rates import RateEstimate, RateVerdict, judge_failure_rate, rate_estimate, sessions_needed
 
 __all__ = [
     "OutcomeKind",

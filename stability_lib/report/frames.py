@@ -40,7 +40,6 @@ empty, so code written against one run works on any other.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -51,6 +50,19 @@ import pandas as pd
 
 from ..core.errors import EvidenceError
 from ..suites.junit import MAX_JUNIT_BYTES, JUnitParseError, parse_junit
+from .frame_columns import COLUMNS, describe_columns
+from .frame_rows import (
+    _claim_rows,
+    _contract_rows,
+    _dict,
+    _int,
+    _latency_rows,
+    _list,
+    _num,
+    _session_rows,
+    _text,
+    _warning_rows,
+)
 
 __all__ = [
     "Run",
@@ -58,8 +70,6 @@ __all__ = [
     "RunFormatError",
     "load_run",
     "load_runs",
-    "COLUMNS",
-    "describe_columns",
     "SUPPORTED_EVIDENCE_VERSIONS",
     "SUPPORTED_SUMMARY_VERSIONS",
 ]
@@ -76,137 +86,6 @@ MAX_PROBLEMS = 100
 _EVIDENCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 
 # --------------------------------------------------------------------------- column documentation
-
-# {frame: {column: (dtype, meaning)}}: the single source for dtypes, order and docs.
-COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
-    "claims": {
-        "run_id": ("string", "the run the claim belongs to"),
-        "section": ("string", "report section that made the claim (health, websocket, suites, ...)"),
-        "claim_id": ("string", "stable id '<section>.<check>', the same across runs"),
-        "status": ("string", "PASS, FAIL, INCONCLUSIVE or ERROR"),
-        "required": ("boolean", "True when the claim decides the verdict, False when informative"),
-        "statement": ("string", "plain-language statement the check tested"),
-        "statistic": ("string", "the figure that decided it, as the report prints it"),
-        "figure_kind": ("string", "rate, ratio or count; empty for claims without a structured figure"),
-        "figure_value": ("float64", "the decisive number (rate 0..1, ratio candidate/baseline, or count)"),
-        "figure_unit": ("string", "unit of figure_value, when it has one"),
-        "figure_low": ("float64", "lower end of the interval at figure_confidence"),
-        "figure_high": ("float64", "upper end of the interval (one-sided bound for a rate with k == 0)"),
-        "figure_confidence": ("float64", "confidence level of the interval (0.95 = 95%)"),
-        "figure_k": ("Int64", "events counted (failed sessions, leaks, failed tests)"),
-        "figure_n": ("Int64", "out of how many"),
-        "figure_tolerance": ("float64", "limit the check judged against"),
-        "figure_baseline_k": ("Int64", "the baseline's event count, for a candidate-versus-baseline claim"),
-        "figure_baseline_n": ("Int64", "the baseline's total"),
-        "figure_test": ("string", "statistical test or method behind the figure"),
-        "figure_what": ("string", "what figure_k counts, in words"),
-        "evidence_file": ("string", "first evidence file, relative to the run directory"),
-    },
-    "sections": {
-        "run_id": ("string", "the run"),
-        "section": ("string", "section name"),
-        "status": ("string", "PASS, FAIL, INCONCLUSIVE or ERROR (ERROR: the section itself crashed)"),
-        "error": ("string", "first line of the crash, when status is ERROR"),
-        "skipped": ("boolean", "True when the section skipped itself (switched off, or nothing to do)"),
-        "duration_s": ("float64", "wall-clock seconds the section took"),
-        "started_at": ("datetime64[ns, UTC]", "when the section started"),
-    },
-    "sessions": {
-        "run_id": ("string", "the run"),
-        "section": ("string", "websocket (the soak) or golden_path (sessions inside golden-path runs)"),
-        "side": ("string", "candidate or baseline: which target the session ran against"),
-        "session_id": ("string", "id of the session within its run"),
-        "user": ("string", "test user that opened the session"),
-        "step": ("string", "scenario step the session belongs to"),
-        "repetition": ("Int64", "golden-path repetition (empty for soak sessions)"),
-        "outcome": ("string", "ok, closed_1011, abnormal_1006, closed_other, timeout, handshake_rejected, ..."),
-        "outcome_label": ("string", "outcome with its detail, e.g. closed_other(1000), timeout(chat:final)"),
-        "crashed": ("boolean", "closed with 1011 or dropped without a close frame (1006)"),
-        "close_code": ("Int64", "WebSocket close code received, when the connection closed"),
-        "close_reason": ("string", "close reason text sent by the server (capped)"),
-        "start_offset_s": (
-            "float64",
-            "seconds from the start of the soak (or golden-path run) to this session's start",
-        ),
-        "started_at": (
-            "datetime64[ns, UTC]",
-            "wall-clock start: the probe's recorded start (whole seconds) plus start_offset_s",
-        ),
-        "connect_s": ("float64", "opening handshake, seconds"),
-        "first_event_s": ("float64", "message sent to first event received, seconds"),
-        "total_s": ("float64", "message sent to last event or close, seconds"),
-        "events": ("Int64", "events received"),
-    },
-    "latency": {
-        "run_id": ("string", "the run"),
-        "section": ("string", "section that measured it (performance: interleaved A/B samples)"),
-        "side": ("string", "candidate or baseline"),
-        "operation": ("string", "what was timed: step:<name>, <ws step>:connect, <ws step>:first_event, ..."),
-        "index": ("Int64", "position of the sample among this side's samples of this operation (0-based)"),
-        "round": (
-            "Int64",
-            "A/B round the sample was taken in (performance; empty when the evidence does not record it)",
-        ),
-        "ms": ("float64", "duration in milliseconds"),
-    },
-    "tests": {
-        "run_id": ("string", "the run"),
-        "category": ("string", "test category from params (unit, integration, e2e, ...)"),
-        "test_id": ("string", "'classname::name', stable across runs"),
-        "classname": ("string", "JUnit classname"),
-        "name": ("string", "JUnit test name"),
-        "status": ("string", "passed, failed, error, skipped or flaky (failed, then passed on a rerun)"),
-        "duration_s": ("float64", "seconds the test took (first run)"),
-        "message": ("string", "why it failed, errored or was skipped (capped)"),
-        "source": (
-            "string",
-            "junit: every test case from the copied JUnit file; evidence: only the capped lists in the evidence (file missing)",
-        ),
-    },
-    "contract_changes": {
-        "run_id": ("string", "the run"),
-        "kind": ("string", "openapi, ws (WebSocket message schema) or db (database schema)"),
-        "level": ("string", "ERR (breaking), WARN (possibly breaking) or INFO (compatible), by the diff rules"),
-        "rule": ("string", "the diff rule that fired"),
-        "path": ("string", "API path (openapi), event type (ws) or table (db)"),
-        "method": ("string", "HTTP method (openapi)"),
-        "location": ("string", "where in the spec or schema"),
-        "message": ("string", "what changed, in words"),
-    },
-    "warnings": {
-        "run_id": ("string", "the run"),
-        "kind": ("string", "warning kind (implausible_duration, small_sample, foreign_baseline, ...)"),
-        "message": ("string", "what looks wrong about the evidence"),
-        "section": ("string", "section whose evidence it concerns"),
-        "evidence_file": ("string", "evidence file, relative to the run directory"),
-        "records": ("string", "record ids in that file, comma-separated"),
-    },
-    "runs": {
-        "run_id": ("string", "run id (the run directory's name unless run.json says otherwise)"),
-        "started_at": ("datetime64[ns, UTC]", "when the run started"),
-        "finished_at": ("datetime64[ns, UTC]", "when the run finished (empty: interrupted before the summary)"),
-        "target_version": ("string", "target commit or version (fingerprint.json, else params target.commit)"),
-        "target": ("string", "candidate base URL"),
-        "baseline": ("string", "baseline base URL, when there was one"),
-        "environment": ("string", "environment named in params"),
-        "verdict": ("string", "PASS, FAIL, INCONCLUSIVE or ERROR; empty when the run has no summary.json"),
-        "exit_code": ("Int64", "exit code the verdict maps to"),
-        "tool_version": ("string", "stability-proof version that made the run"),
-        "path": ("string", "the run directory"),
-    },
-}
-
-
-def describe_columns(frame: str | None = None) -> str:
-    """The column tables as text: one frame, or all of them."""
-    names = [frame] if frame else list(COLUMNS)
-    lines: list[str] = []
-    for name in names:
-        lines.append(f"{name}:")
-        width = max(len(c) for c in COLUMNS[name])
-        for column, (dtype, meaning) in COLUMNS[name].items():
-            lines.append(f"  {column:<{width}}  {dtype:<20}  {meaning}")
-    return "\n".join(lines)
 
 
 def _frame(name: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -321,175 +200,7 @@ def _read_yaml(path: Path) -> Any:
         return None  # params only supply the target version, which has other sources
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value) if math.isfinite(value) and float(value).is_integer() else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 # --------------------------------------------------------------------------- rows per kind (pure)
-
-
-def _claim_rows(run_id: str, claims: Iterable[Any]) -> Iterator[dict[str, Any]]:
-    for raw in claims:
-        if not isinstance(raw, dict) or "id" not in raw:
-            continue
-        figure = _dict(raw.get("figure"))
-        evidence = [e for e in _list(raw.get("evidence")) if isinstance(e, dict)]
-        yield {
-            "run_id": run_id,
-            "section": _text(raw.get("section")),
-            "claim_id": str(raw["id"]),
-            "status": _text(raw.get("status")),
-            "required": bool(raw.get("required", True)),
-            "statement": _text(raw.get("statement")),
-            "statistic": _text(raw.get("statistic")),
-            "figure_kind": _text(figure.get("kind")),
-            "figure_value": _num(figure.get("value")),
-            "figure_unit": _text(figure.get("unit")),
-            "figure_low": _num(figure.get("low")),
-            "figure_high": _num(figure.get("high")),
-            "figure_confidence": _num(figure.get("confidence")),
-            "figure_k": _int(figure.get("k")),
-            "figure_n": _int(figure.get("n")),
-            "figure_tolerance": _num(figure.get("tolerance")),
-            "figure_baseline_k": _int(figure.get("baseline_k")),
-            "figure_baseline_n": _int(figure.get("baseline_n")),
-            "figure_test": _text(figure.get("test")),
-            "figure_what": _text(figure.get("what")),
-            "evidence_file": _text(evidence[0].get("file")) if evidence else None,
-        }
-
-
-def _session_row(
-    run_id: str, section: str, side: str, raw: dict[str, Any], repetition: int | None, origin: pd.Timestamp | None
-) -> dict[str, Any]:
-    outcome = _dict(raw.get("outcome"))
-    kind = _text(outcome.get("kind"))
-    offset = _num(raw.get("start_offset_s"))
-    started_at = origin + pd.Timedelta(seconds=offset) if origin is not None and offset is not None else None
-    return {
-        "run_id": run_id,
-        "section": section,
-        "side": side,
-        "session_id": _text(raw.get("session_id")),
-        "user": _text(raw.get("user")),
-        "step": _text(raw.get("step")),
-        "repetition": repetition,
-        "outcome": kind,
-        "outcome_label": _text(outcome.get("label")) or kind,
-        "crashed": kind in ("closed_1011", "abnormal_1006") if kind else None,
-        "close_code": _int(raw.get("close_code", outcome.get("close_code"))),
-        "close_reason": _text(raw.get("close_reason")),
-        "start_offset_s": offset,
-        "started_at": started_at,
-        "connect_s": _num(raw.get("connect_s")),
-        "first_event_s": _num(raw.get("first_event_s")),
-        "total_s": _num(raw.get("total_s")),
-        "events": len(_list(raw.get("event_types"))),
-    }
-
-
-def _timestamp(value: Any) -> pd.Timestamp | None:
-    stamp = pd.to_datetime(value, utc=True, errors="coerce", format="ISO8601") if isinstance(value, str) else None
-    return None if stamp is None or pd.isna(stamp) else stamp
-
-
-def _session_rows(run_id: str, section: str, data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if section == "websocket":
-        for side in ("candidate", "baseline"):
-            soak = _dict(data.get(side))
-            origin = _timestamp(soak.get("started_at"))
-            for raw in _list(soak.get("records")):
-                if isinstance(raw, dict):
-                    yield _session_row(run_id, section, side, raw, None, origin)
-    elif section == "golden_path":
-        origin = _timestamp(data.get("started_at"))
-        for run in _list(data.get("runs")):
-            run = _dict(run)
-            for raw in _list(run.get("ws_sessions")):
-                if isinstance(raw, dict):
-                    yield _session_row(run_id, section, "candidate", raw, _int(run.get("repetition")), origin)
-
-
-def _sample_rows(
-    run_id: str, section: str, side: str, samples: dict[str, Any], rounds: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    for operation, values in samples.items():
-        values = _list(values)
-        op_rounds = _list(rounds.get(operation))
-        if len(op_rounds) != len(values):
-            op_rounds = [None] * len(values)
-        for index, (value, round_) in enumerate(zip(values, op_rounds, strict=False)):
-            ms = _num(value)
-            if ms is None:
-                continue
-            yield {
-                "run_id": run_id,
-                "section": section,
-                "side": side,
-                "operation": str(operation),
-                "index": index,
-                "round": _int(round_),
-                "ms": ms,
-            }
-
-
-def _latency_rows(run_id: str, section: str, data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if section == "performance":
-        # ``sample_rounds`` ({side: {operation: [round, ...]}}, parallel to ``samples``) is read when
-        # the evidence has it; without it the round of a sample is not recoverable (a golden-path run
-        # can give an operation several samples or none), so ``round`` stays empty.
-        rounds = _dict(data.get("sample_rounds"))
-        for side, samples in _dict(data.get("samples")).items():
-            yield from _sample_rows(run_id, section, str(side), _dict(samples), _dict(rounds.get(side)))
-    else:
-        yield from _sample_rows(run_id, section, "candidate", _dict(data.get("durations_ms")), {})
-
-
-def _contract_rows(run_id: str, data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for kind in ("openapi", "ws", "db"):
-        for raw in _list(_dict(data.get(kind)).get("changes")):
-            if not isinstance(raw, dict):
-                continue
-            yield {
-                "run_id": run_id,
-                "kind": kind,
-                **{c: _text(raw.get(c)) for c in ("level", "rule", "path", "method", "location", "message")},
-            }
-
-
-def _warning_rows(run_id: str, warnings: Iterable[Any]) -> Iterator[dict[str, Any]]:
-    for raw in warnings:
-        if not isinstance(raw, dict):
-            continue
-        ref = _dict(raw.get("evidence"))
-        yield {
-            "run_id": run_id,
-            "kind": _text(raw.get("kind")),
-            "message": _text(raw.get("message")),
-            "section": _text(ref.get("section")),
-            "evidence_file": _text(ref.get("file")),
-            "records": ",".join(str(r) for r in _list(ref.get("records"))),
-        }
 
 
 _JUNIT_STATUS = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped", "flaky": "flaky"}

@@ -49,7 +49,9 @@ VERDICT_RULE = (
 
 def _rules() -> list[tuple[str, str]]:
     # Imported by name: a rule text that moves fails loudly here instead of vanishing from the report.
-    from ..stats.inference import FAILURE_RATE_RULE_TEXT, FIX_RULE_TEXT, PERFORMANCE_RULE_TEXT
+    from ..stats.fixes import FIX_RULE_TEXT
+    from ..stats.performance import PERFORMANCE_RULE_TEXT
+    from ..stats.rates import FAILURE_RATE_RULE_TEXT
     from ..stats.sequential import RULE_TEXT as SEQUENTIAL_RULE_TEXT
 
     return [

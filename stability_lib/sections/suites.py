@@ -10,7 +10,8 @@ from ..execution.section import Section
 
 
 def suites(sec: Section) -> SectionResult:
-    from ..suites.runner import category_claims, run_suites
+    from ..suites.judgement import category_claims
+    from ..suites.runner import run_suites
 
     if not sec.enabled:
         return sec.skip("switched off in params")

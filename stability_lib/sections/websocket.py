@@ -16,21 +16,10 @@ from typing import Any
 
 from ..core.models import Claim, Figure, SectionResult, Status
 from ..execution.section import Section
-from ..stats.sequential import (
-    FixRound,
-    FixSequentialConfig,
-    FixState,
-    RateRound,
-    RateSequentialConfig,
-    RateState,
-    SequentialResult,
-    StopReason,
-    halt,
-    round_would_overrun,
-    start_failure_rate,
-    start_fix,
-    update,
-)
+from ..stats.sequential import halt, round_would_overrun, update
+from ..stats.sequential.core import SequentialResult, StopReason
+from ..stats.sequential.fixes import FixRound, FixSequentialConfig, FixState, start_fix
+from ..stats.sequential.rates import RateRound, RateSequentialConfig, RateState, start_failure_rate
 from ._common import _scenario
 
 __all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", "ROUND_SESSIONS_DEFAULT"]
@@ -148,7 +137,7 @@ def _no_baseline_claim(sec: Section) -> Claim:
 def _websocket_fixed(sec: Section) -> SectionResult:
     """``sequential: false``: one soak of scenario.soak.sessions per side, the fixed-sample rules."""
     from ..probes.engine import run_soak_sync
-    from ..stats.inference import compare_failure_rates
+    from ..stats.fixes import compare_failure_rates
 
     scenario, target = _scenario(sec), sec.params.target
     candidate = run_soak_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)

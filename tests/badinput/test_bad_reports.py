@@ -18,10 +18,13 @@ from typing import Any
 import pytest
 from _corpus import assert_bad_input_outcome, marker_in_environment, run_bounded, run_python
 
-from stability_lib.contract.section import ContractConfig, FileSource, run_contract
+from stability_lib.contract.section import ContractConfig, run_contract
+from stability_lib.contract.spec_source import FileSource
 from stability_lib.core.models import Status
+from stability_lib.suites.config import CategoryConfig
 from stability_lib.suites.coverage import CoverageParseError, parse_cobertura
-from stability_lib.suites.runner import CategoryConfig, evaluate_run, run_category
+from stability_lib.suites.process import run_category
+from stability_lib.suites.runner import evaluate_run
 
 NOT_PASS = frozenset({Status.FAIL, Status.ERROR, Status.INCONCLUSIVE})
 ERROR = frozenset({Status.ERROR})
@@ -169,7 +172,7 @@ def test_a_huge_junit_file_gives_bounded_evidence_and_memory(tmp_path: Path) -> 
     code = f"""
 import json, pathlib
 from stability_lib.suites.junit import parse_junit
-from stability_lib.suites.runner import CategoryConfig, judge_category, CategoryRun
+from stability_lib.suites.judgement import judge_category; from stability_lib.suites.config import CategoryConfig, CategoryRun
 report = parse_junit(pathlib.Path({str(tmp_path / "big.xml")!r}).read_bytes())
 assert report.failed == 40_000, report.failed
 cfg = CategoryConfig(name="big", command=["true"], junit_xml="x.xml")
@@ -386,7 +389,7 @@ def test_a_spec_bomb_stays_within_memory(tmp_path: Path, name: str) -> None:
         path = str(tmp_path / "bomb.yaml")
     code = f"""
 from pathlib import Path
-from stability_lib.contract.section import FileSource, load_spec
+from stability_lib.contract.spec_source import FileSource, load_spec
 got = load_spec(FileSource(file={path!r}), default_url=None, base_dir=Path("."))
 assert not got.ok
 print(got.error)

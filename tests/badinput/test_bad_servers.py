@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from _corpus import marker_in_environment, run_bounded, run_python
 
-from stability_lib.contract.section import ContractConfig, UrlSource, run_contract
+from stability_lib.contract.section import ContractConfig, run_contract
+from stability_lib.contract.spec_source import UrlSource
 from stability_lib.core.models import Status
 from stability_lib.execution.params import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from stability_lib.probes.engine import run_soak, run_ws_session, ws_url
@@ -315,7 +316,7 @@ def test_a_misbehaving_websocket_echo_fails(path: str) -> None:
 def test_a_misbehaving_spec_server_is_inconclusive_within_its_deadline(
     path: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stability_lib.contract import section as _contract
+    from stability_lib.contract import spec_source as _contract
 
     monkeypatch.setattr(_contract, "FETCH_TIMEOUT_S", 0.3)  # whole request: 0.9 s
     monkeypatch.setattr(_contract, "MAX_SPEC_BYTES", 4 * 1024 * 1024)
