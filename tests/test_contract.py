@@ -24,6 +24,7 @@ from stability_lib.contract.spec_source import (
     GitSource,
     UrlSource,
     fetch_spec,
+    load_spec,
     load_spec_git,
     parse_spec_bytes,
 )
@@ -320,6 +321,72 @@ def _static_server(routes: dict[str, tuple[int, bytes]]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def _guarded_spec_server(key: str) -> Iterator[str]:
+    """Serves the spec only with the right X-API-Key (or ?key=); /login is an HTML page, /moved redirects there."""
+    body = json.dumps(spec()).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.startswith("/moved"):
+                self.send_response(302)
+                self.send_header("Location", "/login?next=/api/openapi.json")
+                self.end_headers()
+                return
+            if self.path.startswith("/login"):
+                page = b"<html><body>Sign in</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+                return
+            allowed = self.headers.get("X-API-Key") == key or self.path.endswith(f"key={key}")
+            self.send_response(200 if allowed else 401)
+            payload = body if allowed else b'{"error": "unauthorized"}'
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_spec_fetches_carry_the_target_auth_and_name_a_missing_one(tmp_path: Path) -> None:
+    with _guarded_spec_server("k3y-v4lue") as base:
+        authed = run_contract(
+            ContractConfig(compare_ws_events=False),
+            baseline_url=base,
+            candidate_url=base,
+            base_dir=tmp_path,
+            today=TODAY,
+            baseline_auth=({"X-API-Key": "k3y-v4lue"}, {}),
+            candidate_auth=({}, {"key": "k3y-v4lue"}),
+        )
+        assert _api_claim(authed).status is Status.PASS
+        without = run_contract(
+            ContractConfig(compare_ws_events=False),
+            baseline_url=base,
+            candidate_url=base,
+            base_dir=tmp_path,
+            today=TODAY,
+        )
+        assert _api_claim(without).status is Status.INCONCLUSIVE
+        assert "authentication required" in (without.baseline.error or "")
+        # A redirect to a login page is named as such, not reported as a YAML parse error.
+        login = load_spec(None, default_url=f"{base}/moved", base_dir=tmp_path)
+        assert "authentication required" in (login.error or "") and "YAML" not in (login.error or "")
 
 
 def test_specs_fetched_from_each_target(tmp_path: Path) -> None:

@@ -301,4 +301,5 @@ def test_a_file_of_millions_of_testcases_is_refused_in_bounded_memory() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     message, peak_mib = done.stdout.strip().splitlines()
     assert message == f"JUnit XML in huge.xml lists more than {MAX_TESTCASES} testcases; refused (split the category)"
-    assert int(peak_mib) < 400, f"peak RSS {peak_mib} MiB"
+    # About 300 MiB alone; up to 551 MiB was seen beside a parallel test worker. The old tree took 2 GB.
+    assert int(peak_mib) < 768, f"peak RSS {peak_mib} MiB"

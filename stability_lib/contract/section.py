@@ -11,7 +11,7 @@ INCONCLUSIVE, with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -383,18 +383,26 @@ def run_contract(
     baseline_events: Iterable[Any] | None = None,
     candidate_events: Iterable[Any] | None = None,
     today: date | None = None,
+    baseline_auth: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
+    candidate_auth: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
 ) -> ContractResult:
-    """Load both specs, diff them, and compare WebSocket events and databases when configured."""
+    """Load both specs, diff them, and compare WebSocket events and databases when configured.
+
+    ``*_auth``: the (headers, query) of each target's auth, sent with spec fetches from a URL."""
     day = today or date.today()
     baseline = load_spec(
         cfg.baseline_spec,
         default_url=_join_url(baseline_url, cfg.openapi_path) if baseline_url else None,
         base_dir=base_dir,
+        headers=baseline_auth[0],
+        query=baseline_auth[1],
     )
     candidate = load_spec(
         cfg.candidate_spec,
         default_url=_join_url(candidate_url, cfg.openapi_path) if candidate_url else None,
         base_dir=base_dir,
+        headers=candidate_auth[0],
+        query=candidate_auth[1],
     )
     changes: tuple[Change, ...] | None = None
     diff_error: str | None = None

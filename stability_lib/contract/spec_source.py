@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,7 +312,12 @@ class _Watchdog:
 
 
 def fetch_spec(
-    url: str, *, timeout_s: float | None = None, max_bytes: int | None = None, headers: dict[str, str] | None = None
+    url: str,
+    *,
+    timeout_s: float | None = None,
+    max_bytes: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``).
 
@@ -334,11 +340,20 @@ def fetch_spec(
                 "GET",
                 url,
                 headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
+                params=dict(query or {}),
                 extensions={"trace": watchdog.trace},
             ) as resp,
         ):
+            if resp.status_code in (401, 403, 407):
+                raise TargetError(f"GET {safe}: HTTP {resp.status_code}: authentication required (target.auth)")
             if resp.status_code != 200:
                 raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
+            if resp.history and "html" in resp.headers.get("content-type", "").lower():
+                # Redirected to a web page: a login page far more often than a spec.
+                raise TargetError(
+                    f"GET {safe}: redirected to an HTML page ({redact(str(resp.url))}): authentication required "
+                    "(target.auth), or the spec lives elsewhere (contract.openapi_path)"
+                )
             declared = resp.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise SpecError(f"GET {safe}: {declared} bytes is over the {max_bytes}-byte cap")
@@ -362,8 +377,16 @@ def fetch_spec(
     return parse_spec_bytes(data, origin=f"GET {safe}", max_bytes=max_bytes), data
 
 
-def load_spec(source: SpecSource | None, *, default_url: str | None, base_dir: Path) -> LoadedSpec:
-    """Load one side's spec; a failure is recorded in the result, not raised."""
+def load_spec(
+    source: SpecSource | None,
+    *,
+    default_url: str | None,
+    base_dir: Path,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+) -> LoadedSpec:
+    """Load one side's spec; a failure is recorded in the result, not raised. ``headers``/``query``
+    (the target's auth) go with a fetch from a URL."""
     if isinstance(source, FileSource):
         path = Path(source.file)
         path = path if path.is_absolute() else base_dir / path
@@ -379,7 +402,7 @@ def load_spec(source: SpecSource | None, *, default_url: str | None, base_dir: P
         if not url:
             return LoadedSpec(origin="none", error="no spec source configured and no target URL to fetch it from")
         origin = f"GET {redact(url)}"
-        load = lambda: fetch_spec(url)  # noqa: E731
+        load = lambda: fetch_spec(url, headers=headers, query=query)  # noqa: E731
     try:
         spec, data = load()
     except StabilityError as exc:

@@ -55,5 +55,13 @@ def contract(sec: Section) -> SectionResult:
         base_dir=sec.base_dir,
         baseline_events=baseline_events,
         candidate_events=candidate_events,
+        baseline_auth=_auth(params.baseline),
+        candidate_auth=_auth(params.target),
     )
     return sec.finish(result.claims(), result.to_dict())
+
+
+def _auth(target: TargetConfig | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The target's auth headers and query parameters, for its spec fetch."""
+    auth = getattr(target, "auth", None)
+    return (dict(auth.headers), dict(auth.query)) if auth is not None else ({}, {})

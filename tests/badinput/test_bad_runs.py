@@ -106,12 +106,15 @@ def _soak_params(folder: Path, base: str) -> Path:
         {
             "title": "interrupted soak",
             "target": {"base_url": base},
-            "sections": {"websocket": {}},
+            # One fixed soak: a sequential one decides this healthy server within seconds and the run
+            # would end before the signal (then a PASS on re-render is right, and nothing is tested).
+            "sections": {"websocket": {"sequential": False}},
             "scenario": {
                 "users": {"password": "pw-unused", "count": 1},
                 "golden_path": {"steps": [step]},
                 "soak": {
-                    "sessions": 5_000,
+                    "sessions": 20_000,  # the long soak: still running when the signal comes at 12 s
+                    "allow_over_caps": True,
                     "concurrency": 20,
                     "duration_s": 300,
                     "connect_timeout_s": 2,
