@@ -28,7 +28,7 @@ from .execution.params import ENV_REFERENCE
 from .suites.config import CategoryConfig, CategoryRun
 from .suites.judgement import CategoryResult, category_claims, judge_category
 from .suites.junit import JUnitReport
-from .suites.runner import MAX_JUNIT_BYTES, _load_junit
+from .suites.runner import MAX_JUNIT_BYTES, load_junit
 
 __all__ = ["diff_command", "junit_command", "resolve_header"]
 
@@ -122,10 +122,10 @@ def junit_command(inputs: Sequence[Path], *, baseline_dir: Path | None, out: Tex
 
     results: list[CategoryResult] = []
     for item in _junit_files(inputs):
-        report, error = _load_junit(item.path)
+        report, error = load_junit(item.path)
         baseline = None
         if baseline_dir is not None and (baseline_dir / item.path.name).is_file():
-            baseline, _ = _load_junit(baseline_dir / item.path.name)
+            baseline, _ = load_junit(baseline_dir / item.path.name)
         results.append(judge_junit_file(item.name, report, error, baseline))
     width = max(len(r.name) for r in results)
     for r in results:

@@ -286,7 +286,7 @@ def merge_soak_rounds(results: Sequence[Any], offsets: Sequence[float], confiden
         cancelled_at_deadline=sum(r.cancelled_at_deadline for r in results),
         records=records,
         aggregate=aggregate_sessions(records, confidence),
-        teardown=tuple(t for res in results for t in getattr(res, "teardown", ())),
+        teardown=tuple(t for res in results for t in res.teardown),
     )
 
 

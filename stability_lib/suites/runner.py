@@ -42,6 +42,7 @@ from .process import run_category
 
 __all__ = [
     "evaluate_run",
+    "load_junit",
     "run_suites",
     "pytest_node_id",
 ]
@@ -55,7 +56,7 @@ def _read_capped(path: Path, limit: int) -> bytes:
         return handle.read(limit + 1)
 
 
-def _load_junit(path: Path | None) -> tuple[JUnitReport | None, str | None]:
+def load_junit(path: Path | None) -> tuple[JUnitReport | None, str | None]:
     if path is None:
         return None, None
     try:
@@ -107,11 +108,11 @@ def evaluate_run(
     baseline: JUnitReport | None = None,
 ) -> CategoryResult:
     """Read the files a run produced and judge it."""
-    report, junit_error = _load_junit(run.junit_path)
+    report, junit_error = load_junit(run.junit_path)
     coverage, coverage_error = _load_coverage(run.coverage_path)
     rerun_reports = []
     for rerun in rerun_runs:
-        rerun_report, _ = _load_junit(rerun.junit_path)
+        rerun_report, _ = load_junit(rerun.junit_path)
         if rerun_report is not None:
             rerun_reports.append(rerun_report)
     return judge_category(
@@ -135,7 +136,7 @@ def run_suites(cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: 
     results: list[CategoryResult] = []
     for category in cfg.categories:
         run = run_category(category, base_dir=base_dir, out_dir=out_dir, target_url=target_url)
-        report, _ = _load_junit(run.junit_path)
+        report, _ = load_junit(run.junit_path)
         rerun_runs: list[CategoryRun] = []
         not_rerun: list[str] = []
         failing = report.cases_with(*_FAILING) if report else ()
@@ -161,7 +162,7 @@ def run_suites(cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: 
                     attempt=attempt,
                 )
                 rerun_runs.append(rerun)
-                rerun_report, _ = _load_junit(rerun.junit_path)
+                rerun_report, _ = load_junit(rerun.junit_path)
                 if rerun_report is None:
                     break
                 passed = {c.id for c in rerun_report.cases if c.outcome is TestOutcome.PASSED}
@@ -174,7 +175,7 @@ def run_suites(cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: 
         if cfg.baseline_junit_dir is not None:
             base_file = base_dir / cfg.baseline_junit_dir / f"{category.name}.junit.xml"
             if base_file.is_file():
-                baseline, error = _load_junit(base_file)
+                baseline, error = load_junit(base_file)
                 if error:
                     base_warning = f"baseline JUnit unreadable: {error}"
             else:
