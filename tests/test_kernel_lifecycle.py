@@ -82,3 +82,34 @@ def test_notebooks_run_in_kernels_warmed_up_ahead_and_none_outlives_the_run(
     assert warm == {"health": True, "suites": True, "report": True}
     assert "KeyboardInterrupt" not in proc.stderr
     assert marked(token) == {}, "a kernel outlived the run"
+
+
+RACING_PORTS = (
+    "import socket, sys, pathlib\n"
+    "import jupyter_client.connect as connect\n"
+    "from stability_lib.execution.notebooks import execute_notebook\n"
+    "chosen = connect.write_connection_file\n"
+    "taken = []\n"
+    "def another_process_takes_the_port(*args, **kwargs):\n"
+    "    fname, cfg = chosen(*args, **kwargs)\n"
+    "    if cfg.get('transport') == 'tcp':  # the port was free when chosen, and is not any more\n"
+    "        s = socket.socket(); s.bind((cfg['ip'], cfg['shell_port'])); s.listen(); taken.append(s)\n"
+    "    return fname, cfg\n"
+    "connect.write_connection_file = another_process_takes_the_port\n"
+    "t = pathlib.Path(sys.argv[1])\n"
+    "execute_notebook(t / 'nb.ipynb', t / 'out.ipynb', {}, cwd=t, timeout_s=60)\n"
+)
+
+
+def test_a_kernel_starts_when_another_process_takes_a_port_it_was_offered(tmp_path: Path) -> None:
+    # jupyter_client picks a TCP port by binding and releasing it; on a busy machine another
+    # process can take it before the kernel binds it, and the kernel died at start ("Kernel died
+    # before replying to kernel_info", seen in CI). Our kernels use socket files instead.
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
+    nb.cells = [nbformat.v4.new_code_cell("print('ran', 6 * 7)")]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    proc = subprocess.run(
+        [sys.executable, "-c", RACING_PORTS, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ran 42" in json.dumps(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs)

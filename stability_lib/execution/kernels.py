@@ -1,0 +1,436 @@
+"""Notebook kernels: every kernel a run starts, tracked so an interrupt can kill it; kernels
+started and warmed up ahead of the notebooks that will run in them; papermill's engine with an
+immediate shutdown; the kernelspec of this interpreter.
+
+Kernels talk to us over Unix domain sockets (``ipc``), not TCP: jupyter_client picks a TCP port by
+binding and releasing it, and on a machine that opens other sockets at the same time (a test run,
+a CI host, our own probes) another process can take that port before the kernel binds it; the
+kernel then dies at start ("Kernel died before replying to kernel_info"). Socket files named by a
+random id cannot collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import json
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .evidence import write_json_atomic
+
+__all__ = [
+    "KERNELS",
+    "WarmKernels",
+    "close_report_kernel",
+    "ensure_kernelspec",
+    "kernel_name",
+    "leave_report_kernel",
+    "papermill_engine",
+    "stop_all_kernels",
+    "take_report_kernel",
+    "tracked_kernel_manager",
+]
+
+
+class _KernelRegistry:
+    """Every kernel this process started and has not shut down yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()  # jupyter_client KernelManagers
+        self._stopping = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def add(self, km: Any) -> None:
+        with self._lock:
+            self._live.add(km)
+            stopping = self._stopping
+        if stopping:  # started while we were stopping: it must not survive us
+            _kill_kernel(km)
+
+    def discard(self, km: Any) -> None:
+        with self._lock:
+            self._live.discard(km)
+
+    def stop_all(self) -> int:
+        with self._lock:
+            self._stopping = True
+            live, self._live = list(self._live), set()
+        for km in live:
+            _kill_kernel(km)
+        return len(live)
+
+
+KERNELS = _KernelRegistry()
+
+
+def _kill_kernel(km: Any) -> None:
+    """SIGKILL a kernel and every process below it (a test run that setsid()s away included),
+    and remove its connection file: a killed kernel cannot clean up after itself."""
+    import psutil  # ipykernel's own dependency
+
+    pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
+    if pid:
+        try:
+            victims = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            victims = []
+        for proc in victims:
+            with suppress(psutil.Error):
+                proc.kill()
+        with suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)  # the kernel leads its own session and group
+        psutil.wait_procs(victims, timeout=2)
+    try:
+        if km.connection_file:
+            Path(km.connection_file).unlink(missing_ok=True)
+        km.cleanup_ipc_files()
+    except OSError:
+        pass
+
+
+def _ipc_prefix() -> str:
+    """Where a kernel's five socket files go (``<prefix>-<n>``): a short path, since a Unix socket
+    path holds at most 107 bytes, under the temporary folder when that is short enough."""
+    folder = tempfile.gettempdir()
+    if len(folder) > 64:
+        folder = "/tmp"
+    return os.path.join(folder, f"stability-kernel-{uuid.uuid4().hex[:16]}")
+
+
+@cache
+def tracked_kernel_manager() -> type:
+    """nbclient's kernel manager, registered while its kernel lives so an interrupt can kill it.
+    Built on first use: the command line starts without importing jupyter_client."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        def __init__(self, **kw: Any) -> None:
+            kw.setdefault("transport", "ipc")
+            super().__init__(**kw)
+            if self.transport == "ipc":
+                # Absolute and unique: jupyter_client's default ("kernel-ipc") is relative to
+                # each process's cwd, and the kernel runs in the notebook's folder, not ours.
+                self.ip = _ipc_prefix()
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            KERNELS.add(self)
+
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client SIGINTs the kernel before every shutdown. A kernel caught between
+            # two messages then logs "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel."
+            # to our terminal (its stderr is ours). Nothing runs when we shut a kernel down:
+            # there is nothing to interrupt.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:
+                KERNELS.discard(self)
+
+    return TrackedKernelManager
+
+
+def stop_all_kernels() -> int:
+    """Kill every kernel this process started (and their children). Returns how many."""
+    stopped = KERNELS.stop_all()
+    close_report_kernel()
+    return stopped
+
+
+_ENGINE = "stability-proof"
+
+
+@cache
+def papermill_engine() -> str:
+    """papermill's nbclient engine, registered under our name, with two differences: it runs
+    on a kernel started ahead of time when it is handed one (``km``), and it kills the kernel
+    as soon as the last cell is done ("immediate": 0.1 s against 0.35-0.7 s for a graceful
+    shutdown, which only waits for a kernel that has nothing left to do)."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class WarmKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: float = 60,
+            execution_timeout: float | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            client = PapermillNotebookClient(
+                nb_man,
+                **merge_kwargs(
+                    remove_args(["input_path", "timeout", "startup_timeout"], **kwargs),
+                    timeout=execution_timeout,
+                    startup_timeout=start_timeout,
+                    kernel_name=kernel_name,
+                    log=logger,
+                    log_output=log_output,
+                    stdout_file=stdout_file,
+                    stderr_file=stderr_file,
+                    shutdown_kernel="immediate",
+                ),
+            )
+            # cleanup_kc: nbclient leaves a kernel it was handed running; this one is ours to stop.
+            return client.execute(cleanup_kc=True)
+
+    papermill_engines.register(_ENGINE, WarmKernelEngine)
+    return _ENGINE
+
+
+# Run in a warm kernel before a notebook gets it: the imports every notebook begins with (the
+# package loads its parts on first use: open_section 0.5 s, the sections and their probes 1.7 s),
+# paid while the previous notebook runs instead of in the next notebook's first cells.
+WARM_UP_CODE = "import stability_lib as sl\nsl.open_section, sl.sections"
+_KERNEL_START_TIMEOUT_S = 60.0  # papermill's default start_timeout
+
+
+async def _start_and_warm_up(km: Any, cwd: Path) -> None:
+    # The arguments nbclient passes when it starts a kernel itself.
+    await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=_KERNEL_START_TIMEOUT_S)
+        msg_id = kc.execute(WARM_UP_CODE, silent=True, store_history=False)
+        deadline = time.monotonic() + _KERNEL_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                reply = await kc.get_shell_msg(timeout=0.5)
+            except queue.Empty:
+                if not await km.is_alive():
+                    raise RuntimeError("kernel died while warming up") from None
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return  # an import error is the notebook's to report, in its own first cell
+        raise TimeoutError("kernel warm-up timed out")
+    finally:
+        kc.stop_channels()
+
+
+def _alive(km: Any) -> bool:
+    process = getattr(km.provisioner, "process", None)
+    return process is not None and process.poll() is None
+
+
+def _discard(km: Any) -> None:
+    KERNELS.discard(km)
+    _kill_kernel(km)
+
+
+class _WarmKernel:
+    """One kernel being started and warmed up in a daemon thread; ``on_done`` when that is over."""
+
+    def __init__(self, cwd: Path, on_done: Callable[[], None]) -> None:
+        self.km: Any = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._on_done = on_done
+        threading.Thread(target=self._start, args=(cwd,), name="stability-warm-kernel", daemon=True).start()
+
+    def _start(self, cwd: Path) -> None:
+        km = tracked_kernel_manager()(kernel_name=ensure_kernelspec())
+        try:
+            asyncio.run(_start_and_warm_up(km, cwd))
+            started = True
+        except Exception:  # no warm kernel: the notebook starts its own, and reports why if that fails too
+            started = False
+        with self._lock:
+            keep = started and not self._cancelled
+            self.km = km if keep else None
+            self.done.set()
+        if not keep:
+            _discard(km)
+        self._on_done()
+
+    def wait(self) -> Any:
+        """The started kernel's manager, or None if it could not be started (or died since)."""
+        while not self.done.wait(0.2):  # short waits: a main thread stays responsive to signals
+            pass
+        if self.km is not None and not _alive(self.km):
+            _discard(self.km)
+            self.km = None
+        return self.km
+
+    def kill(self) -> None:
+        """Kill the kernel now, or as soon as its start is over (without waiting for that)."""
+        with self._lock:
+            self._cancelled = True
+            km, self.km = self.km, None
+        if km is not None:
+            _discard(km)
+
+
+class WarmKernels:
+    """Kernels started ahead of the notebooks that will run in them, in one working folder.
+
+    ``expect(n)``: n more notebooks will ask for a kernel. At most ``live`` kernels exist at
+    once (running a notebook, or warm and waiting), so the warm-ups take the CPU of one spare
+    kernel, not of every notebook to come; the spare starts once no other kernel is warming up
+    (at the start of a run, the first notebooks' kernels get the CPU first). ``take()`` hands
+    out the oldest warm kernel (waiting for it if it is still starting) or None when there is
+    none: the notebook then starts its own, as papermill always does. ``release()`` when that
+    notebook is done."""
+
+    def __init__(self, cwd: Path, live: int) -> None:
+        self._cwd, self._live = cwd, max(1, live)
+        self._lock = threading.Lock()
+        self._warm: deque[_WarmKernel] = deque()
+        self._in_use = 0
+        self._wanted = 0
+        self._closed = False
+        self._held = False
+
+    def _fill(self) -> None:  # with the lock held
+        while (
+            not (self._closed or self._held)
+            and not KERNELS.stopping
+            and len(self._warm) < self._wanted
+            and len(self._warm) + self._in_use < self._live
+            and (len(self._warm) + self._in_use < self._live - 1 or all(w.done.is_set() for w in self._warm))
+        ):
+            self._warm.append(_WarmKernel(self._cwd, self._warmed))
+
+    def _warmed(self) -> None:
+        with self._lock:
+            self._fill()
+
+    def expect(self, notebooks: int) -> None:
+        with self._lock:
+            self._wanted += notebooks
+            self._fill()
+
+    def take(self) -> Any:
+        with self._lock:
+            self._wanted = max(0, self._wanted - 1)
+            self._in_use += 1
+            warm = self._warm.popleft() if self._warm else None
+            self._fill()  # the next notebook's kernel starts while this one runs
+        return warm.wait() if warm is not None else None
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_use = max(0, self._in_use - 1)
+            self._fill()
+
+    def settle(self, *, hold: bool = False) -> None:
+        """Wait until every kernel still wanted (within ``live``) is started and warmed up;
+        with ``hold``, start none from then on."""
+        while True:
+            with self._lock:
+                self._fill()
+                starting = [warm for warm in self._warm if not warm.done.is_set()]
+                if not starting:
+                    self._held = self._held or hold
+                    return
+            starting[0].wait()
+
+    def close(self) -> None:
+        """Kill every kernel not handed out."""
+        with self._lock:
+            self._closed = True
+            left, self._warm = list(self._warm), deque()
+        for warm in left:
+            warm.kill()
+
+
+# A warm kernel execute_sections leaves for the run's report notebook: (run folder, kernels).
+_REPORT_KERNEL: tuple[Path, WarmKernels] | None = None
+_REPORT_KERNEL_LOCK = threading.Lock()
+
+
+def leave_report_kernel(cwd: Path, kernels: WarmKernels) -> None:
+    global _REPORT_KERNEL
+    with _REPORT_KERNEL_LOCK:
+        previous, _REPORT_KERNEL = _REPORT_KERNEL, (cwd.resolve(), kernels)
+    if previous is not None:
+        previous[1].close()
+
+
+def take_report_kernel(cwd: Path) -> Any:
+    global _REPORT_KERNEL
+    with _REPORT_KERNEL_LOCK:
+        if _REPORT_KERNEL is None or _REPORT_KERNEL[0] != cwd.resolve():
+            return None
+        kernels, _REPORT_KERNEL = _REPORT_KERNEL[1], None
+    km = kernels.take()
+    kernels.close()
+    return km
+
+
+def close_report_kernel() -> None:
+    global _REPORT_KERNEL
+    with _REPORT_KERNEL_LOCK:
+        left, _REPORT_KERNEL = _REPORT_KERNEL, None
+    if left is not None:
+        left[1].close()
+
+
+atexit.register(stop_all_kernels)  # a warm kernel nobody took (a run never rendered) dies with us
+
+
+def kernel_name() -> str:
+    # Unique per interpreter: a stray global "python3" kernelspec cannot take over.
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+    return f"stability-proof-{digest}"
+
+
+def ensure_kernelspec() -> str:
+    """Install (idempotently) a kernelspec pointing at this interpreter, under sys.prefix."""
+    name = kernel_name()
+    folder = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name
+    spec = {
+        # log_level ERROR: every kernel start would otherwise print a harmless TCP warning to the terminal.
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--IPKernelApp.log_level=ERROR",
+        ],
+        "display_name": f"stability-proof ({sys.prefix})",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    target = folder / "kernel.json"
+    try:
+        current = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = None
+    if current != spec:
+        write_json_atomic(target, spec)  # two runs starting at once never read half a file
+    return name
