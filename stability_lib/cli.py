@@ -30,6 +30,28 @@ def _workers(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be between 0 and 1000")
+    return value
+
+
+def _engine_overrides(args: argparse.Namespace) -> list[str]:
+    """``--engine`` and the Locust options as params overrides of the websocket section."""
+    out: list[str] = []
+    for option, key in (
+        ("engine", "engine"),
+        ("locust_workers", "locust_workers"),
+        ("locust_master_bind", "locust_master_bind"),
+        ("expect_workers", "expect_workers"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            out.append(f"sections.websocket.{key}={json.dumps(value)}")
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits 3 ("could not run"), not 2 (INCONCLUSIVE)."""
 
@@ -66,6 +88,28 @@ def _parser() -> argparse.ArgumentParser:
         help="pdf (default): HTML and PDF; html: HTML only, no Chromium needed",
     )
     run.add_argument("--no-pdf", dest="report_format", action="store_const", const="html", help="same as --format html")
+    run.add_argument(
+        "--engine",
+        choices=["own", "locust"],
+        default=None,
+        help="who drives the WebSocket soak: own (default) or locust (a headless Locust master and local workers)",
+    )
+    run.add_argument(
+        "--locust-workers", type=_count, default=None, metavar="N", help="local Locust workers (default 2)"
+    )
+    run.add_argument(
+        "--locust-master-bind",
+        default=None,
+        metavar="HOST:PORT",
+        help="where the Locust master listens (default 127.0.0.1 on a free port); remote workers connect here",
+    )
+    run.add_argument(
+        "--expect-workers",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="workers the Locust master waits for, local ones included (more than --locust-workers: remote ones)",
+    )
 
     demo = sub.add_parser("demo", help="start the bundled sample service and run the report against it")
     demo.add_argument(
@@ -145,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from ._pipeline import run
 
-        overrides = list(args.overrides)
+        overrides = [*args.overrides, *_engine_overrides(args)]
         if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
             overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
         outcome = run(

@@ -48,6 +48,37 @@ class WebSocketSectionConfig(_Section):
     round_sessions: int | None = Field(
         None, ge=1, le=5000, description="Sessions per side and round (default 100, at most scenario.soak.sessions)."
     )
+    engine: Literal["own", "locust"] = Field(
+        "own",
+        description="own: our asyncio engine in the section's process; locust: a headless Locust master and "
+        "locust_workers local worker processes run the soak (one fixed sample of scenario.soak.sessions per side).",
+    )
+    locust_workers: int = Field(2, ge=0, le=64, description="Local Locust worker processes (engine: locust).")
+    locust_master_bind: str = Field(
+        "127.0.0.1:0",
+        max_length=300,
+        description="HOST:PORT the Locust master listens on (port 0: a free port); remote workers connect here.",
+    )
+    expect_workers: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Workers the master waits for before starting, local ones included (default: locust_workers); "
+        "more than locust_workers waits for workers started on other machines.",
+    )
+
+    @model_validator(mode="after")
+    def _workers(self) -> WebSocketSectionConfig:
+        if self.engine == "locust":
+            total = self.expect_workers if self.expect_workers is not None else self.locust_workers
+            if total < 1:
+                raise ValueError("the locust engine needs at least one worker (locust_workers or expect_workers)")
+            if total < self.locust_workers:
+                raise ValueError("expect_workers counts the local workers too: it cannot be below locust_workers")
+            host, sep, port = self.locust_master_bind.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError("locust_master_bind must be HOST:PORT (port 0-65535)")
+        return self
 
 
 class GoldenPathSectionConfig(_Section):

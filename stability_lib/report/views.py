@@ -296,6 +296,7 @@ def _websocket_view(result: SectionResult) -> list[Part]:
         "<h3>Sessions</h3>"
         + table(["Target", "Sessions", "Connected", "OK", "1011/1006", "Any failure", "Outcomes"], rows)
     )
+    parts += _engine_parts(result.data.get("engine"))
     parts.append(_chart(_close_code_chart, {label: soak["aggregate"]["close_codes"] for label, soak in sides.items()}))
     if "candidate" in sides:
         parts.append(_chart(_timeline_chart, sides["candidate"]["aggregate"]["timeline"]))
@@ -316,6 +317,31 @@ def _websocket_view(result: SectionResult) -> list[Part]:
         )
     parts += sequential_parts(result)
     return parts
+
+
+def _engine_parts(engine: Any) -> list[Part]:
+    """Which engine ran the soak: Locust with its workers and achieved rate (nothing for our own engine)."""
+    if not isinstance(engine, dict) or engine.get("engine") != "locust":
+        return []
+    rows = [
+        (
+            side,
+            e.get("workers"),
+            e.get("workers_seen"),
+            e.get("sessions_seen"),
+            f"{float(e.get('rate_per_s') or 0):.1f}",
+            e.get("sessions_lost"),
+            e.get("note") or "",
+        )
+        for side, e in (engine.get("sides") or {}).items()
+        if isinstance(e, dict)
+    ]
+    return [
+        "<h3>Engine: Locust</h3>"
+        + table(
+            ["Target", "Workers", "Workers seen", "Sessions seen", "Rate (session/s)", "Sessions lost", "Note"], rows
+        )
+    ]
 
 
 def _box_chart(samples: dict[str, list[float]], title: str):

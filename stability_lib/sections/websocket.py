@@ -28,6 +28,8 @@ __all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", 
 def websocket(sec: Section) -> SectionResult:
     if not sec.enabled:
         return sec.skip("switched off in params")
+    if sec.config.engine == "locust":
+        return _websocket_locust(sec)
     if not sec.config.sequential:
         return _websocket_fixed(sec)
     from ..probes.engine import run_soak_sync
@@ -134,13 +136,75 @@ def _no_baseline_claim(sec: Section) -> Claim:
     )
 
 
+def _websocket_locust(sec: Section) -> SectionResult:
+    """``engine: locust``: one fixed soak per side on a Locust master and its workers, judged as ``_websocket_fixed``.
+
+    The plan the Locust processes read keeps the params' ``${NAME}`` references (from the run's
+    params.yaml): no secret goes into a file; each worker resolves them from its own environment.
+    """
+    from ..execution.params import read_raw
+    from ..scale.launcher import LocustSettings, run_locust_soak
+
+    cfg = sec.config
+    params_file = sec.run_dir / "params.yaml"
+    if not params_file.exists():
+        return sec.skip("the locust engine runs from `stability run` (no params.yaml in the run directory)")
+    raw = read_raw(params_file)
+    settings = LocustSettings(
+        workers=cfg.locust_workers, master_bind=cfg.locust_master_bind, expect_workers=cfg.expect_workers
+    )
+    scenario = _scenario(sec)
+    engines: dict[str, Any] = {}
+
+    def soak(side: str) -> Any:
+        where = sec.params.target if side == "candidate" else sec.params.baseline
+        raw_where = raw.get("target" if side == "candidate" else "baseline") or {}
+        assert where is not None
+        done = run_locust_soak(
+            scenario=scenario,
+            raw_scenario=raw["scenario"],
+            base_url=where.base_url,
+            raw_base_url=str(raw_where.get("base_url", where.base_url)),
+            raw_ws_base_url=raw_where.get("ws_base_url"),
+            out_dir=sec.run_dir / "locust" / side,
+            settings=settings,
+            side=side,
+        )
+        engines[side] = done.run.to_dict()
+        return done.soak
+
+    claims, data = _fixed_soak(sec, soak)
+    note = engines.get("candidate", {}).get("note", "")
+    if note:  # a worker lost mid-run: the rate claims say so, judged on what was seen
+        claims = [
+            replace(c, statistic=f"{c.statistic}; {note}") if c.id in _rate_claim_ids(sec.name) else c for c in claims
+        ]
+    return sec.finish(claims, {**data, "engine": {"engine": "locust", "sides": engines}})
+
+
+def _rate_claim_ids(section: str) -> set[str]:
+    return {f"{section}.no_1011_or_1006", f"{section}.sessions_complete"}
+
+
 def _websocket_fixed(sec: Section) -> SectionResult:
     """``sequential: false``: one soak of scenario.soak.sessions per side, the fixed-sample rules."""
+    return sec.finish(*_fixed_soak(sec))
+
+
+def _fixed_soak(sec: Section, soak: Callable[[str], Any] | None = None) -> tuple[list[Claim], dict[str, Any]]:
+    """One soak per side and its claims and data; ``soak(side)`` runs a side (default: our own engine)."""
     from ..probes.engine import run_soak_sync
     from ..stats.fixes import compare_failure_rates
 
     scenario, target = _scenario(sec), sec.params.target
-    candidate = run_soak_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+
+    def own(side: str) -> Any:
+        where = target if side == "candidate" else sec.params.baseline
+        assert where is not None
+        return run_soak_sync(where.base_url, scenario, ws_base_url=where.ws_base_url, side=side)
+
+    run_side = soak or own
+    candidate = run_side("candidate")
     claims = [*candidate.claims(sec.name), *candidate.teardown_claims(sec.name)]
     records = candidate.records
     data: dict = {
@@ -155,9 +219,7 @@ def _websocket_fixed(sec: Section) -> SectionResult:
         if baseline_target is None:
             claims.append(_no_baseline_claim(sec))
         else:
-            baseline = run_soak_sync(
-                baseline_target.base_url, scenario, ws_base_url=baseline_target.ws_base_url, side="baseline"
-            )
+            baseline = run_side("baseline")
             data["baseline"] = baseline.to_dict()
             b, c = baseline.aggregate, candidate.aggregate
             # Over sessions seen to their end: a candidate that hangs must not "fix" its crashes.
@@ -168,7 +230,7 @@ def _websocket_fixed(sec: Section) -> SectionResult:
             claims.append(
                 _fix_claim(sec, fix.status.status, fix.describe(), {"n": [b.observed, c.observed]}, fix.figure())
             )
-    return sec.finish(claims, data)
+    return claims, data
 
 
 # ---------------------------------------------------------------- sequential soak

@@ -1,0 +1,480 @@
+"""The scenario's steps on gevent (I/O, kept thin): what a Locust worker does for one user and one session.
+
+The gevent twin of ``probes.http_steps`` / ``probes.ws_session`` (which are asyncio): an HTTP step
+goes through Locust's own ``HttpSession`` (so Locust's stats count it too), a WebSocket session
+through ``websockets.sync.client``, which cooperates with gevent once the process is monkey-patched
+(its background reader thread becomes a greenlet). What an observation *means* stays in the pure
+modules that the asyncio engine uses too: templates and captures (``probes.scenario``), body checks
+(``probes.conversation.check_body``), the conversation machine (``probes.conversation``), the old
+one-send form (``probes.sessions.EventExpectation``), outcomes (``probes.sessions``, ``probes.ws_errors``).
+
+Only ever imported inside a Locust process (see ``scale.locust_user``): it imports gevent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from ..probes.conversation import Conversation, ConversationOutcomeKind, Frame, Send, check_body, make_ids
+from ..probes.http_steps import HttpStepResult, PreparedUser, UserSetup, auth_headers, new_nonce, redact
+from ..probes.scenario import (
+    MISSING,
+    HttpRequestTemplate,
+    HttpStep,
+    ScenarioConfig,
+    TemplateError,
+    WsStep,
+    extract_path,
+    render_template,
+)
+from ..probes.sessions import (
+    MAX_EVENTS_RECORDED,
+    MAX_REASON_CHARS,
+    EventExpectation,
+    FeedStatus,
+    OutcomeKind,
+    SessionOutcome,
+    SessionRecord,
+    cap_keeping_markers,
+    cap_text,
+    outcome_after_close,
+)
+from ..probes.teardown import TeardownRecord
+from ..probes.ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
+from ..probes.ws_session import handshake_auth, session_outcome, ws_url
+
+__all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http"]
+
+_MAX_HTTP_BODY_BYTES = 4 << 20  # as in probes.http_steps: a longer body fails the step
+
+
+def _s_since(ns: int) -> float:
+    return (time.monotonic_ns() - ns) / 1e9
+
+
+def run_http_step(
+    client: Any,
+    step: HttpStep | HttpRequestTemplate,
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    scenario: ScenarioConfig,
+    token: str | None,
+    secrets: Sequence[str],
+    capture_bytes: int,
+) -> tuple[HttpStepResult, dict[str, Any]]:
+    """One templated request through Locust's ``HttpSession`` ``client``, one gevent deadline over all of it."""
+    request_path = str(render_template(step.path, context))
+    path = redact(request_path, secrets)
+    body = render_template(step.body, context) if step.body is not None else None
+    headers = {
+        "Accept-Encoding": "identity",
+        **{str(k): str(v) for k, v in render_template(step.headers, context).items()},
+    }
+    headers.update(auth_headers(scenario.auth, token))
+    started = time.monotonic_ns()
+    try:
+        with gevent.Timeout(step.timeout_s, TimeoutError):
+            response = client.request(
+                step.method,
+                request_path,
+                name=name,
+                json=body,
+                headers=headers,
+                timeout=step.timeout_s,
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                content = response.raw.read(_MAX_HTTP_BODY_BYTES + 1, decode_content=True) or b""
+            finally:
+                response.close()
+    except TimeoutError:
+        return HttpStepResult(name, step.method, path, False, None, _s_since(started), "timeout"), {}
+    except Exception as exc:  # noqa: BLE001 - a transport failure is an observation (requests' exception names)
+        return HttpStepResult(name, step.method, path, False, None, _s_since(started), type(exc).__name__), {}
+    duration = _s_since(started)
+    status = int(response.status_code)
+    if len(content) > _MAX_HTTP_BODY_BYTES:
+        return HttpStepResult(name, step.method, path, False, status, duration, "body_too_large"), {}
+    text = content.decode("utf-8", errors="replace")
+    kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
+    if status not in step.expect_status:
+        return HttpStepResult(
+            name, step.method, path, False, status, duration, f"status {status}, expected {step.expect_status}", kept
+        ), {}
+    captures = dict(getattr(step, "capture", {}) or {})
+    conditions = dict(getattr(step, "check", {}) or {})
+    captured: dict[str, Any] = {}
+    if captures or conditions:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return HttpStepResult(name, step.method, path, False, status, duration, "response is not JSON", kept), {}
+        why = check_body(conditions, data, context)
+        if why:
+            return HttpStepResult(name, step.method, path, False, status, duration, redact(why, secrets), kept), {}
+        for var, json_path in captures.items():
+            value = extract_path(data, json_path)
+            if value is MISSING:
+                error = f"capture {var}: nothing at {json_path!r} in the response"
+                return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
+            captured[var] = value
+    return HttpStepResult(name, step.method, path, True, status, duration, "", kept, tuple(captured)), captured
+
+
+def prepare_user(
+    client: Any, scenario: ScenarioConfig, index: int, username: str, run_id: str, prerequisites: Sequence[HttpStep]
+) -> PreparedUser:
+    """Register and log in (or take the static token), then the prerequisite steps: ``probes.http_steps.prepare_user`` on gevent."""
+    auth = scenario.auth
+    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
+    context: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "user_index": index,
+        "run_id": run_id,
+        "repetition": 0,
+        "nonce": new_nonce(),
+    }
+    secrets = [password] if password else []
+    steps: list[HttpStepResult] = []
+    token: str | None = None
+    if auth.effective_mode == "static":
+        token = scenario.users.credentials[index].token.get_secret_value()
+
+    def failed(error: str) -> PreparedUser:
+        return PreparedUser(UserSetup(index, username, False, error, tuple(steps)), token, {}, password)
+
+    def step(
+        template: HttpStep | HttpRequestTemplate, name: str, ctx: Mapping[str, Any], keep: int
+    ) -> tuple[HttpStepResult, dict[str, Any]]:
+        return run_http_step(
+            client, template, name, ctx, scenario=scenario, token=token, secrets=secrets, capture_bytes=keep
+        )
+
+    try:
+        if auth.registration is not None:
+            result, _ = run_http_step(
+                client,
+                auth.registration,
+                "auth.register",
+                context,
+                scenario=scenario,
+                token=None,
+                secrets=secrets,
+                capture_bytes=scenario.max_capture_bytes,
+            )
+            steps.append(result)
+            if not result.ok:
+                return failed(f"register: {result.error}")
+        if auth.login is not None:
+            login = HttpStep(
+                name="auth.login",
+                method=auth.login.method,
+                path=auth.login.path,
+                body=auth.login.body,
+                headers=auth.login.headers,
+                expect_status=auth.login.expect_status,
+                capture={"token": auth.token_path},
+                timeout_s=auth.login.timeout_s,
+            )
+            result, captured = run_http_step(
+                client, login, "auth.login", context, scenario=scenario, token=None, secrets=secrets, capture_bytes=0
+            )
+            token = captured.get("token")
+            error = result.error
+            if result.ok and not isinstance(token, str):
+                error, token = f"token at {auth.token_path!r} is not a string", None
+            steps.append(
+                HttpStepResult(
+                    result.name, result.method, result.path, not error, result.status, result.duration_s, error
+                )
+            )
+            if error:
+                return failed(f"login: {error}")
+        if token:
+            secrets.append(token)
+        context["token"] = token or ""
+        variables: dict[str, Any] = {}
+        for prerequisite in prerequisites:
+            res, got = step(prerequisite, prerequisite.name, {**context, **variables}, scenario.max_capture_bytes)
+            steps.append(res)
+            if not res.ok:
+                return failed(f"{prerequisite.name}: {res.error}")
+            variables.update(got)
+    except TemplateError as exc:
+        return failed(f"template: {exc}")
+    return PreparedUser(UserSetup(index, username, True, "", tuple(steps)), token, variables, password)
+
+
+def run_finally_http(
+    client: Any,
+    scenario: ScenarioConfig,
+    user: PreparedUser,
+    steps: Sequence[HttpStep | WsStep],
+    context: Mapping[str, Any],
+    *,
+    unit: str,
+    index: int,
+) -> list[TeardownRecord]:
+    """``finally`` steps (HTTP only on this engine), each even if an earlier failed, under the teardown timeout."""
+    out: list[TeardownRecord] = []
+    name = user.setup.username
+    try:
+        with gevent.Timeout(scenario.teardown_timeout_s, TimeoutError):
+            for step in steps:
+                missing = sorted(step.placeholders() - set(context))
+                if missing:
+                    out.append(
+                        TeardownRecord(
+                            unit,
+                            name,
+                            index,
+                            step.name,
+                            True,
+                            True,
+                            f"nothing to undo: {{{missing[0]}}} was never captured",
+                        )
+                    )
+                    continue
+                assert isinstance(step, HttpStep)  # the launcher refuses ws finally steps for this engine
+                try:
+                    res, _ = run_http_step(
+                        client,
+                        step,
+                        step.name,
+                        context,
+                        scenario=scenario,
+                        token=user.token,
+                        secrets=user.secrets,
+                        capture_bytes=0,
+                    )
+                except TemplateError as exc:
+                    out.append(TeardownRecord(unit, name, index, step.name, False, False, "", None, f"template: {exc}"))
+                    continue
+                out.append(
+                    TeardownRecord(
+                        unit, name, index, step.name, res.ok, False, "", res.status, res.error, res.duration_s
+                    )
+                )
+    except TimeoutError:
+        done = {r.step for r in out}
+        out.extend(
+            TeardownRecord(unit, name, index, s.name, False, False, "", None, "teardown_timeout")
+            for s in steps
+            if s.name not in done
+        )
+    return out
+
+
+class _Seen:
+    """Labels, offsets and (when asked) capped payloads of one session."""
+
+    def __init__(self, capture_bytes: int, secrets: Sequence[str]) -> None:
+        self.capture_bytes = capture_bytes
+        self.secrets = secrets
+        self.event_types: list[str] = []
+        self.offsets: list[float] = []
+        self.payloads: list[str] = []
+        self.truncated = False
+        self.done_at_s: float | None = None
+
+    def keep_payload(self, raw: str | bytes) -> None:
+        if self.capture_bytes > 0 and len(self.payloads) < MAX_EVENTS_RECORDED:
+            text = raw if isinstance(raw, str) else f"<binary {len(raw)} bytes>"
+            self.payloads.append(cap_keeping_markers(redact(text, self.secrets), self.capture_bytes))
+
+
+def _event_type(raw: str | bytes, key: str) -> str | None:
+    if isinstance(raw, bytes):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or key not in data:
+        return None
+    return cap_text(str(data[key]), 80)
+
+
+def _legacy(
+    ws: ClientConnection, step: WsStep, context: Mapping[str, Any], seen: _Seen, deadline: float
+) -> tuple[SessionOutcome, float | None, float | None]:
+    """The old form: one send, then event types in order (as ``probes.ws_session._legacy_exchange``)."""
+    expectation = EventExpectation(
+        [(e.type, e.timeout_s) for e in step.expect],
+        step.final_event,
+        step.event_timeout_s,
+        other_events=step.other_events,
+        fail_events=step.fail_events,
+    )
+    first_event_s: float | None = None
+    ws.send(json.dumps(render_template(step.send, context)))
+    sent_ns = time.monotonic_ns()
+    while True:
+        wait = min(expectation.current_timeout_s, deadline - time.monotonic())
+        try:
+            raw = ws.recv(timeout=max(wait, 0.0))
+        except TimeoutError:
+            return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
+        offset = _s_since(sent_ns)
+        if first_event_s is None:
+            first_event_s = offset
+        event_type = _event_type(raw, step.event_type_key)
+        if len(seen.event_types) < MAX_EVENTS_RECORDED:
+            seen.event_types.append(event_type if event_type is not None else EventExpectation.UNTYPED)
+            seen.offsets.append(offset)
+            seen.keep_payload(raw)
+        else:
+            seen.truncated = True
+        fed = expectation.feed(event_type)
+        if fed.status is FeedStatus.DONE:
+            return SessionOutcome.ok(), first_event_s, offset
+        if fed.status is FeedStatus.UNEXPECTED:
+            return SessionOutcome.unexpected_event(fed.expected or "", fed.got or ""), first_event_s, None
+
+
+def _drive(ws: ClientConnection, conv: Conversation, seen: _Seen, deadline: float) -> None:
+    """Run the conversation machine until it is done or the step's deadline passes (ConnectionClosed propagates)."""
+    started = time.monotonic()
+    actions = conv.start(started, subprotocol=ws.subprotocol)
+    while True:
+        for action in actions:
+            if isinstance(action, Send):
+                ws.send(action.frame.data)
+        if conv.done:
+            seen.done_at_s = time.monotonic() - started
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            conv.tick(float("inf"))  # names what was awaited
+            return
+        until = min(deadline, conv.next_deadline if conv.next_deadline is not None else deadline)
+        try:
+            raw = ws.recv(timeout=max(until - now, 0.0))
+        except TimeoutError:
+            actions = conv.tick(time.monotonic())
+            continue
+        seen.keep_payload(raw)
+        actions = conv.receive(Frame.of(raw), time.monotonic())
+
+
+def run_ws_session(
+    *,
+    base_url: str,
+    ws_base_url: str | None,
+    step: WsStep,
+    context: Mapping[str, Any],
+    scenario: ScenarioConfig,
+    user: PreparedUser,
+    session_id: str,
+    run_id: str,
+    run_start_ns: int,
+    captured_into: dict[str, Any] | None = None,
+) -> SessionRecord:
+    """One WebSocket session on gevent; always returns a record (never raises for a service failure)."""
+    soak = scenario.soak
+    started_ns = time.monotonic_ns()
+    seen = _Seen(0, user.secrets)
+
+    def record(outcome: SessionOutcome, **kw: Any) -> SessionRecord:
+        return SessionRecord(
+            session_id=session_id,
+            start_offset_s=(started_ns - run_start_ns) / 1e9,
+            outcome=outcome,
+            user=user.setup.username,
+            step=step.name,
+            **kw,
+        )
+
+    try:
+        url = ws_url(base_url, str(render_template(step.path, context)), ws_base_url)
+        url, headers, subprotocols = handshake_auth(url, step, context, scenario.auth, user.token)
+        conv = (
+            None
+            if step.is_legacy
+            else Conversation(
+                step, context, ids=make_ids(step, f"{run_id}/{session_id}"), seed=f"{run_id}/{session_id}"
+            )
+        )
+    except ValueError as exc:  # TemplateError
+        return record(SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120)))
+    try:
+        opened = connect(
+            url,
+            additional_headers=headers or None,
+            subprotocols=subprotocols or None,  # type: ignore[arg-type]
+            open_timeout=soak.connect_timeout_s,
+            close_timeout=soak.close_timeout_s,
+            max_size=soak.max_message_bytes,
+            compression="deflate" if soak.permessage_deflate else None,
+            proxy=None,
+        )
+    except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
+        return record(outcome_for_connect_error(exc))
+    with opened as ws:
+        connect_s = _s_since(started_ns)
+        timeout_s = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
+        deadline = time.monotonic() + timeout_s
+        close_code: int | None = None
+        close_reason = ""
+        first_event_s: float | None = None
+        total_s: float | None = None
+        try:
+            if conv is None:
+                outcome, first_event_s, total_s = _legacy(ws, step, context, seen, deadline)
+            else:
+                _drive(ws, conv, seen, deadline)
+                assert conv.outcome is not None
+                outcome = session_outcome(conv.outcome)
+        except ConnectionClosed as exc:
+            if conv is not None:
+                conv.closed(received_close_code(exc), time.monotonic())
+            decided = conv.outcome if conv is not None else None
+            if decided is None or decided.kind is ConversationOutcomeKind.CLOSED:
+                outcome = outcome_for_connection_closed(exc)
+            else:
+                outcome = session_outcome(decided)
+            close_code = received_close_code(exc)
+            close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
+        except BaseException:
+            ws.socket.close()  # killed (the run stops) or a bug: no close handshake
+            raise
+        finally:
+            if captured_into is not None and conv is not None:
+                captured_into.update(conv.captured)
+        with contextlib.suppress(Exception):  # closing a broken connection may fail; what came back is read below
+            ws.close(conv.step.close_code if conv is not None else 1000)
+        close_rcvd = ws.protocol.close_rcvd
+        close_timed_out = close_rcvd is None and isinstance(ws.connection_exc, TimeoutError)
+        if close_code is None and close_rcvd is not None:
+            close_code, close_reason = close_rcvd.code, cap_text(close_rcvd.reason, MAX_REASON_CHARS)
+        outcome = outcome_after_close(outcome, close_rcvd.code if close_rcvd else None, close_timed_out)
+        if conv is not None:
+            for rec in conv.records[:MAX_EVENTS_RECORDED]:
+                seen.event_types.append(rec.label)
+                seen.offsets.append(rec.at_s)
+            seen.truncated = len(conv.records) > MAX_EVENTS_RECORDED
+            first_event_s = conv.records[0].at_s if conv.records else None
+            total_s = seen.done_at_s if conv.outcome is not None and conv.outcome.ok else None
+        return record(
+            outcome,
+            connect_s=connect_s,
+            first_event_s=first_event_s,
+            total_s=total_s,
+            event_types=tuple(seen.event_types),
+            event_offsets_s=tuple(seen.offsets),
+            events_truncated=seen.truncated,
+            close_code=close_code,
+            close_reason=close_reason,
+            frame_counts=conv.counts() if conv is not None else {},
+        )
