@@ -258,3 +258,19 @@ def test_secrets_in_title_commit_and_address_reach_no_file_and_no_terminal(tmp_p
     terminal_and_pdf = proc.stdout + proc.stderr + pdf_text(out / "report.pdf")
     assert [s for s in secrets if s in terminal_and_pdf] == []
     assert "Release" in (out / "summary.json").read_text()  # the title itself is still there
+
+
+def test_a_run_without_a_live_target_says_so_instead_of_an_empty_candidate(tmp_path: Path) -> None:
+    from test_params import FILES_ONLY
+
+    from stability_lib.report.frontpage import front_page_html
+    from stability_lib.report.render import NO_LIVE_TARGET
+
+    params_file = tmp_path / "p.yaml"
+    params_file.write_text(FILES_ONLY)
+    params, raw = load_params(params_file, env={})
+    run_dir = prepare_run_dir(params_file, raw, params, tmp_path / "run", [])
+    targets = json.loads((run_dir / "run.json").read_text())["targets"]
+    assert targets == {}  # before: {"candidate": ""}, shown as an empty candidate on page 1
+    page = front_page_html({"title": "files only", "verdict": "PASS", "targets": targets})
+    assert f"<th>Candidate</th><td>{NO_LIVE_TARGET}" in page.replace("<wbr>", "")

@@ -189,8 +189,9 @@ def prepare_run_dir(
                     "title": params.title,
                     "environment": params.environment,
                     # What was really probed: a re-render elsewhere must not judge unresolved references.
+                    # None of them when every enabled section reads files (no live target).
                     "targets": {
-                        "candidate": params.target.base_url,
+                        **({"candidate": params.target.base_url} if params.has_live_target else {}),
                         **({"baseline": params.baseline.base_url} if params.baseline else {}),
                     },
                 },

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .figures import _num, _pct, figure_text, short_figure
-from .render import SECTION_TITLES, breakable, claim_anchor, esc, section_anchor, status_badge
+from .render import NO_LIVE_TARGET, SECTION_TITLES, breakable, claim_anchor, esc, section_anchor, status_badge
 
 __all__ = [
     "FrontItem",
@@ -174,7 +174,7 @@ def _facts(
         baseline = f"{baseline} ({baseline_source})" if baseline else baseline_source
     rows = [
         ("Change", summary.get("description") or summary.get("title", "")),  # the title is the page's heading
-        ("Candidate", targets.get("candidate", "")),
+        ("Candidate", targets.get("candidate") or NO_LIVE_TARGET),
         ("Against", baseline or "no baseline (checks against fixed limits only)"),
         ("Commit", commit or "not recorded"),
         ("Version", version or ""),

@@ -19,6 +19,7 @@ import yaml
 from ..core.models import Status
 
 __all__ = [
+    "NO_LIVE_TARGET",
     "esc",
     "breakable",
     "section_anchor",
@@ -52,6 +53,8 @@ SECTION_TITLES: dict[str, str] = {
 }
 
 MAX_CELL_CHARS = 2000
+# The candidate of a run whose enabled sections all read files (JUnit reports, spec files).
+NO_LIVE_TARGET = "no live service: every check read files"
 # Identifiers (paths, URLs, check ids) may wrap after these characters, and only there.
 _SEPARATORS = re.compile(r"(?<=[/_:?&=,#@-])(?=.)|(?<=\.)(?=\D)")  # not inside a number: "1.05"
 
@@ -154,7 +157,7 @@ def header_html(summary: dict[str, Any]) -> str:
     rows = [
         ("Change under test", esc(summary.get("title", ""))),
         ("Environment", esc(summary.get("environment", ""))),
-        ("Candidate target", breakable(targets.get("candidate", ""))),
+        ("Candidate target", breakable(targets.get("candidate") or NO_LIVE_TARGET)),
         ("Baseline target", breakable(targets.get("baseline", "none (no live baseline)"))),
         ("Date (UTC)", esc(summary.get("started_at", ""))),
         ("Tool", esc(f"stability-proof {summary.get('tool_version', '')}")),
