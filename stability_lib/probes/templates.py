@@ -20,6 +20,7 @@ class TemplateError(ParamsError):
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
+_WHOLE_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _MissingType:
@@ -31,7 +32,9 @@ MISSING: Any = _MissingType()
 
 
 def _render_string(template: str, context: Mapping[str, Any]) -> Any:
-    whole = re.fullmatch(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template)
+    if "{" not in template and "}" not in template:
+        return template  # nothing to fill (most header names and many paths): no regex pass per request
+    whole = _WHOLE_PLACEHOLDER.fullmatch(template)
     if whole:
         # A string that is exactly one placeholder keeps the value's JSON type (an int id stays int).
         name = whole.group(1)

@@ -1,0 +1,295 @@
+"""Benchmark the HTTP step: client CPU per request of ``run_http_step`` against the bare libraries.
+
+Run: ``python benchmarks/bench_http.py [--requests 3000] [--concurrency 50] [--rounds 5]``
+
+A fast HTTP/1.1 keep-alive server (a bare asyncio protocol that answers every request with the same
+small JSON body) runs in a separate process on 127.0.0.1, pinned to the last core when the OS allows
+it; this client process is pinned to the first core. Every client runs in this one process (same
+imports: like with like), the modes interleaved round by round, and each figure is the median over
+the rounds of the client's own CPU time (``resource.getrusage(RUSAGE_SELF)``, user + system) per
+request, with ``concurrency`` workers sending ``requests`` GETs in all:
+
+  * ``run_http_step``: the probe's path as the golden path runs it: one client per worker from
+    ``new_http_client`` (made inside the measurement, as a round of the golden path makes them), a
+    templated GET with the token header, status check, capped and redacted body kept, a JSON
+    ``check`` on the body;
+  * ``run_http_step_httpcore``: the same through httpx's own transport (httpcore over anyio), the
+    probe's transport until issue 19;
+  * ``httpx_client_per_worker``: bare ``httpx.AsyncClient`` per worker, ``await client.get(url)``;
+  * ``httpx_shared_client``: one ``httpx.AsyncClient`` for every worker (pool of ``concurrency``);
+  * ``aiohttp_shared_session``: one ``aiohttp.ClientSession`` (only if aiohttp is importable).
+
+Prints one self-describing JSON line (see _meta.envelope); with ``--markdown`` also a table. Exits 1
+if ``run_http_step`` misses the target (30% under issue 19's 524 µs per request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _meta import envelope  # also puts this checkout on sys.path
+from bench_ws_sessions import _pin  # the same pinning as the WebSocket benchmark
+
+BENCHMARK = "http_step"  # stable key of the results file
+QUICK_ARGS = ("--requests", "500", "--rounds", "1")  # for run_all.py --quick
+ISSUE_US_PER_REQUEST = 524.0  # run_http_step, issue 19
+TARGET_US_PER_REQUEST = ISSUE_US_PER_REQUEST * 0.7
+
+# --------------------------------------------------------------------------- server process
+
+_BODY = b'{"id": 7, "status": "ok", "items": [1, 2, 3], "note": "a small JSON body"}'
+_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(_BODY)).encode()
+    + b"\r\n\r\n"
+    + _BODY
+)
+
+
+class _HttpProtocol(asyncio.Protocol):
+    """Answers every request head (no request bodies: the benchmark sends GETs) with one canned response."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        heads = self.buffer.count(b"\r\n\r\n")
+        if heads:
+            self.buffer = self.buffer[self.buffer.rfind(b"\r\n\r\n") + 4 :]
+            self.transport.write(_RESPONSE * heads)
+
+
+async def _serve() -> None:
+    loop = asyncio.get_running_loop()
+    # create_server resolves the host to an IPPROTO_TCP socket, so accepted connections get TCP_NODELAY.
+    server = await loop.create_server(_HttpProtocol, "127.0.0.1", 0, backlog=2048)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --------------------------------------------------------------------------- client modes
+
+
+def _tls_context() -> Any:
+    """One TLS context for the bare httpx clients too (the probe shares one): building one per client
+    costs 13-16 ms of CPU (field notes), which would measure certifi, not requests."""
+    from stability_lib.probes.http_steps import shared_ssl_context
+
+    return shared_ssl_context()
+
+
+Worker = Callable[[int, int], Awaitable[int]]  # (worker index, requests) -> failures
+
+
+async def _mode_run_http_step(base_url: str, concurrency: int, total: int) -> int:
+    return await _run_http_step(base_url, concurrency, total, httpx_transport=False)
+
+
+async def _mode_run_http_step_httpcore(base_url: str, concurrency: int, total: int) -> int:
+    return await _run_http_step(base_url, concurrency, total, httpx_transport=True)
+
+
+async def _run_http_step(base_url: str, concurrency: int, total: int, *, httpx_transport: bool) -> int:
+    import httpx
+
+    from stability_lib.probes.http_steps import new_http_client, run_http_step
+    from stability_lib.probes.scenario import AuthConfig, HttpStep
+
+    step = HttpStep(
+        name="get_item",
+        method="GET",
+        path="/api/items/{user_index}?run={run_id}",
+        headers={"X-Request-Id": "{nonce}"},
+        expect_status=[200],
+        check={"status": "ok"},
+    )
+    auth = AuthConfig()
+    token = "tok-" + "x" * 28
+
+    async def worker(index: int, count: int) -> int:
+        failures = 0
+        context = {"user_index": index, "run_id": "bench", "nonce": f"nonce-{index:032x}", "token": token}
+        transport = httpx.AsyncHTTPTransport(verify=_tls_context()) if httpx_transport else None
+        async with new_http_client(base_url, transport=transport) as client:
+            for _ in range(count):
+                result, _captured = await run_http_step(
+                    client, step, step.name, context, auth=auth, token=token, secrets=(token,), capture_bytes=2048
+                )
+                failures += not result.ok
+        return failures
+
+    return await _spread(worker, concurrency, total)
+
+
+async def _mode_httpx_per_worker(base_url: str, concurrency: int, total: int) -> int:
+    import httpx
+
+    tls = _tls_context()
+
+    async def worker(index: int, count: int) -> int:
+        failures = 0
+        async with httpx.AsyncClient(base_url=base_url, trust_env=False, verify=tls) as client:
+            for _ in range(count):
+                response = await client.get(f"/api/items/{index}")
+                failures += response.status_code != 200
+        return failures
+
+    return await _spread(worker, concurrency, total)
+
+
+async def _mode_httpx_shared(base_url: str, concurrency: int, total: int) -> int:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, trust_env=False, limits=limits, verify=_tls_context()) as client:
+
+        async def worker(index: int, count: int) -> int:
+            failures = 0
+            for _ in range(count):
+                response = await client.get(f"/api/items/{index}")
+                failures += response.status_code != 200
+            return failures
+
+        return await _spread(worker, concurrency, total)
+
+
+async def _mode_aiohttp_shared(base_url: str, concurrency: int, total: int) -> int:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base_url=base_url, connector=connector) as session:
+
+        async def worker(index: int, count: int) -> int:
+            failures = 0
+            for _ in range(count):
+                async with session.get(f"/api/items/{index}") as response:
+                    await response.read()
+                    failures += response.status != 200
+            return failures
+
+        return await _spread(worker, concurrency, total)
+
+
+async def _spread(worker: Worker, concurrency: int, total: int) -> int:
+    counts = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
+    return sum(await asyncio.gather(*(worker(i, n) for i, n in enumerate(counts))))
+
+
+def _modes() -> dict[str, Callable[[str, int, int], Awaitable[int]]]:
+    modes: dict[str, Callable[[str, int, int], Awaitable[int]]] = {
+        "run_http_step": _mode_run_http_step,
+        "run_http_step_httpcore": _mode_run_http_step_httpcore,
+        "httpx_client_per_worker": _mode_httpx_per_worker,
+        "httpx_shared_client": _mode_httpx_shared,
+    }
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        modes["aiohttp_shared_session"] = _mode_aiohttp_shared
+    return modes
+
+
+def _measure(
+    mode: Callable[[str, int, int], Awaitable[int]], base_url: str, concurrency: int, total: int
+) -> dict[str, Any]:
+    cpu0, wall0 = _cpu_s(), time.perf_counter()
+    failures = asyncio.run(mode(base_url, concurrency, total))
+    cpu, wall = _cpu_s() - cpu0, time.perf_counter() - wall0
+    return {"cpu_us_per_request": cpu / total * 1e6, "requests_per_s": total / wall, "failures": failures}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per mode and round")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; figures are medians")
+    parser.add_argument("--only", nargs="*", default=None, help="mode names to run (default: all available)")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table to stderr")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        _pin((os.cpu_count() or 1) - 1)
+        asyncio.run(_serve())
+        return 0
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        client_cpu = _pin(0)
+        base_url = f"http://127.0.0.1:{port}"
+        modes = {k: v for k, v in _modes().items() if args.only is None or k in args.only}
+        _measure(modes.get("run_http_step", next(iter(modes.values()))), base_url, args.concurrency, 200)  # warm-up
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in modes}
+        for rnd in range(args.rounds):
+            order = list(modes) if rnd % 2 == 0 else list(reversed(modes))
+            for name in order:
+                runs[name].append(_measure(modes[name], base_url, args.concurrency, args.requests))
+        load_after = os.getloadavg()
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=10)
+
+    results: dict[str, Any] = {
+        "requests_per_round": args.requests,
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "client_cpu": client_cpu,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load_after],
+        "issue_us_per_request": ISSUE_US_PER_REQUEST,
+        "target_us_per_request": TARGET_US_PER_REQUEST,
+        "modes": {},
+    }
+    for name, measured in runs.items():
+        cpu = [m["cpu_us_per_request"] for m in measured]
+        results["modes"][name] = {
+            "cpu_us_per_request_median": round(statistics.median(cpu), 1),
+            "cpu_us_per_request": [round(x, 1) for x in cpu],
+            "requests_per_s_median": round(statistics.median(m["requests_per_s"] for m in measured)),
+            "failures": sum(m["failures"] for m in measured),
+        }
+    step = results["modes"].get("run_http_step")
+    results["target_met"] = None if step is None else step["cpu_us_per_request_median"] <= TARGET_US_PER_REQUEST
+    if args.markdown:
+        print("| client | CPU µs/request (median) | per round | req/s (median) | failures |", file=sys.stderr)
+        print("|---|---|---|---|---|", file=sys.stderr)
+        for name, m in results["modes"].items():
+            rounds = ", ".join(f"{x:.0f}" for x in m["cpu_us_per_request"])
+            print(
+                f"| {name} | {m['cpu_us_per_request_median']:.0f} | {rounds} | {m['requests_per_s_median']} "
+                f"| {m['failures']} |",
+                file=sys.stderr,
+            )
+    print(json.dumps(envelope(BENCHMARK, results)))
+    return 1 if results["target_met"] is False else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
