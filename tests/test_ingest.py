@@ -386,3 +386,12 @@ def test_k6_points_cut_last_line_is_left_out() -> None:
     cut = full[: len(full) - len(full.split(b"\n")[-2]) // 2 - 1]  # half of the last record
     run = parse_k6_points(cut)
     assert any("cut off" in lim for lim in run.limits)
+
+
+def test_a_request_name_the_candidate_lost_is_not_passed_over() -> None:
+    def run(*names: str) -> LoadRun:
+        return LoadRun("locust", "x", tuple(RequestStats(n, "GET", 100, 0) for n in names), script_errors=())
+
+    cfg = _cfg(format="locust_csv", candidate="x")
+    lost = _by_id(judge_external(run("GET /a"), run("GET /a", "GET /b"), cfg)[0])["latency.GET /b"]
+    assert lost.status is Status.INCONCLUSIVE and "the candidate none" in lost.statistic

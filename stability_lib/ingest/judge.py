@@ -286,6 +286,18 @@ def judge_external(
             claims.append(claim)
             data["comparisons"].append(entry)
         claims.append(_failure_claim(section, stats.name, base_by_name.get(stats.name), stats, cfg, confidence))
+    cand_names = set(names)
+    for lost in (r for r in (baseline.requests if baseline is not None else ()) if _judged(r.name, cfg)):
+        if lost.name not in cand_names and lost.requests > 0:
+            claims.append(
+                _claim(
+                    section,
+                    f"latency.{lost.name}",
+                    f"'{lost.name}' is no more than {cfg.tolerance:.0%} slower than the baseline",
+                    Status.INCONCLUSIVE,
+                    f"the baseline made {lost.requests} requests named '{lost.name}', the candidate none",
+                )
+            )
     if any(r.has_samples for r in judged):
         rules.append(PERFORMANCE_RULE_TEXT)
     elif judged:

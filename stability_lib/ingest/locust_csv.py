@@ -39,6 +39,8 @@ _STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Min Respons
 LOCUST_LIMITS = (
     "Locust CSV files hold no latency samples, only percentiles of latencies rounded to 1 ms under 100 ms "
     "(10 ms under 1 s): the median ratio and its bootstrap interval cannot be computed from them.",
+    "Locust rewrites its CSV files once a second and not again at exit: the last second of a run may be "
+    "missing from them.",
 )
 
 
