@@ -293,6 +293,11 @@ class EventExpectation:
         self._expected_types = frozenset(t for t, _ in self._expected)
         self._index = 0
         self._done = False
+        # The types ``feed`` can do more with than CONTINUE (None: every type can, other_events: fail).
+        # A driver may skip ``feed`` for any other type (untyped included): nothing would change.
+        self.decisive_types: frozenset[str] | None = (
+            None if self._other_fail else self._fail | self._expected_types | {end_event}
+        )
 
     @property
     def waiting_for(self) -> str:

@@ -16,12 +16,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import httpx
 
 from ..core.models import Claim, EvidenceRef, Status
 from .aio import run_sync
 from .http_steps import PreparedUser, UserSetup, new_http_client, new_nonce, prepare_user
-from .scenario import HttpStep, ScenarioConfig, TemplateError, render_template
+from .scenario import HttpStep, ScenarioConfig, TemplateError, render_template, template_placeholders
 from .sessions import (
     SessionAggregate,
     SessionOutcome,
@@ -218,12 +221,16 @@ async def run_soak(
     per_session = soak.setup_scope == "per_session"
     compression = "deflate" if soak.permessage_deflate else None
 
-    async def session(where: Where, index: int, session_id: str) -> SessionRecord:
-        user = where.user
+    # Per-session setup/finally steps need an HTTP client; a plain soak makes none (about 1 ms of CPU
+    # and some KB each: with one per worker, that was most of the engine's cost per session at 500).
+    needs_client = per_session and bool(soak.setup or soak.finally_steps)
+    fixed_url = None if template_placeholders(step.path) else ws_url(base_url, str(step.path), ws_base_url)
+
+    async def session(where: Where | None, user: PreparedUser, index: int, session_id: str) -> SessionRecord:
         context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
         captured: dict[str, Any] = {}  # filled even when the session is cancelled: finally needs it
         try:
-            if per_session:
+            if where is not None:
                 for setup_step in soak.setup or ():
                     run = await run_step(where, setup_step, {**context, **captured}, compression=compression)
                     if not run.ok:  # no WebSocket session happened: counted as a failure to connect
@@ -233,8 +240,8 @@ async def run_soak(
                         outcome = SessionOutcome.connect_error(why)
                         return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
                     captured.update(run.captured)
-            session_context = {**context, **captured}
-            url = ws_url(base_url, str(render_template(step.path, session_context)), ws_base_url)
+            session_context = {**context, **captured} if captured else context
+            url = fixed_url or ws_url(base_url, str(render_template(step.path, session_context)), ws_base_url)
             exchange = await run_ws_exchange(
                 url=url,
                 step=step,
@@ -255,7 +262,7 @@ async def run_soak(
             )
             return exchange.record
         finally:
-            if per_session:
+            if where is not None:
                 teardown.extend(
                     await run_finally(
                         where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index
@@ -263,27 +270,35 @@ async def run_soak(
                 )
 
     async def worker() -> None:
+        if needs_client:
+            async with new_http_client(base_url) as client:  # setup/finally requests of this worker's sessions
+                await work(client)
+        else:
+            await work(None)
+
+    async def work(client: httpx.AsyncClient | None) -> None:
         nonlocal next_index, stopped_by_duration
-        async with new_http_client(base_url) as client:  # setup/finally requests of this worker's sessions
-            while next_index < soak.sessions:
-                if time.monotonic_ns() >= launch_deadline_ns:
-                    stopped_by_duration = True
-                    return
-                index = next_index
-                next_index += 1
-                user = ready[index % len(ready)]
-                session_id = f"{run_id}-s{index:05d}"
-                in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
-                where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
-                try:
-                    rec = await session(where, index, session_id)
-                finally:
-                    del in_flight[index]
-                records.append(rec)
-                if on_session is not None:
-                    maybe = on_session(rec)
-                    if asyncio.iscoroutine(maybe):
-                        await maybe
+        while next_index < soak.sessions:
+            if time.monotonic_ns() >= launch_deadline_ns:
+                stopped_by_duration = True
+                return
+            index = next_index
+            next_index += 1
+            user = ready[index % len(ready)]
+            session_id = f"{run_id}-s{index:05d}"
+            in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
+            where = (
+                None if client is None else Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
+            )
+            try:
+                rec = await session(where, user, index, session_id)
+            finally:
+                del in_flight[index]
+            records.append(rec)
+            if on_session is not None:
+                maybe = on_session(rec)
+                if asyncio.iscoroutine(maybe):
+                    await maybe
 
     cancelled = 0
     if ready:

@@ -123,7 +123,9 @@ def _event_type(raw: str | bytes, key: str) -> str | None:
         return None
     if not isinstance(data, dict) or key not in data:
         return None
-    return cap_text(str(data[key]), 80)
+    value = data[key]
+    text = value if type(value) is str else str(value)
+    return text if len(text) <= 80 else cap_text(text, 80)
 
 
 @dataclass
@@ -147,7 +149,13 @@ class _Observed:
 async def _legacy_exchange(
     ws: ClientConnection, step: WsStep, context: Mapping[str, Any], seen: _Observed, timeout_s: float
 ) -> tuple[SessionOutcome, float | None, float | None]:
-    """The old form: one send, then event types in order. Returns (outcome, first event s, total s)."""
+    """The old form: one send, then event types in order. Returns (outcome, first event s, total s).
+
+    Two bounds, one timer: the whole exchange (``timeout_s``) and each awaited event (its own
+    timeout, from the previous event or the send). The timer is moved earlier when a deadline
+    comes sooner, never later: an event that pushes the deadline on costs one subtraction, and
+    a timer that fires before the real deadline is re-armed there (``recv`` is safe to cancel).
+    """
     expectation = EventExpectation(
         [(e.type, e.timeout_s) for e in step.expect],
         step.final_event,
@@ -155,33 +163,62 @@ async def _legacy_exchange(
         other_events=step.other_events,
         fail_events=step.fail_events,
     )
+    decisive = expectation.decisive_types
+    key = step.event_type_key
+    event_types, offsets = seen.event_types, seen.offsets
+    keep_payloads = seen.capture_bytes > 0
+    loop = asyncio.get_running_loop()
+    whole_deadline = loop.time() + timeout_s
+    deadline = whole_deadline  # the sooner of the whole exchange's and the awaited event's
+    sent_at: float | None = None
     first_event_s: float | None = None
-    try:
-        async with asyncio.timeout(timeout_s):
-            await ws.send(json.dumps(render_template(step.send, context)))
-            sent_ns = time.monotonic_ns()
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), expectation.current_timeout_s)
-                except TimeoutError:
-                    return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
-                offset = _ns_to_s(time.monotonic_ns() - sent_ns)
-                if first_event_s is None:
-                    first_event_s = offset
-                event_type = _event_type(raw, step.event_type_key)
-                if len(seen.event_types) < MAX_EVENTS_RECORDED:
-                    seen.event_types.append(event_type if event_type is not None else EventExpectation.UNTYPED)
-                    seen.offsets.append(offset)
-                    seen.keep_payload(raw)
-                else:
-                    seen.truncated = True
-                fed = expectation.feed(event_type)
-                if fed.status is FeedStatus.DONE:
-                    return SessionOutcome.ok(), first_event_s, offset
-                if fed.status is FeedStatus.UNEXPECTED:
-                    return SessionOutcome.unexpected_event(fed.expected or "", fed.got or ""), first_event_s, None
-    except TimeoutError:
-        return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
+    recorded_max = MAX_EVENTS_RECORDED
+    while True:
+        armed = deadline
+        wait = asyncio.timeout_at(armed)  # absolute loop time, as reschedule takes
+        try:
+            async with wait:
+                if sent_at is None:
+                    await ws.send(json.dumps(render_template(step.send, context)))
+                    sent_at = loop.time()
+                    deadline = armed = min(whole_deadline, sent_at + expectation.current_timeout_s)
+                    wait.reschedule(deadline)
+                event_timeout = expectation.current_timeout_s
+                while True:
+                    raw = await ws.recv()
+                    now = loop.time()
+                    offset = now - sent_at
+                    if first_event_s is None:
+                        first_event_s = offset
+                    event_type = _event_type(raw, key)
+                    if len(event_types) < recorded_max:
+                        event_types.append(event_type if event_type is not None else EventExpectation.UNTYPED)
+                        offsets.append(offset)
+                        if keep_payloads:
+                            seen.keep_payload(raw)
+                    else:
+                        seen.truncated = True
+                    if decisive is None or event_type in decisive:
+                        fed = expectation.feed(event_type)
+                        if fed.status is FeedStatus.DONE:
+                            return SessionOutcome.ok(), first_event_s, offset
+                        if fed.status is FeedStatus.UNEXPECTED:
+                            return (
+                                SessionOutcome.unexpected_event(fed.expected or "", fed.got or ""),
+                                first_event_s,
+                                None,
+                            )
+                        event_timeout = expectation.current_timeout_s
+                    deadline = now + event_timeout
+                    if deadline > whole_deadline:
+                        deadline = whole_deadline
+                    if deadline < armed:
+                        armed = deadline
+                        wait.reschedule(deadline)
+        except TimeoutError:
+            if not wait.expired() or loop.time() >= deadline:
+                return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
+            # The timer was armed for an earlier deadline that events have pushed on: wait again.
 
 
 async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> None:
