@@ -395,3 +395,17 @@ def test_a_request_name_the_candidate_lost_is_not_passed_over() -> None:
     cfg = _cfg(format="locust_csv", candidate="x")
     lost = _by_id(judge_external(run("GET /a"), run("GET /a", "GET /b"), cfg)[0])["latency.GET /b"]
     assert lost.status is Status.INCONCLUSIVE and "the candidate none" in lost.statistic
+
+
+def test_report_rows_show_counts_and_verdicts() -> None:
+    from stability_lib.ingest.view_rows import EXTERNAL_TABLE_HEADERS, external_table_rows
+
+    cfg = _cfg(format="locust_csv", candidate="locust/candidate_slow", baseline="locust/baseline", requests=JUDGED)
+    rows = {r[0]: r for r in external_table_rows(external_performance_claims(cfg, FIXTURES)[1])}
+    assert all(len(r) == len(EXTERNAL_TABLE_HEADERS) for r in rows.values())
+    post = rows["POST /api/threads"]
+    assert post[1:4] == ("yes", "300 / 300", "0 / 0") and post[-1] == "REGRESSION"
+    assert rows["GET /api/threads/[missing]"][1:4] == ("no", "300 / 300", "300 / 300")
+    k6 = _cfg(format="k6_json", candidate="k6/candidate_slow.points.json.gz", baseline="k6/baseline.points.json.gz")
+    rows = {r[0]: r for r in external_table_rows(external_performance_claims(k6, FIXTURES)[1])}
+    assert rows["POST /api/threads"][6] == "median, bootstrap" and rows["POST /api/threads"][-1] == "REGRESSION"
