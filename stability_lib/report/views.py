@@ -339,7 +339,7 @@ def _engine_parts(engine: Any) -> list[Part]:
     return [
         "<h3>Engine: Locust</h3>"
         + table(
-            ["Target", "Workers", "Workers seen", "Sessions seen", "Rate (session/s)", "Sessions lost", "Note"], rows
+            ["Target", "Workers", "Workers seen", "Sessions seen", "Sessions per second", "Sessions lost", "Note"], rows
         )
     ]
 

@@ -198,7 +198,6 @@ def run_locust_soak(
     plan_path = out_dir / "plan.json"
     plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
     env = {**os.environ, _PLAN_ENV: str(plan_path.resolve()), "PYTHONUNBUFFERED": "1"}
-    env = {k: v for k, v in env.items() if not k.startswith("LOCUST_")}  # only our arguments drive Locust
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     master_cmd = [
         *locust,

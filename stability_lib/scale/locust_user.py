@@ -105,6 +105,7 @@ class _Master:
         self.teardown: list[dict[str, Any]] = []
         self.finished = False
         self.summary: dict[str, Any] = {}
+        self.lost_nodes: set[str] = set()
 
     def seconds_left(self) -> float:
         return max(0.0, float(self.plan["duration_s"]) - (time.monotonic() - self.started))
@@ -150,7 +151,7 @@ class _Master:
     def over(self) -> bool:
         if not self.slots:
             return False
-        missing = self.missing()
+        missing = self.lost_nodes
         for node in self.slots:
             if node in missing:
                 continue
@@ -161,6 +162,7 @@ class _Master:
     def watch(self) -> None:
         while not self.finished:
             gevent.sleep(0.2)
+            self.lost_nodes |= self.missing()  # seen missing while the soak ran (not after the quit)
             if self.over():
                 self.finish()
                 self.env.runner.quit()
@@ -170,7 +172,7 @@ class _Master:
         if self.finished:
             return
         self.finished = True
-        missing = self.missing()
+        missing = self.lost_nodes
         lost = {self.slots[n]: self.leased.get(n, 0) - self.accounted.get(n, 0) for n in missing if n in self.slots}
         summary = {
             "workers_seen": len(self.slots),
@@ -338,7 +340,8 @@ class _Worker:
             self.flush()
 
     def per_user_teardown(self) -> None:
-        assert self.scenario is not None and self.plan is not None
+        if self.scenario is None or self.plan is None:  # the setup never got that far: nothing to undo
+            return
         soak = self.scenario.soak
         if soak.setup_scope == "per_session" or not soak.finally_steps:
             return
@@ -406,13 +409,28 @@ class StabilitySoakUser(User):
                 index = worker.next_session()
                 if index is None:
                     break
-                self._one_session(worker, index)
+                try:
+                    self._one_session(worker, index)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours: a failed session, never a silent gap
+                    worker.outbox.append(self._engine_failure(worker, index, exc).to_dict())
         finally:
             worker.active -= 1
             if worker.active == 0 and worker.exhausted_or_failed():
-                worker.per_user_teardown()
-                worker.flush(idle=True)
-        raise StopUser()
+                try:
+                    worker.per_user_teardown()
+                finally:
+                    worker.flush(idle=True)
+        raise StopUser()  # never run again: Locust would otherwise call the task in a loop
+
+    @staticmethod
+    def _engine_failure(worker: _Worker, index: int, exc: Exception) -> SessionRecord:
+        assert worker.plan is not None
+        return SessionRecord(
+            f"{worker.plan['run_id']}-s{index:05d}",
+            (time.monotonic_ns() - worker.run_start_ns) / 1e9,
+            SessionOutcome.connect_error(f"locust engine: {type(exc).__name__}"),
+            step=str(worker.plan["step"]),
+        )
 
     def _one_session(self, worker: _Worker, index: int) -> None:
         scenario, plan = worker.scenario, worker.plan
