@@ -409,3 +409,14 @@ def test_report_rows_show_counts_and_verdicts() -> None:
     k6 = _cfg(format="k6_json", candidate="k6/candidate_slow.points.json.gz", baseline="k6/baseline.points.json.gz")
     rows = {r[0]: r for r in external_table_rows(external_performance_claims(k6, FIXTURES)[1])}
     assert rows["POST /api/threads"][6] == "median, bootstrap" and rows["POST /api/threads"][-1] == "REGRESSION"
+
+
+def test_k6_without_failed_metric_cannot_show_failures() -> None:
+    """k6 before 0.31 wrote no http_req_failed: no failure recorded is not zero failures."""
+    line = {"type": "Point", "metric": "http_req_duration", "data": {"value": 5.0, "tags": {"name": "GET /a"}}}
+    run = parse_k6_points(("\n".join([json.dumps(line)] * 30) + "\n").encode())
+    assert _counts(run) == {"GET /a": (30, 0)} and not run.failures_recorded
+    claim = _by_id(judge_external(run, None, _cfg(format="k6_json", candidate="x"))[0])["failures.GET /a"]
+    assert claim.status is Status.INCONCLUSIVE and "http_req_failed" in claim.statistic
+    summary = parse_k6_summary(json.dumps({"metrics": {"http_reqs": {"count": 30}, "http_req_duration": {"med": 5}}}))
+    assert not summary.failures_recorded

@@ -55,12 +55,13 @@ class ExternalPerformanceConfig(BaseModel):
     )
     tolerance: float = Field(0.10, gt=0, le=2, description="Allowed slowdown (0.10 = 10%).")
     tolerated_failure_rate: float = Field(
-        0.0,
+        0.01,
         ge=0,
-        le=1,
-        description="Failed requests tolerated per judged name. 0: any failure FAILs (and none can only be "
-        "INCONCLUSIVE: a rate of 0 cannot be confirmed by a finite run). A candidate that fails significantly "
-        "more often than the baseline (one-sided Fisher exact test) FAILs too.",
+        lt=1,
+        description="Highest failure rate still acceptable per judged request name (0.01 = 1%, as "
+        "scenario.tolerated_failure_rate). 0: any failure FAILs, and none can only be INCONCLUSIVE (a rate of 0 "
+        "cannot be confirmed by a finite run). A candidate that fails significantly more often than the "
+        "baseline (one-sided Fisher exact test) FAILs too.",
     )
     summary_quantile: float = Field(
         0.95,

@@ -143,7 +143,12 @@ def _failure_claim(
     cand: RequestStats,
     cfg: ExternalPerformanceConfig,
     confidence: float,
+    recorded: bool = True,
 ) -> Claim:
+    statement = f"'{name}' fails no more often than the tolerated {cfg.tolerated_failure_rate:.2%} of requests"
+    if not recorded:
+        why = "the files do not record which requests failed (no http_req_failed metric)"
+        return _claim(section, f"failures.{name}", statement, Status.INCONCLUSIVE, why)
     verdict, estimate, text = judge_failure_rate(cand.failures, cand.requests, cfg.tolerated_failure_rate, confidence)
     status = _RATE_STATUS[verdict]
     statistic = f"{text.rstrip('.')}"
@@ -163,7 +168,7 @@ def _failure_claim(
     return _claim(
         section,
         f"failures.{name}",
-        f"'{name}' fails no more often than the tolerated {cfg.tolerated_failure_rate:.2%} of requests",
+        statement,
         status,
         statistic,
         details=details,
@@ -285,7 +290,10 @@ def judge_external(
             claim, entry = _latency_claim(section, stats.name, base_by_name.get(stats.name), stats, cfg, confidence, m)
             claims.append(claim)
             data["comparisons"].append(entry)
-        claims.append(_failure_claim(section, stats.name, base_by_name.get(stats.name), stats, cfg, confidence))
+        base_stats = base_by_name.get(stats.name) if baseline is not None and baseline.failures_recorded else None
+        claims.append(
+            _failure_claim(section, stats.name, base_stats, stats, cfg, confidence, candidate.failures_recorded)
+        )
     cand_names = set(names)
     for lost in (r for r in (baseline.requests if baseline is not None else ()) if _judged(r.name, cfg)):
         if lost.name not in cand_names and lost.requests > 0:

@@ -50,6 +50,7 @@ MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_POINTS = 5_000_000
 MAX_NAMES = 20_000
 _NO_LOG = "No k6 log given: k6 records exceptions thrown by the script only in its log, so whether it threw is unknown."
+_NO_FAILED_METRIC = "No http_req_failed metric (k6 before 0.31 has none): which requests failed is not recorded."
 _SUBMETRIC = re.compile(r"^([a-z_]+)\{(.*)\}$")
 _PERCENTILE = re.compile(r"^p\((\d{1,3}(?:\.\d{1,6})?)\)$")
 _LOGFMT = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
@@ -139,6 +140,9 @@ def parse_k6_points(data: bytes, source: str = "k6.json") -> LoadRun:
             iterations += int(value)
         elif metric == "dropped_iterations":
             dropped += int(value)
+    recorded = bool(requests) or not durations
+    if not recorded:
+        limits.append(_NO_FAILED_METRIC)
     names = sorted(set(durations) | set(requests))
     stats = tuple(
         RequestStats(
@@ -159,6 +163,7 @@ def parse_k6_points(data: bytes, source: str = "k6.json") -> LoadRun:
         iterations=iterations,
         dropped_iterations=dropped,
         limits=(*limits, _NO_LOG),
+        failures_recorded=recorded,
     )
 
 
@@ -280,6 +285,8 @@ def parse_k6_summary(text: str, source: str = "summary.json") -> LoadRun:
         "the median ratio and its bootstrap interval cannot be computed from it.",
         _NO_LOG,
     ]
+    if ALL_REQUESTS not in failed and (trends or counts):
+        limits.append(_NO_FAILED_METRIC)
     stats: list[RequestStats] = []
     for name in sorted(set(trends) | set(failed) | set(counts)):
         n = counts.get(name, failed.get(name, (0, 0))[1])
@@ -305,6 +312,7 @@ def parse_k6_summary(text: str, source: str = "summary.json") -> LoadRun:
         iterations=int(_number(iter_values["count"], "iterations")) if "count" in iter_values else None,
         dropped_iterations=int(_number(drop_values["count"], "dropped_iterations")) if "count" in drop_values else 0,
         limits=tuple(limits),
+        failures_recorded=ALL_REQUESTS in failed or not (trends or counts),
     )
 
 

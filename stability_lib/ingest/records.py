@@ -156,6 +156,7 @@ class LoadRun:
     iterations: int | None = None
     dropped_iterations: int | None = None
     limits: tuple[str, ...] = ()
+    failures_recorded: bool = True  # False: the files do not say which requests failed (old k6)
 
     def by_name(self) -> dict[str, RequestStats]:
         return {r.name: r for r in self.requests}
@@ -184,4 +185,5 @@ class LoadRun:
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
             "limits": list(self.limits),
+            "failures_recorded": self.failures_recorded,
         }
