@@ -72,6 +72,7 @@ class LocustRun:
     locust_ws_failures: int
     log_dir: str
     note: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)  # master and each worker: peak memory (MiB), CPU s
 
     @property
     def rate_per_s(self) -> float:
@@ -89,6 +90,7 @@ class LocustRun:
             "rate_per_s": round(self.rate_per_s, 2),
             "locust_stats": {"ws_sessions": self.locust_ws_sessions, "ws_failures": self.locust_ws_failures},
             "note": self.note,
+            "resources": self.resources,
         }
 
 
@@ -347,4 +349,5 @@ def _locust_run(workers: int, out_dir: Path, elapsed: float, master_rc: int | No
         int(stats.get("ws_failures", 0)),
         str(out_dir),
         note,
+        dict(summary.get("resources") or {}),
     )

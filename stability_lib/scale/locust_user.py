@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,12 @@ def resolve_env(raw: Any, env: Mapping[str, str], where: str = "") -> Any:
     return raw
 
 
+def _resources() -> dict[str, float]:
+    """This process's peak memory and CPU time so far (for the engine's report and the benchmark)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"max_rss_mib": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
+
+
 def _watch_parent() -> None:
     """Quit when the process that started us is gone (a SIGKILLed launcher leaves no orphan)."""
     parent = os.getppid()
@@ -106,12 +113,16 @@ class _Master:
         self.finished = False
         self.summary: dict[str, Any] = {}
         self.lost_nodes: set[str] = set()
+        self.resources: dict[str, dict[str, float]] = {}  # worker slot -> peak memory and CPU time
+        self.cpu_before = 0.0
 
     def seconds_left(self) -> float:
         return max(0.0, float(self.plan["duration_s"]) - (time.monotonic() - self.started))
 
     def on_plan_request(self, environment: Any, msg: Any, **_: Any) -> None:
         node = msg.node_id
+        if not self.slots:
+            self.cpu_before = _resources()["cpu_s"]
         slot = self.slots.setdefault(node, len(self.slots))
         self.leased.setdefault(node, 0)
         self.accounted.setdefault(node, 0)
@@ -142,6 +153,8 @@ class _Master:
         self.teardown.extend(data.get("teardown", ()))
         if data.get("idle"):
             self.idle.add(node)
+        if data.get("resources"):
+            self.resources[str(self.slots.get(node, -1))] = data["resources"]
 
     def missing(self) -> set[str]:
         runner = self.env.runner
@@ -186,6 +199,7 @@ class _Master:
             "users": self.users,
             "teardown": self.teardown,
             "locust_stats": self.locust_stats(),
+            "resources": {"master": {**_resources(), "cpu_s_before_soak": self.cpu_before}, "workers": self.resources},
         }
         self.records_file.close()
         self.summary = summary
@@ -233,6 +247,7 @@ class _Worker:
         self.returned = 0
         self.turn = 0
         self.base_url = ""
+        self.cpu_before = 0.0
         self.ws_base_url: str | None = None
 
     def exhausted_or_failed(self) -> bool:
@@ -255,6 +270,7 @@ class _Worker:
             self.setup_done.wait()
             return
         self.setting_up = True
+        self.cpu_before = _resources()["cpu_s"]  # imports and start-up: the soak's own CPU is the rest
         try:
             self.env.runner.send_message("stability_plan_request", {})
             if not self.plan_ready.wait(_PLAN_WAIT_S) or self.plan is None:
@@ -325,6 +341,7 @@ class _Worker:
         if not (self.outbox or self.users_out or self.teardown_out or self.returned or idle):
             return
         data = {
+            "resources": {**_resources(), "cpu_s_before_soak": self.cpu_before} if idle else None,
             "records": self.outbox,
             "users": self.users_out,
             "teardown": self.teardown_out,
