@@ -31,6 +31,8 @@ __all__ = [
     "check_conversation",
     "legacy_conversation",
     "unknown_placeholder_message",
+    "ConversationSoakConfig",
+    "MAX_SOAK_MESSAGES",
 ]
 
 _RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -387,3 +389,88 @@ def legacy_conversation(raw: Mapping[str, Any]) -> dict[str, Any]:
 def _rule_name(event: Any) -> str:
     name = re.sub(r"[^a-z0-9_]", "_", str(event).lower()).strip("_")[:40]
     return name if _RULE_NAME.fullmatch(name) else f"e_{name}"[:40]
+
+
+# -- conversation soak (issue 19): many request/reply messages per session ----------------------------
+
+SOAK_MESSAGE_PLACEHOLDERS = frozenset({"msg_id", "seq", "session"})
+SOAK_ID_PLACEHOLDERS = frozenset({"msg_id", "seq"})
+MAX_SOAK_MESSAGES = 10_000_000  # every message costs 21 bytes of arrays: 210 MB at the cap
+MAX_SOAK_SESSIONS = 100_000
+MAX_SOAK_CONCURRENCY = 10_000
+MAX_SOAK_DURATION_S = 3600.0
+
+
+class ConversationSoakConfig(_Strict):
+    """Sessions that each exchange many correlated request/reply messages (``probes.conversation_soak``).
+
+    Every message is ``send`` rendered with ``{msg_id}`` (unique in the soak), ``{seq}`` (1, 2, ... in
+    its session), ``{session}`` and the caller's context. Its reply is the message whose value at the
+    ``correlate`` path equals the rendered ``correlate`` template; ``check`` is then the content that
+    reply must have (placeholders allowed). Messages nobody waits for are counted (``unmatched``).
+    """
+
+    path: str = Field("/", description="WebSocket path, joined to the target's ws base URL.")
+    send: Any = Field(description="JSON template of every request.")
+    correlate: dict[str, str] = Field(
+        description="{dotted path: template with {msg_id} or {seq}}: which reply answers which request."
+    )
+    check: dict[str, Any] = Field(default_factory=dict, description="{dotted path: condition} on every reply; * ok.")
+    fail_on: list[MatchRule] = Field(default_factory=list, description="Messages that mean the session failed.")
+    unmatched: Literal["ignore", "fail"] = Field(
+        "ignore", description="A message that answers no pending request: count it, or end the session."
+    )
+    subprotocols: list[str] = Field(default_factory=list, description="Offered subprotocols (first one required).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Handshake headers (templates).")
+    messages_per_session: int = Field(100, ge=1, le=MAX_SOAK_MESSAGES, description="Requests each session sends.")
+    rate_per_session: float | None = Field(
+        None, gt=0, le=100_000, description="Requests per second per session; none: the next as soon as a reply comes."
+    )
+    in_flight: int = Field(1, ge=1, le=1000, description="Requests a session may have awaiting their reply.")
+    reply_timeout_s: float = Field(10.0, gt=0, le=900, description="A request without its reply by then failed.")
+    sessions: int = Field(50, ge=1, le=MAX_SOAK_SESSIONS, description="Sessions in the soak.")
+    concurrency: int = Field(50, ge=1, le=MAX_SOAK_CONCURRENCY, description="Sessions open at once.")
+    duration_s: float = Field(60.0, gt=0, le=MAX_SOAK_DURATION_S, description="No request is sent after this.")
+    connect_timeout_s: float = Field(10.0, gt=0, le=120, description="TCP connect and opening handshake.")
+    close_timeout_s: float = Field(5.0, gt=0, le=60, description="Wait for the closing handshake.")
+    max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Largest incoming message.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ConversationSoakConfig:
+        total = self.sessions * self.messages_per_session
+        if total > MAX_SOAK_MESSAGES:
+            raise ValueError(
+                f"sessions x messages_per_session = {total:,} is over the cap of {MAX_SOAK_MESSAGES:,} messages"
+            )
+        if not self.correlate:
+            raise ValueError("correlate: name the reply's path that carries the request's id")
+        if len(self.correlate) != 1:
+            raise ValueError("correlate: exactly one {dotted path: template} (the reply's id)")
+        ((path, template),) = self.correlate.items()
+        try:
+            parse_path(path)
+        except ValueError as exc:
+            raise ValueError(f"correlate[{path!r}]: {exc}") from None
+        if path == ".":
+            raise ValueError("correlate['.']: the whole message is not an id; name the path that carries it")
+        for where, value in (("send", self.send), ("correlate", template), ("check", self.check)):
+            bad = malformed_brace(value)
+            if bad is not None:
+                raise ValueError(f"{where}: unbalanced brace in {bad[:60]!r} (write {{{{ and }}}} for literal braces)")
+        if not template_placeholders(template) & SOAK_ID_PLACEHOLDERS:
+            raise ValueError(
+                f'correlate[{path!r}]: correlates on a value with no id placeholder; write "{{msg_id}}" or "{{seq}}"'
+            )
+        if not template_placeholders(self.send) & SOAK_ID_PLACEHOLDERS:
+            raise ValueError("send: carries no {msg_id} or {seq}, so no reply can be told from another")
+        checks = compile_conditions(self.check, allow_star=True)
+        why = _never_matches(checks)
+        if why:
+            raise ValueError(f"check: {why}")
+        return self
+
+    def placeholders(self) -> set[str]:
+        """Placeholders the caller's context must provide (beyond msg_id, seq, session)."""
+        used = template_placeholders([self.send, self.correlate, self.check, self.headers])
+        used |= template_placeholders([rule.match for rule in self.fail_on])
+        return used - SOAK_MESSAGE_PLACEHOLDERS
