@@ -420,3 +420,14 @@ def test_k6_without_failed_metric_cannot_show_failures() -> None:
     assert claim.status is Status.INCONCLUSIVE and "http_req_failed" in claim.statistic
     summary = parse_k6_summary(json.dumps({"metrics": {"http_reqs": {"count": 30}, "http_req_duration": {"med": 5}}}))
     assert not summary.failures_recorded
+
+
+def test_k6_dropped_iterations_fail_the_script_claim() -> None:
+    """A real k6 run cut by maxDuration: 4 iterations never started (2 interrupted mid-way, which
+    k6 writes nowhere but its console). No request was made: nothing to judge, and not a pass."""
+    cfg = _cfg(format="k6_summary", candidate="k6/interrupted.summary_export.json")
+    claims, data = external_performance_claims(cfg, FIXTURES)
+    by_id = _by_id(claims)
+    assert data["candidate"]["iterations"] == 4 and data["candidate"]["dropped_iterations"] == 4
+    assert by_id["script"].status is Status.FAIL and "4 iterations dropped" in by_id["script"].statistic
+    assert by_id["evidence"].status is Status.INCONCLUSIVE

@@ -207,7 +207,12 @@ def _script_claim(section: str, run: LoadRun) -> Claim:
     if run.script_errors is None:
         unknown = next((lim for lim in run.limits if "exception" in lim), "whether the script threw is unknown")
         return _claim(section, "script", statement, Status.INCONCLUSIVE, "; ".join([*seen, unknown]))
-    return _claim(section, "script", statement, Status.PASS, "; ".join(seen) or "no error recorded")
+    if run.dropped_iterations is not None:
+        seen.append(f"{run.dropped_iterations} iterations dropped")
+    statistic = "; ".join(seen) or "no error recorded"
+    if run.tool == "k6":
+        statistic += "; iterations interrupted mid-way are in none of k6's files (its console shows them)"
+    return _claim(section, "script", statement, Status.PASS, statistic)
 
 
 def _threshold_claim(section: str, run: LoadRun) -> Claim:

@@ -37,6 +37,7 @@ from .records import (
 
 __all__ = [
     "ALL_REQUESTS",
+    "K6_INTERRUPTED_LIMIT",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_POINTS",
     "maybe_gunzip",
@@ -50,6 +51,10 @@ MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_POINTS = 5_000_000
 MAX_NAMES = 20_000
 _NO_LOG = "No k6 log given: k6 records exceptions thrown by the script only in its log, so whether it threw is unknown."
+K6_INTERRUPTED_LIMIT = (
+    "k6 writes iterations interrupted mid-way (by maxDuration or a graceful stop) to none of its files, only "
+    "to its console; iterations it never started are in dropped_iterations."
+)
 _NO_FAILED_METRIC = "No http_req_failed metric (k6 before 0.31 has none): which requests failed is not recorded."
 _SUBMETRIC = re.compile(r"^([a-z_]+)\{(.*)\}$")
 _PERCENTILE = re.compile(r"^p\((\d{1,3}(?:\.\d{1,6})?)\)$")
@@ -162,7 +167,7 @@ def parse_k6_points(data: bytes, source: str = "k6.json") -> LoadRun:
         checks=tuple(CheckResult(name, passes, fails) for name, (passes, fails) in sorted(checks.items())),
         iterations=iterations,
         dropped_iterations=dropped,
-        limits=(*limits, _NO_LOG),
+        limits=(*limits, _NO_LOG, K6_INTERRUPTED_LIMIT),
         failures_recorded=recorded,
     )
 
@@ -284,6 +289,7 @@ def parse_k6_summary(text: str, source: str = "summary.json") -> LoadRun:
         "A k6 summary holds percentiles of all requests (and of {name:...} submetrics), not samples: "
         "the median ratio and its bootstrap interval cannot be computed from it.",
         _NO_LOG,
+        K6_INTERRUPTED_LIMIT,
     ]
     if ALL_REQUESTS not in failed and (trends or counts):
         limits.append(_NO_FAILED_METRIC)
