@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from ..core.models import Claim, EvidenceRef, Figure, Status
 from ..stats.rates import RateEstimate, rate_estimate
 from .engine import (
@@ -36,6 +38,7 @@ from .engine import (
     prepare_user,
     run_blocking,
 )
+from .http_steps import PreparedUser, log_in_again
 from .scenario import HttpStep, ScenarioConfig
 from .sessions import NONCE_PATTERN, SessionRecord, summarize_samples
 from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
@@ -51,6 +54,12 @@ __all__ = [
     "golden_claim",
     "run_golden_path",
     "run_golden_path_sync",
+    "LoggedInUsers",
+    "UsersFinished",
+    "log_in_users",
+    "log_in_users_sync",
+    "finish_users",
+    "finish_users_sync",
 ]
 
 _MAX_LEAKS_LISTED = 50  # evidence names pairs; a systematic leak must not list thousands
@@ -427,6 +436,144 @@ class _UserOutcome:
     leftovers: list[LeftoverCheck] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LoggedInUsers:
+    """Test users set up once (register, login, prerequisite steps) on one target, for many golden runs.
+
+    A section that repeats the golden path (performance rounds, isolation) logs its users in once with
+    ``log_in_users`` and passes them to every ``run_golden_path(..., users=...)``; the per-user teardown
+    and leftovers checks then run once, at the end, in ``finish_users``. Tokens and cookies live only
+    in memory (never in evidence).
+    """
+
+    base_url: str
+    run_id: str
+    users: tuple[PreparedUser, ...] = field(repr=False)
+    started_ns: int = 0
+
+    @property
+    def setups(self) -> tuple[UserSetup, ...]:
+        return tuple(u.setup for u in self.users)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.users) and all(u.setup.ok for u in self.users)
+
+    def samples(self) -> tuple[StepSample, ...]:
+        """The setup steps (register, login, prerequisites) as step samples, once per user."""
+        return tuple(
+            StepSample(step.name, u.setup.username, 0, step.duration_s, step.ok)
+            for u in self.users
+            for step in u.setup.steps
+        )
+
+
+@dataclass(frozen=True)
+class UsersFinished:
+    """What ``finish_users`` did: the per-user teardown steps and the leftovers checks."""
+
+    teardown: tuple[TeardownRecord, ...]
+    leftovers: tuple[LeftoverCheck, ...]
+    teardown_configured: bool
+    leftovers_configured: bool
+
+    def claims(self, section: str, evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
+        """As ``GoldenResult.teardown_claims`` for the users' own teardown and leftovers checks."""
+        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+        if self.leftovers_configured:
+            claims.append(leftovers_claim(self.leftovers, section, evidence))
+        return claims
+
+
+async def _finish_user(where: Where) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
+    """Per user, once, at the very end: teardown, then the checks that prove nothing was left behind."""
+    user, run_id = where.user, where.run_id
+    index, username = user.setup.index, user.setup.username
+    context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{index}-end")
+    teardown = await run_finally(where, where.scenario.teardown, context, unit="user", index=index)
+    leftovers = []
+    for check in where.scenario.leftovers:
+        run = await run_step(where, check, context)
+        leftovers.append(LeftoverCheck(username, check.name, run.ok, run.why))
+    return teardown, leftovers
+
+
+def _setup_steps(scenario: ScenarioConfig) -> list[HttpStep]:
+    return [s for s in scenario.setup if isinstance(s, HttpStep)]
+
+
+async def log_in_users(base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None) -> LoggedInUsers:
+    """Set up ``users.count`` users once (``SETUP_CONCURRENCY`` at a time), for ``run_golden_path(users=...)``."""
+    run_id = run_id or new_run_id()
+    started_ns = time.monotonic_ns()
+    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    async def one(index: int, username: str) -> PreparedUser:
+        async with slots, new_http_client(base_url) as client:
+            return await prepare_user(client, scenario, index, username, run_id, _setup_steps(scenario))
+
+    users = await asyncio.gather(*(one(i, name) for i, name in enumerate(scenario.users.usernames(run_id))))
+    return LoggedInUsers(base_url, run_id, tuple(users), started_ns)
+
+
+def log_in_users_sync(base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None) -> LoggedInUsers:
+    """``log_in_users`` from sync code (notebooks included)."""
+    return run_blocking(lambda: log_in_users(base_url, scenario, run_id=run_id))
+
+
+async def finish_users(
+    users: LoggedInUsers, scenario: ScenarioConfig, *, ws_base_url: str | None = None
+) -> UsersFinished:
+    """Once per user, after the last golden run: the scenario's teardown, then its leftovers checks."""
+
+    async def one(user: PreparedUser) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
+        if not user.setup.ok:
+            return [], []
+        async with new_http_client(users.base_url, cookies=user.cookies) as client:
+            where = Where(client, users.base_url, ws_base_url, scenario, user, users.run_id, users.started_ns)
+            return await _finish_user(where)
+
+    done = await asyncio.gather(*(one(u) for u in users.users))
+    return UsersFinished(
+        teardown=tuple(t for ts, _ in done for t in ts),
+        leftovers=tuple(c for _, cs in done for c in cs),
+        teardown_configured=bool(scenario.teardown),
+        leftovers_configured=bool(scenario.leftovers),
+    )
+
+
+def finish_users_sync(
+    users: LoggedInUsers, scenario: ScenarioConfig, *, ws_base_url: str | None = None
+) -> UsersFinished:
+    """``finish_users`` from sync code (notebooks included)."""
+    return run_blocking(lambda: finish_users(users, scenario, ws_base_url=ws_base_url))
+
+
+async def _user_for_this_run(
+    client: httpx.AsyncClient,
+    scenario: ScenarioConfig,
+    index: int,
+    username: str,
+    run_id: str,
+    setup_slots: asyncio.Semaphore,
+    prepared: PreparedUser | None,
+    sample_login: bool,
+) -> tuple[PreparedUser, tuple[HttpStepResult, ...]]:
+    """The user this call's runs go as, and the setup steps taken for it in this call (they are samples)."""
+    if prepared is None:
+        async with setup_slots:  # registration and login of many users at once would be a load test of its own
+            user = await prepare_user(client, scenario, index, username, run_id, _setup_steps(scenario))
+        return user, user.setup.steps
+    if not (sample_login and prepared.setup.ok and scenario.auth.effective_mode == "login" and scenario.auth.login):
+        return prepared, ()
+    async with setup_slots:
+        login, user = await log_in_again(client, scenario, prepared, run_id)
+    if not login.ok:  # as a failed login of a fresh user: this user's runs fail at auth.login
+        failed = dataclasses.replace(user.setup, ok=False, error=f"login: {login.error}", steps=(login,))
+        return dataclasses.replace(user, setup=failed), (login,)
+    return user, (login,)
+
+
 async def _run_user(
     base_url: str,
     scenario: ScenarioConfig,
@@ -436,15 +583,17 @@ async def _run_user(
     run_start_ns: int,
     ws_base_url: str | None,
     setup_slots: asyncio.Semaphore,
+    prepared: PreparedUser | None = None,
+    sample_login: bool = False,
 ) -> _UserOutcome:
     cap = scenario.max_capture_bytes
-    setup_steps = [s for s in scenario.setup if isinstance(s, HttpStep)]
-    async with new_http_client(base_url) as client:
-        async with setup_slots:  # registration and login of many users at once would be a load test of its own
-            user = await prepare_user(client, scenario, index, username, run_id, setup_steps)
+    async with new_http_client(base_url, cookies=prepared.cookies if prepared is not None else ()) as client:
+        user, setup_taken = await _user_for_this_run(
+            client, scenario, index, username, run_id, setup_slots, prepared, sample_login
+        )
         where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
         out = _UserOutcome(user.setup)
-        for step_result in user.setup.steps:
+        for step_result in setup_taken:
             out.samples.append(StepSample(step_result.name, username, 0, step_result.duration_s, step_result.ok))
         if not user.setup.ok:
             failed_step = user.setup.steps[-1].name if user.setup.steps else "setup"
@@ -492,36 +641,52 @@ async def _run_user(
                     tuple(ws_records),
                 )
             )
-        # Per user, once, at the very end: teardown, then the checks that prove nothing was left behind.
-        final_context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{index}-end")
-        out.teardown.extend(await run_finally(where, scenario.teardown, final_context, unit="user", index=index))
-        for check in scenario.leftovers:
-            run = await run_step(where, check, final_context)
-            out.leftovers.append(LeftoverCheck(username, check.name, run.ok, run.why))
+        if prepared is None:  # else the users' own teardown and leftovers checks run once, in finish_users
+            teardown, leftovers = await _finish_user(where)
+            out.teardown.extend(teardown)
+            out.leftovers.extend(leftovers)
         return out
 
 
 async def run_golden_path(
-    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+    base_url: str,
+    scenario: ScenarioConfig,
+    *,
+    ws_base_url: str | None = None,
+    run_id: str | None = None,
+    users: LoggedInUsers | None = None,
+    sample_login: bool = False,
 ) -> GoldenResult:
     """Run the golden path for ``users.count`` users at once, ``repetitions`` times each.
 
     Users are set up (register, login) ``SETUP_CONCURRENCY`` at a time; their golden runs then overlap.
+    With ``users`` (``log_in_users`` on this target), nobody is set up here: the runs go as those users,
+    and their own teardown and leftovers checks are left to ``finish_users``. ``sample_login`` then logs
+    each of them in once more in this call and uses the new token, so ``auth.login`` is still a sample
+    of every call (the section's login is not repeated for anything else: no registration, no setup steps).
     """
+    if users is not None and users.base_url != base_url:
+        raise ValueError(f"users were logged in on {users.base_url}, not on {base_url}")
     run_id = run_id or new_run_id()
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     run_start_ns = time.monotonic_ns()
-    names = scenario.users.usernames(run_id)
     setup_slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+    if users is None:
+        who: list[tuple[str, PreparedUser | None]] = [(name, None) for name in scenario.users.usernames(run_id)]
+    else:
+        who = [(u.setup.username, u) for u in users.users]
     outcomes = await asyncio.gather(
         *(
-            _run_user(base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots)
-            for i, name in enumerate(names)
+            _run_user(
+                base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots, prepared, sample_login
+            )
+            for i, (name, prepared) in enumerate(who)
         )
     )
     runs = [r for o in outcomes for r in o.runs]
     sightings = [s for o in outcomes for s in o.sightings]
     nonces = {o.setup.username: [r.nonce for r in o.runs if r.nonce] for o in outcomes}
+    users_own = users is None  # the users' teardown and leftovers are part of this result
     return GoldenResult(
         run_id=run_id,
         started_at=started_at,
@@ -534,14 +699,24 @@ async def run_golden_path(
         isolation=analyze_isolation(nonces, sightings),
         confidence=scenario.confidence,
         teardown=tuple(t for o in outcomes for t in o.teardown),
-        teardown_configured=bool(scenario.golden_path.finally_steps or scenario.teardown),
+        teardown_configured=bool(scenario.golden_path.finally_steps or (users_own and scenario.teardown)),
         leftovers=tuple(c for o in outcomes for c in o.leftovers),
-        leftovers_configured=bool(scenario.leftovers),
+        leftovers_configured=users_own and bool(scenario.leftovers),
     )
 
 
 def run_golden_path_sync(
-    base_url: str, scenario: ScenarioConfig, *, ws_base_url: str | None = None, run_id: str | None = None
+    base_url: str,
+    scenario: ScenarioConfig,
+    *,
+    ws_base_url: str | None = None,
+    run_id: str | None = None,
+    users: LoggedInUsers | None = None,
+    sample_login: bool = False,
 ) -> GoldenResult:
     """``run_golden_path`` from sync code (notebooks included)."""
-    return run_blocking(lambda: run_golden_path(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id))
+    return run_blocking(
+        lambda: run_golden_path(
+            base_url, scenario, ws_base_url=ws_base_url, run_id=run_id, users=users, sample_login=sample_login
+        )
+    )

@@ -10,6 +10,7 @@ environment are not used: a probe measures the service directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import ssl
@@ -46,6 +47,8 @@ __all__ = [
     "fetch_capped",
     "run_http_step",
     "prepare_user",
+    "log_in_again",
+    "cookies_of",
     "new_http_client",
     "shared_ssl_context",
     "LeanTransport",
@@ -240,6 +243,9 @@ class PreparedUser:
     token: str | None = field(default=None, repr=False)
     variables: dict[str, Any] = field(default_factory=dict, repr=False)
     password: str = field(default="", repr=False)
+    # The cookies the service set during setup (a session cookie is a login too): a later client of the
+    # same user starts with them. (name, value, domain, path) each.
+    cookies: tuple[tuple[str, str, str, str], ...] = field(default=(), repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -329,7 +335,41 @@ async def prepare_user(
             variables.update(captured)
     except TemplateError as exc:
         return failed(f"template: {exc}")
-    return PreparedUser(UserSetup(index, username, True, "", tuple(steps)), token, variables, password)
+    return PreparedUser(
+        UserSetup(index, username, True, "", tuple(steps)), token, variables, password, cookies_of(client)
+    )
+
+
+def cookies_of(client: httpx.AsyncClient) -> tuple[tuple[str, str, str, str], ...]:
+    """The client's cookie jar as plain values, to give a later client of the same user."""
+    return tuple((c.name, c.value or "", c.domain, c.path) for c in client.cookies.jar)
+
+
+async def log_in_again(
+    client: httpx.AsyncClient, scenario: ScenarioConfig, user: PreparedUser, run_id: str
+) -> tuple[HttpStepResult, PreparedUser]:
+    """One more login of a user already set up (auth.mode login), timed like the first one.
+
+    For a section that logs its users in once and still measures the login: the result is the
+    ``auth.login`` step (body never kept), and the user with the new token when it succeeded
+    (with the old one, unchanged, when it did not).
+    """
+    assert scenario.auth.login is not None
+    context: dict[str, Any] = {
+        "username": user.setup.username,
+        "password": user.password,
+        "user_index": user.setup.index,
+        "run_id": run_id,
+        "repetition": 0,
+        "nonce": new_nonce(),
+    }
+    try:
+        result, token = await _login(client, scenario, context, list(user.secrets))
+    except TemplateError as exc:
+        return HttpStepResult("auth.login", scenario.auth.login.method, "", False, None, 0.0, f"template: {exc}"), user
+    if not result.ok or token is None:
+        return result, user
+    return result, dataclasses.replace(user, token=token, cookies=cookies_of(client))
 
 
 async def _login(
@@ -371,13 +411,15 @@ def new_http_client(
     headers: Mapping[str, str] | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    cookies: Sequence[tuple[str, str, str, str]] = (),
 ) -> httpx.AsyncClient:
-    """A client for one user (or one probe) with the shared TLS context; ``headers`` go on every request.
+    """A client for one user (or one probe) with the shared TLS context; ``headers`` go on every request,
+    ``cookies`` (``PreparedUser.cookies``) start in its jar.
 
     Requests go through ``LeanTransport`` (HTTP/1.1 on asyncio streams and h11) unless ``transport``
     is given (tests inject ``httpx.MockTransport``; ``httpx.AsyncHTTPTransport()`` is httpx's own).
     """
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         base_url=base_url,
         trust_env=False,
         follow_redirects=False,
@@ -385,6 +427,9 @@ def new_http_client(
         headers=headers,
         transport=transport if transport is not None else LeanTransport(shared_ssl_context()),
     )
+    for name, value, domain, path in cookies:
+        client.cookies.set(name, value, domain=domain, path=path)
+    return client
 
 
 # --------------------------------------------------------------------------- transport
