@@ -112,3 +112,11 @@ def _p_text(p: float) -> str:
     if p < 0.001:
         return "p<0.001"
     return f"p={p:.2g}" if p < 0.01 else f"p={p:.2f}"
+
+
+def _scipy_stats() -> Any:
+    """scipy.stats, imported on first use: it costs about a second of CPU, and loading params
+    (which reaches the statistics through the sections' config models) must not pay it."""
+    from scipy import stats
+
+    return stats

@@ -6,10 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sps
 
 from ..core.models import Figure
-from ._validate import _check_confidence, _check_k_n, _check_probability, _json_float, _p_text, _pct, _Verdict
+from ._validate import (
+    _check_confidence,
+    _check_k_n,
+    _check_probability,
+    _json_float,
+    _p_text,
+    _pct,
+    _scipy_stats,
+    _Verdict,
+)
 from .rates import RateEstimate, rate_estimate, sessions_needed
 
 __all__ = [
@@ -129,8 +137,8 @@ def compare_failure_rates(
         )
     table = np.array([[k_base, n_base - k_base], [k_cand, n_cand - k_cand]])
     # "greater": the baseline's odds of failing exceed the candidate's.
-    p_lower = float(_sps.fisher_exact(table, alternative="greater").pvalue)
-    p_higher = float(_sps.fisher_exact(table, alternative="less").pvalue)
+    p_lower = float(_scipy_stats().fisher_exact(table, alternative="greater").pvalue)
+    p_higher = float(_scipy_stats().fisher_exact(table, alternative="less").pvalue)
     lower_shown = p_lower < alpha
     within_tolerance = cand.upper <= tolerated
     if p_higher < alpha:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sps
 
 from ..core.models import Figure
 from ._validate import (
@@ -21,6 +20,7 @@ from ._validate import (
     _conf_label,
     _json_float,
     _p_text,
+    _scipy_stats,
     _Verdict,
 )
 from .bootstrap import _as_samples, _generator, bootstrap_quantiles, hodges_lehmann_shift
@@ -279,8 +279,8 @@ def compare_samples(
     boot_cand = bootstrap_quantiles(cand_sorted, qs, resamples, rng)
     median_ratio = _ratio_interval(boot_cand[0], boot_base[0], float(cand_q[0] / base_q[0]), confidence)
     p95_ratio = _ratio_interval(boot_cand[1], boot_base[1], float(cand_q[1] / base_q[1]), confidence)
-    mw_two = float(_sps.mannwhitneyu(cand, base, alternative="two-sided").pvalue)
-    mw_greater = float(_sps.mannwhitneyu(cand, base, alternative="greater").pvalue)
+    mw_two = float(_scipy_stats().mannwhitneyu(cand, base, alternative="two-sided").pvalue)
+    mw_greater = float(_scipy_stats().mannwhitneyu(cand, base, alternative="greater").pvalue)
     shift = hodges_lehmann_shift(base, cand, seed=rng)
 
     conf = _conf_label(confidence)

@@ -6,10 +6,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as _sps
-
 from ..core.models import Figure
-from ._validate import _check_confidence, _check_k_n, _check_probability, _conf_label, _json_float, _pct, _Verdict
+from ._validate import (
+    _check_confidence,
+    _check_k_n,
+    _check_probability,
+    _conf_label,
+    _json_float,
+    _pct,
+    _scipy_stats,
+    _Verdict,
+)
 
 __all__ = [
     "FAILURE_RATE_RULE_TEXT",
@@ -44,7 +51,7 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     confidence = _check_confidence(confidence)
     if n == 0:
         return (0.0, 1.0)
-    ci = _sps.binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+    ci = _scipy_stats().binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
     return (float(ci.low), float(ci.high))
 
 
@@ -62,7 +69,7 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     if k == 0:
         # Closed form; more accurate than the beta quantile for huge n.
         return float(-math.expm1(math.log1p(-confidence) / n))
-    return float(_sps.beta.ppf(confidence, k + 1, n - k))
+    return float(_scipy_stats().beta.ppf(confidence, k + 1, n - k))
 
 
 def sessions_needed(tolerated_rate: float, confidence: float = 0.95) -> int:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import betaln
 
 from .._validate import StatisticsInputError
 from ..fixes import FixStatus
@@ -198,6 +196,8 @@ def _sign_rank(n: int, alpha: float, a: float = SIGN_MIXTURE_A) -> int:
     """
     if n <= 0:
         return 0
+    from scipy.special import betaln  # on first use: params loading reaches this module
+
     level = math.log(1.0 / alpha)
     base = n * math.log(2.0) - float(betaln(a, a))
 
@@ -244,6 +244,9 @@ def binomial_confidence_sequence(
     if n == 0:
         return (0.0, 1.0)
     a, b = prior
+    from scipy.optimize import brentq  # on first use: params loading reaches this module
+    from scipy.special import betaln
+
     # log mixture - log(1/alpha): the beta-function part does not depend on p, compute it once.
     offset = float(betaln(a + k, b + n - k) - betaln(a, b)) - math.log(1.0 / alpha)
     p_hat = k / n
