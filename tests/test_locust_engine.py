@@ -216,34 +216,26 @@ def test_a_worker_killed_mid_run_is_counted_as_lost_and_nothing_is_left_behind(t
     assert processes_of(out / "plan.json") == []
 
 
-SIGINT_SCRIPT = """
-import json, sys
-from pathlib import Path
-from stability_lib.scale.launcher import LocustSettings, run_locust_soak
-from stability_lib.probes.scenario import ScenarioConfig
-from stability_lib.execution.params import resolve_env
-import os
-raw = json.loads(sys.argv[1])
-try:
-    run_locust_soak(scenario=ScenarioConfig.model_validate(resolve_env(raw, os.environ, "scenario")), raw_scenario=raw,
-                    base_url=sys.argv[2], raw_base_url=sys.argv[2], raw_ws_base_url=None, out_dir=Path(sys.argv[3]),
-                    settings=LocustSettings(workers=2))
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
-def test_sigint_stops_the_master_and_every_worker(tmp_path: Path) -> None:
-    out = tmp_path / "locust"
+def test_ctrl_c_on_stability_run_stops_the_master_and_every_worker(tmp_path: Path) -> None:
+    params = tmp_path / "ws.yaml"
+    params.write_text(PARAMS % json.dumps(raw_scenario(sessions=5000, duration_s=120)))
+    out = tmp_path / "run"
+    plan = out / "locust" / "candidate" / "plan.json"
     with serve(variant="candidate", seed=1) as url:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SIGINT_SCRIPT, json.dumps(raw_scenario(sessions=5000)), url, str(out)]
+            [sys.executable, "-m", "stability_lib.cli", "run", str(params), "--out", str(out), "--format", "html"]
+            + ["--engine", "locust"],
+            env={**os.environ, "TARGET_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
-            wait_for_lines(out / "records.jsonl", 20)
-            assert len(processes_of(out / "plan.json")) == 3
+            wait_for_lines(plan.with_name("records.jsonl"), 20)
+            assert len(processes_of(plan)) == 3
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=30) == 130
+            _, err = proc.communicate(timeout=60)
         finally:
             proc.kill()
-    assert processes_of(out / "plan.json") == []
+    assert proc.returncode == 3 and "interrupted by SIGINT" in err
+    assert processes_of(plan) == []
