@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib.util
 import json
 import math
 import os
@@ -102,6 +103,8 @@ class LocustSoak:
 
 
 def _refuse_unsupported(scenario: ScenarioConfig) -> None:
+    if importlib.util.find_spec("locust") is None:  # looked up, not imported: gevent must stay out of this process
+        raise LocustEngineError("the locust engine needs Locust: pip install 'stability-proof[locust]'")
     soak = scenario.soak
     steps = [*(soak.setup or ()), *soak.finally_steps]
     if any(not isinstance(s, HttpStep) for s in steps):
@@ -255,6 +258,17 @@ def run_locust_soak(
     )
 
 
+def _last_line(log: Path, limit: int = 200) -> str:
+    """The master's last words (e.g. Locust's "Gave up waiting for workers"), capped."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 4096))
+            lines = [line.strip() for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""
+
+
 def _read_summary(out_dir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
@@ -326,7 +340,11 @@ def _locust_run(workers: int, out_dir: Path, elapsed: float, master_rc: int | No
     summary = _read_summary(out_dir)
     records = len(_read_records(out_dir))
     if summary is None:
-        note = f"the Locust master ended without a summary (exit {master_rc}; see {out_dir / 'master.log'}): judged on the {records} sessions reported"
+        said = _last_line(out_dir / "master.log")
+        note = (
+            f"the Locust master ended without a summary (exit {master_rc}{': ' + said if said else ''}): "
+            f"judged on the {records} sessions reported"
+        )
         return LocustRun(workers, 0, records, 0, (), elapsed, 0, 0, str(out_dir), note)
     lost = int(summary.get("sessions_lost", 0))
     workers_lost = tuple(int(w) for w in summary.get("workers_lost", ()))
