@@ -29,6 +29,7 @@ from stability_lib.probes.conversation_soak_model import (
     MessageStatus,
     SessionLedger,
     SoakPlan,
+    conversation_soak_claims,
     summarize_conversation_soak,
 )
 from stability_lib.probes.conversation_spec import ConversationSoakConfig
@@ -354,3 +355,37 @@ def test_a_placeholder_without_a_value_is_refused_before_any_traffic() -> None:
 
     with pytest.raises(TemplateError, match="token"):
         SoakPlan(config(headers={"Authorization": "Bearer {token}"}))
+
+
+def test_claims_pass_on_a_healthy_soak_and_fail_when_replies_lose_their_content() -> None:
+    from stability_lib.core.models import Status
+
+    healthy, _ = soak(cfg=config(sessions=10, concurrency=5, messages_per_session=30))
+    messages, sessions = conversation_soak_claims(summarize_conversation_soak(healthy), tolerated_rate=0.05)
+    assert messages.status is Status.PASS and messages.statistic == "0 of 300 messages failed"
+    assert sessions.status is Status.INCONCLUSIVE  # 0 of 10 sessions cannot bound the rate at 5%
+
+    def garble(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
+        return [{**request, "text": ""}] if n % 2 else [request]
+
+    broken, _ = soak(garble, config(sessions=10, concurrency=5, messages_per_session=30))
+    messages, _ = conversation_soak_claims(summarize_conversation_soak(broken), tolerated_rate=0.05)
+    assert messages.status is Status.FAIL and messages.details["failures_by_reason"] == {"content_mismatch(text)": 150}
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    nothing = asyncio.run(run_conversation_soak(f"ws://127.0.0.1:{port}/", config(sessions=3, concurrency=3)))
+    messages, sessions = conversation_soak_claims(summarize_conversation_soak(nothing), tolerated_rate=0.05)
+    assert messages.status is Status.INCONCLUSIVE and messages.statistic == "no messages to count"
+    assert sessions.status is Status.FAIL and sessions.statistic == "3 of 3 sessions failed"
+
+
+@pytest.mark.slow
+def test_five_hundred_sessions_at_once_count_every_message() -> None:
+    cfg = config(sessions=500, concurrency=500, messages_per_session=40, connect_timeout_s=60, reply_timeout_s=60)
+    result, server = soak(cfg=cfg)
+    summary = summarize_conversation_soak(result)
+    assert server.max_open <= 500 and server.connections == 500
+    assert summary.messages_ok == server.received == 20_000 and summary.sessions_ok == 500
+    assert np.count_nonzero(np.isfinite(result.latency_s)) == 20_000

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..stats import clopper_pearson, upper_bound
+from ..core.models import Claim, EvidenceRef, Status
+from ..stats import clopper_pearson, judge_failure_rate, upper_bound
 from .conditions import ABSENT, Condition, holds, lookup, lookup_all, parse_path
 from .conversation_spec import ConversationSoakConfig, compile_conditions
 from .templates import TemplateError, render_template, template_placeholders
@@ -43,6 +44,7 @@ __all__ = [
     "ConversationSoakResult",
     "ConversationSoakSummary",
     "summarize_conversation_soak",
+    "conversation_soak_claims",
 ]
 
 MAX_REASONS = 50  # distinct failure labels kept; the rest count under "other"
@@ -529,3 +531,58 @@ def summarize_conversation_soak(result: ConversationSoakResult, confidence: floa
         sessions_by_outcome=dict(sorted(outcomes.items(), key=lambda kv: (-kv[1], kv[0]))),
         unmatched=unmatched,
     )
+
+
+def conversation_soak_claims(
+    summary: ConversationSoakSummary,
+    *,
+    tolerated_rate: float,
+    section: str = "websocket",
+    evidence: Sequence[EvidenceRef] = (),
+) -> tuple[Claim, Claim]:
+    """Two claims: requests are answered correctly, and sessions run to their end (each a failure-rate rule).
+
+    Messages ``stopped`` by our own cap are not counted; a session stopped by the duration cap is not a
+    failure either. No resolved message (or no session) is INCONCLUSIVE, never PASS.
+    """
+    sessions_n = summary.sessions - sum(n for o, n in summary.sessions_by_outcome.items() if o.startswith("stopped"))
+    sessions_failed = sessions_n - summary.sessions_ok
+    resolved = summary.messages_ok + summary.messages_failed
+    claims = []
+    for claim_id, statement, k, n, what, details in (
+        (
+            f"{section}.conversation_messages_correct",
+            "Requests of the conversation soak get their correlated reply with the checked content, in time",
+            summary.messages_failed,
+            resolved,
+            "messages failed",
+            {"failures_by_reason": dict(summary.failures_by_reason), "latency_ms": dict(summary.latency_ms)},
+        ),
+        (
+            f"{section}.conversation_sessions_complete",
+            "Conversation soak sessions connect, run to their end and close cleanly",
+            sessions_failed,
+            sessions_n,
+            "sessions failed",
+            {"sessions_by_outcome": dict(summary.sessions_by_outcome)},
+        ),
+    ):
+        verdict, est, explanation = judge_failure_rate(k, n, tolerated_rate, summary.confidence)
+        claims.append(
+            Claim(
+                id=claim_id,
+                section=section,
+                statement=statement,
+                status=verdict.status if n > 0 else Status.INCONCLUSIVE,
+                statistic=f"{k:,} of {n:,} {what}" if n else f"no {what.split()[0]} to count",
+                evidence=tuple(evidence),
+                details={
+                    **details,
+                    "explanation": explanation,
+                    "estimate": est.serialize(),
+                    "tolerated_rate": tolerated_rate,
+                },
+                figure=est.figure(what, tolerance=tolerated_rate) if n > 0 else None,
+            )
+        )
+    return claims[0], claims[1]
