@@ -99,6 +99,9 @@ def one_run(out: Path, fault: str | None, full: bool) -> dict[str, Any]:
         for c in data.get("comparisons", [])
         if c.get("judged")
     }
+    taken = max((len(v) for v in data.get("samples", {}).get("candidate", {}).values()), default=0)
+    run["samples_per_side"] = taken
+    run["samples_per_side_per_s"] = round(taken / run["sampling_s"], 2) if run.get("sampling_s") else None
     return run
 
 
@@ -123,8 +126,9 @@ def tally(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| run | candidate | exit | verdict | per judged operation: verdict (n per side) | rounds | perf. section s | wall s | load 1m |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | candidate | exit | verdict | per judged operation: verdict (n per side) | rounds | samples/side/s "
+        "| perf. section s | wall s | load 1m |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, runs in (("clean", result["clean"]["runs_detail"]), ("slow", result["slow"]["runs_detail"])):
         for i, r in enumerate(runs, 1):
@@ -133,7 +137,8 @@ def markdown(result: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {i} | {label} | {r['exit_code']} | {r.get('verdict')} | {ops or r.get('error', '')[:80]} | "
-                f"{r.get('sample_rounds')} | {r.get('performance_s')} | {r['wall_s']} | {r['load_avg_1m']} |"
+                f"{r.get('sample_rounds')} | {r.get('samples_per_side_per_s')} | {r.get('performance_s')} | "
+                f"{r['wall_s']} | {r['load_avg_1m']} |"
             )
     return "\n".join(lines)
 

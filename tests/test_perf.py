@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -229,3 +231,61 @@ def test_the_performance_page_shows_how_each_claim_stopped() -> None:
     result = SectionResult("performance", Status.FAIL, tuple(claims.values()), {"comparisons": comparisons})
     html = "".join(p for p in section_parts(result) if isinstance(p, str))
     assert "step:slow: REGRESSION, decided at round" in html
+
+
+def test_a_non_positive_value_drops_its_pair_and_later_pairs_keep_their_partners() -> None:
+    # Candidate = baseline x 1.5 pair by pair; one baseline value is 0 (e.g. a span whose two events
+    # were read in one loop iteration). Filtering each side alone shifted every later pair.
+    base = [0.0, 10.0, 20.0, 40.0, 80.0] * 6
+    cand = [1.0] + [1.5 * b for b in base[1:]]
+    rnd = SampleRound(
+        {"baseline": {"step:a": base}, "candidate": {"step:a": cand}},
+        {"baseline": {"runs": 30, "failed": 0}, "candidate": {"runs": 30, "failed": 0}},
+    )
+    cfg = PerformanceConfig(samples_per_side=30, max_samples_per_side=30, operations=["step:a"], min_samples=2)
+    sampling = sample_sequentially(iter([rnd]), cfg)
+    assert sampling.state is not None
+    ratios = np.exp(sampling.state.operations["step:a"].log_ratios)
+    assert len(ratios) == 24 and np.allclose(ratios, 1.5)
+
+
+def test_the_first_rounds_one_off_setup_does_not_end_the_sampling() -> None:
+    # Round 1 logs the users in (18 s on a busy machine) and samples for 2 s, like every later
+    # round; 30 s budget. Judged by the whole first round (20 s), sampling stopped after it.
+    readings = iter([0.0] + [20.0 + 2.0 * k for k in range(100)])
+    cfg = PerformanceConfig(samples_per_side=10, max_samples_per_side=2000, max_seconds=30, operations=["step:*"])
+    taken: list[int] = []
+    rounds = synthetic_rounds({"step:a": 1.08}, sigma=0.3, taken=taken)
+    first = next(rounds)
+    with_setup = itertools.chain([dataclasses.replace(first, setup_s=18.0)], rounds)
+    sampling = sample_sequentially(with_setup, cfg, clock=lambda: next(readings))
+    assert sampling.results["step:a"].stop.value == "TIME_BUDGET"
+    # rounds 2.. end at 22, 24, ... 30 s: the budget is spent, not given up after the first round
+    assert len(taken) == 6 and sampling.round_seconds[-1] == 2.0
+    assert sampling.results["step:a"].last.elapsed_s == 30.0
+    assert sampling.round_seconds[0] == 20.0
+
+
+def test_rounds_pair_runs_next_to_each_other_and_log_users_in_once(tmp_path) -> None:
+    from test_golden import demo, demo_scenario
+
+    from stability_lib.probes.perf import collect_interleaved
+
+    class Target:
+        def __init__(self, url: str) -> None:
+            self.base_url, self.ws_base_url = url, None
+
+    cfg = PerformanceConfig(samples_per_side=6, concurrency=2)
+    with demo.serve(variant="candidate", seed=1) as a, demo.serve(variant="candidate", seed=2) as b:
+        rounds = collect_interleaved(demo_scenario(), cfg, {"baseline": Target(a), "candidate": Target(b)})
+        first, second = next(rounds), next(rounds)
+        rounds.close()
+    for rnd in (first, second):
+        assert rnd.runs == {"baseline": {"runs": 6, "failed": 0}, "candidate": {"runs": 6, "failed": 0}}
+        for side in ("baseline", "candidate"):
+            assert len(rnd.samples[side]["agent_session:agent#1"]) == 6
+            assert len(rnd.samples[side]["step:agent_session"]) == 6
+    # two users per side (one per lane), registered and logged in once for all the rounds
+    assert len(first.samples["baseline"]["step:auth.login"]) == 2
+    assert "step:auth.login" not in second.samples["candidate"]
+    assert first.order == ("baseline", "candidate") and second.order == ("baseline", "candidate")

@@ -1,6 +1,7 @@
 """Performance against a baseline: interleaved A/B samples per operation, judged sequentially.
 
-I/O: ``collect_interleaved`` yields rounds of golden-path runs (A B, then B A, ...). Pure apart
+I/O: ``collect_interleaved`` yields rounds of A/B pairs of golden-path runs (A B, then B A, ...),
+run in a few lanes whose users log in once per section. Pure apart
 from an injectable clock: ``sample_sequentially`` reads rounds until every judged operation is
 decided by its confidence sequence (``stats.sequential``) or the budget runs out;
 ``compare_operations`` turns the samples (and the sequential results) into claims.
@@ -8,13 +9,16 @@ decided by its confidence sequence (``stats.sequential``) or the budget runs out
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import functools
 import math
+import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +48,7 @@ class PerformanceConfig(BaseModel):
         60,
         ge=1,
         le=5000,
-        description="Golden-path samples per target in one round of interleaved A/B runs. Sequential: the first "
+        description="Golden-path runs per target in one round (that many A/B pairs). Sequential: the first "
         "look comes after one round and every further round adds as many. Not sequential: the whole sample.",
     )
     sequential: bool = Field(
@@ -62,7 +66,13 @@ class PerformanceConfig(BaseModel):
         description="Sequential budget: seconds of sampling in the section. Checked before each round: a round "
         "that would end past it (judged by the longest round so far) is not started.",
     )
-    concurrency: int = Field(4, ge=1, le=50, description="Users at once on a target (one login each per round).")
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=50,
+        description="Lanes at once: each has one user per target (logged in once per section) and takes "
+        "A/B pairs of golden runs one after the other.",
+    )
     resamples: int = Field(10_000, ge=100, le=100_000, description="Bootstrap resamples.")
     min_samples: int = Field(20, ge=2, description="Below this per side a comparison is INCONCLUSIVE.")
     seed: int = 0
@@ -88,44 +98,228 @@ class PerformanceConfig(BaseModel):
 
 @dataclass(frozen=True)
 class SampleRound:
-    """One round: per side and operation, latencies (ms) in the order taken; runs per side; who went first."""
+    """One round: per side and operation, latencies (ms) in the order taken; runs per side; who went first;
+    seconds of one-off setup it included."""
 
     samples: Samples
     runs: RunCounts
     order: tuple[str, ...] = ()
+    setup_s: float = 0.0  # one-off work inside this round (the section's logins): not what a next round costs
 
 
 def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> Iterator[SampleRound]:
-    """Rounds of golden-path runs, endlessly (the caller stops): in each round every target runs
-    ``concurrency`` users x enough repetitions for ``samples_per_side``, one side after the other,
-    and the order alternates (A B, B A, ...) so drift on the machine hits every side alike. The
-    i-th baseline sample of an operation is paired with the i-th candidate sample of the same
-    round. Users register and log in once per round and target, not once per A/B pair."""
-    from .golden import run_golden_path_sync
-    from .operations import operation_samples_ms
+    """Rounds of paired golden-path runs, endlessly (the caller stops, then closes the generator).
 
-    users = min(cfg.concurrency, cfg.samples_per_side)
-    round_scenario = scenario.model_copy(
-        update={
-            "users": scenario.users.model_copy(update={"count": users}),
-            "golden_path": scenario.golden_path.model_copy(
-                update={"repetitions": max(1, math.ceil(cfg.samples_per_side / users))}
-            ),
-        }
-    )
+    ``concurrency`` lanes run at once; a lane has one test user per target, registered and logged
+    in once for the whole section (their setup steps are sampled in the first round). A lane takes
+    pairs one after the other: one golden run on every target back to back, the order alternating
+    from pair to pair (A B, B A, ...), so the two runs of a pair are next to each other in time
+    and drift on the machine hits both alike; neither side always goes first. A round is
+    ``samples_per_side`` pairs. In a round's samples of an operation, the i-th baseline value
+    and the i-th candidate value come from the same pair; values whose partner run failed
+    follow after the paired ones."""
+    from .soak import new_run_id
+
     sides = list(targets)
-    index = 0
-    while True:
-        order = sides if index % 2 == 0 else list(reversed(sides))  # ABBA: neither side always goes first
-        samples: Samples = {side: {} for side in sides}
-        runs: RunCounts = {side: {"runs": 0, "failed": 0} for side in sides}
-        for side in order:
-            target = targets[side]
-            result = run_golden_path_sync(target.base_url, round_scenario, ws_base_url=target.ws_base_url)
-            runs[side] = {"runs": len(result.runs), "failed": sum(1 for r in result.runs if not r.ok)}
-            samples[side] = operation_samples_ms(result.to_dict())
-        yield SampleRound(samples=samples, runs=runs, order=tuple(order))
-        index += 1
+    lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
+    run_id, run_start_ns = new_run_id(), time.monotonic_ns()
+    setup_started = time.monotonic()
+    users, setup = _run_timed(lambda: _prepare_lanes(scenario, targets, lanes, run_id))
+    setup_s = time.monotonic() - setup_started
+    first_pair = 0
+    try:
+        while True:
+            pairs = _run_timed(
+                functools.partial(
+                    _run_pairs, scenario, targets, users, first_pair, cfg.samples_per_side, run_id, run_start_ns
+                )
+            )
+            rnd = _round_of(pairs, sides, first_pair, setup if first_pair == 0 else None)
+            yield dataclasses.replace(rnd, setup_s=setup_s) if first_pair == 0 else rnd
+            first_pair += cfg.samples_per_side
+    finally:  # the scenario's per-user teardown, once, after the last round
+        if scenario.teardown:
+            _run_timed(lambda: _teardown_lanes(scenario, targets, users, run_id, run_start_ns))
+
+
+OpSamples = dict[str, list[float]]  # operation -> milliseconds of one golden run
+T = TypeVar("T")
+
+
+def _run_timed(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``run_blocking`` on asyncio's loop unless STABILITY_EVENT_LOOP says otherwise: WebSocket event
+    offsets are read from ``loop.time()``, which on uvloop has a resolution of 1 ms and is read once
+    per loop iteration (measured: every agent span a whole number of milliseconds, 0.0 when two
+    events were read in one iteration), too coarse to judge a 10% change of a 5 ms span."""
+    from .aio import EVENT_LOOP_ENV
+    from .soak import run_blocking
+
+    if os.environ.get(EVENT_LOOP_ENV, "").strip():
+        return run_blocking(factory)
+    os.environ[EVENT_LOOP_ENV] = "asyncio"
+    try:
+        return run_blocking(factory)
+    finally:
+        os.environ.pop(EVENT_LOOP_ENV, None)
+
+
+async def _prepare_lanes(
+    scenario: Any, targets: Mapping[str, Any], lanes: int, run_id: str
+) -> tuple[dict[str, list[Any]], dict[str, OpSamples]]:
+    """Register and log in ``lanes`` users per target (a few at a time), once for the section.
+    Returns the users per side and, per side, the setup steps' samples."""
+    import asyncio
+
+    from .engine import SETUP_CONCURRENCY, new_http_client, prepare_user
+    from .operations import operation_samples_ms
+    from .scenario import HttpStep
+
+    names = scenario.users.model_copy(update={"count": lanes}).usernames(run_id)
+    setup_steps = [s for s in scenario.setup if isinstance(s, HttpStep)]
+    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    async def one(side: str, index: int) -> Any:
+        async with slots, new_http_client(targets[side].base_url) as client:
+            return await prepare_user(client, scenario, index, names[index], run_id, setup_steps)
+
+    users = {side: list(await asyncio.gather(*(one(side, i) for i in range(lanes)))) for side in targets}
+    setup: dict[str, OpSamples] = {}
+    for side, prepared in users.items():
+        steps = [{"step": r.name, "ok": r.ok, "duration_s": r.duration_s} for u in prepared for r in u.setup.steps]
+        setup[side] = operation_samples_ms({"samples": steps})
+    return users, setup
+
+
+def _where(scenario: Any, target: Any, client: Any, user: Any, run_id: str, run_start_ns: int) -> Any:
+    from .teardown import Where
+
+    return Where(client, target.base_url, target.ws_base_url, scenario, user, run_id, run_start_ns)
+
+
+async def _one_run(where: Any, rep: int) -> tuple[bool, OpSamples]:
+    """One pass through the golden path's steps (then its finally steps): ok, and its operations' durations."""
+    from .http_steps import new_nonce
+    from .operations import operation_samples_ms
+    from .teardown import run_finally, run_step
+
+    scenario, user = where.scenario, where.user
+    index = user.setup.index
+    context: dict[str, Any] = user.context(
+        where.run_id, nonce=new_nonce(), repetition=rep, session_id=f"{where.run_id}-u{index}-r{rep}"
+    )
+    steps: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    ok = True
+    try:
+        for step in scenario.golden_path.steps:
+            run = await run_step(where, step, context)
+            if run.ws is not None:
+                sessions.append(run.ws.to_dict())
+            context.update(run.captured)
+            steps.append({"step": step.name, "ok": run.ok, "duration_s": run.duration_s})
+            if not run.ok:
+                ok = False
+                break
+    finally:  # pass, fail or cancel: undo what the run created
+        await run_finally(where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
+    return ok, operation_samples_ms({"samples": steps, "runs": [{"ok": ok, "ws_sessions": sessions}]})
+
+
+PairResult = dict[str, tuple[bool, OpSamples]]  # side -> (run ok, its operations' durations)
+
+
+async def _run_pairs(
+    scenario: Any,
+    targets: Mapping[str, Any],
+    users: Mapping[str, list[Any]],
+    first: int,
+    count: int,
+    run_id: str,
+    run_start_ns: int,
+) -> dict[int, PairResult]:
+    """Pairs ``first`` .. ``first + count - 1``, spread over the lanes (each lane one pair at a time)."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from .engine import new_http_client
+
+    sides = list(targets)
+    lanes = len(next(iter(users.values())))
+    results: dict[int, PairResult] = {}
+    queue = iter(range(first, first + count))
+
+    async def lane(index: int) -> None:
+        async with AsyncExitStack() as stack:
+            wheres = {}
+            for side in sides:
+                client = await stack.enter_async_context(new_http_client(targets[side].base_url))
+                wheres[side] = _where(scenario, targets[side], client, users[side][index], run_id, run_start_ns)
+            for pair in queue:  # shared by the lanes: each pair is taken once
+                order = sides if pair % 2 == 0 else list(reversed(sides))  # ABBA
+                result: PairResult = {}
+                for side in order:
+                    if not users[side][index].setup.ok:  # no user on this side: a failed run, no sample
+                        result[side] = (False, {})
+                        continue
+                    result[side] = await _one_run(wheres[side], pair)
+                results[pair] = result
+
+    await asyncio.gather(*(lane(i) for i in range(lanes)))
+    return results
+
+
+async def _teardown_lanes(
+    scenario: Any, targets: Mapping[str, Any], users: Mapping[str, list[Any]], run_id: str, run_start_ns: int
+) -> None:
+    import asyncio
+
+    from .engine import new_http_client
+    from .http_steps import new_nonce
+    from .teardown import run_finally
+
+    async def one(side: str, user: Any) -> None:
+        if not user.setup.ok:
+            return
+        async with new_http_client(targets[side].base_url) as client:
+            where = _where(scenario, targets[side], client, user, run_id, run_start_ns)
+            context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{user.setup.index}-end")
+            await run_finally(where, scenario.teardown, context, unit="user", index=user.setup.index)
+
+    await asyncio.gather(*(one(side, u) for side, prepared in users.items() for u in prepared))
+
+
+def _round_of(
+    pairs: Mapping[int, PairResult],
+    sides: list[str],
+    first: int,
+    setup: Mapping[str, OpSamples] | None,
+) -> SampleRound:
+    """Per operation, the values of pairs where both runs have one, in pair order (so index i on
+    every side is pair i), then each side's values whose partner is missing."""
+    samples: Samples = {side: {} for side in sides}
+    runs: RunCounts = {side: {"runs": 0, "failed": 0} for side in sides}
+    extras: Samples = {side: {} for side in sides}
+    for pair in sorted(pairs):
+        result = pairs[pair]
+        for side in sides:
+            ok, _ = result[side]
+            runs[side]["runs"] += 1
+            runs[side]["failed"] += 0 if ok else 1
+        for op in sorted({op for side in sides for op in result[side][1]}):
+            per_side = {side: result[side][1].get(op, []) for side in sides}
+            paired = min(len(v) for v in per_side.values())
+            for side, v in per_side.items():
+                samples[side].setdefault(op, []).extend(v[:paired])
+                if len(v) > paired:
+                    extras[side].setdefault(op, []).extend(v[paired:])
+    for side in sides:
+        for op, rest in extras[side].items():
+            samples[side].setdefault(op, []).extend(rest)
+        if setup is not None:
+            for op, durations in setup[side].items():
+                samples[side].setdefault(op, []).extend(durations)
+    order = tuple(sides if first % 2 == 0 else reversed(sides))
+    return SampleRound(samples=samples, runs=runs, order=order)
 
 
 # ---------------------------------------------------------------- sequential sampling (pure but for the clock)
@@ -170,6 +364,17 @@ def _positive(values: Iterable[float]) -> list[float]:
     return [v for v in values if v > 0]
 
 
+def _paired_round(baseline: list[float], candidate: list[float]) -> PerfRound:
+    """A round's values as pairs (index i on both sides): a pair with a non-positive value on either
+    side is dropped whole, so one bad value does not shift every later pair onto the wrong partner."""
+    n = min(len(baseline), len(candidate))
+    pairs = [(b, c) for b, c in zip(baseline[:n], candidate[:n], strict=True) if b > 0 and c > 0]
+    return PerfRound(
+        [b for b, _ in pairs] + _positive(baseline[n:]),
+        [c for _, c in pairs] + _positive(candidate[n:]),
+    )
+
+
 def _sequential_config(cfg: PerformanceConfig) -> PerfSequentialConfig:
     return PerfSequentialConfig(
         tolerance=cfg.tolerance,
@@ -188,7 +393,7 @@ def sample_sequentially(
     decided or the budget is spent. The judged operations (``performance.operations`` and the
     ``min_median_ms`` floor over the first round's baseline) form one family (Bonferroni over
     them). The time budget is checked before a round: one that would end past ``max_seconds``,
-    judged by the longest round so far, is not started."""
+    judged by the longest round so far (without one-off setup such as logins), is not started."""
     start = clock()
     samples: Samples = {}
     runs: RunCounts = {}
@@ -197,11 +402,13 @@ def sample_sequentially(
     taken = 0
     previous = 0.0
     round_seconds: list[float] = []
+    sampling_seconds: list[float] = []  # without one-off setup: what another round would take
     note = ""
     for rnd in rounds:
         taken += 1
         elapsed = clock() - start
         round_seconds.append(elapsed - previous)
+        sampling_seconds.append(max(0.0, elapsed - previous - rnd.setup_s))
         previous = elapsed
         for side, ops in rnd.samples.items():
             for op, values in ops.items():
@@ -221,9 +428,8 @@ def sample_sequentially(
         state = update(
             state,
             {
-                op: PerfRound(
-                    _positive(rnd.samples.get("baseline", {}).get(op, [])),
-                    _positive(rnd.samples.get("candidate", {}).get(op, [])),
+                op: _paired_round(
+                    rnd.samples.get("baseline", {}).get(op, []), rnd.samples.get("candidate", {}).get(op, [])
                 )
                 for op in state.operations
             },
@@ -231,10 +437,13 @@ def sample_sequentially(
         )
         if state.done:
             break
-        note = round_would_overrun(elapsed, max(round_seconds), cfg.max_seconds)
+        note = round_would_overrun(elapsed, max(sampling_seconds), cfg.max_seconds)
         if note:
             state = halt(state, StopReason.TIME_BUDGET)
             break
+    close = getattr(rounds, "close", None)
+    if close is not None:  # a generator's per-user teardown runs now, not whenever it is collected
+        close()
     return SequentialSampling(
         samples=samples,
         runs=runs,
