@@ -241,3 +241,13 @@ def test_users_of_one_target_are_refused_on_another() -> None:
     users = LoggedInUsers("http://127.0.0.1:1", "run", ())
     with pytest.raises(ValueError, match="logged in on"):
         run_golden_path_sync("http://127.0.0.1:2", scenario(), users=users)
+
+
+def test_a_section_can_log_in_fewer_users_than_the_scenario_names() -> None:
+    # performance runs `concurrency` lanes: as many users per target, with the same names on both targets.
+    service, sc = AccountsService(), scenario(users=3)
+    with serve(service) as url:
+        one = log_in_users_sync(url, sc, run_id="r1", count=2)
+        other = log_in_users_sync(url, sc, run_id="r1", count=2)
+    assert [u.setup.username for u in one.users] == [u.setup.username for u in other.users]
+    assert len(one.users) == 2 and service.calls["POST /login"] == 4

@@ -502,9 +502,14 @@ def _setup_steps(scenario: ScenarioConfig) -> list[HttpStep]:
     return [s for s in scenario.setup if isinstance(s, HttpStep)]
 
 
-async def log_in_users(base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None) -> LoggedInUsers:
-    """Set up ``users.count`` users once (``SETUP_CONCURRENCY`` at a time), for ``run_golden_path(users=...)``."""
+async def log_in_users(
+    base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None, count: int | None = None
+) -> LoggedInUsers:
+    """Set up ``users.count`` users (or ``count``) once, ``SETUP_CONCURRENCY`` at a time, for
+    ``run_golden_path(users=...)``; the same ``run_id`` on two targets gives the same usernames."""
     run_id = run_id or new_run_id()
+    if count is not None:
+        scenario = scenario.model_copy(update={"users": scenario.users.model_copy(update={"count": count})})
     started_ns = time.monotonic_ns()
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
@@ -516,9 +521,11 @@ async def log_in_users(base_url: str, scenario: ScenarioConfig, *, run_id: str |
     return LoggedInUsers(base_url, run_id, tuple(users), started_ns)
 
 
-def log_in_users_sync(base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None) -> LoggedInUsers:
+def log_in_users_sync(
+    base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None, count: int | None = None
+) -> LoggedInUsers:
     """``log_in_users`` from sync code (notebooks included)."""
-    return run_blocking(lambda: log_in_users(base_url, scenario, run_id=run_id))
+    return run_blocking(lambda: log_in_users(base_url, scenario, run_id=run_id, count=count))
 
 
 async def finish_users(

@@ -22,6 +22,7 @@ from .aio import run_sync
 from .config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from .conversation import check_body
 from .engine import fetch_capped, run_ws_exchange, shared_ssl_context
+from .http_steps import LeanTransport
 from .scenario import AuthConfig, WsStep
 
 __all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
@@ -254,7 +255,8 @@ async def _run_health(
     async with httpx.AsyncClient(
         base_url=target.base_url,
         timeout=cfg.timeout_s,
-        transport=transport,
+        # The probes' own HTTP/1.1 transport unless a test injects one (issue 19: a fraction of httpx's CPU).
+        transport=transport if transport is not None else LeanTransport(shared_ssl_context()),
         headers=target.auth.headers,
         params=target.auth.query,
         verify=shared_ssl_context(),
