@@ -389,3 +389,49 @@ def test_five_hundred_sessions_at_once_count_every_message() -> None:
     assert server.max_open <= 500 and server.connections == 500
     assert summary.messages_ok == server.received == 20_000 and summary.sessions_ok == 500
     assert np.count_nonzero(np.isfinite(result.latency_s)) == 20_000
+
+
+def graphql_like(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
+    """graphql-transport-ws in miniature: connection_init -> connection_ack, then subscribe -> next + complete."""
+    if request.get("type") == "connection_init":
+        return [{"type": "connection_ack"}]
+    if request.get("type") != "subscribe":
+        return [{"type": "error", "id": request.get("id")}]
+    return [
+        {"id": request["id"], "type": "next", "payload": {"data": {"echo": request["payload"]["variables"]["v"]}}},
+        {"id": request["id"], "type": "complete"},
+    ]
+
+
+GRAPHQL = {
+    "init_send": [{"type": "connection_init", "payload": {"session": "{session}"}}],
+    "init_expect": {"type": "connection_ack"},
+    "send": {"id": "{msg_id}", "type": "subscribe", "payload": {"query": "q", "variables": {"v": "{seq}"}}},
+    "correlate": {"id": "{msg_id}"},
+    "check": {"type": "next", "payload.data.echo": "{seq}"},
+    "fail_on": [{"name": "graphql_error", "match": {"type": "error"}}],
+}
+
+
+def test_an_init_handshake_comes_before_the_first_request() -> None:
+    result, server = soak(graphql_like, config(**GRAPHQL, sessions=3, concurrency=3, messages_per_session=10))
+    summary = summarize_conversation_soak(result)
+    assert summary.messages_ok == 30 and summary.sessions_ok == 3
+    assert server.received == 33  # one connection_init per session, then the requests
+    assert summary.unmatched == {"unsolicited": 30}  # every `complete` after its `next`
+
+
+def test_a_missing_init_reply_ends_the_session_as_init_timeout() -> None:
+    def no_ack(_conn: int, _n: int, request: dict[str, Any]) -> list[Any]:
+        return [{"type": "hello"}]
+
+    cfg = config(**{**GRAPHQL, "init_timeout_s": 0.3}, sessions=2, concurrency=2, messages_per_session=5)
+    result, server = soak(no_ack, cfg)
+    assert [s.outcome for s in result.sessions] == ["init_timeout", "init_timeout"]
+    assert server.received == 2 and result.status.size == 0
+    assert summarize_conversation_soak(result).unmatched == {"before_init": 2}
+
+
+def test_init_templates_cannot_use_per_request_placeholders() -> None:
+    with pytest.raises(ValidationError, match="exists per request"):
+        config(init_send=[{"type": "connection_init", "id": "{msg_id}"}])

@@ -98,7 +98,10 @@ class _Soak:
         timeout = self.plan.config.reply_timeout_s
         for session in list(self.live):
             oldest = session.ledger.oldest_pending()
-            if oldest is not None and oldest <= now - timeout:
+            if session.ledger.init_overdue(now):
+                session.after_receive(now)
+                session.flush()
+            elif oldest is not None and oldest <= now - timeout:
                 session.ledger.expire(now)
                 session.after_receive(now)
                 session.flush()
@@ -314,6 +317,9 @@ async def _run_session(soak: _Soak, index: int, url: str, host: str, port: int, 
     connect_s = time.perf_counter() - started
     if soak.stopping:
         ledger.stop_sending()
+    elif not session.closing:
+        for text in ledger.open(time.perf_counter()):
+            session.ws.send_text(text.encode())
     session.after_receive(time.perf_counter())
     session.flush()
     try:

@@ -157,6 +157,17 @@ class SoakPlan:
             for rule in config.fail_on
         )
         self.headers = {str(k): str(v) for k, v in render_template(config.headers, self.context).items()}
+        self._init_send = config.init_send
+        self.init_expect = (
+            compile_conditions(render_template(config.init_expect, self.context), allow_star=False)
+            if config.init_expect is not None
+            else None
+        )
+
+    def init_messages(self, session: int) -> list[str]:
+        """The texts sent once after the handshake, before the first request."""
+        context = {**self.context, "session": session}
+        return [json.dumps(render_template(t, context), separators=(",", ":")) for t in self._init_send]
 
     @staticmethod
     def _per_message(arg: Any) -> bool:
@@ -269,6 +280,8 @@ class SessionLedger:
         self.unmatched: dict[str, int] = {}
         self.outcome: str | None = None  # set when the session must end because of a message
         self.started: float | None = None
+        self.ready = plan.init_expect is None  # false until the init_expect message came
+        self.opened_at: float | None = None
         self._late: set[Any] = set()
         self._limit = plan.config.messages_per_session
         self._window = plan.config.in_flight
@@ -288,9 +301,23 @@ class SessionLedger:
         """Send nothing more (the soak's duration is over); pending requests may still be answered."""
         self._limit = min(self._limit, self.sent)
 
+    def open(self, now: float) -> list[str]:
+        """The connection is open: what to send first (``init_send``)."""
+        self.opened_at = now
+        return self.plan.init_messages(self.index)
+
+    def init_overdue(self, now: float) -> bool:
+        """Ends the session when ``init_expect`` did not come in time; True when it did so."""
+        if self.ready or self.opened_at is None or self.outcome is not None:
+            return False
+        if now - self.opened_at < self.plan.config.init_timeout_s:
+            return False
+        self.end("init_timeout", MessageStatus.CONNECTION_LOST)
+        return True
+
     def due_at(self) -> float | None:
         """When the next request is due (None: nothing more to send, or the window is full)."""
-        if self.finished_sending or len(self.pending) >= self._window:
+        if not self.ready or self.finished_sending or len(self.pending) >= self._window:
             return None
         if self.started is None or not self._interval:
             return -math.inf
@@ -326,6 +353,13 @@ class SessionLedger:
             if rule is not None:
                 self.end(f"failed_by_message({rule})", MessageStatus.FAILED_BY_MESSAGE)
                 return
+        if not self.ready:
+            assert plan.init_expect is not None
+            if all(holds(cond, lookup(message, path), cond.arg) for path, cond in plan.init_expect):
+                self.ready = True
+            else:
+                self._count("before_init")
+            return
         key = lookup(message, plan.correlate_path)
         # A correlation value is a string or a number (msg_id, seq): true would equal 1 in a dict, not in JSON.
         hashable = key.__hash__ is not None and key.__class__ is not bool

@@ -422,6 +422,13 @@ class ConversationSoakConfig(_Strict):
     )
     subprotocols: list[str] = Field(default_factory=list, description="Offered subprotocols (first one required).")
     headers: dict[str, str] = Field(default_factory=dict, description="Handshake headers (templates).")
+    init_send: list[Any] = Field(
+        default_factory=list, description="JSON templates sent once after the handshake (e.g. connection_init)."
+    )
+    init_expect: dict[str, Any] | None = Field(
+        None, description="{dotted path: condition} of the message that must come before the first request."
+    )
+    init_timeout_s: float = Field(10.0, gt=0, le=300, description="Longest wait for init_expect.")
     messages_per_session: int = Field(100, ge=1, le=MAX_SOAK_MESSAGES, description="Requests each session sends.")
     rate_per_session: float | None = Field(
         None, gt=0, le=100_000, description="Requests per second per session; none: the next as soon as a reply comes."
@@ -467,10 +474,20 @@ class ConversationSoakConfig(_Strict):
         why = _never_matches(checks)
         if why:
             raise ValueError(f"check: {why}")
+        if self.init_expect is not None:
+            why = _never_matches(compile_conditions(self.init_expect, allow_star=False))
+            if why:
+                raise ValueError(f"init_expect: {why}")
+        for where, value in (("init_send", self.init_send), ("init_expect", self.init_expect)):
+            per_message = sorted(template_placeholders(value) & SOAK_ID_PLACEHOLDERS)
+            if per_message:
+                raise ValueError(f"{where}: {{{per_message[0]}}} exists per request, not before the first one")
         return self
 
     def placeholders(self) -> set[str]:
         """Placeholders the caller's context must provide (beyond msg_id, seq, session)."""
-        used = template_placeholders([self.send, self.correlate, self.check, self.headers])
+        used = template_placeholders(
+            [self.send, self.correlate, self.check, self.headers, self.init_send, self.init_expect]
+        )
         used |= template_placeholders([rule.match for rule in self.fail_on])
         return used - SOAK_MESSAGE_PLACEHOLDERS
