@@ -32,10 +32,9 @@ def claims(run: Path) -> dict[str, dict]:
 
 
 @pytest.mark.perf
-def test_make_demo_job_baseline_vs_candidate_passes_with_the_fix_shown(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    proc = run_cli(["demo", "--out", str(out)])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_make_demo_job_baseline_vs_candidate_passes_with_the_fix_shown(demo_run: Path) -> None:
+    out = demo_run
+    assert (out / "demo.exit").read_text() == "0", (out / "demo.stdout").read_text()[-3000:]
     found = claims(out)
     fix = found["websocket.fix_works"]
     assert fix["status"] == "PASS" and "FIXED" in fix["statistic"] and "baseline" in fix["statistic"]

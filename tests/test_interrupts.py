@@ -40,7 +40,12 @@ def listening(url: str) -> bool:
         return sock.connect_ex((host, int(port))) == 0
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "stop_signal",
+    # SIGTERM on the demo is also tests/badinput/test_bad_runs.py's (both services, every kernel)
+    [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.extended)],
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_an_interrupted_demo_stops_everything_and_reports_inconclusive(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:

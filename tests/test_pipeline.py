@@ -117,14 +117,15 @@ def test_a_section_that_raises_is_error_and_the_others_still_run(
         + "runner:\n  notebooks_dir: notebooks\n"
     )
     out = tmp_path / "run"
-    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    # --no-pdf: the PDF path is the health run's test; this one is about the sections.
+    proc = run_cli(["run", str(params), "--out", str(out), "--no-pdf"], env={"TARGET_URL": candidate_url})
     summary = json.loads((out / "summary.json").read_text())
     sections = {s["section"]: s for s in summary["sections"]}
     assert sections["suites"]["status"] == "ERROR"
     assert "section exploded on purpose" in sections["suites"]["error"]
     assert sections["health"]["status"] == "PASS"  # the other section still ran
     assert summary["verdict"] == "INCONCLUSIVE" and proc.returncode == 2
-    assert (out / "report.pdf").exists()
+    assert "section exploded on purpose" in (out / "report.html").read_text()
 
 
 def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_url: str, monkeypatch) -> None:
@@ -147,7 +148,7 @@ def test_a_stray_python3_kernelspec_cannot_take_over(tmp_path: Path, candidate_u
     params = tmp_path / "health.yaml"
     params.write_text(HEALTH_ONLY)
     out = tmp_path / "run"
-    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url})
+    proc = run_cli(["run", str(params), "--out", str(out), "--no-pdf"], env={"TARGET_URL": candidate_url})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((out / "summary.json").read_text())["verdict"] == "PASS"
 
@@ -157,7 +158,9 @@ def test_a_section_that_breaks_after_its_findings_keeps_them(tmp_path: Path, rep
     params = tmp_path / "p.yaml"
     params.write_text(HEALTH_ONLY + "runner:\n  notebooks_dir: notebooks\n")
     out = tmp_path / "run"
-    proc = run_cli(["run", str(params), "--out", str(out)], env={"TARGET_URL": f"http://127.0.0.1:{free_port()}"})
+    proc = run_cli(
+        ["run", str(params), "--out", str(out), "--no-pdf"], env={"TARGET_URL": f"http://127.0.0.1:{free_port()}"}
+    )
     summary = json.loads((out / "summary.json").read_text())
     statuses = {c["id"]: c["status"] for c in summary["claims"]}
     assert statuses["health.http.health"] == "FAIL" and statuses["health.ran"] == "ERROR"
@@ -201,10 +204,10 @@ def test_the_default_run_directory_is_relative_to_where_the_command_ran(tmp_path
     (suite / "test_slow.py").write_text("import time\n\ndef test_slow():\n    time.sleep(3)\n")
     params = tmp_path / "p.yaml"
     params.write_text(HEALTH_ONLY + "  suites:\n    categories: [{name: slow, paths: [test_slow.py], cwd: suite}]\n")
-    proc = run_cli(["run", str(params)], env={"TARGET_URL": candidate_url}, cwd=tmp_path)
+    proc = run_cli(["run", str(params), "--no-pdf"], env={"TARGET_URL": candidate_url}, cwd=tmp_path)
     runs = list((tmp_path / "runs").glob("*-p"))
     assert len(runs) == 1, proc.stdout + proc.stderr
-    assert (runs[0] / "summary.json").exists() and (runs[0] / "report.pdf").exists()
+    assert (runs[0] / "summary.json").exists() and (runs[0] / "report.html").exists()
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -60,9 +60,13 @@ def load(name: str, service: Service, extra: list[str] | None = None) -> Params:
 SERVICES = {"graphql_ws": graphql_service, "jsonrpc_ws": jsonrpc_service}
 
 
-@pytest.fixture(params=sorted(SERVICES))
-def name(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+# Each check runs on both services in make test-all; make test runs each on one of them, and the
+# healthy run on both (the example params of each service are what a user copies).
+BOTH = ["graphql_ws", "jsonrpc_ws"]
+
+
+def one_of_both(default: str) -> list:
+    return [default, *(pytest.param(n, marks=pytest.mark.extended) for n in BOTH if n != default)]
 
 
 def probe(params: Params) -> tuple[Any, Any]:
@@ -74,6 +78,7 @@ def probe(params: Params) -> tuple[Any, Any]:
     return asyncio.run(main())
 
 
+@pytest.mark.parametrize("name", BOTH)
 def test_a_healthy_service_passes_health_golden_path_soak_and_teardown(name: str) -> None:
     with SERVICES[name]() as service:
         params = load(name, service)
@@ -93,8 +98,13 @@ def test_a_healthy_service_passes_health_golden_path_soak_and_teardown(name: str
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind"),
-    [("changed-content", "content_mismatch"), ("dead-by-message", "failed_by_message")],
+    ("name", "fault", "kind"),
+    [
+        ("graphql_ws", "changed-content", "content_mismatch"),
+        ("jsonrpc_ws", "dead-by-message", "failed_by_message"),
+        pytest.param("jsonrpc_ws", "changed-content", "content_mismatch", marks=pytest.mark.extended),
+        pytest.param("graphql_ws", "dead-by-message", "failed_by_message", marks=pytest.mark.extended),
+    ],
 )
 def test_a_fault_from_outside_fails_with_its_outcome_and_leaves_nothing_behind(
     name: str, fault: str, kind: str
@@ -111,6 +121,7 @@ def test_a_fault_from_outside_fails_with_its_outcome_and_leaves_nothing_behind(
     assert left["sessions"] == 0  # finally ran after every failed run and session
 
 
+@pytest.mark.parametrize("name", one_of_both("jsonrpc_ws"))
 def test_without_finally_steps_the_probe_leaves_sessions_behind(name: str) -> None:
     # The nothing-left-behind check above could fail: the same failing run without finally leaves sessions.
     no_finally = ["scenario.golden_path.finally=[]", "scenario.soak.finally=[]"]
@@ -125,6 +136,7 @@ def test_without_finally_steps_the_probe_leaves_sessions_behind(name: str) -> No
     assert left_behind.status is Status.FAIL
 
 
+@pytest.mark.parametrize("name", one_of_both("graphql_ws"))
 def test_a_candidate_killed_mid_soak_fails_with_refused_connections(name: str) -> None:
     with SERVICES[name]() as service:
         params = load(name, service, ["scenario.soak.sessions=40", "scenario.soak.concurrency=2"])

@@ -54,7 +54,7 @@ def stability_run(name: str, service: Service, out: Path) -> tuple[int, dict[str
     return done.returncode, summary
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", ["jsonrpc_ws", pytest.param("graphql_ws", marks=pytest.mark.extended)])
 def test_stability_run_passes_on_the_healthy_service(name: str, tmp_path: Path) -> None:
     with SERVICES[name]() as service:
         code, summary = stability_run(name, service, tmp_path / "run")

@@ -28,7 +28,7 @@ from stability_lib.stats.fixes import compare_failure_rates
 from stability_lib.stats.performance import compare_samples
 from stability_lib.stats.rates import rate_estimate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report-layout")]  # one worker renders the runs once
 
 # The demo report was 22 A4 pages before issue 15 (24 with a slow machine's INCONCLUSIVE performance
 # section); after it, 15 on that same run. The bound leaves room for a longer failure list, not for a regression.
@@ -212,17 +212,6 @@ def runs() -> Iterator[dict[str, Path]]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def demo_run() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="stability-layout-demo-"))
-    out = root / "run"
-    proc = run_cli(["demo", "--out", str(out)])
-    # Any verdict will do (a busy machine makes performance INCONCLUSIVE): the layout is what is tested.
-    assert (out / "report.pdf").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    yield out
-    shutil.rmtree(root, ignore_errors=True)
-
-
 # ---------------------------------------------------------------- layout, measured in Chromium
 
 # Injected into a test copy only: the real report forbids scripts by CSP.
@@ -317,6 +306,7 @@ def test_no_cell_or_banner_overflows_and_no_word_breaks(
     assert layout_defects(runs[kind] / "report.html", width, print_media=print_media) == []
 
 
+@pytest.mark.perf  # reads the session's demo run (conftest), made in the serial phase
 @pytest.mark.parametrize(("width", "print_media"), [(PRINT_WIDTH_PX, True), (1200, False)])
 def test_demo_report_has_no_layout_defect(demo_run: Path, width: int, print_media: bool) -> None:
     assert layout_defects(demo_run / "report.html", width, print_media=print_media) == []
@@ -388,6 +378,7 @@ def test_html_links_checks_to_sections_and_evidence_to_run_files(runs: dict[str,
     assert "<script" not in html.lower() and "http://127.0.0.1:9/api" in re.sub(r"<wbr/?>", "", html)
 
 
+@pytest.mark.perf  # reads the session's demo run (conftest), made in the serial phase
 def test_demo_page_one_holds_the_verdict_every_open_check_and_the_grid(demo_run: Path) -> None:
     summary = json.loads((demo_run / "summary.json").read_text())
     text = page_one(demo_run / "report.pdf")
@@ -397,6 +388,7 @@ def test_demo_page_one_holds_the_verdict_every_open_check_and_the_grid(demo_run:
         assert " ".join(item.statement.split()) in text and " ".join(item.figure.split()) in text, item
 
 
+@pytest.mark.perf  # reads the session's demo run (conftest), made in the serial phase
 def test_demo_report_is_shorter_and_keeps_every_check(demo_run: Path) -> None:
     info = subprocess.run(["pdfinfo", str(demo_run / "report.pdf")], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))

@@ -125,7 +125,9 @@ def _soak_params(folder: Path, base: str) -> Path:
     )
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.extended)], ids=["ctrl-c", "sigterm"]
+)
 def test_an_interrupted_soak_stops_promptly_leaves_nothing_and_reports_inconclusive(
     tmp_path: Path, sig: signal.Signals
 ) -> None:

@@ -38,6 +38,7 @@ SERVICES = Path(__file__).resolve().parent
 ALICE, BOB = f"tok-alice-{uuid.uuid4().hex}", f"tok-bob-{uuid.uuid4().hex}"
 TOKENS = f"alice={ALICE},bob={BOB}"
 WAIT_S = 10.0  # liveness bound on each whole wait (not per message); never asserted on
+START_WAIT_S = 60.0  # a service's imports (strawberry, pydantic) on a loaded 2-core machine
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _read_first_line(process: subprocess.Popen[str]) -> str:
         target=lambda: lines.append(process.stdout.readline() if process.stdout else ""), daemon=True
     )
     reader.start()
-    reader.join(WAIT_S)
+    reader.join(START_WAIT_S)
     if not lines or not lines[0].startswith("http://127.0.0.1:"):
         raise RuntimeError(f"service did not print its URL (exit code {process.poll()})")
     return lines[0].strip()
