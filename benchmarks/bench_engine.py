@@ -38,6 +38,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -87,7 +88,9 @@ async def _serve() -> None:
         await ws.send(final)
         await ws.wait_closed()
 
-    async with serve(handler, "127.0.0.1", 0, backlog=4096, compression=None, ping_interval=None) as server:
+    async with serve(
+        handler, "127.0.0.1", 0, backlog=4096, compression=None, ping_interval=None, open_timeout=300
+    ) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
 
@@ -120,7 +123,7 @@ async def _bare(port: int, kind: str, sessions: int, concurrency: int) -> int:
         nonlocal next_index, ok
         while next_index < sessions:
             next_index += 1
-            async with connect(url, compression=None, proxy=None, max_size=1 << 20) as ws:
+            async with connect(url, compression=None, proxy=None, max_size=1 << 20, open_timeout=120) as ws:
                 await ws.send(json.dumps({"type": "user_message", "content": f"hello nonce-{uuid.uuid4().hex}"}))
                 while True:
                     if json.loads(await ws.recv()).get("type") == "final_response":
@@ -247,13 +250,37 @@ def _profile(port: int, loop: str, kind: str, concurrency: int, sessions: int, c
 # --------------------------------------------------------------------------- held sessions (memory)
 
 
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _held_child(port: int, client: str, sessions: int, loop: str) -> dict[str, Any]:
     import stability_lib.probes.engine  # noqa: F401 - the same imports on both sides
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sampled = {"max_mb": 0.0, "stats_loaded_mb": -1.0}
+    done = threading.Event()
+
+    def sample() -> None:  # RSS while the sessions are open, and when the counting (scipy) came in
+        while not done.wait(0.1):
+            rss = _current_rss_mb()
+            if "scipy" in sys.modules and sampled["stats_loaded_mb"] < 0:
+                sampled["stats_loaded_mb"] = rss
+            if "scipy" not in sys.modules:
+                sampled["max_mb"] = max(sampled["max_mb"], rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     ok = _run(CLIENTS[client](port, f"hold/{sessions}", sessions, sessions), loop)
+    done.set()
+    sampler.join()
     return {
+        "rss_while_held_mb": round(sampled["max_mb"], 1),
+        "rss_when_counting_started_mb": round(sampled["stats_loaded_mb"], 1),
         "client": client,
         "sessions": sessions,
         "ok": ok,

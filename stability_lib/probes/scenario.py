@@ -65,7 +65,9 @@ BUILTIN_PLACEHOLDERS: frozenset[str] = frozenset(
 SOAK_CAPS: dict[str, float] = {"sessions": 5000, "concurrency": 200, "duration_s": 900}
 GOLDEN_CAPS: dict[str, float] = {"users": 50, "repetitions": 100}
 # Hard ceilings that even ``allow_over_caps`` cannot lift: a probe is always bounded.
-_ABSOLUTE_CAPS: dict[str, float] = {"sessions": 100_000, "concurrency": 2_000, "duration_s": 3_600}
+# 10,000 sessions held at once fit one process in under 300 MB without deflate (benchmarks/bench_engine.py
+# --held 10000); the soak raises its open-file limit to match, or refuses to start (probes.soak).
+_ABSOLUTE_CAPS: dict[str, float] = {"sessions": 100_000, "concurrency": 10_000, "duration_s": 3_600}
 # Every user is registered and logged in at once before the golden path starts: 500 is ten times
 # the soft cap, as many as the soak's highest default concurrency keeps busy, and small enough that
 # setting them all up stays within memory on a small runner.
@@ -500,7 +502,9 @@ class SoakConfig(_Strict):
     """How many WebSocket sessions to run, how many at once, and for how long at most."""
 
     sessions: int = Field(200, ge=1, description="Sessions to run (cap 5000).")
-    concurrency: int = Field(20, ge=1, description="Sessions open at once (cap 200).")
+    concurrency: int = Field(
+        20, ge=1, description="Sessions open at once (cap 200; up to 10,000 with allow_over_caps)."
+    )
     duration_s: float = Field(120.0, gt=0, description="No session starts after this many seconds (cap 900).")
     step_timeout_s: float | None = Field(
         None, gt=0, le=900, description="Bound on one session's exchange; default: the WS step's timeout_s."
@@ -554,6 +558,12 @@ class ScenarioConfig(_Strict):
         0.01, gt=0, lt=1, description="Highest failure rate still acceptable (0.01 = 1%)."
     )
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the bounds (0.95 = 95%).")
+    permessage_deflate: bool = Field(
+        True,
+        description="Offer permessage-deflate on golden-path and performance WebSocket sessions, as browsers and "
+        "most real clients do (default true; false when the service's clients do not); the soak has its own "
+        "soak.permessage_deflate (default false: about 57 KB more per open connection).",
+    )
     max_capture_bytes: int = Field(
         16_384, ge=256, le=1 << 20, description="Bytes kept per received message/body for the isolation check."
     )

@@ -13,15 +13,21 @@ as a crash signal alongside 1011.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.models import Claim, EvidenceRef, Status
-from ..stats.rates import RateEstimate, RateVerdict, judge_failure_rate, rate_estimate, sessions_needed
+
+if TYPE_CHECKING:
+    from ..stats.rates import RateEstimate
+
+# stats.rates (scipy, numpy: ~80 MB of a process) is imported when sessions are counted, not when the
+# probe starts: a process holding 10,000 sessions should not carry it while they are open (issue 19).
 
 __all__ = [
     "OutcomeKind",
@@ -265,6 +271,15 @@ class FeedResult:
     got: str | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def _type_sets(
+    expected: tuple[str, ...], end_event: str, fail_events: tuple[str, ...]
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(fail, expected, decisive) type sets, shared by every session of a step (a soak holds thousands)."""
+    fail, expected_types = frozenset(fail_events), frozenset(expected)
+    return fail, expected_types, fail | expected_types | {end_event}
+
+
 class EventExpectation:
     """State machine over received event types: in order, until the end event.
 
@@ -275,6 +290,17 @@ class EventExpectation:
     """
 
     UNTYPED = "<untyped>"
+    __slots__ = (
+        "_expected",
+        "_end",
+        "_end_timeout",
+        "_other_fail",
+        "_fail",
+        "_expected_types",
+        "_index",
+        "_done",
+        "decisive_types",
+    )
 
     def __init__(
         self,
@@ -289,15 +315,14 @@ class EventExpectation:
         self._end = end_event
         self._end_timeout = end_timeout_s
         self._other_fail = other_events == "fail"
-        self._fail = frozenset(fail_events)
-        self._expected_types = frozenset(t for t, _ in self._expected)
+        self._fail, self._expected_types, decisive = _type_sets(
+            tuple(t for t, _ in self._expected), end_event, tuple(fail_events)
+        )
         self._index = 0
         self._done = False
         # The types ``feed`` can do more with than CONTINUE (None: every type can, other_events: fail).
         # A driver may skip ``feed`` for any other type (untyped included): nothing would change.
-        self.decisive_types: frozenset[str] | None = (
-            None if self._other_fail else self._fail | self._expected_types | {end_event}
-        )
+        self.decisive_types: frozenset[str] | None = None if self._other_fail else decisive
 
     @property
     def waiting_for(self) -> str:
@@ -480,6 +505,8 @@ class SessionAggregate:
 
 def aggregate_sessions(records: Sequence[SessionRecord], confidence: float = 0.95) -> SessionAggregate:
     """Outcome counts, close-code histogram, rates with bounds, timeline, latency summaries."""
+    from ..stats.rates import rate_estimate
+
     kinds = Counter(r.outcome.kind.value for r in records)
     labels = Counter(r.outcome.label for r in records)
     connected = [r for r in records if r.outcome.connected]
@@ -547,6 +574,8 @@ def _rate_claim(
     no_data_reason: str,
     details: dict[str, Any],
 ) -> Claim:
+    from ..stats.rates import RateVerdict, judge_failure_rate, sessions_needed
+
     verdict, est, explanation = judge_failure_rate(k, n, tolerated_rate, confidence)
     statistic = _rate_statistic(what, est, tolerated_rate)
     if n == 0:

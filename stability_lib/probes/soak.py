@@ -10,6 +10,7 @@ the soak's hard deadline or Ctrl-C cancels it. Teardown traffic is not counted i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as _dt
 import time
@@ -44,12 +45,14 @@ __all__ = [
     "run_blocking",
     "new_run_id",
     "SETUP_CONCURRENCY",
+    "ensure_open_files",
 ]
 
 T = TypeVar("T")
 _SLACK_S = 5.0  # extra time before the soak's hard deadline cancels stragglers
 _CANCEL_WAIT_S = 2.0  # on cancellation (Ctrl-C), how long the soak waits for its sessions to drop their sockets
 SETUP_CONCURRENCY = 8  # users registered/logged in at once: users.count may be large
+_FD_HEADROOM = 256  # open files beyond the soak's sockets: setup clients, logs, a kernel's own
 
 
 def new_run_id() -> str:
@@ -58,6 +61,30 @@ def new_run_id() -> str:
 
 def _ns_to_s(ns: int) -> float:
     return ns / 1e9
+
+
+def ensure_open_files(sockets: int) -> int:
+    """Make room for ``sockets`` open connections (plus headroom) in this process's open-file limit.
+
+    Raises the soft limit up to the hard one when needed and returns the soft limit now in force.
+    Refuses (``OSError``) when even the hard limit is too low: out of descriptors, sessions would
+    fail with EMFILE and be counted as the target's connect errors.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to raise
+        return sockets + _FD_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = sockets + _FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise OSError(
+                f"soak.concurrency={sockets} needs about {needed} open files; this process may open at most "
+                f"{hard} (ulimit -n); lower soak.concurrency or raise the limit"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        soft = needed
+    return int(soft)
 
 
 def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -270,38 +297,39 @@ async def run_soak(
                 )
 
     async def worker() -> None:
-        if needs_client:
-            async with new_http_client(base_url) as client:  # setup/finally requests of this worker's sessions
-                await work(client)
-        else:
-            await work(None)
-
-    async def work(client: httpx.AsyncClient | None) -> None:
         nonlocal next_index, stopped_by_duration
-        while next_index < soak.sessions:
-            if time.monotonic_ns() >= launch_deadline_ns:
-                stopped_by_duration = True
-                return
-            index = next_index
-            next_index += 1
-            user = ready[index % len(ready)]
-            session_id = f"{run_id}-s{index:05d}"
-            in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
-            where = (
-                None if client is None else Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
-            )
-            try:
-                rec = await session(where, user, index, session_id)
-            finally:
-                del in_flight[index]
-            records.append(rec)
-            if on_session is not None:
-                maybe = on_session(rec)
-                if asyncio.iscoroutine(maybe):
-                    await maybe
+        # One coroutine per worker (not a wrapper around one): each frame is kept per open session.
+        http: contextlib.AbstractAsyncContextManager[httpx.AsyncClient | None] = (
+            new_http_client(base_url) if needs_client else contextlib.nullcontext(None)
+        )
+        async with http as client:  # setup/finally requests of this worker's sessions
+            while next_index < soak.sessions:
+                if time.monotonic_ns() >= launch_deadline_ns:
+                    stopped_by_duration = True
+                    return
+                index = next_index
+                next_index += 1
+                user = ready[index % len(ready)]
+                session_id = f"{run_id}-s{index:05d}"
+                in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
+                where = (
+                    None
+                    if client is None
+                    else Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
+                )
+                try:
+                    rec = await session(where, user, index, session_id)
+                finally:
+                    del in_flight[index]
+                records.append(rec)
+                if on_session is not None:
+                    maybe = on_session(rec)
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
 
     cancelled = 0
     if ready:
+        ensure_open_files(min(soak.concurrency, soak.sessions))
         tasks = [asyncio.create_task(worker()) for _ in range(min(soak.concurrency, soak.sessions))]
         try:
             done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)

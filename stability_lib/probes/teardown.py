@@ -42,6 +42,13 @@ class StepRun:
     duration_s: float = 0.0
 
 
+class _FromScenario:
+    """``run_step``'s default compression: what the scenario says (``scenario.permessage_deflate``)."""
+
+
+FROM_SCENARIO = _FromScenario()
+
+
 @dataclass(frozen=True)
 class Where:
     """Where a unit's steps go and as whom."""
@@ -61,10 +68,16 @@ async def run_step(
     context: Mapping[str, Any],
     *,
     capture_bytes: int = 0,
-    compression: str | None = "deflate",
+    compression: str | None | _FromScenario = FROM_SCENARIO,
 ) -> StepRun:
-    """Run one HTTP or WebSocket step with the user's credentials; never raises for a service failure."""
+    """Run one HTTP or WebSocket step with the user's credentials; never raises for a service failure.
+
+    A WebSocket step offers permessage-deflate as ``scenario.permessage_deflate`` says unless
+    ``compression`` is given ("deflate" or None).
+    """
     scenario, user = where.scenario, where.user
+    if isinstance(compression, _FromScenario):
+        compression = "deflate" if scenario.permessage_deflate else None
     soak = scenario.soak
     started = time.monotonic_ns()
     try:

@@ -128,7 +128,7 @@ def _event_type(raw: str | bytes, key: str) -> str | None:
     return text if len(text) <= 80 else cap_text(text, 80)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Observed:
     """What the driver keeps while a session runs (labels, offsets, capped payloads)."""
 
@@ -290,11 +290,6 @@ async def run_ws_exchange(
     start_offset = _ns_to_s(started_ns - run_start_ns)
     seen = _Observed(capture_bytes, secrets)
 
-    def record(outcome: SessionOutcome, **kw: Any) -> SessionRecord:
-        return SessionRecord(
-            session_id=session_id, start_offset_s=start_offset, outcome=outcome, user=user, step=step.name, **kw
-        )
-
     try:
         url, headers, subprotocols = handshake_auth(url, step, context, auth, token)
         conv = (
@@ -305,7 +300,8 @@ async def run_ws_exchange(
             )
         )
     except ValueError as exc:  # TemplateError: a header or id that cannot be rendered
-        return WsExchange(record(SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120))))
+        outcome = SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120))
+        return WsExchange(SessionRecord(session_id, start_offset, outcome, user=user, step=step.name))
     try:
         ws = await connect(
             url,
@@ -318,7 +314,8 @@ async def run_ws_exchange(
             proxy=None,
         )
     except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
-        return WsExchange(record(outcome_for_connect_error(exc)))
+        outcome = outcome_for_connect_error(exc)
+        return WsExchange(SessionRecord(session_id, start_offset, outcome, user=user, step=step.name))
     connect_s = _ns_to_s(time.monotonic_ns() - started_ns)
     timeout_s = step_timeout_s if step_timeout_s is not None else step.timeout_s
     close_code: int | None = None
@@ -362,8 +359,12 @@ async def run_ws_exchange(
     )
     if conv is not None:
         first_event_s, total_s = _conversation_record_fields(conv, seen)
-    rec = record(
+    rec = SessionRecord(
+        session_id,
+        start_offset,
         outcome,
+        user=user,
+        step=step.name,
         connect_s=connect_s,
         first_event_s=first_event_s,
         total_s=total_s,
