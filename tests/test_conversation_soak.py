@@ -435,3 +435,43 @@ def test_a_missing_init_reply_ends_the_session_as_init_timeout() -> None:
 def test_init_templates_cannot_use_per_request_placeholders() -> None:
     with pytest.raises(ValidationError, match="exists per request"):
         config(init_send=[{"type": "connection_init", "id": "{msg_id}"}])
+
+
+def test_headers_from_the_config_and_the_caller_reach_the_handshake() -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    def remember(connection: ServerConnection, request: Any) -> Any:
+        seen.append((request.headers.get("X-Run"), request.headers.get("Authorization")))
+        return None
+
+    cfg = config(sessions=2, concurrency=1, messages_per_session=3, headers={"X-Run": "run-{nonce}"})
+
+    async def main() -> Any:
+        async with running(process_request=remember) as (_server, url):
+            return await run_conversation_soak(
+                url, cfg, context={"nonce": "n1"}, headers={"Authorization": "Bearer t0ken"}
+            )
+
+    result = asyncio.run(main())
+    assert summarize_conversation_soak(result).messages_ok == 6
+    assert seen == [("run-n1", "Bearer t0ken")] * 2
+
+
+def test_cancelling_the_soak_drops_every_connection() -> None:
+    async def main() -> tuple[int, int]:
+        async with running() as (server, url):
+            cfg = config(sessions=6, concurrency=3, messages_per_session=1_000_000 // 6)
+            task = asyncio.ensure_future(run_conversation_soak(url, cfg))
+            while server.received < 200:  # cancelled mid-soak, whatever the machine's speed
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(500):  # the server sees every connection go (bounded wait, no time asserted)
+                if server.open_now == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return server.open_now, server.connections
+
+    open_now, connections = asyncio.run(main())
+    assert open_now == 0 and connections == 3

@@ -346,15 +346,18 @@ async def run_conversation_soak(
     config: ConversationSoakConfig,
     *,
     context: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
     ssl_context: _ssl.SSLContext | None = None,
 ) -> ConversationSoakResult:
     """Run the soak against ``url`` (ws:// or wss://, the full URL of ``config.path``); always returns a result.
 
     ``context`` fills the templates' other placeholders (a nonce, a token); values stay in memory.
+    ``headers`` are added to every handshake after ``config.headers`` (the target's auth header).
     A refused connection or a failed handshake is a session outcome, never an exception; a template
     that cannot be rendered raises ``TemplateError`` (a params error) before any traffic.
     """
     plan = SoakPlan(config, context)
+    plan.headers.update(headers or {})
     uri = parse_uri(url)
     ssl: Any = (ssl_context or _ssl.create_default_context()) if uri.secure else None
     loop = asyncio.get_running_loop()
@@ -424,10 +427,11 @@ def run_conversation_soak_sync(
     config: ConversationSoakConfig,
     *,
     context: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
     use_uvloop: bool | None = None,
 ) -> ConversationSoakResult:
     """``run_conversation_soak`` from sync code (also inside Jupyter); uvloop when installed unless told not to."""
-    coro = run_conversation_soak(url, config, context=context)
+    coro = run_conversation_soak(url, config, context=context, headers=headers)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
