@@ -167,7 +167,7 @@ def test_locust_slow_candidate_fails_on_latency() -> None:
     cfg = _cfg(format="locust_csv", candidate="locust/candidate_slow", baseline="locust/baseline", requests=JUDGED)
     claims, data = external_performance_claims(cfg, FIXTURES)
     by_id = _by_id(claims)
-    # POST /api/threads was slowed by 40 ms: its p95 interval lies above 1.10
+    # POST /api/threads was slowed by 100 ms: its p95 interval lies above 1.10
     slow = by_id["latency.POST /api/threads"]
     assert slow.status is Status.FAIL, slow.statistic
     assert "REGRESSION" in slow.statistic and "percentiles only" in slow.statistic
@@ -431,3 +431,51 @@ def test_k6_dropped_iterations_fail_the_script_claim() -> None:
     assert data["candidate"]["iterations"] == 4 and data["candidate"]["dropped_iterations"] == 4
     assert by_id["script"].status is Status.FAIL and "4 iterations dropped" in by_id["script"].statistic
     assert by_id["evidence"].status is Status.INCONCLUSIVE
+
+
+@pytest.mark.parametrize("prefix", ["baseline", "candidate_slow", "candidate_errors"])
+def test_locust_json_histogram_exact_counts(prefix: str) -> None:
+    from stability_lib.ingest.locust_csv import parse_locust_json
+
+    run = parse_locust_json((LOCUST / f"{prefix}.json").read_text(), prefix)
+    assert _counts(run) == {
+        "GET /api/threads": (300, 0),
+        "GET /api/threads/[missing]": (300, 300),
+        "GET /health": (300, 0),
+        "POST /api/threads": (300, 0),
+        "login": (2, 0),
+        "register": (2, 0),
+    }
+    for stats in run.requests:  # the buckets hold every request's rounded latency, rank by rank
+        buckets = stats.quantiles[1:-1]
+        assert stats.histogram and buckets[0].rank_low == 1 and buckets[-1].rank_high == stats.requests
+        assert all(a.rank_high + 1 == b.rank_low for a, b in zip(buckets, buckets[1:], strict=False))
+    # The CSV of the same run reports the same percentiles (Locust computes both from this histogram).
+    csv_requests, _ = parse_locust_stats((LOCUST / f"{prefix}_stats.csv").read_text())
+    for stats in csv_requests:
+        from_json = next(r for r in run.requests if r.name == stats.name).serialize()["percentiles"]
+        from_csv = stats.serialize()["percentiles"]
+        assert {k: from_csv[k] for k in from_json} == from_json
+
+
+def test_locust_json_judges_the_median() -> None:
+    cfg = _cfg(
+        format="locust_json",
+        candidate="locust/candidate_slow.json",
+        baseline="locust/baseline.json",
+        requests=JUDGED,
+        candidate_log="locust/candidate_slow_exceptions.csv",
+    )
+    by_id = _by_id(external_performance_claims(cfg, FIXTURES)[0])
+    post = by_id["latency.POST /api/threads"]
+    assert post.status is Status.FAIL and "(median)" in post.statement and post.figure.what == "median"
+    assert by_id["script"].status is Status.PASS
+    no_log = _by_id(external_performance_claims(cfg.model_copy(update={"candidate_log": None}), FIXTURES)[0])
+    assert no_log["script"].status is Status.INCONCLUSIVE
+    errors = cfg.model_copy(
+        update={
+            "candidate": "locust/candidate_errors.json",
+            "candidate_log": "locust/candidate_errors_exceptions.csv",
+        }
+    )
+    assert _by_id(external_performance_claims(errors, FIXTURES)[0])["script"].status is Status.FAIL

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ExternalFormat", "ExternalPerformanceConfig", "DEFAULT_MAX_FILE_BYTES"]
 
-ExternalFormat = Literal["locust_csv", "k6_json", "k6_summary"]
+ExternalFormat = Literal["locust_csv", "locust_json", "k6_json", "k6_summary"]
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
@@ -30,7 +30,8 @@ class ExternalPerformanceConfig(BaseModel):
 
     format: ExternalFormat = Field(
         description="locust_csv: the files of `locust --csv PREFIX` (PREFIX_stats.csv, _failures.csv, "
-        "_exceptions.csv, _stats_history.csv); k6_json: the file of `k6 run --out json=FILE` (FILE.gz too); "
+        "_exceptions.csv, _stats_history.csv); locust_json: `locust --json-file NAME` (NAME.json: the "
+        "histogram of response times, so the median is judged); k6_json: the file of `k6 run --out json=FILE` (FILE.gz too); "
         "k6_summary: `k6 run --summary-export=FILE` or the JSON a handleSummary wrote."
     )
     candidate: str = Field(
@@ -44,10 +45,11 @@ class ExternalPerformanceConfig(BaseModel):
     candidate_log: str | None = Field(
         None,
         max_length=4096,
-        description="k6 only: the candidate's log (`--log-output=file=FILE`, text or --log-format=json). k6 "
-        "records an exception thrown by the script nowhere else: without it the script check is INCONCLUSIVE.",
+        description="k6: the candidate's log (`--log-output=file=FILE`, text or --log-format=json); k6 records "
+        "an exception thrown by the script nowhere else. locust_json: the same run's PREFIX_exceptions.csv "
+        "(run with --csv too). Without it the script check is INCONCLUSIVE.",
     )
-    baseline_log: str | None = Field(None, max_length=4096, description="k6 only: the baseline's log.")
+    baseline_log: str | None = Field(None, max_length=4096, description="The baseline's log (as candidate_log).")
     requests: list[str] = Field(
         default_factory=lambda: ["*"],
         max_length=200,
@@ -67,7 +69,8 @@ class ExternalPerformanceConfig(BaseModel):
         0.95,
         ge=0.5,
         le=0.99,
-        description="The quantile judged when the files hold percentiles, not samples (Locust CSV, k6 summaries).",
+        description="The quantile judged when the files hold a few percentiles, not samples (Locust CSV, k6 "
+        "summaries). With samples (k6_json) or a histogram (locust_json) the median is judged.",
     )
     min_samples: int = Field(20, ge=2, le=1_000_000, description="Below this many requests per side: INCONCLUSIVE.")
     resamples: int = Field(10_000, ge=100, le=100_000, description="Bootstrap resamples (k6_json: samples).")

@@ -16,7 +16,7 @@ from ..core.models import Claim
 from .config import ExternalPerformanceConfig
 from .judge import judge_external, unreadable_claim
 from .k6 import parse_k6_log, parse_k6_points, parse_k6_summary
-from .locust_csv import locust_run, parse_locust_history
+from .locust_csv import locust_run, parse_locust_exceptions, parse_locust_history, parse_locust_json
 from .records import IngestError, LoadRun
 
 __all__ = ["read_capped", "load_run", "external_performance_claims"]
@@ -72,6 +72,13 @@ def load_run(
         history = _optional_text(Path(f"{prefix}_stats_history.csv"), cap)
         if history is not None:
             extra["history"] = parse_locust_history(history, f"{Path(prefix).name}_stats_history.csv").serialize()
+        return run, extra
+    if cfg.format == "locust_json":
+        run = parse_locust_json(_text(where, cap), where.name)
+        if log is not None:
+            errors = parse_locust_exceptions(_text(Path(base_dir) / log, cap), Path(log).name)
+            limits = tuple(lim for lim in run.limits if not lim.startswith("No exceptions file"))
+            run = LoadRun(**{**run.__dict__, "script_errors": errors, "limits": limits})
         return run, extra
     if cfg.format == "k6_json":
         run = parse_k6_points(read_capped(where, cap), where.name)

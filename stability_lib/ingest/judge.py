@@ -82,7 +82,9 @@ def _latency_claim(
     confidence: float,
     m: int,
 ) -> tuple[Claim, dict[str, Any]]:
-    statement_q = "median" if cand.has_samples else f"{100 * cfg.summary_quantile:g}th percentile"
+    histogram = cand.histogram and base is not None and base.histogram
+    quantile = 0.5 if histogram else cfg.summary_quantile
+    statement_q = "median" if cand.has_samples or histogram else f"{100 * quantile:g}th percentile"
     statement = f"'{name}' is no more than {cfg.tolerance:.0%} slower than the baseline ({statement_q})"
     entry: dict[str, Any] = {"name": name}
     figure: Figure | None = None
@@ -107,13 +109,17 @@ def _latency_claim(
             base.requests,
             cand.quantiles,
             cand.requests,
-            quantile=cfg.summary_quantile,
+            quantile=quantile,
             tolerance=cfg.tolerance,
             confidence=confidence,
             min_samples=cfg.min_samples,
         )
         status, statistic = _PERF_STATUS[cmp_p.verdict], cmp_p.describe()
-        statistic += "; from percentiles only (the files hold no samples): no bootstrap interval is possible"
+        statistic += (
+            "; from Locust's histogram of rounded latencies: no bootstrap interval on rounded values"
+            if histogram
+            else "; from percentiles only (the files hold no samples): no bootstrap interval is possible"
+        )
         entry.update(cmp_p.serialize())
         figure = Figure(
             kind="ratio",
@@ -125,7 +131,7 @@ def _latency_claim(
             baseline_n=base.requests,
             test="distribution-free order-statistic bounds from reported percentiles",
             tolerance=cfg.tolerance,
-            what=f"p{100 * cfg.summary_quantile:g}",
+            what="median" if histogram else f"p{100 * quantile:g}",
         )
     if m > 1:
         statistic += f"; interval Bonferroni-adjusted over {m} judged request names"

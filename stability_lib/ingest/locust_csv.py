@@ -7,6 +7,8 @@ histogram, and the p-th percentile is the rounded latency of rank ``floor(n * p)
 ``calculate_response_time_percentile``). ``PREFIX_failures.csv`` groups failed requests by
 error, ``PREFIX_exceptions.csv`` the exceptions of the locustfile itself, and
 ``PREFIX_stats_history.csv`` holds snapshots over time (read for its totals only).
+``locust --json-file NAME`` writes, at exit, the whole histogram of rounded response times per
+name (``parse_locust_json``): every order statistic, so the median can be judged too.
 Locust rewrites these files once a second and not again at exit, so the last second of a run
 may be missing from them.
 """
@@ -14,6 +16,7 @@ may be missing from them.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ __all__ = [
     "parse_locust_failures",
     "parse_locust_exceptions",
     "parse_locust_history",
+    "parse_locust_json",
     "locust_run",
 ]
 
@@ -210,6 +214,69 @@ def parse_locust_history(text: str, what: str = "stats_history.csv") -> LocustHi
         elif name not in names:
             names.append(name)
     return LocustHistory(snapshots, tuple(names), last[0], last[1])
+
+
+def _histogram_points(buckets: dict[float, int], low_ms: float, high_ms: float) -> tuple[QuantilePoint, ...]:
+    """Every order statistic, by bucket: the latencies of ranks c+1 .. c+k lie within the bucket."""
+    n = sum(buckets.values())
+    points = [QuantilePoint(0.0, low_ms, 1, 1)]
+    seen = 0
+    for value in sorted(buckets):
+        count = buckets[value]
+        points.append(QuantilePoint((seen + count) / n, value, seen + 1, seen + count, locust_half_width(value)))
+        seen += count
+    points.append(QuantilePoint(1.0, high_ms, n, n))
+    return tuple(points)
+
+
+def parse_locust_json(text: str, source: str = "locust.json") -> LoadRun:
+    """``locust --json-file NAME`` (NAME.json, written at exit): per request name the counts and
+    the whole histogram of rounded response times, so every order statistic is known to within
+    Locust's rounding. Exceptions of the locustfile are not in it (``_exceptions.csv`` is)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise IngestError(f"{source}: not JSON") from None
+    if not isinstance(doc, list):
+        raise IngestError(f"{source}: not a list of request stats; is this locust --json-file output?")
+    if len(doc) > MAX_ROWS:
+        raise IngestError(f"{source}: more than {MAX_ROWS} request names")
+    out: list[RequestStats] = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict) or not isinstance(entry.get("response_times"), dict):
+            raise IngestError(f"{source}: entry {i} has no response_times; is this locust --json-file output?")
+        name, method = clip(entry.get("name", "")), clip(entry.get("method") or "")
+        n = _count(str(entry.get("num_requests", "")), source, f"{name!r} num_requests")
+        k = _count(str(entry.get("num_failures", "")), source, f"{name!r} num_failures")
+        if k > n:
+            raise IngestError(f"{source}: {name!r} has {k} failures in {n} requests")
+        buckets: dict[float, int] = {}
+        for key, count in entry["response_times"].items():
+            value = _ms(str(key), source, f"{name!r} response time")
+            buckets[value] = buckets.get(value, 0) + _count(str(count), source, f"{name!r} bucket count")
+            if len(buckets) > MAX_ROWS:
+                raise IngestError(f"{source}: {name!r} has more than {MAX_ROWS} histogram buckets")
+        timed = sum(buckets.values())
+        if timed > n:
+            raise IngestError(f"{source}: {name!r} has {timed} response times for {n} requests")
+        points: tuple[QuantilePoint, ...] = ()
+        if timed:
+            low_ms = _ms(str(entry.get("min_response_time")), source, f"{name!r} min_response_time")
+            high_ms = _ms(str(entry.get("max_response_time")), source, f"{name!r} max_response_time")
+            points = _histogram_points(buckets, low_ms, high_ms)
+        out.append(RequestStats(name, method, timed if timed else n, k, quantiles=points, histogram=bool(timed)))
+    return LoadRun(
+        tool="locust",
+        source=source,
+        requests=tuple(out),
+        script_errors=None,
+        limits=(
+            "Locust rounds response times (to 1 ms under 100 ms, 10 ms under 1 s) before its histogram: "
+            "every order statistic is known to within that rounding, not exactly.",
+            "No exceptions file: whether the locustfile raised is unknown (give the run's "
+            "PREFIX_exceptions.csv as the log).",
+        ),
+    )
 
 
 def locust_run(

@@ -87,9 +87,15 @@ def quantile_bounds(points: tuple[QuantilePoint, ...], n: int, q: float, tail: f
     return QuantileBounds(quantile=q, n=n, low=max(0.0, low), high=high, ranks=(low_rank, high_rank))
 
 
-def _reported(points: tuple[QuantilePoint, ...], level: float) -> float | None:
+def _reported(points: tuple[QuantilePoint, ...], level: float, n: int) -> float | None:
+    """The value the tool reported at ``level``; for a histogram (no such column), the bucket
+    holding the latency of rank int(n * level) + 1, as Locust computes its percentiles."""
     for p in points:
         if abs(p.level - level) < 1e-9:
+            return p.value
+    rank = min(n, int(n * level) + 1)
+    for p in points[1:-1]:
+        if p.rank_low <= rank <= p.rank_high:
             return p.value
     return None
 
@@ -119,7 +125,7 @@ class PercentileComparison:
             f"from the reported percentiles, tolerance {100 * self.tolerance:g}%: {self.verdict.label} "
             f"(n={self.baseline.n}/{self.candidate.n}"
         )
-        if self.median_ratio is not None:
+        if self.median_ratio is not None and self.quantile != 0.5:
             text += f", reported median ratio {self.median_ratio:.2f}, not judged"
         text += ")"
         if self.verdict is PerfVerdict.INCONCLUSIVE:
@@ -163,8 +169,8 @@ def compare_percentiles(
     ratio_low = cand_b.low / base_b.high if base_b.high > 0 and not math.isinf(base_b.high) else 0.0
     ratio_high = cand_b.high / base_b.low if base_b.low > 0 else math.inf
     threshold = 1.0 + tolerance
-    b_q, c_q = _reported(baseline, quantile), _reported(candidate, quantile)
-    b_m, c_m = _reported(baseline, 0.5), _reported(candidate, 0.5)
+    b_q, c_q = _reported(baseline, quantile, n_baseline), _reported(candidate, quantile, n_candidate)
+    b_m, c_m = _reported(baseline, 0.5, n_baseline), _reported(candidate, 0.5, n_candidate)
     if min(n_baseline, n_candidate) < min_samples:
         verdict = PerfVerdict.INCONCLUSIVE
         reason = f"too few requests ({n_baseline}/{n_candidate}, at least {min_samples} per side required)"

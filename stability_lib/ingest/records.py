@@ -71,6 +71,7 @@ class RequestStats:
     failures: int
     samples: tuple[float, ...] | None = None
     quantiles: tuple[QuantilePoint, ...] = ()
+    histogram: bool = False  # ``quantiles`` hold every order statistic (Locust's rounded histogram)
 
     @property
     def has_samples(self) -> bool:
@@ -96,9 +97,24 @@ class RequestStats:
         }
         if self.samples is not None:
             out["samples"] = len(self.samples)
-        if self.quantiles:
+        if self.histogram:
+            out["histogram_buckets"] = len(self.quantiles) - 2  # less min and max
+            out["percentiles"] = {
+                f"{100 * level:g}%": _value_at_rank(self.quantiles, min(self.requests, int(self.requests * level) + 1))
+                for level in (0.5, 0.9, 0.95, 0.99)
+                if self.requests
+            }
+        elif self.quantiles:
             out["percentiles"] = {f"{100 * q.level:g}%": q.value for q in self.quantiles}
         return out
+
+
+def _value_at_rank(points: tuple[QuantilePoint, ...], rank: int) -> float | None:
+    """The bucket holding the latency of this rank (histogram points, min and max excluded)."""
+    for p in points[1:-1]:
+        if p.rank_low <= rank <= p.rank_high:
+            return p.value
+    return None
 
 
 @dataclass(frozen=True)
