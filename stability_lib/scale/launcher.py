@@ -324,7 +324,7 @@ def _soak_result(
         sessions_planned=scenario.soak.sessions,
         concurrency=scenario.soak.concurrency,
         stopped_by_duration=bool(summary.get("stopped_by_duration", False)),
-        cancelled_at_deadline=0,
+        cancelled_at_deadline=int(summary.get("cancelled_at_deadline", 0)),
         users=users,
         records=tuple(records),
         aggregate=aggregate_sessions(records, scenario.confidence),

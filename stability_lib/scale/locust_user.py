@@ -14,9 +14,11 @@ How a soak runs (all coordination goes through Locust's own master/worker messag
   the master (``stability_lease``); each Locust user runs one session at a time: the concurrency is
   the number of Locust users (``-u``). No session starts after the soak's duration.
 - Records go back in batches (``stability_records``): every session's ``SessionRecord``, user
-  setups, teardown records, and how many leased sessions were not started (the duration ran out).
+  setups, teardown records, and which leased sessions were not started (the duration ran out).
   The master appends them to ``records.jsonl`` and, when every leased session is accounted for
   (reported, returned, or lost with a worker that went missing), writes ``summary.json`` and quits.
+  Cut at the hard deadline (Locust's ``--run-time``), a live worker's open sessions are recorded as
+  ``timeout(deadline)``, as our own engine does; a missing worker's are counted as lost, not judged.
 - Both sides quit when the process that started them is gone (no orphan after a SIGKILL).
 """
 
@@ -36,7 +38,7 @@ from gevent.event import Event  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.clients import HttpSession
 from locust.exception import StopUser
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from stability_lib.probes.http_steps import PreparedUser, new_nonce
 from stability_lib.probes.scenario import HttpStep, ScenarioConfig, is_template_field
@@ -105,6 +107,7 @@ class _Master:
         self.slots: dict[str, int] = {}
         self.leased: dict[str, int] = {}
         self.accounted: dict[str, int] = {}  # reported + returned
+        self.open: dict[str, set[int]] = {}  # per worker: session numbers leased and not yet accounted for
         self.reported = 0
         self.returned = 0
         self.idle: set[str] = set()
@@ -126,6 +129,7 @@ class _Master:
         slot = self.slots.setdefault(node, len(self.slots))
         self.leased.setdefault(node, 0)
         self.accounted.setdefault(node, 0)
+        self.open.setdefault(node, set())
         reply = {**self.plan, "slot": slot, "elapsed_s": time.monotonic() - self.started}
         environment.runner.send_message("stability_plan", reply, client_id=node)
 
@@ -136,19 +140,26 @@ class _Master:
         count = 0 if self.seconds_left() <= 0 else max(0, min(want, int(self.plan["sessions"]) - start))
         self.next_index += count
         self.leased[node] = self.leased.get(node, 0) + count
+        self.open.setdefault(node, set()).update(range(start, start + count))
         environment.runner.send_message(
             "stability_lease", {"start": start, "count": count, "seconds_left": self.seconds_left()}, client_id=node
         )
 
     def on_records(self, environment: Any, msg: Any, **_: Any) -> None:
         node, data = msg.node_id, msg.data
+        if self.finished:  # after the summary (a worker's last flush racing the quit): not judged
+            return
         for rec in data.get("records", ()):
             self.records_file.write(json.dumps({"worker": self.slots.get(node, -1), **rec}) + "\n")
         self.records_file.flush()
         got = len(data.get("records", ()))
+        returned = [int(i) for i in data.get("returned", ())]
         self.reported += got
-        self.returned += int(data.get("returned", 0))
-        self.accounted[node] = self.accounted.get(node, 0) + got + int(data.get("returned", 0))
+        self.returned += len(returned)
+        self.accounted[node] = self.accounted.get(node, 0) + got + len(returned)
+        pending = self.open.setdefault(node, set())
+        pending.difference_update(returned)
+        pending.difference_update(int(r["session_id"].rsplit("-s", 1)[-1]) for r in data.get("records", ()))
         self.users.extend(data.get("users", ()))
         self.teardown.extend(data.get("teardown", ()))
         if data.get("idle"):
@@ -175,7 +186,9 @@ class _Master:
     def watch(self) -> None:
         while not self.finished:
             gevent.sleep(0.2)
-            self.lost_nodes |= self.missing()  # seen missing while the soak ran (not after the quit)
+            if self.env.runner.state not in (STATE_RUNNING, STATE_SPAWNING):
+                continue  # stopping (the hard deadline, Ctrl-C): workers leaving now are not lost
+            self.lost_nodes |= self.missing()  # seen missing while the soak ran
             if self.over():
                 self.finish()
                 self.env.runner.quit()
@@ -186,7 +199,19 @@ class _Master:
             return
         self.finished = True
         missing = self.lost_nodes
-        lost = {self.slots[n]: self.leased.get(n, 0) - self.accounted.get(n, 0) for n in missing if n in self.slots}
+        lost = {self.slots[n]: len(self.open.get(n, ())) for n in missing if n in self.slots}
+        # Sessions a live worker still had open when the soak was cut at its hard deadline: as our own
+        # engine records them, timeout(deadline) (the lost worker's sessions are not judged).
+        cut = sorted(i for n, pending in self.open.items() if n not in missing for i in pending)
+        offset = time.monotonic() - self.started
+        for index in cut:
+            record = SessionRecord(
+                f"{self.plan['run_id']}-s{index:05d}",
+                offset,
+                SessionOutcome.timeout("deadline"),
+                step=self.plan["step"],
+            )
+            self.records_file.write(json.dumps(record.to_dict()) + "\n")
         summary = {
             "workers_seen": len(self.slots),
             "workers_lost": sorted(lost),
@@ -194,6 +219,7 @@ class _Master:
             "leased": self.next_index,
             "reported": self.reported,
             "returned": self.returned,
+            "cancelled_at_deadline": len(cut),
             "stopped_by_duration": self.next_index < int(self.plan["sessions"]) or self.returned > 0,
             "elapsed_s": time.monotonic() - self.started,
             "users": self.users,
@@ -244,7 +270,7 @@ class _Worker:
         self.outbox: list[dict[str, Any]] = []
         self.users_out: list[dict[str, Any]] = []
         self.teardown_out: list[dict[str, Any]] = []
-        self.returned = 0
+        self.returned: list[int] = []
         self.turn = 0
         self.base_url = ""
         self.cpu_before = 0.0
@@ -331,7 +357,7 @@ class _Worker:
                 self.leasing = False
                 self.lease_ready.set()
         if time.monotonic() >= self.deadline:  # the duration ran out: give the rest back unstarted
-            self.returned += len(self.queue)
+            self.returned.extend(self.queue)
             self.queue.clear()
             self.exhausted = True
             return None
@@ -348,7 +374,7 @@ class _Worker:
             "returned": self.returned,
             "idle": idle,
         }
-        self.outbox, self.users_out, self.teardown_out, self.returned = [], [], [], 0
+        self.outbox, self.users_out, self.teardown_out, self.returned = [], [], [], []
         self.env.runner.send_message("stability_records", data)
 
     def flusher(self) -> None:
