@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -111,21 +112,32 @@ def test_k6_points_exact_counts(name: str) -> None:
     assert run.script_errors is None  # the points cannot tell
 
 
-def test_k6_log_counts_exceptions() -> None:
-    assert parse_k6_log((K6 / "baseline.log").read_text()) == ()
-    errors = parse_k6_log((K6 / "candidate_errors.log").read_text())
+def test_k6_console_counts_exceptions_and_interruptions() -> None:
+    clean = parse_k6_log((K6 / "baseline.console.txt").read_text())
+    assert clean.errors == () and clean.interrupted_iterations == 0
+    errors = parse_k6_log((K6 / "candidate_errors.console.txt").read_text())
     # iterations 9, 19 ... 99 of each of 2 VUs
-    assert sum(e.count for e in errors) == 20
-    assert all(e.message.startswith("Error: fixture: scripted error in iteration") for e in errors)
+    assert sum(e.count for e in errors.errors) == 20 and errors.interrupted_iterations == 0
+    assert all(e.message.startswith("Error: fixture: scripted error in iteration") for e in errors.errors)
+    assert parse_k6_log((K6 / "interrupted.console.txt").read_text()).interrupted_iterations == 2
 
 
-def test_k6_log_text_format() -> None:
-    line = (
+def test_k6_log_formats() -> None:
+    text = (
         'time="2026-12-01T04:08:17Z" level=error msg="Error: boom\\n\\tat default (file:///s.js:45:11(111))\\n" '
         "executor=per-vu-iterations scenario=fixture source=stacktrace\n"
         'time="2026-12-01T04:08:17Z" level=error msg="thresholds on metrics \'checks\' have been crossed"\n'
     )
-    assert [(e.message, e.count) for e in parse_k6_log(line)] == [("Error: boom", 1)]
+    parsed = parse_k6_log(text)
+    assert [(e.message, e.count) for e in parsed.errors] == [("Error: boom", 1)]
+    assert parsed.interrupted_iterations is None  # no progress line: unknown, not zero
+    # --log-output=file=FILE --log-format=json, as k6 1.1.0 wrote it
+    line = (
+        '{"executor":"per-vu-iterations","level":"error","msg":"Error: fixture: scripted error in iteration 9\\n'
+        '\\tat default (file:///k6_script.js:48:11(121))\\n","scenario":"fixture","source":"stacktrace",'
+        '"time":"2026-12-01T04:09:06Z"}\n'
+    )
+    assert [e.count for e in parse_k6_log(line * 3).errors] == [3]
 
 
 @pytest.mark.parametrize("kind", ["summary_export", "handle_summary"])
@@ -212,7 +224,7 @@ def test_k6_points_judged_by_the_sample_rule() -> None:
         update={
             "candidate": "k6/baseline.points.json.gz",
             "requests": JUDGED,
-            "candidate_log": "k6/baseline.log",
+            "candidate_log": "k6/baseline.console.txt",
             "tolerance": 0.25,  # the same samples: ratio 1, within an interval as wide as the noise
         }
     )
@@ -237,7 +249,7 @@ def test_k6_summary_thresholds_passed_while_script_threw_is_not_a_pass() -> None
         assert by_id["script"].status is Status.FAIL
         assert "200 of 400 checks failed" in by_id["script"].statistic
         assert section_status(claims) is Status.FAIL
-        with_log = cfg.model_copy(update={"candidate_log": "k6/candidate_errors.log"})
+        with_log = cfg.model_copy(update={"candidate_log": "k6/candidate_errors.console.txt"})
         assert "20 exceptions" in _by_id(external_performance_claims(with_log, FIXTURES)[0])["script"].statistic
 
 
@@ -253,7 +265,7 @@ def test_k6_summary_without_log_cannot_pass() -> None:
     script = _by_id(claims)["script"]
     assert script.status is Status.INCONCLUSIVE and "log" in script.statistic
     assert section_status(claims) is not Status.PASS
-    logged = cfg.model_copy(update={"candidate_log": "k6/baseline.log"})
+    logged = cfg.model_copy(update={"candidate_log": "k6/baseline.console.txt"})
     assert _by_id(external_performance_claims(logged, FIXTURES)[0])["script"].status is Status.PASS
 
 
@@ -431,6 +443,21 @@ def test_k6_dropped_iterations_fail_the_script_claim() -> None:
     assert data["candidate"]["iterations"] == 4 and data["candidate"]["dropped_iterations"] == 4
     assert by_id["script"].status is Status.FAIL and "4 iterations dropped" in by_id["script"].statistic
     assert by_id["evidence"].status is Status.INCONCLUSIVE
+    with_console = cfg.model_copy(update={"candidate_log": "k6/interrupted.console.txt"})
+    script = _by_id(external_performance_claims(with_console, FIXTURES)[0])["script"]
+    assert "2 iterations interrupted mid-way" in script.statistic
+
+
+def test_k6_interruptions_unknown_without_the_console(tmp_path: Path) -> None:
+    """A --log-output file shows exceptions but not interrupted iterations: no pass on it."""
+    (tmp_path / "k6.log").write_text("")  # a clean JSON log: no exception, no progress line
+    shutil.copy(K6 / "baseline.handle_summary.json", tmp_path / "summary.json")
+    cfg = _cfg(format="k6_summary", candidate="summary.json", candidate_log="k6.log")
+    script = _by_id(external_performance_claims(cfg, tmp_path)[0])["script"]
+    assert script.status is Status.INCONCLUSIVE and "console" in script.statistic
+    (tmp_path / "k6.log").write_text("running (1.0s), 0/2 VUs, 4 complete and 1 interrupted iterations\n")
+    script = _by_id(external_performance_claims(cfg, tmp_path)[0])["script"]
+    assert script.status is Status.FAIL and "1 iterations interrupted" in script.statistic
 
 
 @pytest.mark.parametrize("prefix", ["baseline", "candidate_slow", "candidate_errors"])

@@ -45,9 +45,10 @@ class ExternalPerformanceConfig(BaseModel):
     candidate_log: str | None = Field(
         None,
         max_length=4096,
-        description="k6: the candidate's log (`--log-output=file=FILE`, text or --log-format=json); k6 records "
-        "an exception thrown by the script nowhere else. locust_json: the same run's PREFIX_exceptions.csv "
-        "(run with --csv too). Without it the script check is INCONCLUSIVE.",
+        description="k6: the candidate's console output (`k6 run ... 2>&1 | tee FILE`), the only record of "
+        "exceptions thrown by the script and of iterations interrupted mid-way (a --log-output file has the "
+        "exceptions only). locust_json: the same run's PREFIX_exceptions.csv (run with --csv too). "
+        "Without it the script check is INCONCLUSIVE.",
     )
     baseline_log: str | None = Field(None, max_length=4096, description="The baseline's log (as candidate_log).")
     requests: list[str] = Field(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..core.models import Claim
 from .config import ExternalPerformanceConfig
 from .judge import judge_external, unreadable_claim
-from .k6 import parse_k6_log, parse_k6_points, parse_k6_summary
+from .k6 import K6_INTERRUPTED_LIMIT, parse_k6_log, parse_k6_points, parse_k6_summary
 from .locust_csv import locust_run, parse_locust_exceptions, parse_locust_history, parse_locust_json
 from .records import IngestError, LoadRun
 
@@ -78,16 +79,23 @@ def load_run(
         if log is not None:
             errors = parse_locust_exceptions(_text(Path(base_dir) / log, cap), Path(log).name)
             limits = tuple(lim for lim in run.limits if not lim.startswith("No exceptions file"))
-            run = LoadRun(**{**run.__dict__, "script_errors": errors, "limits": limits})
+            run = replace(run, script_errors=errors, limits=limits)
         return run, extra
     if cfg.format == "k6_json":
         run = parse_k6_points(read_capped(where, cap), where.name)
     else:
         run = parse_k6_summary(_text(where, cap), where.name)
     if log is not None:
-        errors = parse_k6_log(_text(Path(base_dir) / log, cap))
-        limits = tuple(lim for lim in run.limits if not lim.startswith("No k6 log given"))
-        run = LoadRun(**{**run.__dict__, "script_errors": errors, "limits": limits})
+        parsed = parse_k6_log(_text(Path(base_dir) / log, cap))
+        known = parsed.interrupted_iterations is not None
+        limits = tuple(
+            lim
+            for lim in run.limits
+            if not lim.startswith("No k6 log given") and not (known and lim == K6_INTERRUPTED_LIMIT)
+        )
+        run = replace(
+            run, script_errors=parsed.errors, interrupted_iterations=parsed.interrupted_iterations, limits=limits
+        )
     return run, extra
 
 

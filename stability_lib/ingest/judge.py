@@ -8,8 +8,9 @@ with percentiles only (Locust CSV, k6 summaries) the distribution-free percentil
 widened to 1 - 0.05/m (Bonferroni), as in ``probes.perf``.
 Failures: ``stats.judge_failure_rate`` against ``tolerated_failure_rate``, and FAIL when the
 candidate fails significantly more often than the baseline (one-sided Fisher exact test).
-The script: an exception, a failed check or a dropped iteration FAILs; a run whose files cannot
-show whether the script threw (k6 without its log) is INCONCLUSIVE. k6's own thresholds can FAIL
+The script: an exception, a failed check, a dropped or interrupted iteration FAILs; a run whose
+files cannot show whether the script threw or was interrupted (k6 without its console output) is
+INCONCLUSIVE. k6's own thresholds can FAIL
 the run but never make it pass: a summary says they held even when the script threw.
 """
 
@@ -29,6 +30,7 @@ from ..stats import (
     judge_failure_rate,
 )
 from .config import ExternalPerformanceConfig
+from .k6 import K6_INTERRUPTED_LIMIT
 from .percentiles import PERCENTILE_RULE_TEXT, compare_percentiles
 from .records import LoadRun, RequestStats
 
@@ -200,7 +202,9 @@ def _script_claim(section: str, run: LoadRun) -> Claim:
         )
     if run.dropped_iterations:
         problems.append(f"{run.dropped_iterations} iterations dropped (the load was not delivered as configured)")
-    statement = "The load script ran cleanly: no exception, no failed check, no dropped iteration"
+    if run.interrupted_iterations:
+        problems.append(f"{run.interrupted_iterations} iterations interrupted mid-way (their requests are missing)")
+    statement = "The load script ran cleanly: no exception, no failed check, no dropped or interrupted iteration"
     if problems:
         return _claim(
             section,
@@ -215,10 +219,12 @@ def _script_claim(section: str, run: LoadRun) -> Claim:
         return _claim(section, "script", statement, Status.INCONCLUSIVE, "; ".join([*seen, unknown]))
     if run.dropped_iterations is not None:
         seen.append(f"{run.dropped_iterations} iterations dropped")
-    statistic = "; ".join(seen) or "no error recorded"
-    if run.tool == "k6":
-        statistic += "; iterations interrupted mid-way are in none of k6's files (its console shows them)"
-    return _claim(section, "script", statement, Status.PASS, statistic)
+    if run.tool == "k6" and run.interrupted_iterations is None:
+        unknown = next(lim for lim in (*run.limits, K6_INTERRUPTED_LIMIT) if "interrupted" in lim)
+        return _claim(section, "script", statement, Status.INCONCLUSIVE, "; ".join([*seen, unknown]))
+    if run.interrupted_iterations is not None:
+        seen.append(f"{run.interrupted_iterations} iterations interrupted")
+    return _claim(section, "script", statement, Status.PASS, "; ".join(seen) or "no error recorded")
 
 
 def _threshold_claim(section: str, run: LoadRun) -> Claim:

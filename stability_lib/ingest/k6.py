@@ -10,9 +10,11 @@
   ``{"ok": bool}``). Only aggregates: per request name only where the script defined
   submetrics (``http_req_duration{name:X}``), and percentiles, not samples (k6 interpolates
   between the two neighbouring sorted latencies).
-* the log (``--log-output=file=FILE``, ``--log-format=json`` or the default text): the ONLY
-  place where k6 (1.1.0, checked) records an exception thrown by the script; neither the JSON
-  points nor the summary do, and a summary may say every threshold passed while the script threw.
+* the console (``k6 run ... 2>&1 | tee FILE``) or log (``--log-output=file=FILE``, text or
+  ``--log-format=json``): the ONLY place where k6 (1.1.0, checked) records an exception thrown by
+  the script; neither the JSON points nor the summary do, and a summary may say every threshold
+  passed while the script threw. Iterations interrupted mid-way appear only on the console's
+  progress line ("N complete and M interrupted iterations"), not in a --log-output file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from .records import (
@@ -43,6 +46,7 @@ __all__ = [
     "maybe_gunzip",
     "parse_k6_points",
     "parse_k6_summary",
+    "K6Log",
     "parse_k6_log",
 ]
 
@@ -50,14 +54,18 @@ ALL_REQUESTS = "all requests"  # the name of k6's unfiltered http_req_duration i
 MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_POINTS = 5_000_000
 MAX_NAMES = 20_000
-_NO_LOG = "No k6 log given: k6 records exceptions thrown by the script only in its log, so whether it threw is unknown."
+_NO_LOG = (
+    "No k6 log given: k6 records exceptions thrown by the script only in its log or console, so whether it "
+    "threw is unknown."
+)
 K6_INTERRUPTED_LIMIT = (
-    "k6 writes iterations interrupted mid-way (by maxDuration or a graceful stop) to none of its files, only "
-    "to its console; iterations it never started are in dropped_iterations."
+    "k6 writes iterations interrupted mid-way (by maxDuration or a graceful stop) only to its console "
+    "(give `k6 run ... 2>&1 | tee FILE` as the log); iterations it never started are in dropped_iterations."
 )
 _NO_FAILED_METRIC = "No http_req_failed metric (k6 before 0.31 has none): which requests failed is not recorded."
 _SUBMETRIC = re.compile(r"^([a-z_]+)\{(.*)\}$")
 _PERCENTILE = re.compile(r"^p\((\d{1,3}(?:\.\d{1,6})?)\)$")
+_PROGRESS = re.compile(r"\d+ complete and (\d+) interrupted iterations")
 _LOGFMT = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -343,13 +351,29 @@ def _log_fields(line: str) -> dict[str, str]:
     return fields
 
 
-def parse_k6_log(text: str) -> tuple[ScriptError, ...]:
+@dataclass(frozen=True)
+class K6Log:
+    """What k6's log or console output shows: the script's exceptions, and how many iterations
+    were interrupted mid-way (None when the text has no progress line: a --log-output file)."""
+
+    errors: tuple[ScriptError, ...]
+    interrupted_iterations: int | None
+
+
+def parse_k6_log(text: str) -> K6Log:
     """Exceptions thrown by the script: k6 logs each as ``level=error`` with ``source=stacktrace``
-    (JSON or text log format). Grouped by the first line of the message."""
+    (JSON or text log format), grouped by the first line of the message. Interrupted iterations:
+    the last progress line of the console ("N complete and M interrupted iterations")."""
     found: Counter[str] = Counter()
+    interrupted: int | None = None
     for line in text.splitlines():
+        progress = _PROGRESS.search(line)
+        if progress is not None:
+            interrupted = int(progress.group(1))
+            continue
         fields = _log_fields(line.strip())
         if fields.get("level") == "error" and fields.get("source") == "stacktrace":
             message = fields.get("msg", "").strip().split("\n", 1)[0]
             found[clip(message)] += 1
-    return tuple(ScriptError(message=m, count=c) for m, c in sorted(found.items()))
+    errors = tuple(ScriptError(message=m, count=c) for m, c in sorted(found.items()))
+    return K6Log(errors=errors, interrupted_iterations=interrupted)

@@ -173,6 +173,7 @@ class LoadRun:
     dropped_iterations: int | None = None
     limits: tuple[str, ...] = ()
     failures_recorded: bool = True  # False: the files do not say which requests failed (old k6)
+    interrupted_iterations: int | None = None  # k6: from its console; None: unknown
 
     def by_name(self) -> dict[str, RequestStats]:
         return {r.name: r for r in self.requests}
@@ -200,6 +201,7 @@ class LoadRun:
             "thresholds": [{"metric": t.metric, "expression": t.expression, "ok": t.ok} for t in self.thresholds],
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
+            "interrupted_iterations": self.interrupted_iterations,
             "limits": list(self.limits),
             "failures_recorded": self.failures_recorded,
         }
