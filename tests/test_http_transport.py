@@ -18,10 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stability_lib.probes.http_steps import (
     HttpStepResult,
     LeanTransport,
+    absolute_url,
     new_http_client,
     run_http_step,
     shared_ssl_context,
@@ -312,3 +315,27 @@ def test_a_request_waiting_for_a_full_pool_times_out_as_a_pool_timeout() -> None
             return [type(r).__name__ for r in results]
 
     assert sorted(asyncio.run(main())) == ["PoolTimeout", "Response"]
+
+
+_PATH_CHARS = "/abcAZ09-._~%?&=+;:@!$'()*,[] \"<>^`{|}ü€\t\\#"
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8000", "http://127.0.0.1:8000/pre/fix", "https://[::1]:9/x%20y/"])
+@given(tail=st.text(alphabet=_PATH_CHARS, max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_a_path_joined_to_the_base_url_is_the_url_httpx_would_send_to(base: str, tail: str) -> None:
+    client = httpx.AsyncClient(base_url=base)
+    for path in ("/" + tail, tail, "//" + tail):
+        try:
+            expected = client.build_request("GET", path).url
+        except httpx.InvalidURL:
+            with pytest.raises(httpx.InvalidURL):
+                client.build_request("GET", absolute_url(client, path))
+            continue
+        joined = client.build_request("GET", absolute_url(client, path)).url
+        assert (joined.scheme, joined.raw_host, joined.port, joined.raw_path) == (
+            expected.scheme,
+            expected.raw_host,
+            expected.port,
+            expected.raw_path,
+        )
