@@ -12,6 +12,9 @@ import asyncio
 import gzip
 import json
 import re
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -339,3 +342,46 @@ def test_a_path_joined_to_the_base_url_is_the_url_httpx_would_send_to(base: str,
             expected.port,
             expected.raw_path,
         )
+
+
+@pytest.fixture
+def self_signed(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client context trusting it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+def test_https_goes_through_tls_and_an_untrusted_certificate_is_a_connect_error(
+    self_signed: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = self_signed
+
+    async def one(lean: bool, trusted: bool) -> list[dict[str, Any]]:
+        server = ScriptedHttpServer("ok")
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=server_tls)
+        port = listener.sockets[0].getsockname()[1]
+        tls = client_tls if trusted else shared_ssl_context()  # certifi's bundle does not know the test's certificate
+        transport = LeanTransport(tls) if lean else httpx.AsyncHTTPTransport(verify=tls)
+        try:
+            async with new_http_client(f"https://127.0.0.1:{port}", transport=transport) as client:
+                return await _run(client, _step(capture={"item": "id"}), 2, 0)
+        finally:
+            listener.close()
+
+    for trusted in (True, False):
+        lean, reference = asyncio.run(one(True, trusted)), asyncio.run(one(False, trusted))
+        assert lean == reference
+        if trusted:
+            assert all(r["ok"] for r in lean)
+        else:
+            assert [r["error"] for r in lean] == ["ConnectError", "ConnectError"]
