@@ -93,14 +93,14 @@ def test_locust_percentile_ranks_follow_locust() -> None:
 @pytest.mark.parametrize("name", ["baseline", "candidate_slow", "candidate_errors"])
 def test_k6_points_exact_counts(name: str) -> None:
     run = parse_k6_points((K6 / f"{name}.points.json.gz").read_bytes(), name)
-    # 2 VUs x 100 iterations of four requests; setup() registers and logs in once
+    # 2 VUs x 100 iterations of four requests; each VU registers and logs in once
     assert _counts(run) == {
         "GET /api/threads": (200, 0),
         "GET /api/threads/[missing]": (200, 200),
         "GET /health": (200, 0),
         "POST /api/threads": (200, 0),
-        "login": (1, 0),
-        "register": (1, 0),
+        "login": (2, 0),
+        "register": (2, 0),
     }
     assert all(len(r.samples or ()) == r.requests for r in run.requests)
     assert run.iterations == 200 and run.dropped_iterations == 0
@@ -143,7 +143,7 @@ def test_k6_log_formats() -> None:
 @pytest.mark.parametrize("kind", ["summary_export", "handle_summary"])
 def test_k6_summary_both_shapes(kind: str) -> None:
     run = parse_k6_summary((K6 / f"candidate_errors.{kind}.json").read_text(), kind)
-    assert _counts(run) == {"all requests": (802, 200)}
+    assert _counts(run) == {"all requests": (804, 200)}
     assert run.iterations == 200 and run.dropped_iterations == 0
     assert {c.name.lstrip(":"): (c.passes, c.fails) for c in run.checks or ()} == {
         "missing thread answers 404": (200, 0),
@@ -225,7 +225,7 @@ def test_k6_points_judged_by_the_sample_rule() -> None:
             "candidate": "k6/baseline.points.json.gz",
             "requests": JUDGED,
             "candidate_log": "k6/baseline.console.txt",
-            "tolerance": 0.25,  # the same samples: ratio 1, within an interval as wide as the noise
+            "tolerance": 0.5,  # the same samples: ratio 1, within an interval as wide as the noise
         }
     )
     claims = external_performance_claims(same, FIXTURES)[0]
