@@ -42,7 +42,7 @@ QUICK_ARGS: tuple[str, ...] = ("--sessions", "300", "--rounds", "1")
 PASSWORD_ENV = "BENCH_LOCUST_PASSWORD"
 
 OWN_ENGINE = """
-import json, os, resource, sys, time
+import json, os, sys, time
 from stability_lib.execution.params import resolve_env
 from stability_lib.probes.engine import run_soak_sync
 from stability_lib.probes.scenario import ScenarioConfig
@@ -50,10 +50,11 @@ raw = json.loads(sys.argv[1])
 scenario = ScenarioConfig.model_validate(resolve_env(raw, os.environ, "scenario"))
 cpu0 = time.process_time()
 result = run_soak_sync(sys.argv[2], scenario)
-usage = resource.getrusage(resource.RUSAGE_SELF)
+# VmHWM: ru_maxrss would include this process's parent's peak (Linux folds it in across exec).
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({
     "sessions": result.aggregate.sessions, "ok": result.aggregate.ok, "soak_s": result.duration_s,
-    "cpu_s": time.process_time() - cpu0, "max_rss_mib": usage.ru_maxrss / 1024,
+    "cpu_s": time.process_time() - cpu0, "max_rss_mib": hwm / 1024,
 }))
 """
 
