@@ -475,3 +475,21 @@ def test_cancelling_the_soak_drops_every_connection() -> None:
 
     open_now, connections = asyncio.run(main())
     assert open_now == 0 and connections == 3
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ({"r": {"v": 1.0, "s": "a"}}, None),  # 1.0 is JSON-equal to 1
+        ({"r": {"v": True, "s": "a"}}, ("r.v", 1, True)),  # true is not 1
+        ({"r": [{"v": 1}], "s": "a"}, ("r.v", 1, "absent")),
+        ({"r": {"v": 1, "s": "b"}}, ("r.s", "a", "b")),
+        ({"r": {"v": 2, "s": "b"}}, ("r.v", 1, 2)),  # the first failing check in the order written
+        ({"r": {"v": 1, "s": "a", "x": []}}, ("r.x", {"not_empty": True}, [])),
+    ],
+)
+def test_reply_checks_compare_with_json_types_in_the_order_written(reply: Any, expected: Any) -> None:
+    cfg = config(
+        check={"r.v": 1, "r.s": "a", "r.x": {"not_empty": True}} if "x" in str(reply) else {"r.v": 1, "r.s": "a"}
+    )
+    assert SoakPlan(cfg).check_reply(reply, "0-1", 1, 0) == expected

@@ -149,6 +149,13 @@ class SoakPlan:
             )
             for (path, cond), raw in zip(compile_conditions(config.check, allow_star=True), config.check, strict=True)
         )
+        # Constant string/integer equalities on plain paths (most checks of a soak) are tried inline first.
+        self._quick = tuple(
+            (c.path, c.arg)
+            for c in self.checks
+            if c.cond.op == "equals" and not c.templated and not c.star and c.path and c.arg.__class__ in (str, int)
+        )
+        self._rest = tuple(c for c in self.checks if (c.path, c.arg) not in self._quick)
         self.fail_on = tuple(
             (
                 str(rule.name or "fail_on"),
@@ -184,8 +191,17 @@ class SoakPlan:
 
     def check_reply(self, message: Any, msg_id: str, seq: int, session: int) -> tuple[str, Any, Any] | None:
         """The first failing check as (path, expected, got), or None when the reply is right."""
+        for path, arg in self._quick:
+            value = walk(message, path)
+            if value.__class__ is not arg.__class__ or value != arg:  # 1.0 for 1 is decided below
+                return self._first_failure(self.checks, message, msg_id, seq, session)
+        return self._first_failure(self._rest, message, msg_id, seq, session) if self._rest else None
+
+    def _first_failure(
+        self, checks: Sequence[_Check], message: Any, msg_id: str, seq: int, session: int
+    ) -> tuple[str, Any, Any] | None:
         local: dict[str, Any] | None = None
-        for check in self.checks:
+        for check in checks:
             arg = check.arg
             if check.templated:
                 if local is None:
@@ -214,6 +230,16 @@ class SoakPlan:
             if all(holds(cond, lookup(message, path), cond.arg) for path, cond in conditions):
                 return name
         return None
+
+
+def walk(message: Any, path: tuple[str, ...]) -> Any:
+    """``lookup`` with a fast path for objects all the way down (the common case, per message)."""
+    value = message
+    for segment in path:
+        if value.__class__ is not dict:
+            return lookup(message, path)
+        value = value.get(segment, ABSENT)
+    return value
 
 
 class MessageLog:
@@ -343,7 +369,7 @@ class SessionLedger:
     def receive_text(self, data: str | bytes | bytearray | memoryview, now: float) -> None:
         """One received text frame: resolves the request it answers, or counts it as unmatched."""
         try:
-            message = json.loads(bytes(data) if isinstance(data, memoryview) else data)
+            message = json.loads(data if isinstance(data, str) else bytes(data).decode())  # str: no detect_encoding
         except ValueError:
             self._count("not_json")
             return
@@ -360,7 +386,7 @@ class SessionLedger:
             else:
                 self._count("before_init")
             return
-        key = lookup(message, plan.correlate_path)
+        key = walk(message, plan.correlate_path)
         # A correlation value is a string or a number (msg_id, seq): true would equal 1 in a dict, not in JSON.
         hashable = key.__hash__ is not None and key.__class__ is not bool
         entry = self.pending.pop(key, None) if hashable else None
