@@ -31,6 +31,15 @@ LOCUST = FIXTURES / "locust"
 K6 = FIXTURES / "k6"
 ROUND_NAMES = ("GET /api/threads", "GET /api/threads/[missing]", "GET /health", "POST /api/threads")
 JUDGED = ["GET /health", "GET /api/threads", "POST /api/threads"]  # not the deliberate 404
+# Locust: 2 users x 150 rounds of the four round requests; one register and one login each; the 404 always fails.
+LOCUST_COUNTS = {
+    "GET /api/threads": (300, 0),
+    "GET /api/threads/[missing]": (300, 300),
+    "GET /health": (300, 0),
+    "POST /api/threads": (300, 0),
+    "login": (2, 0),
+    "register": (2, 0),
+}
 
 
 def _counts(run: LoadRun) -> dict[str, tuple[int, int]]:
@@ -51,16 +60,7 @@ def _cfg(**kw: object) -> ExternalPerformanceConfig:
 @pytest.mark.parametrize("prefix", ["baseline", "candidate_slow", "candidate_errors"])
 def test_locust_stats_exact_counts(prefix: str) -> None:
     requests, aggregated = parse_locust_stats((LOCUST / f"{prefix}_stats.csv").read_text())
-    counts = {r.name: (r.requests, r.failures) for r in requests}
-    # 2 users x 150 rounds of four requests; one register and one login each; the 404 always fails.
-    assert counts == {
-        "GET /api/threads": (300, 0),
-        "GET /api/threads/[missing]": (300, 300),
-        "GET /health": (300, 0),
-        "POST /api/threads": (300, 0),
-        "login": (2, 0),
-        "register": (2, 0),
-    }
+    assert {r.name: (r.requests, r.failures) for r in requests} == LOCUST_COUNTS
     assert aggregated is not None and (aggregated.requests, aggregated.failures) == (1204, 300)
     failures = parse_locust_failures((LOCUST / f"{prefix}_failures.csv").read_text())
     assert [(f.name, f.occurrences) for f in failures] == [("GET /api/threads/[missing]", 300)]
@@ -465,14 +465,7 @@ def test_locust_json_histogram_exact_counts(prefix: str) -> None:
     from stability_lib.ingest.locust_csv import parse_locust_json
 
     run = parse_locust_json((LOCUST / f"{prefix}.json").read_text(), prefix)
-    assert _counts(run) == {
-        "GET /api/threads": (300, 0),
-        "GET /api/threads/[missing]": (300, 300),
-        "GET /health": (300, 0),
-        "POST /api/threads": (300, 0),
-        "login": (2, 0),
-        "register": (2, 0),
-    }
+    assert _counts(run) == LOCUST_COUNTS
     for stats in run.requests:  # the buckets hold every request's rounded latency, rank by rank
         buckets = stats.quantiles[1:-1]
         assert stats.histogram and buckets[0].rank_low == 1 and buckets[-1].rank_high == stats.requests
