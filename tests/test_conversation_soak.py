@@ -251,7 +251,7 @@ def test_the_duration_cap_stops_a_paced_soak_and_stopped_messages_are_not_failur
     summary = summarize_conversation_soak(result)
     assert result.stopped_by == "duration"
     # The pacer never sends early: at most rate x duration + 1 per session (the first goes at once).
-    assert 3 <= summary.messages_sent <= 3 * (20 * 0.5 + 1)
+    assert summary.messages_sent <= 3 * (20 * 0.5 + 1)  # (a session that opened after the cap sends none)
     assert summary.messages_failed == 0
     assert summary.messages_ok + summary.messages_stopped == summary.messages_sent == server.received
     assert {s.outcome for s in result.sessions} == {"stopped(duration)"}
@@ -462,8 +462,11 @@ def test_cancelling_the_soak_drops_every_connection() -> None:
         async with running() as (server, url):
             cfg = config(sessions=6, concurrency=3, messages_per_session=1_000_000 // 6)
             task = asyncio.ensure_future(run_conversation_soak(url, cfg))
-            while server.received < 200:  # cancelled mid-soak, whatever the machine's speed
+            for _ in range(6000):  # cancelled mid-soak, whatever the machine's speed (bounded wait)
+                if server.received >= 200 or task.done():
+                    break
                 await asyncio.sleep(0.01)
+            assert not task.done() and server.received >= 200
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
