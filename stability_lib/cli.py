@@ -52,6 +52,19 @@ def _engine_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _refuse_engine_without_soak(params: Path, overrides: list[str]) -> None:
+    """The engine options set keys of the websocket section; they must not switch on a soak the params do not ask for."""
+    from .core.errors import ParamsError
+    from .execution.params import apply_overrides, read_raw
+
+    sections = apply_overrides(read_raw(params), overrides).get("sections") or {}
+    websocket = sections.get("websocket") if isinstance(sections, dict) else None
+    if websocket is None or (isinstance(websocket, dict) and websocket.get("enabled") is False):
+        raise ParamsError(
+            "--engine and the --locust options drive the websocket soak, and the params have none enabled"
+        )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits 3 ("could not run"), not 2 (INCONCLUSIVE)."""
 
@@ -189,7 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from ._pipeline import run
 
-        overrides = [*args.overrides, *_engine_overrides(args)]
+        engine = _engine_overrides(args)
+        if engine:
+            _refuse_engine_without_soak(args.params, args.overrides)
+        overrides = [*args.overrides, *engine]
         if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
             overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")
         outcome = run(

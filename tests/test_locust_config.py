@@ -76,3 +76,12 @@ def test_our_processes_never_import_locust_or_gevent() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_the_engine_options_do_not_switch_on_a_soak_the_params_lack(tmp_path) -> None:
+    from stability_lib.cli import main
+
+    params = tmp_path / "health.yaml"
+    params.write_text("title: t\ntarget: {base_url: 'http://127.0.0.1:9'}\nsections:\n  health: {}\n")
+    assert main(["run", str(params), "--engine", "locust", "--out", str(tmp_path / "run")]) == 3
+    assert not (tmp_path / "run").exists()
