@@ -197,6 +197,25 @@ def test_median_sequence_covers_the_true_median_at_every_n_at_once() -> None:
     assert median_confidence_sequence(np.sort(rng.normal(size=5)), ALPHA) == (-math.inf, math.inf)
 
 
+def test_the_sign_ranks_are_those_of_scipys_beta_function() -> None:
+    """The ranks come from math.lgamma (no scipy import inside a timed look); the mixture it
+    bounds is the one written with scipy.special.betaln, rank for rank."""
+    from scipy.special import betaln
+
+    from stability_lib.stats.sequential.core import SIGN_MIXTURE_A, _sign_rank
+
+    a = SIGN_MIXTURE_A
+
+    def rank_with_scipy(n: int, alpha: float) -> int:
+        level, base = math.log(1 / alpha), n * math.log(2) - float(betaln(a, a))
+        accepted = [s for s in range(n // 2 + 1) if base + float(betaln(a + s, a + n - s)) < level]
+        return min(accepted)
+
+    for alpha in (0.05, 0.0125, 0.001):
+        for n in [*range(1, 400), 1000, 2000, 4999]:
+            assert _sign_rank(n, alpha) == rank_with_scipy(n, alpha), (n, alpha)
+
+
 def test_binomial_sequence_covers_the_true_rate_at_every_look_at_once() -> None:
     rng = np.random.default_rng(22)
     p, streams, looks = 0.05, 200, range(20, 1001, 20)

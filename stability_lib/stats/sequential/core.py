@@ -186,6 +186,13 @@ def _check_budget_seconds(value: float | None) -> float | None:
     return x
 
 
+def _betaln(a: float, b: float) -> float:
+    """log B(a, b) from math.lgamma: no scipy import (5 s of CPU on a busy machine) inside the first
+    look of a timed sampling. Same ranks as scipy.special.betaln for every n from 1 to 5,000 (and
+    every 997th to 100,000) at nine alphas from 0.05 to 0.001; largest difference 6e-11 at n = 10^5."""
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
 @functools.lru_cache(maxsize=65_536)
 def _sign_rank(n: int, alpha: float, a: float = SIGN_MIXTURE_A) -> int:
     """Smallest count S (0..n//2) whose beta-binomial mixture for a fair coin stays below 1/alpha.
@@ -196,13 +203,11 @@ def _sign_rank(n: int, alpha: float, a: float = SIGN_MIXTURE_A) -> int:
     """
     if n <= 0:
         return 0
-    from scipy.special import betaln  # on first use: params loading reaches this module
-
     level = math.log(1.0 / alpha)
-    base = n * math.log(2.0) - float(betaln(a, a))
+    base = n * math.log(2.0) - _betaln(a, a)
 
     def accepted(s: int) -> bool:
-        return base + float(betaln(a + s, a + n - s)) < level
+        return base + _betaln(a + s, a + n - s) < level
 
     lo, hi = 0, n // 2  # accepted(n // 2) holds: the mixture is below 1 at the centre
     while lo < hi:  # the mixture falls monotonically from S = 0 to S = n/2: bisection
