@@ -168,6 +168,7 @@ def _arm_soak(port: int, connections: int, messages: int, uv: bool) -> dict[str,
             "messages_per_session": max(1, messages // connections),
             "duration_s": 600,
             "connect_timeout_s": 60,
+            "allow_over_caps": True,
         }
     )
     cpu0 = _cpu_self()

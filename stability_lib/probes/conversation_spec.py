@@ -399,6 +399,8 @@ MAX_SOAK_MESSAGES = 10_000_000  # every message costs 21 bytes of arrays: 210 MB
 MAX_SOAK_SESSIONS = 100_000
 MAX_SOAK_CONCURRENCY = 10_000
 MAX_SOAK_DURATION_S = 3600.0
+# Soft caps: params cannot exceed them unless allow_over_caps: true (then the MAX_ values above bound them).
+SOAK_SOFT_CAPS: dict[str, float] = {"sessions": 5000, "concurrency": 500, "duration_s": 900, "messages": 1_000_000}
 
 
 class ConversationSoakConfig(_Strict):
@@ -441,6 +443,9 @@ class ConversationSoakConfig(_Strict):
     connect_timeout_s: float = Field(10.0, gt=0, le=120, description="TCP connect and opening handshake.")
     close_timeout_s: float = Field(5.0, gt=0, le=60, description="Wait for the closing handshake.")
     max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Largest incoming message.")
+    allow_over_caps: bool = Field(
+        False, description="Allow sessions, concurrency, duration_s and messages above their soft caps."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ConversationSoakConfig:
@@ -449,6 +454,19 @@ class ConversationSoakConfig(_Strict):
             raise ValueError(
                 f"sessions x messages_per_session = {total:,} is over the cap of {MAX_SOAK_MESSAGES:,} messages"
             )
+        if not self.allow_over_caps:
+            sizes: dict[str, float] = {
+                "sessions": self.sessions,
+                "concurrency": self.concurrency,
+                "duration_s": self.duration_s,
+                "messages": total,
+            }
+            for name, size in sizes.items():
+                if size > SOAK_SOFT_CAPS[name]:
+                    shown = "sessions x messages_per_session" if name == "messages" else name
+                    raise ValueError(
+                        f"{shown}={size:g} is over the cap of {SOAK_SOFT_CAPS[name]:g} (set allow_over_caps: true)"
+                    )
         if not self.correlate:
             raise ValueError("correlate: name the reply's path that carries the request's id")
         if len(self.correlate) != 1:
