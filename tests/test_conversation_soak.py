@@ -499,3 +499,13 @@ def test_reply_checks_compare_with_json_types_in_the_order_written(reply: Any, e
         check={"r.v": 1, "r.s": "a", "r.x": {"not_empty": True}} if "x" in str(reply) else {"r.v": 1, "r.s": "a"}
     )
     assert SoakPlan(cfg).check_reply(reply, "0-1", 1, 0) == expected
+
+
+def test_a_reply_over_max_message_bytes_fails_the_session_as_a_protocol_error() -> None:
+    def huge(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
+        return [{**request, "text": "y" * 5000}] if n == 3 else [request]
+
+    result, _ = soak(huge, config(sessions=2, concurrency=2, messages_per_session=6, max_message_bytes=1024))
+    summary = summarize_conversation_soak(result)
+    assert summary.sessions_by_outcome == {"protocol_error(1009)": 2}
+    assert summary.messages_ok == 4 and summary.failures_by_reason == {"protocol_error(1009)": 2}

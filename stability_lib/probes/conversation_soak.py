@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidState, InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
@@ -223,10 +223,14 @@ class _Session(asyncio.Protocol):
             self.opened.set_result(None)
 
     def _peer_closed(self) -> None:
-        """The server closed (or the connection dropped) before we meant to end."""
+        """The server closed, the connection dropped, or websockets failed it (a protocol error, a message
+        over max_message_bytes: it sent its own close frame first) before we meant to end."""
+        ws = self.ws
         if self.outcome is None and not self.ledger.done:
-            code = self.ws.close_rcvd.code if self.ws.close_rcvd is not None else 1006
-            self.outcome = f"closed_by_peer({code})"
+            if ws.close_sent is not None and ws.close_rcvd is None:
+                self.outcome = f"protocol_error({ws.close_sent.code})"
+            else:
+                self.outcome = f"closed_by_peer({ws.close_rcvd.code if ws.close_rcvd is not None else 1006})"
         self.closing = True
 
     def pump(self, now: float) -> None:
@@ -242,7 +246,11 @@ class _Session(asyncio.Protocol):
                 return
             if due != -math.inf and now - due > self.soak.max_send_lag_s:
                 self.soak.max_send_lag_s = now - due
-            self.ws.send_text(ledger.request(now).encode())
+            try:
+                self.ws.send_text(ledger.request(now).encode())
+            except InvalidState:  # websockets failed the connection in this callback: no more sends
+                self._peer_closed()
+                return
 
     def after_receive(self, now: float) -> None:
         if self.closing:
