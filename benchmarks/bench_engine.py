@@ -68,7 +68,7 @@ async def _serve() -> None:
     token = json.dumps({"type": "token", "content": "x" * 40})
 
     async def handler(ws: ServerConnection) -> None:
-        path = ws.request.path
+        path = ws.request.path if ws.request is not None else ""
         message = json.loads(await ws.recv())
         final = json.dumps({"type": "final_response", "content": message.get("content", "")})
         await ws.send(started)
@@ -115,7 +115,7 @@ async def _bare(port: int, kind: str, sessions: int, concurrency: int) -> int:
     """The same exchange with the bare websockets client; returns the sessions that ended well."""
     from websockets.asyncio.client import connect
 
-    url = f"ws://127.0.0.1:{port}/{kind}"
+    url = f"ws://127.0.0.1:{port}/{'stream' if kind == 'conv' else kind}"
     next_index = 0
     ok = 0
 
@@ -134,6 +134,29 @@ async def _bare(port: int, kind: str, sessions: int, concurrency: int) -> int:
     return ok
 
 
+OLD_FORM: dict[str, Any] = {
+    "kind": "ws",
+    "send": {"type": "user_message", "content": "hello {nonce}"},
+    "expect": ["agent_started"],
+    "end_event": "final_response",
+    "event_timeout_s": 400,
+    "timeout_s": 600,
+}
+# The same exchange as a conversation (the sans-I/O machine of probes.conversation reads every frame).
+CONVERSATION: dict[str, Any] = {
+    "kind": "ws",
+    "name": "conv",
+    "path": "/stream",
+    "conversation": [
+        {"send": {"type": "user_message", "content": "hello {nonce}"}},
+        {"expect": {"match": {"type": "agent_started"}, "timeout_s": 400}},
+        {"expect": {"match": {"type": "final_response"}, "timeout_s": 400}},
+    ],
+    "ignore": [{"match": {"type": "token"}}],
+    "timeout_s": 600,
+}
+
+
 @functools.cache  # params are validated once, before the measured round (_cpu_round)
 def _scenario(kind: str, sessions: int, concurrency: int) -> Any:
     from stability_lib.probes.scenario import ScenarioConfig
@@ -142,18 +165,7 @@ def _scenario(kind: str, sessions: int, concurrency: int) -> Any:
         {
             "users": {"password": "unused-in-this-benchmark", "count": 1},
             "golden_path": {
-                "steps": [
-                    {
-                        "kind": "ws",
-                        "name": kind,
-                        "path": f"/{kind}",
-                        "send": {"type": "user_message", "content": "hello {nonce}"},
-                        "expect": ["agent_started"],
-                        "end_event": "final_response",
-                        "event_timeout_s": 400,
-                        "timeout_s": 600,
-                    }
-                ]
+                "steps": [CONVERSATION if kind == "conv" else {**OLD_FORM, "name": kind, "path": f"/{kind}"}]
             },
             "soak": {
                 "sessions": sessions,
@@ -190,6 +202,7 @@ def _cpu_figures(port: int, loop: str, rounds: int, scale: float, only: str = ""
         ("short", 500, int(2000 * scale)),
         ("stream", 50, int(400 * scale)),
         ("stream", 500, int(1000 * scale)),
+        ("conv", 50, int(400 * scale)),  # the stream as a conversation: informative, no target of its own
     ]
     out: dict[str, Any] = {}
     for kind, concurrency, sessions in plan:
@@ -228,8 +241,8 @@ def _cpu_figures(port: int, loop: str, rounds: int, scale: float, only: str = ""
                 "bare": round(bare),
                 "engine": round(engine),
                 "ratio": round(engine / bare, 3),
-                "target": f"ratio >= {TARGET_STREAM_RATIO}",
-                "met": engine / bare >= TARGET_STREAM_RATIO,
+                "target": f"ratio >= {TARGET_STREAM_RATIO}" if kind == "stream" else "none (informative)",
+                "met": engine / bare >= TARGET_STREAM_RATIO if kind == "stream" else None,
                 "rounds": {c: [round(x) for x in v] for c, v in per.items()},
                 "sessions_per_round": sessions,
             }
@@ -361,7 +374,7 @@ def main() -> int:
             met = [figures["held"]["met"]]
         else:
             figures = _cpu_figures(port, args.loop, args.rounds, args.scale, args.only)
-            met = [v["met"] for v in figures.values()]
+            met = [v["met"] for v in figures.values() if v["met"] is not None]
     finally:
         if server.stdin is not None:
             server.stdin.close()

@@ -121,7 +121,7 @@ class SessionOutcome:
 
     @classmethod
     def ok(cls) -> SessionOutcome:
-        return cls(OutcomeKind.OK)
+        return _OK  # frozen: every ok session shares one
 
     @classmethod
     def timeout(cls, step: str) -> SessionOutcome:
@@ -196,6 +196,9 @@ class SessionOutcome:
             detail=raw.get("detail"),
             path=raw.get("path"),
         )
+
+
+_OK = SessionOutcome(OutcomeKind.OK)
 
 
 @dataclass(frozen=True)

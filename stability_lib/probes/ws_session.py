@@ -84,7 +84,7 @@ def handshake_auth(
 
     A query token is added to the URL that is connected to, never to a kept path.
     """
-    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()}
+    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()} if step.headers else {}
     subprotocols = list(step.subprotocols)
     if token is not None:
         if auth.ws_token_via is TokenDelivery.HEADER:
@@ -173,7 +173,10 @@ async def _legacy_exchange(
     sent_at: float | None = None
     first_event_s: float | None = None
     recorded_max = MAX_EVENTS_RECORDED
+    event_timeout = expectation.current_timeout_s
     while True:
+        if sent_at is None:  # the first event's wait starts as the message goes: one timer, armed once
+            deadline = min(whole_deadline, loop.time() + event_timeout)
         armed = deadline
         wait = asyncio.timeout_at(armed)  # absolute loop time, as reschedule takes
         try:
@@ -181,9 +184,6 @@ async def _legacy_exchange(
                 if sent_at is None:
                     await ws.send(json.dumps(render_template(step.send, context)))
                     sent_at = loop.time()
-                    deadline = armed = min(whole_deadline, sent_at + expectation.current_timeout_s)
-                    wait.reschedule(deadline)
-                event_timeout = expectation.current_timeout_s
                 while True:
                     raw = await ws.recv()
                     now = loop.time()
@@ -216,7 +216,7 @@ async def _legacy_exchange(
                         armed = deadline
                         wait.reschedule(deadline)
         except TimeoutError:
-            if not wait.expired() or loop.time() >= deadline:
+            if sent_at is None or not wait.expired() or loop.time() >= deadline:
                 return SessionOutcome.timeout(f"{step.name}:{expectation.waiting_for}"), first_event_s, None
             # The timer was armed for an earlier deadline that events have pushed on: wait again.
 
@@ -231,13 +231,19 @@ async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> N
         try:
             async with wait:
                 while True:
+                    if actions:  # sends run under the machine's own deadline, never a timer armed for an earlier one
+                        wait.reschedule(conv.next_deadline)
                     for action in actions:  # Close is always last: the caller closes with conv.step.close_code
                         if isinstance(action, Send):
                             await ws.send(action.frame.data)
                     if conv.done:
                         seen.done_at_s = loop.time() - started
                         return
-                    wait.reschedule(conv.next_deadline)
+                    # Moved earlier only: a timer that fires before the machine's deadline is a tick that
+                    # decides nothing, and the next round re-arms it (no timer re-made per frame).
+                    deadline, armed = conv.next_deadline, wait.when()
+                    if armed is None or (deadline is not None and deadline < armed):
+                        wait.reschedule(deadline)
                     raw = await ws.recv()
                     seen.keep_payload(raw)
                     actions = conv.receive(Frame.of(raw), loop.time())
