@@ -509,3 +509,11 @@ def test_a_reply_over_max_message_bytes_fails_the_session_as_a_protocol_error() 
     summary = summarize_conversation_soak(result)
     assert summary.sessions_by_outcome == {"protocol_error(1009)": 2}
     assert summary.messages_ok == 4 and summary.failures_by_reason == {"protocol_error(1009)": 2}
+
+
+def test_evidence_is_json_and_thins_latencies_of_a_long_soak() -> None:
+    result, _ = soak(cfg=config(sessions=2, concurrency=2, messages_per_session=50))
+    evidence = json.loads(json.dumps(result.to_dict(max_samples=10, max_sessions=1)))
+    assert evidence["messages_by_status"]["ok"] == 100 and len(evidence["latency_ms_sample"]) == 10
+    assert len(evidence["sessions"]) == 1 and evidence["sessions_truncated"] is True
+    assert evidence["sessions"][0]["outcome"] == "ok"

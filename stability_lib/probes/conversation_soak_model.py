@@ -514,6 +514,28 @@ class ConversationSoakResult:
     def count(self, status: MessageStatus) -> int:
         return int(np.count_nonzero(self.status == status))
 
+    def to_dict(self, max_samples: int = 10_000, max_sessions: int = 1000) -> dict[str, Any]:
+        """JSON-ready evidence: counts, reasons, the first sessions, and at most ``max_samples`` latencies of
+        correct replies (evenly spaced in send order, so a long soak's evidence stays small)."""
+        ok_latency = self.latency_s[self.status == MessageStatus.OK]
+        if ok_latency.size > max_samples:
+            ok_latency = ok_latency[np.linspace(0, ok_latency.size - 1, max_samples).astype(np.int64)]
+        return {
+            "started_at": self.started_at,
+            "duration_s": self.duration_s,
+            "stopped_by": self.stopped_by,
+            "sessions_planned": self.sessions_planned,
+            "concurrency": self.concurrency,
+            "messages_planned": self.messages_planned,
+            "messages_by_status": {s.label: self.count(s) for s in MessageStatus},
+            "failure_reasons": dict(self.failure_reasons),
+            "failure_examples": [vars(e) for e in self.failure_examples],
+            "sessions": [vars(s) | {"unmatched": dict(s.unmatched)} for s in self.sessions[:max_sessions]],
+            "sessions_truncated": len(self.sessions) > max_sessions,
+            "latency_ms_sample": [round(float(v) * 1000.0, 4) for v in ok_latency],
+            "max_send_lag_s": self.max_send_lag_s,
+        }
+
 
 @dataclass(frozen=True)
 class ConversationSoakSummary:
