@@ -517,3 +517,9 @@ def test_evidence_is_json_and_thins_latencies_of_a_long_soak() -> None:
     assert evidence["messages_by_status"]["ok"] == 100 and len(evidence["latency_ms_sample"]) == 10
     assert len(evidence["sessions"]) == 1 and evidence["sessions_truncated"] is True
     assert evidence["sessions"][0]["outcome"] == "ok"
+
+
+def test_a_paced_soak_sends_every_message() -> None:
+    result, server = soak(cfg=config(sessions=2, concurrency=2, messages_per_session=6, rate_per_session=40))
+    assert summarize_conversation_soak(result).messages_ok == 12 == server.received
+    assert result.stopped_by == "messages" and result.max_send_lag_s >= 0
