@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,47 @@ def test_stability_run_fails_when_the_backend_reports_death_by_message(tmp_path:
     golden = json.loads((tmp_path / "run" / "evidence" / "golden_path.json").read_text())
     assert "failed_by_message(backend_dead)" in json.dumps(golden)
     assert left["sessions"] == 0
+
+
+def test_ctrl_c_mid_soak_runs_the_finally_steps_and_leaves_nothing_on_the_service(tmp_path: Path) -> None:
+    # Issue 13: the soak's setup steps open sessions on the service; its finally steps close them.
+    # Ctrl-C interrupts the kernels first (their cells cancel the sessions and run finally), and
+    # kills them only after a grace period: before, the kernels were killed at once and every
+    # session in flight stayed open on the service.
+    soak_only = [
+        "sections.health.enabled=false",
+        "sections.golden_path.enabled=false",
+        "sections.isolation.enabled=false",
+        "sections.performance.enabled=false",
+        "sections.websocket.sequential=false",
+        "scenario.soak.sessions=5000",
+        "scenario.soak.concurrency=4",
+        "scenario.soak.duration_s=300",
+    ]
+    with jsonrpc_service() as service:
+        env = {
+            **os.environ,
+            "RPC_CANDIDATE_URL": service.url,
+            "RPC_BASELINE_URL": service.url,
+            "RPC_TOKEN_ALICE": ALICE,
+            "RPC_TOKEN_BOB": BOB,
+        }
+        args = [sys.executable, "-m", "stability_lib.cli", "run", str(ROOT / "params" / "examples" / "jsonrpc_ws.yaml")]
+        args += ["--format", "html", "--out", str(tmp_path / "run")] + [f"--set={item}" for item in soak_only]
+        proc = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline and service.resources()["sessions"] < 2:
+                time.sleep(0.1)
+            assert service.resources()["sessions"] >= 2, "the soak never got under way"
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends (the foreground group)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        left = service.resources()
+    assert proc.returncode == 3 and "interrupted by SIGINT" in stderr and "Traceback" not in stderr, stderr
+    assert left["sessions"] == 0, left

@@ -52,6 +52,7 @@ class _KernelRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: set[Any] = set()  # jupyter_client KernelManagers
+        self._running: set[Any] = set()  # of those, the ones handed to a notebook (started and warm)
         self._stopping = False
 
     def reset(self) -> None:
@@ -72,11 +73,33 @@ class _KernelRegistry:
     def discard(self, km: Any) -> None:
         with self._lock:
             self._live.discard(km)
+            self._running.discard(km)
+
+    def running_a_notebook(self, km: Any) -> None:
+        with self._lock:
+            if km in self._live:
+                self._running.add(km)
+
+    def interrupt_all(self) -> int:
+        """SIGINT every live kernel, as Ctrl-C in JupyterLab would: the running cell gets a
+        KeyboardInterrupt, and the probes cancel their sessions and run their finally steps (which
+        close what setup steps opened on the target). No new kernel may start from now on.
+        Only kernels running a notebook: one still starting would die of the signal in its imports,
+        printing a fatal error on our terminal (it has nothing to tear down)."""
+        with self._lock:
+            self._stopping = True
+            live = list(self._running & self._live)
+        for km in live:
+            pid = getattr(km.provisioner, "pid", None) if km.provisioner is not None else None
+            if pid:
+                with suppress(OSError):
+                    os.kill(pid, signal.SIGINT)
+        return len(live)
 
     def stop_all(self) -> int:
         with self._lock:
             self._stopping = True
-            live, self._live = list(self._live), set()
+            live, self._live, self._running = list(self._live), set(), set()
         for km in live:
             _kill_kernel(km)
         return len(live)

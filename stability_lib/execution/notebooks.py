@@ -14,8 +14,10 @@ written by then, and a graceful shutdown only waits for a kernel with nothing to
 Interrupts: jupyter_client starts every kernel in a new session, so a terminal
 Ctrl-C never reaches it, and a thread blocked in a notebook keeps the process
 alive. Every kernel we start is therefore tracked (``tracked_kernel_manager``);
-on SIGINT/SIGTERM the main thread kills each kernel with everything it started,
-records the unfinished sections as ERROR ("interrupted") and re-raises.
+on SIGINT/SIGTERM the main thread interrupts each kernel (running cells stop and
+run their finally steps, for up to TEARDOWN_GRACE_S), then kills each kernel with
+everything it started, records the unfinished sections as ERROR ("interrupted")
+and re-raises.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ EXCLUSIVE_SECTIONS = frozenset({"performance"})
 INTERRUPTED = "interrupted"  # SectionRun.error of a section whose kernel an interrupt killed
 # After an interrupt, how long dying notebook threads may take to notice their dead kernels.
 _INTERRUPT_GRACE_S = 5.0
+# After an interrupt and before the kernels are killed: how long running cells get to stop on
+# their KeyboardInterrupt and run their finally steps (sessions a soak opened on the target).
+TEARDOWN_GRACE_S = 10.0
 
 
 class Interrupted(KeyboardInterrupt):
@@ -223,6 +228,8 @@ def execute_notebook(
     import papermill
 
     km = kernels.take() if kernels is not None else take_report_kernel(cwd)
+    if km is not None:
+        KERNELS.running_a_notebook(km)  # an interrupt lets its cells stop before it is killed
     try:
         papermill.execute_notebook(
             str(source),
@@ -348,31 +355,37 @@ def _run_in_threads(
     stop: threading.Event,
     done: dict[str, SectionRun],
     started: dict[str, tuple[str, float]],
+    finished: list[threading.Event],
 ) -> None:
     """Run ``one`` over ``names`` in daemon threads. Not a ThreadPoolExecutor: its threads are joined
-    at interpreter exit, so a notebook blocked in a thread would hold an interrupted run hostage."""
+    at interpreter exit, so a notebook blocked in a thread would hold an interrupted run hostage.
+
+    Each thread sets its event in ``finished`` when it ends; we wait on those, never on
+    ``Thread.join``: on Python 3.11 a KeyboardInterrupt that lands inside ``join`` can mark a thread
+    that is still running as stopped, and every later join then returns at once."""
     todo: queue.SimpleQueue[str] = queue.SimpleQueue()
     for name in names:
         todo.put(name)
 
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                name = todo.get_nowait()
-            except queue.Empty:
-                return
-            started[name] = (utc_now(), time.monotonic())
-            done[name] = one(name)
+    def worker(ended: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    name = todo.get_nowait()
+                except queue.Empty:
+                    return
+                started[name] = (utc_now(), time.monotonic())
+                done[name] = one(name)
+        finally:
+            ended.set()
 
-    threads = [
-        threading.Thread(target=worker, name=f"stability-section-{i}", daemon=True)
-        for i in range(max(1, min(workers, len(names))))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():  # a short join: the main thread stays responsive to signals
-            thread.join(0.2)
+    ends = [threading.Event() for _ in range(max(1, min(workers, len(names))))]
+    finished.extend(ends)
+    for i, ended in enumerate(ends):
+        threading.Thread(target=worker, args=(ended,), name=f"stability-section-{i}", daemon=True).start()
+    for ended in ends:
+        while not ended.wait(0.2):  # short waits: the main thread stays responsive to signals
+            pass
 
 
 def _record_interrupted(
@@ -398,6 +411,12 @@ def _record_interrupted(
     redact_tree(run_dir / "notebooks", secrets)  # notebooks papermill wrote while dying
 
 
+def _wait_for_sections(finished: list[threading.Event], deadline: float) -> None:
+    """Wait until every section thread has ended (its notebook written), or the deadline."""
+    for ended in finished:
+        ended.wait(max(0.0, deadline - time.monotonic()))
+
+
 def execute_sections(
     run_dir: Path,
     params: Params,
@@ -407,8 +426,9 @@ def execute_sections(
     progress: Progress = lambda line: None,
     secrets: frozenset[str] = frozenset(),
 ) -> list[SectionRun]:
-    """Run every enabled section. On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): kill
-    every kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
+    """Run every enabled section. On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): interrupt
+    every kernel and give running cells TEARDOWN_GRACE_S to run their finally steps, then kill every
+    kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
     nb_dir = nb_dir or notebooks_for(run_dir, params)
     enabled = params.enabled_sections()
     runs: dict[str, SectionRun] = {}
@@ -420,6 +440,7 @@ def execute_sections(
     stop = threading.Event()
     done: dict[str, SectionRun] = {}
     started: dict[str, tuple[str, float]] = {}
+    finished: list[threading.Event] = []
     workers = workers or params.runner.workers
     # A kernel for every section and one for the report notebook, each started while the
     # notebooks before it run: at most one more kernel than notebooks running at once.
@@ -443,9 +464,9 @@ def execute_sections(
     shared = [name for name in enabled if name not in EXCLUSIVE_SECTIONS]
     exclusive = [name for name in enabled if name in EXCLUSIVE_SECTIONS]
     try:
-        _run_in_threads(shared, one, workers, stop, done, started)
+        _run_in_threads(shared, one, workers, stop, done, started, finished)
         kernels.settle(hold=True)  # no kernel starts or warms up while performance measures
-        _run_in_threads(exclusive, one, 1, stop, done, started)
+        _run_in_threads(exclusive, one, 1, stop, done, started, finished)
     except KeyboardInterrupt as exc:
         stop.set()
         kernels.close()
@@ -454,11 +475,11 @@ def execute_sections(
         # the process is on its way out.
         for name in ("papermill", "traitlets", "nbclient"):
             logging.getLogger(name).disabled = True
+        if KERNELS.interrupt_all():
+            progress(f"stopping: running sections get up to {TEARDOWN_GRACE_S:.0f} s for their finally steps")
+            _wait_for_sections(finished, time.monotonic() + TEARDOWN_GRACE_S)
         stop_all_kernels()
-        deadline = time.monotonic() + _INTERRUPT_GRACE_S
-        for thread in threading.enumerate():  # threads notice their dead kernels and write their notebooks
-            if thread.name.startswith("stability-section-"):
-                thread.join(max(0.0, deadline - time.monotonic()))
+        _wait_for_sections(finished, time.monotonic() + _INTERRUPT_GRACE_S)  # they notice their dead kernels
         _record_interrupted(run_dir, enabled, dict(done), started, interrupt_signal(exc), secrets)
         raise
     except BaseException:
