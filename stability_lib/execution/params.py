@@ -22,6 +22,7 @@ line that names the file and line or the field.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import stat
 from collections.abc import Mapping
@@ -102,13 +103,30 @@ class RunnerConfig(_Strict):
     )
 
 
+@functools.cache
+def _performance_section_model() -> type[BaseModel]:
+    """PerformanceConfig (probes) with ``external`` (ingest): the two domains do not import each
+    other, so the section's whole config is put together here, one layer up."""
+    from ..ingest.config import ExternalPerformanceConfig
+    from ..probes.perf import PerformanceConfig
+
+    class PerformanceSectionConfig(PerformanceConfig):
+        external: ExternalPerformanceConfig | None = Field(
+            None,
+            description="Judge the files of load runs made elsewhere (Locust CSV, k6 JSON or summary) "
+            "instead of sampling live targets.",
+        )
+
+    return PerformanceSectionConfig
+
+
 def _section_models() -> dict[str, Any]:
     # Imported lazily: each section owns its config model in its own module.
     from ..contract.section import ContractConfig
     from ..probes.config import GoldenPathSectionConfig, IsolationSectionConfig, WebSocketSectionConfig
-    from ..probes.perf import PerformanceConfig
     from ..suites.config import SuitesConfig
 
+    PerformanceConfig = _performance_section_model()
     return {
         "suites": SuitesConfig,
         "websocket": WebSocketSectionConfig,
@@ -137,6 +155,8 @@ def sections_needing_target(sections: Mapping[str, Any]) -> list[str]:
             needed = any(not c.reads_existing_report for c in cfg.categories)
         elif name == "contract":
             needed = cfg.candidate_spec is None
+        elif name == "performance":
+            needed = getattr(cfg, "external", None) is None
         else:
             needed = True
         if needed:
@@ -401,7 +421,7 @@ def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> 
         errors = _validation_messages(exc) + errors
     if scenario is None and scenario_raw is None:
         for name in SCENARIO_SECTIONS:
-            if getattr(sections[name], "enabled", False):
+            if getattr(sections[name], "enabled", False) and getattr(sections[name], "external", None) is None:
                 errors.append(f"sections.{name}: needs a 'scenario' block (how users log in and what they do)")
     if errors or params is None:
         shown = errors[:5] + ([f"and {len(errors) - 5} more"] if len(errors) > 5 else [])

@@ -477,6 +477,22 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
 def _performance_view(result: SectionResult) -> list[Part]:
     comparisons = result.data.get("comparisons", [])
     tolerance = result.data.get("tolerance", 0.1)
+    external = result.data.get("external")
+    if external:  # runs made elsewhere (Locust, k6): their files were judged
+        from ..ingest.view_rows import EXTERNAL_TABLE_HEADERS, external_table_rows
+
+        sides = {s: (external.get(s) or {}).get("source", "none") for s in ("candidate", "baseline")}
+        return [
+            f"<p>Ingested {esc(external.get('format', ''))} files: candidate {esc(sides['candidate'])}, "
+            f"baseline {esc(sides['baseline'])}.</p>",
+            "<h3>Requests per name</h3>"
+            + table(
+                EXTERNAL_TABLE_HEADERS,
+                external_table_rows(external),
+                widths=(18, 7, 10, 10, 11, 15, 13, 16),
+                css_class="sp-numbers",
+            ),
+        ]
     parts: list[Part] = [f"<p>Baseline: {esc(result.data.get('baseline_source', 'none'))}.</p>"]
     if not comparisons:
         return parts

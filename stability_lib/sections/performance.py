@@ -15,6 +15,13 @@ def performance(sec: Section) -> SectionResult:
 
     if not sec.enabled:
         return sec.skip("switched off in params")
+    if getattr(sec.config, "external", None) is not None:
+        # Runs made elsewhere (Locust, k6): their files are the evidence, no live sampling.
+        from ..ingest.files import external_performance_claims
+
+        external = sec.config.external
+        claims, ingested = external_performance_claims(external, sec.base_dir, section=sec.name)
+        return sec.finish(claims, {"tolerance": external.tolerance, "external": ingested})
     scenario, cfg = _scenario(sec), sec.config
     data: dict = {"tolerance": cfg.tolerance}
     sampling = None

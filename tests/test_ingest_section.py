@@ -1,0 +1,50 @@
+"""The performance section judges ingested Locust/k6 files when params name them (no live target)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from stability_lib.core.models import Status
+from stability_lib.execution.params import load_params, sections_needing_target
+from stability_lib.execution.section import open_section
+from stability_lib.sections.performance import performance
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
+OTHERS_OFF = "\n".join(
+    f"  {name}: {{enabled: false}}" for name in ("health", "suites", "websocket", "golden_path", "isolation", "contract")
+)
+
+
+def _params(tmp_path: Path, external: str) -> Path:
+    shutil.copytree(FIXTURES / "locust", tmp_path / "locust")
+    shutil.copytree(FIXTURES / "k6", tmp_path / "k6")
+    path = tmp_path / "params.yaml"
+    path.write_text(f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n    external:\n{external}")
+    return path
+
+
+def test_section_fails_a_slow_locust_candidate_without_a_live_target(tmp_path: Path) -> None:
+    params = _params(
+        tmp_path,
+        "      format: locust_csv\n      candidate: locust/candidate_slow\n      baseline: locust/baseline\n"
+        '      requests: ["GET /health", "GET /api/threads", "POST /api/threads"]\n',
+    )
+    assert sections_needing_target(load_params(params)[0].sections) == []
+    result = performance(open_section("performance", tmp_path / "run", params))
+    assert result.status is Status.FAIL
+    failed = [c.id for c in result.claims if c.status is Status.FAIL]
+    assert failed == ["performance.external.latency.POST /api/threads"]
+    assert result.data["external"]["candidate"]["total_requests"] == 1204
+
+
+def test_section_does_not_pass_a_k6_summary_whose_script_threw(tmp_path: Path) -> None:
+    params = _params(
+        tmp_path,
+        "      format: k6_summary\n      candidate: k6/candidate_errors.summary_export.json\n"
+        "      baseline: k6/baseline.summary_export.json\n      tolerated_failure_rate: 0.5\n",
+    )
+    result = performance(open_section("performance", tmp_path / "run", params))
+    assert result.status is Status.FAIL
+    script = next(c for c in result.claims if c.id == "performance.external.script")
+    assert script.status is Status.FAIL
