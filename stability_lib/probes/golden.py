@@ -10,6 +10,9 @@ Pure: ``analyze_isolation`` reads the sightings: a user who sees another user's 
 anywhere is a leak (FAIL, naming viewer, owner and where). PASS needs at least two
 users, and every user must have seen their own nonce at least once: otherwise the
 check could not have failed, and it says INCONCLUSIVE.
+
+Users logged in once for many runs (``log_in_users``, ``finish_users``) are in ``probes.golden_users``,
+re-exported here.
 """
 
 from __future__ import annotations
@@ -38,10 +41,23 @@ from .engine import (
     prepare_user,
     run_blocking,
 )
+from .golden_users import (
+    LeftoverCheck,
+    LoggedInUsers,
+    StepSample,
+    UsersFinished,
+    finish_user,
+    finish_users,
+    finish_users_sync,
+    http_setup_steps,
+    leftovers_claim,
+    log_in_users,
+    log_in_users_sync,
+)
 from .http_steps import PreparedUser, log_in_again
-from .scenario import HttpStep, ScenarioConfig
+from .scenario import ScenarioConfig
 from .sessions import NONCE_PATTERN, SessionRecord, summarize_samples
-from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
+from .teardown import TeardownRecord, Where, run_finally, run_step
 
 __all__ = [
     "Sighting",
@@ -60,6 +76,8 @@ __all__ = [
     "log_in_users_sync",
     "finish_users",
     "finish_users_sync",
+    "LeftoverCheck",
+    "leftovers_claim",
 ]
 
 _MAX_LEAKS_LISTED = 50  # evidence names pairs; a systematic leak must not list thousands
@@ -82,26 +100,6 @@ class Sighting:
             "where": self.where,
             "repetition": self.repetition,
             "text": self.text,
-        }
-
-
-@dataclass(frozen=True)
-class StepSample:
-    """One step's duration for one user and repetition (monotonic clock, seconds)."""
-
-    step: str
-    user: str
-    repetition: int
-    duration_s: float
-    ok: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "user": self.user,
-            "repetition": self.repetition,
-            "duration_s": self.duration_s,
-            "ok": self.ok,
         }
 
 
@@ -322,40 +320,6 @@ def golden_claim(
 
 
 @dataclass(frozen=True)
-class LeftoverCheck:
-    """One leftovers check of one user after every finally and teardown step: did it hold, and why not."""
-
-    user: str
-    step: str
-    ok: bool
-    why: str = ""
-
-
-def leftovers_claim(checks: Sequence[LeftoverCheck], section: str, evidence: Sequence[EvidenceRef] = ()) -> Claim:
-    """PASS when every leftovers check held for every user; FAIL naming what was left; INCONCLUSIVE with none run."""
-    failed = [c for c in checks if not c.ok]
-    if not checks:
-        status, statistic = Status.INCONCLUSIVE, "no leftovers check ran (no user was set up)"
-    elif failed:
-        first = failed[0]
-        status = Status.FAIL
-        statistic = (
-            f"{len(failed)} of {len(checks)} leftovers checks failed (first: {first.user}: {first.step}: {first.why})"
-        )
-    else:
-        status, statistic = Status.PASS, f"{len(checks)} leftovers checks held ({len({c.user for c in checks})} users)"
-    return Claim(
-        id=f"{section}.teardown.nothing_left_behind",
-        section=section,
-        statement="Nothing the probe created is left on the target",
-        status=status,
-        statistic=statistic,
-        evidence=tuple(evidence),
-        details={"failures": [dataclasses.asdict(c) for c in failed[:_MAX_LEAKS_LISTED]]},
-    )
-
-
-@dataclass(frozen=True)
 class GoldenResult:
     run_id: str
     started_at: str
@@ -400,10 +364,8 @@ class GoldenResult:
     def teardown_claims(self, section: str = "golden_path", evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
         """``<section>.teardown.steps_succeeded`` when the scenario has finally/teardown steps, and
         ``<section>.teardown.nothing_left_behind`` when it has leftovers checks (else none)."""
-        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence)
-        if self.leftovers_configured:
-            claims.append(leftovers_claim(self.leftovers, section, evidence))
-        return claims
+        done = UsersFinished(self.teardown, self.leftovers, self.teardown_configured, self.leftovers_configured)
+        return done.claims(section, evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -436,126 +398,6 @@ class _UserOutcome:
     leftovers: list[LeftoverCheck] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class LoggedInUsers:
-    """Test users set up once (register, login, prerequisite steps) on one target, for many golden runs.
-
-    A section that repeats the golden path (performance rounds, isolation) logs its users in once with
-    ``log_in_users`` and passes them to every ``run_golden_path(..., users=...)``; the per-user teardown
-    and leftovers checks then run once, at the end, in ``finish_users``. Tokens and cookies live only
-    in memory (never in evidence).
-    """
-
-    base_url: str
-    run_id: str
-    users: tuple[PreparedUser, ...] = field(repr=False)
-    started_ns: int = 0
-
-    @property
-    def setups(self) -> tuple[UserSetup, ...]:
-        return tuple(u.setup for u in self.users)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.users) and all(u.setup.ok for u in self.users)
-
-    def samples(self) -> tuple[StepSample, ...]:
-        """The setup steps (register, login, prerequisites) as step samples, once per user."""
-        return tuple(
-            StepSample(step.name, u.setup.username, 0, step.duration_s, step.ok)
-            for u in self.users
-            for step in u.setup.steps
-        )
-
-
-@dataclass(frozen=True)
-class UsersFinished:
-    """What ``finish_users`` did: the per-user teardown steps and the leftovers checks."""
-
-    teardown: tuple[TeardownRecord, ...]
-    leftovers: tuple[LeftoverCheck, ...]
-    teardown_configured: bool
-    leftovers_configured: bool
-
-    def claims(self, section: str, evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
-        """As ``GoldenResult.teardown_claims`` for the users' own teardown and leftovers checks."""
-        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence)
-        if self.leftovers_configured:
-            claims.append(leftovers_claim(self.leftovers, section, evidence))
-        return claims
-
-
-async def _finish_user(where: Where) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
-    """Per user, once, at the very end: teardown, then the checks that prove nothing was left behind."""
-    user, run_id = where.user, where.run_id
-    index, username = user.setup.index, user.setup.username
-    context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{index}-end")
-    teardown = await run_finally(where, where.scenario.teardown, context, unit="user", index=index)
-    leftovers = []
-    for check in where.scenario.leftovers:
-        run = await run_step(where, check, context)
-        leftovers.append(LeftoverCheck(username, check.name, run.ok, run.why))
-    return teardown, leftovers
-
-
-def _setup_steps(scenario: ScenarioConfig) -> list[HttpStep]:
-    return [s for s in scenario.setup if isinstance(s, HttpStep)]
-
-
-async def log_in_users(
-    base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None, count: int | None = None
-) -> LoggedInUsers:
-    """Set up ``users.count`` users (or ``count``) once, ``SETUP_CONCURRENCY`` at a time, for
-    ``run_golden_path(users=...)``; the same ``run_id`` on two targets gives the same usernames."""
-    run_id = run_id or new_run_id()
-    if count is not None:
-        scenario = scenario.model_copy(update={"users": scenario.users.model_copy(update={"count": count})})
-    started_ns = time.monotonic_ns()
-    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
-
-    async def one(index: int, username: str) -> PreparedUser:
-        async with slots, new_http_client(base_url) as client:
-            return await prepare_user(client, scenario, index, username, run_id, _setup_steps(scenario))
-
-    users = await asyncio.gather(*(one(i, name) for i, name in enumerate(scenario.users.usernames(run_id))))
-    return LoggedInUsers(base_url, run_id, tuple(users), started_ns)
-
-
-def log_in_users_sync(
-    base_url: str, scenario: ScenarioConfig, *, run_id: str | None = None, count: int | None = None
-) -> LoggedInUsers:
-    """``log_in_users`` from sync code (notebooks included)."""
-    return run_blocking(lambda: log_in_users(base_url, scenario, run_id=run_id, count=count))
-
-
-async def finish_users(
-    users: LoggedInUsers, scenario: ScenarioConfig, *, ws_base_url: str | None = None
-) -> UsersFinished:
-    """Once per user, after the last golden run: the scenario's teardown, then its leftovers checks."""
-
-    async def one(user: PreparedUser) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
-        if not user.setup.ok:
-            return [], []
-        async with new_http_client(users.base_url, cookies=user.cookies) as client:
-            where = Where(client, users.base_url, ws_base_url, scenario, user, users.run_id, users.started_ns)
-            return await _finish_user(where)
-
-    done = await asyncio.gather(*(one(u) for u in users.users))
-    return UsersFinished(
-        teardown=tuple(t for ts, _ in done for t in ts),
-        leftovers=tuple(c for _, cs in done for c in cs),
-        teardown_configured=bool(scenario.teardown),
-        leftovers_configured=bool(scenario.leftovers),
-    )
-
-
-def finish_users_sync(
-    users: LoggedInUsers, scenario: ScenarioConfig, *, ws_base_url: str | None = None
-) -> UsersFinished:
-    """``finish_users`` from sync code (notebooks included)."""
-    return run_blocking(lambda: finish_users(users, scenario, ws_base_url=ws_base_url))
-
-
 async def _user_for_this_run(
     client: httpx.AsyncClient,
     scenario: ScenarioConfig,
@@ -569,7 +411,7 @@ async def _user_for_this_run(
     """The user this call's runs go as, and the setup steps taken for it in this call (they are samples)."""
     if prepared is None:
         async with setup_slots:  # registration and login of many users at once would be a load test of its own
-            user = await prepare_user(client, scenario, index, username, run_id, _setup_steps(scenario))
+            user = await prepare_user(client, scenario, index, username, run_id, http_setup_steps(scenario))
         return user, user.setup.steps
     if not (sample_login and prepared.setup.ok and scenario.auth.effective_mode == "login" and scenario.auth.login):
         return prepared, ()
@@ -649,7 +491,7 @@ async def _run_user(
                 )
             )
         if prepared is None:  # else the users' own teardown and leftovers checks run once, in finish_users
-            teardown, leftovers = await _finish_user(where)
+            teardown, leftovers = await finish_user(where)
             out.teardown.extend(teardown)
             out.leftovers.extend(leftovers)
         return out
