@@ -246,3 +246,38 @@ def test_permessage_deflate_is_offered_on_soak_sessions_only_when_asked(asked: b
     assert [r.outcome.label for r in records] == ["ok", "ok"]
     assert len(offers) == 2
     assert all(("permessage-deflate" in offer) is asked for offer in offers)
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_a_golden_path_ws_step_offers_deflate_as_the_scenario_says(asked: bool) -> None:
+    from stability_lib.probes.http_steps import PreparedUser, UserSetup, new_http_client
+    from stability_lib.probes.teardown import Where, run_step
+
+    offers: list[str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        offers.append(ws.request.headers.get("Sec-WebSocket-Extensions", ""))
+        await ws.recv()
+        await ws.send(json.dumps({"type": "final_response"}))
+        await ws.wait_closed()
+
+    scenario = ScenarioConfig.model_validate(
+        {
+            "users": {"password": "pw-not-used", "count": 1},
+            "golden_path": {"steps": [{**TRICKLE, "kind": "ws", "name": "chat", "path": "/ws", "expect": []}]},
+            "permessage_deflate": asked,
+        }
+    )
+    user = PreparedUser(UserSetup(0, "u0", True, "", ()))
+
+    async def main(base: str) -> Any:
+        async with new_http_client(base) as client:
+            where = Where(client, base, None, scenario, user, "r1", 0)
+            return await run_step(where, scenario.golden_path.steps[0], {"nonce": "n"})
+
+    with server_thread(handler) as base:
+        run = run_loop(main(base))
+    assert run.ok, run.why
+    assert len(offers) == 1
+    assert ("permessage-deflate" in offers[0]) is asked
