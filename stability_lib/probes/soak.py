@@ -35,7 +35,7 @@ from .sessions import (
     session_claims,
 )
 from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
-from .ws_session import run_ws_exchange, ws_url
+from .ws_session import WsExchange, run_ws_exchange, ws_url
 
 __all__ = [
     "SoakResult",
@@ -253,48 +253,50 @@ async def run_soak(
     needs_client = per_session and bool(soak.setup or soak.finally_steps)
     fixed_url = None if template_placeholders(step.path) else ws_url(base_url, str(step.path), ws_base_url)
 
-    async def session(where: Where | None, user: PreparedUser, index: int, session_id: str) -> SessionRecord:
+    def exchange(
+        user: PreparedUser, session_id: str, context: dict[str, Any], captured: dict[str, Any] | None
+    ) -> Coroutine[Any, Any, WsExchange]:
+        """The session's WebSocket exchange, not yet awaited: a plain soak awaits it from the worker
+        itself (one coroutine less per open session, on every resume)."""
+        url = fixed_url or ws_url(base_url, str(render_template(step.path, context)), ws_base_url)
+        return run_ws_exchange(
+            url=url,
+            step=step,
+            context=context,
+            auth=scenario.auth,
+            token=user.token,
+            session_id=session_id,
+            run_start_ns=run_start_ns,
+            user=user.setup.username,
+            connect_timeout_s=soak.connect_timeout_s,
+            close_timeout_s=soak.close_timeout_s,
+            step_timeout_s=step_timeout,
+            max_message_bytes=soak.max_message_bytes,
+            secrets=user.secrets,
+            run_id=run_id,
+            compression=compression,
+            captured_into=captured,
+        )
+
+    async def session_with_steps(where: Where, user: PreparedUser, index: int, session_id: str) -> SessionRecord:
+        """soak.setup before the exchange and soak.finally after it, in this session's own context."""
         context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
         captured: dict[str, Any] = {}  # filled even when the session is cancelled: finally needs it
         try:
-            if where is not None:
-                for setup_step in soak.setup or ():
-                    run = await run_step(where, setup_step, {**context, **captured}, compression=compression)
-                    if not run.ok:  # no WebSocket session happened: counted as a failure to connect
-                        offset = _ns_to_s(time.monotonic_ns() - run_start_ns)
-                        refused = run.http is not None and run.why == "ConnectError"  # the target is not listening
-                        why = "refused" if refused else f"setup {setup_step.name}: {run.why}"[:120]
-                        outcome = SessionOutcome.connect_error(why)
-                        return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
-                    captured.update(run.captured)
-            session_context = {**context, **captured} if captured else context
-            url = fixed_url or ws_url(base_url, str(render_template(step.path, session_context)), ws_base_url)
-            exchange = await run_ws_exchange(
-                url=url,
-                step=step,
-                context=session_context,
-                auth=scenario.auth,
-                token=user.token,
-                session_id=session_id,
-                run_start_ns=run_start_ns,
-                user=user.setup.username,
-                connect_timeout_s=soak.connect_timeout_s,
-                close_timeout_s=soak.close_timeout_s,
-                step_timeout_s=step_timeout,
-                max_message_bytes=soak.max_message_bytes,
-                secrets=user.secrets,
-                run_id=run_id,
-                compression=compression,
-                captured_into=captured,
-            )
-            return exchange.record
+            for setup_step in soak.setup or ():
+                run = await run_step(where, setup_step, {**context, **captured}, compression=compression)
+                if not run.ok:  # no WebSocket session happened: counted as a failure to connect
+                    offset = _ns_to_s(time.monotonic_ns() - run_start_ns)
+                    refused = run.http is not None and run.why == "ConnectError"  # the target is not listening
+                    why = "refused" if refused else f"setup {setup_step.name}: {run.why}"[:120]
+                    outcome = SessionOutcome.connect_error(why)
+                    return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
+                captured.update(run.captured)
+            return (await exchange(user, session_id, {**context, **captured}, captured)).record
         finally:
-            if where is not None:
-                teardown.extend(
-                    await run_finally(
-                        where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index
-                    )
-                )
+            teardown.extend(
+                await run_finally(where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index)
+            )
 
     async def worker() -> None:
         nonlocal next_index, stopped_by_duration
@@ -312,13 +314,13 @@ async def run_soak(
                 user = ready[index % len(ready)]
                 session_id = f"{run_id}-s{index:05d}"
                 in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
-                where = (
-                    None
-                    if client is None
-                    else Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
-                )
                 try:
-                    rec = await session(where, user, index, session_id)
+                    if client is None:
+                        context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
+                        rec = (await exchange(user, session_id, context, None)).record
+                    else:
+                        where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
+                        rec = await session_with_steps(where, user, index, session_id)
                 finally:
                     del in_flight[index]
                 records.append(rec)
