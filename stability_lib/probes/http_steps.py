@@ -15,7 +15,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ from .sessions import cap_keeping_markers
 __all__ = [
     "CappedBody",
     "HttpStepResult",
+    "HttpRequestPlan",
+    "SetupRequest",
+    "UserSetupPlan",
+    "MAX_HTTP_BODY_BYTES",
     "PreparedUser",
     "UserSetup",
     "new_nonce",
@@ -45,7 +49,14 @@ __all__ = [
     "auth_headers",
     "absolute_url",
     "fetch_capped",
+    "build_request",
+    "judge_response",
     "run_http_step",
+    "setup_context",
+    "user_setup_plan",
+    "advance_setup",
+    "login_step",
+    "login_outcome",
     "prepare_user",
     "log_in_again",
     "cookies_of",
@@ -54,7 +65,7 @@ __all__ = [
     "LeanTransport",
 ]
 
-_MAX_HTTP_BODY_BYTES = 4 << 20  # bodies are read up to this; beyond it the step fails (untrusted size)
+MAX_HTTP_BODY_BYTES = 4 << 20  # bodies are read up to this; beyond it the step fails (untrusted size)
 
 
 def _ns_to_s(ns: int) -> float:
@@ -159,6 +170,84 @@ def auth_headers(auth: AuthConfig, token: str | None) -> dict[str, str]:
     return {auth.header_name: str(render_template(auth.header_format, {"token": token}))}
 
 
+@dataclass(frozen=True)
+class HttpRequestPlan:
+    """One templated request, rendered: what to send, and the path as evidence keeps it (secrets replaced)."""
+
+    method: str
+    target: str  # the rendered path (or URL), sent as it is
+    kept_path: str = field(repr=False)
+    body: Any = field(repr=False)  # the JSON body, None for none
+    headers: dict[str, str] = field(repr=False)  # the step's headers, then the auth header
+
+    def failed(
+        self, name: str, duration_s: float, error: str, status: int | None = None, kept: str = ""
+    ) -> HttpStepResult:
+        return HttpStepResult(name, self.method, self.kept_path, False, status, duration_s, error, kept)
+
+
+def build_request(
+    step: HttpStep | HttpRequestTemplate,
+    context: Mapping[str, Any],
+    *,
+    auth: AuthConfig,
+    token: str | None,
+    secrets: Sequence[str],
+) -> HttpRequestPlan:
+    """Render a step's request (pure; raises TemplateError). Both engines send it: asyncio and gevent."""
+    target = str(render_template(step.path, context))
+    body = render_template(step.body, context) if step.body is not None else None
+    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()}
+    headers.update(auth_headers(auth, token))
+    # What is kept is redacted: a token in a path must not reach evidence.
+    return HttpRequestPlan(step.method, target, redact(target, secrets), body, headers)
+
+
+def judge_response(
+    step: HttpStep | HttpRequestTemplate,
+    name: str,
+    request: HttpRequestPlan,
+    context: Mapping[str, Any],
+    *,
+    status: int,
+    content: bytes,
+    truncated: bool,
+    duration_s: float,
+    secrets: Sequence[str],
+    capture_bytes: int,
+) -> tuple[HttpStepResult, dict[str, Any]]:
+    """What a response means for the step (pure): status, body checks, captures; the result and the captured variables.
+
+    The body is parsed as JSON only for ``capture`` and ``check`` (and login's token path); the kept
+    body text is capped at ``capture_bytes`` and has secrets replaced.
+    """
+    if truncated:  # captures need the whole JSON document: a cut body fails the step
+        return request.failed(name, duration_s, "body_too_large", status), {}
+    text = content.decode("utf-8", errors="replace")
+    kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
+    if status not in step.expect_status:
+        return request.failed(name, duration_s, f"status {status}, expected {step.expect_status}", status, kept), {}
+    captures = dict(getattr(step, "capture", {}) or {})
+    conditions = dict(getattr(step, "check", {}) or {})
+    captured: dict[str, Any] = {}
+    if captures or conditions:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return request.failed(name, duration_s, "response is not JSON", status, kept), {}
+        why = check_body(conditions, data, context)
+        if why:  # the body came without the content the step requires
+            return request.failed(name, duration_s, redact(why, secrets), status, kept), {}
+        for var, json_path in captures.items():
+            value = extract_path(data, json_path)
+            if value is MISSING:
+                error = f"capture {var}: nothing at {json_path!r} in the response"
+                return request.failed(name, duration_s, error, status, kept), {}
+            captured[var] = value
+    result = HttpStepResult(name, step.method, request.kept_path, True, status, duration_s, "", kept, tuple(captured))
+    return result, captured
+
+
 async def run_http_step(
     client: httpx.AsyncClient,
     step: HttpStep | HttpRequestTemplate,
@@ -170,63 +259,35 @@ async def run_http_step(
     secrets: Sequence[str],
     capture_bytes: int,
 ) -> tuple[HttpStepResult, dict[str, Any]]:
-    """Send one templated request; return what was observed and the captured variables.
-
-    The response is parsed as JSON only for ``capture`` (and login's token path); the kept
-    body text is capped at ``capture_bytes`` and has secrets replaced.
-    """
-    request_path = str(render_template(step.path, context))
-    path = redact(request_path, secrets)  # what is kept; a token in a path must not reach evidence
-    body = render_template(step.body, context) if step.body is not None else None
-    headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()}
-    headers.update(auth_headers(auth, token))
-    captures = dict(getattr(step, "capture", {}) or {})
+    """Send one templated request; return what was observed and the captured variables (``judge_response``)."""
+    request = build_request(step, context, auth=auth, token=token, secrets=secrets)
     started = time.monotonic_ns()
     try:
         response = await fetch_capped(
             client,
-            step.method,
-            absolute_url(client, request_path),
-            max_bytes=_MAX_HTTP_BODY_BYTES,
+            request.method,
+            absolute_url(client, request.target),
+            max_bytes=MAX_HTTP_BODY_BYTES,
             deadline_s=step.timeout_s,
-            json=body,
-            headers=headers,
+            json=request.body,
+            headers=request.headers,
         )
-    except TimeoutError:
-        duration = _ns_to_s(time.monotonic_ns() - started)
-        return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
-    except httpx.TimeoutException:
-        duration = _ns_to_s(time.monotonic_ns() - started)
-        return HttpStepResult(name, step.method, path, False, None, duration, "timeout"), {}
+    except (TimeoutError, httpx.TimeoutException):
+        return request.failed(name, _ns_to_s(time.monotonic_ns() - started), "timeout"), {}
     except httpx.HTTPError as exc:
-        duration = _ns_to_s(time.monotonic_ns() - started)
-        return HttpStepResult(name, step.method, path, False, None, duration, type(exc).__name__), {}
-    duration = _ns_to_s(time.monotonic_ns() - started)
-    status = response.status
-    if response.truncated:  # captures need the whole JSON document: a cut body fails the step
-        return HttpStepResult(name, step.method, path, False, status, duration, "body_too_large"), {}
-    text = response.content.decode("utf-8", errors="replace")
-    kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
-    if status not in step.expect_status:
-        error = f"status {status}, expected {step.expect_status}"
-        return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
-    captured: dict[str, Any] = {}
-    conditions = dict(getattr(step, "check", {}) or {})
-    if captures or conditions:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return HttpStepResult(name, step.method, path, False, status, duration, "response is not JSON", kept), {}
-        why = check_body(conditions, data, context)
-        if why:  # the body came without the content the step requires
-            return HttpStepResult(name, step.method, path, False, status, duration, redact(why, secrets), kept), {}
-        for var, json_path in captures.items():
-            value = extract_path(data, json_path)
-            if value is MISSING:
-                error = f"capture {var}: nothing at {json_path!r} in the response"
-                return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
-            captured[var] = value
-    return HttpStepResult(name, step.method, path, True, status, duration, "", kept, tuple(captured)), captured
+        return request.failed(name, _ns_to_s(time.monotonic_ns() - started), type(exc).__name__), {}
+    return judge_response(
+        step,
+        name,
+        request,
+        context,
+        status=response.status,
+        content=response.content,
+        truncated=response.truncated,
+        duration_s=_ns_to_s(time.monotonic_ns() - started),
+        secrets=secrets,
+        capture_bytes=capture_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -278,6 +339,102 @@ class PreparedUser:
         }
 
 
+@dataclass(frozen=True)
+class SetupRequest:
+    """One request of a user's setup, for the engine to send with its ``run_http_step``."""
+
+    step: HttpStep | HttpRequestTemplate
+    name: str
+    context: Mapping[str, Any] = field(repr=False)
+    token: str | None = field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
+    capture_bytes: int
+
+
+# Yields the requests to send, is sent what each observed (or thrown the TemplateError that rendering it
+# raised), returns the user.
+UserSetupPlan = Generator[SetupRequest, tuple[HttpStepResult, dict[str, Any]], PreparedUser]
+
+
+def setup_context(username: str, password: str, index: int, run_id: str) -> dict[str, Any]:
+    """The template variables of a user's register and login requests (a fresh ``{nonce}`` each time)."""
+    return {
+        "username": username,
+        "password": password,
+        "user_index": index,
+        "run_id": run_id,
+        "repetition": 0,
+        "nonce": new_nonce(),
+    }
+
+
+def user_setup_plan(
+    scenario: ScenarioConfig, index: int, username: str, run_id: str, prerequisite_steps: Sequence[HttpStep] = ()
+) -> UserSetupPlan:
+    """A user's setup without I/O, for both engines (asyncio, gevent): register and log in (auth.mode login)
+    or take the user's static token, then the prerequisite HTTP steps, stopping at the first that fails.
+
+    The user it returns has no cookies: the engine's client holds them.
+    """
+    auth = scenario.auth
+    # No password configured: the scenario's load checks refuse any template that uses {password}.
+    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
+    context = setup_context(username, password, index, run_id)
+    secrets = [password] if password else []
+    steps: list[HttpStepResult] = []
+    token: str | None = None
+    if auth.effective_mode == "static":  # no login exists: the token comes from users.credentials[index]
+        token = scenario.users.credentials[index].token.get_secret_value()
+
+    def failed(error: str) -> PreparedUser:
+        return PreparedUser(UserSetup(index, username, False, error, tuple(steps)), token, {}, password)
+
+    try:
+        if auth.registration is not None:
+            cap = scenario.max_capture_bytes
+            result, _ = yield SetupRequest(auth.registration, "auth.register", context, None, tuple(secrets), cap)
+            steps.append(result)
+            if not result.ok:
+                return failed(f"register: {result.error}")
+        if auth.login is not None:
+            observed = yield SetupRequest(login_step(auth), "auth.login", context, None, tuple(secrets), 0)
+            login_result, token = login_outcome(auth, *observed)
+            steps.append(login_result)
+            if not login_result.ok:
+                return failed(f"login: {login_result.error}")
+        if token:
+            secrets.append(token)
+        context["token"] = token or ""
+        variables: dict[str, Any] = {}
+        for step in prerequisite_steps:
+            step_context = {**context, **variables}
+            res, captured = yield SetupRequest(
+                step, step.name, step_context, token, tuple(secrets), scenario.max_capture_bytes
+            )
+            steps.append(res)
+            if not res.ok:
+                return failed(f"{step.name}: {res.error}")
+            variables.update(captured)
+    except TemplateError as exc:
+        return failed(f"template: {exc}")
+    return PreparedUser(UserSetup(index, username, True, "", tuple(steps)), token, variables, password)
+
+
+def advance_setup(
+    plan: UserSetupPlan, observed: tuple[HttpStepResult, dict[str, Any]] | TemplateError | None
+) -> SetupRequest | PreparedUser:
+    """Start the plan (``observed`` None) or give it what the last request observed: the next request, or the user."""
+    try:
+        if observed is None:
+            return next(plan)
+        if isinstance(observed, TemplateError):
+            return plan.throw(observed)
+        return plan.send(observed)
+    except StopIteration as done:
+        user: PreparedUser = done.value
+        return user
+
+
 async def prepare_user(
     client: httpx.AsyncClient,
     scenario: ScenarioConfig,
@@ -287,71 +444,26 @@ async def prepare_user(
     prerequisite_steps: Sequence[HttpStep] = (),
 ) -> PreparedUser:
     """Register and log in (auth.mode login) or take the user's static token, then run prerequisite HTTP steps."""
-    auth = scenario.auth
-    # No password configured: the scenario's load checks refuse any template that uses {password}.
-    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
-    context: dict[str, Any] = {
-        "username": username,
-        "password": password,
-        "user_index": index,
-        "run_id": run_id,
-        "repetition": 0,
-        "nonce": new_nonce(),
-    }
-    secrets = [password] if password else []
-    steps: list[HttpStepResult] = []
-    token: str | None = None
-    if auth.effective_mode == "static":  # no login exists: the token comes from users.credentials[index]
-        token = scenario.users.credentials[index].token.get_secret_value()
-
-    def failed(error: str) -> PreparedUser:
-        setup = UserSetup(index, username, False, error, tuple(steps))
-        return PreparedUser(setup, token, {}, password)
-
-    try:
-        if auth.registration is not None:
-            result, _ = await run_http_step(
+    plan = user_setup_plan(scenario, index, username, run_id, prerequisite_steps)
+    next_up = advance_setup(plan, None)
+    while isinstance(next_up, SetupRequest):
+        call = next_up
+        observed: tuple[HttpStepResult, dict[str, Any]] | TemplateError
+        try:
+            observed = await run_http_step(
                 client,
-                auth.registration,
-                "auth.register",
-                context,
-                auth=auth,
-                token=None,
-                secrets=secrets,
-                capture_bytes=scenario.max_capture_bytes,
+                call.step,
+                call.name,
+                call.context,
+                auth=scenario.auth,
+                token=call.token,
+                secrets=call.secrets,
+                capture_bytes=call.capture_bytes,
             )
-            steps.append(result)
-            if not result.ok:
-                return failed(f"register: {result.error}")
-        if auth.login is not None:
-            login_result, token = await _login(client, scenario, context, secrets)
-            steps.append(login_result)
-            if not login_result.ok:
-                return failed(f"login: {login_result.error}")
-        if token:
-            secrets.append(token)
-        context["token"] = token or ""
-        variables: dict[str, Any] = {}
-        for step in prerequisite_steps:
-            res, captured = await run_http_step(
-                client,
-                step,
-                step.name,
-                {**context, **variables},
-                auth=auth,
-                token=token,
-                secrets=secrets,
-                capture_bytes=scenario.max_capture_bytes,
-            )
-            steps.append(res)
-            if not res.ok:
-                return failed(f"{step.name}: {res.error}")
-            variables.update(captured)
-    except TemplateError as exc:
-        return failed(f"template: {exc}")
-    return PreparedUser(
-        UserSetup(index, username, True, "", tuple(steps)), token, variables, password, cookies_of(client)
-    )
+        except TemplateError as exc:
+            observed = exc
+        next_up = advance_setup(plan, observed)
+    return dataclasses.replace(next_up, cookies=cookies_of(client)) if next_up.setup.ok else next_up
 
 
 def cookies_of(client: httpx.AsyncClient) -> tuple[tuple[str, str, str, str], ...]:
@@ -368,31 +480,32 @@ async def log_in_again(
     ``auth.login`` step (body never kept), and the user with the new token when it succeeded
     (with the old one, unchanged, when it did not).
     """
-    assert scenario.auth.login is not None
-    context: dict[str, Any] = {
-        "username": user.setup.username,
-        "password": user.password,
-        "user_index": user.setup.index,
-        "run_id": run_id,
-        "repetition": 0,
-        "nonce": new_nonce(),
-    }
+    auth = scenario.auth
+    assert auth.login is not None
+    context = setup_context(user.setup.username, user.password, user.setup.index, run_id)
     try:
-        result, token = await _login(client, scenario, context, list(user.secrets))
+        observed = await run_http_step(
+            client,
+            login_step(auth),
+            "auth.login",
+            context,
+            auth=auth,
+            token=None,
+            secrets=user.secrets,
+            capture_bytes=0,
+        )
     except TemplateError as exc:
-        return HttpStepResult("auth.login", scenario.auth.login.method, "", False, None, 0.0, f"template: {exc}"), user
+        return HttpStepResult("auth.login", auth.login.method, "", False, None, 0.0, f"template: {exc}"), user
+    result, token = login_outcome(auth, *observed)
     if not result.ok or token is None:
         return result, user
     return result, dataclasses.replace(user, token=token, cookies=cookies_of(client))
 
 
-async def _login(
-    client: httpx.AsyncClient, scenario: ScenarioConfig, context: Mapping[str, Any], secrets: Sequence[str]
-) -> tuple[HttpStepResult, str | None]:
-    """Log in and read the token from the response (the body is never kept: it holds the token)."""
-    auth = scenario.auth
+def login_step(auth: AuthConfig) -> HttpStep:
+    """The login request as a step that captures the token (``auth.login`` must be set)."""
     assert auth.login is not None
-    login_step = HttpStep(
+    return HttpStep(
         name="auth.login",
         method=auth.login.method,
         path=auth.login.path,
@@ -402,14 +515,16 @@ async def _login(
         capture={"token": auth.token_path},
         timeout_s=auth.login.timeout_s,
     )
-    result, captured = await run_http_step(
-        client, login_step, "auth.login", context, auth=auth, token=None, secrets=secrets, capture_bytes=0
-    )
+
+
+def login_outcome(
+    auth: AuthConfig, result: HttpStepResult, captured: Mapping[str, Any]
+) -> tuple[HttpStepResult, str | None]:
+    """The login step as kept (its body never: it holds the token) and the token, None unless it is a string."""
     token = captured.get("token")
     error = result.error
     if result.ok and not isinstance(token, str):
         error, token = f"token at {auth.token_path!r} is not a string", None
-    # The login body carries the token: never keep it.
     kept = HttpStepResult(result.name, result.method, result.path, not error, result.status, result.duration_s, error)
     return kept, token
 

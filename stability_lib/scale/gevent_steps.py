@@ -4,8 +4,9 @@ The gevent twin of ``probes.http_steps`` / ``probes.ws_session`` (which are asyn
 goes through Locust's own ``HttpSession`` (so Locust's stats count it too), a WebSocket session
 through ``websockets.sync.client``, which cooperates with gevent once the process is monkey-patched
 (its background reader thread becomes a greenlet). What an observation *means* stays in the pure
-modules that the asyncio engine uses too: templates and captures (``probes.scenario``), body checks
-(``probes.conversation.check_body``), the conversation machine (``probes.conversation``), the old
+code that the asyncio engine uses too: an HTTP request built and its response judged, and a user's
+setup sequence (``probes.http_steps``: ``build_request``, ``judge_response``, ``user_setup_plan``),
+templates and captures (``probes.scenario``), the conversation machine (``probes.conversation``), the old
 one-send form (``probes.sessions.EventExpectation``), outcomes (``probes.sessions``, ``probes.ws_errors``).
 
 Only ever imported inside a Locust process (see ``scale.locust_user``): it imports gevent.
@@ -23,18 +24,19 @@ import gevent  # type: ignore[import-untyped]
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from ..probes.conversation import Conversation, ConversationOutcomeKind, Frame, Send, check_body, make_ids
-from ..probes.http_steps import HttpStepResult, PreparedUser, UserSetup, auth_headers, new_nonce, redact
-from ..probes.scenario import (
-    MISSING,
-    HttpRequestTemplate,
-    HttpStep,
-    ScenarioConfig,
-    TemplateError,
-    WsStep,
-    extract_path,
-    render_template,
+from ..probes.conversation import Conversation, ConversationOutcomeKind, Frame, Send, make_ids
+from ..probes.http_steps import (
+    MAX_HTTP_BODY_BYTES,
+    HttpStepResult,
+    PreparedUser,
+    SetupRequest,
+    advance_setup,
+    build_request,
+    judge_response,
+    redact,
+    user_setup_plan,
 )
+from ..probes.scenario import HttpRequestTemplate, HttpStep, ScenarioConfig, TemplateError, WsStep, render_template
 from ..probes.sessions import (
     MAX_EVENTS_RECORDED,
     MAX_REASON_CHARS,
@@ -53,8 +55,6 @@ from ..probes.ws_session import handshake_auth, session_outcome, ws_url
 
 __all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http"]
 
-_MAX_HTTP_BODY_BYTES = 4 << 20  # as in probes.http_steps: a longer body fails the step
-
 
 def _s_since(ns: int) -> float:
     return (time.monotonic_ns() - ns) / 1e9
@@ -71,149 +71,73 @@ def run_http_step(
     secrets: Sequence[str],
     capture_bytes: int,
 ) -> tuple[HttpStepResult, dict[str, Any]]:
-    """One templated request through Locust's ``HttpSession`` ``client``, one gevent deadline over all of it."""
-    request_path = str(render_template(step.path, context))
-    path = redact(request_path, secrets)
-    body = render_template(step.body, context) if step.body is not None else None
-    headers = {
-        "Accept-Encoding": "identity",
-        **{str(k): str(v) for k, v in render_template(step.headers, context).items()},
-    }
-    headers.update(auth_headers(scenario.auth, token))
+    """One templated request through Locust's ``HttpSession`` ``client``, one gevent deadline over all of it.
+
+    The request is built and the response judged by the asyncio engine's own pure functions
+    (``probes.http_steps.build_request``, ``judge_response``).
+    """
+    request = build_request(step, context, auth=scenario.auth, token=token, secrets=secrets)
     started = time.monotonic_ns()
     try:
         with gevent.Timeout(step.timeout_s, TimeoutError):
             response = client.request(
-                step.method,
-                request_path,
+                request.method,
+                request.target,
                 name=name,
-                json=body,
-                headers=headers,
+                json=request.body,
+                # identity: the cap counts bytes after decompression (as probes.http_steps.fetch_capped)
+                headers={"Accept-Encoding": "identity", **request.headers},
                 timeout=step.timeout_s,
                 allow_redirects=False,
                 stream=True,
             )
             try:
-                content = response.raw.read(_MAX_HTTP_BODY_BYTES + 1, decode_content=True) or b""
+                content = response.raw.read(MAX_HTTP_BODY_BYTES + 1, decode_content=True) or b""
             finally:
                 response.close()
     except TimeoutError:
-        return HttpStepResult(name, step.method, path, False, None, _s_since(started), "timeout"), {}
+        return request.failed(name, _s_since(started), "timeout"), {}
     except Exception as exc:  # noqa: BLE001 - a transport failure is an observation (requests' exception names)
-        return HttpStepResult(name, step.method, path, False, None, _s_since(started), type(exc).__name__), {}
-    duration = _s_since(started)
-    status = int(response.status_code)
-    if len(content) > _MAX_HTTP_BODY_BYTES:
-        return HttpStepResult(name, step.method, path, False, status, duration, "body_too_large"), {}
-    text = content.decode("utf-8", errors="replace")
-    kept = cap_keeping_markers(redact(text, secrets), capture_bytes) if capture_bytes > 0 else ""
-    if status not in step.expect_status:
-        return HttpStepResult(
-            name, step.method, path, False, status, duration, f"status {status}, expected {step.expect_status}", kept
-        ), {}
-    captures = dict(getattr(step, "capture", {}) or {})
-    conditions = dict(getattr(step, "check", {}) or {})
-    captured: dict[str, Any] = {}
-    if captures or conditions:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return HttpStepResult(name, step.method, path, False, status, duration, "response is not JSON", kept), {}
-        why = check_body(conditions, data, context)
-        if why:
-            return HttpStepResult(name, step.method, path, False, status, duration, redact(why, secrets), kept), {}
-        for var, json_path in captures.items():
-            value = extract_path(data, json_path)
-            if value is MISSING:
-                error = f"capture {var}: nothing at {json_path!r} in the response"
-                return HttpStepResult(name, step.method, path, False, status, duration, error, kept), {}
-            captured[var] = value
-    return HttpStepResult(name, step.method, path, True, status, duration, "", kept, tuple(captured)), captured
+        return request.failed(name, _s_since(started), type(exc).__name__), {}
+    return judge_response(
+        step,
+        name,
+        request,
+        context,
+        status=int(response.status_code),
+        content=content,
+        truncated=len(content) > MAX_HTTP_BODY_BYTES,
+        duration_s=_s_since(started),
+        secrets=secrets,
+        capture_bytes=capture_bytes,
+    )
 
 
 def prepare_user(
     client: Any, scenario: ScenarioConfig, index: int, username: str, run_id: str, prerequisites: Sequence[HttpStep]
 ) -> PreparedUser:
-    """Register and log in (or take the static token), then the prerequisite steps: ``probes.http_steps.prepare_user`` on gevent."""
-    auth = scenario.auth
-    password = scenario.users.password.get_secret_value() if scenario.users.password is not None else ""
-    context: dict[str, Any] = {
-        "username": username,
-        "password": password,
-        "user_index": index,
-        "run_id": run_id,
-        "repetition": 0,
-        "nonce": new_nonce(),
-    }
-    secrets = [password] if password else []
-    steps: list[HttpStepResult] = []
-    token: str | None = None
-    if auth.effective_mode == "static":
-        token = scenario.users.credentials[index].token.get_secret_value()
-
-    def failed(error: str) -> PreparedUser:
-        return PreparedUser(UserSetup(index, username, False, error, tuple(steps)), token, {}, password)
-
-    def step(
-        template: HttpStep | HttpRequestTemplate, name: str, ctx: Mapping[str, Any], keep: int
-    ) -> tuple[HttpStepResult, dict[str, Any]]:
-        return run_http_step(
-            client, template, name, ctx, scenario=scenario, token=token, secrets=secrets, capture_bytes=keep
-        )
-
-    try:
-        if auth.registration is not None:
-            result, _ = run_http_step(
+    """Register and log in (or take the static token), then the prerequisite steps: the asyncio engine's
+    sequence (``probes.http_steps.user_setup_plan``) on gevent. Cookies stay in Locust's ``client``."""
+    plan = user_setup_plan(scenario, index, username, run_id, prerequisites)
+    next_up = advance_setup(plan, None)
+    while isinstance(next_up, SetupRequest):
+        call = next_up
+        observed: tuple[HttpStepResult, dict[str, Any]] | TemplateError
+        try:
+            observed = run_http_step(
                 client,
-                auth.registration,
-                "auth.register",
-                context,
+                call.step,
+                call.name,
+                call.context,
                 scenario=scenario,
-                token=None,
-                secrets=secrets,
-                capture_bytes=scenario.max_capture_bytes,
+                token=call.token,
+                secrets=call.secrets,
+                capture_bytes=call.capture_bytes,
             )
-            steps.append(result)
-            if not result.ok:
-                return failed(f"register: {result.error}")
-        if auth.login is not None:
-            login = HttpStep(
-                name="auth.login",
-                method=auth.login.method,
-                path=auth.login.path,
-                body=auth.login.body,
-                headers=auth.login.headers,
-                expect_status=auth.login.expect_status,
-                capture={"token": auth.token_path},
-                timeout_s=auth.login.timeout_s,
-            )
-            result, captured = run_http_step(
-                client, login, "auth.login", context, scenario=scenario, token=None, secrets=secrets, capture_bytes=0
-            )
-            token = captured.get("token")
-            error = result.error
-            if result.ok and not isinstance(token, str):
-                error, token = f"token at {auth.token_path!r} is not a string", None
-            steps.append(
-                HttpStepResult(
-                    result.name, result.method, result.path, not error, result.status, result.duration_s, error
-                )
-            )
-            if error:
-                return failed(f"login: {error}")
-        if token:
-            secrets.append(token)
-        context["token"] = token or ""
-        variables: dict[str, Any] = {}
-        for prerequisite in prerequisites:
-            res, got = step(prerequisite, prerequisite.name, {**context, **variables}, scenario.max_capture_bytes)
-            steps.append(res)
-            if not res.ok:
-                return failed(f"{prerequisite.name}: {res.error}")
-            variables.update(got)
-    except TemplateError as exc:
-        return failed(f"template: {exc}")
-    return PreparedUser(UserSetup(index, username, True, "", tuple(steps)), token, variables, password)
+        except TemplateError as exc:
+            observed = exc
+        next_up = advance_setup(plan, observed)
+    return next_up
 
 
 def run_finally_http(
