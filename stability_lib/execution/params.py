@@ -3,7 +3,7 @@
 Loading is three small steps, each testable:
 1. ``read_raw`` parses YAML into plain data (no ``${NAME}`` resolved yet);
 2. ``apply_overrides`` applies ``--set key.path=value`` to that raw data;
-3. ``resolve_env`` replaces ``${NAME}`` with values from an environment mapping,
+3. ``resolve_env`` (``probes.env_refs``) replaces ``${NAME}`` with values from an environment mapping,
    then pydantic validates (unknown keys and wrong types are refused with the
    field path).
 
@@ -32,9 +32,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..core.errors import MissingVariableError, ParamsError
+from ..core.errors import ParamsError
 from ..probes.config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
-from ..probes.scenario import is_template_field
+from ..probes.env_refs import ENV_REFERENCE, resolve_env
 
 __all__ = [
     "Params",
@@ -45,6 +45,7 @@ __all__ = [
     "read_raw",
     "apply_overrides",
     "resolve_env",
+    "ENV_REFERENCE",
     "validate_params",
     "redact",
     "SECTION_ORDER",
@@ -53,8 +54,6 @@ __all__ = [
     "no_live_target",
     "sections_needing_target",
 ]
-
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 MAX_PARAMS_BYTES = 1 << 20  # a params file is hand-written: 1 MiB is hundreds of times a real one
 # Nodes plus scalar characters after aliases are expanded. An alias-free document counts about one
@@ -334,32 +333,6 @@ def apply_overrides(raw: Mapping[str, Any], overrides: list[str]) -> dict[str, A
             node = child
         node[parts[-1]] = value
     return data
-
-
-def resolve_env(raw: Any, env: Mapping[str, str], where: str = "") -> Any:
-    """Replace every ``${NAME}`` in strings; a missing variable is named with its field path.
-
-    Environment values are data, never templates: in a field that the scenario renders as a
-    ``{placeholder}`` template, a value's braces are doubled, so rendering gives back the value
-    exactly (``{token}`` stays ``{token}``, ``a{b`` does not fail). Escaping here, where the field
-    is known, keeps the renderer one simple pure function that needs no environment.
-    """
-    if isinstance(raw, dict):
-        return {k: resolve_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(raw)]
-    if isinstance(raw, str):
-        template = is_template_field(where)
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise MissingVariableError(name, where or "<top>")
-            value = env[name]
-            return value.replace("{", "{{").replace("}", "}}") if template else value
-
-        return ENV_REFERENCE.sub(sub, raw)
-    return raw
 
 
 def _validation_messages(exc: ValidationError, prefix: str = "") -> list[str]:

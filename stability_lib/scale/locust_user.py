@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +38,18 @@ from locust.clients import HttpSession
 from locust.exception import StopUser
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+from stability_lib.probes.env_refs import resolve_env
 from stability_lib.probes.http_steps import PreparedUser, new_nonce
-from stability_lib.probes.scenario import HttpStep, ScenarioConfig, is_template_field
+from stability_lib.probes.scenario import HttpStep, ScenarioConfig
 from stability_lib.probes.sessions import SessionOutcome, SessionRecord
 from stability_lib.scale import gevent_steps as steps
 
 __all__ = ["StabilitySoakUser", "PLAN_ENV", "resolve_env"]
 
 PLAN_ENV = "STABILITY_LOCUST_PLAN"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _FLUSH_S = 0.5  # a worker sends its records at least this often
 _FLUSH_RECORDS = 100
 _PLAN_WAIT_S = 30.0
-
-
-def resolve_env(raw: Any, env: Mapping[str, str], where: str = "") -> Any:
-    """``${NAME}`` -> the value from this process's environment, as ``execution.params.resolve_env`` does
-    (braces doubled in template fields: a value is data, never a template). Kept here because
-    ``scale`` may not import ``execution``; a missing variable is a KeyError naming it."""
-    if isinstance(raw, dict):
-        return {k: resolve_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [resolve_env(v, env, f"{where}[{i}]") for i, v in enumerate(raw)]
-    if isinstance(raw, str):
-        template = is_template_field(where)
-
-        def sub(match: re.Match[str]) -> str:
-            if match.group(1) not in env:
-                raise KeyError(f"environment variable {match.group(1)} (in {where}) is not set on this worker")
-            value = env[match.group(1)]
-            return value.replace("{", "{{").replace("}", "}}") if template else value
-
-        return _ENV_REFERENCE.sub(sub, raw)
-    return raw
 
 
 def _peak_rss_kib() -> float:
