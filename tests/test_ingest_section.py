@@ -12,7 +12,8 @@ from stability_lib.sections.performance import performance
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 OTHERS_OFF = "\n".join(
-    f"  {name}: {{enabled: false}}" for name in ("health", "suites", "websocket", "golden_path", "isolation", "contract")
+    f"  {name}: {{enabled: false}}"
+    for name in ("health", "suites", "websocket", "golden_path", "isolation", "contract")
 )
 
 
