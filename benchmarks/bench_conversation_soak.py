@@ -155,7 +155,7 @@ def _arm_soak(port: int, connections: int, messages: int, uv: bool) -> dict[str,
     import numpy  # noqa: F401 - the library imports it anyway; stated so the arms compare like with like
 
     from stability_lib.probes.conversation_soak import run_conversation_soak_sync
-    from stability_lib.probes.conversation_soak_model import summarize_conversation_soak
+    from stability_lib.probes.conversation_soak_results import summarize_conversation_soak
     from stability_lib.probes.conversation_spec import ConversationSoakConfig
 
     config = ConversationSoakConfig.model_validate(

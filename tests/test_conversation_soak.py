@@ -24,14 +24,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from stability_lib.probes.conversation_soak import run_conversation_soak, run_conversation_soak_sync
-from stability_lib.probes.conversation_soak_model import (
-    MessageLog,
-    MessageStatus,
-    SessionLedger,
-    SoakPlan,
-    conversation_soak_claims,
-    summarize_conversation_soak,
-)
+from stability_lib.probes.conversation_soak_model import MessageLog, MessageStatus, SessionLedger, SoakPlan
+from stability_lib.probes.conversation_soak_results import conversation_soak_claims, summarize_conversation_soak
 from stability_lib.probes.conversation_spec import ConversationSoakConfig
 
 TEXT = "x" * 60

@@ -32,14 +32,8 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from .aio import run_sync
-from .conversation_soak_model import (
-    ConversationSoakResult,
-    MessageLog,
-    MessageStatus,
-    SessionLedger,
-    SessionResult,
-    SoakPlan,
-)
+from .conversation_soak_model import MessageLog, MessageStatus, SessionLedger, SoakPlan
+from .conversation_soak_results import ConversationSoakResult, SessionResult
 from .conversation_spec import ConversationSoakConfig
 
 __all__ = ["run_conversation_soak", "run_conversation_soak_sync", "STOP_GRACE_S"]
