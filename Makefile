@@ -12,7 +12,7 @@ APT_PACKAGES_TEST := chromium poppler-utils
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,speed]'
 	touch $@
 
 # Installs Debian packages when missing; when not root, stops with the exact command to run.
