@@ -156,3 +156,43 @@ def test_a_candidate_killed_mid_soak_fails_with_refused_connections(name: str) -
     _, complete = soak.claims()
     assert complete.status is Status.FAIL
     assert "candidate refused connections from" in complete.statistic
+
+
+def conversation_soak(params: Params) -> Any:
+    from stability_lib.probes.conversation_soak import run_conversation_soak_sync
+    from stability_lib.probes.golden_users import finish_users_sync, log_in_users_sync
+    from stability_lib.probes.ws_session import with_token, ws_url
+
+    scenario, cs = params.scenario, params.scenario.conversation_soak
+    users = log_in_users_sync(params.target.base_url, scenario, count=1)
+    try:
+        user = users.users[0]
+        url, headers, _ = with_token(
+            ws_url(params.target.base_url, cs.path), {}, list(cs.subprotocols), scenario.auth, user.token
+        )
+        return run_conversation_soak_sync(url, cs, context=user.context(users.run_id, nonce="n"), headers=headers)
+    finally:
+        finish_users_sync(users, scenario)
+
+
+@pytest.mark.parametrize(("fault", "outcome"), [((), "ok"), (("--fault", "changed-content"), "content_mismatch")])
+def test_a_paced_conversation_soak_counts_every_reply_among_the_notifications(
+    fault: tuple[str, ...], outcome: str
+) -> None:
+    # Issue 19: 10 sessions x 100 requests at 50/s each, every reply found by its id among the
+    # service's status/progress notifications and checked (result.sum == 42; the fault makes it 43).
+    # The pacer looped for ever on a send due within its 1 ms quantum: every paced run hung here.
+    from stability_lib.probes.conversation_soak_results import summarize_conversation_soak
+
+    with jsonrpc_service(*fault) as service:
+        result = conversation_soak(load("jsonrpc_ws", service))
+        left = service.resources()
+    summary = summarize_conversation_soak(result)
+    data = result.to_dict()
+    if outcome == "ok":
+        assert summary.messages_ok == summary.messages_sent == 1000, data["failure_reasons"]
+        assert summary.messages_failed == 0 and len(data["latency_ms_sample"]) == 1000
+    else:
+        assert summary.messages_ok == 0 and summary.messages_failed > 0
+        assert any(outcome in reason for reason in data["failure_reasons"]), data["failure_reasons"]
+    assert left["sessions"] == 0

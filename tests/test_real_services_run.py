@@ -66,6 +66,9 @@ def test_stability_run_passes_on_the_healthy_service(name: str, tmp_path: Path) 
     assert code == 0
     assert claims["golden_path.teardown.steps_succeeded"] == "PASS"
     assert claims["health.websocket_echo"] == "PASS"  # the health conversation, with target.auth
+    if name == "jsonrpc_ws":  # its example has a conversation soak: 1,000 correlated, checked messages
+        assert claims["websocket.conversation_messages_correct"] == "PASS"
+        assert "Conversation soak" in (tmp_path / "run" / "report.html").read_text()
     assert left["sessions"] == 0
 
 
@@ -76,6 +79,8 @@ def test_stability_run_fails_when_the_backend_reports_death_by_message(tmp_path:
     assert summary["verdict"] == "FAIL" and code == 1
     golden = json.loads((tmp_path / "run" / "evidence" / "golden_path.json").read_text())
     assert "failed_by_message(backend_dead)" in json.dumps(golden)
+    claims = {c["id"]: c["status"] for c in summary["claims"]}
+    assert claims["websocket.conversation_messages_correct"] == "FAIL"
     assert left["sessions"] == 0
 
 

@@ -570,3 +570,29 @@ def test_the_report_charts_each_soak_claim_with_how_it_stopped() -> None:
     parts = sequential_parts(SectionResult("websocket", Status.PASS, (), data))
     assert isinstance(parts[0], MplFigure) and len([a for a in parts[0].axes if a.get_visible()]) == 2
     assert "fix_works: FIXED, decided at round" in parts[1] and "sessions_complete: PASS" in parts[1]
+
+
+def test_the_soak_stops_at_its_session_budget_when_no_session_can_be_counted_as_a_crash_or_not() -> None:
+    # Every session failed by a message: none ran to its end or crashed, so the crash claim has no
+    # session to count and never decides. The soak ran on to its time budget (65,736 sessions for a
+    # budget of 12 on the JSON-RPC service); the budget is the sessions taken.
+    calls: list[str] = []
+
+    def soak_round(side: str, index: int, seconds_left: float) -> _Soak:
+        calls.append(side)
+        return _Soak(_Counts(0, 0, 12, 12))  # crashes, observed, failures, sessions
+
+    ticks = iter(range(0, 100_000))
+    rounds = soak_sequentially(
+        soak_round,
+        tolerated_rate=0.4,
+        confidence=0.95,
+        max_sessions=24,
+        max_seconds=600,
+        with_baseline=False,
+        clock=lambda: float(next(ticks)),
+    )
+    assert calls == ["candidate", "candidate"]
+    assert rounds.complete.result.verdict is RateVerdict.FAIL
+    assert rounds.crash.result.verdict is RateVerdict.INCONCLUSIVE
+    assert rounds.crash.result.stop is StopReason.SAMPLE_BUDGET and "24 sessions per side" in rounds.stop_note

@@ -81,7 +81,9 @@ class _Soak:
             _, _, session = heapq.heappop(heap)
             session.scheduled = False
             if session in self.live and not session.closing:
-                session.pump(now)
+                # Due within the quantum counts as due: rescheduled instead, it would be popped
+                # again by this same loop, for ever.
+                session.pump(now, horizon=now + _PACE_QUANTUM_S)
                 session.flush()
         if heap:
             self._arm(max(heap[0][0], now + _PACE_QUANTUM_S))
@@ -227,14 +229,15 @@ class _Session(asyncio.Protocol):
                 self.outcome = f"closed_by_peer({ws.close_rcvd.code if ws.close_rcvd is not None else 1006})"
         self.closing = True
 
-    def pump(self, now: float) -> None:
-        """Send every request that is due now; schedule the next one with the pacer."""
+    def pump(self, now: float, horizon: float | None = None) -> None:
+        """Send every request that is due by ``horizon`` (default now); schedule the next one with the pacer."""
         ledger = self.ledger
+        until = now if horizon is None else horizon
         while True:
             due = ledger.due_at()
             if due is None:
                 return
-            if due > now:
+            if due > until:
                 if not self.scheduled:
                     self.soak.schedule(self, due)
                 return

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from .conditions import parse_path
 from .conversation_spec import (
     ConversationItem,
+    ConversationSoakConfig,
     MatchRule,
     check_conversation,
     compile_conditions,
@@ -554,6 +555,12 @@ class ScenarioConfig(_Strict):
     users: UsersConfig = Field(description="Test users.")
     golden_path: GoldenPathConfig = Field(description="The steps of a real user's session.")
     soak: SoakConfig = Field(default_factory=SoakConfig, description="WebSocket soak bounds.")
+    conversation_soak: ConversationSoakConfig | None = Field(
+        None,
+        description="Sessions that each exchange many correlated request/reply messages at a rate, every "
+        "message's latency recorded (probes/conversation_soak.py); the websocket section runs it after the "
+        "soak, as the first test user.",
+    )
     tolerated_failure_rate: float = Field(
         0.01, gt=0, lt=1, description="Highest failure rate still acceptable (0.01 = 1%)."
     )
@@ -639,6 +646,11 @@ class ScenarioConfig(_Strict):
                 check_scope(self.soak.finally_steps, soak_setup | soaked.captures(), "soak.finally")
         else:
             check_scope(self.soak.finally_steps, golden, "soak.finally")
+        if self.conversation_soak is not None:
+            known = setup | {"nonce", "run_id"}
+            unknown = sorted(self.conversation_soak.placeholders() - known)
+            if unknown:
+                raise ValueError("conversation_soak: " + unknown_placeholder_message(unknown[0], known))
         ws_steps = self.golden_path.ws_steps()
         if self.soak.ws_step is not None and self.soak.ws_step not in {s.name for s in ws_steps}:
             raise ValueError(f"soak.ws_step {self.soak.ws_step!r} is not a ws step of golden_path")

@@ -85,7 +85,14 @@ def handshake_auth(
     A query token is added to the URL that is connected to, never to a kept path.
     """
     headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()} if step.headers else {}
-    subprotocols = list(step.subprotocols)
+    return with_token(url, headers, list(step.subprotocols), auth, token)
+
+
+def with_token(
+    url: str, headers: dict[str, str], subprotocols: list[str], auth: AuthConfig, token: str | None
+) -> tuple[str, dict[str, str], list[str]]:
+    """A handshake's URL, headers and subprotocols with the user's token added where the scenario says."""
+    headers, subprotocols = dict(headers), list(subprotocols)
     if token is not None:
         if auth.ws_token_via is TokenDelivery.HEADER:
             headers.update(auth_headers(auth, token))

@@ -315,7 +315,34 @@ def _websocket_view(result: SectionResult) -> list[Part]:
             "<h3>Failed sessions (first 20; reasons as sent by the server)</h3>"
             + table(["Session", "Outcome", "Close code", "Reason"], closes)
         )
+    parts += _conversation_soak_parts(result.data.get("conversation_soak"))
     parts += sequential_parts(result)
+    return parts
+
+
+def _conversation_soak_parts(soak: Any) -> list[Part]:
+    """scenario.conversation_soak: messages by status, latency of correct replies, failure reasons."""
+    if not isinstance(soak, dict):
+        return []
+    counts = soak.get("messages_by_status") or {}
+    lat = [float(v) for v in soak.get("latency_ms_sample") or []]
+    cuts = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else lat * 99
+    quantiles = [f"{cuts[q - 1]:.2f}" if cuts else "" for q in (50, 90, 99)]
+    rows = [
+        (
+            soak.get("sessions_planned"),
+            soak.get("messages_planned"),
+            *(counts.get(k, 0) for k in sorted(counts)),
+            len(lat),
+            *quantiles,
+            f"{float(soak.get('duration_s') or 0):.1f}",
+        )
+    ]
+    heads = ["Sessions", "Messages planned", *sorted(counts), "Latencies kept", "p50 ms", "p90 ms", "p99 ms", "Seconds"]
+    parts: list[Part] = ["<h3>Conversation soak (many messages per session)</h3>" + table(heads, rows)]
+    reasons = sorted((soak.get("failure_reasons") or {}).items(), key=lambda kv: -kv[1])[:20]
+    if reasons:
+        parts.append("<h3>Conversation soak: why messages failed</h3>" + table(["Reason", "Messages"], reasons))
     return parts
 
 

@@ -112,7 +112,7 @@ def websocket(sec: Section) -> SectionResult:
                     ),
                 )
             )
-    return sec.finish(claims, data)
+    return sec.finish(*_with_conversation_soak(sec, claims, data))
 
 
 def _fix_claim(sec: Section, status: Status, statistic: str, details: dict[str, Any], figure: Figure | None) -> Claim:
@@ -183,7 +183,7 @@ def _websocket_locust(sec: Section) -> SectionResult:
         claims = [
             replace(c, statistic=f"{c.statistic}; {note}") if c.id in _rate_claim_ids(sec.name) else c for c in claims
         ]
-    return sec.finish(claims, {**data, "engine": {"engine": "locust", "sides": engines}})
+    return sec.finish(*_with_conversation_soak(sec, claims, {**data, "engine": {"engine": "locust", "sides": engines}}))
 
 
 def _rate_claim_ids(section: str) -> set[str]:
@@ -192,7 +192,57 @@ def _rate_claim_ids(section: str) -> set[str]:
 
 def _websocket_fixed(sec: Section) -> SectionResult:
     """``sequential: false``: one soak of scenario.soak.sessions per side, the fixed-sample rules."""
-    return sec.finish(*_fixed_soak(sec))
+    return sec.finish(*_with_conversation_soak(sec, *_fixed_soak(sec)))
+
+
+def _with_conversation_soak(
+    sec: Section, claims: list[Claim], data: dict[str, Any]
+) -> tuple[list[Claim], dict[str, Any]]:
+    """``scenario.conversation_soak``: many correlated messages per session on the candidate, as the
+    first test user (logged in once; the scenario's teardown and leftovers checks after), judged by
+    the failure-rate rule over messages and over sessions. Without it: the claims and data unchanged."""
+    scenario = _scenario(sec)
+    cs = scenario.conversation_soak
+    if cs is None:
+        return claims, data
+    from ..probes.conversation_soak import run_conversation_soak_sync
+    from ..probes.conversation_soak_results import conversation_soak_claims, summarize_conversation_soak
+    from ..probes.golden_users import finish_users_sync, log_in_users_sync
+    from ..probes.http_steps import new_nonce
+    from ..probes.ws_session import with_token, ws_url
+
+    target = sec.params.target
+    users = log_in_users_sync(target.base_url, scenario, count=1)
+    try:
+        if not users.ok:
+            return [*claims, _conversation_not_run(sec, "the test user could not be set up or log in")], data
+        user = users.users[0]
+        url, headers, subprotocols = with_token(
+            ws_url(target.base_url, cs.path, target.ws_base_url), {}, list(cs.subprotocols), scenario.auth, user.token
+        )
+        context = user.context(users.run_id, nonce=new_nonce())
+        result = run_conversation_soak_sync(
+            url, cs.model_copy(update={"subprotocols": subprotocols}), context=context, headers=headers
+        )
+    finally:
+        finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
+    summary = summarize_conversation_soak(result)
+    more = list(conversation_soak_claims(summary, tolerated_rate=scenario.tolerated_failure_rate, section=sec.name))
+    # The user's own teardown and leftovers checks, apart from the soak's (same rule, other ids).
+    prefix = f"{sec.name}.teardown."
+    more += [
+        replace(c, id=c.id.replace(prefix, f"{sec.name}.conversation_teardown.", 1)) for c in finished.claims(sec.name)
+    ]
+    return [*claims, *more], {**data, "conversation_soak": result.to_dict()}
+
+
+def _conversation_not_run(sec: Section, why: str) -> Claim:
+    return sec.claim(
+        "conversation_messages_correct",
+        "Every message of the conversation soak got its correct reply",
+        Status.INCONCLUSIVE,
+        f"the conversation soak did not run: {why}",
+    )
 
 
 def _fixed_soak(sec: Section, soak: Callable[[str], Any] | None = None) -> tuple[list[Claim], dict[str, Any]]:
@@ -294,6 +344,10 @@ def soak_sequentially(
     longest = 0.0
     note = ""
     index = 0
+    # Sessions taken per side: the budget. The crash claim counts only sessions seen to their end
+    # or crash; when none are (every session failed by a message, say), its own count never reaches
+    # the budget, and the soak ran on to its time budget: 65,736 sessions for a budget of 12.
+    taken = {"candidate": 0, "baseline": 0}
     while not (crash.done and complete.done and (fix is None or fix.done)):
         round_start = clock() - start
         sides = ["candidate"] + (["baseline"] if fix is not None and not fix.done else [])
@@ -311,11 +365,19 @@ def soak_sequentially(
             b = got["baseline"].aggregate
             fix = update(fix, FixRound(b.crashes, b.observed, c.crashes, c.observed), elapsed_s=elapsed)
         index += 1
+        for side in got:
+            taken[side] += got[side].aggregate.sessions
         if any(got[side].aggregate.sessions == 0 for side in got):
             empty = ", ".join(side for side in got if got[side].aggregate.sessions == 0)
             note = f"round {index} ran no session on the {empty} target: the soak stopped"
             crash, complete = halt(crash), halt(complete)
             fix = None if fix is None else halt(fix)
+            break
+        spent = [side for side in got if taken[side] >= max_sessions]
+        if spent and not (crash.done and complete.done and (fix is None or fix.done)):
+            note = f"the budget of {max_sessions} sessions per side is spent ({', '.join(spent)})"
+            crash, complete = halt(crash, StopReason.SAMPLE_BUDGET), halt(complete, StopReason.SAMPLE_BUDGET)
+            fix = None if fix is None else halt(fix, StopReason.SAMPLE_BUDGET)
             break
         note = round_would_overrun(elapsed, longest, max_seconds)
         if note and not (crash.done and complete.done and (fix is None or fix.done)):
