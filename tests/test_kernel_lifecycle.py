@@ -113,3 +113,21 @@ def test_a_kernel_starts_when_another_process_takes_a_port_it_was_offered(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ran 42" in json.dumps(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs)
+
+
+def test_a_notebook_runs_in_a_process_whose_earlier_run_stopped_every_kernel(tmp_path: Path) -> None:
+    # An interrupted or failed run stops every kernel (and kills any that start while it stops). A
+    # report rendered later in the same process (a notebook, a test) got its kernel killed at start.
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": KERNELSPEC})
+    nb.cells = [nbformat.v4.new_code_cell("print('ran', 6 * 7)")]
+    nbformat.write(nb, tmp_path / "nb.ipynb")
+    script = (
+        "import sys, pathlib\n"
+        "from stability_lib.execution.notebooks import execute_notebook, stop_all_kernels\n"
+        "stop_all_kernels()  # what a run's failure path does\n"
+        "t = pathlib.Path(sys.argv[1])\n"
+        "execute_notebook(t / 'nb.ipynb', t / 'out.ipynb', {}, cwd=t, timeout_s=60)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ran 42" in json.dumps(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs)

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from support import run_cli
 
-from stability_lib.execution.kernels import tracked_kernel_manager
+from stability_lib.execution.kernels import socket_file_kernel_manager
 from stability_lib.execution.notebooks import ensure_kernelspec, execute_notebook, notebooks_dir
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def _run_as_jupyterlab(source: Path, cwd: Path, timeout_s: float = 300) -> nbfor
         kernel_name=ensure_kernelspec(),
         # Socket files, not TCP ports, as in our runs: a port offered to a kernel can be taken by a
         # parallel test before the kernel binds it (JupyterLab's own choice is not what is tested).
-        kernel_manager_class=tracked_kernel_manager(),
+        kernel_manager_class=socket_file_kernel_manager(),
         timeout=timeout_s,
         skip_cells_with_tag="--run-every-cell--",
         resources={"metadata": {"path": str(cwd)}},

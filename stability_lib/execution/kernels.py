@@ -41,6 +41,7 @@ __all__ = [
     "leave_report_kernel",
     "papermill_engine",
     "stop_all_kernels",
+    "socket_file_kernel_manager",
     "take_report_kernel",
     "tracked_kernel_manager",
 ]
@@ -143,12 +144,12 @@ def _ipc_prefix() -> str:
 
 
 @cache
-def tracked_kernel_manager() -> type:
-    """nbclient's kernel manager, registered while its kernel lives so an interrupt can kill it.
-    Built on first use: the command line starts without importing jupyter_client."""
+def socket_file_kernel_manager() -> type:
+    """jupyter_client's kernel manager over socket files (``ipc``) instead of TCP ports (see the
+    module's docstring). Built on first use: the command line starts without importing jupyter_client."""
     from jupyter_client.manager import AsyncKernelManager
 
-    class TrackedKernelManager(AsyncKernelManager):
+    class SocketFileKernelManager(AsyncKernelManager):
         def __init__(self, **kw: Any) -> None:
             kw.setdefault("transport", "ipc")
             super().__init__(**kw)
@@ -157,6 +158,17 @@ def tracked_kernel_manager() -> type:
                 # each process's cwd, and the kernel runs in the notebook's folder, not ours.
                 self.ip = _ipc_prefix()
 
+    return SocketFileKernelManager
+
+
+@cache
+def tracked_kernel_manager() -> type:
+    """nbclient's kernel manager, over socket files, registered while its kernel lives so an
+    interrupt can kill it."""
+
+    base: Any = socket_file_kernel_manager()
+
+    class TrackedKernelManager(base):  # base: a class built at run time (Any to mypy)
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             await super()._async_launch_kernel(kernel_cmd, **kw)
             KERNELS.add(self)
@@ -169,7 +181,7 @@ def tracked_kernel_manager() -> type:
             if not self.shutting_down:
                 await super()._async_interrupt_kernel()
 
-        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             try:
                 await super().shutdown_kernel(now=now, restart=restart)
             finally:

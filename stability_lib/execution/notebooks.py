@@ -227,6 +227,10 @@ def execute_notebook(
     else the warm kernel a run left in ``cwd`` for its report, else a new one."""
     import papermill
 
+    if kernels is None:
+        # New work of its own (a report rendered after a run, in the same process): a run that
+        # stopped every kernel before must not make this one die at start.
+        KERNELS.reset()
     km = kernels.take() if kernels is not None else take_report_kernel(cwd)
     if km is not None:
         KERNELS.running_a_notebook(km)  # an interrupt lets its cells stop before it is killed
