@@ -132,11 +132,7 @@ class ExpectItem(_Strict):
         why = _never_matches(pairs + checks)
         if why:
             raise ValueError(why)
-        for var, path in self.capture.items():
-            try:
-                parse_path(path)
-            except ValueError as exc:
-                raise ValueError(f"capture[{var!r}]: {exc}") from None
+        check_capture_paths(self.capture)
         return self
 
     def label(self) -> str:
@@ -509,3 +505,12 @@ class ConversationSoakConfig(_Strict):
         )
         used |= template_placeholders([rule.match for rule in self.fail_on])
         return used - SOAK_MESSAGE_PLACEHOLDERS
+
+
+def check_capture_paths(capture: Mapping[str, str | Sequence[str]]) -> None:
+    """Every ``capture`` value is a dotted path that parses; ValueError naming the variable if not."""
+    for var, path in capture.items():
+        try:
+            parse_path(path)
+        except ValueError as exc:
+            raise ValueError(f"capture[{var!r}]: {exc}") from None
