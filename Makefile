@@ -52,12 +52,11 @@ lint: setup-test
 # Two phases: everything in parallel on 2 workers, then the latency-measuring tests alone
 # (a performance comparison run next to other tests would measure the tests).
 # pytest exit 5 means "no tests collected": that is a failure here, never a green run.
-# loadgroup: the tests of a module that shares one costly fixture (a rendered report) run on one worker.
 # make test leaves out the extended tests (under 10 minutes on 2 cores); make test-all runs everything.
 TEST_SELECT ?= and not extended
 
 test: setup-test lint
-	@$(VENV)/bin/pytest -n 2 --dist loadgroup -q -p no:cacheprovider -m "not perf $(TEST_SELECT)"; rc=$$?; \
+	@$(VENV)/bin/pytest -n 2 -q -p no:cacheprovider -m "not perf $(TEST_SELECT)"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "perf $(TEST_SELECT)"; rc2=$$?; \
 	if [ $$rc2 -eq 5 ]; then echo "pytest collected no perf tests: failing"; exit 1; fi; \

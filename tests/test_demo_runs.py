@@ -105,6 +105,7 @@ def test_few_samples_are_inconclusive_never_no_regression(tmp_path: Path) -> Non
     assert all("budget of 6 samples per side reached" in c["statistic"] for c in perf)
 
 
+@pytest.mark.extended  # tests/test_secret_leaks.py plants secrets in every place of a run, in every encoding
 def test_a_secret_from_the_environment_reaches_no_file_of_the_run(tmp_path: Path) -> None:
     secret = "s3cret-Marker-7f1c2b9e"
     out = tmp_path / "run"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from stability_lib import Claim, EvidenceRef, SectionResult, Status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]  # one worker renders the report once
+pytestmark = pytest.mark.slow
 
 PAYLOAD = "<script>document.body.setAttribute('data-pwned','1')</script><img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
 
@@ -101,13 +100,15 @@ def make_run(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="stability-report-test-"))
-    run = make_run(root)
-    proc = run_cli(["report", str(run)])
-    assert proc.returncode == 1, proc.stdout + proc.stderr  # a required FAIL
-    yield run
-    shutil.rmtree(root, ignore_errors=True)
+def rendered(shared_dir: Path) -> Path:
+    """The rendered run, made once per session and only read by the tests (both workers)."""
+    from conftest import built_once
+
+    def build(root: Path) -> None:
+        proc = run_cli(["report", str(make_run(root))])
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # a required FAIL
+
+    return built_once(shared_dir, "report-run", build) / "run"
 
 
 def test_every_status_reaches_html_pdf_and_summary(rendered: Path) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ from stability_lib.stats.fixes import compare_failure_rates
 from stability_lib.stats.performance import compare_samples
 from stability_lib.stats.rates import rate_estimate
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report-layout")]  # one worker renders the runs once
+pytestmark = pytest.mark.slow
 
 # The demo report was 22 A4 pages before issue 15 (24 with a slow machine's INCONCLUSIVE performance
 # section); after it, 15 on that same run. The bound leaves room for a longer failure list, not for a regression.
@@ -204,12 +202,20 @@ def _render(run: Path, expected_exit: int) -> Path:
     return run
 
 
+KINDS = (("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 2))
+
+
 @pytest.fixture(scope="module")
-def runs() -> Iterator[dict[str, Path]]:
-    root = Path(tempfile.mkdtemp(prefix="stability-layout-test-"))
-    made = {kind: _render(make_run(root, kind), code) for kind, code in (("PASS", 0), ("FAIL", 1), ("INCONCLUSIVE", 2))}
-    yield made
-    shutil.rmtree(root, ignore_errors=True)
+def runs(shared_dir: Path) -> dict[str, Path]:
+    """The three rendered runs, made once per session and only read by the tests (both workers)."""
+    from conftest import built_once
+
+    def build(root: Path) -> None:
+        for kind, code in KINDS:
+            _render(make_run(root, kind), code)
+
+    root = built_once(shared_dir, "layout-runs", build)
+    return {kind: root / kind for kind, _ in KINDS}
 
 
 # ---------------------------------------------------------------- layout, measured in Chromium
