@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 __all__ = ["run_sync", "run_loop", "event_loop_name", "CANCEL_GRACE_S", "EVENT_LOOP_ENV"]
 
 T = TypeVar("T")
-CANCEL_GRACE_S = 5.0  # after Ctrl-C, how long the caller waits for the cancelled coroutine to finish
+CANCEL_GRACE_S = 8.0  # after Ctrl-C, how long the caller waits for the cancelled coroutine to finish
 EVENT_LOOP_ENV = "STABILITY_EVENT_LOOP"  # asyncio | uvloop; unset: uvloop when installed
 
 

@@ -51,6 +51,10 @@ __all__ = [
 T = TypeVar("T")
 _SLACK_S = 5.0  # extra time before the soak's hard deadline cancels stragglers
 _CANCEL_WAIT_S = 2.0  # on cancellation (Ctrl-C), how long the soak waits for its sessions to drop their sockets
+# ... and with finally steps, for those to close what the sessions opened on the target (2 s was too
+# short on a loaded CI machine: a session was left on the service). Below aio.CANCEL_GRACE_S, which
+# is below the run's execution.notebooks.TEARDOWN_GRACE_S.
+_CANCEL_WAIT_FINALLY_S = 6.0
 SETUP_CONCURRENCY = 8  # users registered/logged in at once: users.count may be large
 _FD_HEADROOM = 256  # open files beyond the soak's sockets: setup clients, logs, a kernel's own
 
@@ -339,7 +343,7 @@ async def run_soak(
             # Stopped from outside (Ctrl-C): launch nothing more, cut the open sessions, return soon.
             for task in tasks:
                 task.cancel()
-            await asyncio.wait(tasks, timeout=_CANCEL_WAIT_S)
+            await asyncio.wait(tasks, timeout=_CANCEL_WAIT_FINALLY_S if soak.finally_steps else _CANCEL_WAIT_S)
             raise
         if pending:
             stranded = dict(in_flight)
