@@ -24,7 +24,7 @@ from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_te
 from .sessions import SessionRecord
 from .ws_session import run_ws_exchange, ws_url
 
-__all__ = ["StepRun", "TeardownRecord", "run_step", "run_finally", "teardown_claims"]
+__all__ = ["StepRun", "TeardownRecord", "nothing_to_undo", "run_step", "run_finally", "teardown_claims"]
 
 _MAX_LISTED = 50
 
@@ -161,6 +161,17 @@ class TeardownRecord:
         }
 
 
+def nothing_to_undo(step: Any, context: Mapping[str, Any], unit: str, user: str, index: int) -> TeardownRecord | None:
+    """The record of a finally step skipped because a value it needs was never captured (what it
+    would undo was never created), or None when it can run. Shared by both engines' finally loops."""
+    missing = sorted(step.placeholders() - set(context))
+    if not missing:
+        return None
+    return TeardownRecord(
+        unit, user, index, step.name, True, True, f"nothing to undo: {{{missing[0]}}} was never captured"
+    )
+
+
 async def run_finally(
     where: Where, steps: Sequence[HttpStep | WsStep], context: Mapping[str, Any], *, unit: str, index: int
 ) -> list[TeardownRecord]:
@@ -192,19 +203,9 @@ async def _bounded(
     try:
         async with asyncio.timeout(where.scenario.teardown_timeout_s):
             for step in steps:
-                missing = sorted(step.placeholders() - set(context))
-                if missing:
-                    out.append(
-                        TeardownRecord(
-                            unit,
-                            where.user.setup.username,
-                            index,
-                            step.name,
-                            True,
-                            True,
-                            f"nothing to undo: {{{missing[0]}}} was never captured",
-                        )
-                    )
+                skipped = nothing_to_undo(step, context, unit, where.user.setup.username, index)
+                if skipped is not None:
+                    out.append(skipped)
                     continue
                 run = await run_step(where, step, context, compression=None)
                 status = run.http.status if run.http is not None else None

@@ -49,7 +49,7 @@ from ..probes.sessions import (
     cap_text,
     outcome_after_close,
 )
-from ..probes.teardown import TeardownRecord
+from ..probes.teardown import TeardownRecord, nothing_to_undo
 from ..probes.ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
 from ..probes.ws_session import handshake_auth, session_outcome, ws_url
 
@@ -156,19 +156,9 @@ def run_finally_http(
     try:
         with gevent.Timeout(scenario.teardown_timeout_s, TimeoutError):
             for step in steps:
-                missing = sorted(step.placeholders() - set(context))
-                if missing:
-                    out.append(
-                        TeardownRecord(
-                            unit,
-                            name,
-                            index,
-                            step.name,
-                            True,
-                            True,
-                            f"nothing to undo: {{{missing[0]}}} was never captured",
-                        )
-                    )
+                skipped = nothing_to_undo(step, context, unit, name, index)
+                if skipped is not None:
+                    out.append(skipped)
                     continue
                 assert isinstance(step, HttpStep)  # the launcher refuses ws finally steps for this engine
                 try:
