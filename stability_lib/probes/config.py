@@ -8,7 +8,7 @@ on and tune what each one asks of it.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -32,26 +32,14 @@ class _Section(BaseModel):
     enabled: bool = True
 
 
-class WebSocketSectionConfig(_Section):
-    """Soak: many sessions at bounded concurrency (scenario.soak); counts outcomes and close codes."""
+class _LocustOptions(_Section):
+    """Who runs a section's traffic: our own engine, or a headless Locust master and its workers."""
 
-    expect_fix: bool = Field(
-        False,
-        description="The change claims to fix 1011/1006 closes: soak the baseline target too and require the "
-        "candidate's rate to be lower (one-sided Fisher exact test at 5%) and within the tolerated rate.",
-    )
-    sequential: bool = Field(
-        True,
-        description="Soak in rounds and stop as soon as every rate claim is decided (anytime-valid confidence "
-        "sequences), within scenario.soak.sessions per side and scenario.soak.duration_s; false: one fixed soak.",
-    )
-    round_sessions: int | None = Field(
-        None, ge=1, le=5000, description="Sessions per side and round (default 100, at most scenario.soak.sessions)."
-    )
     engine: Literal["own", "locust"] = Field(
         "own",
         description="own: our asyncio engine in the section's process; locust: a headless Locust master and "
-        "locust_workers local worker processes run the soak (one fixed sample of scenario.soak.sessions per side).",
+        "locust_workers local worker processes run it (the soak: one fixed sample of scenario.soak.sessions per "
+        "side; the golden path: each test user taken by one Locust user on some worker).",
     )
     locust_workers: int = Field(2, ge=0, le=64, description="Local Locust worker processes (engine: locust).")
     locust_master_bind: str = Field(
@@ -68,7 +56,7 @@ class WebSocketSectionConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _workers(self) -> WebSocketSectionConfig:
+    def _workers(self) -> Self:
         if self.engine == "locust":
             total = self.expect_workers if self.expect_workers is not None else self.locust_workers
             if total < 1:
@@ -81,7 +69,25 @@ class WebSocketSectionConfig(_Section):
         return self
 
 
-class GoldenPathSectionConfig(_Section):
+class WebSocketSectionConfig(_LocustOptions):
+    """Soak: many sessions at bounded concurrency (scenario.soak); counts outcomes and close codes."""
+
+    expect_fix: bool = Field(
+        False,
+        description="The change claims to fix 1011/1006 closes: soak the baseline target too and require the "
+        "candidate's rate to be lower (one-sided Fisher exact test at 5%) and within the tolerated rate.",
+    )
+    sequential: bool = Field(
+        True,
+        description="Soak in rounds and stop as soon as every rate claim is decided (anytime-valid confidence "
+        "sequences), within scenario.soak.sessions per side and scenario.soak.duration_s; false: one fixed soak.",
+    )
+    round_sessions: int | None = Field(
+        None, ge=1, le=5000, description="Sessions per side and round (default 100, at most scenario.soak.sessions)."
+    )
+
+
+class GoldenPathSectionConfig(_LocustOptions):
     """The golden path for scenario.users.count users at once, scenario.golden_path.repetitions times each."""
 
 
