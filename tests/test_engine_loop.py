@@ -40,6 +40,12 @@ async def _scripted(ws: ServerConnection) -> None:
             await ws.send(json.dumps({"type": "note", "text": "working"}))
             await ws.send(json.dumps({"type": "pong", "content": request["content"]}))
         return
+    if path.startswith("/burst"):  # one reply of many events, written back to back
+        await ws.recv()
+        for name in ("agent_started", *["token"] * 30, "agent_completed", "final_response"):
+            await ws.send(json.dumps({"type": name}))
+        await ws.wait_closed()
+        return
     if path.startswith("/trickle"):
         await ws.recv()
         await ws.send(json.dumps({"type": "agent_started"}))
@@ -281,3 +287,33 @@ def test_a_golden_path_ws_step_offers_deflate_as_the_scenario_says(asked: bool) 
     assert run.ok, run.why
     assert len(offers) == 1
     assert ("permessage-deflate" in offers[0]) is asked
+
+
+@pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is not installed (the speed extra)")
+def test_event_offsets_resolve_events_read_in_one_burst_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvloop's loop.time() is whole milliseconds, read once per loop iteration: timed with it, events read
+    in one burst all had the same offset (a 5 ms span read as 0.0 or 1.0). Offsets come from
+    time.monotonic(), so every event of a burst has its own, later offset, on either kind of step."""
+    monkeypatch.setenv(EVENT_LOOP_ENV, "uvloop")
+    burst_conversation = {
+        "path": "/burst",
+        "conversation": [
+            {"send": {"type": "user_message", "content": "hi {nonce}"}},
+            {"expect": {"match": {"type": "final_response"}}},
+        ],
+        "ignore": [
+            {"match": {"type": "agent_started"}},
+            {"match": {"type": "token"}},
+            {"match": {"type": "agent_completed"}},
+        ],
+        "timeout_s": 5.0,
+    }
+    with server_thread(_scripted) as base:
+        legacy = run_soak_sync(base, _scenario({**LEGACY, "path": "/burst"}, sessions=4, concurrency=2)).records
+        conversation = run_soak_sync(base, _scenario(burst_conversation, sessions=4, concurrency=2)).records
+    for record in (*legacy, *conversation):
+        assert record.outcome.label == "ok", record.outcome.label
+        offsets = record.event_offsets_s
+        assert len(offsets) >= 30, record.event_types
+        assert all(later > earlier for earlier, later in zip(offsets, offsets[1:], strict=False)), offsets
+        assert any(o != round(o, 3) for o in offsets), "offsets are whole milliseconds"

@@ -175,6 +175,9 @@ async def _legacy_exchange(
     event_types, offsets = seen.event_types, seen.offsets
     keep_payloads = seen.capture_bytes > 0
     loop = asyncio.get_running_loop()
+    # Deadlines are on the loop's clock (its timers take them); offsets on time.monotonic(), whose
+    # resolution is the OS's: uvloop's loop.time() is in whole milliseconds, read once per iteration.
+    clock = time.monotonic
     whole_deadline = loop.time() + timeout_s
     deadline = whole_deadline  # the sooner of the whole exchange's and the awaited event's
     sent_at: float | None = None
@@ -190,11 +193,10 @@ async def _legacy_exchange(
             async with wait:
                 if sent_at is None:
                     await ws.send(json.dumps(render_template(step.send, context)))
-                    sent_at = loop.time()
+                    sent_at = clock()
                 while True:
                     raw = await ws.recv()
-                    now = loop.time()
-                    offset = now - sent_at
+                    offset = clock() - sent_at
                     if first_event_s is None:
                         first_event_s = offset
                     event_type = _event_type(raw, key)
@@ -216,7 +218,7 @@ async def _legacy_exchange(
                                 None,
                             )
                         event_timeout = expectation.current_timeout_s
-                    deadline = now + event_timeout
+                    deadline = loop.time() + event_timeout
                     if deadline > whole_deadline:
                         deadline = whole_deadline
                     if deadline < armed:
@@ -230,8 +232,11 @@ async def _legacy_exchange(
 
 async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> None:
     """Run the conversation machine over an open connection until it is done (ConnectionClosed propagates)."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    # The machine's clock is time.monotonic() (fine-grained on every loop; uvloop's loop.time() is whole
+    # milliseconds). Its deadlines go to the loop's timers unchanged: asyncio's loop reads that same clock,
+    # and uvloop's never runs ahead of it, so a timer never fires before the machine's deadline has come.
+    clock = time.monotonic
+    started = clock()
     actions = conv.start(started, subprotocol=ws.subprotocol)
     while True:
         wait = asyncio.timeout(None)
@@ -244,7 +249,7 @@ async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> N
                         if isinstance(action, Send):
                             await ws.send(action.frame.data)
                     if conv.done:
-                        seen.done_at_s = loop.time() - started
+                        seen.done_at_s = clock() - started
                         return
                     # Moved earlier only: a timer that fires before the machine's deadline is a tick that
                     # decides nothing, and the next round re-arms it (no timer re-made per frame).
@@ -253,11 +258,11 @@ async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> N
                         wait.reschedule(deadline)
                     raw = await ws.recv()
                     seen.keep_payload(raw)
-                    actions = conv.receive(Frame.of(raw), loop.time())
+                    actions = conv.receive(Frame.of(raw), clock())
         except TimeoutError:
             if not wait.expired():
                 raise
-            actions = conv.tick(loop.time())
+            actions = conv.tick(clock())
 
 
 def _conversation_record_fields(conv: Conversation, seen: _Observed) -> tuple[float | None, float | None]:
@@ -348,7 +353,7 @@ async def run_ws_exchange(
             outcome = session_outcome(conv.outcome)
     except ConnectionClosed as exc:
         if conv is not None:
-            conv.closed(received_close_code(exc), asyncio.get_running_loop().time())
+            conv.closed(received_close_code(exc), time.monotonic())
         decided = conv.outcome if conv is not None else None
         if decided is None or decided.kind is ConversationOutcomeKind.CLOSED:
             outcome = outcome_for_connection_closed(exc)
