@@ -269,7 +269,7 @@ def test_the_first_rounds_one_off_setup_does_not_end_the_sampling() -> None:
 def test_rounds_pair_runs_next_to_each_other_and_log_users_in_once(tmp_path) -> None:
     from test_golden import demo, demo_scenario
 
-    from stability_lib.probes.perf import collect_interleaved
+    from stability_lib.probes.perf_collect import collect_interleaved
 
     class Target:
         def __init__(self, url: str) -> None:

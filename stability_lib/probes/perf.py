@@ -9,16 +9,13 @@ decided by its confidence sequence (``stats.sequential``) or the budget runs out
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
-import functools
 import math
-import os
 import statistics
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +28,6 @@ __all__ = [
     "PerformanceConfig",
     "SampleRound",
     "SequentialSampling",
-    "collect_interleaved",
     "sample_sequentially",
     "compare_operations",
 ]
@@ -107,219 +103,10 @@ class SampleRound:
     setup_s: float = 0.0  # one-off work inside this round (the section's logins): not what a next round costs
 
 
-def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> Iterator[SampleRound]:
-    """Rounds of paired golden-path runs, endlessly (the caller stops, then closes the generator).
-
-    ``concurrency`` lanes run at once; a lane has one test user per target, registered and logged
-    in once for the whole section (their setup steps are sampled in the first round). A lane takes
-    pairs one after the other: one golden run on every target back to back, the order alternating
-    from pair to pair (A B, B A, ...), so the two runs of a pair are next to each other in time
-    and drift on the machine hits both alike; neither side always goes first. A round is
-    ``samples_per_side`` pairs. In a round's samples of an operation, the i-th baseline value
-    and the i-th candidate value come from the same pair; values whose partner run failed
-    follow after the paired ones."""
-    from .soak import new_run_id
-
-    sides = list(targets)
-    lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
-    run_id, run_start_ns = new_run_id(), time.monotonic_ns()
-    setup_started = time.monotonic()
-    users, setup = _run_timed(lambda: _prepare_lanes(scenario, targets, lanes, run_id))
-    setup_s = time.monotonic() - setup_started
-    first_pair = 0
-    try:
-        while True:
-            pairs = _run_timed(
-                functools.partial(
-                    _run_pairs, scenario, targets, users, first_pair, cfg.samples_per_side, run_id, run_start_ns
-                )
-            )
-            rnd = _round_of(pairs, sides, first_pair, setup if first_pair == 0 else None)
-            yield dataclasses.replace(rnd, setup_s=setup_s) if first_pair == 0 else rnd
-            first_pair += cfg.samples_per_side
-    finally:  # the scenario's per-user teardown, once, after the last round
-        if scenario.teardown:
-            _run_timed(lambda: _teardown_lanes(scenario, targets, users, run_id, run_start_ns))
-
-
 OpSamples = dict[str, list[float]]  # operation -> milliseconds of one golden run
-T = TypeVar("T")
-
-
-def _run_timed(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """``run_blocking`` on asyncio's loop unless STABILITY_EVENT_LOOP says otherwise: WebSocket event
-    offsets are read from ``loop.time()``, which on uvloop has a resolution of 1 ms and is read once
-    per loop iteration (measured: every agent span a whole number of milliseconds, 0.0 when two
-    events were read in one iteration), too coarse to judge a 10% change of a 5 ms span."""
-    from .aio import EVENT_LOOP_ENV
-    from .soak import run_blocking
-
-    if os.environ.get(EVENT_LOOP_ENV, "").strip():
-        return run_blocking(factory)
-    os.environ[EVENT_LOOP_ENV] = "asyncio"
-    try:
-        return run_blocking(factory)
-    finally:
-        os.environ.pop(EVENT_LOOP_ENV, None)
-
-
-async def _prepare_lanes(
-    scenario: Any, targets: Mapping[str, Any], lanes: int, run_id: str
-) -> tuple[dict[str, list[Any]], dict[str, OpSamples]]:
-    """Register and log in ``lanes`` users per target (a few at a time), once for the section.
-    Returns the users per side and, per side, the setup steps' samples."""
-    import asyncio
-
-    from .engine import SETUP_CONCURRENCY, new_http_client, prepare_user
-    from .operations import operation_samples_ms
-    from .scenario import HttpStep
-
-    names = scenario.users.model_copy(update={"count": lanes}).usernames(run_id)
-    setup_steps = [s for s in scenario.setup if isinstance(s, HttpStep)]
-    slots = asyncio.Semaphore(SETUP_CONCURRENCY)
-
-    async def one(side: str, index: int) -> Any:
-        async with slots, new_http_client(targets[side].base_url) as client:
-            return await prepare_user(client, scenario, index, names[index], run_id, setup_steps)
-
-    users = {side: list(await asyncio.gather(*(one(side, i) for i in range(lanes)))) for side in targets}
-    setup: dict[str, OpSamples] = {}
-    for side, prepared in users.items():
-        steps = [{"step": r.name, "ok": r.ok, "duration_s": r.duration_s} for u in prepared for r in u.setup.steps]
-        setup[side] = operation_samples_ms({"samples": steps})
-    return users, setup
-
-
-def _where(scenario: Any, target: Any, client: Any, user: Any, run_id: str, run_start_ns: int) -> Any:
-    from .teardown import Where
-
-    return Where(client, target.base_url, target.ws_base_url, scenario, user, run_id, run_start_ns)
-
-
-async def _one_run(where: Any, rep: int) -> tuple[bool, OpSamples]:
-    """One pass through the golden path's steps (then its finally steps): ok, and its operations' durations."""
-    from .http_steps import new_nonce
-    from .operations import operation_samples_ms
-    from .teardown import run_finally, run_step
-
-    scenario, user = where.scenario, where.user
-    index = user.setup.index
-    context: dict[str, Any] = user.context(
-        where.run_id, nonce=new_nonce(), repetition=rep, session_id=f"{where.run_id}-u{index}-r{rep}"
-    )
-    steps: list[dict[str, Any]] = []
-    sessions: list[dict[str, Any]] = []
-    ok = True
-    try:
-        for step in scenario.golden_path.steps:
-            run = await run_step(where, step, context)
-            if run.ws is not None:
-                sessions.append(run.ws.to_dict())
-            context.update(run.captured)
-            steps.append({"step": step.name, "ok": run.ok, "duration_s": run.duration_s})
-            if not run.ok:
-                ok = False
-                break
-    finally:  # pass, fail or cancel: undo what the run created
-        await run_finally(where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
-    return ok, operation_samples_ms({"samples": steps, "runs": [{"ok": ok, "ws_sessions": sessions}]})
 
 
 PairResult = dict[str, tuple[bool, OpSamples]]  # side -> (run ok, its operations' durations)
-
-
-async def _run_pairs(
-    scenario: Any,
-    targets: Mapping[str, Any],
-    users: Mapping[str, list[Any]],
-    first: int,
-    count: int,
-    run_id: str,
-    run_start_ns: int,
-) -> dict[int, PairResult]:
-    """Pairs ``first`` .. ``first + count - 1``, spread over the lanes (each lane one pair at a time)."""
-    import asyncio
-    from contextlib import AsyncExitStack
-
-    from .engine import new_http_client
-
-    sides = list(targets)
-    lanes = len(next(iter(users.values())))
-    results: dict[int, PairResult] = {}
-    queue = iter(range(first, first + count))
-
-    async def lane(index: int) -> None:
-        async with AsyncExitStack() as stack:
-            wheres = {}
-            for side in sides:
-                client = await stack.enter_async_context(new_http_client(targets[side].base_url))
-                wheres[side] = _where(scenario, targets[side], client, users[side][index], run_id, run_start_ns)
-            for pair in queue:  # shared by the lanes: each pair is taken once
-                order = sides if pair % 2 == 0 else list(reversed(sides))  # ABBA
-                result: PairResult = {}
-                for side in order:
-                    if not users[side][index].setup.ok:  # no user on this side: a failed run, no sample
-                        result[side] = (False, {})
-                        continue
-                    result[side] = await _one_run(wheres[side], pair)
-                results[pair] = result
-
-    await asyncio.gather(*(lane(i) for i in range(lanes)))
-    return results
-
-
-async def _teardown_lanes(
-    scenario: Any, targets: Mapping[str, Any], users: Mapping[str, list[Any]], run_id: str, run_start_ns: int
-) -> None:
-    import asyncio
-
-    from .engine import new_http_client
-    from .http_steps import new_nonce
-    from .teardown import run_finally
-
-    async def one(side: str, user: Any) -> None:
-        if not user.setup.ok:
-            return
-        async with new_http_client(targets[side].base_url) as client:
-            where = _where(scenario, targets[side], client, user, run_id, run_start_ns)
-            context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{user.setup.index}-end")
-            await run_finally(where, scenario.teardown, context, unit="user", index=user.setup.index)
-
-    await asyncio.gather(*(one(side, u) for side, prepared in users.items() for u in prepared))
-
-
-def _round_of(
-    pairs: Mapping[int, PairResult],
-    sides: list[str],
-    first: int,
-    setup: Mapping[str, OpSamples] | None,
-) -> SampleRound:
-    """Per operation, the values of pairs where both runs have one, in pair order (so index i on
-    every side is pair i), then each side's values whose partner is missing."""
-    samples: Samples = {side: {} for side in sides}
-    runs: RunCounts = {side: {"runs": 0, "failed": 0} for side in sides}
-    extras: Samples = {side: {} for side in sides}
-    for pair in sorted(pairs):
-        result = pairs[pair]
-        for side in sides:
-            ok, _ = result[side]
-            runs[side]["runs"] += 1
-            runs[side]["failed"] += 0 if ok else 1
-        for op in sorted({op for side in sides for op in result[side][1]}):
-            per_side = {side: result[side][1].get(op, []) for side in sides}
-            paired = min(len(v) for v in per_side.values())
-            for side, v in per_side.items():
-                samples[side].setdefault(op, []).extend(v[:paired])
-                if len(v) > paired:
-                    extras[side].setdefault(op, []).extend(v[paired:])
-    for side in sides:
-        for op, rest in extras[side].items():
-            samples[side].setdefault(op, []).extend(rest)
-        if setup is not None:
-            for op, durations in setup[side].items():
-                samples[side].setdefault(op, []).extend(durations)
-    order = tuple(sides if first % 2 == 0 else reversed(sides))
-    return SampleRound(samples=samples, runs=runs, order=order)
 
 
 # ---------------------------------------------------------------- sequential sampling (pure but for the clock)

@@ -11,7 +11,8 @@ __all__ = ["performance"]
 
 def performance(sec: Section) -> SectionResult:
     from ..execution.baseline import stored_samples
-    from ..probes.perf import collect_interleaved, compare_operations, sample_sequentially
+    from ..probes.perf import compare_operations, sample_sequentially
+    from ..probes.perf_collect import collect_interleaved
 
     if not sec.enabled:
         return sec.skip("switched off in params")
