@@ -14,21 +14,33 @@ websockets library (protocol object vs. the I/O loop around it)::
 
 Outcome kinds are strings of ``ConversationOutcomeKind``; ``ok``, ``timeout`` and
 ``unexpected_event`` have the names of ``probes.sessions.OutcomeKind``; the others are new.
+The values exchanged (frames, actions, records, outcomes) live in ``probes.conversation_types`` and
+the condition test in ``probes.message_checks``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .conditions import ABSENT, Condition, bytes_holds, holds, json_equal, lookup, lookup_all, parse_path
+from .conditions import ABSENT, Condition, bytes_holds, json_equal, lookup, parse_path
 from .conversation_spec import BinarySend, ExpectItem, MatchRule, StreamSpec, compile_conditions
+from .conversation_types import (
+    Action,
+    Close,
+    ConversationOutcome,
+    ConversationOutcomeKind,
+    Disposition,
+    Frame,
+    FrameRecord,
+    Send,
+)
+from .message_checks import DETAIL_CAP, _cap, check_body, first_failure
 from .scenario import WsStep
 from .templates import TemplateError, render_template
 
@@ -45,113 +57,10 @@ __all__ = [
     "make_ids",
     "first_failure",
     "check_body",
+    "DETAIL_CAP",
 ]
 
 LABEL_CAP = 80
-DETAIL_CAP = 200
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One WebSocket data frame, as received or to be sent."""
-
-    kind: Literal["text", "binary"]
-    data: str | bytes
-
-    @classmethod
-    def of(cls, raw: str | bytes) -> Frame:
-        return cls("binary", bytes(raw)) if isinstance(raw, (bytes, bytearray, memoryview)) else cls("text", raw)
-
-    @property
-    def size(self) -> int:
-        return len(self.data) if isinstance(self.data, bytes) else len(self.data.encode("utf-8", "replace"))
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send this frame now."""
-
-    frame: Frame
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close the connection with this code: the conversation is over."""
-
-    code: int
-
-
-Action = Send | Close
-
-
-class Disposition(str, enum.Enum):
-    """What a received frame did."""
-
-    MATCHED = "matched"  # advanced a stream
-    IGNORED = "ignored"  # an ignore rule, a stream's extra: ignore, or late_replies: ignore took it
-    UNSOLICITED = "unsolicited"  # nobody claimed it and unmatched: ignore
-    FAILED = "failed"  # it ended the conversation
-    AFTER_END = "after_end"  # arrived after the outcome: recorded, changes nothing
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class FrameRecord:
-    """One received frame in the transcript: never the payload, only what it was and what it did."""
-
-    index: int
-    at_s: float
-    kind: str
-    label: str
-    size: int
-    disposition: Disposition
-    sha256: str | None = None  # binary frames only
-    stream: str | None = None
-    item: int | None = None
-    rule: str | None = None
-
-
-class ConversationOutcomeKind(str, enum.Enum):
-    OK = "ok"
-    TIMEOUT = "timeout"
-    UNEXPECTED_EVENT = "unexpected_event"
-    CONTENT_MISMATCH = "content_mismatch"
-    FAILED_BY_MESSAGE = "failed_by_message"
-    SUBPROTOCOL_MISMATCH = "subprotocol_mismatch"
-    BAD_FRAME = "bad_frame"
-    TEMPLATE_ERROR = "template_error"
-    CLOSED = "closed"  # the peer closed first: the engine maps the code with outcome_for_close
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class ConversationOutcome:
-    kind: ConversationOutcomeKind
-    detail: str = ""  # what goes in the parentheses of the label
-    stream: str | None = None
-    item: int | None = None
-    path: str | None = None
-    expected: str | None = None
-    got: str | None = None
-    rule: str | None = None
-    close_code: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind.value}({self.detail})" if self.detail else self.kind.value
-
-    @property
-    def ok(self) -> bool:
-        return self.kind is ConversationOutcomeKind.OK
-
-
-def _cap(text: Any, limit: int = DETAIL_CAP) -> str:
-    out = text if isinstance(text, str) else json.dumps(text, default=str, sort_keys=True)
-    return out if len(out) <= limit else out[: limit - 1] + "\u2026"
 
 
 def make_ids(step: WsStep, salt: str) -> dict[str, str | int]:
@@ -610,41 +519,6 @@ class Conversation:
         for record in self._records:
             out[record.disposition.value] = out.get(record.disposition.value, 0) + 1
         return out
-
-
-def first_failure(
-    compiled: Sequence[tuple[tuple[str, ...], Condition]],
-    raw_paths: Sequence[str],
-    message: Any,
-    context: Mapping[str, Any],
-) -> tuple[str, Any, Any] | None:
-    """The first condition that does not hold on ``message``: (path as written, expected, got), or None.
-
-    Placeholders in the conditions are rendered with ``context``; a ``*`` path must hold for every element.
-    """
-    for (path, cond), raw_path in zip(compiled, raw_paths, strict=False):
-        arg = render_template(cond.arg, context)
-        if cond.op == "exists" and cond.arg is True and "*" in path:
-            values = [v for v in lookup_all(message, path) if v is not ABSENT]
-            if not values:
-                return raw_path, {cond.op: arg}, "absent"
-            continue
-        for value in lookup_all(message, path) if "*" in path else [lookup(message, path)]:
-            if not holds(cond, value, arg):
-                shown = arg if cond.op == "equals" else {cond.op: arg}
-                return raw_path, shown, "absent" if value is ABSENT else value
-    return None
-
-
-def check_body(conditions: Mapping[str, Any], body: Any, context: Mapping[str, Any]) -> str:
-    """``check:`` conditions on a JSON body (HTTP steps, health endpoints): "" when all hold, else why not."""
-    if not conditions:
-        return ""
-    failure = first_failure(compile_conditions(conditions, allow_star=True), list(conditions), body, context)
-    if failure is None:
-        return ""
-    path, expected, got = failure
-    return f"check {path}: expected {_cap(expected, 80)}, got {_cap(got, 80)}"
 
 
 def transcript_frames(lines: Sequence[Mapping[str, Any]]) -> list[tuple[float, Frame]]:
