@@ -49,11 +49,11 @@ from ..probes.sessions import (
     cap_text,
     outcome_after_close,
 )
-from ..probes.teardown import TeardownRecord, nothing_to_undo
+from ..probes.teardown import StepRun, TeardownRecord, nothing_to_undo
 from ..probes.ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
 from ..probes.ws_session import handshake_auth, session_outcome, ws_url
 
-__all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http"]
+__all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http", "run_step"]
 
 
 def _s_since(ns: int) -> float:
@@ -294,11 +294,19 @@ def run_ws_session(
     run_id: str,
     run_start_ns: int,
     captured_into: dict[str, Any] | None = None,
+    capture_bytes: int = 0,
+    golden: bool = False,
 ) -> SessionRecord:
-    """One WebSocket session on gevent; always returns a record (never raises for a service failure)."""
+    """One WebSocket session on gevent; always returns a record (never raises for a service failure).
+
+    ``capture_bytes`` > 0 keeps each received message (capped, secrets redacted) in the record's payloads.
+    ``golden``: a golden-path step (bounded by its own timeout_s, deflate as scenario.permessage_deflate,
+    as ``probes.teardown.run_step``); else a soak session (scenario.soak's step timeout and deflate).
+    """
     soak = scenario.soak
     started_ns = time.monotonic_ns()
-    seen = _Seen(0, user.secrets)
+    seen = _Seen(capture_bytes, user.secrets)
+    deflate = scenario.permessage_deflate if golden else soak.permessage_deflate
 
     def record(outcome: SessionOutcome, **kw: Any) -> SessionRecord:
         return SessionRecord(
@@ -330,14 +338,14 @@ def run_ws_session(
             open_timeout=soak.connect_timeout_s,
             close_timeout=soak.close_timeout_s,
             max_size=soak.max_message_bytes,
-            compression="deflate" if soak.permessage_deflate else None,
+            compression="deflate" if deflate else None,
             proxy=None,
         )
     except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
         return record(outcome_for_connect_error(exc))
     with opened as ws:
         connect_s = _s_since(started_ns)
-        timeout_s = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
+        timeout_s = step.timeout_s if golden or soak.step_timeout_s is None else soak.step_timeout_s
         deadline = time.monotonic() + timeout_s
         close_code: int | None = None
         close_reason = ""
@@ -391,4 +399,55 @@ def run_ws_session(
             close_code=close_code,
             close_reason=close_reason,
             frame_counts=conv.counts() if conv is not None else {},
+            payloads=tuple(seen.payloads),
         )
+
+
+def run_step(
+    client: Any,
+    step: HttpStep | WsStep,
+    context: Mapping[str, Any],
+    *,
+    base_url: str,
+    ws_base_url: str | None,
+    scenario: ScenarioConfig,
+    user: PreparedUser,
+    run_id: str,
+    run_start_ns: int,
+    capture_bytes: int = 0,
+) -> StepRun:
+    """One HTTP or WebSocket step of a golden run on gevent: ``probes.teardown.run_step``'s twin."""
+    started = time.monotonic_ns()
+    try:
+        if isinstance(step, HttpStep):
+            result, captured = run_http_step(
+                client,
+                step,
+                step.name,
+                context,
+                scenario=scenario,
+                token=user.token,
+                secrets=user.secrets,
+                capture_bytes=capture_bytes,
+            )
+            return StepRun(step.name, result.ok, result.error, captured, http=result, duration_s=_s_since(started))
+        captured = {}
+        record = run_ws_session(
+            base_url=base_url,
+            ws_base_url=ws_base_url,
+            step=step,
+            context=context,
+            scenario=scenario,
+            user=user,
+            session_id=str(context.get("session_id", "")),
+            run_id=run_id,
+            run_start_ns=run_start_ns,
+            captured_into=captured,
+            capture_bytes=capture_bytes,
+            golden=True,
+        )
+        ok = record.outcome.is_ok
+        why = "" if ok else record.outcome.label
+        return StepRun(step.name, ok, why, captured, ws=record, duration_s=_s_since(started))
+    except TemplateError as exc:
+        return StepRun(step.name, False, f"template: {exc}", duration_s=_s_since(started))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -36,53 +35,25 @@ from gevent.event import Event  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.clients import HttpSession
 from locust.exception import StopUser
-from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from stability_lib.probes.env_refs import resolve_env
 from stability_lib.probes.http_steps import PreparedUser, new_nonce
 from stability_lib.probes.scenario import HttpStep, ScenarioConfig
 from stability_lib.probes.sessions import SessionOutcome, SessionRecord
 from stability_lib.scale import gevent_steps as steps
+from stability_lib.scale.locust_common import PLAN_ENV, PLAN_WAIT_S, MasterWatch, resources, watch_parent
 
 __all__ = ["StabilitySoakUser", "PLAN_ENV", "resolve_env"]
 
-PLAN_ENV = "STABILITY_LOCUST_PLAN"
 _FLUSH_S = 0.5  # a worker sends its records at least this often
 _FLUSH_RECORDS = 100
-_PLAN_WAIT_S = 30.0
-
-
-def _peak_rss_kib() -> float:
-    """Peak RSS of this process. VmHWM, not ``ru_maxrss``: Linux folds the parent's peak into a child's
-    ``ru_maxrss`` across exec, so a worker started by a 130 MiB process would report 130 MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def _resources() -> dict[str, float]:
-    """This process's peak memory and CPU time so far (for the engine's report and the benchmark)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"max_rss_mib": round(_peak_rss_kib() / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}
-
-
-def _watch_parent() -> None:
-    """Quit when the process that started us is gone (a SIGKILLed launcher leaves no orphan)."""
-    parent = os.getppid()
-    while True:
-        gevent.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(3)
 
 
 # ------------------------------------------------------------------------------------------ master
 
 
-class _Master:
+class _Master(MasterWatch):
     """The master's ledger: leases, records, workers, and when the soak is over."""
 
     def __init__(self, environment: Any, plan: dict[str, Any]) -> None:
@@ -114,7 +85,7 @@ class _Master:
     def on_plan_request(self, environment: Any, msg: Any, **_: Any) -> None:
         node = msg.node_id
         if not self.slots:
-            self.cpu_before = _resources()["cpu_s"]
+            self.cpu_before = resources()["cpu_s"]
         slot = self.slots.setdefault(node, len(self.slots))
         self.leased.setdefault(node, 0)
         self.accounted.setdefault(node, 0)
@@ -156,11 +127,6 @@ class _Master:
         if data.get("resources"):
             self.resources[str(self.slots.get(node, -1))] = data["resources"]
 
-    def missing(self) -> set[str]:
-        runner = self.env.runner
-        gone = {c.id for c in runner.clients.values() if c.state == STATE_MISSING}
-        return gone | {node for node in self.slots if node not in runner.clients}
-
     def over(self) -> bool:
         if not self.slots:
             return False
@@ -171,17 +137,6 @@ class _Master:
             if node not in self.idle or self.accounted.get(node, 0) < self.leased.get(node, 0):
                 return False
         return True
-
-    def watch(self) -> None:
-        while not self.finished:
-            gevent.sleep(0.2)
-            if self.env.runner.state not in (STATE_RUNNING, STATE_SPAWNING):
-                continue  # stopping (the hard deadline, Ctrl-C): workers leaving now are not lost
-            self.lost_nodes |= self.missing()  # seen missing while the soak ran
-            if self.over():
-                self.finish()
-                self.env.runner.quit()
-                return
 
     def finish(self) -> None:
         if self.finished:
@@ -214,7 +169,7 @@ class _Master:
             "users": self.users,
             "teardown": self.teardown,
             "locust_stats": self.locust_stats(),
-            "resources": {"master": {**_resources(), "cpu_s_before_soak": self.cpu_before}, "workers": self.resources},
+            "resources": {"master": {**resources(), "cpu_s_before_soak": self.cpu_before}, "workers": self.resources},
         }
         self.records_file.close()
         self.summary = summary
@@ -224,11 +179,6 @@ class _Master:
         """Locust's own count of the WS sessions and its failures (workers send their stats every few seconds)."""
         stats = self.env.stats.get(self.plan["step"], "WS")
         return {"ws_sessions": int(stats.num_requests), "ws_failures": int(stats.num_failures)}
-
-    def write_summary(self) -> None:
-        tmp = self.summary_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.summary), encoding="utf-8")
-        tmp.replace(self.summary_path)
 
 
 _master: _Master | None = None
@@ -285,10 +235,10 @@ class _Worker:
             self.setup_done.wait()
             return
         self.setting_up = True
-        self.cpu_before = _resources()["cpu_s"]  # imports and start-up: the soak's own CPU is the rest
+        self.cpu_before = resources()["cpu_s"]  # imports and start-up: the soak's own CPU is the rest
         try:
             self.env.runner.send_message("stability_plan_request", {})
-            if not self.plan_ready.wait(_PLAN_WAIT_S) or self.plan is None:
+            if not self.plan_ready.wait(PLAN_WAIT_S) or self.plan is None:
                 raise RuntimeError("no plan from the master")
             plan = self.plan
             scenario = ScenarioConfig.model_validate(resolve_env(plan["scenario"], os.environ, "scenario"))
@@ -334,7 +284,7 @@ class _Worker:
                 assert self.plan is not None
                 want = max(1, int(self.plan["lease"]))
                 self.env.runner.send_message("stability_lease", {"want": want})
-                if not self.lease_ready.wait(_PLAN_WAIT_S) or self.lease is None:
+                if not self.lease_ready.wait(PLAN_WAIT_S) or self.lease is None:
                     self.exhausted = True
                     return None
                 lease = self.lease
@@ -356,7 +306,7 @@ class _Worker:
         if not (self.outbox or self.users_out or self.teardown_out or self.returned or idle):
             return
         data = {
-            "resources": {**_resources(), "cpu_s_before_soak": self.cpu_before} if idle else None,
+            "resources": {**resources(), "cpu_s_before_soak": self.cpu_before} if idle else None,
             "records": self.outbox,
             "users": self.users_out,
             "teardown": self.teardown_out,
@@ -394,7 +344,7 @@ _worker: _Worker | None = None
 @events.init.add_listener
 def _on_init(environment: Any, **_: Any) -> None:
     global _master, _worker
-    gevent.spawn(_watch_parent)
+    gevent.spawn(watch_parent)
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         plan = json.loads(Path(os.environ[PLAN_ENV]).read_text(encoding="utf-8"))
