@@ -1,26 +1,13 @@
 """Trends across stored runs: each check's status and decisive figure run by run, and the steps in a
 figure that are statistically real (``stability history`` and notebooks/history.ipynb).
 
-Pure part: :func:`detect_steps` (numbers in, steps out) and :func:`build_history` (the frames of
-``load_runs`` in, a :class:`History` out) and the HTML fragments. Thin shell: :func:`show_history`
+Pure part: :func:`build_history` (the frames of ``load_runs`` in, a :class:`History` out, with the
+steps :func:`detect_steps` finds) and the HTML fragments. Thin shell: :func:`show_history`
 displays the page in a notebook (notebooks/history.ipynb); :func:`write_history` draws the same page
 in this process and exports it to HTML and PDF with the main report's template and style.
 
-Which change is real (``STEP_RULE_TEXT``)
-    The series is a check's decisive figure (``figure_value``: the median ratio of a performance
-    check, the failure rate of a soak, a count), one value per run, oldest first; runs without the
-    check or without a figure are left out of that series. The step is found and tested as in
-    Pettitt's change-point test (the rank form of asv's step detection): for each split point the
-    Mann-Whitney statistic of the values before against the values after; the split with the largest
-    one is the candidate step. It is real when (1) a permutation test gives p < ``ALPHA``: the same
-    maximum over every split point, on ``PERMUTATIONS`` seeded shuffles of the series, is at least as
-    large in fewer than 1% of them (no distribution is assumed, ties count half); and (2) the median
-    after the step differs from the median before by at least ``MIN_RELATIVE_CHANGE`` of it (any
-    change from 0). Each side of a real step is searched again (binary segmentation), up to
-    ``MAX_STEPS`` per check. A step needs runs on both sides: with 12 runs, 3 runs after a change
-    cannot reach p < 0.01 however large the change, and a single odd run is never a step.
-    Each check is tested at 1%: over 25 checks of pure noise, about one history in four shows a
-    false step somewhere; the run-by-run figures are printed beside it to judge.
+Which change in a figure is real (step detection, ``STEP_RULE_TEXT``) is decided in
+``report.history_steps``; its names are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,10 +15,22 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .history_steps import (
+    ALPHA,
+    MAX_STEPS,
+    MIN_RELATIVE_CHANGE,
+    MIN_SERIES,
+    PERMUTATIONS,
+    SEED,
+    STEP_RULE_TEXT,
+    Step,
+    detect_steps,
+)
+from .history_steps import _midranks as _midranks  # tests import it from here
 
 __all__ = [
     "Step",
@@ -47,35 +46,17 @@ __all__ = [
     "default_runs_dir",
     "step_sentence",
     "STEP_RULE_TEXT",
+    "ALPHA",
+    "PERMUTATIONS",
+    "MIN_RELATIVE_CHANGE",
+    "MAX_STEPS",
+    "MIN_SERIES",
+    "SEED",
 ]
 
-ALPHA = 0.01
-PERMUTATIONS = 1999
-MIN_RELATIVE_CHANGE = 0.05
-MAX_STEPS = 3
-MIN_SERIES = 4  # fewer runs with a figure: no test at all
-SEED = 20261201
-
-STEP_RULE_TEXT = (
-    "A change in a check's figure is marked when it is statistically real: Pettitt's rank change-point "
-    f"test over the per-run figures, p < {ALPHA:g} by {PERMUTATIONS} seeded permutations, and the median "
-    f"after the step at least {MIN_RELATIVE_CHANGE:.0%} away from the median before. The run where the "
-    "new level starts is named. Each check is tested on its own at 1%; a step needs runs on both sides "
-    "(with 12 runs, 3 runs after a change cannot reach 1%), and a single odd run is never a step."
-)
 
 _STATUS_ORDER = ("FAIL", "ERROR", "INCONCLUSIVE", "PASS")
 _SECTIONS = ("health", "suites", "websocket", "golden_path", "isolation", "performance", "contract")
-
-
-@dataclass(frozen=True)
-class Step:
-    """A real change in a series: the new level starts at ``position`` (0-based, in the series)."""
-
-    position: int
-    before: float  # median of the segment before
-    after: float  # median of the segment after
-    p_value: float
 
 
 @dataclass(frozen=True)
@@ -117,70 +98,6 @@ class History:
     @property
     def steps(self) -> list[tuple[CheckTrend, int, Step]]:
         return [(c, i, s) for c in self.checks for i, s in c.steps]
-
-
-# --------------------------------------------------------------------------- step detection (pure)
-
-
-def _pettitt(ranks: Any) -> tuple[Any, Any]:
-    """max_k |U_k| and its argmax for each row of ``ranks`` (shape (m, n)); U_k = 2 W_k - k (n + 1),
-    W_k the rank sum of the first k values: Pettitt's statistic, Mann-Whitney's U centred."""
-    import numpy as np
-
-    n = ranks.shape[1]
-    k = np.arange(1, n)
-    u = np.abs(2.0 * np.cumsum(ranks, axis=1)[:, :-1] - k * (n + 1))
-    return u.max(axis=1), u.argmax(axis=1) + 1
-
-
-def _midranks(x: Any) -> Any:
-    """Ranks 1..n, tied values sharing their mean rank (scipy's rankdata 'average', without scipy)."""
-    import numpy as np
-
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse]
-
-
-def _one_step(values: Sequence[float], rng: Any) -> Step | None:
-    import numpy as np
-
-    n = len(values)
-    if n < MIN_SERIES:
-        return None
-    ranks = _midranks(np.asarray(values, dtype=float))  # ties count half
-    observed, split = _pettitt(ranks[None, :])
-    if observed[0] == 0:
-        return None
-    shuffled = np.argsort(rng.random((PERMUTATIONS, n)), axis=1)
-    null, _ = _pettitt(ranks[shuffled])
-    p = (1 + int((null >= observed[0] - 1e-9).sum())) / (PERMUTATIONS + 1)
-    position = int(split[0])
-    before, after = float(np.median(values[:position])), float(np.median(values[position:]))
-    big_enough = abs(after - before) >= MIN_RELATIVE_CHANGE * abs(before) if before else after != before
-    if p >= ALPHA or not big_enough:
-        return None
-    return Step(position=position, before=before, after=after, p_value=p)
-
-
-def detect_steps(values: Sequence[float], *, seed: int = SEED) -> list[Step]:
-    """The real steps of a series, by position (see the module docstring). Deterministic: seeded."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    found: list[Step] = []
-    segments = [(0, len(values))]
-    while segments and len(found) < MAX_STEPS:
-        start, stop = segments.pop(0)
-        step = _one_step(list(values[start:stop]), rng)
-        if step is None:
-            continue
-        found.append(Step(start + step.position, step.before, step.after, step.p_value))
-        segments += [(start, start + step.position), (start + step.position, stop)]
-    return sorted(found, key=lambda s: s.position)
 
 
 # --------------------------------------------------------------------------- trends from frames (pure)
@@ -362,7 +279,7 @@ def trend_chart(history: History, check: CheckTrend) -> Any:
     """One check's figure across runs: value and interval, tolerance, baseline, steps."""
     import matplotlib.pyplot as plt
 
-    from .views import axis_limits, axis_scale
+    from .charts import axis_limits, axis_scale
 
     fig, ax = plt.subplots(figsize=(7.5, 2.1), dpi=100)
     xs = [i + 1 for i, v in enumerate(check.values) if v is not None]
