@@ -37,8 +37,11 @@ def _count(text: str) -> int:
     return value
 
 
-def _engine_overrides(args: argparse.Namespace) -> list[str]:
-    """``--engine`` and the Locust options as params overrides of the websocket section."""
+_ENGINE_SECTIONS = ("websocket", "golden_path")  # the sections the Locust engine can drive
+
+
+def _engine_overrides(args: argparse.Namespace, enabled: Sequence[str] = _ENGINE_SECTIONS) -> list[str]:
+    """``--engine`` and the Locust options as params overrides of each ``enabled`` section it can drive."""
     out: list[str] = []
     for option, key in (
         ("engine", "engine"),
@@ -48,21 +51,30 @@ def _engine_overrides(args: argparse.Namespace) -> list[str]:
     ):
         value = getattr(args, option)
         if value is not None:
-            out.append(f"sections.websocket.{key}={json.dumps(value)}")
+            out.extend(f"sections.{section}.{key}={json.dumps(value)}" for section in enabled)
     return out
 
 
-def _refuse_engine_without_soak(params: Path, overrides: list[str]) -> None:
-    """The engine options set keys of the websocket section; they must not switch on a soak the params do not ask for."""
+def _engine_sections(params: Path, overrides: list[str]) -> list[str]:
+    """The sections the engine options drive: the websocket soak and the golden path, where enabled. The
+    options must not switch on a section the params do not ask for: none enabled is refused."""
     from .core.errors import ParamsError
     from .execution.params import apply_overrides, read_raw
 
     sections = apply_overrides(read_raw(params), overrides).get("sections") or {}
-    websocket = sections.get("websocket") if isinstance(sections, dict) else None
-    if websocket is None or (isinstance(websocket, dict) and websocket.get("enabled") is False):
+    enabled = [
+        name
+        for name in _ENGINE_SECTIONS
+        if isinstance(sections, dict)
+        and (section := sections.get(name)) is not None
+        and not (isinstance(section, dict) and section.get("enabled") is False)
+    ]
+    if not enabled:
         raise ParamsError(
-            "--engine and the --locust options drive the websocket soak, and the params have none enabled"
+            "--engine and the --locust options drive the websocket soak and the golden path: "
+            "neither the websocket soak nor the golden path is enabled in the params"
         )
+    return enabled
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         choices=["own", "locust"],
         default=None,
-        help="who drives the WebSocket soak: own (default) or locust (a headless Locust master and local workers)",
+        help="who drives the WebSocket soak and the golden path: own (default) or locust (a headless Locust master "
+        "and local workers)",
     )
     run.add_argument(
         "--locust-workers", type=_count, default=None, metavar="N", help="local Locust workers (default 2)"
@@ -204,7 +217,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         engine = _engine_overrides(args)
         if engine:
-            _refuse_engine_without_soak(args.params, args.overrides)
+            engine = _engine_overrides(args, _engine_sections(args.params, args.overrides))
         overrides = [*args.overrides, *engine]
         if args.baseline:  # quoted: a name like 2024-01-01 or "yes" stays a string
             overrides.append(f"sections.performance.stored_baseline={json.dumps(args.baseline)}")

@@ -12,24 +12,29 @@ import pytest
 from pydantic import ValidationError
 
 from stability_lib.cli import _engine_overrides, _parser
-from stability_lib.probes.config import WebSocketSectionConfig
+from stability_lib.probes.config import GoldenPathSectionConfig, WebSocketSectionConfig
 from stability_lib.report import views
 
 
-def test_the_engine_options_become_websocket_section_params() -> None:
+def test_the_engine_options_become_params_of_the_websocket_and_golden_path_sections() -> None:
     args = _parser().parse_args(
         ["run", "p.yaml", "--engine", "locust", "--locust-workers", "3", "--locust-master-bind", "0.0.0.0:5557"]
         + ["--expect-workers", "5"]
     )
-    assert _engine_overrides(args) == [
+    assert _engine_overrides(args, ["websocket"]) == [
         'sections.websocket.engine="locust"',
         "sections.websocket.locust_workers=3",
         'sections.websocket.locust_master_bind="0.0.0.0:5557"',
         "sections.websocket.expect_workers=5",
     ]
+    assert _engine_overrides(args, ["websocket", "golden_path"])[:2] == [
+        'sections.websocket.engine="locust"',
+        'sections.golden_path.engine="locust"',
+    ]
     assert _engine_overrides(_parser().parse_args(["run", "p.yaml"])) == []
 
 
+@pytest.mark.parametrize("config", [WebSocketSectionConfig, GoldenPathSectionConfig])
 @pytest.mark.parametrize(
     ("settings", "reason"),
     [
@@ -39,9 +44,9 @@ def test_the_engine_options_become_websocket_section_params() -> None:
         ({"locust_master_bind": "host:99999"}, "HOST:PORT"),
     ],
 )
-def test_impossible_locust_settings_are_refused(settings: dict, reason: str) -> None:
+def test_impossible_locust_settings_are_refused(config: type, settings: dict, reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
-        WebSocketSectionConfig(engine="locust", **settings)
+        config(engine="locust", **settings)
 
 
 def test_remote_workers_only_are_allowed() -> None:
@@ -71,7 +76,7 @@ def test_the_report_names_the_engine_its_workers_rate_and_losses() -> None:
 def test_our_processes_never_import_locust_or_gevent() -> None:
     code = (
         "import sys, json, stability_lib, stability_lib.scale.launcher, stability_lib.sections.websocket, "
-        "stability_lib.cli\n"
+        "stability_lib.scale.golden_launcher, stability_lib.sections.golden_path, stability_lib.cli\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

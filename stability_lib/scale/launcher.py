@@ -30,19 +30,30 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StabilityError
-from ..probes.http_steps import HttpStepResult, UserSetup
+from ..probes.golden_records import user_setup_from_dict
 from ..probes.scenario import HttpStep, ScenarioConfig
 from ..probes.sessions import SessionRecord, aggregate_sessions
 from ..probes.soak import SoakResult, new_run_id
 from ..probes.teardown import TeardownRecord
 
-__all__ = ["LocustSettings", "LocustRun", "LocustSoak", "run_locust_soak", "LOCUSTFILE", "LocustEngineError"]
+__all__ = [
+    "LocustSettings",
+    "LocustRun",
+    "LocustSoak",
+    "run_locust_soak",
+    "run_locust",
+    "LOCUSTFILE",
+    "LocustEngineError",
+    "last_line",
+    "read_summary",
+]
 
 LOCUSTFILE = Path(__file__).with_name("locust_user.py")
 _PLAN_ENV = "STABILITY_LOCUST_PLAN"  # the same name as locust_user.PLAN_ENV (that module may not be imported here)
 _SLACK_S = 5.0
 _WORKERS_WAIT_S = 30.0  # local workers connect in about 2 s; remote ones are given longer (expect_wait_s)
 _STOP_WAIT_S = 5.0
+REMOTE_WORKERS_WAIT_S = 300.0  # the Locust master waits this long for workers started on other machines
 
 
 class LocustEngineError(StabilityError):
@@ -57,6 +68,18 @@ class LocustSettings:
     master_bind: str = "127.0.0.1:0"  # HOST:PORT; port 0: a free port
     expect_workers: int | None = None  # workers to wait for, local ones included (None: ``workers``)
     expect_wait_s: float = _WORKERS_WAIT_S
+
+    @classmethod
+    def of_section(cls, cfg: Any) -> LocustSettings:
+        """From a section config's Locust options (``probes.config._LocustOptions``): more workers
+        expected than started locally are remote ones, given ``REMOTE_WORKERS_WAIT_S`` to connect."""
+        remote = (cfg.expect_workers or cfg.locust_workers) > cfg.locust_workers
+        return cls(
+            workers=cfg.locust_workers,
+            master_bind=cfg.locust_master_bind,
+            expect_workers=cfg.expect_workers,
+            expect_wait_s=REMOTE_WORKERS_WAIT_S if remote else _WORKERS_WAIT_S,
+        )
 
 
 @dataclass(frozen=True)
@@ -103,8 +126,7 @@ class LocustSoak:
 
 
 def _refuse_unsupported(scenario: ScenarioConfig) -> None:
-    if importlib.util.find_spec("locust") is None:  # looked up, not imported: gevent must stay out of this process
-        raise LocustEngineError("the locust engine needs Locust: pip install 'stability-proof[locust]'")
+    check_locust_installed()
     soak = scenario.soak
     steps = [*(soak.setup or ()), *soak.finally_steps]
     if any(not isinstance(s, HttpStep) for s in steps):
@@ -181,9 +203,7 @@ def run_locust_soak(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("records.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
-    host, port = _bind(settings.master_bind)
-    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - the master's bind, as asked
-    total_workers = settings.expect_workers if settings.expect_workers is not None else settings.workers
+    workers = total_workers(settings)
     users = max(1, min(soak.concurrency, soak.sessions))
     step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
     session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
@@ -196,14 +216,36 @@ def run_locust_soak(
         "ws_base_url": raw_ws_base_url,
         "sessions": soak.sessions,
         "duration_s": soak.duration_s,
-        "workers": total_workers,
-        "lease": max(1, math.ceil(users / total_workers)),
+        "workers": workers,
+        "lease": max(1, math.ceil(users / workers)),
         "step": step.name,
     }
+    procs, elapsed, started_at = run_locust(LOCUSTFILE, plan, users, hard_s, settings, out_dir)
+    return LocustSoak(
+        _soak_result(scenario, run_id, step.name, started_at, out_dir, side),
+        _locust_run(workers, out_dir, elapsed, procs[0].returncode if procs else None),
+        tuple(p.pid for p in procs),
+    )
+
+
+def run_locust(
+    locustfile: Path,
+    plan: Mapping[str, Any],
+    users: int,
+    hard_s: float,
+    settings: LocustSettings,
+    out_dir: Path,
+) -> tuple[list[subprocess.Popen[bytes]], float, str]:
+    """Write ``plan`` to ``out_dir``, start a headless master (``users`` Locust users, at most ``hard_s``)
+    and the local workers on ``locustfile``, wait for the master, stop them all. The processes (all
+    stopped), the seconds it took and when it started."""
+    host, port = _bind(settings.master_bind)
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - the master's bind, as asked
+    total_workers = settings.expect_workers if settings.expect_workers is not None else settings.workers
     plan_path = out_dir / "plan.json"
-    plan_path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+    plan_path.write_text(json.dumps(dict(plan), indent=1), encoding="utf-8")
     env = {**os.environ, _PLAN_ENV: str(plan_path.resolve()), "PYTHONUNBUFFERED": "1"}
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    locust = [sys.executable, "-m", "locust", "-f", str(locustfile)]
     master_cmd = [
         *locust,
         "--master",
@@ -250,15 +292,20 @@ def run_locust_soak(
             master.wait(timeout=settings.expect_wait_s + hard_s + _SLACK_S)
     finally:
         _stop(procs)
-    elapsed = time.monotonic() - t0
-    return LocustSoak(
-        _soak_result(scenario, run_id, step.name, started_at, out_dir, side),
-        _locust_run(total_workers, out_dir, elapsed, procs[0].returncode if procs else None),
-        tuple(p.pid for p in procs),
-    )
+    return procs, time.monotonic() - t0, started_at
 
 
-def _last_line(log: Path, limit: int = 200) -> str:
+def total_workers(settings: LocustSettings) -> int:
+    """Workers the master waits for, local ones included."""
+    return settings.expect_workers if settings.expect_workers is not None else settings.workers
+
+
+def check_locust_installed() -> None:
+    if importlib.util.find_spec("locust") is None:  # looked up, not imported: gevent must stay out of this process
+        raise LocustEngineError("the locust engine needs Locust: pip install 'stability-proof[locust]'")
+
+
+def last_line(log: Path, limit: int = 200) -> str:
     """The master's last words (e.g. Locust's "Gave up waiting for workers"), capped."""
     try:
         with log.open("rb") as fh:
@@ -269,7 +316,7 @@ def _last_line(log: Path, limit: int = 200) -> str:
     return lines[-1][:limit] if lines else ""
 
 
-def _read_summary(out_dir: Path) -> dict[str, Any] | None:
+def read_summary(out_dir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -291,30 +338,12 @@ def _read_records(out_dir: Path) -> list[SessionRecord]:
     return records
 
 
-def _user_setup(raw: Mapping[str, Any]) -> UserSetup:
-    steps = tuple(
-        HttpStepResult(
-            s["name"],
-            s["method"],
-            s["path"],
-            bool(s["ok"]),
-            s.get("status"),
-            float(s.get("duration_s", 0.0)),
-            s.get("error", ""),
-            "",
-            tuple(s.get("captured", ())),
-        )
-        for s in raw.get("steps", ())
-    )
-    return UserSetup(int(raw["index"]), str(raw["username"]), bool(raw["ok"]), str(raw.get("error", "")), steps)
-
-
 def _soak_result(
     scenario: ScenarioConfig, run_id: str, step: str, started_at: str, out_dir: Path, side: str
 ) -> SoakResult:
-    summary = _read_summary(out_dir) or {}
+    summary = read_summary(out_dir) or {}
     records = sorted(_read_records(out_dir), key=lambda r: r.session_id)
-    users = tuple(sorted((_user_setup(u) for u in summary.get("users", ())), key=lambda u: u.index))
+    users = tuple(sorted((user_setup_from_dict(u) for u in summary.get("users", ())), key=lambda u: u.index))
     teardown = tuple(TeardownRecord(**t) for t in summary.get("teardown", ()))
     return SoakResult(
         run_id=run_id,
@@ -337,10 +366,10 @@ def _soak_result(
 
 
 def _locust_run(workers: int, out_dir: Path, elapsed: float, master_rc: int | None) -> LocustRun:
-    summary = _read_summary(out_dir)
+    summary = read_summary(out_dir)
     records = len(_read_records(out_dir))
     if summary is None:
-        said = _last_line(out_dir / "master.log")
+        said = last_line(out_dir / "master.log")
         note = (
             f"the Locust master ended without a summary (exit {master_rc}{': ' + said if said else ''}): "
             f"judged on the {records} sessions reported"

@@ -1,0 +1,148 @@
+"""The golden path on the Locust engine (issue 18): each test user run by a Locust user on one of 2 local
+workers against the sample service on 127.0.0.1, giving the same ``GoldenResult`` (runs, isolation,
+claims) as our own engine; a seeded fault fails it naming the step; no Locust process outlives the run.
+
+Locust is never imported here (it monkey-patches with gevent): the engine runs it in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stability_lib.core.models import Status
+from stability_lib.demo import serve
+from stability_lib.execution.params import resolve_env
+from stability_lib.probes.scenario import ScenarioConfig
+from stability_lib.scale.golden_launcher import LocustGolden, run_locust_golden
+from stability_lib.scale.launcher import LocustSettings
+
+PASSWORD_ENV = "LOCUST_GOLDEN_USER_PASSWORD"
+PASSWORD = "pw-locust-golden-48213"
+
+SCENARIO: dict[str, Any] = {
+    "auth": {
+        "register": {
+            "method": "POST",
+            "path": "/api/auth/register",
+            "body": {"username": "{username}", "password": "{password}"},
+            "expect_status": [201],
+        },
+        "login": {
+            "method": "POST",
+            "path": "/api/auth/login",
+            "body": {"username": "{username}", "password": "{password}"},
+            "expect_status": [200],
+        },
+        "token_path": "access_token",
+        "header_name": "Authorization",
+        "header_format": "Bearer {token}",
+        "ws_token_via": "header",
+    },
+    "users": {"prefix": "lg-user", "password": "${" + PASSWORD_ENV + "}", "count": 3},
+    "golden_path": {
+        "repetitions": 2,
+        "steps": [
+            {
+                "kind": "http",
+                "name": "create_thread",
+                "method": "POST",
+                "path": "/api/threads",
+                "body": {"title": "thread {nonce}"},
+                "expect_status": 201,
+                "capture": {"thread_id": "id"},
+            },
+            {
+                "kind": "ws",
+                "name": "agent_session",
+                "path": "/ws",
+                "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
+                "expect": ["agent_started", "agent_completed"] * 3,
+                "end_event": "final_response",
+                "event_timeout_s": 10,
+                "timeout_s": 20,
+            },
+        ],
+    },
+    "confidence": 0.95,
+}
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)  # the workers inherit it: the plan file holds only ${NAME}
+
+
+def locust_golden(url: str, out: Path) -> LocustGolden:
+    scenario = ScenarioConfig.model_validate(resolve_env(SCENARIO, os.environ, "scenario"))
+    return run_locust_golden(
+        scenario=scenario,
+        raw_scenario=SCENARIO,
+        raw_base_url=url,
+        raw_ws_base_url=None,
+        out_dir=out,
+        settings=LocustSettings(workers=2),
+    )
+
+
+def alive(pids: tuple[int, ...]) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(pid)
+    return found
+
+
+@pytest.mark.slow
+def test_the_golden_path_on_locust_passes_on_the_candidate_with_every_run_and_isolation(tmp_path: Path) -> None:
+    with serve(variant="candidate", seed=1) as url:
+        done = locust_golden(url, tmp_path / "locust")
+    golden, isolation = done.claims()
+    assert golden.status is Status.PASS, golden.statistic
+    assert len(done.result.runs) == 3 * 2 and {r.user for r in done.result.runs} == set(
+        ScenarioConfig.model_validate(resolve_env(SCENARIO, os.environ, "scenario")).users.usernames(done.result.run_id)
+    )
+    assert isolation.status is Status.PASS, isolation.statistic
+    assert {s.step for s in done.result.samples} >= {"create_thread", "agent_session"}
+    engine = done.run.to_dict()
+    assert engine["engine"] == "locust" and engine["workers_seen"] == 2 and engine["runs_seen"] == 6
+    assert engine["rate_per_s"] > 0 and engine["users_lost"] == 0
+    assert not alive(done.processes)
+    # The plan and the evidence on disk hold the password's reference, never its value.
+    for name in ("plan.json", "outcomes.jsonl", "summary.json"):
+        assert PASSWORD not in (tmp_path / "locust" / name).read_text()
+
+
+@pytest.mark.slow
+def test_a_seeded_ws_fault_fails_the_golden_path_on_locust_naming_the_step(tmp_path: Path) -> None:
+    with serve(variant="candidate", faults=["ws_1011_rate=1.0"], seed=1) as url:
+        done = locust_golden(url, tmp_path / "locust")
+    golden, _isolation = done.claims()
+    assert golden.status is Status.FAIL
+    assert golden.details["failed_by_step"] == {"agent_session": 6}
+    assert "0 of 6 runs succeeded" in golden.statistic
+    assert not alive(done.processes)
+
+
+def test_the_engine_options_are_refused_when_neither_the_soak_nor_the_golden_path_is_enabled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stability_lib.cli import _engine_sections, main
+
+    params = tmp_path / "health.yaml"
+    params.write_text("title: t\ntarget: {base_url: 'http://127.0.0.1:9'}\nsections:\n  health: {}\n")
+    assert main(["run", str(params), "--engine", "locust", "--out", str(tmp_path / "run")]) == 3
+    assert "neither the websocket soak nor the golden path is enabled" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    golden_only = tmp_path / "golden.yaml"
+    golden_only.write_text(
+        "title: t\ntarget: {base_url: 'http://127.0.0.1:9'}\nsections:\n  golden_path: {}\n  websocket: {enabled: false}\n"
+    )
+    assert _engine_sections(golden_only, []) == ["golden_path"]
