@@ -8,10 +8,15 @@ Locust is never imported here (it monkey-patches with gevent): the engine runs i
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_locust_engine import PASSWORD, PASSWORD_ENV, processes_of
+from test_locust_engine import SCENARIO as SOAK_SCENARIO
 
 from stability_lib.core.models import Status
 from stability_lib.demo import serve
@@ -20,54 +25,11 @@ from stability_lib.probes.scenario import ScenarioConfig
 from stability_lib.scale.golden_launcher import LocustGolden, run_locust_golden
 from stability_lib.scale.launcher import LocustSettings
 
-PASSWORD_ENV = "LOCUST_GOLDEN_USER_PASSWORD"
-PASSWORD = "pw-locust-golden-48213"
-
+# The soak tests' scenario (auth, users, create_thread then agent_session): 3 users, 2 repetitions each.
 SCENARIO: dict[str, Any] = {
-    "auth": {
-        "register": {
-            "method": "POST",
-            "path": "/api/auth/register",
-            "body": {"username": "{username}", "password": "{password}"},
-            "expect_status": [201],
-        },
-        "login": {
-            "method": "POST",
-            "path": "/api/auth/login",
-            "body": {"username": "{username}", "password": "{password}"},
-            "expect_status": [200],
-        },
-        "token_path": "access_token",
-        "header_name": "Authorization",
-        "header_format": "Bearer {token}",
-        "ws_token_via": "header",
-    },
-    "users": {"prefix": "lg-user", "password": "${" + PASSWORD_ENV + "}", "count": 3},
-    "golden_path": {
-        "repetitions": 2,
-        "steps": [
-            {
-                "kind": "http",
-                "name": "create_thread",
-                "method": "POST",
-                "path": "/api/threads",
-                "body": {"title": "thread {nonce}"},
-                "expect_status": 201,
-                "capture": {"thread_id": "id"},
-            },
-            {
-                "kind": "ws",
-                "name": "agent_session",
-                "path": "/ws",
-                "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
-                "expect": ["agent_started", "agent_completed"] * 3,
-                "end_event": "final_response",
-                "event_timeout_s": 10,
-                "timeout_s": 20,
-            },
-        ],
-    },
-    "confidence": 0.95,
+    **SOAK_SCENARIO,
+    "users": {**SOAK_SCENARIO["users"], "count": 3},
+    "golden_path": {**SOAK_SCENARIO["golden_path"], "repetitions": 2},
 }
 
 
@@ -76,11 +38,11 @@ def _password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)  # the workers inherit it: the plan file holds only ${NAME}
 
 
-def locust_golden(url: str, out: Path) -> LocustGolden:
-    scenario = ScenarioConfig.model_validate(resolve_env(SCENARIO, os.environ, "scenario"))
+def locust_golden(url: str, out: Path, raw: dict[str, Any] = SCENARIO) -> LocustGolden:
+    scenario = ScenarioConfig.model_validate(resolve_env(raw, os.environ, "scenario"))
     return run_locust_golden(
         scenario=scenario,
-        raw_scenario=SCENARIO,
+        raw_scenario=raw,
         raw_base_url=url,
         raw_ws_base_url=None,
         out_dir=out,
@@ -129,6 +91,34 @@ def test_a_seeded_ws_fault_fails_the_golden_path_on_locust_naming_the_step(tmp_p
     assert golden.details["failed_by_step"] == {"agent_session": 6}
     assert "0 of 6 runs succeeded" in golden.statistic
     assert not alive(done.processes)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_its_users_unjudged_and_leaves_no_process(tmp_path: Path) -> None:
+    out = tmp_path / "locust"
+    raw = {**SCENARIO, "users": {**SCENARIO["users"], "count": 4}}
+    got: dict[str, LocustGolden] = {}
+    # Creating a thread takes 1.5 s: each user runs for 3 s or more, so the kill lands mid-run.
+    with serve(variant="candidate", faults=["slow=thread_create:1500"], seed=1) as url:
+        runner = threading.Thread(target=lambda: got.setdefault("done", locust_golden(url, out, raw)))
+        runner.start()
+        leases = out / "leases.jsonl"
+        deadline = time.monotonic() + 60
+        while not (leases.exists() and leases.read_text().count("\n") >= 4) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until every user is leased to a worker
+        workers = [p for p in processes_of(out / "plan.json") if b"--worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    done = got["done"]
+    golden, _isolation = done.claims()
+    lost = len(done.run.users_lost)
+    assert len(done.run.workers_lost) == 1 and 1 <= lost < 4
+    # The users the live worker ran are judged (all their runs passed); the lost ones are named, never a PASS.
+    assert len(done.result.runs) == (4 - lost) * 2 and all(r.ok for r in done.result.runs)
+    assert golden.status is Status.INCONCLUSIVE and f"{lost} user(s) lost" in golden.statistic
+    assert processes_of(out / "plan.json") == []
 
 
 def test_the_engine_options_are_refused_when_neither_the_soak_nor_the_golden_path_is_enabled(

@@ -145,7 +145,7 @@ def run_locust_golden(
     _refuse_unsupported(scenario)
     run_id = run_id or new_run_id()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("outcomes.jsonl", "summary.json"):
+    for name in ("outcomes.jsonl", "leases.jsonl", "summary.json"):
         (out_dir / name).unlink(missing_ok=True)
     workers = total_workers(settings)
     users = scenario.users.count

@@ -83,6 +83,15 @@ class MasterWatch:
                 self.env.runner.quit()
                 return
 
+    def locust_stats(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def on_quitting(self) -> None:
+        """Locust quits (the run is over, its hard deadline, Ctrl-C): the summary, with the workers' last stats."""
+        self.finish()
+        self.summary["locust_stats"] = self.locust_stats()
+        self.write_summary()
+
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
 

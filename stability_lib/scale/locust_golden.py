@@ -61,6 +61,7 @@ class _Master(MasterWatch):
         self.plan = plan
         out = Path(plan["out_dir"])
         self.outcomes_file = (out / "outcomes.jsonl").open("a", encoding="utf-8")
+        self.leases_file = (out / "leases.jsonl").open("a", encoding="utf-8")  # which worker holds which user
         self.summary_path = out / "summary.json"
         self.started = time.monotonic()
         self.next_user = 0
@@ -86,6 +87,8 @@ class _Master(MasterWatch):
             index = self.next_user
             self.next_user += 1
             self.open.setdefault(node, set()).add(index)
+            self.leases_file.write(json.dumps({"user": index, "worker": self.slots.get(node, -1)}) + "\n")
+            self.leases_file.flush()
         reply = {"ticket": msg.data.get("ticket"), "index": index}
         environment.runner.send_message("stability_golden_lease", reply, client_id=node)
 
@@ -116,6 +119,7 @@ class _Master(MasterWatch):
         lost = {self.slots[n]: sorted(self.open.get(n, ())) for n in self.lost_nodes if n in self.slots}
         cut = sorted(i for n, pending in self.open.items() if n not in self.lost_nodes for i in pending)
         self.outcomes_file.close()
+        self.leases_file.close()
         self.summary = {
             "workers_seen": len(self.slots),
             "workers_lost": sorted(lost),
@@ -318,9 +322,7 @@ def _on_init(environment: Any, **_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
     if _master is not None:
-        _master.finish()
-        _master.summary["locust_stats"] = _master.locust_stats()  # with the workers' last stats reports
-        _master.write_summary()
+        _master.on_quitting()
 
 
 class StabilityGoldenUser(User):

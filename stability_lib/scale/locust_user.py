@@ -363,9 +363,7 @@ def _on_init(environment: Any, **_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_: Any) -> None:
     if _master is not None:
-        _master.finish()
-        _master.summary["locust_stats"] = _master.locust_stats()  # with the workers' last stats reports
-        _master.write_summary()
+        _master.on_quitting()
 
 
 class StabilitySoakUser(User):
