@@ -380,6 +380,7 @@ RPC_STEP: dict[str, Any] = {
 class RpcServer:
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
+        self.requests = asyncio.Event()  # set when both requests of a round are in
 
     def select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
         path = urlsplit(connection.request.path).path if connection.request else ""
@@ -401,6 +402,9 @@ class RpcServer:
             pending.append(request)
             if len(pending) < 2:
                 continue
+            self.requests.set()
+            if path == "/rpc-lagging":  # replies are on their way, slowly
+                await asyncio.sleep(0.4)
             await ws.send(json.dumps({"jsonrpc": "2.0", "method": "status", "params": {"status": "idle"}}))
             for req in reversed(pending):  # the second request is answered first
                 if req["method"] == "echo":
@@ -442,6 +446,45 @@ def rpc_exchange(
             return exchange, state
 
     return asyncio.run(main())
+
+
+def cancelled_mid_reply(path: str) -> dict[str, Any]:
+    """Cancel an exchange (Ctrl-C, the soak's deadline) once its requests are in, before any reply;
+    what it captured for the finally steps."""
+
+    async def main() -> dict[str, Any]:
+        captured: dict[str, Any] = {}
+        async with rpc_server() as (base, state):
+            task = asyncio.create_task(
+                run_ws_exchange(
+                    url=ws_url(base, path),
+                    step=WsStep.model_validate({**RPC_STEP, "path": path}),
+                    context={"nonce": "nonce-abc"},
+                    auth=AuthConfig.model_validate({}),
+                    token=None,
+                    session_id="s1",
+                    run_start_ns=time.monotonic_ns(),
+                    connect_timeout_s=2.0,
+                    close_timeout_s=1.0,
+                    run_id="r1",
+                    captured_into=captured,
+                )
+            )
+            await asyncio.wait_for(state.requests.wait(), 5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)  # bounded: a reply that never comes does not hold it
+        return captured
+
+    return asyncio.run(main())
+
+
+def test_cancelled_while_a_reply_to_capture_is_on_its_way_the_exchange_still_captures_it() -> None:
+    # The JSON-RPC service's session.open: the id a finally step needs to close the session comes in
+    # the reply. Cancelled between request and reply, the exchange reads on briefly (sending nothing):
+    # before, the id was lost and Ctrl-C left a session open on the service.
+    assert cancelled_mid_reply("/rpc-lagging") == {"echoed": "hi nonce-abc"}
+    assert cancelled_mid_reply("/rpc-slow") == {}  # the reply to capture never comes: it gives up
 
 
 def test_a_conversation_finds_its_replies_by_id_among_notifications_and_checks_their_content() -> None:

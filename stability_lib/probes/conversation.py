@@ -145,6 +145,15 @@ class Conversation:
         return list(self._records)
 
     @property
+    def awaiting_capture(self) -> bool:
+        """A reply still awaited carries a value to capture: often the id of something a request just
+        created, which a finally step needs to undo it. A driver that is stopped now reads on briefly."""
+        waiting = self._waiting
+        if self.done or waiting is None:
+            return False
+        return any(not state.finished and state.current.capture for state in waiting.streams)
+
+    @property
     def next_deadline(self) -> float | None:
         """The driver calls ``tick`` by then at the latest (None when done)."""
         if self.done or self._started is None:

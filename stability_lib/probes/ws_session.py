@@ -15,6 +15,7 @@ accepts and stays silent ends in a timeout. What the observation *means* is deci
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -265,6 +266,19 @@ async def _drive(ws: ClientConnection, conv: Conversation, seen: _Observed) -> N
             actions = conv.tick(clock())
 
 
+CAPTURE_ON_CANCEL_S = 1.0  # within the soak's wait for its finally steps (_CANCEL_WAIT_FINALLY_S)
+
+
+async def _read_pending_capture(ws: ClientConnection, conv: Conversation) -> None:
+    """Cancelled while a reply with a value to capture is on its way (``session.open`` sent, its id not
+    yet back): read on for up to CAPTURE_ON_CANCEL_S so the finally steps can undo what it created.
+    Sends nothing more. Runs inside the cancelled task: a second cancel ends it at once."""
+    with contextlib.suppress(TimeoutError, ConnectionClosed):
+        async with asyncio.timeout(CAPTURE_ON_CANCEL_S):
+            while conv.awaiting_capture:
+                conv.receive(Frame.of(await ws.recv()), time.monotonic())
+
+
 def _conversation_record_fields(conv: Conversation, seen: _Observed) -> tuple[float | None, float | None]:
     """Fill labels and offsets from the machine's transcript; (first event s, total s when ok)."""
     records = conv.records
@@ -361,8 +375,15 @@ async def run_ws_exchange(
             outcome = session_outcome(decided)
         close_code = received_close_code(exc)  # what the server sent; None when no close frame came
         close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
+    except asyncio.CancelledError:  # Ctrl-C or the soak's deadline: no close wait
+        try:
+            if conv is not None and conv.awaiting_capture:
+                await _read_pending_capture(ws, conv)
+        finally:
+            abort_connection(ws)
+        raise
     except BaseException:
-        abort_connection(ws)  # cancelled (Ctrl-C, the soak's deadline) or a bug: no close wait
+        abort_connection(ws)  # a bug of ours: no close wait
         raise
     finally:
         if captured_into is not None and conv is not None:
