@@ -64,10 +64,23 @@ def alive(pids: tuple[int, ...]) -> list[int]:
 
 @pytest.mark.slow
 def test_the_golden_path_on_locust_passes_on_the_candidate_with_every_run_and_isolation(tmp_path: Path) -> None:
+    read_thread = {"kind": "http", "method": "GET", "path": "/api/threads/{thread_id}", "expect_status": 200}
+    list_threads = {"kind": "http", "method": "GET", "path": "/api/threads", "expect_status": 200}
+    raw = {
+        **SCENARIO,
+        "golden_path": {**SCENARIO["golden_path"], "finally": [{**read_thread, "name": "after_run"}]},
+        "teardown": [{**list_threads, "name": "user_teardown"}],
+        "leftovers": [{**list_threads, "name": "user_leftovers"}],
+    }
     with serve(variant="candidate", seed=1) as url:
-        done = locust_golden(url, tmp_path / "locust")
+        done = locust_golden(url, tmp_path / "locust", raw)
     golden, isolation = done.claims()
     assert golden.status is Status.PASS, golden.statistic
+    # The finally steps after each run, then each user's teardown and leftovers checks, as our own engine.
+    assert sorted((t.unit, t.step) for t in done.result.teardown) == sorted(
+        [("golden_run", "after_run")] * 6 + [("user", "user_teardown")] * 3
+    )
+    assert [c.status for c in done.result.teardown_claims()] == [Status.PASS, Status.PASS]
     assert len(done.result.runs) == 3 * 2 and {r.user for r in done.result.runs} == set(
         ScenarioConfig.model_validate(resolve_env(SCENARIO, os.environ, "scenario")).users.usernames(done.result.run_id)
     )

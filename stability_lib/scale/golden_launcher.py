@@ -21,7 +21,7 @@ from typing import Any
 from ..core.models import Claim, Status
 from ..probes.golden_records import GoldenResult, UserOutcome, assemble_result
 from ..probes.scenario import HttpStep, ScenarioConfig
-from ..probes.soak import new_run_id
+from ..probes.soak import SETUP_CONCURRENCY, new_run_id
 from .launcher import (
     LocustEngineError,
     LocustSettings,
@@ -110,9 +110,11 @@ def _refuse_unsupported(scenario: ScenarioConfig) -> None:
         raise LocustEngineError("the golden path has no steps")
 
 
-def _hard_bound_s(scenario: ScenarioConfig) -> float:
-    """Every user runs at once: one user's setup, repetitions (each step to its timeout, then its finally
-    steps to the teardown timeout), teardown and leftovers checks bound the whole run."""
+def _hard_bound_s(scenario: ScenarioConfig, workers: int) -> float:
+    """Every user runs at once, set up ``SETUP_CONCURRENCY`` at a time per worker: the setup rounds, one
+    user's repetitions (each step to its timeout, then its finally steps to the teardown timeout), its
+    teardown and leftovers checks bound the whole run."""
+    setup_rounds = math.ceil(scenario.users.count / (SETUP_CONCURRENCY * max(1, workers)))
     golden = scenario.golden_path
     soak = scenario.soak
     step_s = sum(
@@ -121,7 +123,7 @@ def _hard_bound_s(scenario: ScenarioConfig) -> float:
     )
     checks_s = sum(s.timeout_s for s in scenario.leftovers)
     return (
-        _SETUP_BOUND_S
+        _SETUP_BOUND_S * setup_rounds
         + golden.repetitions * (step_s + scenario.teardown_timeout_s)
         + (scenario.teardown_timeout_s + checks_s + _SLACK_S)
     )
@@ -158,7 +160,9 @@ def run_locust_golden(
         "users": users,
         "workers": workers,
     }
-    procs, elapsed, started_at = run_locust(GOLDEN_LOCUSTFILE, plan, users, _hard_bound_s(scenario), settings, out_dir)
+    procs, elapsed, started_at = run_locust(
+        GOLDEN_LOCUSTFILE, plan, users, _hard_bound_s(scenario, workers), settings, out_dir
+    )
     outcomes = _read_outcomes(out_dir)
     summary = read_summary(out_dir)
     duration = float(summary.get("elapsed_s", elapsed)) if summary else elapsed
