@@ -1,5 +1,7 @@
 """Run the soak on Locust (I/O, kept thin): start a headless master and N local workers, wait, stop them all.
 
+``run_locust`` (the processes: start, wait, stop) is shared with the golden path (``scale.golden_launcher``).
+
 Never imports locust: the master and the workers are subprocesses (``python -m locust -f
 scale/locust_user.py``), each in its own process group, so gevent's monkey-patching never reaches the
 calling process (a notebook kernel, the ``stability`` command). Every process started here is stopped
