@@ -11,7 +11,7 @@ from stability_lib.core.models import Figure
 from stability_lib.report.figures import figure_text
 from stability_lib.report.frontpage import front_page_html
 from stability_lib.report.render import breakable, evidence_link, params_rows
-from stability_lib.report.views import _forest_chart, axis_limits, axis_scale, section_parts
+from stability_lib.report.views import _engine_parts, _forest_chart, axis_limits, axis_scale, section_parts
 from stability_lib.stats.fixes import compare_failure_rates
 from stability_lib.stats.rates import rate_estimate
 
@@ -143,3 +143,23 @@ def test_identifiers_wrap_at_separators_and_evidence_links_stay_in_the_run() -> 
 def test_params_are_condensed_rows_and_redacted_values_stay_redacted() -> None:
     rows = dict(params_rows({"title": "t", "scenario": {"users": {"password": "***", "prefix": "demo"}}}))
     assert rows["title"] == "t" and "***" in rows["scenario.users"] and "\n" not in rows["scenario.users"]
+
+
+def test_the_engine_table_counts_golden_runs_and_lost_users_for_the_golden_path_and_sessions_for_the_soak() -> None:
+    def engine(**side: object) -> dict:
+        return {
+            "engine": "locust",
+            "sides": {"candidate": {"workers": 2, "workers_seen": 2, "rate_per_s": 3.5, **side}},
+        }
+
+    golden = SectionResult(
+        "golden_path",
+        Status.INCONCLUSIVE,
+        data={"engine": engine(runs_seen=18, users_lost=1, note="1 user lost with worker w2"), "runs": []},
+    )
+    html = "".join(str(p) for p in section_parts(golden))
+    assert "Engine: Locust" in html and "Golden runs seen" in html and "Users lost" in html
+    assert "<td>18</td>" in html and "1 user lost with worker w2" in html
+    assert "Sessions seen" not in html
+    html = "".join(str(p) for p in _engine_parts(engine(sessions_seen=1000, sessions_lost=0)))  # the soak's
+    assert "Sessions seen" in html and "Sessions lost" in html and "<td>1000</td>" in html

@@ -279,34 +279,34 @@ def _conversation_soak_parts(soak: Any) -> list[Part]:
 
 
 def _engine_parts(engine: Any) -> list[Part]:
-    """Which engine ran the soak: Locust with its workers and achieved rate (nothing for our own engine)."""
+    """Which engine ran the soak or the golden path: Locust with its workers and achieved rate (nothing for
+    our own engine). The soak counts sessions; the golden path counts golden runs and the users it lost."""
     if not isinstance(engine, dict) or engine.get("engine") != "locust":
         return []
+    sides = [(side, e) for side, e in (engine.get("sides") or {}).items() if isinstance(e, dict)]
+    golden = any("runs_seen" in e for _, e in sides)
+    unit, lost = ("Golden runs", "users_lost") if golden else ("Sessions", "sessions_lost")
     rows = [
         (
             side,
             e.get("workers"),
             e.get("workers_seen"),
-            e.get("sessions_seen"),
+            e.get("runs_seen" if golden else "sessions_seen"),
             f"{float(e.get('rate_per_s') or 0):.1f}",
-            e.get("sessions_lost"),
+            e.get(lost),
             e.get("note") or "",
         )
-        for side, e in (engine.get("sides") or {}).items()
-        if isinstance(e, dict)
+        for side, e in sides
     ]
-    return [
-        "<h3>Engine: Locust</h3>"
-        + table(
-            ["Target", "Workers", "Workers seen", "Sessions seen", "Sessions per second", "Sessions lost", "Note"], rows
-        )
-    ]
+    headers = ["Target", "Workers", "Workers seen", f"{unit} seen", f"{unit} per second"]
+    headers += ["Users lost" if golden else "Sessions lost", "Note"]
+    return ["<h3>Engine: Locust</h3>" + table(headers, rows)]
 
 
 @register_view("golden_path")
 def _golden_view(result: SectionResult) -> list[Part]:
     durations = result.data.get("durations_ms", {})
-    parts: list[Part] = []
+    parts: list[Part] = _engine_parts(result.data.get("engine"))
     rows = [
         (op, len(v), f"{statistics.median(v):.2f}", f"{sorted(v)[int(0.95 * (len(v) - 1))]:.2f}", f"{max(v):.2f}")
         for op, v in sorted(durations.items())

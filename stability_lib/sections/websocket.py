@@ -150,13 +150,7 @@ def _websocket_locust(sec: Section) -> SectionResult:
     if not params_file.exists():
         return sec.skip("the locust engine runs from `stability run` (no params.yaml in the run directory)")
     raw = read_raw(params_file)
-    remote = (cfg.expect_workers or cfg.locust_workers) > cfg.locust_workers
-    settings = LocustSettings(
-        workers=cfg.locust_workers,
-        master_bind=cfg.locust_master_bind,
-        expect_workers=cfg.expect_workers,
-        expect_wait_s=REMOTE_WORKERS_WAIT_S if remote else LocustSettings.expect_wait_s,
-    )
+    settings = LocustSettings.of_section(cfg)
     scenario = _scenario(sec)
     engines: dict[str, Any] = {}
 
@@ -289,7 +283,6 @@ def _fixed_soak(sec: Section, soak: Callable[[str], Any] | None = None) -> tuple
 
 # ---------------------------------------------------------------- sequential soak
 
-REMOTE_WORKERS_WAIT_S = 300.0  # the Locust master waits this long for workers started on other machines
 ROUND_SESSIONS_DEFAULT = 100  # sessions per side and round: five looks at the demo's 500-session decision
 
 
