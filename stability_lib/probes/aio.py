@@ -68,7 +68,7 @@ def run_sync(coro: Coroutine[Any, Any, T], *, cancel_grace_s: float = CANCEL_GRA
         return run_loop(coro)
     # A kernel already runs a loop in this thread: run ours in a fresh thread.
     box: dict[str, Any] = {}
-    started = threading.Event()
+    started, finished = threading.Event(), threading.Event()
     running: dict[str, Any] = {}
 
     async def main() -> T:
@@ -83,19 +83,23 @@ def run_sync(coro: Coroutine[Any, Any, T], *, cancel_grace_s: float = CANCEL_GRA
             box["error"] = exc
         finally:
             started.set()
+            finished.set()
 
-    thread = threading.Thread(target=target, name="stability-run-sync", daemon=True)
-    thread.start()
+    # Waits are on our own event, never Thread.join: on Python 3.11 a KeyboardInterrupt inside
+    # join(timeout) marks the thread stopped while it still runs, and every later join returns at
+    # once; the grace below would then be skipped, and a kernel killed after the interrupted cell
+    # would cut the work's finally steps (a soak's teardown) short.
+    threading.Thread(target=target, name="stability-run-sync", daemon=True).start()
     try:
-        while thread.is_alive():
-            thread.join(0.5)  # short waits: the interrupt is delivered between them on every platform
+        while not finished.wait(0.5):  # short waits: the interrupt is delivered between them on every platform
+            pass
     except BaseException:  # KeyboardInterrupt, SystemExit: stop the work, then let the interrupt through
         started.wait(cancel_grace_s)
         loop, task = running.get("loop"), running.get("task")
         if loop is not None and task is not None:
             with contextlib.suppress(RuntimeError):  # the loop already closed: the work is over
                 loop.call_soon_threadsafe(task.cancel)
-        thread.join(cancel_grace_s)
+        finished.wait(cancel_grace_s)
         raise
     if "error" in box:
         raise box["error"]
