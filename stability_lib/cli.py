@@ -40,6 +40,20 @@ def _count(text: str) -> int:
 _ENGINE_SECTIONS = ("websocket", "golden_path")  # the sections the Locust engine can drive
 
 
+def _add_format_options(command: argparse.ArgumentParser) -> None:
+    """``--format pdf|html`` and ``--no-pdf``: what the report is exported to (HTML only needs no Chromium)."""
+    command.add_argument(
+        "--format",
+        dest="report_format",
+        default="pdf",
+        choices=["pdf", "html"],
+        help="pdf (default): HTML and PDF; html: HTML only, no Chromium needed",
+    )
+    command.add_argument(
+        "--no-pdf", dest="report_format", action="store_const", const="html", help="same as --format html"
+    )
+
+
 def _engine_overrides(args: argparse.Namespace, enabled: Sequence[str] = _ENGINE_SECTIONS) -> list[str]:
     """``--engine`` and the Locust options as params overrides of each ``enabled`` section it can drive."""
     out: list[str] = []
@@ -105,14 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers", type=_workers, default=None, help="notebooks executed at once, 1-8 (default from params: 2)"
     )
-    run.add_argument(
-        "--format",
-        dest="report_format",
-        default="pdf",
-        choices=["pdf", "html"],
-        help="pdf (default): HTML and PDF; html: HTML only, no Chromium needed",
-    )
-    run.add_argument("--no-pdf", dest="report_format", action="store_const", const="html", help="same as --format html")
+    _add_format_options(run)
     run.add_argument(
         "--engine",
         choices=["own", "locust"],
@@ -146,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     demo.add_argument("--out", type=Path, default=None)
     demo.add_argument("--params", type=Path, default=None, help="params file (default params/demo.yaml)")
+    _add_format_options(demo)
 
     report = sub.add_parser("report", help="re-render the report of a stored run (touches no target)")
     report.add_argument("run_dir", type=Path)
@@ -237,6 +245,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             out=args.out,
             params_file=args.params,
+            pdf=args.report_format == "pdf",
         )
     if args.command == "report":
         from ._pipeline import render_report

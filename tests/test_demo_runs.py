@@ -56,6 +56,7 @@ def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> No
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--baseline-variant",
             "candidate",
             "--fault",
@@ -67,6 +68,10 @@ def test_a_slowdown_is_a_regression_on_that_operation_only(tmp_path: Path) -> No
             "sections.performance.operations=['step:*', 'agent_session:agent#*']",
             "--set",
             "sections.performance.samples_per_side=10",
+            # The slowed step decides within a few rounds; the others need not decide (INCONCLUSIVE is
+            # fine here, a REGRESSION is not), so they get 12 s of sampling instead of the demo's 30.
+            "--set",
+            "sections.performance.max_seconds=12",
         ]
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -87,6 +92,7 @@ def test_few_samples_are_inconclusive_never_no_regression(tmp_path: Path) -> Non
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--baseline-variant",
             "candidate",
             "--out",
@@ -139,6 +145,7 @@ def test_a_stored_baseline_is_saved_and_compared_with(tmp_path: Path) -> None:
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--baseline-variant",
             "candidate",
             "--out",
@@ -156,6 +163,7 @@ def test_a_stored_baseline_is_saved_and_compared_with(tmp_path: Path) -> None:
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--out",
             str(second),
             *PERF_ONLY,
@@ -186,6 +194,7 @@ def test_a_changed_websocket_event_breaks_the_message_contract_only(tmp_path: Pa
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--baseline-variant",
             "candidate",
             "--fault",
@@ -198,6 +207,7 @@ def test_a_changed_websocket_event_breaks_the_message_contract_only(tmp_path: Pa
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = claims(out)
     assert found["contract.ws_message_contract"]["status"] == "FAIL"
+    assert (out / "report.html").is_file() and not (out / "report.pdf").exists()  # --no-pdf: HTML only
     assert found["contract.no_breaking_api_changes"]["status"] == "PASS"
     changes = json.loads((out / "evidence" / "contract.json").read_text())["data"]["ws"]["changes"]
     assert {(c["level"], c["location"].split("/")[-1]) for c in changes} >= {("ERR", "duration_ms"), ("ERR", "step")}
@@ -205,7 +215,7 @@ def test_a_changed_websocket_event_breaks_the_message_contract_only(tmp_path: Pa
 
 def test_a_candidate_that_still_closes_with_1011_is_not_fixed(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli(["demo", "--variant", "baseline", "--out", str(out), *only("websocket")])
+    proc = run_cli(["demo", "--no-pdf", "--variant", "baseline", "--out", str(out), *only("websocket")])
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = claims(out)
     assert found["websocket.fix_works"]["status"] == "FAIL"
@@ -220,6 +230,7 @@ def test_a_narrowed_database_column_breaks_the_schema_check(tmp_path: Path) -> N
     proc = run_cli(
         [
             "demo",
+            "--no-pdf",
             "--baseline-variant",
             "candidate",
             "--fault",

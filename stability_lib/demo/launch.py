@@ -148,6 +148,7 @@ def run_demo(
     overrides: Sequence[str] = (),
     out: Path | None = None,
     params_file: Path | None = None,
+    pdf: bool = True,
 ) -> int:
     from .._pipeline import run
 
@@ -160,7 +161,7 @@ def run_demo(
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            outcome = run(params_file, overrides=list(overrides), out=out)
+            outcome = run(params_file, overrides=list(overrides), out=out, pdf=pdf)
         finally:
             for k, v in saved.items():
                 if v is None:
