@@ -113,10 +113,15 @@ def test_ctrl_c_mid_soak_runs_the_finally_steps_and_leaves_nothing_on_the_servic
             args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         try:
-            deadline = time.monotonic() + 120
-            while proc.poll() is None and time.monotonic() < deadline and service.resources()["sessions"] < 2:
+            deadline, open_sessions = time.monotonic() + 120, 0
+            # Sessions open and close all the time: the count is judged as read, never read again.
+            while proc.poll() is None and time.monotonic() < deadline and open_sessions < 2:
                 time.sleep(0.1)
-            assert service.resources()["sessions"] >= 2, "the soak never got under way"
+                open_sessions = service.resources()["sessions"]
+            if proc.poll() is not None:  # the run ended on its own: say how
+                out, err = proc.communicate()
+                raise AssertionError(f"the run ended before the soak got under way: {out[-3000:]} {err[-3000:]}")
+            assert open_sessions >= 2, "the soak never got under way"
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends (the foreground group)
             _, stderr = proc.communicate(timeout=60)
         finally:

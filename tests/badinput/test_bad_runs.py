@@ -159,14 +159,14 @@ def test_sigterm_on_the_demo_stops_both_services_and_every_kernel(tmp_path: Path
     """Issue 11, item 9: SIGTERM on `stability demo` left both sample services and kernel files behind."""
 
     def terminate(proc: subprocess.Popen[bytes]) -> None:
-        time.sleep(15)
+        time.sleep(6)  # mid-run: the sections take over 10 s on this machine even when idle
         os.kill(proc.pid, signal.SIGTERM)
 
     outcome = run_stability(
-        ["demo", "--out", tmp_path / "run", "--set", "sections.performance.enabled=false"],
+        ["demo", "--out", tmp_path / "run", "--set", "sections.performance.enabled=false", "--no-pdf"],
         cwd=tmp_path,
         timeout_s=180,
         on_start=terminate,
     )
     assert_bad_input_outcome(outcome, {EXIT_INCONCLUSIVE, EXIT_COULD_NOT_RUN})
-    assert outcome.seconds - 15 < 30, outcome.describe()
+    assert outcome.seconds - 6 < 30, outcome.describe()
