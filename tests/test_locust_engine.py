@@ -140,6 +140,7 @@ target:
   base_url: ${TARGET_URL}
 sections:
   websocket: {}
+  golden_path: {}
 scenario: %s
 """
 
@@ -164,8 +165,14 @@ def test_clean_candidate_passes_with_two_workers_and_the_report_names_the_engine
     assert candidate["aggregate"]["sessions"] == 300 and len(candidate["records"]) == 300
     assert {r["outcome"]["kind"] for r in candidate["records"]} == {"ok"}
     assert all(u["ok"] for u in candidate["users"]) and len(candidate["users"]) == 4
+    # --engine locust drives the golden path too: every user's runs, judged as our own engine's
+    golden = json.loads((out / "evidence" / "golden_path.json").read_text())
+    assert {c["id"]: c["status"] for c in golden["claims"]}["golden_path.succeeds_for_every_user"] == "PASS"
+    golden_engine = golden["data"]["engine"]["sides"]["candidate"]
+    assert golden_engine["workers_seen"] == 2 and golden_engine["users_lost"] == 0
+    assert golden_engine["runs_seen"] == len(golden["data"]["runs"]) > 4
     html = (out / "report.html").read_text()
-    assert "Engine: Locust" in html and "Sessions per second" in html
+    assert "Engine: Locust" in html and "Sessions per second" in html and "Golden runs per second" in html
     plan = out / "locust" / "candidate" / "plan.json"
     assert PASSWORD not in plan.read_text() and "${" + PASSWORD_ENV + "}" in plan.read_text()
     assert processes_of(plan) == []
