@@ -37,7 +37,7 @@ def _count(text: str) -> int:
     return value
 
 
-_ENGINE_SECTIONS = ("websocket", "golden_path")  # the sections the Locust engine can drive
+_ENGINE_SECTIONS = ("websocket", "golden_path", "isolation")  # the sections the Locust engine can drive
 
 
 def _add_format_options(command: argparse.ArgumentParser) -> None:
@@ -70,8 +70,8 @@ def _engine_overrides(args: argparse.Namespace, enabled: Sequence[str] = _ENGINE
 
 
 def _engine_sections(params: Path, overrides: list[str]) -> list[str]:
-    """The sections the engine options drive: the websocket soak and the golden path, where enabled. The
-    options must not switch on a section the params do not ask for: none enabled is refused."""
+    """The sections the engine options drive: the websocket soak, the golden path and the isolation check,
+    where enabled. The options must not switch on a section the params do not ask for: none enabled is refused."""
     from .core.errors import ParamsError
     from .execution.params import apply_overrides, read_raw
 
@@ -85,8 +85,8 @@ def _engine_sections(params: Path, overrides: list[str]) -> list[str]:
     ]
     if not enabled:
         raise ParamsError(
-            "--engine and the --locust options drive the websocket soak and the golden path: "
-            "neither the websocket soak nor the golden path is enabled in the params"
+            "--engine and the --locust options drive the websocket soak, the golden path and the isolation "
+            "check: none of them is enabled in the params"
         )
     return enabled
 

@@ -141,6 +141,7 @@ target:
 sections:
   websocket: {}
   golden_path: {}
+  isolation: {}
 scenario: %s
 """
 
@@ -171,6 +172,9 @@ def test_clean_candidate_passes_with_two_workers_and_the_report_names_the_engine
     golden_engine = golden["data"]["engine"]["sides"]["candidate"]
     assert golden_engine["workers_seen"] == 2 and golden_engine["users_lost"] == 0
     assert golden_engine["runs_seen"] == len(golden["data"]["runs"]) > 4
+    isolation = json.loads((out / "evidence" / "isolation.json").read_text())  # and the isolation check
+    assert [c["status"] for c in isolation["claims"]] == ["PASS"]
+    assert isolation["data"]["engine"]["sides"]["candidate"]["users_seen"] == 4
     html = (out / "report.html").read_text()
     assert "Engine: Locust" in html and "Sessions per second" in html and "Golden runs per second" in html
     plan = out / "locust" / "candidate" / "plan.json"

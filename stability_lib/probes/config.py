@@ -39,7 +39,7 @@ class _LocustOptions(_Section):
         "own",
         description="own: our asyncio engine in the section's process; locust: a headless Locust master and "
         "locust_workers local worker processes run it (the soak: one fixed sample of scenario.soak.sessions per "
-        "side; the golden path: each test user taken by one Locust user on some worker).",
+        "side; the golden path and the isolation check: each test user taken by one Locust user on some worker).",
     )
     locust_workers: int = Field(2, ge=0, le=64, description="Local Locust worker processes (engine: locust).")
     locust_master_bind: str = Field(
@@ -91,7 +91,7 @@ class GoldenPathSectionConfig(_LocustOptions):
     """The golden path for scenario.users.count users at once, scenario.golden_path.repetitions times each."""
 
 
-class IsolationSectionConfig(_Section):
+class IsolationSectionConfig(_LocustOptions):
     """Multi-user isolation: the golden path with a unique nonce per message; no user may see another's."""
 
     users: int | None = Field(None, ge=2, le=50, description="Users at once (default: scenario.users.count).")

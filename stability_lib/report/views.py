@@ -339,6 +339,7 @@ def _golden_view(result: SectionResult) -> list[Part]:
 def _isolation_view(result: SectionResult) -> list[Part]:
     iso = result.data.get("isolation", {})
     parts: list[Part] = [
+        *_engine_parts(result.data.get("engine")),
         f"<p>{esc(iso.get('explanation', ''))}</p>",
         "<h3>Own data seen by each user</h3>"
         + table(["User", "Own nonces seen"], sorted(iso.get("own_seen", {}).items())),

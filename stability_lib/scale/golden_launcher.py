@@ -87,15 +87,19 @@ class LocustGolden:
     processes: tuple[int, ...] = ()  # pids started (all stopped when this returns)
 
     def claims(self, golden_section: str = "golden_path", isolation_section: str = "isolation") -> tuple[Claim, Claim]:
-        """The result's claims; users lost with a worker are named in the golden claim's statistic.
-        A run judged on fewer users than asked is never a PASS: INCONCLUSIVE at best."""
+        """The result's claims; users lost with a worker are named in both claims' statistics.
+        A run judged on fewer users than asked is never a PASS: INCONCLUSIVE at best (the isolation
+        check too: what a lost user saw, and what others saw of its data, was never read)."""
         golden, isolation = self.result.claims(golden_section, isolation_section)
         missing = len(self.run.users_lost) + len(self.run.users_cut)
         if not missing:
             return golden, isolation
-        statistic = f"{golden.statistic}; {self.run.note}"
-        status = Status.INCONCLUSIVE if golden.status is Status.PASS else golden.status
-        return replace(golden, statistic=statistic, status=status), isolation
+
+        def short_of_users(claim: Claim) -> Claim:
+            status = Status.INCONCLUSIVE if claim.status is Status.PASS else claim.status
+            return replace(claim, statistic=f"{claim.statistic}; {self.run.note}", status=status)
+
+        return short_of_users(golden), short_of_users(isolation)
 
 
 def _refuse_unsupported(scenario: ScenarioConfig) -> None:
