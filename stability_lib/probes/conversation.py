@@ -100,6 +100,22 @@ class _StreamState:
         return self.spec.ordered[self.position]
 
 
+def _expected_got(
+    kind: ConversationOutcomeKind, state: _StreamState, got: str, close_code: int | None = None
+) -> ConversationOutcome:
+    """The outcome of a stream whose current item met something else: what it expected, what came."""
+    expected = state.current.label()
+    return ConversationOutcome(
+        kind,
+        f"expected={expected}, got={got}",
+        stream=state.spec.name,
+        item=state.position,
+        expected=expected,
+        got=got,
+        close_code=close_code,
+    )
+
+
 @dataclass
 class _Waiting:
     group_index: int
@@ -192,12 +208,30 @@ class Conversation:
         )
 
     def closed(self, code: int | None, now: float) -> list[Action]:
-        """The peer closed (code None: no close frame). The engine maps code to its close outcomes."""
+        """The peer closed (code None: no close frame). Awaited by a ``close`` item, an accepted code ends
+        the conversation ok (the close is a matched frame of the transcript); any other close is ``closed``,
+        naming what a close item expected. The engine maps the code to its close outcomes."""
         if self.done:
             return []
-        self.outcome = ConversationOutcome(
-            ConversationOutcomeKind.CLOSED, str(code if code is not None else 1006), close_code=code
+        state = self._awaiting_close()
+        if state is None:
+            self.outcome = ConversationOutcome(
+                ConversationOutcomeKind.CLOSED, str(code if code is not None else 1006), close_code=code
+            )
+            return []
+        got = f"close {code}" if code is not None else "no close frame (1006)"
+        accepted = code in state.current.close_codes
+        disposition = Disposition.MATCHED if accepted else Disposition.FAILED
+        at = round(now - self._started, 6) if self._started is not None else 0.0
+        self._records.append(
+            FrameRecord(self._received, at, "close", got, 0, disposition, None, state.spec.name, state.position)
         )
+        self._received += 1
+        if accepted:
+            state.position += 1
+            self.outcome = ConversationOutcome(ConversationOutcomeKind.OK)
+        else:
+            self.outcome = _expected_got(ConversationOutcomeKind.CLOSED, state, got, close_code=code)
         return []
 
     def receive(self, frame: Frame, now: float) -> list[Action]:
@@ -339,28 +373,12 @@ class Conversation:
             return Disposition.MATCHED, None
         for later in state.spec.ordered[state.position + 1 :]:
             if self._item_matches(later, frame, message, use_check=False):
-                expected = current.label()
-                return Disposition.FAILED, ConversationOutcome(
-                    ConversationOutcomeKind.UNEXPECTED_EVENT,
-                    f"expected={expected}, got={label}",
-                    stream=state.spec.name,
-                    item=state.position,
-                    expected=expected,
-                    got=label,
-                )
+                return Disposition.FAILED, _expected_got(ConversationOutcomeKind.UNEXPECTED_EVENT, state, label)
         if not correlated:
             return None
         if state.spec.extra == "ignore":
             return Disposition.IGNORED, None
-        expected = current.label()
-        return Disposition.FAILED, ConversationOutcome(
-            ConversationOutcomeKind.UNEXPECTED_EVENT,
-            f"expected={expected}, got={label}",
-            stream=state.spec.name,
-            item=state.position,
-            expected=expected,
-            got=label,
-        )
+        return Disposition.FAILED, _expected_got(ConversationOutcomeKind.UNEXPECTED_EVENT, state, label)
 
     # -- matching ------------------------------------------------------------------------------------
     def _belongs(self, state: _StreamState, message: Any) -> bool:
@@ -378,7 +396,7 @@ class Conversation:
         return first_failure(compiled, list(conditions), message, self._context)
 
     def _item_matches(self, item: ExpectItem, frame: Frame, message: Any, use_check: bool) -> bool:
-        if item.frame != frame.kind:
+        if item.close is not None or item.frame != frame.kind:  # a close item is met by the close only
             return False
         if frame.kind == "binary":
             spec = item.match.get("bytes")
@@ -494,6 +512,11 @@ class Conversation:
         timed = [s for s in pending if s.current.timeout_s is not None]
         chosen = min(timed, key=lambda s: s.since + (s.current.timeout_s or 0)) if timed else pending[0]
         return chosen, chosen.current.label()
+
+    def _awaiting_close(self) -> _StreamState | None:
+        """The stream whose close item is all that is still awaited, if any."""
+        pending = [s for s in self._waiting.streams if not s.finished] if self._waiting is not None else []
+        return pending[0] if len(pending) == 1 and pending[0].current.close is not None else None
 
     def _awaiting_label(self, now: float) -> str:
         state, label = self._awaiting(now)

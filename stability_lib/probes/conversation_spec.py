@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# Close codes a server can send in a close frame (RFC 6455 7.4; websockets refuses any other as a protocol error).
+_SENDABLE_CLOSE_CODES = frozenset({*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)})
 _SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean", "null"})
 MAX_BINARY_SEND = 64 << 20
 
@@ -114,9 +116,15 @@ class ExpectItem(_Strict):
     count: int = Field(1, ge=1, le=1000, description="How many such messages in a row.")
     timeout_s: float | None = Field(None, gt=0, le=900, description="Longest wait after the stream's previous message.")
     frame: Literal["text", "binary"] = Field("text", description="Frame kind this item accepts.")
+    close: int | list[int] | None = Field(
+        None, description="The server closes the connection with this code (or one of these): the last item."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExpectItem:
+        if self.close is not None:
+            _check_close(self)
+            return self
         if self.frame == "binary":
             for where, conds in (("match", self.match), ("check", self.check)):
                 for key, spec in conds.items():
@@ -135,12 +143,41 @@ class ExpectItem(_Strict):
         check_capture_paths(self.capture)
         return self
 
+    @property
+    def close_codes(self) -> tuple[int, ...]:
+        """The accepted close codes of a close item (empty for a message item)."""
+        if self.close is None:
+            return ()
+        return (self.close,) if isinstance(self.close, int) else tuple(self.close)
+
     def label(self) -> str:
-        """What this item waits for, for outcome labels (``type=next``)."""
+        """What this item waits for, for outcome labels (``type=next``, ``close 4401``)."""
+        if self.close is not None:
+            return "close " + "|".join(str(code) for code in self.close_codes)
         if self.frame == "binary":
             return "binary"
         parts = [f"{k}={v}" for k, v in self.match.items() if not isinstance(v, (Mapping, list))]
         return ",".join(parts) or "message"
+
+
+def _check_close(item: ExpectItem) -> None:
+    """A close item has codes only (a close frame has no content) and every code can come in a close frame."""
+    given = [k for k in ("match", "check", "capture") if getattr(item, k)]
+    given += ["count"] * (item.count != 1) + ["frame"] * (item.frame != "text")
+    if given:
+        raise ValueError(f"close: cannot be combined with {given[0]} (a close frame carries a code, not a message)")
+    if not item.close_codes:
+        raise ValueError("close: give a code or a list of codes")
+    for code in item.close_codes:
+        if code == 1011:
+            raise ValueError(
+                "close: 1011 is what this tool counts as a server crash (the no-1011 claim would fail on it); "
+                "expect the code your service sends on purpose"
+            )
+        if code in (1005, 1006, 1015):
+            raise ValueError(f"close: {code} is never sent in a close frame (it only names a missing or failed close)")
+        if code not in _SENDABLE_CLOSE_CODES:
+            raise ValueError(f"close: {code} is not a close code a server can send (1000-1003, 1007-1014, 3000-4999)")
 
 
 class StreamSpec(_Strict):
@@ -333,6 +370,12 @@ def check_conversation(
                     use(names, a_where)
             for i_index, expected in enumerate(stream.ordered):
                 i_where = f"{s_where}.ordered[{i_index}]"
+                if expected.close is not None:
+                    _check_close_placement(
+                        i_where, index == len(conversation) - 1 and i_index == len(stream.ordered) - 1, item.expect
+                    )
+                    if final_send:
+                        raise ValueError(f"{i_where}.close: final_send cannot be sent after the server closed")
                 if frames == "text" and expected.frame == "text":
                     paths = [p for p in (*expected.match, *expected.check) if p != "."]
                     if paths:
@@ -359,6 +402,15 @@ def check_conversation(
     if unused:
         raise ValueError(f"ids: {unused[0]!r} is listed under ids but sent nowhere")
     return external
+
+
+def _check_close_placement(where: str, last: bool, group: ExpectGroup) -> None:
+    if not last:
+        raise ValueError(
+            f"{where}.close: must be the last item of the conversation (nothing is sent or received after a close)"
+        )
+    if len(group.streams) > 1:
+        raise ValueError(f"{where}.close: a close ends every stream; it cannot share an expect with other streams")
 
 
 def legacy_conversation(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,7 @@ __all__ = [
     "ws_url",
     "handshake_auth",
     "session_outcome",
+    "outcome_on_peer_close",
     "run_ws_exchange",
     "run_ws_session",
     "close_connection",
@@ -120,6 +121,29 @@ def session_outcome(outcome: ConversationOutcome) -> SessionOutcome:
         expected=outcome.expected,
         got=outcome.got,
     )
+
+
+def outcome_on_peer_close(conv: Conversation | None, exc: ConnectionClosed) -> tuple[SessionOutcome, float | None]:
+    """The session outcome when the connection closed during the exchange, and when (from the
+    conversation's start) a close the conversation expected came, else None.
+
+    The machine decides first: a close its ``close`` item accepts is ok; a close it had not yet
+    decided on is what the close says (a 1011 or a drop stays a crash, whatever was expected), and
+    another code where a close item waited is an unexpected event naming both codes.
+    """
+    if conv is None:
+        return outcome_for_connection_closed(exc), None
+    conv.closed(received_close_code(exc), time.monotonic())
+    decided = conv.outcome
+    assert decided is not None  # closed() always decides
+    if decided.kind is not ConversationOutcomeKind.CLOSED:  # an expected close, or decided before the close came
+        last = conv.records[-1] if conv.records else None
+        closed_at_s = last.at_s if decided.ok and last is not None and last.kind == "close" else None
+        return session_outcome(decided), closed_at_s
+    closed = outcome_for_connection_closed(exc)
+    if decided.expected is not None and exc.rcvd is not None and closed.kind is OutcomeKind.CLOSED_OTHER:
+        return SessionOutcome.unexpected_event(decided.expected, decided.got or ""), None
+    return closed, None
 
 
 def _event_type(raw: str | bytes, key: str) -> str | None:
@@ -366,13 +390,9 @@ async def run_ws_exchange(
             assert conv.outcome is not None
             outcome = session_outcome(conv.outcome)
     except ConnectionClosed as exc:
-        if conv is not None:
-            conv.closed(received_close_code(exc), time.monotonic())
-        decided = conv.outcome if conv is not None else None
-        if decided is None or decided.kind is ConversationOutcomeKind.CLOSED:
-            outcome = outcome_for_connection_closed(exc)
-        else:  # the machine had decided before the close came (e.g. during the final sends)
-            outcome = session_outcome(decided)
+        outcome, closed_at_s = outcome_on_peer_close(conv, exc)
+        if closed_at_s is not None:
+            seen.done_at_s = closed_at_s
         close_code = received_close_code(exc)  # what the server sent; None when no close frame came
         close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
     except asyncio.CancelledError:  # Ctrl-C or the soak's deadline: no close wait

@@ -24,7 +24,7 @@ import gevent  # type: ignore[import-untyped]
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from ..probes.conversation import Conversation, ConversationOutcomeKind, Frame, Send, make_ids
+from ..probes.conversation import Conversation, Frame, Send, make_ids
 from ..probes.http_steps import (
     MAX_HTTP_BODY_BYTES,
     HttpStepResult,
@@ -50,8 +50,8 @@ from ..probes.sessions import (
     outcome_after_close,
 )
 from ..probes.teardown import StepRun, TeardownRecord, nothing_to_undo
-from ..probes.ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
-from ..probes.ws_session import handshake_auth, session_outcome, ws_url
+from ..probes.ws_errors import outcome_for_connect_error, received_close_code
+from ..probes.ws_session import handshake_auth, outcome_on_peer_close, session_outcome, ws_url
 
 __all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http", "run_step"]
 
@@ -359,13 +359,9 @@ def run_ws_session(
                 assert conv.outcome is not None
                 outcome = session_outcome(conv.outcome)
         except ConnectionClosed as exc:
-            if conv is not None:
-                conv.closed(received_close_code(exc), time.monotonic())
-            decided = conv.outcome if conv is not None else None
-            if decided is None or decided.kind is ConversationOutcomeKind.CLOSED:
-                outcome = outcome_for_connection_closed(exc)
-            else:
-                outcome = session_outcome(decided)
+            outcome, closed_at_s = outcome_on_peer_close(conv, exc)
+            if closed_at_s is not None:
+                seen.done_at_s = closed_at_s
             close_code = received_close_code(exc)
             close_reason = cap_text(exc.rcvd.reason, MAX_REASON_CHARS) if exc.rcvd is not None else ""
         except BaseException:
