@@ -12,6 +12,9 @@ websockets library (protocol object vs. the I/O loop around it)::
         actions = conv.receive(frame, now) or conv.tick(now) or conv.closed(code, now)
     perform(actions)                         # final sends, then Close
 
+An ``expect`` item ``close: <code(s)>`` is met by ``closed(code)`` only, never by a message: an
+accepted code ends the conversation ok, another code (or none) ends it ``closed`` naming both.
+
 Outcome kinds are strings of ``ConversationOutcomeKind``; ``ok``, ``timeout`` and
 ``unexpected_event`` have the names of ``probes.sessions.OutcomeKind``; the others are new.
 The values exchanged (frames, actions, records, outcomes) live in ``probes.conversation_types`` and
