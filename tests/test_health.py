@@ -63,3 +63,25 @@ def test_target_auth_goes_on_every_health_request_and_status_and_content_are_che
     # Without the key the same endpoints fail: the check could have failed.
     bare = run_health(TargetConfig(base_url="http://127.0.0.1:9"), cfg, transport=httpx.MockTransport(handler))
     assert all(c.status is Status.FAIL for c in health_claims(cfg, bare))
+
+
+def test_a_health_conversation_that_expects_the_servers_close_passes_on_that_code_only() -> None:
+    # e.g. graphql-transport-ws: a subscribe before connection_init is closed with 4401
+    conversation = [
+        {"send": {"type": "subscribe", "id": "1", "payload": {"query": "subscription { ticks }"}}},
+        {"expect": {"close": 4401}},
+    ]
+
+    def claim(conversation: list, close_code: int, ended_ok: bool) -> object:
+        cfg = HealthConfig.model_validate(
+            {"samples": 1, "websocket": {"path": "/graphql", "conversation": conversation}}
+        )
+        record = {"connected": True, "echoed": ended_ok, "close_code": close_code, "error": ""}
+        claims = {c.id: c for c in health_claims(cfg, {"samples": [], "websocket": record})}
+        return claims["health.websocket_echo"].status
+
+    assert claim(conversation, 4401, ended_ok=True) is Status.PASS
+    assert claim(conversation, 4403, ended_ok=False) is Status.FAIL  # the conversation failed on the code
+    plain = [{"send": {"type": "ping"}}, {"expect": {"match": {"type": "pong"}}}]
+    assert claim(plain, 4401, ended_ok=True) is Status.FAIL  # no close expected: only 1000 is a normal close
+    assert claim(plain, 1000, ended_ok=True) is Status.PASS

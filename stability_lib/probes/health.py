@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -333,7 +334,13 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
         elif not ws["connected"]:
             status, statistic = Status.FAIL, f"could not connect: {ws['error']}"
         else:
-            ok = (ws["echoed"] or not cfg.websocket.expect_echo) and ws["close_code"] == 1000
+            # A conversation that ends by expecting the server's close (expect: {close: 4401}) closes as it said.
+            closes_as_expected = ws["close_code"] == 1000 or (
+                bool(cfg.websocket.conversation)
+                and ws["echoed"]
+                and ws["close_code"] in _expected_close_codes(cfg.websocket.conversation)
+            )
+            ok = (ws["echoed"] or not cfg.websocket.expect_echo) and closes_as_expected
             status = Status.PASS if ok else Status.FAIL
             statistic = (
                 f"echo {'matched' if ws['echoed'] else 'did not match'}, close code {ws['close_code']}"
@@ -351,3 +358,11 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
             )
         )
     return claims
+
+
+def _expected_close_codes(conversation: Sequence[Any]) -> tuple[int, ...]:
+    """The codes the conversation's last item accepts when it awaits the server's close (else none)."""
+    last = conversation[-1] if conversation else None
+    if last is None or last.expect is None:
+        return ()
+    return tuple(code for stream in last.expect.streams for item in stream.ordered for code in item.close_codes)
