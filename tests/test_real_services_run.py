@@ -131,3 +131,49 @@ def test_ctrl_c_mid_soak_runs_the_finally_steps_and_leaves_nothing_on_the_servic
         left = service.resources()
     assert proc.returncode == 3 and "interrupted by SIGINT" in stderr and "Traceback" not in stderr, stderr
     assert left["sessions"] == 0, left
+
+
+def test_the_baseline_is_soaked_with_its_own_tokens_where_the_credentials_give_them(tmp_path: Path) -> None:
+    # Candidate and baseline are two deployments with their own API keys: users.credentials[].baseline_token.
+    # Before, it was accepted and ignored: every baseline session was refused (401), and a fix
+    # comparison set a candidate against a baseline that never ran a single session.
+    base_alice, base_bob = f"tok-base-alice-{os.getpid()}", f"tok-base-bob-{os.getpid()}"
+    credentials = [
+        {"name": "alice", "token": "${RPC_TOKEN_ALICE}", "baseline_token": "${RPC_BASE_ALICE}"},
+        {"name": "bob", "token": "${RPC_TOKEN_BOB}", "baseline_token": "${RPC_BASE_BOB}"},
+    ]
+    overrides = [
+        *LEAN,
+        "sections.health.enabled=false",
+        "sections.golden_path.enabled=false",
+        "sections.isolation.enabled=false",
+        "sections.websocket.sequential=false",
+        "sections.websocket.expect_fix=true",
+        f"scenario.users.credentials={json.dumps(credentials)}",
+    ]
+    with (
+        jsonrpc_service() as candidate,
+        jsonrpc_service(tokens=f"alice={base_alice},bob={base_bob}") as baseline,
+    ):
+        env = {
+            **os.environ,
+            "RPC_CANDIDATE_URL": candidate.url,
+            "RPC_BASELINE_URL": baseline.url,
+            "RPC_TOKEN_ALICE": ALICE,
+            "RPC_TOKEN_BOB": BOB,
+            "RPC_BASE_ALICE": base_alice,
+            "RPC_BASE_BOB": base_bob,
+        }
+        args = [sys.executable, "-m", "stability_lib.cli", "run", str(ROOT / "params" / "examples" / "jsonrpc_ws.yaml")]
+        args += ["--format", "html", "--out", str(tmp_path / "run")] + [f"--set={item}" for item in overrides]
+        done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)
+        left = baseline.resources(base_alice)
+    evidence = tmp_path / "run" / "evidence" / "websocket.json"
+    assert evidence.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    data = json.loads(evidence.read_text())["data"]
+    outcomes = {r["outcome"]["label"] for r in data["baseline"]["records"]}
+    assert data["baseline"]["aggregate"]["sessions"] == 12 and outcomes == {"ok"}, outcomes
+    assert {r["outcome"]["label"] for r in data["candidate"]["records"]} == {"ok"}
+    assert left["sessions"] == 0  # the finally steps closed the baseline's sessions with the baseline's keys
+    for secret in (base_alice, base_bob):
+        assert secret not in done.stdout + done.stderr + (tmp_path / "run" / "report.html").read_text()

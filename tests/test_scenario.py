@@ -465,6 +465,23 @@ def test_static_auth_needs_no_password_and_names_users_from_credentials() -> Non
     assert "tok-a" not in repr(sc) and "tok-a" not in str(sc.model_dump())
 
 
+def test_on_the_baseline_a_static_user_with_a_baseline_token_uses_it() -> None:
+    from stability_lib.probes.scenario import raw_scenario_on_side
+
+    credentials = [{"name": "alice", "token": "tok-a", "baseline_token": "tok-a-base"}, CREDENTIALS[1]]
+    raw = conv_scenario(CONV_STEP, auth=STATIC, users={"count": 2, "credentials": credentials})
+    sc = ScenarioConfig.model_validate(raw)
+    tokens = {
+        side: [c.token.get_secret_value() for c in sc.on_side(side).users.credentials]
+        for side in ("candidate", "baseline")
+    }
+    assert tokens == {"candidate": ["tok-a", "tok-b"], "baseline": ["tok-a-base", "tok-b"]}  # bob has no baseline_token
+    assert sc.on_side("candidate") is sc
+    raw_base = raw_scenario_on_side(raw, "baseline")  # for processes that resolve ${NAME} themselves (Locust)
+    assert [c["token"] for c in raw_base["users"]["credentials"]] == ["tok-a-base", "tok-b"]
+    assert raw_scenario_on_side(raw, "candidate") == raw and raw["users"]["credentials"][0]["token"] == "tok-a"
+
+
 @pytest.mark.parametrize(
     ("auth", "users", "message"),
     [

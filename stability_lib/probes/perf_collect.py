@@ -70,9 +70,9 @@ async def _prepare_lanes(
     setup_steps = [s for s in scenario.setup if isinstance(s, HttpStep)]
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
-    async def one(side: str, index: int) -> Any:
+    async def one(side: str, index: int) -> Any:  # on the baseline, a static user's baseline_token
         async with slots, new_http_client(targets[side].base_url) as client:
-            return await prepare_user(client, scenario, index, names[index], run_id, setup_steps)
+            return await prepare_user(client, scenario.on_side(side), index, names[index], run_id, setup_steps)
 
     users = {side: list(await asyncio.gather(*(one(side, i) for i in range(lanes)))) for side in targets}
     setup: dict[str, OpSamples] = {}

@@ -49,6 +49,7 @@ __all__ = [
     "GoldenPathConfig",
     "SoakConfig",
     "ScenarioConfig",
+    "raw_scenario_on_side",
     "SOAK_CAPS",
     "GOLDEN_CAPS",
     "BUILTIN_PLACEHOLDERS",
@@ -445,6 +446,17 @@ class ScenarioConfig(StrictModel):
                 return step
         return None
 
+    def on_side(self, side: str) -> ScenarioConfig:
+        """The scenario as it runs against ``side`` ("candidate" or "baseline"): on the baseline, each
+        static user whose credentials give a ``baseline_token`` uses it as its token."""
+        credentials = self.users.credentials
+        if side != "baseline" or not any(c.baseline_token is not None for c in credentials):
+            return self
+        swapped = [
+            c if c.baseline_token is None else c.model_copy(update={"token": c.baseline_token}) for c in credentials
+        ]
+        return self.model_copy(update={"users": self.users.model_copy(update={"credentials": swapped})})
+
     def steps_before(self, step_name: str) -> list[HttpStep]:
         """HTTP steps that precede a step: the per-user prerequisites of a soak."""
         before: list[HttpStep] = []
@@ -454,3 +466,17 @@ class ScenarioConfig(StrictModel):
             if isinstance(step, HttpStep):
                 before.append(step)
         return before
+
+
+def raw_scenario_on_side(raw: Mapping[str, Any], side: str) -> dict[str, Any]:
+    """``ScenarioConfig.on_side`` for the raw params block (its ``${NAME}`` references unresolved), as
+    processes that resolve the environment themselves (Locust workers) are given it."""
+    users = raw.get("users")
+    if side != "baseline" or not isinstance(users, Mapping) or not isinstance(users.get("credentials"), list):
+        return dict(raw)
+    credentials = users["credentials"]
+    swapped = [
+        {**c, "token": c["baseline_token"]} if isinstance(c, Mapping) and c.get("baseline_token") is not None else c
+        for c in credentials
+    ]
+    return {**raw, "users": {**users, "credentials": swapped}}

@@ -46,7 +46,7 @@ def contract(sec: Section) -> SectionResult:
     baseline_events = candidate_events = None
     # Events come from live targets only: a spec-file-only run has none to probe.
     if cfg.compare_ws_events and params.has_live_target and params.scenario is not None and params.baseline is not None:
-        baseline_events = _observed_events(params.baseline, params.scenario)
+        baseline_events = _observed_events(params.baseline, params.scenario.on_side("baseline"))
         candidate_events = _observed_events(params.target, params.scenario)
     result = run_contract(
         cfg,

@@ -44,9 +44,8 @@ def websocket(sec: Section) -> SectionResult:
         where = targets[side]
         assert where is not None
         part = soak.model_copy(update={"sessions": round_sessions, "duration_s": min(soak.duration_s, seconds_left)})
-        return run_soak_sync(
-            where.base_url, scenario.model_copy(update={"soak": part}), ws_base_url=where.ws_base_url, side=side
-        )
+        on_side = scenario.on_side(side).model_copy(update={"soak": part})
+        return run_soak_sync(where.base_url, on_side, ws_base_url=where.ws_base_url, side=side)
 
     # Budget: scenario.soak.sessions per side and scenario.soak.duration_s for the whole section.
     taken = soak_sequentially(
@@ -143,6 +142,7 @@ def _websocket_locust(sec: Section) -> SectionResult:
     params.yaml): no secret goes into a file; each worker resolves them from its own environment.
     """
     from ..execution.params import read_raw
+    from ..probes.scenario import raw_scenario_on_side
     from ..scale.launcher import LocustSettings, run_locust_soak
 
     cfg = sec.config
@@ -159,8 +159,8 @@ def _websocket_locust(sec: Section) -> SectionResult:
         raw_where = raw.get("target" if side == "candidate" else "baseline") or {}
         assert where is not None
         done = run_locust_soak(
-            scenario=scenario,
-            raw_scenario=raw["scenario"],
+            scenario=scenario.on_side(side),
+            raw_scenario=raw_scenario_on_side(raw["scenario"], side),
             base_url=where.base_url,
             raw_base_url=str(raw_where.get("base_url", where.base_url)),
             raw_ws_base_url=raw_where.get("ws_base_url"),
@@ -249,7 +249,7 @@ def _fixed_soak(sec: Section, soak: Callable[[str], Any] | None = None) -> tuple
     def own(side: str) -> Any:
         where = target if side == "candidate" else sec.params.baseline
         assert where is not None
-        return run_soak_sync(where.base_url, scenario, ws_base_url=where.ws_base_url, side=side)
+        return run_soak_sync(where.base_url, scenario.on_side(side), ws_base_url=where.ws_base_url, side=side)
 
     run_side = soak or own
     candidate = run_side("candidate")

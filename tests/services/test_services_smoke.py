@@ -74,8 +74,10 @@ def _read_first_line(process: subprocess.Popen[str]) -> str:
 
 
 @contextlib.contextmanager
-def running(script: str, auth_header: str, auth_format: str, *args: str) -> Iterator[Service]:
-    env = {**os.environ, "REALSVC_TOKENS": TOKENS}
+def running(script: str, auth_header: str, auth_format: str, *args: str, tokens: str = TOKENS) -> Iterator[Service]:
+    """The service with ``tokens`` ("alice=TOKEN,bob=TOKEN") as its known API keys; health-checked with alice's."""
+    env = {**os.environ, "REALSVC_TOKENS": tokens}
+    alice = dict(pair.split("=", 1) for pair in tokens.split(","))["alice"]
     process = subprocess.Popen(
         [sys.executable, str(SERVICES / script), "--port", "0", *args],
         env=env,
@@ -91,7 +93,7 @@ def running(script: str, auth_header: str, auth_format: str, *args: str) -> Iter
             try:
                 if (
                     httpx.get(
-                        f"{service.url}/health", headers=service.headers(ALICE), timeout=1, trust_env=False
+                        f"{service.url}/health", headers=service.headers(alice), timeout=1, trust_env=False
                     ).status_code
                     == 200
                 ):
@@ -118,8 +120,8 @@ def graphql_service(*args: str) -> Iterator[Service]:
 
 
 @contextlib.contextmanager
-def jsonrpc_service(*args: str) -> Iterator[Service]:
-    with running("jsonrpc_ws.py", "X-API-Key", "{token}", *args) as service:
+def jsonrpc_service(*args: str, tokens: str = TOKENS) -> Iterator[Service]:
+    with running("jsonrpc_ws.py", "X-API-Key", "{token}", *args, tokens=tokens) as service:
         yield service
 
 
