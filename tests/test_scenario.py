@@ -465,6 +465,17 @@ def test_static_auth_needs_no_password_and_names_users_from_credentials() -> Non
     assert "tok-a" not in repr(sc) and "tok-a" not in str(sc.model_dump())
 
 
+def test_a_ws_step_in_a_users_setup_is_refused_at_load_not_skipped() -> None:
+    # A user's setup (scenario.setup, and soak.setup when it runs per user) runs HTTP steps only: a ws step
+    # there was accepted and silently skipped, and what it would have captured was missing later.
+    ws_setup = {**CONV_STEP, "name": "open_workspace"}
+    message = refused(conv_scenario(CONV_STEP, setup=[ws_setup]))
+    assert "setup[0] (open_workspace) is a ws step: a user's setup runs HTTP steps only" in message
+    per_user = conv_scenario(CONV_STEP, soak={"setup": [ws_setup], "setup_scope": "per_user"})
+    assert "soak.setup[0] (open_workspace) is a ws step" in refused(per_user)
+    ScenarioConfig.model_validate(conv_scenario(CONV_STEP, soak={"setup": [ws_setup], "setup_scope": "per_session"}))
+
+
 def test_on_the_baseline_a_static_user_with_a_baseline_token_uses_it() -> None:
     from stability_lib.probes.scenario import raw_scenario_on_side
 

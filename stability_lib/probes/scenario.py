@@ -396,6 +396,7 @@ class ScenarioConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> ScenarioConfig:
         self._check_auth()
+        self._check_setup_kinds()
         builtins = set(BUILTIN_PLACEHOLDERS) - ({"password"} if self.users.password is None else set())
         setup = check_scope(self.setup, builtins, "setup")
         golden = check_scope(self.golden_path.steps, setup, "golden_path.steps")
@@ -420,6 +421,19 @@ class ScenarioConfig(StrictModel):
         if self.soak.ws_step is not None and self.soak.ws_step not in {s.name for s in ws_steps}:
             raise ValueError(f"soak.ws_step {self.soak.ws_step!r} is not a ws step of golden_path")
         return self
+
+    def _check_setup_kinds(self) -> None:
+        """A user's setup runs HTTP steps only (its WebSocket steps would be skipped, their captures missing)."""
+        blocks = [("setup", self.setup)]
+        if self.soak.setup_scope == "per_user":
+            blocks.append(("soak.setup", self.soak.setup or []))
+        for where, steps in blocks:
+            for index, step in enumerate(steps):
+                if isinstance(step, WsStep):
+                    raise ValueError(
+                        f"{where}[{index}] ({step.name}) is a ws step: a user's setup runs HTTP steps only; put it "
+                        "in golden_path.steps, or in soak.setup with soak.setup_scope: per_session"
+                    )
 
     def _check_auth(self) -> None:
         mode = self.auth.effective_mode
