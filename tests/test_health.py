@@ -85,3 +85,41 @@ def test_a_health_conversation_that_expects_the_servers_close_passes_on_that_cod
     plain = [{"send": {"type": "ping"}}, {"expect": {"match": {"type": "pong"}}}]
     assert claim(plain, 4401, ended_ok=True) is Status.FAIL  # no close expected: only 1000 is a normal close
     assert claim(plain, 1000, ended_ok=True) is Status.PASS
+
+
+def test_each_websocket_form_takes_only_its_own_fields() -> None:
+    # With a conversation, expect_echo: false switched the conversation's verdict off (a failed conversation
+    # PASSed); the conversation fields did nothing on the echo form.
+    import pytest
+    from pydantic import ValidationError
+
+    conversation = [{"send": {"type": "ping"}}, {"expect": {"match": {"type": "pong"}}}]
+    for websocket, message in (
+        ({"path": "/ws", "conversation": conversation, "expect_echo": False}, "expect_echo belongs to the echo form"),
+        ({"path": "/ws", "conversation": conversation, "message": "hi"}, "message belongs to the echo form"),
+        ({"path": "/ws", "ignore": [{"match": {"type": "note"}}]}, "ignore applies to a conversation"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            HealthConfig.model_validate({"websocket": websocket})
+    HealthConfig.model_validate({"websocket": {"path": "/ws", "message": "hi", "expect_echo": False}})
+
+
+def test_the_echo_form_keeps_its_own_timeout() -> None:
+    # websocket.timeout_s bounded only the conversation form; the echo waited the health timeout_s instead.
+    import asyncio
+
+    from test_engine_loop import server_thread
+    from websockets.asyncio.server import ServerConnection
+
+    async def slow_echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await asyncio.sleep(1.0)
+            await ws.send(message)
+
+    with server_thread(slow_echo) as base:
+        cfg = HealthConfig.model_validate(
+            {"samples": 1, "timeout_s": 5, "endpoints": [], "websocket": {"path": "/echo", "timeout_s": 0.3}}
+        )
+        data = run_health(TargetConfig(base_url=base), cfg)
+    claims = {c.id: c for c in health_claims(cfg, data)}
+    assert claims["health.websocket_echo"].status is Status.FAIL

@@ -215,6 +215,23 @@ class HealthWebSocket(_Strict):
     )
     timeout_s: float | None = Field(None, gt=0, le=60, description="Bound on the exchange; default: health timeout_s.")
 
+    @model_validator(mode="after")
+    def _one_form(self) -> HealthWebSocket:
+        """Each form's own fields only: a field of the other form would be accepted and do nothing (with a
+        conversation, ``expect_echo: false`` would even have switched its verdict off)."""
+        given = self.model_fields_set
+        if self.conversation:
+            echo_only = sorted({"message", "expect_echo"} & given)
+            if echo_only:
+                raise ValueError(
+                    f"{echo_only[0]} belongs to the echo form; a conversation says what it sends and expects itself"
+                )
+        else:
+            conversation_only = sorted({"ignore", "fail_on", "label_paths"} & given)
+            if conversation_only:
+                raise ValueError(f"{conversation_only[0]} applies to a conversation; the echo form has none")
+        return self
+
 
 class HealthConfig(_Strict):
     enabled: bool = True

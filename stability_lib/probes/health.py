@@ -235,7 +235,7 @@ async def _ws_probe(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float
     url = target.websocket_url(cfg.path)
     if target.auth.query:
         url += ("&" if "?" in url else "?") + urlencode(target.auth.query)
-    return await _ws_echo(url, cfg, timeout_s, {**target.auth.headers, **cfg.headers})
+    return await _ws_echo(url, cfg, cfg.timeout_s or timeout_s, {**target.auth.headers, **cfg.headers})
 
 
 def probe_ws_echo(target: TargetConfig, cfg: HealthWebSocket, timeout_s: float) -> WsEchoRecord:
