@@ -38,7 +38,7 @@ LEAN = [
 ]
 
 
-def stability_run(name: str, service: Service, out: Path) -> tuple[int, dict[str, Any]]:
+def stability_run(name: str, service: Service, out: Path, *more: str) -> tuple[int, dict[str, Any]]:
     prefix = "GQL" if name.startswith("graphql") else "RPC"
     env = {
         **os.environ,
@@ -49,7 +49,7 @@ def stability_run(name: str, service: Service, out: Path) -> tuple[int, dict[str
         "GQL_SERVICE_TOKEN": ALICE,
     }
     args = [sys.executable, "-m", "stability_lib.cli", "run", str(ROOT / "params" / "examples" / f"{name}.yaml")]
-    args += ["--format", "html", "--out", str(out)] + [f"--set={item}" for item in LEAN]
+    args += ["--format", "html", "--out", str(out)] + [f"--set={item}" for item in (*LEAN, *more)]
     done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     assert summary, done.stderr[-2000:]
@@ -58,8 +58,9 @@ def stability_run(name: str, service: Service, out: Path) -> tuple[int, dict[str
 
 @pytest.mark.parametrize("name", ["jsonrpc_ws", pytest.param("graphql_ws", marks=pytest.mark.extended)])
 def test_stability_run_passes_on_the_healthy_service(name: str, tmp_path: Path) -> None:
+    # At the scenario's confidence, every claim of the run (the conversation soak's were at 95% whatever it said)
     with SERVICES[name]() as service:
-        code, summary = stability_run(name, service, tmp_path / "run")
+        code, summary = stability_run(name, service, tmp_path / "run", "scenario.confidence=0.9")
         left = service.resources()
     claims = {c["id"]: c["status"] for c in summary["claims"]}
     assert summary["verdict"] == "PASS", claims
@@ -68,6 +69,10 @@ def test_stability_run_passes_on_the_healthy_service(name: str, tmp_path: Path) 
     assert claims["health.websocket_echo"] == "PASS"  # the health conversation, with target.auth
     if name == "jsonrpc_ws":  # its example has a conversation soak: 1,000 correlated, checked messages
         assert claims["websocket.conversation_messages_correct"] == "PASS"
+        statistic = next(
+            c["statistic"] for c in summary["claims"] if c["id"] == "websocket.conversation_messages_correct"
+        )
+        assert "failure rate 90% upper bound" in statistic, statistic
         assert "Conversation soak" in (tmp_path / "run" / "report.html").read_text()
     assert left["sessions"] == 0
 

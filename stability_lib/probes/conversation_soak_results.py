@@ -233,7 +233,12 @@ def conversation_soak_claims(
                 section=section,
                 statement=statement,
                 status=verdict.status if n > 0 else Status.INCONCLUSIVE,
-                statistic=f"{k:,} of {n:,} {what}" if n else f"no {what.split()[0]} to count",
+                statistic=(
+                    f"{k:,} of {n:,} {what} (failure rate {100 * est.confidence:g}% upper bound {100 * est.upper:.3g}%, "
+                    f"tolerated {100 * tolerated_rate:g}%)"
+                    if n
+                    else f"no {what.split()[0]} to count"
+                ),
                 evidence=tuple(evidence),
                 details={
                     **details,

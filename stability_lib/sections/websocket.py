@@ -220,7 +220,7 @@ def _with_conversation_soak(
         )
     finally:
         finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
-    summary = summarize_conversation_soak(result)
+    summary = summarize_conversation_soak(result, confidence=scenario.confidence)
     more = list(conversation_soak_claims(summary, tolerated_rate=scenario.tolerated_failure_rate, section=sec.name))
     # The user's own teardown and leftovers checks, apart from the soak's (same rule, other ids).
     prefix = f"{sec.name}.teardown."
