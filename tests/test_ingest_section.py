@@ -49,3 +49,18 @@ def test_section_does_not_pass_a_k6_summary_whose_script_threw(tmp_path: Path) -
     assert result.status is Status.FAIL
     script = next(c for c in result.claims if c.id == "performance.external.script")
     assert script.status is Status.FAIL
+
+
+def test_a_sampling_setting_beside_external_is_refused_not_ignored(tmp_path: Path) -> None:
+    # tolerance 2% beside external was accepted and the files were judged at external's 10%.
+    import pytest
+
+    from stability_lib.core.errors import ParamsError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n    tolerance: 0.02\n"
+        "    external: {format: locust_csv, candidate: locust/candidate, baseline: locust/baseline}\n"
+    )
+    with pytest.raises(ParamsError, match="tolerance does not apply with external"):
+        load_params(path)

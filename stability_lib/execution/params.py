@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..core.errors import ParamsError
 from ..probes.config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
@@ -115,6 +115,19 @@ def _performance_section_model() -> type[BaseModel]:
             description="Judge the files of load runs made elsewhere (Locust CSV, k6 JSON or summary) "
             "instead of sampling live targets.",
         )
+
+        @model_validator(mode="after")
+        def _external_alone(self) -> PerformanceSectionConfig:
+            """With ``external`` the files are judged by its own fields: a sampling field set beside it would be
+            accepted and ignored (a tolerance of 2% judged at external's 10%)."""
+            if self.external is not None:
+                beside = sorted(self.model_fields_set - {"external", "enabled"})
+                if beside:
+                    raise ValueError(
+                        f"{beside[0]} does not apply with external (the files are judged by external's own "
+                        "fields: tolerance, requests, min_samples, ...); set it under external or remove it"
+                    )
+            return self
 
     return PerformanceSectionConfig
 
