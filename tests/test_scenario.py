@@ -465,6 +465,27 @@ def test_static_auth_needs_no_password_and_names_users_from_credentials() -> Non
     assert "tok-a" not in repr(sc) and "tok-a" not in str(sc.model_dump())
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["require_subprotocol", "max_frames", "final_send", "close_code", "ignore", "late_replies", "ids"],
+)
+def test_a_new_form_key_on_an_old_form_ws_step_is_refused_not_ignored(key: str) -> None:
+    # The old form (send / expect / end_event) runs without the conversation machine, which alone reads them.
+    value = {
+        "require_subprotocol": "graphql-transport-ws",
+        "max_frames": 5,
+        "final_send": [{"type": "bye"}],
+        "close_code": 4000,
+        "ignore": [{"match": {"type": "note"}}],
+        "late_replies": "ignore",
+        "ids": {"req": "string"},
+    }[key]
+    old_form = {"kind": "ws", "name": "chat", "path": "/ws", "send": {"type": "hi"}, "end_event": "done", key: value}
+    if key == "require_subprotocol":
+        old_form["subprotocols"] = ["graphql-transport-ws"]
+    assert f"the new keys ['{key}'] are mutually exclusive" in refused(conv_scenario(old_form))
+
+
 def test_a_ws_step_in_a_users_setup_is_refused_at_load_not_skipped() -> None:
     # A user's setup (scenario.setup, and soak.setup when it runs per user) runs HTTP steps only: a ws step
     # there was accepted and silently skipped, and what it would have captured was missing later.

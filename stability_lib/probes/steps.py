@@ -188,9 +188,15 @@ class WsStep(StrictModel):
             return data
         if not legacy:
             return data
-        clashes = [k for k in ("label_paths", "unmatched", "fail_on") if k in data]
+        # The old form runs without the conversation machine: these keys would be accepted and do nothing.
+        new_only = ("label_paths", "unmatched", "fail_on", "ignore", "late_replies", "final_send", "close_code")
+        new_only += ("max_frames", "require_subprotocol", "ids")
+        clashes = [k for k in new_only if k in data]
         if clashes:
-            raise ValueError(f"the old keys {legacy} and the new keys {clashes} are mutually exclusive")
+            raise ValueError(
+                f"the old keys {legacy} and the new keys {clashes} are mutually exclusive "
+                "(the new keys take effect in a conversation)"
+            )
         return {**data, **legacy_conversation(data)}
 
     @field_validator("expect", mode="before")
