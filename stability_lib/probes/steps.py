@@ -130,6 +130,21 @@ class HttpStep(StrictModel):
 _LEGACY_WS_KEYS = ("send", "expect", "end_event", "event_type_key", "event_timeout_s", "other_events", "fail_events")
 
 
+# Keys only the conversation machine reads: next to the old form's keys they would do nothing.
+_CONVERSATION_ONLY_KEYS = (
+    "label_paths",
+    "unmatched",
+    "fail_on",
+    "ignore",
+    "late_replies",
+    "final_send",
+    "close_code",
+    "max_frames",
+    "require_subprotocol",
+    "ids",
+)
+
+
 class WsStep(StrictModel):
     """A WebSocket exchange: a conversation of sends and expectations (issue 13).
 
@@ -188,10 +203,7 @@ class WsStep(StrictModel):
             return data
         if not legacy:
             return data
-        # The old form runs without the conversation machine: these keys would be accepted and do nothing.
-        new_only = ("label_paths", "unmatched", "fail_on", "ignore", "late_replies", "final_send", "close_code")
-        new_only += ("max_frames", "require_subprotocol", "ids")
-        clashes = [k for k in new_only if k in data]
+        clashes = [k for k in _CONVERSATION_ONLY_KEYS if k in data]
         if clashes:
             raise ValueError(
                 f"the old keys {legacy} and the new keys {clashes} are mutually exclusive "
