@@ -359,7 +359,9 @@ def test_claims_pass_on_a_healthy_soak_and_fail_when_replies_lose_their_content(
 
     healthy, _ = soak(cfg=config(sessions=10, concurrency=5, messages_per_session=30))
     messages, sessions = conversation_soak_claims(summarize_conversation_soak(healthy), tolerated_rate=0.05)
-    assert messages.status is Status.PASS and messages.statistic.startswith("0 of 300 messages failed (failure rate 95% upper bound")
+    assert messages.status is Status.PASS and messages.statistic.startswith(
+        "0 of 300 messages failed (failure rate 95% upper bound"
+    )
     assert sessions.status is Status.INCONCLUSIVE  # 0 of 10 sessions cannot bound the rate at 5%
 
     def garble(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
@@ -517,3 +519,22 @@ def test_a_paced_soak_sends_every_message() -> None:
     result, server = soak(cfg=config(sessions=2, concurrency=2, messages_per_session=6, rate_per_session=40))
     assert summarize_conversation_soak(result).messages_ok == 12 == server.received
     assert result.stopped_by == "messages" and result.max_send_lag_s >= 0
+
+
+def test_a_correlated_fail_on_rule_fails_a_session_only_on_a_reply_to_its_own_request() -> None:
+    # It was applied to every message: an error notification about somebody else's request failed the session.
+    rule = {"name": "rpc_error", "correlated": True, "match": {"error": {"exists": True}}}
+
+    def others_error(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
+        return [{"id": "not-ours", "error": {"code": -1}}, request] if n == 3 else [request]
+
+    result, _ = soak(others_error, config(fail_on=[rule]))
+    assert summarize_conversation_soak(result).messages_ok == 100
+
+    def our_error(_conn: int, n: int, request: dict[str, Any]) -> list[Any]:
+        return [{"id": request["id"], "error": {"code": -1}}] if n == 3 else [request]
+
+    result, _ = soak(our_error, config(fail_on=[rule]))
+    assert summarize_conversation_soak(result).sessions_by_outcome == {"failed_by_message(rpc_error)": 4}
+    result, _ = soak(others_error, config(fail_on=[{**rule, "correlated": False}]))  # uncorrelated: any message
+    assert summarize_conversation_soak(result).sessions_by_outcome == {"failed_by_message(rpc_error)": 4}

@@ -150,6 +150,7 @@ class SoakPlan:
         self.fail_on = tuple(
             (
                 str(rule.name or "fail_on"),
+                rule.correlated,  # only for a message that answers one of the session's requests
                 compile_conditions(render_template(rule.match, self.context), allow_star=False),
             )
             for rule in config.fail_on
@@ -216,8 +217,12 @@ class SoakPlan:
                     )
         return None
 
-    def failing_rule(self, message: Any) -> str | None:
-        for name, conditions in self.fail_on:
+    def failing_rule(self, message: Any, ours: bool) -> str | None:
+        """The first fail_on rule the message meets; a ``correlated`` rule only when the message is ``ours``
+        (it carries the id of one of the session's requests)."""
+        for name, correlated, conditions in self.fail_on:
+            if correlated and not ours:
+                continue
             if all(holds(cond, lookup(message, path), cond.arg) for path, cond in conditions):
                 return name
         return None
@@ -365,8 +370,11 @@ class SessionLedger:
             self._count("not_json")
             return
         plan = self.plan
+        key = walk(message, plan.correlate_path)
+        # A correlation value is a string or a number (msg_id, seq): true would equal 1 in a dict, not in JSON.
+        hashable = key.__hash__ is not None and key.__class__ is not bool
         if plan.fail_on:
-            rule = plan.failing_rule(message)
+            rule = plan.failing_rule(message, hashable and (key in self.pending or key in self._late))
             if rule is not None:
                 self.end(f"failed_by_message({rule})", MessageStatus.FAILED_BY_MESSAGE)
                 return
@@ -377,9 +385,6 @@ class SessionLedger:
             else:
                 self._count("before_init")
             return
-        key = walk(message, plan.correlate_path)
-        # A correlation value is a string or a number (msg_id, seq): true would equal 1 in a dict, not in JSON.
-        hashable = key.__hash__ is not None and key.__class__ is not bool
         entry = self.pending.pop(key, None) if hashable else None
         if entry is None:
             self._count("late_reply" if hashable and key in self._late else "unsolicited")
