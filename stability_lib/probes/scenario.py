@@ -460,6 +460,22 @@ class ScenarioConfig(StrictModel):
                 return step
         return None
 
+    def soak_user_setup(self) -> list[HttpStep]:
+        """What each soak user runs once before its sessions: the scenario's own ``setup``, then ``soak.setup``
+        (when it runs per user) or, without one, the golden path's HTTP steps before the soaked step."""
+        soak, step = self.soak, self.soak_step()
+        if soak.setup is None:
+            own = self.steps_before(step.name) if step is not None else []
+        else:
+            own = [] if soak.setup_scope == "per_session" else [s for s in soak.setup if isinstance(s, HttpStep)]
+        return [*(s for s in self.setup if isinstance(s, HttpStep)), *own]
+
+    def soak_user_undo(self) -> list[HttpStep | WsStep]:
+        """What each soak user runs once after its sessions: ``soak.finally`` (when it runs per user), then the
+        scenario's own ``teardown``."""
+        per_user = self.soak.finally_steps if self.soak.setup_scope != "per_session" else []
+        return [*per_user, *self.teardown]
+
     def on_side(self, side: str) -> ScenarioConfig:
         """The scenario as it runs against ``side`` ("candidate" or "baseline"): on the baseline, each
         static user whose credentials give a ``baseline_token`` uses it as its token."""

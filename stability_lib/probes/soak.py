@@ -233,10 +233,8 @@ async def run_soak(
         raise TemplateError("the golden path has no ws step to soak")
     started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     run_start_ns = time.monotonic_ns()
-    prerequisites: Sequence[HttpStep] = scenario.steps_before(step.name)
-    if soak.setup is not None:  # per_user: run once per user here; per_session: before every session
-        prerequisites = [] if soak.setup_scope == "per_session" else [s for s in soak.setup if isinstance(s, HttpStep)]
-    users = await prepare_users(base_url, scenario, run_id, prerequisites)
+    # scenario.setup, then soak.setup per user (per_session: before every session, below)
+    users = await prepare_users(base_url, scenario, run_id, scenario.soak_user_setup())
     ready = [u for u in users if u.setup.ok]
     step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
     session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
@@ -359,17 +357,14 @@ async def run_soak(
             exc = task.exception()
             if exc is not None:
                 raise exc
-    if not per_session and soak.finally_steps:
+    undo = scenario.soak_user_undo()  # per user, once: soak.finally (per_user scope), then scenario.teardown
+    if undo:
         async with new_http_client(base_url) as client:
             for user in ready:
                 where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
                 teardown.extend(
                     await run_finally(
-                        where,
-                        soak.finally_steps,
-                        user.context(run_id, nonce=new_nonce()),
-                        unit="user",
-                        index=user.setup.index,
+                        where, undo, user.context(run_id, nonce=new_nonce()), unit="user", index=user.setup.index
                     )
                 )
     records.sort(key=lambda r: r.session_id)
@@ -388,7 +383,7 @@ async def run_soak(
         tolerated_rate=scenario.tolerated_failure_rate,
         confidence=scenario.confidence,
         teardown=tuple(teardown),
-        teardown_configured=bool(soak.finally_steps),
+        teardown_configured=bool(soak.finally_steps or scenario.teardown),
         side=side,
     )
 

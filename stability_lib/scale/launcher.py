@@ -130,10 +130,11 @@ class LocustSoak:
 def _refuse_unsupported(scenario: ScenarioConfig) -> None:
     check_locust_installed()
     soak = scenario.soak
-    steps = [*(soak.setup or ()), *soak.finally_steps]
+    steps = [*(soak.setup or ()), *soak.finally_steps, *scenario.teardown]
     if any(not isinstance(s, HttpStep) for s in steps):
         raise LocustEngineError(
-            "the locust engine runs HTTP setup and finally steps only (a ws step is in soak.setup/finally)"
+            "the locust engine runs HTTP setup, finally and teardown steps only (a ws step is in "
+            "soak.setup/finally or teardown)"
         )
     if scenario.soak_step() is None:
         raise LocustEngineError("the golden path has no ws step to soak")
@@ -362,7 +363,7 @@ def _soak_result(
         tolerated_rate=scenario.tolerated_failure_rate,
         confidence=scenario.confidence,
         teardown=teardown,
-        teardown_configured=bool(scenario.soak.finally_steps),
+        teardown_configured=bool(scenario.soak.finally_steps or scenario.teardown),
         side=side,
     )
 

@@ -246,14 +246,7 @@ class _Worker:
             ws_base = plan.get("ws_base_url")
             self.ws_base_url = None if ws_base is None else str(resolve_env(ws_base, os.environ, "target.ws_base_url"))
             self.scenario = scenario
-            step = scenario.soak_step()
-            assert step is not None
-            soak = scenario.soak
-            prerequisites: list[HttpStep] = scenario.steps_before(step.name)
-            if soak.setup is not None:
-                prerequisites = (
-                    [] if soak.setup_scope == "per_session" else [s for s in soak.setup if isinstance(s, HttpStep)]
-                )
+            prerequisites = scenario.soak_user_setup()  # scenario.setup, then soak.setup per user
             names = scenario.users.usernames(plan["run_id"])
             mine = [(i, n) for i, n in enumerate(names) if i % int(plan["workers"]) == int(plan["slot"])]
             client = self.http_client()
@@ -324,8 +317,8 @@ class _Worker:
     def per_user_teardown(self) -> None:
         if self.scenario is None or self.plan is None:  # the setup never got that far: nothing to undo
             return
-        soak = self.scenario.soak
-        if soak.setup_scope == "per_session" or not soak.finally_steps:
+        undo = [s for s in self.scenario.soak_user_undo() if isinstance(s, HttpStep)]  # the launcher refuses ws
+        if not undo:
             return
         client = self.http_client()
         for user in self.users:
@@ -333,7 +326,7 @@ class _Worker:
             self.teardown_out.extend(
                 t.to_dict()
                 for t in steps.run_finally_http(
-                    client, self.scenario, user, soak.finally_steps, context, unit="user", index=user.setup.index
+                    client, self.scenario, user, undo, context, unit="user", index=user.setup.index
                 )
             )
 
