@@ -9,48 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_locust_engine import SCENARIO as LOCUST_SCENARIO
+
 from stability_lib.core.models import Status
 from stability_lib.demo import serve
 from stability_lib.probes.engine import run_soak_sync
 from stability_lib.probes.scenario import ScenarioConfig
 
-AUTH: dict[str, Any] = {
-    "register": {
-        "method": "POST",
-        "path": "/api/auth/register",
-        "body": {"username": "{username}", "password": "{password}"},
-        "expect_status": [201],
-    },
-    "login": {
-        "method": "POST",
-        "path": "/api/auth/login",
-        "body": {"username": "{username}", "password": "{password}"},
-        "expect_status": [200],
-    },
-    "token_path": "access_token",
-    "header_name": "Authorization",
-    "header_format": "Bearer {token}",
-    "ws_token_via": "header",
-}
-AGENT_SESSION = {
-    "kind": "ws",
-    "name": "agent_session",
-    "path": "/ws",
-    "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
-    "expect": ["agent_started", "agent_completed"] * 3,
-    "end_event": "final_response",
-    "event_timeout_s": 10,
-    "timeout_s": 30,
-}
-CREATE_THREAD = {
-    "kind": "http",
-    "name": "create_thread",
-    "method": "POST",
-    "path": "/api/threads",
-    "body": {"title": "thread"},
-    "expect_status": 201,
-    "capture": {"thread_id": "id"},
-}
+# The sample service's auth and steps, as the Locust engine's tests use them.
+AUTH: dict[str, Any] = LOCUST_SCENARIO["auth"]
+CREATE_THREAD, AGENT_SESSION = LOCUST_SCENARIO["golden_path"]["steps"]
 
 
 def scenario(
