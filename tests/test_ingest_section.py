@@ -64,3 +64,17 @@ def test_a_sampling_setting_beside_external_is_refused_not_ignored(tmp_path: Pat
     )
     with pytest.raises(ParamsError, match="tolerance does not apply with external"):
         load_params(path)
+
+
+def test_a_log_for_locust_csv_is_refused_it_reads_its_own_exceptions_file(tmp_path: Path) -> None:
+    import pytest
+
+    from stability_lib.core.errors import ParamsError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n"
+        "    external: {format: locust_csv, candidate: locust/candidate, candidate_log: out.log}\n"
+    )
+    with pytest.raises(ParamsError, match="candidate_log: locust_csv reads the run's PREFIX_exceptions.csv"):
+        load_params(path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["ExternalFormat", "ExternalPerformanceConfig", "DEFAULT_MAX_FILE_BYTES"]
 
@@ -79,3 +79,15 @@ class ExternalPerformanceConfig(BaseModel):
     max_file_bytes: int = Field(
         DEFAULT_MAX_FILE_BYTES, ge=1024, le=4 * 1024**3, description="A larger file is refused, not read."
     )
+
+    @model_validator(mode="after")
+    def _logs_where_read(self) -> ExternalPerformanceConfig:
+        """locust_csv reads PREFIX_exceptions.csv next to its stats: a log named here would be ignored."""
+        if self.format == "locust_csv":
+            given = sorted({"candidate_log", "baseline_log"} & self.model_fields_set)
+            if given:
+                raise ValueError(
+                    f"{given[0]}: locust_csv reads the run's PREFIX_exceptions.csv itself; a log applies to "
+                    "k6_json, k6_summary and locust_json"
+                )
+        return self
