@@ -486,6 +486,13 @@ def test_a_new_form_key_on_an_old_form_ws_step_is_refused_not_ignored(key: str) 
     assert f"the new keys ['{key}'] are mutually exclusive" in refused(conv_scenario(old_form))
 
 
+def test_users_named_twice_is_refused() -> None:
+    users = {"count": 2, "credentials": CREDENTIALS, "names": ["carol", "dave"]}  # names were ignored
+    assert "users.names and users.credentials both name the users" in refused(
+        conv_scenario(CONV_STEP, auth=STATIC, users=users)
+    )
+
+
 def test_a_ws_step_in_a_users_setup_is_refused_at_load_not_skipped() -> None:
     # A user's setup (scenario.setup, and soak.setup when it runs per user) runs HTTP steps only: a ws step
     # there was accepted and silently skipped, and what it would have captured was missing later.

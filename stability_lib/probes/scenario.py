@@ -205,6 +205,8 @@ class UsersConfig(StrictModel):
     def _check(self) -> UsersConfig:
         if self.count > GOLDEN_HARD_CAPS["users"]:
             raise ValueError(f"users.count={self.count} is over the hard limit of {GOLDEN_HARD_CAPS['users']}")
+        if self.credentials and self.names:  # credentials name the users: names would be ignored
+            raise ValueError("users.names and users.credentials both name the users; give one of them")
         if self.credentials and len(self.credentials) < self.count:
             raise ValueError(f"users.count is {self.count} but users.credentials lists only {len(self.credentials)}")
         if self.names and len(self.names) < self.count:
