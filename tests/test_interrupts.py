@@ -80,10 +80,13 @@ def test_an_interrupted_demo_stops_everything_and_reports_inconclusive(
         assert len(services) == 2
         urls = [line.split("=", 1)[1].strip() for line in stdout if "_URL=" in line]
         db_folders = {Path(argument_after(argv, "--db")).parent for argv in services}
-        connection_files = [Path(argument_after(argv, "-f")) for argv in kernels.values()]
+        # The kernels of this moment (a fast section's kernel is gone, with its file, 2 s after it started)
+        connection_files = [
+            Path(argument_after(argv, "-f")) for argv in started.values() if "ipykernel_launcher" in argv
+        ]
         assert urls and all(listening(url) for url in urls)
         assert db_folders and all(folder.is_dir() for folder in db_folders)
-        assert connection_files and all(f.exists() for f in connection_files)
+        assert connection_files and any(f.exists() for f in connection_files)
 
         proc.send_signal(stop_signal)
         returncode = proc.wait(timeout=STOP_BOUND_S)
