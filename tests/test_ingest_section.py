@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from stability_lib.core.errors import ParamsError
 from stability_lib.core.models import Status
 from stability_lib.execution.params import load_params, sections_needing_target
 from stability_lib.execution.section import open_section
@@ -51,30 +54,26 @@ def test_section_does_not_pass_a_k6_summary_whose_script_threw(tmp_path: Path) -
     assert script.status is Status.FAIL
 
 
+def _refused(tmp_path: Path, performance_yaml: str) -> str:
+    """The one-line refusal of params whose performance section is ``performance_yaml`` (4-space indented)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n{performance_yaml}")
+    with pytest.raises(ParamsError) as refused:
+        load_params(path)
+    return str(refused.value)
+
+
 def test_a_sampling_setting_beside_external_is_refused_not_ignored(tmp_path: Path) -> None:
     # tolerance 2% beside external was accepted and the files were judged at external's 10%.
-    import pytest
-
-    from stability_lib.core.errors import ParamsError
-
-    path = tmp_path / "params.yaml"
-    path.write_text(
-        f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n    tolerance: 0.02\n"
-        "    external: {format: locust_csv, candidate: locust/candidate, baseline: locust/baseline}\n"
+    message = _refused(
+        tmp_path,
+        "    tolerance: 0.02\n    external: {format: locust_csv, candidate: locust/candidate, baseline: locust/baseline}\n",
     )
-    with pytest.raises(ParamsError, match="tolerance does not apply with external"):
-        load_params(path)
+    assert "tolerance does not apply with external" in message
 
 
 def test_a_log_for_locust_csv_is_refused_it_reads_its_own_exceptions_file(tmp_path: Path) -> None:
-    import pytest
-
-    from stability_lib.core.errors import ParamsError
-
-    path = tmp_path / "params.yaml"
-    path.write_text(
-        f"title: ingested\nsections:\n{OTHERS_OFF}\n  performance:\n"
-        "    external: {format: locust_csv, candidate: locust/candidate, candidate_log: out.log}\n"
+    message = _refused(
+        tmp_path, "    external: {format: locust_csv, candidate: locust/candidate, candidate_log: out.log}\n"
     )
-    with pytest.raises(ParamsError, match="candidate_log: locust_csv reads the run's PREFIX_exceptions.csv"):
-        load_params(path)
+    assert "candidate_log: locust_csv reads the run's PREFIX_exceptions.csv" in message
