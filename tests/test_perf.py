@@ -15,9 +15,17 @@ from stability_lib.probes.perf import (
     PerformanceConfig,
     SampleRound,
     SequentialSampling,
+    TeardownLog,
     compare_operations,
     sample_sequentially,
 )
+
+
+class Target:
+    """A live target as the collector reads it (``TargetConfig`` has more)."""
+
+    def __init__(self, url: str) -> None:
+        self.base_url, self.ws_base_url = url, None
 
 
 def lognormal(median: float, n: int, seed: int) -> list[float]:
@@ -271,13 +279,11 @@ def test_rounds_pair_runs_next_to_each_other_and_log_users_in_once(tmp_path) -> 
 
     from stability_lib.probes.perf_collect import collect_interleaved
 
-    class Target:
-        def __init__(self, url: str) -> None:
-            self.base_url, self.ws_base_url = url, None
-
     cfg = PerformanceConfig(samples_per_side=6, concurrency=2)
     with demo.serve(variant="candidate", seed=1) as a, demo.serve(variant="candidate", seed=2) as b:
-        rounds = collect_interleaved(demo_scenario(), cfg, {"baseline": Target(a), "candidate": Target(b)})
+        rounds = collect_interleaved(
+            demo_scenario(), cfg, {"baseline": Target(a), "candidate": Target(b)}, TeardownLog()
+        )
         first, second = next(rounds), next(rounds)
         rounds.close()
     for rnd in (first, second):

@@ -9,13 +9,14 @@ decided by its confidence sequence (``stats.sequential``) or the budget runs out
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,12 +25,19 @@ from ..stats.sequential import halt, round_would_overrun, update
 from ..stats.sequential.core import SequentialResult, StopReason
 from ..stats.sequential.performance import PerfFamilyState, PerfRound, PerfSequentialConfig, start_performance_family
 
+if TYPE_CHECKING:  # the records' modules do I/O; this one only reads the records
+    from .golden_users import LeftoverCheck
+    from .teardown import TeardownRecord
+
 __all__ = [
     "PerformanceConfig",
     "SampleRound",
     "SequentialSampling",
     "sample_sequentially",
     "compare_operations",
+    "TeardownLog",
+    "performance_teardown_claims",
+    "teardown_evidence",
 ]
 
 Samples = dict[str, dict[str, list[float]]]  # side -> operation -> milliseconds, in the order taken
@@ -107,6 +115,27 @@ OpSamples = dict[str, list[float]]  # operation -> milliseconds of one golden ru
 
 
 PairResult = dict[str, tuple[bool, OpSamples]]  # side -> (run ok, its operations' durations)
+
+
+@dataclass
+class TeardownLog:
+    """What the section's finally steps (after each golden run), its per-user teardown and its leftovers
+    checks did, per side ("baseline" | "candidate"). ``collect_interleaved`` adds the records as each
+    step ends: mutable on purpose, so what ran before a Ctrl-C still reaches the evidence."""
+
+    teardown: dict[str, list[TeardownRecord]] = field(default_factory=dict)
+    leftovers: dict[str, list[LeftoverCheck]] = field(default_factory=dict)
+
+    def add_side(self, side: str) -> None:
+        """A side sampled live: its claims' statistics speak of it even when it left no record."""
+        self.teardown.setdefault(side, [])
+        self.leftovers.setdefault(side, [])
+
+    def add_teardown(self, side: str, records: Iterable[TeardownRecord]) -> None:
+        self.teardown.setdefault(side, []).extend(records)
+
+    def add_leftovers(self, side: str, checks: Iterable[LeftoverCheck]) -> None:
+        self.leftovers.setdefault(side, []).extend(checks)
 
 
 # ---------------------------------------------------------------- sequential sampling (pure but for the clock)
@@ -426,3 +455,64 @@ def compare_operations(
             )
         )
     return comparisons, claims
+
+
+# ---------------------------------------------------------------- teardown (pure)
+
+_MAX_RECORDS_LISTED = 5000  # per side and kind: the default budget's records fit; the claims name every failure kind
+
+
+def performance_teardown_claims(
+    log: TeardownLog, *, steps_configured: bool, leftovers_configured: bool, section: str
+) -> list[Claim]:
+    """``<section>.teardown.steps_succeeded`` (when the scenario has finally or teardown steps) and
+    ``<section>.teardown.nothing_left_behind`` (when it has leftovers checks), by the other sections'
+    rules over the candidate's records. The baseline is the reference, not what is judged: its
+    failures change no status; each claim's statistic says how the baseline fared (a baseline that
+    kept what it should have deleted is named there) and ``details["baseline_failures"]`` lists them."""
+    from .golden_users import UsersFinished
+
+    def finished(side: str) -> UsersFinished:
+        return UsersFinished(
+            tuple(log.teardown.get(side, ())),
+            tuple(log.leftovers.get(side, ())),
+            steps_configured,
+            leftovers_configured,
+        )
+
+    claims = finished("candidate").claims(section)
+    if "baseline" not in log.teardown:  # a stored baseline: nothing ran on it here
+        return claims
+    baseline = {c.id: c for c in finished("baseline").claims(section)}
+    out = []
+    for claim in claims:
+        on_baseline = baseline[claim.id]
+        note = f"baseline, not judged (the claim is about the candidate): {on_baseline.statistic}"
+        out.append(
+            dataclasses.replace(
+                claim,
+                statistic=f"{claim.statistic}; {note}",
+                details={**claim.details, "baseline_failures": on_baseline.details.get("failures", [])},
+            )
+        )
+    return out
+
+
+def teardown_evidence(log: TeardownLog) -> dict[str, Any]:
+    """The records for the evidence, each saying its side; at most ``_MAX_RECORDS_LISTED`` per side and
+    kind (the first ones), the rest counted in ``teardown_not_listed``."""
+    teardown: list[dict[str, Any]] = []
+    leftovers: list[dict[str, Any]] = []
+    not_listed: dict[str, int] = {}
+    for side in dict.fromkeys([*log.teardown, *log.leftovers]):
+        records = log.teardown.get(side, [])
+        teardown += [{"side": side, **r.to_dict()} for r in records[:_MAX_RECORDS_LISTED]]
+        checks = log.leftovers.get(side, [])
+        leftovers += [{"side": side, **dataclasses.asdict(c)} for c in checks[:_MAX_RECORDS_LISTED]]
+        hidden = max(0, len(records) - _MAX_RECORDS_LISTED) + max(0, len(checks) - _MAX_RECORDS_LISTED)
+        if hidden:
+            not_listed[side] = hidden
+    out: dict[str, Any] = {"teardown": teardown, "leftovers": leftovers}
+    if not_listed:
+        out["teardown_not_listed"] = not_listed
+    return out

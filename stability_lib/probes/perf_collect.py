@@ -2,7 +2,9 @@
 
 Lanes of logged-in users take pairs of golden runs back to back, the order alternating, and yield
 ``perf.SampleRound``s; ``perf.sample_sequentially`` reads them until every operation is decided, and
-``perf.compare_operations`` judges them (both pure).
+``perf.compare_operations`` judges them (both pure). What the finally steps, the per-user teardown
+and the leftovers checks did goes into a ``perf.TeardownLog`` as each ends (``perf.performance_teardown_claims``
+judges it): an interrupted section keeps what ran before the interrupt.
 """
 
 from __future__ import annotations
@@ -10,17 +12,39 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from .perf import OpSamples, PairResult, PerformanceConfig, RunCounts, SampleRound, Samples
+from .perf import OpSamples, PairResult, PerformanceConfig, RunCounts, SampleRound, Samples, TeardownLog
 
 __all__ = [
     "collect_interleaved",
 ]
 
 
-def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any]) -> Iterator[SampleRound]:
+@dataclass(frozen=True)
+class _Lanes:
+    """What every lane's work shares: the scenario, the targets and their logged-in users (per side, one
+    per lane), the run, and the log the finally and teardown steps add their records to."""
+
+    scenario: Any
+    targets: Mapping[str, Any]
+    users: Mapping[str, list[Any]]
+    run_id: str
+    run_start_ns: int
+    log: TeardownLog
+
+    def where(self, side: str, client: Any, user: Any) -> Any:
+        from .teardown import Where
+
+        target = self.targets[side]
+        return Where(client, target.base_url, target.ws_base_url, self.scenario, user, self.run_id, self.run_start_ns)
+
+
+def collect_interleaved(
+    scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any], log: TeardownLog
+) -> Generator[SampleRound, None, None]:
     """Rounds of paired golden-path runs, endlessly (the caller stops, then closes the generator).
 
     ``concurrency`` lanes run at once; a lane has one test user per target, registered and logged
@@ -30,29 +54,32 @@ def collect_interleaved(scenario: Any, cfg: PerformanceConfig, targets: dict[str
     and drift on the machine hits both alike; neither side always goes first. A round is
     ``samples_per_side`` pairs. In a round's samples of an operation, the i-th baseline value
     and the i-th candidate value come from the same pair; values whose partner run failed
-    follow after the paired ones."""
+    follow after the paired ones.
+
+    Every golden run's finally steps (outside its timed steps, as they always were) and, when the
+    generator is closed, each user's teardown and leftovers checks add their records to ``log``, per
+    side, as they end: close the generator before judging ``log``."""
     from .soak import new_run_id, run_blocking
 
     sides = list(targets)
+    for side in sides:
+        log.add_side(side)
     lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
     run_id, run_start_ns = new_run_id(), time.monotonic_ns()
     setup_started = time.monotonic()
     users, setup = run_blocking(lambda: _prepare_lanes(scenario, targets, lanes, run_id))
     setup_s = time.monotonic() - setup_started
+    shared = _Lanes(scenario, targets, users, run_id, run_start_ns, log)
     first_pair = 0
     try:
         while True:
-            pairs = run_blocking(
-                functools.partial(
-                    _run_pairs, scenario, targets, users, first_pair, cfg.samples_per_side, run_id, run_start_ns
-                )
-            )
+            pairs = run_blocking(functools.partial(_run_pairs, shared, first_pair, cfg.samples_per_side))
             rnd = _round_of(pairs, sides, first_pair, setup if first_pair == 0 else None)
             yield dataclasses.replace(rnd, setup_s=setup_s) if first_pair == 0 else rnd
             first_pair += cfg.samples_per_side
-    finally:  # the scenario's per-user teardown, once, after the last round
-        if scenario.teardown:
-            run_blocking(lambda: _teardown_lanes(scenario, targets, users, run_id, run_start_ns))
+    finally:  # the scenario's per-user teardown and leftovers checks, once, after the last round (or a Ctrl-C)
+        if scenario.teardown or scenario.leftovers:
+            run_blocking(lambda: _finish_lanes(shared))
 
 
 async def _prepare_lanes(
@@ -82,17 +109,37 @@ async def _prepare_lanes(
     return users, setup
 
 
-def _where(scenario: Any, target: Any, client: Any, user: Any, run_id: str, run_start_ns: int) -> Any:
-    from .teardown import Where
+async def _finally_into(
+    log: TeardownLog, side: str, where: Any, steps: Sequence[Any], context: Mapping[str, Any], *, unit: str, index: int
+) -> None:
+    """``run_finally`` with its records added to ``log``, also when this call is cancelled (Ctrl-C mid-run):
+    a cancelled ``run_finally`` re-raises without returning its records, so it runs in a task of its own
+    that the cancellation does not reach, and its records land before the cancellation goes on."""
+    import asyncio
 
-    return Where(client, target.base_url, target.ws_base_url, scenario, user, run_id, run_start_ns)
+    from .teardown import run_finally
+
+    if not steps:
+        return
+
+    async def undo() -> None:
+        log.add_teardown(side, await run_finally(where, steps, context, unit=unit, index=index))
+
+    task = asyncio.ensure_future(undo())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # run_finally ends within teardown_timeout_s; the second more is for its records to land
+        await asyncio.wait([task], timeout=where.scenario.teardown_timeout_s + 1.0)
+        raise
 
 
-async def _one_run(where: Any, rep: int) -> tuple[bool, OpSamples]:
-    """One pass through the golden path's steps (then its finally steps): ok, and its operations' durations."""
+async def _one_run(where: Any, rep: int, side: str, log: TeardownLog) -> tuple[bool, OpSamples]:
+    """One pass through the golden path's steps (then its finally steps, untimed, their records into
+    ``log``): ok, and its operations' durations."""
     from .http_steps import new_nonce
     from .operations import operation_samples_ms
-    from .teardown import run_finally, run_step
+    from .teardown import run_step
 
     scenario, user = where.scenario, where.user
     index = user.setup.index
@@ -113,25 +160,18 @@ async def _one_run(where: Any, rep: int) -> tuple[bool, OpSamples]:
                 ok = False
                 break
     finally:  # pass, fail or cancel: undo what the run created
-        await run_finally(where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
+        await _finally_into(log, side, where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
     return ok, operation_samples_ms({"samples": steps, "runs": [{"ok": ok, "ws_sessions": sessions}]})
 
 
-async def _run_pairs(
-    scenario: Any,
-    targets: Mapping[str, Any],
-    users: Mapping[str, list[Any]],
-    first: int,
-    count: int,
-    run_id: str,
-    run_start_ns: int,
-) -> dict[int, PairResult]:
+async def _run_pairs(shared: _Lanes, first: int, count: int) -> dict[int, PairResult]:
     """Pairs ``first`` .. ``first + count - 1``, spread over the lanes (each lane one pair at a time)."""
     import asyncio
     from contextlib import AsyncExitStack
 
     from .engine import new_http_client
 
+    targets, users = shared.targets, shared.users
     sides = list(targets)
     lanes = len(next(iter(users.values())))
     results: dict[int, PairResult] = {}
@@ -142,7 +182,7 @@ async def _run_pairs(
             wheres = {}
             for side in sides:
                 client = await stack.enter_async_context(new_http_client(targets[side].base_url))
-                wheres[side] = _where(scenario, targets[side], client, users[side][index], run_id, run_start_ns)
+                wheres[side] = shared.where(side, client, users[side][index])
             for pair in queue:  # shared by the lanes: each pair is taken once
                 order = sides if pair % 2 == 0 else list(reversed(sides))  # ABBA
                 result: PairResult = {}
@@ -150,31 +190,37 @@ async def _run_pairs(
                     if not users[side][index].setup.ok:  # no user on this side: a failed run, no sample
                         result[side] = (False, {})
                         continue
-                    result[side] = await _one_run(wheres[side], pair)
+                    result[side] = await _one_run(wheres[side], pair, side, shared.log)
                 results[pair] = result
 
     await asyncio.gather(*(lane(i) for i in range(lanes)))
     return results
 
 
-async def _teardown_lanes(
-    scenario: Any, targets: Mapping[str, Any], users: Mapping[str, list[Any]], run_id: str, run_start_ns: int
-) -> None:
+async def _finish_lanes(shared: _Lanes) -> None:
+    """Per user, once, at the end (as ``golden_users.finish_user``): the teardown, then the checks that
+    nothing was left behind; their records into ``log`` as each ends."""
     import asyncio
 
     from .engine import new_http_client
+    from .golden_users import LeftoverCheck
     from .http_steps import new_nonce
-    from .teardown import run_finally
+    from .teardown import run_step
+
+    scenario, run_id, log = shared.scenario, shared.run_id, shared.log
 
     async def one(side: str, user: Any) -> None:
         if not user.setup.ok:
             return
-        async with new_http_client(targets[side].base_url) as client:
-            where = _where(scenario, targets[side], client, user, run_id, run_start_ns)
+        async with new_http_client(shared.targets[side].base_url) as client:
+            where = shared.where(side, client, user)
             context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{user.setup.index}-end")
-            await run_finally(where, scenario.teardown, context, unit="user", index=user.setup.index)
+            await _finally_into(log, side, where, scenario.teardown, context, unit="user", index=user.setup.index)
+            for check in scenario.leftovers:
+                run = await run_step(where, check, context)
+                log.add_leftovers(side, [LeftoverCheck(user.setup.username, check.name, run.ok, run.why)])
 
-    await asyncio.gather(*(one(side, u) for side, prepared in users.items() for u in prepared))
+    await asyncio.gather(*(one(side, u) for side, prepared in shared.users.items() for u in prepared))
 
 
 def _round_of(
