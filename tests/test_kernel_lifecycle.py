@@ -55,22 +55,32 @@ def test_a_kernel_is_not_interrupted_when_its_notebook_is_done(tmp_path: Path) -
     assert "KeyboardInterrupt" not in proc.stderr
 
 
-def test_notebooks_run_in_kernels_warmed_up_ahead_and_none_outlives_the_run(
-    tmp_path: Path, candidate_url: str, repo: Path
-) -> None:
-    # Each notebook notes, before any cell of its own imports it, whether the package is loaded.
+def _run_with_first_cells(
+    tmp_path: Path,
+    repo: Path,
+    candidate_url: str,
+    first_cells: dict[str, str],
+    *,
+    runner: str = "",
+    last_cell: str = "",
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A run of the health and suites sections (a trivial suite) and the report, each notebook
+    beginning with its cell of ``first_cells``; suites ends with ``last_cell``. Asserts that no
+    kernel outlived it and that none printed a KeyboardInterrupt."""
     nb_dir = tmp_path / "notebooks"
     shutil.copytree(repo / "notebooks", nb_dir)
-    for name in ("health", "suites", "report"):
+    for name, code in first_cells.items():
         nb = nbformat.read(nb_dir / f"{name}.ipynb", as_version=4)
-        probe = f"import json, pathlib, sys\npathlib.Path('warm-{name}.json').write_text(json.dumps('stability_lib' in sys.modules))"
-        nb.cells.insert(0, nbformat.v4.new_code_cell(probe))
+        nb.cells.insert(0, nbformat.v4.new_code_cell(code))
+        if name == "suites" and last_cell:
+            nb.cells.append(nbformat.v4.new_code_cell(last_cell))
         nbformat.write(nb, nb_dir / f"{name}.ipynb")
     params = tmp_path / "p.yaml"
     params.write_text(
         HEALTH_ONLY
         + '  suites:\n    categories: [{name: none, command: ["true"], junit_xml: none.xml}]\n'
         + "runner:\n  notebooks_dir: notebooks\n"
+        + runner
     )
     token = uuid.uuid4().hex
     out = tmp_path / "run"
@@ -78,10 +88,25 @@ def test_notebooks_run_in_kernels_warmed_up_ahead_and_none_outlives_the_run(
         ["run", str(params), "--out", str(out)], env={"TARGET_URL": candidate_url, "STABILITY_TEST_MARKER": token}
     )
     assert (out / "summary.json").exists(), proc.stdout + proc.stderr
-    warm = {name: json.loads((out / f"warm-{name}.json").read_text()) for name in ("health", "suites", "report")}
-    assert warm == {"health": True, "suites": True, "report": True}
     assert "KeyboardInterrupt" not in proc.stderr
     assert marked(token) == {}, "a kernel outlived the run"
+    return out, proc
+
+
+NOTEBOOKS = ("health", "suites", "report")
+
+
+def test_notebooks_run_in_kernels_warmed_up_ahead_and_none_outlives_the_run(
+    tmp_path: Path, candidate_url: str, repo: Path
+) -> None:
+    # Each notebook notes, before any cell of its own imports it, whether the package is loaded.
+    probes = {
+        name: f"import json, pathlib, sys\npathlib.Path('warm-{name}.json').write_text(json.dumps('stability_lib' in sys.modules))"
+        for name in NOTEBOOKS
+    }
+    out, _ = _run_with_first_cells(tmp_path, repo, candidate_url, probes)
+    warm = {name: json.loads((out / f"warm-{name}.json").read_text()) for name in NOTEBOOKS}
+    assert warm == {"health": True, "suites": True, "report": True}
 
 
 RACING_PORTS = (
@@ -131,3 +156,31 @@ def test_a_notebook_runs_in_a_process_whose_earlier_run_stopped_every_kernel(tmp
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ran 42" in json.dumps(nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs)
+
+
+def test_a_kernel_is_reused_with_an_empty_namespace_and_not_after_a_failed_notebook(
+    tmp_path: Path, candidate_url: str, repo: Path
+) -> None:
+    # One worker: health, then suites, then the report, in that order. Each notebook notes its
+    # kernel's pid and the names a notebook before it left behind; suites then fails on purpose.
+    probes = {
+        name: "import json, os, pathlib\n"
+        f"pathlib.Path('kernel-{name}.json').write_text(json.dumps("
+        "[os.getpid(), sorted(k for k in globals() if k.startswith('left_by_'))]))\n"
+        f"left_by_{name} = 1"
+        for name in NOTEBOOKS
+    }
+    out, _ = _run_with_first_cells(
+        tmp_path,
+        repo,
+        candidate_url,
+        probes,
+        runner="  workers: 1\n",
+        last_cell="raise RuntimeError('this notebook fails at its end')",
+    )
+    seen = {name: json.loads((out / f"kernel-{name}.json").read_text()) for name in NOTEBOOKS}
+    assert seen["suites"][0] == seen["health"][0], "the health notebook's kernel was not reused"
+    assert seen["suites"][1] == [], "a name of the notebook before was still defined"
+    assert seen["report"][0] != seen["suites"][0], "a kernel whose notebook failed was reused"
+    assert seen["report"][1] == []
+    assert json.loads((out / "evidence" / "suites.json").read_text())["status"] == "ERROR"

@@ -81,6 +81,10 @@ class _KernelRegistry:
             if km in self._live:
                 self._running.add(km)
 
+    def idle(self, km: Any) -> None:
+        with self._lock:
+            self._running.discard(km)
+
     def interrupt_all(self) -> int:
         """SIGINT every live kernel, as Ctrl-C in JupyterLab would: the running cell gets a
         KeyboardInterrupt, and the probes cancel their sessions and run their finally steps (which
@@ -205,7 +209,8 @@ def papermill_engine() -> str:
     """papermill's nbclient engine, registered under our name, with two differences: it runs
     on a kernel started ahead of time when it is handed one (``km``), and it kills the kernel
     as soon as the last cell is done ("immediate": 0.1 s against 0.35-0.7 s for a graceful
-    shutdown, which only waits for a kernel that has nothing left to do)."""
+    shutdown, which only waits for a kernel that has nothing left to do) — unless told to
+    ``keep_kernel``: the kernel a notebook ran in is then left running, for the next one."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.log import logger
@@ -222,6 +227,7 @@ def papermill_engine() -> str:
             stderr_file: Any = None,
             start_timeout: float = 60,
             execution_timeout: float | None = None,
+            keep_kernel: bool = False,
             **kwargs: Any,
         ) -> Any:
             client = PapermillNotebookClient(
@@ -238,41 +244,64 @@ def papermill_engine() -> str:
                     shutdown_kernel="immediate",
                 ),
             )
-            # cleanup_kc: nbclient leaves a kernel it was handed running; this one is ours to stop.
-            return client.execute(cleanup_kc=True)
+            if not keep_kernel:
+                # cleanup_kc: nbclient leaves a kernel it was handed running; this one is ours to stop.
+                return client.execute(cleanup_kc=True)
+            try:  # the kernel lives on for the next notebook; only this notebook's channels close
+                return client.execute(cleanup_kc=False)
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
 
     papermill_engines.register(_ENGINE, WarmKernelEngine)
     return _ENGINE
 
 
 # Run in a warm kernel before a notebook gets it: the imports every notebook begins with (the
-# package loads its parts on first use: open_section 0.5 s, the sections and their probes 1.7 s),
-# paid while the previous notebook runs instead of in the next notebook's first cells.
-WARM_UP_CODE = "import stability_lib as sl\nsl.open_section, sl.sections"
+# package loads its parts on first use: open_section 0.5 s, the sections and their probes 1.7 s;
+# pyplot 0.35 s, which every notebook's questions import), paid while the previous notebook runs
+# instead of in the next notebook's first cells.
+WARM_UP_CODE = "import stability_lib as sl\nsl.open_section, sl.sections\nimport matplotlib.pyplot"
+# Run in a kernel between two notebooks: the next one starts with an empty namespace and no open
+# figure, as in a kernel of its own; imported modules stay (that is the point of keeping it).
+RESET_CODE = (
+    "import matplotlib.pyplot\n"
+    "matplotlib.pyplot.close('all')\n"
+    "get_ipython().reset(new_session=True)\n"  # names of the last notebook, its outputs, its count
+    "import gc\n"
+    "gc.collect()\n"
+)
 _KERNEL_START_TIMEOUT_S = 60.0  # papermill's default start_timeout
+_RESET_TIMEOUT_S = 10.0
 
 
-async def _start_and_warm_up(km: Any, cwd: Path) -> None:
-    # The arguments nbclient passes when it starts a kernel itself.
-    await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+async def _run_quietly(km: Any, code: str, timeout_s: float) -> bool:
+    """Run ``code`` in the kernel (silent, not in its history). True when it ran without error."""
     kc = km.client()
     kc.start_channels()
     try:
-        await kc.wait_for_ready(timeout=_KERNEL_START_TIMEOUT_S)
-        msg_id = kc.execute(WARM_UP_CODE, silent=True, store_history=False)
-        deadline = time.monotonic() + _KERNEL_START_TIMEOUT_S
+        await kc.wait_for_ready(timeout=timeout_s)
+        msg_id = kc.execute(code, silent=True, store_history=False)
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 reply = await kc.get_shell_msg(timeout=0.5)
             except queue.Empty:
                 if not await km.is_alive():
-                    raise RuntimeError("kernel died while warming up") from None
+                    raise RuntimeError("kernel died") from None
                 continue
             if reply["parent_header"].get("msg_id") == msg_id:
-                return  # an import error is the notebook's to report, in its own first cell
-        raise TimeoutError("kernel warm-up timed out")
+                return bool(reply["content"].get("status") == "ok")
+        raise TimeoutError("kernel did not answer in time")
     finally:
         kc.stop_channels()
+
+
+async def _start_and_warm_up(km: Any, cwd: Path) -> None:
+    # The arguments nbclient passes when it starts a kernel itself.
+    await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    # An import error is the notebook's to report, in its own first cell.
+    await _run_quietly(km, WARM_UP_CODE, _KERNEL_START_TIMEOUT_S)
 
 
 def _alive(km: Any) -> bool:
@@ -286,14 +315,18 @@ def _discard(km: Any) -> None:
 
 
 class _WarmKernel:
-    """One kernel being started and warmed up in a daemon thread; ``on_done`` when that is over."""
+    """One kernel being started and warmed up in a daemon thread; ``on_done`` when that is over.
+    ``ready``: a kernel that is already warm (one a notebook ran in, reset since)."""
 
-    def __init__(self, cwd: Path, on_done: Callable[[], None]) -> None:
-        self.km: Any = None
+    def __init__(self, cwd: Path, on_done: Callable[[], None], ready: Any = None) -> None:
+        self.km: Any = ready
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._cancelled = False
         self._on_done = on_done
+        if ready is not None:
+            self.done.set()
+            return
         threading.Thread(target=self._start, args=(cwd,), name="stability-warm-kernel", daemon=True).start()
 
     def _start(self, cwd: Path) -> None:
@@ -330,18 +363,23 @@ class _WarmKernel:
 
 
 class WarmKernels:
-    """Kernels started ahead of the notebooks that will run in them, in one working folder.
+    """Kernels started ahead of the notebooks that will run in them, in one working folder, and
+    kept for the next notebook once one is done with them.
 
     ``expect(n)``: n more notebooks will ask for a kernel. At most ``live`` kernels exist at
-    once (running a notebook, or warm and waiting), so the warm-ups take the CPU of one spare
-    kernel, not of every notebook to come; the spare starts once no other kernel is warming up
-    (at the start of a run, the first notebooks' kernels get the CPU first). ``take()`` hands
-    out the oldest warm kernel (waiting for it if it is still starting) or None when there is
-    none: the notebook then starts its own, as papermill always does. ``release()`` when that
-    notebook is done."""
+    once (running a notebook, or warm and waiting), so the warm-ups take the CPU of at most
+    ``spare`` kernels beyond the notebooks running at once; a spare starts once no other kernel
+    is warming up (at the start of a run, the first notebooks' kernels get the CPU first).
+    ``take()`` hands out a warm kernel (one kept from a notebook first, else the oldest started,
+    waiting for it if it is still starting) or None when there is none: the notebook then starts
+    its own, as papermill always does.
+    ``release(km, reuse=...)`` when that notebook is done: with ``reuse`` (it ran to its end),
+    the kernel's namespace is reset and it waits for the next notebook, which saves a kernel's
+    start and imports (about 1.3 CPU-s each); otherwise it is killed."""
 
-    def __init__(self, cwd: Path, live: int) -> None:
+    def __init__(self, cwd: Path, live: int, spare: int = 1) -> None:
         self._cwd, self._live = cwd, max(1, live)
+        self._spare = max(0, min(spare, self._live - 1))
         self._lock = threading.Lock()
         self._warm: deque[_WarmKernel] = deque()
         self._in_use = 0
@@ -355,7 +393,7 @@ class WarmKernels:
             and not KERNELS.stopping
             and len(self._warm) < self._wanted
             and len(self._warm) + self._in_use < self._live
-            and (len(self._warm) + self._in_use < self._live - 1 or all(w.done.is_set() for w in self._warm))
+            and (len(self._warm) + self._in_use < self._live - self._spare or all(w.done.is_set() for w in self._warm))
         ):
             self._warm.append(_WarmKernel(self._cwd, self._warmed))
 
@@ -376,10 +414,26 @@ class WarmKernels:
             self._fill()  # the next notebook's kernel starts while this one runs
         return warm.wait() if warm is not None else None
 
-    def release(self) -> None:
+    def release(self, km: Any = None, *, reuse: bool = False) -> None:
+        """A notebook is done with ``km`` (None: it had no kernel from us). With ``reuse``, keep
+        the kernel, reset, for the next notebook if one is still to come; else kill it."""
+        keep = reuse and km is not None and _alive(km) and self._reset(km)
         with self._lock:
             self._in_use = max(0, self._in_use - 1)
+            keep = keep and not self._closed and not KERNELS.stopping and self._wanted > len(self._warm)
+            if keep:
+                KERNELS.idle(km)  # an interrupt has nothing to stop in it until it runs again
+                self._warm.appendleft(_WarmKernel(self._cwd, self._warmed, ready=km))
             self._fill()
+        if km is not None and not keep:
+            _discard(km)
+
+    @staticmethod
+    def _reset(km: Any) -> bool:
+        try:
+            return asyncio.run(_run_quietly(km, RESET_CODE, _RESET_TIMEOUT_S))
+        except Exception:  # a kernel that cannot be reset is not reused: a fresh one starts instead
+            return False
 
     def settle(self, *, hold: bool = False) -> None:
         """Wait until every kernel still wanted (within ``live``) is started and warmed up;

@@ -1,15 +1,17 @@
 """Orchestration of one run: load, parameterize, execute, check, write.
 
 ``execute_sections`` runs section notebooks with papermill's Python API in a
-small pool of daemon threads (each notebook gets its own kernel process). A
-section that raises, times out or whose kernel dies is recorded as ERROR
-evidence; the others still run.
+small pool of daemon threads. A section that raises, times out or whose kernel
+dies is recorded as ERROR evidence; the others still run.
 
-Kernels (``kernels.py``): the next notebook's kernel is started, and has imported
-the package, while the previous notebook runs (``WarmKernels``: at most workers + 1
-live at once; the performance section still runs alone, once every warm-up is over).
-A kernel is killed as soon as its notebook's last cell is done: its evidence is
-written by then, and a graceful shutdown only waits for a kernel with nothing to do.
+Kernels (``kernels.py``, ``WarmKernels``): one per worker, started at once and
+warmed up (the package imported). A notebook that ran to its end leaves its
+kernel, its namespace reset, to the next notebook (each kernel start and its
+imports cost about 1.3 CPU-s, which on a small machine is taken from the probes);
+a notebook that failed, timed out or was interrupted has its kernel killed and a
+new one started for the next. The performance section still runs alone. The last
+kernel is killed as soon as the report's last cell is done: a graceful shutdown
+only waits for a kernel with nothing to do.
 
 Interrupts: jupyter_client starts every kernel in a new session, so a terminal
 Ctrl-C never reaches it, and a thread blocked in a notebook keeps the process
@@ -234,6 +236,8 @@ def execute_notebook(
     km = kernels.take() if kernels is not None else take_report_kernel(cwd)
     if km is not None:
         KERNELS.running_a_notebook(km)  # an interrupt lets its cells stop before it is killed
+    keep_kernel = kernels is not None and km is not None  # for the next notebook, if this one ends well
+    ran_to_end = False
     try:
         papermill.execute_notebook(
             str(source),
@@ -250,10 +254,14 @@ def execute_notebook(
             # threads. nbclient starts the kernel in resources' metadata path instead.
             resources={"metadata": {"path": str(cwd)}},
             kernel_manager_class=tracked_kernel_manager(),  # an interrupt can find and kill the kernel
+            keep_kernel=keep_kernel,
         )
+        ran_to_end = True
     finally:
         if kernels is not None:
-            kernels.release()
+            # A notebook that failed, timed out or was interrupted leaves its kernel to be killed:
+            # only one whose every cell ran is reset and reused.
+            kernels.release(km if keep_kernel else None, reuse=ran_to_end)
 
 
 def _error_result(
@@ -446,9 +454,10 @@ def execute_sections(
     started: dict[str, tuple[str, float]] = {}
     finished: list[threading.Event] = []
     workers = workers or params.runner.workers
-    # A kernel for every section and one for the report notebook, each started while the
-    # notebooks before it run: at most one more kernel than notebooks running at once.
-    kernels = WarmKernels(run_dir, workers + 1)
+    # A kernel for every worker, started at once; a notebook that ends well leaves its kernel,
+    # reset, to the next section and at last to the report notebook. A new kernel starts only
+    # in place of one that was not reused (its notebook failed).
+    kernels = WarmKernels(run_dir, workers, spare=0)
     kernels.expect(len(enabled) + 1)
 
     def one(name: str) -> SectionRun:
