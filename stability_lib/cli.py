@@ -201,7 +201,19 @@ def _one_line(text: object) -> str:
     return (lines[0] if lines else "").strip()[:500]
 
 
+def _skip_slow_optional_imports() -> None:
+    """jsonschema, which nbformat imports (papermill and nbconvert import nbformat), imports the
+    optional ``rfc3987_syntax`` when it is installed (JupyterLab's jupyter_events brings it), and
+    that module compiles three Earley grammars at import: 1.2 CPU-s, before the first notebook
+    of every run can start (jsonschema#1428). It only checks the "iri" and "iri-reference"
+    formats, which nbformat's schema does not use and nothing else in this process checks; with
+    it marked missing, jsonschema skips those two formats, as it does where it is not installed.
+    Kernels and the test suites' own processes are not affected."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: "not importable"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _skip_slow_optional_imports()
     args = _parser().parse_args(argv)
     try:
         with signals_interrupt():
