@@ -4,7 +4,9 @@ I/O: ``collect_interleaved`` yields rounds of A/B pairs of golden-path runs (A B
 run in a few lanes whose users log in once per section. Pure apart
 from an injectable clock: ``sample_sequentially`` reads rounds until every judged operation is
 decided by its confidence sequence (``stats.sequential``) or the budget runs out;
-``compare_operations`` turns the samples (and the sequential results) into claims.
+``compare_operations`` turns the samples (and the sequential results) into claims;
+``performance_teardown_claims`` judges what the finally/teardown steps and leftovers checks did
+(a ``TeardownLog`` the collector fills), as the other sections do.
 """
 
 from __future__ import annotations
