@@ -116,7 +116,7 @@ def test_healthy_targets_pass_the_teardown_claims_beside_the_timings(tmp_path: P
 
 
 # Ctrl-C mid-run: the candidate's only golden run hangs in its second step (a 20 s message store); a
-# SIGINT 2 s after the baseline's run has ended cancels it, its finally step runs (and fails: 405), the
+# SIGINT 3 s after the baseline's run has ended cancels it, its finally step runs (and fails: 405), the
 # users' teardown and leftovers checks run, and the section writes all of it before the interrupt goes on.
 INTERRUPTED_RUN = """
 import json, os, signal, sys, threading
@@ -134,7 +134,7 @@ def add_and_trip(self, side, records):
     records = list(records)
     add_teardown(self, side, records)
     if side == "baseline" and any(r.unit == "golden_run" for r in records):
-        threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 
 perf.TeardownLog.add_teardown = add_and_trip
 faults = {"slow": {"message_store": 20000}, "api_break": ["endpoint_removed"]}
