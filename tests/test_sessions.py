@@ -123,6 +123,31 @@ def test_aggregation_counts_each_outcome_and_builds_a_histogram_and_timeline() -
     json.dumps(agg.to_dict())
 
 
+def test_aggregation_of_records_read_back_from_json_is_the_same() -> None:
+    """Read back, an ok outcome is its own instance (not the one every live ok session shares): still ok.
+    Labels are by count, ties in first-seen order; latency is of completed sessions only."""
+    records = (
+        [rec(0, SessionOutcome.timeout("chat:final_response"), None)]
+        + [rec(1 + i, SessionOutcome.ok()) for i in range(5)]
+        + [rec(6, outcome_for_close(4000), 4000), rec(7, SessionOutcome.connect_error("refused"), None)]
+        + [rec(8, SessionOutcome.timeout("chat:agent_started"), None)]
+    )
+    read_back = [SessionRecord.from_dict(json.loads(json.dumps(r.to_dict()))) for r in records]
+    assert read_back[1].outcome is not SessionOutcome.ok()
+    live, again = aggregate_sessions(records), aggregate_sessions(read_back)
+    assert again.to_dict() == live.to_dict()
+    assert (again.ok, again.failures, again.connected) == (5, 4, 8)
+    assert list(again.outcome_labels) == [
+        "ok",
+        "timeout(chat:final_response)",
+        "closed_other(4000)",
+        "connect_error(refused)",
+        "timeout(chat:agent_started)",
+    ]
+    assert again.close_codes == {"1000": 5, "4000": 1, "none": 2}
+    assert again.latency_s["total"]["n"] == 5
+
+
 def test_zero_failures_in_500_passes_with_the_bound_in_words() -> None:
     crash, complete = session_claims(
         aggregate_sessions([rec(i, SessionOutcome.ok()) for i in range(500)]), tolerated_rate=0.01

@@ -22,8 +22,9 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from stability_lib.core.models import Status
 from stability_lib.probes.engine import prepare_user, run_soak, run_ws_exchange, run_ws_session, ws_url
-from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, WsStep
+from stability_lib.probes.scenario import AuthConfig, ScenarioConfig, TemplateError, WsStep, render_template
 from stability_lib.probes.sessions import OutcomeKind
+from stability_lib.probes.ws_session import LegacyPlan
 
 TOKEN = "secret-token-123"
 
@@ -137,6 +138,30 @@ def test_a_well_behaved_session_is_ok_with_timings_and_events() -> None:
     assert rec.close_code == 1000  # we closed normally and the server answered
     assert any("hello nonce-abc" in p for p in rec.payloads)
     assert json.loads(json.dumps(rec.to_dict()))["outcome"]["kind"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("send", "fixed"),
+    [
+        ({"type": "user_message", "content": "hello {nonce}"}, False),
+        ({"type": "ping", "n": 1, "tags": ["a", "{{literal}}"]}, True),
+        ("plain text", True),
+    ],
+)
+def test_an_old_form_message_is_what_rendering_it_per_session_gives(send: Any, fixed: bool) -> None:
+    """A message without placeholders is made once for a whole soak; it must be the per-session text."""
+    step = WsStep.model_validate({**STEP, "send": send})
+    plan = LegacyPlan.of(step)
+    assert (plan.message is not None) == fixed
+    for nonce in ("nonce-1", "nonce-2"):
+        assert plan.render({"nonce": nonce}) == json.dumps(render_template(send, {"nonce": nonce}))
+    assert plan.expected == (("agent_started", 2.0), ("agent_completed", 2.0))
+
+
+def test_an_old_form_message_naming_an_unknown_value_is_refused_per_session() -> None:
+    plan = LegacyPlan.of(WsStep.model_validate({**STEP, "send": {"content": "hello {nonce}"}}))
+    with pytest.raises(TemplateError):
+        plan.render({})
 
 
 @pytest.mark.parametrize(

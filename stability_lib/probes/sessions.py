@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -398,34 +397,58 @@ class SessionAggregate:
 
 
 def aggregate_sessions(records: Sequence[SessionRecord], confidence: float = 0.95) -> SessionAggregate:
-    """Outcome counts, close-code histogram, rates with bounds, timeline, latency summaries."""
+    """Outcome counts, close-code histogram, rates with bounds, timeline, latency summaries.
+
+    One pass over the records (a soak holds thousands; this ran once per figure before).
+    """
     from ..stats.rates import rate_estimate
 
-    kinds = Counter(r.outcome.kind.value for r in records)
-    labels = Counter(r.outcome.label for r in records)
-    connected = [r for r in records if r.outcome.connected]
-    # "none" = the connection ended without a close frame from the server.
-    codes = Counter(str(r.close_code) if r.close_code is not None else "none" for r in connected)
-    crashes = sum(1 for r in records if r.outcome.is_crash)
-    failures = sum(1 for r in records if not r.outcome.is_ok)
-    timeline = tuple(sorted((round(r.start_offset_s, 6), r.outcome.kind.value) for r in records))
+    kinds: dict[str, int] = {}
+    labels: dict[str, int] = {}  # in first-seen order: ties keep it below
+    codes: dict[str, int] = {}  # "none" = the connection ended without a close frame from the server
+    connected = crashes = failures = 0
+    connect: list[float | None] = []
+    first_event: list[float | None] = []
+    total: list[float | None] = []
+    timeline: list[tuple[float, str]] = []
+    for r in records:
+        outcome = r.outcome
+        kind = outcome.kind.value
+        label = "ok" if outcome is _OK else outcome.label  # most sessions share _OK: no label to format
+        if outcome.kind is OutcomeKind.OK:
+            total.append(r.total_s)
+        else:
+            failures += 1
+            if outcome.is_crash:
+                crashes += 1
+        kinds[kind] = kinds.get(kind, 0) + 1
+        labels[label] = labels.get(label, 0) + 1
+        if outcome.connected:
+            connected += 1
+            code = str(r.close_code) if r.close_code is not None else "none"
+            codes[code] = codes.get(code, 0) + 1
+        connect.append(r.connect_s)
+        first_event.append(r.first_event_s)
+        timeline.append((round(r.start_offset_s, 6), kind))
+    timeline.sort()
+    observed = len(records) - failures + crashes
     return SessionAggregate(
         sessions=len(records),
-        connected=len(connected),
-        observed=len(records) - failures + crashes,
+        connected=connected,
+        observed=observed,
         ok=len(records) - failures,
         crashes=crashes,
         failures=failures,
         outcome_counts={k.value: kinds.get(k.value, 0) for k in OutcomeKind},
-        outcome_labels=dict(labels.most_common()),
+        outcome_labels=dict(sorted(labels.items(), key=lambda item: item[1], reverse=True)),  # = most_common()
         close_codes=dict(sorted(codes.items())),
-        crash_rate=rate_estimate(crashes, len(records) - failures + crashes, confidence),
+        crash_rate=rate_estimate(crashes, observed, confidence),
         failure_rate=rate_estimate(failures, len(records), confidence),
-        timeline=timeline,
+        timeline=tuple(timeline),
         latency_s={
-            "connect": summarize_samples(r.connect_s for r in records),
-            "first_event": summarize_samples(r.first_event_s for r in records),
-            "total": summarize_samples(r.total_s for r in records if r.outcome.is_ok),
+            "connect": summarize_samples(connect),
+            "first_event": summarize_samples(first_event),
+            "total": summarize_samples(total),
         },
     )
 

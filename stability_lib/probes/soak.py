@@ -35,7 +35,7 @@ from .sessions import (
     session_claims,
 )
 from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
-from .ws_session import WsExchange, run_ws_exchange, ws_url
+from .ws_session import LegacyPlan, WsExchange, run_ws_exchange, ws_url
 
 __all__ = [
     "SoakResult",
@@ -254,6 +254,14 @@ async def run_soak(
     # and some KB each: with one per worker, that was most of the engine's cost per session at 500).
     needs_client = per_session and bool(soak.setup or soak.finally_steps)
     fixed_url = None if template_placeholders(step.path) else ws_url(base_url, str(step.path), ws_base_url)
+    # Worked out once, not per session: the old form's plan, each user's context and secrets.
+    plan = LegacyPlan.of(step) if step.is_legacy else None
+    user_context = {id(u): u.context(run_id) for u in ready}
+    user_secrets = {id(u): u.secrets for u in ready}
+
+    def session_context(user: PreparedUser, session_id: str) -> dict[str, Any]:
+        """``user.context(run_id, nonce=..., session_id=...)``, from the user's context made once."""
+        return {**user_context[id(user)], "nonce": new_nonce(), "session_id": session_id}
 
     def exchange(
         user: PreparedUser, session_id: str, context: dict[str, Any], captured: dict[str, Any] | None
@@ -274,15 +282,16 @@ async def run_soak(
             close_timeout_s=soak.close_timeout_s,
             step_timeout_s=step_timeout,
             max_message_bytes=soak.max_message_bytes,
-            secrets=user.secrets,
+            secrets=user_secrets[id(user)],
             run_id=run_id,
             compression=compression,
             captured_into=captured,
+            plan=plan,
         )
 
     async def session_with_steps(where: Where, user: PreparedUser, index: int, session_id: str) -> SessionRecord:
         """soak.setup before the exchange and soak.finally after it, in this session's own context."""
-        context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
+        context = session_context(user, session_id)
         captured: dict[str, Any] = {}  # filled even when the session is cancelled: finally needs it
         try:
             for setup_step in soak.setup or ():
@@ -318,8 +327,7 @@ async def run_soak(
                 in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
                 try:
                     if client is None:
-                        context = user.context(run_id, nonce=new_nonce(), session_id=session_id)
-                        rec = (await exchange(user, session_id, context, None)).record
+                        rec = (await exchange(user, session_id, session_context(user, session_id), None)).record
                     else:
                         where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
                         rec = await session_with_steps(where, user, index, session_id)

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .conversation import Conversation, ConversationOutcome, ConversationOutcomeKind, Frame, Send, make_ids
 from .http_steps import auth_headers, redact
-from .scenario import AuthConfig, TokenDelivery, WsStep, render_template
+from .scenario import AuthConfig, TemplateError, TokenDelivery, WsStep, render_template, template_placeholders
 from .sessions import (
     MAX_EVENTS_RECORDED,
     MAX_REASON_CHARS,
@@ -45,6 +45,7 @@ from .ws_errors import outcome_for_connect_error, outcome_for_connection_closed,
 
 __all__ = [
     "WsExchange",
+    "LegacyPlan",
     "ws_url",
     "handshake_auth",
     "session_outcome",
@@ -178,8 +179,32 @@ class _Observed:
             self.payloads.append(cap_keeping_markers(redact(text, self.secrets), self.capture_bytes))
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyPlan:
+    """What every session of an old-form step shares, worked out once (a soak runs thousands of them)."""
+
+    step: WsStep
+    expected: tuple[tuple[str, float], ...]
+    final_event: str
+    message: str | None  # the JSON sent, when its template has no placeholder (else rendered per session)
+
+    @classmethod
+    def of(cls, step: WsStep) -> LegacyPlan:
+        message = None
+        if not template_placeholders(step.send):
+            try:  # nothing to fill: the same text for every session
+                message = json.dumps(render_template(step.send, {}))
+            except TemplateError:  # a lone brace: rendered (and refused) per session, as before
+                message = None
+        return cls(step, tuple((e.type, e.timeout_s) for e in step.expect), step.final_event, message)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The message of one session."""
+        return self.message if self.message is not None else json.dumps(render_template(self.step.send, context))
+
+
 async def _legacy_exchange(
-    ws: ClientConnection, step: WsStep, context: Mapping[str, Any], seen: _Observed, timeout_s: float
+    ws: ClientConnection, plan: LegacyPlan, context: Mapping[str, Any], seen: _Observed, timeout_s: float
 ) -> tuple[SessionOutcome, float | None, float | None]:
     """The old form: one send, then event types in order. Returns (outcome, first event s, total s).
 
@@ -188,9 +213,10 @@ async def _legacy_exchange(
     comes sooner, never later: an event that pushes the deadline on costs one subtraction, and
     a timer that fires before the real deadline is re-armed there (``recv`` is safe to cancel).
     """
+    step = plan.step
     expectation = EventExpectation(
-        [(e.type, e.timeout_s) for e in step.expect],
-        step.final_event,
+        plan.expected,
+        plan.final_event,
         step.event_timeout_s,
         other_events=step.other_events,
         fail_events=step.fail_events,
@@ -217,7 +243,7 @@ async def _legacy_exchange(
         try:
             async with wait:
                 if sent_at is None:
-                    await ws.send(json.dumps(render_template(step.send, context)))
+                    await ws.send(plan.render(context))
                     sent_at = clock()
                 while True:
                     raw = await ws.recv()
@@ -334,6 +360,7 @@ async def run_ws_exchange(
     run_id: str = "",
     compression: str | None = "deflate",
     captured_into: dict[str, Any] | None = None,
+    plan: LegacyPlan | None = None,
 ) -> WsExchange:
     """One WebSocket session; always returns a record (never raises for a service failure).
 
@@ -341,6 +368,7 @@ async def run_ws_exchange(
     ``capture_bytes`` > 0 keeps each received text message (capped, secrets redacted).
     ``captured_into`` receives the conversation's captures as soon as it ends, also when the session
     is cancelled (a ``finally`` step may need them to undo what the session created).
+    ``plan``: an old-form step's ``LegacyPlan.of(step)``, made once by a caller that runs many sessions.
     """
     started_ns = time.monotonic_ns()
     start_offset = _ns_to_s(started_ns - run_start_ns)
@@ -380,7 +408,9 @@ async def run_ws_exchange(
     total_s: float | None = None
     try:
         if conv is None:
-            outcome, first_event_s, total_s = await _legacy_exchange(ws, step, context, seen, timeout_s)
+            if plan is None or plan.step is not step:
+                plan = LegacyPlan.of(step)
+            outcome, first_event_s, total_s = await _legacy_exchange(ws, plan, context, seen, timeout_s)
         else:
             try:
                 async with asyncio.timeout(timeout_s):  # soak.step_timeout_s may be shorter than the step's own
