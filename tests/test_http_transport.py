@@ -344,6 +344,19 @@ def test_a_path_joined_to_the_base_url_is_the_url_httpx_would_send_to(base: str,
         )
 
 
+@pytest.mark.parametrize(
+    ("base", "joined"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/items/1?q=2"),  # httpx prints a bare host without its "/"
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/items/1?q=2"),
+        ("http://127.0.0.1:8000/pre/fix", "http://127.0.0.1:8000/pre/fix/items/1?q=2"),
+    ],
+)
+def test_a_path_from_the_root_is_joined_to_any_plain_base_url(base: str, joined: str) -> None:
+    # Joined here, the request is parsed once (and can go below the client layer); left relative, httpx parses it twice.
+    assert absolute_url(httpx.AsyncClient(base_url=base), "/items/1?q=2") == joined
+
+
 @pytest.fixture
 def self_signed(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a fresh self-signed certificate for 127.0.0.1, and a client context trusting it."""

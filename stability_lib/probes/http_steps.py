@@ -15,14 +15,14 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from .conversation import check_body
-from .http_transport import LeanTransport, shared_ssl_context
+from .http_transport import LeanTransport, direct_request, send_direct, send_directly, shared_ssl_context
 from .scenario import (
     MISSING,
     AuthConfig,
@@ -134,20 +134,35 @@ async def fetch_capped(
     is not read further: the connection is closed instead of being drained.
     """
     # identity: the cap counts bytes after decompression, and one small gzip chunk can inflate a thousandfold.
-    request["headers"] = {"Accept-Encoding": "identity", **dict(request.get("headers") or {})}
-    async with asyncio.timeout(deadline_s), client.stream(method, url, timeout=deadline_s, **request) as response:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        async for chunk in response.aiter_bytes():
-            room = max_bytes - size
-            if len(chunk) > room:
-                chunks.append(chunk[:room])
-                truncated = True
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return CappedBody(response.status_code, b"".join(chunks), truncated)
+    headers = {"Accept-Encoding": "identity", **dict(request.get("headers") or {})}
+    async with asyncio.timeout(deadline_s):
+        # Below httpx's client layer where it would only send the request (``direct_request``).
+        direct = None
+        if request.keys() <= {"headers", "json"}:
+            direct = direct_request(client, method, url, headers, request.get("json"), deadline_s)
+        if direct is None:
+            async with client.stream(method, url, timeout=deadline_s, **{**request, "headers": headers}) as response:
+                return await _read_capped(response, response.aiter_bytes(), max_bytes)
+        response, body = await send_direct(client, *direct)
+        try:
+            return await _read_capped(response, body, max_bytes)
+        finally:
+            await response.aclose()
+
+
+async def _read_capped(response: httpx.Response, body: AsyncIterator[bytes], max_bytes: int) -> CappedBody:
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async for chunk in body:
+        room = max_bytes - size
+        if len(chunk) > room:
+            chunks.append(chunk[:room])
+            truncated = True
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return CappedBody(response.status_code, b"".join(chunks), truncated)
 
 
 def absolute_url(client: httpx.AsyncClient, path: str) -> str:
@@ -157,11 +172,10 @@ def absolute_url(client: httpx.AsyncClient, path: str) -> str:
     CPU); the joined string parses to the same URL (tests/test_http_transport.py checks it over
     generated paths). Anything else (``//host``, a scheme, a fragment) is left to httpx.
     """
-    base = str(client.base_url)
-    plain_base = base.endswith("/") and "?" not in base and "#" not in base
-    if plain_base and path.startswith("/") and not path.startswith("//") and "#" not in path and "\\" not in path:
-        return base + path[1:]
-    return path
+    base = str(client.base_url)  # a base with an empty path (httpx's "/") ends without the slash
+    if "?" in base or "#" in base or not path.startswith("/") or path.startswith("//") or "#" in path or "\\" in path:
+        return path
+    return (base if base.endswith("/") else base + "/") + path[1:]
 
 
 def auth_headers(auth: AuthConfig, token: str | None) -> dict[str, str]:
@@ -542,14 +556,17 @@ def new_http_client(
     Requests go through ``LeanTransport`` (HTTP/1.1 on asyncio streams and h11) unless ``transport``
     is given (tests inject ``httpx.MockTransport``; ``httpx.AsyncHTTPTransport()`` is httpx's own).
     """
+    lean = LeanTransport(shared_ssl_context()) if transport is None else None
     client = httpx.AsyncClient(
         base_url=base_url,
         trust_env=False,
         follow_redirects=False,
         verify=shared_ssl_context(),
         headers=headers,
-        transport=transport if transport is not None else LeanTransport(shared_ssl_context()),
+        transport=transport if lean is None else lean,
     )
+    if lean is not None:
+        send_directly(client, lean)
     for name, value, domain, path in cookies:
         client.cookies.set(name, value, domain=domain, path=path)
     return client

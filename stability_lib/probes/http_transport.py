@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import ssl
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import h11
 import httpx
 
-__all__ = ["LeanTransport", "shared_ssl_context"]
+__all__ = ["LeanTransport", "shared_ssl_context", "send_directly", "direct_request", "send_direct"]
 
 
 @functools.cache
@@ -88,7 +90,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             raise httpx.StreamClosed()
         while True:
             event = await conn.next_event(self._timeout)
-            if isinstance(event, h11.Data):
+            if isinstance(event, h11.Data) and event.data:  # (httpx skips empty chunks too)
                 yield bytes(event.data)
             elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 return
@@ -130,7 +132,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
             if not isinstance(request.stream, httpx.AsyncByteStream):
                 raise TypeError("an async client sends an async (or bytes) request body")
             async for chunk in request.stream:
-                out.append(conn.h11.send(h11.Data(data=chunk)) or b"")
+                if chunk:  # an empty chunk frames nothing (a GET's body is one)
+                    out.append(conn.h11.send(h11.Data(data=chunk)) or b"")
             out.append(conn.h11.send(h11.EndOfMessage()) or b"")
             await self._write(conn, b"".join(out), timeouts.get("write"))
             read_timeout = timeouts.get("read")
@@ -214,3 +217,82 @@ class LeanTransport(httpx.AsyncBaseTransport):
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+
+# --------------------------------------------------------------------------- below httpx's client layer
+
+# Clients whose requests may go straight to their LeanTransport (``send_directly``), skipping httpx's
+# client layer: it was the largest share of a probe's CPU per request left (issue 19).
+_DIRECT: weakref.WeakKeyDictionary[httpx.AsyncClient, LeanTransport] = weakref.WeakKeyDictionary()
+_HTTPX_LOG = logging.getLogger("httpx")  # httpx's client logs each response here; so does the direct path
+
+
+def send_directly(client: httpx.AsyncClient, transport: LeanTransport) -> None:
+    """Let ``direct_request`` send this client's requests to ``transport``, which must be the client's only one."""
+    _DIRECT[client] = transport
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_url(url: str) -> httpx.URL:
+    return httpx.URL(url)  # immutable: a user's repeated request to one URL is parsed once
+
+
+def direct_request(
+    client: httpx.AsyncClient, method: str, url: str, headers: Mapping[str, str], json: Any, timeout: float
+) -> tuple[LeanTransport, httpx.Request] | None:
+    """The request ``client.build_request`` would build and the transport to send it to, when the rest of
+    httpx's client layer has nothing to do for it; None otherwise (send it through the client).
+
+    Nothing to do: a ``send_directly`` client, open, without auth (a URL's user info is basic auth),
+    redirects followed, event hooks or query parameters, and an absolute URL. What the layer does
+    for such a request is done here and in ``send_direct``: the client's headers under the
+    request's, its cookie jar copied into a Cookie header, the timeouts, cookies taken from the
+    response, httpx's log line.
+    """
+    transport = _DIRECT.get(client)
+    if transport is None or client.is_closed or client.auth is not None or client.follow_redirects:
+        return None
+    hooks = client.event_hooks
+    if hooks["request"] or hooks["response"] or client.params:
+        return None
+    parsed = _parsed_url(url)
+    if not parsed.is_absolute_url or parsed.userinfo:
+        return None
+    merged = httpx.Headers(client.headers)
+    merged.update(headers)
+    cookies = httpx.Cookies(client.cookies) if client.cookies else None
+    extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+    request = httpx.Request(method, parsed, headers=merged, cookies=cookies, json=json, extensions=extensions)
+    return transport, request
+
+
+async def send_direct(
+    client: httpx.AsyncClient, transport: LeanTransport, request: httpx.Request
+) -> tuple[httpx.Response, AsyncIterator[bytes]]:
+    """Send a ``direct_request``: the response as ``client.send(request, stream=True)`` returns it, and its
+    decoded body as ``response.aiter_bytes()`` yields it. Close the response when done."""
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.RequestError as exc:
+        exc.request = request
+        raise
+    response.request = request
+    try:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            client.cookies.extract_cookies(response)
+    except BaseException:
+        await response.aclose()
+        raise
+    if _HTTPX_LOG.isEnabledFor(logging.INFO):
+        _HTTPX_LOG.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+    stream = response.stream
+    if "content-encoding" in response.headers or not isinstance(stream, _ResponseStream):
+        return response, response.aiter_bytes()
+    return response, stream.__aiter__()  # not encoded: httpx's decoding would pass the chunks on as they are
