@@ -64,7 +64,8 @@ def section_notebook(
             new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
             new_code_cell(f'import stability_lib as sl\n\nsec = sl.open_section("{name}", run_dir, params_path)'),
             new_code_cell(body),
-            new_code_cell("sl.show_section(result)"),
+            # The charts are kept in the run directory: the report shows them without drawing them again.
+            new_code_cell('sl.show_section(result, charts_dir=sec.run_dir / "charts")'),
             new_markdown_cell(DIG_DEEPER_INTRO, metadata={"tags": ["dig-deeper"]}),
             new_code_cell(LOAD_RUN.replace("{name}", name), metadata=dig),
             *[new_code_cell(q, metadata=dig) for q in questions],
@@ -247,17 +248,22 @@ REPORT = new_notebook(
 )
 
 
-def _write(nb: nbformat.NotebookNode, name: str) -> None:
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"{name}-{i}"  # stable ids: rebuilding does not churn the diff
-    nbformat.write(nb, HERE / f"{name}.ipynb")
+def built() -> dict[str, str]:
+    """Every notebook's file text by name, as main() writes it (tests compare it with the files)."""
+    notebooks = {
+        name: section_notebook(name, title, intro, body, QUESTIONS.get(name, ()))
+        for name, (title, intro, body) in SECTIONS.items()
+    }
+    notebooks.update(report=REPORT, history=HISTORY)
+    for name, nb in notebooks.items():
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"{name}-{i}"  # stable ids: rebuilding does not churn the diff
+    return {name: nbformat.writes(nb) + "\n" for name, nb in notebooks.items()}
 
 
 def main() -> None:
-    for name, (title, intro, body) in SECTIONS.items():
-        _write(section_notebook(name, title, intro, body, QUESTIONS.get(name, ())), name)
-    _write(REPORT, "report")
-    _write(HISTORY, "history")
+    for name, text in built().items():
+        (HERE / f"{name}.ipynb").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

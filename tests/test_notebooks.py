@@ -3,6 +3,7 @@ section notebooks' "Dig deeper" part runs too, as JupyterLab runs it (batch runs
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +14,17 @@ from support import run_cli
 from stability_lib.execution.kernels import socket_file_kernel_manager
 from stability_lib.execution.notebooks import ensure_kernelspec, execute_notebook, notebooks_dir
 
-pytestmark = pytest.mark.slow
+
+def test_the_notebooks_are_what_the_builder_writes() -> None:
+    # notebooks/*.ipynb are generated: an edit made to one file only (the builder or a notebook) is caught.
+    spec = importlib.util.spec_from_file_location("notebooks_build", notebooks_dir() / "_build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    built = build.built()
+    assert sorted(built) == sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))
+    stale = [name for name, text in built.items() if (notebooks_dir() / f"{name}.ipynb").read_text() != text]
+    assert stale == [], f"run: python notebooks/_build.py ({', '.join(stale)} differ)"
 
 
 def test_notebooks_hold_no_outputs_and_a_parameters_cell() -> None:
@@ -47,6 +58,7 @@ def _run_as_jupyterlab(source: Path, cwd: Path, timeout_s: float = 300) -> nbfor
     return nb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("section", "claim"),
     [
@@ -75,6 +87,7 @@ def test_each_section_notebook_runs_by_hand_against_the_sample_service(
     assert "text/html" in json.dumps(dig[0].outputs)  # the claims DataFrame as a table
 
 
+@pytest.mark.slow
 def test_the_report_notebook_runs_by_hand_on_the_newest_run(tmp_path: Path, monkeypatch) -> None:
     # A run under runs/ of a scratch checkout layout: <root>/runs/<run>, notebook cwd <root>/notebooks.
     root = tmp_path / "checkout"

@@ -102,10 +102,11 @@ class RunReport:
         show_front_page(self)
 
     def show_section(self, name: str) -> None:
+        from .chart_cache import CHARTS_DIR_NAME
         from .views import show
 
-        if name in self.evidence:
-            show(self.evidence[name])
+        if name in self.evidence:  # the charts the section notebook drew from this evidence are reused
+            show(self.evidence[name], charts_dir=self.run_dir / CHARTS_DIR_NAME)
 
     def show_findings(self) -> None:
         self._html(

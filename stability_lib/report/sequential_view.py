@@ -3,7 +3,8 @@ round, with the tolerance band and the stop reason (issue 14).
 
 ``sequential_parts(result)`` reads the section's evidence (performance: ``comparisons[].sequential``;
 websocket: ``sequential.claims``) and returns displayable parts like the section views: HTML strings
-(escaped) and matplotlib figures. Nothing sequential in the evidence: no parts.
+(escaped) and a chart (a matplotlib figure; its PNG inside ``chart_cache.charts_kept_in``). Nothing
+sequential in the evidence: no parts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import textwrap
 from typing import Any
 
 from ..core.models import SectionResult
+from .chart_cache import drawn
 from .render import esc
 
 __all__ = ["sequential_parts", "sequential_claims"]
@@ -99,17 +101,17 @@ def _draw(ax: Any, title: str, seq: dict[str, Any]) -> None:
 
 
 def _chart(items: list[tuple[str, dict[str, Any]]]) -> Any:
-    import matplotlib.pyplot as plt
+    from .charts import fit_layout, new_figure
 
     cols = min(2, len(items))
     rows = (len(items) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(7.5, 1.9 * rows + 0.4), dpi=100, squeeze=False)
+    fig, axes = new_figure(7.5, 1.9 * rows + 0.4, nrows=rows, ncols=cols, squeeze=False)
     for ax, (title, seq) in zip(axes.flat, items, strict=False):
         _draw(ax, title, seq)
     for ax in list(axes.flat)[len(items) :]:
         ax.set_visible(False)
     fig.suptitle("Sequential sampling: the interval after each round, against the tolerance (dashed)", fontsize=9)
-    fig.tight_layout()
+    fit_layout(fig)
     return fig
 
 
@@ -121,7 +123,7 @@ def sequential_parts(result: SectionResult) -> list[Part]:
         return []
     parts: list[Part] = []
     try:
-        parts.append(_chart(items[:_MAX_CHARTS]))
+        parts.append(drawn(_chart, items[:_MAX_CHARTS]))
     except Exception as exc:  # a chart that cannot be drawn must not hide the stop reasons
         parts.append(f'<p class="sp-warning">The sequential chart could not be drawn: {esc(exc)}</p>')
     lines = []

@@ -1,7 +1,8 @@
 """What a section shows: its claims, tables and charts, in a notebook and in the report.
 
 Each view takes a SectionResult and returns a list of displayable parts: HTML
-strings (already escaped) and matplotlib figures. ``show`` displays them. The charts themselves
+strings (already escaped) and charts: matplotlib figures, or their PNG (``ChartPNG``) when the charts
+are kept in a run directory (``report.chart_cache``). ``show`` displays them. The charts themselves
 are drawn by ``report.charts`` (its public names are re-exported here).
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..core.models import SectionResult
+from .chart_cache import chart_png, charts_kept_in, drawn
 from .charts import (
     LOG_SPAN,
     _box_chart,
@@ -27,7 +30,7 @@ from .sequential_view import sequential_parts
 
 __all__ = ["section_parts", "show", "register_view", "LOG_SPAN", "axis_scale", "axis_limits"]
 
-Part = Any  # str (HTML) or matplotlib Figure
+Part = Any  # str (HTML), matplotlib Figure or ChartPNG
 View = Callable[[SectionResult], list[Part]]
 _VIEWS: dict[str, View] = {}
 
@@ -71,21 +74,24 @@ def section_parts(result: SectionResult, *, heading: bool = True) -> list[Part]:
 def _chart(draw: Callable[..., Any], *args: Any) -> Part:
     """One chart; if it cannot be drawn, a line saying so instead of losing the section's tables."""
     try:
-        return draw(*args)
+        return drawn(draw, *args)
     except Exception as exc:
         return f'<p class="sp-warning">A chart could not be drawn ({esc(draw.__name__)}): {esc(exc)}</p>'
 
 
-def show(result: SectionResult, *, heading: bool = True) -> None:
-    import matplotlib.pyplot as plt
-    from IPython.display import HTML, display
+def show(result: SectionResult, *, heading: bool = True, charts_dir: str | Path | None = None) -> None:
+    """Display the section's parts. With ``charts_dir`` (a run's ``charts`` folder), each chart is
+    kept there as PNG, or taken from there when the same chart of the same evidence was drawn before
+    (the section notebook draws, the report reuses)."""
+    from IPython.display import HTML, Image, display
 
-    for part in section_parts(result, heading=heading):
+    with charts_kept_in(charts_dir):
+        parts = section_parts(result, heading=heading)
+    for part in parts:
         if isinstance(part, str):
             display(HTML(part))
         else:
-            display(part)
-            plt.close(part)
+            display(Image(data=chart_png(part), format="png"))
 
 
 def _fmt_ms(values: list[float]) -> str:
