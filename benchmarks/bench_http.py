@@ -307,7 +307,8 @@ def main() -> int:
         client_cpu = _pin(0)
         base_url = f"http://127.0.0.1:{port}"
         modes = {k: v for k, v in _modes().items() if args.only is None or k in args.only}
-        _measure(modes.get("run_http_step", next(iter(modes.values()))), base_url, args.concurrency, 200)  # warm-up
+        for mode in modes.values():  # warm-up: each mode's imports and one-off setup (a TLS context, old code) first
+            _measure(mode, base_url, args.concurrency, 200)
         load_before = os.getloadavg()
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in modes}
         for rnd in range(args.rounds):
