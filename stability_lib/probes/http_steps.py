@@ -5,7 +5,8 @@ Each user gets its own ``httpx.AsyncClient``: one client shared under concurrenc
 pool (encode/httpx#3215) and its latency would be the client's, not the service's. Every client
 shares one ``ssl.SSLContext`` (building one costs 13-16 ms of CPU: field notes). Proxies from the
 environment are not used: a probe measures the service directly. The clients' HTTP/1.1 transport
-(``LeanTransport``) is in ``probes.http_transport``.
+(``LeanTransport``) is in ``probes.http_transport``, and so is the path below httpx's client layer
+that ``fetch_capped`` takes when the client has nothing for that layer to do (``direct_request``).
 """
 
 from __future__ import annotations

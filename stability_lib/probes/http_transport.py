@@ -2,7 +2,9 @@
 and h11, and the one TLS context every client of the process shares.
 
 httpx's default transport (httpcore over anyio) was the largest share of the probe's CPU per request
-(issue 19; ``benchmarks/bench_http.py``). ``probes.http_steps`` builds its clients on this.
+(issue 19; ``benchmarks/bench_http.py``). ``probes.http_steps`` builds its clients on this. Then
+httpx's client layer was: ``direct_request`` and ``send_direct`` send a step's request straight to
+the transport when that layer would only have sent it, doing what it does for such a request.
 """
 
 from __future__ import annotations
