@@ -555,7 +555,8 @@ def new_http_client(
     ``cookies`` (``PreparedUser.cookies``) start in its jar.
 
     Requests go through ``LeanTransport`` (HTTP/1.1 on asyncio streams and h11) unless ``transport``
-    is given (tests inject ``httpx.MockTransport``; ``httpx.AsyncHTTPTransport()`` is httpx's own).
+    is given (tests inject ``httpx.MockTransport``; ``httpx.AsyncHTTPTransport()`` is httpx's own); only
+    a client on its own ``LeanTransport`` lets ``fetch_capped`` go below httpx's client layer.
     """
     lean = LeanTransport(shared_ssl_context()) if transport is None else None
     client = httpx.AsyncClient(
