@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import cProfile
 import functools
+import gc
 import json
 import os
 import pstats
@@ -191,6 +192,10 @@ CLIENTS = {"bare": _bare, "engine": _engine}
 def _cpu_round(client: str, port: int, kind: str, sessions: int, concurrency: int, loop: str) -> tuple[float, int]:
     if client == "engine":
         _scenario(kind, sessions, concurrency)
+    # Every round starts from an empty young generation and no pending full collection: otherwise a
+    # full collection (about 50 ms with numpy and scipy loaded) falls into whichever round reaches
+    # the threshold, whatever that round's client did (rounds varied by 15-20% on an idle machine).
+    gc.collect()
     cpu0 = time.process_time()
     ok = _run(CLIENTS[client](port, kind, sessions, concurrency), loop)
     return time.process_time() - cpu0, ok
@@ -251,6 +256,10 @@ def _cpu_figures(port: int, loop: str, rounds: int, scale: float, only: str = ""
 
 
 def _profile(port: int, loop: str, kind: str, concurrency: int, sessions: int, client: str) -> None:
+    for warm in CLIENTS:  # imports and first-use caches (scipy comes in with the engine's counting) stay out
+        _cpu_round(warm, port, kind, min(sessions, 100), min(concurrency, 100), loop)
+    _scenario(kind, sessions, concurrency)
+    gc.collect()
     profiler = cProfile.Profile()
     profiler.enable()
     _run(CLIENTS[client](port, kind, sessions, concurrency), loop)

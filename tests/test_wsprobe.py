@@ -146,6 +146,12 @@ def test_a_well_behaved_session_is_ok_with_timings_and_events() -> None:
         ({"type": "user_message", "content": "hello {nonce}"}, False),
         ({"type": "ping", "n": 1, "tags": ["a", "{{literal}}"]}, True),
         ("plain text", True),
+        ("{nonce}", False),
+        (
+            {"id": "{count}", "body": {"of": "{user}", "list": ["{nonce} ünï \n", 2.5, None, True]}, "raw": "{obj}"},
+            False,
+        ),
+        ({"{user}": "keyed by a placeholder", "n": "{count}"}, False),
     ],
 )
 def test_an_old_form_message_is_what_rendering_it_per_session_gives(send: Any, fixed: bool) -> None:
@@ -153,8 +159,10 @@ def test_an_old_form_message_is_what_rendering_it_per_session_gives(send: Any, f
     step = WsStep.model_validate({**STEP, "send": send})
     plan = LegacyPlan.of(step)
     assert (plan.message is not None) == fixed
-    for nonce in ("nonce-1", "nonce-2"):
-        assert plan.render({"nonce": nonce}) == json.dumps(render_template(send, {"nonce": nonce}))
+    assert (plan.message_split is None) == (isinstance(send, dict) and "{user}" in send)  # a key to fill: whole
+    for nonce in ("nonce-1", 'nonce-2 "quoted" é'):
+        context = {"nonce": nonce, "count": 7, "user": "u1", "obj": {"a": [1, "b"], "c": None}}
+        assert plan.render(context) == json.dumps(render_template(send, context))
     assert plan.expected == (("agent_started", 2.0), ("agent_completed", 2.0))
 
 

@@ -87,6 +87,8 @@ def handshake_auth(
 
     A query token is added to the URL that is connected to, never to a kept path.
     """
+    if not step.headers and token is None:  # nothing to render or add (a soak without logins): no copies
+        return url, {}, list(step.subprotocols)
     headers = {str(k): str(v) for k, v in render_template(step.headers, context).items()} if step.headers else {}
     return with_token(url, headers, list(step.subprotocols), auth, token)
 
@@ -179,6 +181,44 @@ class _Observed:
             self.payloads.append(cap_keeping_markers(redact(text, self.secrets), self.capture_bytes))
 
 
+_LEAF = "\x00leaf\x00"  # stands for a string to fill while the message's JSON is split (no braces in it)
+
+
+class _NotSplittable(Exception):
+    pass
+
+
+def _split_message(template: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A message template's JSON text around the strings that have placeholders, and those strings.
+
+    ``json.dumps`` writes a value alone as it writes it inside the message, so a session's message is
+    the parts joined by its rendered strings' JSON. None when a key has a placeholder or the template
+    does not render without a context (a lone brace): such a message is rendered whole per session.
+    """
+    leaves: list[str] = []
+
+    def mark(node: Any) -> Any:
+        if isinstance(node, str):
+            if template_placeholders(node):
+                leaves.append(node)
+                return _LEAF
+            return node
+        if isinstance(node, Mapping):
+            if any(template_placeholders(str(k)) for k in node):
+                raise _NotSplittable
+            return {k: mark(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [mark(v) for v in node]
+        return node
+
+    try:
+        text = json.dumps(render_template(mark(template), {}))
+    except (_NotSplittable, TemplateError):
+        return None
+    parts = tuple(text.split(json.dumps(_LEAF)))
+    return (parts, tuple(leaves)) if len(parts) == len(leaves) + 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class LegacyPlan:
     """What every session of an old-form step shares, worked out once (a soak runs thousands of them)."""
@@ -186,21 +226,31 @@ class LegacyPlan:
     step: WsStep
     expected: tuple[tuple[str, float], ...]
     final_event: str
-    message: str | None  # the JSON sent, when its template has no placeholder (else rendered per session)
+    message_split: tuple[tuple[str, ...], tuple[str, ...]] | None  # see _split_message
 
     @classmethod
     def of(cls, step: WsStep) -> LegacyPlan:
-        message = None
-        if not template_placeholders(step.send):
-            try:  # nothing to fill: the same text for every session
-                message = json.dumps(render_template(step.send, {}))
-            except TemplateError:  # a lone brace: rendered (and refused) per session, as before
-                message = None
-        return cls(step, tuple((e.type, e.timeout_s) for e in step.expect), step.final_event, message)
+        expected = tuple((e.type, e.timeout_s) for e in step.expect)
+        return cls(step, expected, step.final_event, _split_message(step.send))
+
+    @property
+    def message(self) -> str | None:
+        """The message, when it is the same for every session (its template has no placeholder)."""
+        split = self.message_split
+        return split[0][0] if split is not None and not split[1] else None
 
     def render(self, context: Mapping[str, Any]) -> str:
-        """The message of one session."""
-        return self.message if self.message is not None else json.dumps(render_template(self.step.send, context))
+        """The message of one session: only its strings with placeholders are rendered."""
+        if self.message_split is None:
+            return json.dumps(render_template(self.step.send, context))
+        parts, leaves = self.message_split
+        if not leaves:
+            return parts[0]
+        out = [parts[0]]
+        for leaf, part in zip(leaves, parts[1:], strict=True):
+            out.append(json.dumps(render_template(leaf, context)))
+            out.append(part)
+        return "".join(out)
 
 
 async def _legacy_exchange(
