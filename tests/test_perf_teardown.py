@@ -154,8 +154,14 @@ with demo.serve(variant="candidate", seed=1, db_path=tmp / "baseline.db") as bas
 
 
 @pytest.mark.slow
-def test_a_run_cancelled_by_ctrl_c_still_has_its_finally_records_judged_in_the_evidence(tmp_path: Path) -> None:
-    params = yaml.safe_load(params_file(tmp_path, "", "", concurrency=1, sequential=True).read_text())
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_a_run_cancelled_by_ctrl_c_still_has_its_finally_records_judged_in_the_evidence(
+    tmp_path: Path, lanes: int
+) -> None:
+    # With two lanes, one starts on the candidate (pairs alternate A B, B A) and hangs there from the start:
+    # both lanes' candidate runs are cancelled, and each one's finally record is kept (the lanes are waited
+    # for until every one has ended its finally steps, not only the first).
+    params = yaml.safe_load(params_file(tmp_path, "", "", concurrency=lanes, sequential=True).read_text())
     post = {"kind": "http", "name": "post_message", "path": "/api/threads/{thread_id}/messages"}
     steps = params["scenario"]["golden_path"]["steps"]
     steps[1] = {**post, "body": {"content": "hello {nonce}"}, "expect_status": 201}
@@ -178,11 +184,11 @@ def test_a_run_cancelled_by_ctrl_c_still_has_its_finally_records_judged_in_the_e
     seen = sorted((r["side"], r["unit"], r["step"], r["ok"]) for r in written["data"]["teardown"])
     assert seen == [
         ("baseline", "golden_run", "close_thread", True),
-        ("baseline", "user", "close_account", True),
-        ("candidate", "golden_run", "close_thread", False),  # the run the interrupt cancelled
-        ("candidate", "user", "close_account", True),
+        *[("baseline", "user", "close_account", True)] * lanes,
+        *[("candidate", "golden_run", "close_thread", False)] * lanes,  # the runs the interrupt cancelled
+        *[("candidate", "user", "close_account", True)] * lanes,
     ]
-    assert [c["side"] for c in written["data"]["leftovers"]] == ["baseline", "candidate"]
+    assert [c["side"] for c in written["data"]["leftovers"]] == ["baseline"] * lanes + ["candidate"] * lanes
 
 
 def record(ok: bool, user: str = "u0", unit: str = "golden_run") -> TeardownRecord:

@@ -17,7 +17,7 @@ from ..core.models import Claim, EvidenceRef, Status
 from .engine import SETUP_CONCURRENCY, UserSetup, new_http_client, new_nonce, new_run_id, prepare_user, run_blocking
 from .http_steps import PreparedUser
 from .scenario import HttpStep, ScenarioConfig
-from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
+from .teardown import TeardownRecord, Where, gather_units, run_finally, run_step, teardown_claims
 
 __all__ = [
     "StepSample",
@@ -140,13 +140,19 @@ class UsersFinished:
         return claims
 
 
-async def finish_user(where: Where) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
-    """Per user, once, at the very end: teardown, then the checks that prove nothing was left behind."""
+async def finish_user(
+    where: Where, *, teardown: list[TeardownRecord] | None = None, leftovers: list[LeftoverCheck] | None = None
+) -> tuple[list[TeardownRecord], list[LeftoverCheck]]:
+    """Per user, once, at the very end: teardown, then the checks that prove nothing was left behind.
+
+    Returns the records in ``teardown`` and ``leftovers`` (new lists when not given), appended as each
+    step or check ends: a caller that passes its own lists keeps what ran before a cancellation."""
     user, run_id = where.user, where.run_id
     index, username = user.setup.index, user.setup.username
+    teardown = [] if teardown is None else teardown
+    leftovers = [] if leftovers is None else leftovers
     context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{index}-end")
-    teardown = await run_finally(where, where.scenario.teardown, context, unit="user", index=index)
-    leftovers = []
+    await run_finally(where, where.scenario.teardown, context, unit="user", index=index, sink=teardown)
     for check in where.scenario.leftovers:
         run = await run_step(where, check, context)
         leftovers.append(LeftoverCheck(username, check.name, run.ok, run.why))
@@ -196,7 +202,7 @@ async def finish_users(
             where = Where(client, users.base_url, ws_base_url, scenario, user, users.run_id, users.started_ns)
             return await finish_user(where)
 
-    done = await asyncio.gather(*(one(u) for u in users.users))
+    done = await gather_units(*(one(u) for u in users.users))
     return UsersFinished(
         teardown=tuple(t for ts, _ in done for t in ts),
         leftovers=tuple(c for _, cs in done for c in cs),

@@ -113,25 +113,15 @@ async def _finally_into(
     log: TeardownLog, side: str, where: Any, steps: Sequence[Any], context: Mapping[str, Any], *, unit: str, index: int
 ) -> None:
     """``run_finally`` with its records added to ``log``, also when this call is cancelled (Ctrl-C mid-run):
-    a cancelled ``run_finally`` re-raises without returning its records, so it runs in a task of its own
-    that the cancellation does not reach, and its records land before the cancellation goes on."""
-    import asyncio
+    they reach the sink as each step ends, and the log before the cancellation goes on."""
+    from .teardown import TeardownRecord, run_finally
 
-    from .teardown import run_finally
-
-    if not steps:
-        return
-
-    async def undo() -> None:
-        log.add_teardown(side, await run_finally(where, steps, context, unit=unit, index=index))
-
-    task = asyncio.ensure_future(undo())
+    records: list[TeardownRecord] = []
     try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        # run_finally ends within teardown_timeout_s; the second more is for its records to land
-        await asyncio.wait([task], timeout=where.scenario.teardown_timeout_s + 1.0)
-        raise
+        await run_finally(where, steps, context, unit=unit, index=index, sink=records)
+    finally:
+        if records:
+            log.add_teardown(side, records)
 
 
 async def _one_run(where: Any, rep: int, side: str, log: TeardownLog) -> tuple[bool, OpSamples]:
@@ -166,10 +156,10 @@ async def _one_run(where: Any, rep: int, side: str, log: TeardownLog) -> tuple[b
 
 async def _run_pairs(shared: _Lanes, first: int, count: int) -> dict[int, PairResult]:
     """Pairs ``first`` .. ``first + count - 1``, spread over the lanes (each lane one pair at a time)."""
-    import asyncio
     from contextlib import AsyncExitStack
 
     from .engine import new_http_client
+    from .teardown import gather_units
 
     targets, users = shared.targets, shared.users
     sides = list(targets)
@@ -193,34 +183,32 @@ async def _run_pairs(shared: _Lanes, first: int, count: int) -> dict[int, PairRe
                     result[side] = await _one_run(wheres[side], pair, side, shared.log)
                 results[pair] = result
 
-    await asyncio.gather(*(lane(i) for i in range(lanes)))
+    await gather_units(*(lane(i) for i in range(lanes)))  # a Ctrl-C waits for every lane's finally steps
     return results
 
 
 async def _finish_lanes(shared: _Lanes) -> None:
     """Per user, once, at the end (as ``golden_users.finish_user``): the teardown, then the checks that
-    nothing was left behind; their records into ``log`` as each ends."""
-    import asyncio
-
+    nothing was left behind; each user's records into ``log`` when the user is done, or cancelled."""
     from .engine import new_http_client
-    from .golden_users import LeftoverCheck
-    from .http_steps import new_nonce
-    from .teardown import run_step
+    from .golden_users import LeftoverCheck, finish_user
+    from .teardown import TeardownRecord, gather_units
 
-    scenario, run_id, log = shared.scenario, shared.run_id, shared.log
+    log = shared.log
 
     async def one(side: str, user: Any) -> None:
         if not user.setup.ok:
             return
-        async with new_http_client(shared.targets[side].base_url) as client:
-            where = shared.where(side, client, user)
-            context = user.context(run_id, nonce=new_nonce(), session_id=f"{run_id}-u{user.setup.index}-end")
-            await _finally_into(log, side, where, scenario.teardown, context, unit="user", index=user.setup.index)
-            for check in scenario.leftovers:
-                run = await run_step(where, check, context)
-                log.add_leftovers(side, [LeftoverCheck(user.setup.username, check.name, run.ok, run.why)])
+        teardown: list[TeardownRecord] = []
+        leftovers: list[LeftoverCheck] = []
+        try:
+            async with new_http_client(shared.targets[side].base_url) as client:
+                await finish_user(shared.where(side, client, user), teardown=teardown, leftovers=leftovers)
+        finally:  # also when cancelled: what ended is evidence
+            log.add_teardown(side, teardown)
+            log.add_leftovers(side, leftovers)
 
-    await asyncio.gather(*(one(side, u) for side, prepared in shared.users.items() for u in prepared))
+    await gather_units(*(one(side, u) for side, prepared in shared.users.items() for u in prepared))
 
 
 def _round_of(

@@ -2,7 +2,8 @@
 
 A unit is a golden run (one user, one repetition), a soak session, or a user. Its ``finally``
 steps run after it ends whatever the outcome, also when it is cancelled (Ctrl-C, the soak's hard
-deadline): they run shielded under ``teardown_timeout_s`` and the cancellation is re-raised after.
+deadline): they run shielded under ``teardown_timeout_s`` and the cancellation is re-raised after;
+their records reach the caller's ``sink`` as each step ends (a cancelled call returns none).
 A ``finally`` step whose placeholders are not all known (the step that captures ``{session_id}``
 never ran) is skipped: the resource was never created. Each step runs even if an earlier one failed.
 What teardown did is evidence (``TeardownRecord``); its claims are pure (``teardown_claims``).
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -24,9 +25,18 @@ from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_te
 from .sessions import SessionRecord
 from .ws_session import run_ws_exchange, ws_url
 
-__all__ = ["StepRun", "TeardownRecord", "nothing_to_undo", "run_step", "run_finally", "teardown_claims"]
+__all__ = [
+    "StepRun",
+    "TeardownRecord",
+    "gather_units",
+    "nothing_to_undo",
+    "run_step",
+    "run_finally",
+    "teardown_claims",
+]
 
 _MAX_LISTED = 50
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -173,17 +183,25 @@ def nothing_to_undo(step: Any, context: Mapping[str, Any], unit: str, user: str,
 
 
 async def run_finally(
-    where: Where, steps: Sequence[HttpStep | WsStep], context: Mapping[str, Any], *, unit: str, index: int
+    where: Where,
+    steps: Sequence[HttpStep | WsStep],
+    context: Mapping[str, Any],
+    *,
+    unit: str,
+    index: int,
+    sink: list[TeardownRecord] | None = None,
 ) -> list[TeardownRecord]:
     """Run ``steps`` in order, each even if an earlier one failed, bounded by the scenario's teardown timeout.
 
     Shielded from cancellation: a unit cancelled mid-run still undoes what it created, then the
-    cancellation goes on (re-raised by the caller's next await).
+    cancellation goes on (re-raised here, so a cancelled call returns nothing). ``sink`` gets each
+    record too, as its step ends: what a cancelled call did is there (pass a sink or use the return
+    value, not both, or each record is counted twice).
     """
     out: list[TeardownRecord] = []
     if not steps:
         return out
-    task = asyncio.ensure_future(_bounded(where, steps, dict(context), unit, index, out))
+    task = asyncio.ensure_future(_bounded(where, steps, dict(context), unit, index, _Records(out, sink)))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -192,13 +210,39 @@ async def run_finally(
     return out
 
 
+async def gather_units(*units: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` of units that undo what they created when cancelled; a cancelled call waits
+    until every unit has ended its finally steps before the cancellation goes on. (``gather`` itself
+    raises when the first unit ends cancelled, and the loop's shutdown would then cancel the others'
+    finally steps a second time, losing their records.)"""
+    tasks = [asyncio.ensure_future(u) for u in units]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        await asyncio.wait(tasks)  # each unit's finally steps are bounded (teardown_timeout_s, step timeouts)
+        raise
+
+
+@dataclass(frozen=True)
+class _Records:
+    """Where ``run_finally``'s records go as each step ends: its own list, and the caller's sink if any."""
+
+    kept: list[TeardownRecord]
+    sink: list[TeardownRecord] | None
+
+    def append(self, record: TeardownRecord) -> None:
+        self.kept.append(record)
+        if self.sink is not None:
+            self.sink.append(record)
+
+
 async def _bounded(
     where: Where,
     steps: Sequence[HttpStep | WsStep],
     context: Mapping[str, Any],
     unit: str,
     index: int,
-    out: list[TeardownRecord],
+    out: _Records,
 ) -> None:
     try:
         async with asyncio.timeout(where.scenario.teardown_timeout_s):
@@ -224,7 +268,7 @@ async def _bounded(
                     )
                 )
     except TimeoutError:
-        done = {r.step for r in out}
+        done = {r.step for r in out.kept}
         for step in steps:
             if step.name not in done:
                 out.append(
