@@ -11,6 +11,10 @@ anywhere is a leak (FAIL, naming viewer, owner and where). PASS needs at least t
 users, and every user must have seen their own nonce at least once: otherwise the
 check could not have failed, and it says INCONCLUSIVE.
 
+Stopped from outside (Ctrl-C cancels the call), every run still runs its finally steps and every user
+its teardown and leftovers checks; the call then returns nothing, but a ``GoldenProgress`` passed to it
+holds what it did, each record added as its step ended, for the section's evidence.
+
 Users logged in once for many runs (``log_in_users``, ``finish_users``) are in ``probes.golden_users``,
 re-exported here.
 """
@@ -21,10 +25,12 @@ import asyncio
 import dataclasses
 import datetime as _dt
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from ..core.models import Claim, Status
 from .engine import (
     SETUP_CONCURRENCY,
     HttpStepResult,
@@ -60,7 +66,7 @@ from .golden_users import (
 )
 from .http_steps import PreparedUser, log_in_again
 from .scenario import ScenarioConfig
-from .teardown import Where, run_finally, run_step
+from .teardown import Where, gather_units, run_finally, run_step
 
 __all__ = [
     "Sighting",
@@ -69,6 +75,8 @@ __all__ = [
     "Leak",
     "IsolationResult",
     "GoldenResult",
+    "GoldenProgress",
+    "runs_stopped_claim",
     "analyze_isolation",
     "golden_claim",
     "run_golden_path",
@@ -84,6 +92,48 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- runner (I/O)
+
+
+@dataclass
+class GoldenProgress:
+    """What a ``run_golden_path`` call did so far, filled in as it goes (mutable on purpose): a call stopped
+    from outside returns nothing, and its users' ended runs, finally, teardown and leftovers records are
+    still here (``result``)."""
+
+    outcomes: list[UserOutcome] = field(default_factory=list)
+    run_id: str = ""
+    started_at: str = ""
+    start_ns: int = 0
+    planned_runs: int = 0
+    users_own: bool = True
+
+    def result(self, scenario: ScenarioConfig) -> GoldenResult:
+        """The runs that ended and the records of every step that ended, as a result (judge only the records)."""
+        elapsed_s = (time.monotonic_ns() - self.start_ns) / 1e9 if self.start_ns else 0.0
+        return assemble_result(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            duration_s=elapsed_s,
+            scenario=scenario,
+            outcomes=list(self.outcomes),  # a copy: a run cut off by the grace may still be adding to them
+            users_own=self.users_own,
+        )
+
+
+def runs_stopped_claim(result: GoldenResult, planned_runs: int, stopped_by: str, section: str) -> Claim:
+    """``<section>.runs_finished``, INCONCLUSIVE: the golden runs were stopped (``stopped_by``: Ctrl-C's
+    KeyboardInterrupt, SIGTERM, a failure of ours) before they all ended, so none is judged on a part."""
+    return Claim(
+        id=f"{section}.runs_finished",
+        section=section,
+        statement="The golden-path runs ran to their end",
+        status=Status.INCONCLUSIVE,
+        statistic=(
+            f"stopped by {stopped_by} after {len(result.runs)} of {planned_runs} runs ended: the runs were not "
+            "judged; what the finally and teardown steps did until then is in the evidence"
+        ),
+        details={"runs_ended": len(result.runs), "runs_planned": planned_runs, "stopped_by": stopped_by},
+    )
 
 
 async def _user_for_this_run(
@@ -122,8 +172,11 @@ async def _run_user(
     setup_slots: asyncio.Semaphore,
     prepared: PreparedUser | None = None,
     sample_login: bool = False,
+    progress: GoldenProgress | None = None,
 ) -> UserOutcome:
-    """One user's golden runs (the asyncio shell; ``scale.locust_golden`` is the gevent one, same records)."""
+    """One user's golden runs (the asyncio shell; ``scale.locust_golden`` is the gevent one, same records).
+
+    Its outcome goes into ``progress`` once the user is set up; every record lands in it as its step ends."""
     cap = scenario.max_capture_bytes
     async with new_http_client(base_url, cookies=prepared.cookies if prepared is not None else ()) as client:
         user, setup_taken = await _user_for_this_run(
@@ -131,31 +184,32 @@ async def _run_user(
         )
         where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
         out = UserOutcome(user.setup)
+        if progress is not None:
+            progress.outcomes.append(out)
         out.setup_taken(setup_taken)
         if not user.setup.ok:
             out.setup_failed(scenario.golden_path.repetitions)
             return out
-        for rep in range(scenario.golden_path.repetitions):
-            nonce = new_nonce()
-            context: dict[str, Any] = user.context(
-                run_id, nonce=nonce, repetition=rep, session_id=f"{run_id}-u{index}-r{rep}"
-            )
-            repetition = out.repetition(rep, nonce)
-            try:
-                for step in scenario.golden_path.steps:
-                    run = await run_step(where, step, context, capture_bytes=cap)
-                    context.update(run.captured)
-                    if not repetition.took(step.name, run.ok, run.why, run.duration_s, run.http, run.ws):
-                        break
-            finally:  # after every repetition, pass, fail or cancel: undo what it created
-                out.teardown.extend(
-                    await run_finally(where, scenario.golden_path.finally_steps, context, unit="golden_run", index=rep)
+        try:
+            for rep in range(scenario.golden_path.repetitions):
+                nonce = new_nonce()
+                context: dict[str, Any] = user.context(
+                    run_id, nonce=nonce, repetition=rep, session_id=f"{run_id}-u{index}-r{rep}"
                 )
-            repetition.close()
-        if prepared is None:  # else the users' own teardown and leftovers checks run once, in finish_users
-            teardown, leftovers = await finish_user(where)
-            out.teardown.extend(teardown)
-            out.leftovers.extend(leftovers)
+                repetition = out.repetition(rep, nonce)
+                try:
+                    for step in scenario.golden_path.steps:
+                        run = await run_step(where, step, context, capture_bytes=cap)
+                        context.update(run.captured)
+                        if not repetition.took(step.name, run.ok, run.why, run.duration_s, run.http, run.ws):
+                            break
+                finally:  # after every repetition, pass, fail or cancel: undo what it created
+                    finally_steps = scenario.golden_path.finally_steps
+                    await run_finally(where, finally_steps, context, unit="golden_run", index=rep, sink=out.teardown)
+                repetition.close()
+        finally:  # also after a cancel: what the user's setup created is undone, and checked
+            if prepared is None:  # else the users' own teardown and leftovers checks run once, in finish_users
+                await finish_user(where, teardown=out.teardown, leftovers=out.leftovers)
         return out
 
 
@@ -167,6 +221,7 @@ async def run_golden_path(
     run_id: str | None = None,
     users: LoggedInUsers | None = None,
     sample_login: bool = False,
+    progress: GoldenProgress | None = None,
 ) -> GoldenResult:
     """Run the golden path for ``users.count`` users at once, ``repetitions`` times each.
 
@@ -175,6 +230,7 @@ async def run_golden_path(
     and their own teardown and leftovers checks are left to ``finish_users``. ``sample_login`` then logs
     each of them in once more in this call and uses the new token, so ``auth.login`` is still a sample
     of every call (the section's login is not repeated for anything else: no registration, no setup steps).
+    ``progress`` is filled in as the call goes: a cancelled call leaves what it did there.
     """
     if users is not None and users.base_url != base_url:
         raise ValueError(f"users were logged in on {users.base_url}, not on {base_url}")
@@ -186,10 +242,24 @@ async def run_golden_path(
         who: list[tuple[str, PreparedUser | None]] = [(name, None) for name in scenario.users.usernames(run_id)]
     else:
         who = [(u.setup.username, u) for u in users.users]
-    outcomes = await asyncio.gather(
+    if progress is not None:
+        progress.run_id, progress.started_at, progress.start_ns = run_id, started_at, run_start_ns
+        progress.planned_runs = len(who) * scenario.golden_path.repetitions
+        progress.users_own = users is None
+    outcomes = await gather_units(
         *(
             _run_user(
-                base_url, scenario, i, name, run_id, run_start_ns, ws_base_url, setup_slots, prepared, sample_login
+                base_url,
+                scenario,
+                i,
+                name,
+                run_id,
+                run_start_ns,
+                ws_base_url,
+                setup_slots,
+                prepared,
+                sample_login,
+                progress,
             )
             for i, (name, prepared) in enumerate(who)
         )
@@ -212,10 +282,17 @@ def run_golden_path_sync(
     run_id: str | None = None,
     users: LoggedInUsers | None = None,
     sample_login: bool = False,
+    progress: GoldenProgress | None = None,
 ) -> GoldenResult:
     """``run_golden_path`` from sync code (notebooks included)."""
     return run_blocking(
         lambda: run_golden_path(
-            base_url, scenario, ws_base_url=ws_base_url, run_id=run_id, users=users, sample_login=sample_login
+            base_url,
+            scenario,
+            ws_base_url=ws_base_url,
+            run_id=run_id,
+            users=users,
+            sample_login=sample_login,
+            progress=progress,
         )
     )

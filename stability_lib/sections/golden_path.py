@@ -1,7 +1,13 @@
-"""The golden path section: probe or run, judge, write evidence."""
+"""The golden path section: probe or run, judge, write evidence.
+
+Interrupted (Ctrl-C, SIGTERM) or broken mid-run, the section still writes what the runs' finally steps and
+the users' teardown and leftovers checks did until then (``golden_path.teardown.*``), beside one INCONCLUSIVE
+claim that says the runs did not finish (``golden_path.runs_finished``), before the interrupt goes on.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..core.models import SectionResult
@@ -10,14 +16,22 @@ from ._common import NO_PARAMS_FILE, _golden_on_locust, _locust_engine_data, _sc
 
 
 def golden_path(sec: Section) -> SectionResult:
-    from ..probes.golden import run_golden_path_sync
+    from ..probes.golden import GoldenProgress, run_golden_path_sync, runs_stopped_claim
 
     if not sec.enabled:
         return sec.skip("switched off in params")
     if sec.config.engine == "locust":
         return _golden_path_locust(sec)
     scenario, target = _scenario(sec), sec.params.target
-    result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+    progress = GoldenProgress()
+    try:
+        result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what the teardown did is still evidence
+        with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+            done = progress.result(scenario)
+            stopped = runs_stopped_claim(done, progress.planned_runs, type(exc).__name__, sec.name)
+            sec.finish([stopped, *done.teardown_claims(sec.name)], _evidence(done.to_dict()))
+        raise
     golden_claim, _isolation = result.claims(golden_section=sec.name)
     return sec.finish([golden_claim, *result.teardown_claims(sec.name)], _evidence(result.to_dict()))
 

@@ -1,16 +1,26 @@
-"""The isolation section: probe or run, judge, write evidence."""
+"""The isolation section: probe or run, judge, write evidence.
+
+Interrupted (Ctrl-C, SIGTERM) or broken mid-run, the section still writes what it saw until then: a leak
+seen in the runs that ended is a FAIL whatever the others would have shown (``isolation.no_cross_user_data``),
+and one INCONCLUSIVE claim says the runs did not finish (``isolation.runs_finished``); no PASS is judged
+on a part. Then the interrupt goes on.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
-from ..core.models import SectionResult
+from ..core.models import SectionResult, Status
 from ..execution.section import Section
 from ._common import NO_PARAMS_FILE, _golden_on_locust, _locust_engine_data, _scenario, _with_users
 
+if TYPE_CHECKING:
+    from ..probes.golden import GoldenResult
+
 
 def isolation(sec: Section) -> SectionResult:
-    from ..probes.golden import run_golden_path_sync
+    from ..probes.golden import GoldenProgress, run_golden_path_sync, runs_stopped_claim
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -22,15 +32,28 @@ def isolation(sec: Section) -> SectionResult:
         result, claims, engine = done.result, done.claims(isolation_section=sec.name), _locust_engine_data(done)
     else:
         scenario, target = _with_users(_scenario(sec), sec.config.users), sec.params.target
-        result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url)
+        progress = GoldenProgress()
+        try:
+            result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
+        except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: a leak already seen is still a FAIL
+            with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+                part = progress.result(scenario)
+                _golden, seen = part.claims(isolation_section=sec.name)
+                stopped = runs_stopped_claim(part, progress.planned_runs, type(exc).__name__, sec.name)
+                sec.finish([stopped, *([seen] if seen.status is Status.FAIL else [])], _data(part))
+            raise
         claims = result.claims(isolation_section=sec.name)
     _golden, isolation_claim = claims
-    data: dict[str, Any] = {
+    data = _data(result)
+    if engine is not None:
+        data["engine"] = engine
+    return sec.finish([isolation_claim], data)
+
+
+def _data(result: GoldenResult) -> dict[str, Any]:
+    return {
         "users": [u.to_dict() for u in result.users],
         "runs": len(result.runs),
         "isolation": result.isolation.to_dict(),
         "sightings_count": len(result.sightings),
     }
-    if engine is not None:
-        data["engine"] = engine
-    return sec.finish([isolation_claim], data)

@@ -1,0 +1,186 @@
+"""Ctrl-C during the golden path: what the finally and teardown steps did until then is still evidence.
+
+A cancelled ``run_finally`` re-raises without returning its records; before, the golden path's runs lost
+them with the cancellation and the section wrote no evidence at all (the runner then showed the section
+only as "interrupted"). Now the records reach a sink as each step ends, and the golden path and isolation
+sections write them, judged, beside an INCONCLUSIVE ``<section>.runs_finished``, before the interrupt goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import REPO
+from test_golden import DEMO_SCENARIO
+from test_perf_teardown import FINALLY
+
+from stability_lib.probes.engine import new_http_client, new_run_id, prepare_user
+from stability_lib.probes.scenario import HttpStep, ScenarioConfig
+from stability_lib.probes.teardown import TeardownRecord, Where, run_finally, run_step
+
+demo = pytest.importorskip("stability_lib.demo")
+
+SECTIONS = ("health", "suites", "websocket", "golden_path", "isolation", "performance", "contract")
+CREATE_THREAD = DEMO_SCENARIO["golden_path"]["steps"][0]  # capturing {thread_id}
+POST_MESSAGE = {
+    "kind": "http",
+    "name": "post_message",
+    "path": "/api/threads/{thread_id}/messages",
+    "body": {"content": "hello {nonce}"},
+    "expect_status": 201,
+}
+CLOSE_THREAD = {**FINALLY, "expect_status": 200}
+# The sample service deletes nothing: reading the thread's messages back stands in for "delete the thread"
+# (405 with the messages endpoint removed: a finally step that fails), listing threads for the user's teardown.
+SCENARIO: dict[str, Any] = {
+    "auth": DEMO_SCENARIO["auth"],
+    "users": {"prefix": "golden-interrupt", "password": "pw-for-the-sample-service", "count": 2},
+    "golden_path": {"repetitions": 2, "steps": [CREATE_THREAD, POST_MESSAGE], "finally": [CLOSE_THREAD]},
+    "teardown": [{"kind": "http", "name": "close_account", "method": "GET", "path": "/api/threads"}],
+    "leftovers": [{"kind": "http", "name": "threads_listed", "method": "GET", "path": "/api/threads"}],
+}
+
+# Runs one section in its own process, sends it a SIGINT (Ctrl-C) when every user is at step `trip_step`
+# of repetition `trip_rep` (after `trip_after_s`), and says whether the interrupt came through.
+INTERRUPTED_RUN = """
+import json, os, signal, sys, threading
+from pathlib import Path
+import yaml
+import stability_lib.probes.golden as golden
+from stability_lib import demo, sections
+from stability_lib.execution.section import open_section
+
+tmp, section, faults, trip = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+params = json.loads(sys.argv[5])
+run_step, arrived = golden.run_step, set()
+
+async def run_and_trip(where, step, context, **kwargs):
+    if (step.name, context["repetition"]) == (trip["step"], trip["rep"]):
+        arrived.add(where.user.setup.username)
+        if len(arrived) == params["scenario"]["users"]["count"]:
+            threading.Timer(trip["after_s"], os.kill, (os.getpid(), signal.SIGINT)).start()
+    return await run_step(where, step, context, **kwargs)
+
+golden.run_step = run_and_trip
+with demo.serve(variant="candidate", faults=faults, seed=4, db_path=tmp / "service.db") as url:
+    params["target"]["base_url"] = url
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        getattr(sections, section)(open_section(section, tmp / "run", tmp / "params.yaml"))
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    sys.stdout.flush()
+    os._exit(0)  # a cancelled request may still sleep in the service: no graceful shutdown to wait for
+"""
+
+
+def interrupted(
+    tmp_path: Path, section: str, scenario: dict[str, Any], faults: dict[str, Any], trip: dict[str, Any]
+) -> dict[str, Any]:
+    """The section's evidence after a Ctrl-C mid-run (fails when the section wrote none)."""
+    params = {
+        "title": "golden path interrupted",
+        "target": {"name": "candidate", "base_url": ""},
+        "sections": {name: {"enabled": name == section} for name in SECTIONS},
+        "scenario": scenario,
+    }
+    args = [str(tmp_path), section, json.dumps(faults), json.dumps(trip), json.dumps(params)]
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_RUN, *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["interrupted"], done.stderr[-3000:]
+    path = tmp_path / "run" / "evidence" / f"{section}.json"
+    assert path.exists(), f"the interrupted section wrote no evidence; stderr: {done.stderr[-2000:]}"
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_run_keeps_the_finally_and_teardown_records_judged_in_the_golden_path_evidence(
+    tmp_path: Path,
+) -> None:
+    # Every user's first run hangs in post_message (a 20 s message store); a Ctrl-C 1 s after the last
+    # user got there cancels both runs: their finally steps run (and fail: 405), then the users' teardown
+    # and leftovers checks, and the section writes all of it before the interrupt goes on.
+    faults = {"slow": {"message_store": 20000}, "api_break": ["endpoint_removed"]}
+    written = interrupted(tmp_path, "golden_path", SCENARIO, faults, {"step": "post_message", "rep": 0, "after_s": 1.0})
+    claims = {c["id"]: c for c in written["claims"]}
+    assert set(claims) == {
+        "golden_path.runs_finished",
+        "golden_path.teardown.steps_succeeded",
+        "golden_path.teardown.nothing_left_behind",
+    }  # no golden-path verdict on a part
+    stopped = claims["golden_path.runs_finished"]
+    assert stopped["status"] == "INCONCLUSIVE"
+    assert stopped["statistic"].startswith("stopped by KeyboardInterrupt after 0 of 4 runs ended")
+    steps = claims["golden_path.teardown.steps_succeeded"]
+    assert steps["status"] == "FAIL" and "close_thread: status 405" in steps["statistic"]
+    assert steps["statistic"].startswith("2 of 4 teardown steps failed (first: golden_run 0 of golden-interrupt")
+    assert claims["golden_path.teardown.nothing_left_behind"]["status"] == "PASS"
+    assert written["status"] == "FAIL"
+    data = written["data"]
+    assert sorted((r["unit"], r["index"], r["step"], r["ok"]) for r in data["teardown"]) == [
+        ("golden_run", 0, "close_thread", False),  # the runs the interrupt cancelled
+        ("golden_run", 0, "close_thread", False),
+        ("user", 0, "close_account", True),
+        ("user", 1, "close_account", True),
+    ]
+    assert {r["status"] for r in data["teardown"] if not r["ok"]} == {405}
+    assert [c["ok"] for c in data["leftovers"]] == [True, True] and data["runs"] == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_a_leak_was_seen_keeps_the_isolation_fail(tmp_path: Path) -> None:
+    # A leaking service; the Ctrl-C comes when every user has started a second run (so every first run
+    # ended): the leak seen in the first runs is a FAIL whatever the rest would have shown.
+    scenario = {**SCENARIO, "users": {**SCENARIO["users"], "count": 3}}
+    list_messages = {**CLOSE_THREAD, "name": "list_messages"}  # where the service shows another user's message
+    scenario["golden_path"] = {**SCENARIO["golden_path"], "repetitions": 3}
+    scenario["golden_path"]["steps"] = [CREATE_THREAD, POST_MESSAGE, list_messages]
+    trip = {"step": "create_thread", "rep": 1, "after_s": 0.0}
+    written = interrupted(tmp_path, "isolation", scenario, {"leak_rate": 1.0}, trip)
+    claims = {c["id"]: c for c in written["claims"]}
+    assert set(claims) == {"isolation.runs_finished", "isolation.no_cross_user_data"}
+    assert claims["isolation.runs_finished"]["status"] == "INCONCLUSIVE"
+    leak = claims["isolation.no_cross_user_data"]
+    assert leak["status"] == "FAIL" and "saw" in leak["statistic"] and written["status"] == "FAIL"
+    assert 3 <= written["data"]["runs"] < 9
+
+
+@pytest.mark.slow
+def test_run_finally_gives_the_sink_the_records_of_steps_that_ended_before_a_cancel() -> None:
+    # Two finally steps: listing threads ends at once, posting a message hangs (a 20 s message store) past
+    # the 3 s teardown bound. The call is cancelled while the second step runs: it re-raises, returns
+    # nothing, and the sink holds the first step's record and the second's teardown_timeout.
+    scenario = ScenarioConfig.model_validate({**SCENARIO, "teardown_timeout_s": 3})
+    steps = [HttpStep.model_validate({**s}) for s in (SCENARIO["teardown"][0], POST_MESSAGE)]
+
+    async def cancelled_mid_teardown(url: str) -> list[TeardownRecord]:
+        run_id = new_run_id()
+        async with new_http_client(url) as client:
+            user = await prepare_user(client, scenario, 0, f"sink-{run_id}", run_id)
+            where = Where(client, url, None, scenario, user, run_id, 0)
+            created = await run_step(where, HttpStep.model_validate(CREATE_THREAD), user.context(run_id, nonce="n"))
+            context = {**user.context(run_id, nonce="n"), **created.captured}
+            sink: list[TeardownRecord] = []
+            task = asyncio.ensure_future(run_finally(where, steps, context, unit="golden_run", index=0, sink=sink))
+            while not sink:  # the first step has ended: the second hangs
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return sink
+
+    with demo.serve(variant="candidate", faults={"slow": {"message_store": 20000}}, seed=1) as url:
+        sink = asyncio.run(cancelled_mid_teardown(url))
+    assert [(r.step, r.ok, r.status, r.error) for r in sink] == [
+        ("close_account", True, 200, ""),
+        ("post_message", False, None, "teardown_timeout"),
+    ]
+    assert all(r.unit == "golden_run" and r.index == 0 for r in sink)
