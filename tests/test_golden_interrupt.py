@@ -9,9 +9,13 @@ sections write them, judged, beside an INCONCLUSIVE ``<section>.runs_finished``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +188,62 @@ def test_run_finally_gives_the_sink_the_records_of_steps_that_ended_before_a_can
         ("post_message", False, None, "teardown_timeout"),
     ]
     assert all(r.unit == "golden_run" and r.index == 0 for r in sink)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_stability_run_keeps_the_golden_paths_teardown_claims_in_the_interrupted_section(
+    tmp_path: Path,
+) -> None:
+    # The whole tool: `stability run` with the golden path in a kernel; Ctrl-C once both users' first runs
+    # hang in post_message (both threads exist). The kernel's cell is interrupted, the runs' finally steps
+    # and the users' teardown run, the section writes its claims, and the runner marks it ERROR
+    # "interrupted" keeping them.
+    faults = {"slow": {"message_store": 20000}, "api_break": ["endpoint_removed"]}
+    database = tmp_path / "service.db"
+    with demo.serve(variant="candidate", faults=faults, seed=4, db_path=database) as url:
+        params = {
+            "title": "golden path interrupted",
+            "target": {"name": "candidate", "base_url": url},
+            "sections": {name: {"enabled": name == "golden_path"} for name in SECTIONS},
+            "scenario": SCENARIO,
+        }
+        (tmp_path / "params.yaml").write_text(json.dumps(params))
+        out = tmp_path / "run"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stability_lib.cli", "run", str(tmp_path / "params.yaml"), "--out", str(out)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while proc.poll() is None and threads_in(database) < 2:  # waits for the runs, asserts nothing on time
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGINT)
+            _stdout, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 3 and "interrupted by SIGINT" in stderr, stderr[-3000:]
+    written = json.loads((out / "evidence" / "golden_path.json").read_text())
+    assert written["status"] == "ERROR" and "interrupted" in written["error"]
+    claims = {c["id"]: c for c in written["claims"]}
+    assert claims["golden_path.runs_finished"]["status"] == "INCONCLUSIVE"
+    steps = claims["golden_path.teardown.steps_succeeded"]
+    assert steps["status"] == "FAIL" and "close_thread: status 405" in steps["statistic"]
+    assert sorted((r["unit"], r["step"], r["ok"]) for r in written["data"]["teardown"]) == [
+        ("golden_run", "close_thread", False),
+        ("golden_run", "close_thread", False),
+        ("user", "close_account", True),
+        ("user", "close_account", True),
+    ]
+
+
+def threads_in(database: Path) -> int:
+    """Threads the sample service has stored (0 before its database exists)."""
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM threads").fetchone()[0])
