@@ -150,7 +150,12 @@ def test_ctrl_c_after_a_leak_was_seen_keeps_the_isolation_fail(tmp_path: Path) -
     trip = {"step": "create_thread", "rep": 1, "after_s": 0.0}
     written = interrupted(tmp_path, "isolation", scenario, {"leak_rate": 1.0}, trip)
     claims = {c["id"]: c for c in written["claims"]}
-    assert set(claims) == {"isolation.runs_finished", "isolation.no_cross_user_data"}
+    assert set(claims) == {
+        "isolation.runs_finished",
+        "isolation.no_cross_user_data",
+        "isolation.teardown.steps_succeeded",  # the runs' finally steps and the users' teardown, judged too
+        "isolation.teardown.nothing_left_behind",
+    }
     assert claims["isolation.runs_finished"]["status"] == "INCONCLUSIVE"
     leak = claims["isolation.no_cross_user_data"]
     assert leak["status"] == "FAIL" and "saw" in leak["statistic"] and written["status"] == "FAIL"

@@ -4,11 +4,15 @@ Interrupted (Ctrl-C, SIGTERM) or broken mid-run, the section still writes what i
 seen in the runs that ended is a FAIL whatever the others would have shown (``isolation.no_cross_user_data``),
 and one INCONCLUSIVE claim says the runs did not finish (``isolation.runs_finished``); no PASS is judged
 on a part. Then the interrupt goes on.
+
+The runs' finally steps and the users' teardown and leftovers checks are judged as in the golden path
+(``isolation.teardown.*``): a step that failed to undo what a run created is a finding here too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..core.models import SectionResult, Status
@@ -40,14 +44,15 @@ def isolation(sec: Section) -> SectionResult:
                 part = progress.result(scenario)
                 _golden, seen = part.claims(isolation_section=sec.name)
                 stopped = runs_stopped_claim(part, progress.planned_runs, type(exc).__name__, sec.name)
-                sec.finish([stopped, *([seen] if seen.status is Status.FAIL else [])], _data(part))
+                leak = [seen] if seen.status is Status.FAIL else []
+                sec.finish([stopped, *leak, *part.teardown_claims(sec.name)], _data(part))
             raise
         claims = result.claims(isolation_section=sec.name)
     _golden, isolation_claim = claims
     data = _data(result)
     if engine is not None:
         data["engine"] = engine
-    return sec.finish([isolation_claim], data)
+    return sec.finish([isolation_claim, *result.teardown_claims(sec.name)], data)
 
 
 def _data(result: GoldenResult) -> dict[str, Any]:
@@ -56,4 +61,6 @@ def _data(result: GoldenResult) -> dict[str, Any]:
         "runs": len(result.runs),
         "isolation": result.isolation.to_dict(),
         "sightings_count": len(result.sightings),
+        "teardown": [t.to_dict() for t in result.teardown],
+        "leftovers": [dataclasses.asdict(c) for c in result.leftovers],
     }
