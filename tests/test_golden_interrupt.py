@@ -85,16 +85,21 @@ with demo.serve(variant="candidate", faults=faults, seed=4, db_path=tmp / "servi
 """
 
 
+def section_params(section: str, url: str, scenario: dict[str, Any] = SCENARIO) -> dict[str, Any]:
+    """Params that run ``section`` alone against ``url``."""
+    return {
+        "title": f"{section} on the sample service",
+        "target": {"name": "candidate", "base_url": url},
+        "sections": {name: {"enabled": name == section} for name in SECTIONS},
+        "scenario": scenario,
+    }
+
+
 def interrupted(
     tmp_path: Path, section: str, scenario: dict[str, Any], faults: dict[str, Any], trip: dict[str, Any]
 ) -> dict[str, Any]:
     """The section's evidence after a Ctrl-C mid-run (fails when the section wrote none)."""
-    params = {
-        "title": "golden path interrupted",
-        "target": {"name": "candidate", "base_url": ""},
-        "sections": {name: {"enabled": name == section} for name in SECTIONS},
-        "scenario": scenario,
-    }
+    params = section_params(section, "", scenario)
     args = [str(tmp_path), section, json.dumps(faults), json.dumps(trip), json.dumps(params)]
     done = subprocess.run(
         [sys.executable, "-c", INTERRUPTED_RUN, *args], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -206,13 +211,7 @@ def test_ctrl_c_on_stability_run_keeps_the_golden_paths_teardown_claims_in_the_i
     faults = {"slow": {"message_store": 20000}, "api_break": ["endpoint_removed"]}
     database = tmp_path / "service.db"
     with demo.serve(variant="candidate", faults=faults, seed=4, db_path=database) as url:
-        params = {
-            "title": "golden path interrupted",
-            "target": {"name": "candidate", "base_url": url},
-            "sections": {name: {"enabled": name == "golden_path"} for name in SECTIONS},
-            "scenario": SCENARIO,
-        }
-        (tmp_path / "params.yaml").write_text(json.dumps(params))
+        (tmp_path / "params.yaml").write_text(json.dumps(section_params("golden_path", url)))
         out = tmp_path / "run"
         proc = subprocess.Popen(
             [sys.executable, "-m", "stability_lib.cli", "run", str(tmp_path / "params.yaml"), "--out", str(out)],

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_golden_interrupt import SCENARIO, SECTIONS
+from test_golden_interrupt import section_params
 
 from stability_lib import sections
 from stability_lib.execution.section import open_section
@@ -19,13 +19,7 @@ demo = pytest.importorskip("stability_lib.demo")
 
 def isolation_evidence(tmp_path: Path, faults: dict[str, Any]) -> dict[str, Any]:
     with demo.serve(variant="candidate", faults=faults, seed=5, db_path=tmp_path / "service.db") as url:
-        params = {
-            "title": "isolation teardown",
-            "target": {"name": "candidate", "base_url": url},
-            "sections": {name: {"enabled": name == "isolation"} for name in SECTIONS},
-            "scenario": SCENARIO,
-        }
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(section_params("isolation", url)))
         sections.isolation(open_section("isolation", tmp_path / "run", tmp_path / "params.yaml"))
     return json.loads((tmp_path / "run" / "evidence" / "isolation.json").read_text())
 
