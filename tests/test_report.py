@@ -13,6 +13,7 @@ from support import pdf_text, run_cli
 from stability_lib import Claim, EvidenceRef, SectionResult, Status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
+from stability_lib.report.pdf_printer import CHROMIUM_FLAGS
 
 pytestmark = pytest.mark.slow
 
@@ -137,13 +138,7 @@ def test_untrusted_payload_is_escaped_and_inert(rendered: Path) -> None:
         dom = subprocess.run(
             [
                 chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
+                *CHROMIUM_FLAGS,
                 f"--user-data-dir={profile}",
                 "--dump-dom",
                 (rendered / "report.html").resolve().as_uri(),

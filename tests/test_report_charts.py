@@ -19,7 +19,10 @@ from stability_lib.report import charts
 from stability_lib.report.chart_cache import ChartPNG, chart_png, charts_kept_in, drawn
 from stability_lib.report.views import section_parts
 
-GOLDEN = {"durations_ms": {"step:login": [3.0, 4.5, 5.0, 40.0], "ws:agent": [10.0, 12.0, 11.5]}, "runs": []}
+GOLDEN: dict[str, Any] = {
+    "durations_ms": {"step:login": [3.0, 4.5, 5.0, 40.0], "ws:agent": [10.0, 12.0, 11.5]},
+    "runs": [],
+}
 # The soak as a section holds it in memory (int close codes) and as the report reads it from JSON.
 SOAK_IN_MEMORY = {"ok": 0, "outcome_labels": {}, "close_codes": {1000: 38, None: 2}}
 

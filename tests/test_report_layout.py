@@ -22,6 +22,7 @@ from stability_lib.core.verdict import section_status
 from stability_lib.execution.evidence import write_evidence, write_json_atomic
 from stability_lib.report.export import find_chromium
 from stability_lib.report.frontpage import front_items
+from stability_lib.report.pdf_printer import CHROMIUM_FLAGS
 from stability_lib.stats.fixes import compare_failure_rates
 from stability_lib.stats.performance import compare_samples
 from stability_lib.stats.rates import rate_estimate
@@ -280,13 +281,7 @@ def layout_defects(html_path: Path, width: int, *, print_media: bool) -> list[st
         dom = subprocess.run(
             [
                 find_chromium(),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
+                *CHROMIUM_FLAGS,
                 f"--user-data-dir={profile}",
                 f"--window-size={width},1200",
                 "--dump-dom",

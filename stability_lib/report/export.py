@@ -1,23 +1,28 @@
 """Export: executed report notebook -> self-contained HTML (nbconvert) -> PDF (headless Chromium).
 
 Field notes: nbconvert's ``webpdf`` needs playwright's own browser download, which is
-impossible here; Debian's ``chromium`` prints a page in about a second.
+impossible here; Debian's ``chromium`` prints a page in about a second (``pdf_printer``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import subprocess
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from ..core.errors import ExportError
+from .pdf_printer import PdfPrinter, start_pdf_printer
 
-__all__ = ["export_html", "html_to_pdf", "find_chromium", "external_references", "CHROMIUM_INSTALL_HINT"]
+__all__ = [
+    "export_html",
+    "html_to_pdf",
+    "find_chromium",
+    "external_references",
+    "start_pdf_printer",
+    "PdfPrinter",
+    "CHROMIUM_INSTALL_HINT",
+]
 
 CHROMIUM_INSTALL_HINT = "apt-get install -y --no-install-recommends chromium"
 _TEMPLATES = Path(str(resources.files("stability_lib") / "templates"))
@@ -65,40 +70,13 @@ def find_chromium() -> str | None:
     return None
 
 
-def html_to_pdf(html_path: str | Path, pdf_path: str | Path, *, timeout_s: float = 120) -> Path:
-    chromium = find_chromium()
-    if chromium is None:
-        raise ExportError(f"Chromium not found; install it with: {CHROMIUM_INSTALL_HINT}")
-    html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
-    with tempfile.TemporaryDirectory(prefix="stability-chromium-") as profile:
-        cmd = [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-            # Without these Chromium tries to reach the network at start.
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            f"--user-data-dir={profile}",
-            f"--print-to-pdf={pdf_path}",
-            html_path.as_uri(),
-        ]
-        pdf_path.unlink(missing_ok=True)  # a stale PDF must not pass for this one
-        # Its own session: on a timeout the whole browser (zygote, renderers) goes, not just the parent.
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
-        )
-        try:
-            _, stderr = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise ExportError(f"Chromium did not print the PDF within {timeout_s:.0f} s") from exc
-    if proc.returncode != 0 or not pdf_path.exists() or pdf_path.stat().st_size == 0:
-        tail = (stderr or "").strip().splitlines()[-3:]
-        raise ExportError(f"Chromium failed to print the PDF (exit {proc.returncode}): {' | '.join(tail)}")
-    return pdf_path
+def html_to_pdf(
+    html_path: str | Path, pdf_path: str | Path, *, timeout_s: float = 120, printer: PdfPrinter | None = None
+) -> Path:
+    """Print the HTML file to PDF. With ``printer`` (``start_pdf_printer()`` called ahead, e.g. before
+    the report notebook runs, so that the browser's start-up overlaps it), that browser prints and
+    stays open for its owner to close; without, one is started for this page and closed."""
+    if printer is not None:
+        return printer.print_pdf(html_path, pdf_path, timeout_s=timeout_s)
+    with start_pdf_printer() as own:
+        return own.print_pdf(html_path, pdf_path, timeout_s=timeout_s)

@@ -13,7 +13,6 @@ Which change in a figure is real (step detection, ``STEP_RULE_TEXT``) is decided
 from __future__ import annotations
 
 import base64
-import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,28 +238,20 @@ def step_sentence(history: History, check: CheckTrend, run_index: int, step: Ste
     )
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
-
-
 _COLORS = {"PASS": "#15803d", "FAIL": "#b91c1c", "INCONCLUSIVE": "#d4a106", "ERROR": "#6b21a8"}
 
 
 def status_grid_chart(history: History) -> Any:
     """Checks (rows) across runs (columns), coloured by status; a real step is outlined."""
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Rectangle
+
+    from .charts import fit_layout, new_figure
 
     codes = {"PASS": 1, "INCONCLUSIVE": 2, "FAIL": 3, "ERROR": 4}
     n_runs, n_checks = len(history.run_ids), len(history.checks)
     grid = [[codes.get(s or "", 0) for s in c.statuses] for c in history.checks]
-    fig, ax = plt.subplots(figsize=(7.5, 0.19 * n_checks + 1.1), dpi=100)
+    fig, ax = new_figure(7.5, 0.19 * n_checks + 1.1)
     cmap = ListedColormap(["#ffffff", _COLORS["PASS"], _COLORS["INCONCLUSIVE"], _COLORS["FAIL"], _COLORS["ERROR"]])
     ax.imshow(grid or [[0]], aspect="auto", cmap=cmap, vmin=0, vmax=4, interpolation="nearest")
     for row, check in enumerate(history.checks):
@@ -271,17 +262,15 @@ def status_grid_chart(history: History) -> Any:
     ax.set_xticks(range(0, n_runs, stride), [str(i + 1) for i in range(0, n_runs, stride)], fontsize=7)
     ax.set_xlabel("run (oldest first); white: check not in that run; outlined: a real step starts", fontsize=8)
     ax.set_title("Status of every check across runs", fontsize=10)
-    fig.tight_layout()
+    fit_layout(fig)
     return fig
 
 
 def trend_chart(history: History, check: CheckTrend) -> Any:
     """One check's figure across runs: value and interval, tolerance, baseline, steps."""
-    import matplotlib.pyplot as plt
+    from .charts import axis_limits, axis_scale, new_figure
 
-    from .charts import axis_limits, axis_scale
-
-    fig, ax = plt.subplots(figsize=(7.5, 2.1), dpi=100)
+    fig, ax = new_figure(7.5, 2.1)
     xs = [i + 1 for i, v in enumerate(check.values) if v is not None]
     ys = [v for v in check.values if v is not None]
     colors = [_COLORS.get(check.statuses[i] or "", "#555") for i, v in enumerate(check.values) if v is not None]
@@ -460,34 +449,32 @@ def load_history(runs_dir: str | Path) -> History:
 
 def show_history(runs_dir: str | Path) -> History:
     """Display the trends page in a notebook; returns the History for further questions."""
-    import matplotlib.pyplot as plt
-    from IPython.display import HTML, display
+    from IPython.display import HTML, Image, display
+
+    from .chart_cache import chart_png
 
     history = load_history(runs_dir)
     for part in history_parts(history):
         if isinstance(part, str):
             display(HTML(part))
         else:
-            display(part)
-            plt.close(part)
+            display(Image(data=chart_png(part), format="png"))
     return history
 
 
 def history_notebook(history: History) -> Any:
     """The trends page as a notebook whose cells hold only outputs (HTML, PNG): exported with the
     report's template, it is the page history.ipynb shows, made without starting a kernel."""
-    import matplotlib.pyplot as plt
     from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from .chart_cache import chart_png
 
     cells = []
     for part in history_parts(history):
         if isinstance(part, str):
             data = {"text/html": part, "text/plain": "(trends)"}
         else:
-            buffer = io.BytesIO()
-            part.savefig(buffer, format="png", dpi=100)
-            plt.close(part)
-            data = {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": "(chart)"}
+            data = {"image/png": base64.b64encode(chart_png(part)).decode(), "text/plain": "(chart)"}
         cells.append(new_code_cell("", outputs=[new_output("display_data", data=data)]))
     return new_notebook(
         cells=cells,
