@@ -338,3 +338,16 @@ def test_the_soak_can_be_switched_to_a_fixed_sample_and_its_rounds_sized() -> No
     assert WebSocketSectionConfig().sequential is True
     with pytest.raises(ValidationError):
         WebSocketSectionConfig.model_validate({"round_sessions": 0})
+
+
+@pytest.mark.parametrize("rounds", [{"round_sessions": 50}, {"sequential": True}], ids=["round_sessions", "sequential"])
+def test_soak_rounds_beside_the_locust_engine_are_refused_not_ignored(rounds: dict[str, object]) -> None:
+    # Locust runs one fixed sample per side: rounds asked for there were accepted and silently ignored.
+    from pydantic import ValidationError
+
+    from stability_lib.probes.config import WebSocketSectionConfig
+
+    with pytest.raises(ValidationError, match=f"{next(iter(rounds))} does not apply with engine: locust"):
+        WebSocketSectionConfig.model_validate({"engine": "locust", **rounds})
+    assert WebSocketSectionConfig.model_validate({"engine": "locust", "sequential": False}).engine == "locust"
+    assert WebSocketSectionConfig.model_validate({"engine": "locust"}).engine == "locust"

@@ -86,6 +86,19 @@ class WebSocketSectionConfig(_LocustOptions):
         None, ge=1, le=5000, description="Sessions per side and round (default 100, at most scenario.soak.sessions)."
     )
 
+    @model_validator(mode="after")
+    def _locust_soak_is_one_sample(self) -> Self:
+        """On Locust the soak is one fixed sample of scenario.soak.sessions per side: rounds set beside
+        it would be accepted and ignored."""
+        if self.engine == "locust":
+            asked = [name for name in ("round_sessions", "sequential") if name in self.model_fields_set]
+            if asked and (asked[0] == "round_sessions" or self.sequential):
+                raise ValueError(
+                    f"{asked[0]} does not apply with engine: locust (Locust runs one fixed soak of "
+                    "scenario.soak.sessions per side, judged by the fixed-sample rules); remove it"
+                )
+        return self
+
 
 class GoldenPathSectionConfig(_LocustOptions):
     """The golden path for scenario.users.count users at once, scenario.golden_path.repetitions times each."""
