@@ -335,7 +335,8 @@ class SessionRecord:
 
 def summarize_samples(samples: Iterable[float | None]) -> dict[str, Any]:
     """n, min, mean, p50/p90/p95/p99 (nearest rank) and max of the non-None samples."""
-    values = sorted(float(v) for v in samples if v is not None and math.isfinite(v))
+    values = [float(v) for v in samples if v is not None and math.isfinite(v)]  # a list: no resume per sample
+    values.sort()
     if not values:
         return {"n": 0}
 

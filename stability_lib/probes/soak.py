@@ -256,18 +256,20 @@ async def run_soak(
     fixed_url = None if template_placeholders(step.path) else ws_url(base_url, str(step.path), ws_base_url)
     # Worked out once, not per session: the old form's plan, each user's context and secrets.
     plan = LegacyPlan.of(step) if step.is_legacy else None
-    user_context = {id(u): u.context(run_id) for u in ready}
-    user_secrets = {id(u): u.secrets for u in ready}
+    # Session ``index`` is run by user ``ready[index % len(ready)]`` (round robin).
+    user_contexts = [u.context(run_id) for u in ready]
+    user_secrets = [u.secrets for u in ready]
 
-    def session_context(user: PreparedUser, session_id: str) -> dict[str, Any]:
+    def session_context(index: int, session_id: str) -> dict[str, Any]:
         """``user.context(run_id, nonce=..., session_id=...)``, from the user's context made once."""
-        return {**user_context[id(user)], "nonce": new_nonce(), "session_id": session_id}
+        return {**user_contexts[index % len(ready)], "nonce": new_nonce(), "session_id": session_id}
 
     def exchange(
-        user: PreparedUser, session_id: str, context: dict[str, Any], captured: dict[str, Any] | None
+        index: int, session_id: str, context: dict[str, Any], captured: dict[str, Any] | None
     ) -> Coroutine[Any, Any, WsExchange]:
         """The session's WebSocket exchange, not yet awaited: a plain soak awaits it from the worker
         itself (one coroutine less per open session, on every resume)."""
+        user = ready[index % len(ready)]
         url = fixed_url or ws_url(base_url, str(render_template(step.path, context)), ws_base_url)
         return run_ws_exchange(
             url=url,
@@ -282,7 +284,7 @@ async def run_soak(
             close_timeout_s=soak.close_timeout_s,
             step_timeout_s=step_timeout,
             max_message_bytes=soak.max_message_bytes,
-            secrets=user_secrets[id(user)],
+            secrets=user_secrets[index % len(ready)],
             run_id=run_id,
             compression=compression,
             captured_into=captured,
@@ -291,7 +293,7 @@ async def run_soak(
 
     async def session_with_steps(where: Where, user: PreparedUser, index: int, session_id: str) -> SessionRecord:
         """soak.setup before the exchange and soak.finally after it, in this session's own context."""
-        context = session_context(user, session_id)
+        context = session_context(index, session_id)
         captured: dict[str, Any] = {}  # filled even when the session is cancelled: finally needs it
         try:
             for setup_step in soak.setup or ():
@@ -303,7 +305,7 @@ async def run_soak(
                     outcome = SessionOutcome.connect_error(why)
                     return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
                 captured.update(run.captured)
-            return (await exchange(user, session_id, {**context, **captured}, captured)).record
+            return (await exchange(index, session_id, {**context, **captured}, captured)).record
         finally:
             teardown.extend(
                 await run_finally(where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index)
@@ -324,10 +326,10 @@ async def run_soak(
                 next_index += 1
                 user = ready[index % len(ready)]
                 session_id = f"{run_id}-s{index:05d}"
-                in_flight[index] = (session_id, user.setup.username, _ns_to_s(time.monotonic_ns() - run_start_ns))
+                in_flight[index] = (session_id, user.setup.username, (time.monotonic_ns() - run_start_ns) / 1e9)
                 try:
                     if client is None:
-                        rec = (await exchange(user, session_id, session_context(user, session_id), None)).record
+                        rec = (await exchange(index, session_id, session_context(index, session_id), None)).record
                     else:
                         where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
                         rec = await session_with_steps(where, user, index, session_id)

@@ -279,15 +279,17 @@ async def _legacy_exchange(
     # Deadlines are on the loop's clock (its timers take them); offsets on time.monotonic(), whose
     # resolution is the OS's: uvloop's loop.time() is in whole milliseconds, read once per iteration.
     clock = time.monotonic
-    whole_deadline = loop.time() + timeout_s
-    deadline = whole_deadline  # the sooner of the whole exchange's and the awaited event's
+    now = loop.time()
+    whole_deadline = now + timeout_s
+    event_timeout = expectation.current_timeout_s
+    # The sooner of the whole exchange's deadline and the awaited event's. The first event's wait
+    # starts as the message goes: one timer, armed once (a timer that fires before the send is done
+    # ends the session, so only later rounds of the loop below re-arm it).
+    deadline = whole_deadline if whole_deadline < now + event_timeout else now + event_timeout
     sent_at: float | None = None
     first_event_s: float | None = None
     recorded_max = MAX_EVENTS_RECORDED
-    event_timeout = expectation.current_timeout_s
     while True:
-        if sent_at is None:  # the first event's wait starts as the message goes: one timer, armed once
-            deadline = min(whole_deadline, loop.time() + event_timeout)
         armed = deadline
         wait = asyncio.timeout_at(armed)  # absolute loop time, as reschedule takes
         try:
@@ -428,7 +430,7 @@ async def run_ws_exchange(
         url, headers, subprotocols = handshake_auth(url, step, context, auth, token)
         conv = (
             None
-            if step.is_legacy
+            if (plan is not None and plan.step is step) or step.is_legacy
             else Conversation(
                 step, context, ids=make_ids(step, f"{run_id}/{session_id}"), seed=f"{run_id}/{session_id}"
             )
