@@ -64,7 +64,10 @@ def warm_html_export() -> None:
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     data = {"text/html": "<p>warm-up</p>", "image/png": _ONE_PIXEL_PNG, "text/plain": "warm-up"}
-    _to_html(new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data=data)])]))
+    try:
+        _to_html(new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data=data)])]))
+    except Exception:  # only a head start, never a traceback from a thread: the export reports what is wrong
+        return
 
 
 _ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
