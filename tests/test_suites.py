@@ -8,6 +8,8 @@ import signal
 import sys
 import textwrap
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,25 @@ def kill_if_alive(*pids: int) -> None:
     for pid in pids:
         if not process_gone(pid, wait_s=0):
             os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def interrupted_once_written(files: Sequence[Path]) -> Iterator[None]:
+    """Ctrl-C (a KeyboardInterrupt in the main thread) as soon as every file has content: the
+    processes that write them are running."""
+
+    def interrupt_when_written(signum: int, frame: object) -> None:
+        if all(f.is_file() and f.read_text().strip() for f in files):
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+
+    previous = signal.signal(signal.SIGALRM, interrupt_when_written)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def fake_run(name: str = "auth", *, exit_code: int | None = 0, **kwargs: object) -> CategoryRun:
@@ -189,18 +210,10 @@ def test_an_interrupt_stops_the_command_and_its_escaped_children(tmp_path: Path)
         timeout_s=600,
     )
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 1.5)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    pids = [int((tmp_path / name).read_text()) for name in ("child.pid", "escaped.pid")]
+    pid_files = [tmp_path / name for name in ("child.pid", "escaped.pid")]
+    with interrupted_once_written(pid_files), pytest.raises(KeyboardInterrupt):
+        run_category(cfg, base_dir=tmp_path, out_dir=tmp_path / "out", target_url=None)
+    pids = [int(p.read_text()) for p in pid_files]
     try:
         assert all(process_gone(pid) for pid in pids), "a process the category started outlived Ctrl-C"
     finally:

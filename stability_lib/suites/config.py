@@ -18,6 +18,7 @@ __all__ = [
     "TARGET_URL_ENV",
     "MAX_TIMEOUT_S",
     "MAX_RERUNS",
+    "MAX_CONCURRENCY",
     "CategoryConfig",
     "SuitesConfig",
     "is_pytest_command",
@@ -36,6 +37,9 @@ MAX_TIMEOUT_S = 3600.0
 
 
 MAX_RERUNS = 5
+
+
+MAX_CONCURRENCY = 8  # categories at once: each is a process tree on the same machine as the run
 
 
 class CategoryConfig(BaseModel):
@@ -159,6 +163,17 @@ class SuitesConfig(BaseModel):
     # A folder of ``<category>.junit.xml`` files from an earlier run (a previous
     # run's suites output folder works as is), relative to the params file.
     baseline_junit_dir: str | None = None
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CONCURRENCY,
+        description=(
+            "How many categories run at the same time (1: one after the other). Only for "
+            "categories that do not interfere: they share the target and run side by side. Each "
+            "keeps its own timeout, output, JUnit file and verdict; results are listed in the "
+            "categories' order either way, and Ctrl-C or SIGTERM stops every running one."
+        ),
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuitesConfig:
@@ -167,6 +182,28 @@ class SuitesConfig(BaseModel):
             if category.name in seen:
                 raise ValueError(f"duplicate category name {category.name!r}")
             seen.add(category.name)
+        return self
+
+    @model_validator(mode="after")
+    def _concurrent_categories_write_apart(self) -> SuitesConfig:
+        """Categories run at once must not write the same report file: one would take the
+        other's (or a half-written) file as its own."""
+        if self.concurrency == 1:
+            return self
+        writers: dict[str, str] = {}
+        for category in self.categories:
+            if category.reads_existing_report:
+                continue  # runs nothing, writes nothing (our own pytest command's JUnit has a fresh name)
+            for value in (category.junit_xml, category.coverage_xml):
+                if value is None:
+                    continue
+                path = os.path.normpath(os.path.join(category.cwd, value))
+                if path in writers:
+                    raise ValueError(
+                        f"categories {writers[path]!r} and {category.name!r} both write {value!r}: with "
+                        f"concurrency {self.concurrency} they would run at once; give each its own file"
+                    )
+                writers[path] = category.name
         return self
 
 

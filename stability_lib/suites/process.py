@@ -21,7 +21,7 @@ from typing import Any
 from .config import TARGET_URL_ENV, CategoryConfig, CategoryRun, build_command
 from .coverage import MAX_COVERAGE_BYTES
 from .junit import MAX_JUNIT_BYTES
-from .process_tree import MARK_ENV, _group_alive, _stop_group, _stop_marked
+from .process_tree import MARK_ENV, CategoriesStopped, CommandsInFlight, _group_alive, _stop_group, _stop_marked
 
 __all__ = [
     "OUTPUT_TAIL_LINES",
@@ -188,6 +188,7 @@ def run_category(
     target_url: str | None,
     select: Sequence[str] | None = None,
     attempt: int = 0,
+    in_flight: CommandsInFlight | None = None,
 ) -> CategoryRun:
     """Run one category's command, bounded by its timeout; collect its output files.
 
@@ -195,6 +196,8 @@ def run_category(
     for reruns), ``<name>.output.log`` (capped) and ``<name>.coverage.xml``.
     Deletes nothing: a ``junit_xml``/``coverage_xml`` file left over from an
     earlier run is recognised by its unchanged identity and change time, and ignored.
+    ``in_flight``: categories run at once in worker threads; the main thread stops them all
+    through it (``CategoriesStopped`` once it has: nothing more starts).
     """
     base_dir = Path(base_dir)
     out_dir = Path(out_dir)
@@ -245,6 +248,8 @@ def run_category(
     env[MARK_ENV] = token
     env["PATH"] = _path_with_python_bin(env.get("PATH"))
 
+    if in_flight is not None and in_flight.stopping:
+        raise CategoriesStopped()
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -262,6 +267,10 @@ def run_category(
     assert proc.stdout is not None
     pump = _OutputPump(proc.stdout, log_path)
     pump.thread.start()
+    if in_flight is not None and not in_flight.add(token, proc):  # the run stopped as it started
+        _stop_group(proc)
+        _stop_marked(token)
+        raise CategoriesStopped()
     timed_out = False
     try:
         proc.wait(timeout=cfg.timeout_s)
@@ -271,6 +280,8 @@ def run_category(
     except BaseException:  # Ctrl-C or SIGTERM turned into an exception: stop all we started
         _stop_group(proc)
         _stop_marked(token)
+        if in_flight is not None:
+            in_flight.discard(token)
         raise
     duration = time.monotonic() - started
     if not timed_out and _group_alive(proc.pid):
@@ -279,6 +290,8 @@ def run_category(
         warnings.append("the command left processes running after it exited; they were stopped")
         _stop_group(proc)
     escaped = _stop_marked(token)
+    if in_flight is not None:
+        in_flight.discard(token)
     if escaped:
         warnings.append(
             f"{len(escaped)} processes had left the command's process group (setsid or a daemon) "

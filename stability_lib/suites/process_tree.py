@@ -10,12 +10,15 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 __all__ = [
     "MARK_ENV",
     "KILL_GRACE_S",
+    "CategoriesStopped",
+    "CommandsInFlight",
 ]
 
 
@@ -121,3 +124,51 @@ def _stop_marked(token: str) -> list[str]:
 def _signal_pid(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
+
+
+class CategoriesStopped(Exception):
+    """The run is being stopped (Ctrl-C or SIGTERM reached the thread that waits for the
+    categories): no further command starts."""
+
+
+class CommandsInFlight:
+    """The category commands running now, several at once under ``suites.concurrency``.
+
+    Only the main thread receives Ctrl-C and SIGTERM (as KeyboardInterrupt); the commands then
+    run in worker threads, so the main thread stops them all here: every process group and every
+    process carrying a run's marker, as a single running category stops its own. No command
+    starts after that.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        with self._lock:
+            return self._stopping
+
+    def add(self, token: str, proc: subprocess.Popen[bytes]) -> bool:
+        """Track a started command; False once stopping (the caller stops it at once)."""
+        with self._lock:
+            if self._stopping:
+                return False
+            self._running[token] = proc
+            return True
+
+    def discard(self, token: str) -> None:
+        with self._lock:
+            self._running.pop(token, None)
+
+    def stop_all(self) -> None:
+        """Refuse new commands; stop every running one with its whole tree."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._running.items())
+        for _, proc in running:  # all groups get SIGTERM at once, then each its grace period
+            _signal_group(proc.pid, signal.SIGTERM)
+        for token, proc in running:
+            _stop_group(proc)
+            _stop_marked(token)

@@ -24,6 +24,7 @@ a non-zero exit never leaves a clean PASS).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .junit import (
     parse_junit,
 )
 from .process import run_category
+from .process_tree import CommandsInFlight
 
 __all__ = [
     "evaluate_run",
@@ -129,59 +131,97 @@ def evaluate_run(
 
 
 def run_suites(cfg: SuitesConfig, *, base_dir: Path, out_dir: Path, target_url: str | None) -> list[CategoryResult]:
-    """Run every category in order; rerun failing tests if configured; diff against a baseline."""
+    """Run every category (``cfg.concurrency`` at a time, in order); rerun failing tests if
+    configured; diff against a baseline. Results come in the categories' order either way."""
     if not cfg.enabled:
         return []
     base_dir = Path(base_dir)
-    results: list[CategoryResult] = []
-    for category in cfg.categories:
-        run = run_category(category, base_dir=base_dir, out_dir=out_dir, target_url=target_url)
-        report, _ = load_junit(run.junit_path)
-        rerun_runs: list[CategoryRun] = []
-        not_rerun: list[str] = []
-        failing = report.cases_with(*_FAILING) if report else ()
-        if cfg.rerun_failures and failing and category.uses_default_command and not run.timed_out:
-            cwd = (base_dir / category.cwd).resolve()
-            search = [cwd, *[(cwd / p) for p in category.paths if (cwd / p).is_dir()], *cwd.parents]
-            pending: dict[str, str] = {}
-            for case in failing:
-                node = pytest_node_id(case, search)
-                if node is None:
-                    not_rerun.append(case.id)
-                else:
-                    pending[case.id] = node
-            for attempt in range(1, cfg.rerun_failures + 1):
-                if not pending:
-                    break
-                rerun = run_category(
-                    category,
-                    base_dir=base_dir,
-                    out_dir=out_dir,
-                    target_url=target_url,
-                    select=sorted(pending.values()),
-                    attempt=attempt,
-                )
-                rerun_runs.append(rerun)
-                rerun_report, _ = load_junit(rerun.junit_path)
-                if rerun_report is None:
-                    break
-                passed = {c.id for c in rerun_report.cases if c.outcome is TestOutcome.PASSED}
-                pending = {i: n for i, n in pending.items() if i not in passed}
-        elif cfg.rerun_failures and failing:
-            # Only our own pytest command can be narrowed to chosen node ids.
-            not_rerun = [c.id for c in failing]
-        baseline = None
-        base_warning = None
-        if cfg.baseline_junit_dir is not None:
-            base_file = base_dir / cfg.baseline_junit_dir / f"{category.name}.junit.xml"
-            if base_file.is_file():
-                baseline, error = load_junit(base_file)
-                if error:
-                    base_warning = f"baseline JUnit unreadable: {error}"
+    if cfg.concurrency == 1 or len(cfg.categories) < 2:
+        return [
+            _run_and_judge(cfg, c, base_dir=base_dir, out_dir=out_dir, target_url=target_url) for c in cfg.categories
+        ]
+    in_flight = CommandsInFlight()
+    with ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="suites-category") as pool:
+        futures = [
+            pool.submit(
+                _run_and_judge, cfg, c, base_dir=base_dir, out_dir=out_dir, target_url=target_url, in_flight=in_flight
+            )
+            for c in cfg.categories
+        ]
+        try:
+            # Short waits: Ctrl-C and SIGTERM reach this (main) thread only, between them.
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # a failure of ours surfaces now and stops the others
+            return [f.result() for f in futures]
+        except BaseException:
+            # Ctrl-C, SIGTERM or a failure of ours: every running category stops with its whole
+            # process tree, none starts; leaving the block waits for the workers to end.
+            for future in futures:
+                future.cancel()
+            in_flight.stop_all()
+            raise
+
+
+def _run_and_judge(
+    cfg: SuitesConfig,
+    category: CategoryConfig,
+    *,
+    base_dir: Path,
+    out_dir: Path,
+    target_url: str | None,
+    in_flight: CommandsInFlight | None = None,
+) -> CategoryResult:
+    """One category: its run, its reruns of failing tests, its baseline diff, its judgement."""
+    run = run_category(category, base_dir=base_dir, out_dir=out_dir, target_url=target_url, in_flight=in_flight)
+    report, _ = load_junit(run.junit_path)
+    rerun_runs: list[CategoryRun] = []
+    not_rerun: list[str] = []
+    failing = report.cases_with(*_FAILING) if report else ()
+    if cfg.rerun_failures and failing and category.uses_default_command and not run.timed_out:
+        cwd = (base_dir / category.cwd).resolve()
+        search = [cwd, *[(cwd / p) for p in category.paths if (cwd / p).is_dir()], *cwd.parents]
+        pending: dict[str, str] = {}
+        for case in failing:
+            node = pytest_node_id(case, search)
+            if node is None:
+                not_rerun.append(case.id)
             else:
-                base_warning = f"no baseline JUnit file {base_file.name} in {cfg.baseline_junit_dir}"
-        result = evaluate_run(category, run, rerun_runs=rerun_runs, not_rerun=not_rerun, baseline=baseline)
-        if base_warning:
-            result = replace(result, warnings=result.warnings + (base_warning,))
-        results.append(result)
-    return results
+                pending[case.id] = node
+        for attempt in range(1, cfg.rerun_failures + 1):
+            if not pending:
+                break
+            rerun = run_category(
+                category,
+                base_dir=base_dir,
+                out_dir=out_dir,
+                target_url=target_url,
+                select=sorted(pending.values()),
+                attempt=attempt,
+                in_flight=in_flight,
+            )
+            rerun_runs.append(rerun)
+            rerun_report, _ = load_junit(rerun.junit_path)
+            if rerun_report is None:
+                break
+            passed = {c.id for c in rerun_report.cases if c.outcome is TestOutcome.PASSED}
+            pending = {i: n for i, n in pending.items() if i not in passed}
+    elif cfg.rerun_failures and failing:
+        # Only our own pytest command can be narrowed to chosen node ids.
+        not_rerun = [c.id for c in failing]
+    baseline = None
+    base_warning = None
+    if cfg.baseline_junit_dir is not None:
+        base_file = base_dir / cfg.baseline_junit_dir / f"{category.name}.junit.xml"
+        if base_file.is_file():
+            baseline, error = load_junit(base_file)
+            if error:
+                base_warning = f"baseline JUnit unreadable: {error}"
+        else:
+            base_warning = f"no baseline JUnit file {base_file.name} in {cfg.baseline_junit_dir}"
+    result = evaluate_run(category, run, rerun_runs=rerun_runs, not_rerun=not_rerun, baseline=baseline)
+    if base_warning:
+        result = replace(result, warnings=result.warnings + (base_warning,))
+    return result
