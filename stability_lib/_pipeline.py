@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -33,7 +34,8 @@ from .execution.params import LenientEnv, Params, load_params
 from .execution.secrets import redact_file, redact_obj, redact_text, secret_values
 from .execution.section import utc_now
 from .report.claims_junit import CLAIMS_JUNIT_FILE, claims_junit_xml
-from .report.export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf
+from .report.export import CHROMIUM_INSTALL_HINT, export_html, find_chromium, html_to_pdf, warm_html_export
+from .report.pdf_printer import PdfPrinter, start_pdf_printer
 from .report.summary import summarize_run
 
 __all__ = ["RunOutcome", "run", "render_report"]
@@ -216,6 +218,34 @@ def render_report(run_dir: str | Path, *, pdf: bool = True, progress: Progress =
 def _render(
     run_dir: Path, meta: dict[str, Any], params: Params, secrets: frozenset[str], progress: Progress, *, pdf: bool
 ) -> RunOutcome:
+    printer = _start_pdf_printer() if pdf else None
+    try:
+        return _render_with(run_dir, meta, params, secrets, progress, pdf=pdf, printer=printer)
+    finally:
+        if printer is not None:
+            printer.close()  # Chromium runs in a session of its own: only this stops it on Ctrl-C
+
+
+def _start_pdf_printer() -> PdfPrinter | None:
+    """A browser starting now, so its start-up (about 1 s) overlaps the summary and the report notebook;
+    the nbconvert exporter warms up alongside. None without Chromium: html_to_pdf then says so."""
+    threading.Thread(target=warm_html_export, name="stability-warm-export", daemon=True).start()
+    try:
+        return start_pdf_printer()
+    except ExportError:
+        return None
+
+
+def _render_with(
+    run_dir: Path,
+    meta: dict[str, Any],
+    params: Params,
+    secrets: frozenset[str],
+    progress: Progress,
+    *,
+    pdf: bool,
+    printer: PdfPrinter | None,
+) -> RunOutcome:
     problems: list[str] = []
     meta_file = run_dir / "run.json"
     if "finished_at" not in meta:  # a re-render keeps the run's own end time
@@ -251,7 +281,7 @@ def _render(
     pdf_file: Path | None = None
     if pdf:
         try:
-            pdf_file = html_to_pdf(html_path, pdf_path)
+            pdf_file = html_to_pdf(html_path, pdf_path, printer=printer)
         except ExportError as exc:
             problems.append(str(exc))
     progress(f"report rendered in {time.monotonic() - t0:.1f} s")
