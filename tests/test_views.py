@@ -132,6 +132,26 @@ def test_front_page_puts_what_failed_first_and_escapes_target_text() -> None:
     assert "abc123" in html and "switched off in params" in html and "(listed below)" in html
 
 
+def test_front_page_names_what_was_compared_with_what() -> None:
+    # target.name and baseline.name/.commit were accepted in params and shown nowhere on page 1.
+    summary = {
+        "title": "t",
+        "verdict": "PASS",
+        "verdict_reason": "all",
+        "targets": {"candidate": "http://127.0.0.1:1", "baseline": "http://127.0.0.1:2"},
+        "claims": [],
+    }
+    labels = {
+        "candidate": {"name": "v2.3.1 <rc1>", "commit": "3f2a9c1"},
+        "baseline": {"name": "v2.3.0", "commit": "77e0d1b"},
+    }
+    html = front_page_html(summary, {"target_labels": labels})
+    assert "v2.3.1 &lt;rc1&gt; · http:" in html and "<th>Commit</th><td>3f2a9c1</td>" in html
+    assert "v2.3.0 · commit 77e0d1b · http:" in html
+    plain = front_page_html(summary, {"target_labels": {"candidate": {"name": "candidate", "commit": None}}})
+    assert "candidate ·" not in plain and "not recorded" in plain  # the default label says nothing
+
+
 def test_identifiers_wrap_at_separators_and_evidence_links_stay_in_the_run() -> None:
     assert breakable("evidence/health.json") == "evidence/<wbr>health.<wbr>json"
     assert breakable("ratio 1.05") == "ratio 1.05"

@@ -201,6 +201,12 @@ def prepare_run_dir(
                         **({"candidate": params.target.base_url} if params.has_live_target else {}),
                         **({"baseline": params.baseline.base_url} if params.baseline else {}),
                     },
+                    # What each side is, in the words of params (target.name and .commit), for page 1.
+                    "target_labels": {
+                        side: {"name": target.name, "commit": target.commit}
+                        for side, target in (("candidate", params.target), ("baseline", params.baseline))
+                        if target is not None
+                    },
                 },
                 secrets,
             ),

@@ -167,14 +167,18 @@ def _facts(
     summary: dict[str, Any], meta: dict[str, Any], fingerprint: dict[str, Any] | None, baseline_source: str
 ) -> str:
     targets = summary.get("targets") or meta.get("targets") or {}
-    commit = meta.get("commit") or (fingerprint or {}).get("commit")
+    labels = meta.get("target_labels") or {}
+    candidate_label = labels.get("candidate")
+    label_commit = candidate_label.get("commit") if isinstance(candidate_label, dict) else None
+    commit = meta.get("commit") or (fingerprint or {}).get("commit") or label_commit
     version = meta.get("candidate_version") or meta.get("version")
-    baseline = targets.get("baseline") or ""
+    baseline = _labelled(labels.get("baseline"), "baseline", targets.get("baseline") or "")
     if baseline_source:
         baseline = f"{baseline} ({baseline_source})" if baseline else baseline_source
+    candidate = _labelled(labels.get("candidate"), "candidate", targets.get("candidate") or NO_LIVE_TARGET)
     rows = [
         ("Change", summary.get("description") or summary.get("title", "")),  # the title is the page's heading
-        ("Candidate", targets.get("candidate") or NO_LIVE_TARGET),
+        ("Candidate", candidate),
         ("Against", baseline or "no baseline (checks against fixed limits only)"),
         ("Commit", commit or "not recorded"),
         ("Version", version or ""),
@@ -190,6 +194,17 @@ def _facts(
         if v
     )
     return f'<table class="sp-facts"><colgroup><col style="width:6.5em"><col></colgroup><tbody>{body}</tbody></table>'
+
+
+def _labelled(label: Any, default_name: str, where: str) -> str:
+    """``v2.3.1 · commit 3f2a9c1 · https://...``: the side's name (when params gave one of its own), its
+    commit (the candidate's is on its own row), then where it was reached."""
+    label = label if isinstance(label, dict) else {}
+    name = str(label.get("name") or "")
+    parts = [name] if name and name != default_name else []
+    if default_name == "baseline" and label.get("commit"):
+        parts.append(f"commit {label['commit']}")
+    return " · ".join([*parts, where]) if where else " · ".join(parts)
 
 
 def _grid(summary: dict[str, Any]) -> str:
