@@ -16,7 +16,7 @@ import datetime as _dt
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 from ..core.models import Claim, EvidenceRef, Status
 from .aio import run_sync
 from .http_steps import PreparedUser, UserSetup, new_http_client, new_nonce, prepare_user
-from .scenario import HttpStep, ScenarioConfig, TemplateError, render_template, template_placeholders
+from .scenario import HttpStep, ScenarioConfig, TemplateError, WsStep, render_template, template_placeholders
 from .sessions import (
     SessionAggregate,
     SessionOutcome,
@@ -34,11 +34,13 @@ from .sessions import (
     down_since,
     session_claims,
 )
-from .teardown import TeardownRecord, Where, run_finally, run_step, teardown_claims
+from .teardown import TeardownRecord, Where, gather_units, run_finally, run_step, teardown_claims
 from .ws_session import LegacyPlan, WsExchange, run_ws_exchange, ws_url
 
 __all__ = [
     "SoakResult",
+    "SoakProgress",
+    "SoaksSoFar",
     "prepare_users",
     "run_soak",
     "run_soak_sync",
@@ -194,18 +196,126 @@ class SoakResult:
         }
 
 
+@dataclass
+class SoakProgress:
+    """What a ``run_soak`` call did so far, filled in as it goes (mutable on purpose): a call stopped from
+    outside (Ctrl-C, SIGTERM) returns nothing, and the sessions that ended, the users set up and the record
+    of every finally and teardown step that ended are still here (``result``)."""
+
+    records: list[SessionRecord] = field(default_factory=list)
+    teardown: list[TeardownRecord] = field(default_factory=list)
+    users: list[PreparedUser] = field(default_factory=list, repr=False)  # as each user's setup ends
+    run_id: str = ""
+    step: str = ""
+    started_at: str = ""
+    start_ns: int = 0
+    stopped_by_duration: bool = False
+    cancelled_at_deadline: int = 0
+
+    def result(self, scenario: ScenarioConfig, side: str = "candidate") -> SoakResult:
+        """What ended, as a result (a soak cut short: judge its records, not its rates, unless they already FAIL)."""
+        soak = scenario.soak
+        records = sorted(self.records, key=lambda r: r.session_id)  # a copy: a cut-off session may still add
+        return SoakResult(
+            run_id=self.run_id,
+            step=self.step,
+            started_at=self.started_at,
+            duration_s=_ns_to_s(time.monotonic_ns() - self.start_ns) if self.start_ns else 0.0,
+            sessions_planned=soak.sessions,
+            concurrency=soak.concurrency,
+            stopped_by_duration=self.stopped_by_duration,
+            cancelled_at_deadline=self.cancelled_at_deadline,
+            users=tuple(u.setup for u in sorted(self.users, key=lambda u: u.setup.index)),
+            records=tuple(records),
+            aggregate=aggregate_sessions(records, scenario.confidence),
+            tolerated_rate=scenario.tolerated_failure_rate,
+            confidence=scenario.confidence,
+            teardown=tuple(self.teardown),
+            teardown_configured=bool(soak.finally_steps or scenario.teardown),
+            side=side,
+        )
+
+
+@dataclass
+class SoaksSoFar:
+    """Several soaks (a section's rounds, both sides) so far, filled in as they go (mutable on purpose): per
+    side the results of the soaks that ended, when each started, and the one running now with its
+    ``SoakProgress``, so an interrupted section can write what ended."""
+
+    ended: dict[str, list[SoakResult]] = field(default_factory=lambda: {"candidate": [], "baseline": []})
+    offsets: dict[str, list[float]] = field(default_factory=lambda: {"candidate": [], "baseline": []})
+    running: tuple[str, ScenarioConfig, SoakProgress, float] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def soak(self, side: str, scenario: ScenarioConfig, run: Callable[[SoakProgress], SoakResult]) -> SoakResult:
+        """``run(progress)``: one soak of ``side`` (``scenario``: the one it runs), kept as it goes."""
+        progress, offset = SoakProgress(), time.monotonic() - self.started
+        self.running = (side, scenario, progress, offset)
+        result = run(progress)
+        self.running = None
+        self.ended[side].append(result)
+        self.offsets[side].append(offset)
+        return result
+
+    def run_soak(self, side: str, scenario: ScenarioConfig, base_url: str, ws_base_url: str | None) -> SoakResult:
+        """One soak of ``side`` on our own engine (``run_soak_sync``), kept as it goes."""
+        return self.soak(
+            side,
+            scenario,
+            lambda progress: run_soak_sync(base_url, scenario, ws_base_url=ws_base_url, side=side, progress=progress),
+        )
+
+    def results(self, side: str) -> tuple[list[SoakResult], list[float]]:
+        """The side's soaks that ended and what ended of the one running, with their start offsets."""
+        results, offsets = list(self.ended[side]), list(self.offsets[side])
+        if self.running is not None and self.running[0] == side:
+            _side, scenario, progress, offset = self.running
+            results.append(progress.result(scenario, side))
+            offsets.append(offset)
+        return results, offsets
+
+
 async def prepare_users(
-    base_url: str, scenario: ScenarioConfig, run_id: str, prerequisite_steps: Sequence[HttpStep]
+    base_url: str,
+    scenario: ScenarioConfig,
+    run_id: str,
+    prerequisite_steps: Sequence[HttpStep],
+    *,
+    into: list[PreparedUser] | None = None,
 ) -> list[PreparedUser]:
-    """Set every test user up, ``SETUP_CONCURRENCY`` at a time, each with its own HTTP client."""
+    """Set every test user up, ``SETUP_CONCURRENCY`` at a time, each with its own HTTP client.
+
+    ``into`` gets each user as its setup ends: the users a cancelled call set up are there."""
     names = scenario.users.usernames(run_id)
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
     async def one(index: int, name: str) -> PreparedUser:
         async with slots, new_http_client(base_url) as client:
-            return await prepare_user(client, scenario, index, name, run_id, prerequisite_steps)
+            user = await prepare_user(client, scenario, index, name, run_id, prerequisite_steps)
+        if into is not None:
+            into.append(user)
+        return user
 
     return list(await asyncio.gather(*(one(i, n) for i, n in enumerate(names))))
+
+
+async def _undo_users(
+    base_url: str, ws_base_url: str | None, scenario: ScenarioConfig, progress: SoakProgress, run_start_ns: int
+) -> None:
+    """Per user whose setup held, once: soak.finally (per_user scope), then scenario.teardown; all users at
+    once, each bounded by ``teardown_timeout_s``, records into ``progress.teardown`` as each step ends."""
+    undo = scenario.soak_user_undo()
+    if not undo:
+        return
+
+    async def one(user: PreparedUser) -> None:
+        async with new_http_client(base_url, cookies=user.cookies) as client:
+            where = Where(client, base_url, ws_base_url, scenario, user, progress.run_id, run_start_ns)
+            context = user.context(progress.run_id, nonce=new_nonce())
+            await run_finally(where, undo, context, unit="user", index=user.setup.index, sink=progress.teardown)
+
+    ready = sorted((u for u in progress.users if u.setup.ok), key=lambda u: u.setup.index)
+    await gather_units(*(one(u) for u in ready))
 
 
 async def run_soak(
@@ -216,6 +326,7 @@ async def run_soak(
     run_id: str | None = None,
     on_session: Callable[[SessionRecord], Awaitable[None] | None] | None = None,
     side: str = "candidate",
+    progress: SoakProgress | None = None,
 ) -> SoakResult:
     """Run the scenario's soak: N sessions of its WS step at bounded concurrency and time.
 
@@ -223,33 +334,52 @@ async def run_soak(
     (duration + connect + step + close timeouts + slack) are cancelled and recorded as
     ``timeout(deadline)``. Sessions are spread round robin over the users whose setup
     succeeded; with none, no session runs and the claims are INCONCLUSIVE. Cancelled
-    (Ctrl-C through ``run_sync``), it launches nothing more, cuts the open sessions' sockets
-    and re-raises within about ``_CANCEL_WAIT_S``.
+    (Ctrl-C through ``run_sync``), it launches nothing more, cuts the open sessions' sockets,
+    runs the users' undo steps and re-raises; ``progress`` then holds what it did.
     """
-    soak = scenario.soak
-    run_id = run_id or new_run_id()
     step = scenario.soak_step()
     if step is None:
         raise TemplateError("the golden path has no ws step to soak")
-    started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    run_start_ns = time.monotonic_ns()
-    # scenario.setup, then soak.setup per user (per_session: before every session, below)
-    users = await prepare_users(base_url, scenario, run_id, scenario.soak_user_setup())
-    ready = [u for u in users if u.setup.ok]
+    progress = progress if progress is not None else SoakProgress()
+    run_id = progress.run_id = run_id or new_run_id()
+    progress.step = step.name
+    progress.started_at = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    run_start_ns = progress.start_ns = time.monotonic_ns()
+    try:
+        # scenario.setup, then soak.setup per user (per_session: before every session, below)
+        await prepare_users(base_url, scenario, run_id, scenario.soak_user_setup(), into=progress.users)
+        await _sessions(base_url, scenario, step, ws_base_url, on_session, progress)
+    finally:  # also after a cancel or a failure: what the users' setup created is undone
+        await _undo_users(base_url, ws_base_url, scenario, progress, run_start_ns)
+    return progress.result(scenario, side)
+
+
+async def _sessions(
+    base_url: str,
+    scenario: ScenarioConfig,
+    step: WsStep,
+    ws_base_url: str | None,
+    on_session: Callable[[SessionRecord], Awaitable[None] | None] | None,
+    progress: SoakProgress,
+) -> None:
+    """The soak's sessions, round robin over the users whose setup held; records into ``progress``."""
+    soak = scenario.soak
+    run_id, run_start_ns = progress.run_id, progress.start_ns
+    ready = sorted((u for u in progress.users if u.setup.ok), key=lambda u: u.setup.index)
+    if not ready:
+        return
     step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
     session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
     launch_deadline_ns = time.monotonic_ns() + int(soak.duration_s * 1e9)
     hard_bound_s = soak.duration_s + session_bound + _SLACK_S
 
-    records: list[SessionRecord] = []
+    records = progress.records
     in_flight: dict[int, tuple[str, str, float]] = {}
     next_index = 0
-    stopped_by_duration = False
 
-    teardown: list[TeardownRecord] = []
+    teardown, finally_steps = progress.teardown, soak.finally_steps
     per_session = soak.setup_scope == "per_session"
     compression = "deflate" if soak.permessage_deflate else None
-
     # Per-session setup/finally steps need an HTTP client; a plain soak makes none (about 1 ms of CPU
     # and some KB each: with one per worker, that was most of the engine's cost per session at 500).
     needs_client = per_session and bool(soak.setup or soak.finally_steps)
@@ -306,13 +436,12 @@ async def run_soak(
                     return SessionRecord(session_id, offset, outcome, user=user.setup.username, step=step.name)
                 captured.update(run.captured)
             return (await exchange(index, session_id, {**context, **captured}, captured)).record
-        finally:
-            teardown.extend(
-                await run_finally(where, soak.finally_steps, {**context, **captured}, unit="soak_session", index=index)
-            )
+        finally:  # each record reaches progress as its step ends: a session cancelled mid-undo keeps them
+            finally_context = {**context, **captured}
+            await run_finally(where, finally_steps, finally_context, unit="soak_session", index=index, sink=teardown)
 
     async def worker() -> None:
-        nonlocal next_index, stopped_by_duration
+        nonlocal next_index
         # One coroutine per worker (not a wrapper around one): each frame is kept per open session.
         http: contextlib.AbstractAsyncContextManager[httpx.AsyncClient | None] = (
             new_http_client(base_url) if needs_client else contextlib.nullcontext(None)
@@ -320,7 +449,7 @@ async def run_soak(
         async with http as client:  # setup/finally requests of this worker's sessions
             while next_index < soak.sessions:
                 if time.monotonic_ns() >= launch_deadline_ns:
-                    stopped_by_duration = True
+                    progress.stopped_by_duration = True
                     return
                 index = next_index
                 next_index += 1
@@ -341,61 +470,30 @@ async def run_soak(
                     if asyncio.iscoroutine(maybe):
                         await maybe
 
-    cancelled = 0
-    if ready:
-        ensure_open_files(min(soak.concurrency, soak.sessions))
-        tasks = [asyncio.create_task(worker()) for _ in range(min(soak.concurrency, soak.sessions))]
-        try:
-            done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)
-        except asyncio.CancelledError:
-            # Stopped from outside (Ctrl-C): launch nothing more, cut the open sessions, return soon.
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=_CANCEL_WAIT_FINALLY_S if soak.finally_steps else _CANCEL_WAIT_S)
-            raise
-        if pending:
-            stranded = dict(in_flight)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            for session_id, username, offset in stranded.values():
-                records.append(
-                    SessionRecord(session_id, offset, SessionOutcome.timeout("deadline"), user=username, step=step.name)
-                )
-            cancelled = len(stranded)
-        for task in done:
-            exc = task.exception()
-            if exc is not None:
-                raise exc
-    undo = scenario.soak_user_undo()  # per user, once: soak.finally (per_user scope), then scenario.teardown
-    if undo:
-        async with new_http_client(base_url) as client:
-            for user in ready:
-                where = Where(client, base_url, ws_base_url, scenario, user, run_id, run_start_ns)
-                teardown.extend(
-                    await run_finally(
-                        where, undo, user.context(run_id, nonce=new_nonce()), unit="user", index=user.setup.index
-                    )
-                )
-    records.sort(key=lambda r: r.session_id)
-    return SoakResult(
-        run_id=run_id,
-        step=step.name,
-        started_at=started_at,
-        duration_s=_ns_to_s(time.monotonic_ns() - run_start_ns),
-        sessions_planned=soak.sessions,
-        concurrency=soak.concurrency,
-        stopped_by_duration=stopped_by_duration,
-        cancelled_at_deadline=cancelled,
-        users=tuple(u.setup for u in users),
-        records=tuple(records),
-        aggregate=aggregate_sessions(records, scenario.confidence),
-        tolerated_rate=scenario.tolerated_failure_rate,
-        confidence=scenario.confidence,
-        teardown=tuple(teardown),
-        teardown_configured=bool(soak.finally_steps or scenario.teardown),
-        side=side,
-    )
+    ensure_open_files(min(soak.concurrency, soak.sessions))
+    tasks = [asyncio.create_task(worker()) for _ in range(min(soak.concurrency, soak.sessions))]
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=hard_bound_s)
+    except asyncio.CancelledError:
+        # Stopped from outside (Ctrl-C): launch nothing more, cut the open sessions, return soon.
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=_CANCEL_WAIT_FINALLY_S if soak.finally_steps else _CANCEL_WAIT_S)
+        raise
+    if pending:
+        stranded = dict(in_flight)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for session_id, username, offset in stranded.values():
+            records.append(
+                SessionRecord(session_id, offset, SessionOutcome.timeout("deadline"), user=username, step=step.name)
+            )
+        progress.cancelled_at_deadline = len(stranded)
+    for task in done:
+        exc = task.exception()
+        if exc is not None:
+            raise exc
 
 
 def run_soak_sync(
@@ -405,6 +503,10 @@ def run_soak_sync(
     ws_base_url: str | None = None,
     run_id: str | None = None,
     side: str = "candidate",
+    progress: SoakProgress | None = None,
 ) -> SoakResult:
-    """``run_soak`` from sync code (notebooks included); ``side="baseline"`` for a baseline soak."""
-    return run_blocking(lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id, side=side))
+    """``run_soak`` from sync code (notebooks included); ``side="baseline"`` for a baseline soak; ``progress``
+    holds what it did so far when it is interrupted."""
+    return run_blocking(
+        lambda: run_soak(base_url, scenario, ws_base_url=ws_base_url, run_id=run_id, side=side, progress=progress)
+    )

@@ -5,14 +5,21 @@ rounds of ``round_sessions`` sessions per side, and after each round the anytime
 sequences of the candidate's crash and failure rates (and, with ``expect_fix``, of both sides'
 crash rates for "the fix works") are read; the soak stops as soon as all are decided, or when
 ``scenario.soak.sessions`` per side or ``scenario.soak.duration_s`` for the section are spent.
+
+Interrupted (Ctrl-C, SIGTERM) or broken mid-soak, the section still writes what ended until then: the
+finally and teardown steps' records, judged (``websocket.teardown.*``), a rate claim only when it already
+FAILs on the sessions that ended (1011 closes seen on the candidate are a FAIL whatever the rest would
+show; never a PASS on a part), and one INCONCLUSIVE claim that says the soak did not finish
+(``websocket.runs_finished``); then the interrupt goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.models import Claim, Figure, SectionResult, Status
 from ..execution.section import Section
@@ -21,6 +28,11 @@ from ..stats.sequential.core import SequentialResult, StopReason
 from ..stats.sequential.fixes import FixRound, FixSequentialConfig, FixState, start_fix
 from ..stats.sequential.rates import RateRound, RateSequentialConfig, RateState, start_failure_rate
 from ._common import _scenario
+
+if TYPE_CHECKING:
+    from ..probes.golden_users import UsersFinished
+    from ..probes.scenario import ScenarioConfig
+    from ..probes.soak import SoakResult, SoaksSoFar
 
 __all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", "ROUND_SESSIONS_DEFAULT"]
 
@@ -32,7 +44,7 @@ def websocket(sec: Section) -> SectionResult:
         return _websocket_locust(sec)
     if not sec.config.sequential:
         return _websocket_fixed(sec)
-    from ..probes.engine import run_soak_sync
+    from ..probes.soak import SoaksSoFar
 
     scenario, target = _scenario(sec), sec.params.target
     soak = scenario.soak
@@ -40,22 +52,28 @@ def websocket(sec: Section) -> SectionResult:
     round_sessions = min(soak.sessions, sec.config.round_sessions or ROUND_SESSIONS_DEFAULT)
     targets = {"candidate": target, "baseline": baseline_target}
 
+    so_far = SoaksSoFar()
+
     def soak_round(side: str, index: int, seconds_left: float) -> Any:
         where = targets[side]
         assert where is not None
         part = soak.model_copy(update={"sessions": round_sessions, "duration_s": min(soak.duration_s, seconds_left)})
         on_side = scenario.on_side(side).model_copy(update={"soak": part})
-        return run_soak_sync(where.base_url, on_side, ws_base_url=where.ws_base_url, side=side)
+        return so_far.run_soak(side, on_side, where.base_url, where.ws_base_url)
 
     # Budget: scenario.soak.sessions per side and scenario.soak.duration_s for the whole section.
-    taken = soak_sequentially(
-        soak_round,
-        tolerated_rate=scenario.tolerated_failure_rate,
-        confidence=scenario.confidence,
-        max_sessions=soak.sessions,
-        max_seconds=soak.duration_s,
-        with_baseline=baseline_target is not None,
-    )
+    try:
+        taken = soak_sequentially(
+            soak_round,
+            tolerated_rate=scenario.tolerated_failure_rate,
+            confidence=scenario.confidence,
+            max_sessions=soak.sessions,
+            max_seconds=soak.duration_s,
+            with_baseline=baseline_target is not None,
+        )
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what ended is still evidence
+        _write_stopped(sec, scenario, so_far, exc, sequential=True)
+        raise
     candidate = merge_soak_rounds(taken.rounds["candidate"], taken.offsets["candidate"], scenario.confidence)
     crash_claim, complete_claim = candidate.claims(sec.name)
     claims = [
@@ -206,28 +224,44 @@ def _with_conversation_soak(
     from ..probes.ws_session import with_token, ws_url
 
     target = sec.params.target
-    users = log_in_users_sync(target.base_url, scenario, count=1)
+    finished: UsersFinished | None = None
     try:
-        if not users.ok:
-            return [*claims, _conversation_not_run(sec, "the test user could not be set up or log in")], data
-        user = users.users[0]
-        url, headers, subprotocols = with_token(
-            ws_url(target.base_url, cs.path, target.ws_base_url), {}, list(cs.subprotocols), scenario.auth, user.token
-        )
-        context = user.context(users.run_id, nonce=new_nonce())
-        result = run_conversation_soak_sync(
-            url, cs.model_copy(update={"subprotocols": subprotocols}), context=context, headers=headers
-        )
-    finally:
-        finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
+        users = log_in_users_sync(target.base_url, scenario, count=1)
+        try:
+            if not users.ok:
+                return [*claims, _conversation_not_run(sec, "the test user could not be set up or log in")], data
+            user = users.users[0]
+            url, headers, subprotocols = with_token(
+                ws_url(target.base_url, cs.path, target.ws_base_url),
+                {},
+                list(cs.subprotocols),
+                scenario.auth,
+                user.token,
+            )
+            context = user.context(users.run_id, nonce=new_nonce())
+            result = run_conversation_soak_sync(
+                url, cs.model_copy(update={"subprotocols": subprotocols}), context=context, headers=headers
+            )
+        finally:
+            finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
+    except BaseException as exc:  # the soak before it ended (its claims stand); the user's teardown is evidence
+        with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+            stopped = _stopped_claim(sec, exc, "during the conversation soak (the soak before it ended and is judged)")
+            undone = _conversation_teardown_claims(sec, finished) if finished is not None else []
+            sec.finish([*claims, stopped, *undone], data)
+        raise
     summary = summarize_conversation_soak(result, confidence=scenario.confidence)
     more = list(conversation_soak_claims(summary, tolerated_rate=scenario.tolerated_failure_rate, section=sec.name))
-    # The user's own teardown and leftovers checks, apart from the soak's (same rule, other ids).
+    more += _conversation_teardown_claims(sec, finished)
+    return [*claims, *more], {**data, "conversation_soak": result.to_dict()}
+
+
+def _conversation_teardown_claims(sec: Section, finished: UsersFinished) -> list[Claim]:
+    """The conversation soak user's own teardown and leftovers checks, apart from the soak's (same rule, other ids)."""
     prefix = f"{sec.name}.teardown."
-    more += [
+    return [
         replace(c, id=c.id.replace(prefix, f"{sec.name}.conversation_teardown.", 1)) for c in finished.claims(sec.name)
     ]
-    return [*claims, *more], {**data, "conversation_soak": result.to_dict()}
 
 
 def _conversation_not_run(sec: Section, why: str) -> Claim:
@@ -241,17 +275,31 @@ def _conversation_not_run(sec: Section, why: str) -> Claim:
 
 def _fixed_soak(sec: Section, soak: Callable[[str], Any] | None = None) -> tuple[list[Claim], dict[str, Any]]:
     """One soak per side and its claims and data; ``soak(side)`` runs a side (default: our own engine)."""
-    from ..probes.engine import run_soak_sync
-    from ..stats.fixes import compare_failure_rates
+    from ..probes.soak import SoaksSoFar
 
     scenario, target = _scenario(sec), sec.params.target
+    so_far = SoaksSoFar()
 
-    def own(side: str) -> Any:
+    def run_side(side: str) -> Any:
+        on_side = scenario.on_side(side)
+        if soak is not None:  # another engine: what ended is its result, once it ended
+            return so_far.soak(side, on_side, lambda _progress: soak(side))
         where = target if side == "candidate" else sec.params.baseline
         assert where is not None
-        return run_soak_sync(where.base_url, scenario.on_side(side), ws_base_url=where.ws_base_url, side=side)
+        return so_far.run_soak(side, on_side, where.base_url, where.ws_base_url)
 
-    run_side = soak or own
+    try:
+        return _judge_fixed_soak(sec, scenario, run_side)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what ended is still evidence
+        _write_stopped(sec, scenario, so_far, exc, sequential=False)
+        raise
+
+
+def _judge_fixed_soak(
+    sec: Section, scenario: ScenarioConfig, run_side: Callable[[str], Any]
+) -> tuple[list[Claim], dict[str, Any]]:
+    from ..stats.fixes import compare_failure_rates
+
     candidate = run_side("candidate")
     claims = [*candidate.claims(sec.name), *candidate.teardown_claims(sec.name)]
     records = candidate.records
@@ -318,12 +366,7 @@ def soak_sequentially(
     undecided; the sides alternate who goes first. A round is not started when it would end past
     ``max_seconds`` (judged by the longest round so far); a round with no session at all ends the
     soak (NO_MORE_DATA: e.g. no user could log in)."""
-    crash = start_failure_rate(
-        RateSequentialConfig(tolerated_rate, confidence, max_sessions=max_sessions, max_seconds=max_seconds)
-    )
-    complete = start_failure_rate(
-        RateSequentialConfig(tolerated_rate, confidence, max_sessions=max_sessions, max_seconds=max_seconds)
-    )
+    crash, complete = _rate_states(tolerated_rate, confidence, max_sessions, max_seconds)
     fix = (
         start_fix(
             FixSequentialConfig(tolerated_rate, confidence, max_sessions_per_side=max_sessions, max_seconds=max_seconds)
@@ -455,3 +498,67 @@ def _sequential_rate_claim(claim: Claim, state: RateState, what: str, note: str)
         figure=_rate_figure(result, f"sessions {what}", state.failures, state.sessions) or claim.figure,
         details={**claim.details, "sequential": result.serialize()},
     )
+
+
+def _rate_states(
+    tolerated_rate: float, confidence: float, max_sessions: int, max_seconds: float
+) -> tuple[RateState, RateState]:
+    """The sequential states of the crash and the completion claims, before any round."""
+    config = RateSequentialConfig(tolerated_rate, confidence, max_sessions=max_sessions, max_seconds=max_seconds)
+    return start_failure_rate(config), start_failure_rate(config)
+
+
+# ---------------------------------------------------------------- a soak stopped before its end
+
+
+def _stopped_claim(sec: Section, exc: BaseException, what: str, details: dict[str, Any] | None = None) -> Claim:
+    return sec.claim(
+        "runs_finished",
+        "The WebSocket soak ran to its end",
+        Status.INCONCLUSIVE,
+        f"stopped by {type(exc).__name__} {what}",
+        details={"stopped_by": type(exc).__name__, **(details or {})},
+    )
+
+
+def _write_stopped(
+    sec: Section, scenario: ScenarioConfig, so_far: SoaksSoFar, exc: BaseException, *, sequential: bool
+) -> None:
+    """The evidence of a soak stopped before its end (Ctrl-C, SIGTERM, a failure of ours): the INCONCLUSIVE
+    ``runs_finished``, the candidate's rate claims that already FAIL on the sessions that ended (none that
+    would PASS), and the finally and teardown records, judged as at the end."""
+    with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+        sides: dict[str, SoakResult] = {}
+        for side in ("candidate", "baseline"):
+            results, offsets = so_far.results(side)
+            if results:
+                sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
+        candidate = sides.get("candidate")
+        ended = candidate.aggregate.sessions if candidate is not None else 0
+        what = (
+            f"after {ended} candidate sessions ended: no rate was judged on a part (only one that already fails "
+            "on them is); what the finally and teardown steps did until then is in the evidence"
+        )
+        claims = [_stopped_claim(sec, exc, what, {"candidate_sessions_ended": ended})]
+        if candidate is not None:
+            rates = _sequential_rates_so_far(sec, scenario, so_far) if sequential else candidate.claims(sec.name)
+            claims += [c for c in rates if c.status is Status.FAIL]
+            claims += candidate.teardown_claims(sec.name)
+        sec.finish(claims, {side: result.to_dict() for side, result in sides.items()})
+
+
+def _sequential_rates_so_far(sec: Section, scenario: ScenarioConfig, so_far: SoaksSoFar) -> list[Claim]:
+    """The candidate's crash and completion claims by their confidence sequences over every round that ended
+    and the part of the one running (the sequences are valid at any look, so a FAIL now is a FAIL)."""
+    results, offsets = so_far.results("candidate")
+    soak = scenario.soak
+    crash, complete = _rate_states(scenario.tolerated_failure_rate, scenario.confidence, soak.sessions, soak.duration_s)
+    for result in results:
+        a = result.aggregate
+        crash = update(crash, RateRound(a.crashes, a.observed))
+        complete = update(complete, RateRound(a.failures, a.sessions))
+    crash_claim, complete_claim = merge_soak_rounds(results, offsets, scenario.confidence).claims(sec.name)
+    return [
+        _sequential_rate_claim(crash_claim, crash, "closed with 1011/1006", ""),
+        _sequential_rate_claim(complete_claim, complete, "failed", ""),
+    ]
