@@ -312,11 +312,12 @@ def _held_child(port: int, client: str, sessions: int, loop: str) -> dict[str, A
     }
 
 
-def _held(port: int, sessions: int, loop: str) -> dict[str, Any]:
+def _held(port: int, sessions: int, loop: str, soak_gc: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for client in ("bare", "engine"):
         cmd = [sys.executable, __file__, "--held-child", client, "--held", str(sessions), "--port", str(port)]
-        done = subprocess.run([*cmd, "--loop", loop], capture_output=True, text=True, timeout=900)
+        cmd += ["--loop", loop, "--soak-gc", soak_gc]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             raise SystemExit(f"held {client}: {done.stderr[-2000:]}")
         out[client] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -333,6 +334,17 @@ def _held(port: int, sessions: int, loop: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
+def _soak_gc(choice: str) -> Any:
+    """The engine's soak module with its garbage-collector setting as ``--soak-gc`` says."""
+    import stability_lib.probes.soak as soak_module
+
+    if choice in ("default", "freeze-only"):  # the threshold stays CPython's
+        soak_module.SOAK_GC_THRESHOLD0 = 0
+    if choice in ("freeze", "freeze-only"):
+        soak_module.SOAK_GC_FREEZE = True
+    return soak_module
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -340,6 +352,13 @@ def main() -> int:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--held", type=int, default=0, help="measure N sessions held at once (memory) instead")
     parser.add_argument("--only", default="", help="e.g. short_50: run the CPU plan's rows whose key starts so")
+    parser.add_argument(
+        "--soak-gc",
+        choices=("as-shipped", "default", "freeze", "freeze-only"),
+        default="as-shipped",
+        help="the engine's garbage-collector setting during a soak: as shipped, CPython's default, + gc.freeze(), "
+        "or gc.freeze() at the default threshold",
+    )
     parser.add_argument("--profile", default="", help="KIND:CONCURRENCY:SESSIONS:CLIENT, cProfile to stderr")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--held-child", default="", help=argparse.SUPPRESS)
@@ -356,6 +375,7 @@ def main() -> int:
         except ImportError:
             asyncio.run(_serve())
         return 0
+    soak_module = _soak_gc(args.soak_gc)
     if args.held_child:
         if len(cpus) > 1:
             _pin(cpus[0])
@@ -379,7 +399,7 @@ def main() -> int:
             _profile(port, args.loop, kind, int(conc), int(n), client)
             return 0
         if args.held:
-            figures = {"held": _held(port, args.held, args.loop)}
+            figures = {"held": _held(port, args.held, args.loop, args.soak_gc)}
             met = [figures["held"]["met"]]
         else:
             figures = _cpu_figures(port, args.loop, args.rounds, args.scale, args.only)
@@ -396,7 +416,14 @@ def main() -> int:
             f"{k}: engine/bare {v['ratio']}" if "ratio" in v else f"{k}: {v['engine']['peak_rss_mb']} MB"
             for k, v in figures.items()
         ),
-        "params": {"rounds": args.rounds, "scale": args.scale, "loop": args.loop, "held": args.held},
+        "params": {
+            "rounds": args.rounds,
+            "scale": args.scale,
+            "loop": args.loop,
+            "held": args.held,
+            "soak_gc": args.soak_gc,
+            "gc_threshold_in_soak": [soak_module.SOAK_GC_THRESHOLD0, soak_module.SOAK_GC_FREEZE],
+        },
         "client_cpu": client_cpu,
         "load_avg_before": [round(x, 2) for x in load_before],
         "libraries": {"websockets": websockets.__version__},

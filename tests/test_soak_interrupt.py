@@ -6,16 +6,20 @@ ran on Ctrl-C, and the websocket section wrote no evidence at all. Now the recor
 ``SoakProgress`` as each step ends, the users' undo runs in a ``finally``, and the section writes the
 teardown claims, a rate claim that already FAILs on the sessions that ended, and an INCONCLUSIVE
 ``websocket.runs_finished`` before the interrupt goes on. Real sample service on 127.0.0.1.
+
+Also here: the soak's garbage-collector setting (issue 19) is restored after every soak, however it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +234,76 @@ def test_the_users_undo_runs_when_the_soak_is_cancelled(tmp_path: Path, monkeypa
         *[("user", "undo_user", True)] * 2,
     ]
     assert progress.records == [] and [u.setup.ok for u in progress.users] == [True, True]
+
+
+# --------------------------------------------------------------------------- the garbage collector
+
+
+def test_the_soaks_gc_threshold_is_raised_inside_and_restored_after_an_exception() -> None:
+    before = gc.get_threshold()
+    inside: list[tuple[int, ...]] = []
+
+    def failing_soak() -> None:
+        with soak_module.fewer_collections():
+            inside.append(gc.get_threshold())
+            raise RuntimeError("a failure inside the soak")
+
+    with pytest.raises(RuntimeError):
+        failing_soak()
+    assert inside == [(soak_module.SOAK_GC_THRESHOLD0, *before[1:])]
+    assert gc.get_threshold() == before
+
+
+def test_two_overlapping_soaks_restore_the_threshold_only_when_the_last_ends() -> None:
+    before = gc.get_threshold()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def first() -> None:
+        with soak_module.fewer_collections():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with soak_module.fewer_collections():
+            second_in.set()
+            first_out.wait(10)
+            seen["after the first ended"] = gc.get_threshold()
+        seen["after both ended"] = gc.get_threshold()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {
+        "after the first ended": (soak_module.SOAK_GC_THRESHOLD0, *before[1:]),
+        "after both ended": before,
+    }
+
+
+@pytest.mark.slow
+def test_a_soak_raises_the_threshold_while_its_sessions_run_and_restores_it_after_an_end_and_a_cancel() -> None:
+    raw = {**SOAK_SCENARIO, "users": {**SOAK_SCENARIO["users"], "count": 1}, "teardown": []}
+    raw["soak"] = {"sessions": 3, "concurrency": 1, "duration_s": 60}
+    raw["golden_path"] = {"steps": [{**AGENT_SESSION, "send": {"type": "user_message", "content": "hi {nonce}"}}]}
+    scenario = ScenarioConfig.model_validate(raw)
+    before = gc.get_threshold()
+    during: list[int] = []
+
+    async def soaks(url: str) -> None:
+        await run_soak(url, scenario, on_session=lambda _record: during.append(gc.get_threshold()[0]))
+        assert gc.get_threshold() == before  # after a soak that ended
+        first = asyncio.Event()
+        task = asyncio.ensure_future(run_soak(url, scenario, on_session=lambda _record: first.set()))
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with demo.serve(variant="candidate", seed=1) as url:
+        asyncio.run(soaks(url))
+    assert during == [soak_module.SOAK_GC_THRESHOLD0] * 3
+    assert gc.get_threshold() == before  # after a cancelled one

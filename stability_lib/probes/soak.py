@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as _dt
+import gc
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +43,7 @@ __all__ = [
     "SoakResult",
     "SoakProgress",
     "SoaksSoFar",
+    "fewer_collections",
     "prepare_users",
     "run_soak",
     "run_soak_sync",
@@ -275,6 +278,43 @@ class SoaksSoFar:
         return results, offsets
 
 
+SOAK_GC_THRESHOLD0 = 7000  # generation 0 collected every 7,000 net allocations while a soak runs (default 700)
+SOAK_GC_FREEZE = False  # also gc.freeze() what exists before the soak (measured: see benchmarks/bench_engine.py)
+_gc_lock = threading.Lock()
+_gc_soaks = 0  # soaks inside fewer_collections now, in this process (threads: Jupyter's run_sync)
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Raise the garbage collector's first-generation threshold while soaks run; restored on any exit.
+
+    Why (issue 19): every session allocates many short-lived objects, so the young generation fills every
+    few sessions, and every tenth young collection escalates; full collections traverse all the process
+    loaded (scipy, pandas: about 50 ms each). That was 6-9% of the bare client's CPU at 50 sessions at
+    once and 20-27% at 500. The sessions' garbage is freed by reference counting anyway. Thresholds are
+    process-wide: overlapping soaks (threads) share one count, and the last to end restores them.
+    """
+    global _gc_soaks, _gc_saved
+    with _gc_lock:
+        if _gc_soaks == 0:
+            _gc_saved = gc.get_threshold()
+            if _gc_saved[0] < SOAK_GC_THRESHOLD0:
+                gc.set_threshold(SOAK_GC_THRESHOLD0, *_gc_saved[1:])
+            if SOAK_GC_FREEZE:
+                gc.freeze()
+        _gc_soaks += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_soaks -= 1
+            if _gc_soaks == 0:
+                gc.set_threshold(*_gc_saved)
+                if SOAK_GC_FREEZE:
+                    gc.unfreeze()
+
+
 async def prepare_users(
     base_url: str,
     scenario: ScenarioConfig,
@@ -348,7 +388,8 @@ async def run_soak(
     try:
         # scenario.setup, then soak.setup per user (per_session: before every session, below)
         await prepare_users(base_url, scenario, run_id, scenario.soak_user_setup(), into=progress.users)
-        await _sessions(base_url, scenario, step, ws_base_url, on_session, progress)
+        with fewer_collections():
+            await _sessions(base_url, scenario, step, ws_base_url, on_session, progress)
     finally:  # also after a cancel or a failure: what the users' setup created is undone
         await _undo_users(base_url, ws_base_url, scenario, progress, run_start_ns)
     return progress.result(scenario, side)
