@@ -7,7 +7,10 @@ _meta.envelope) with the median over the runs of the total wall time and of ever
 
 - ``cli_start``: interpreter start until the benchmark's child runs (the CLI's own imports are
   not in any phase: they happen before ``main``);
-- ``services_start`` / ``services_stop``: the two sample services;
+- ``services_launch``: the two sample services launched (their sockets bound, not waited for);
+  ``services_wait``: how long the run then waited for them to serve, its kernels starting
+  meanwhile; ``services_stop``: waiting for them to exit at the end (they were told to shut
+  down when the sections ended);
 - ``sections``: the whole sections phase; per notebook: ``before_first_cell`` (from the call
   to its first cell: the kernel start, or the wait for a warm kernel), ``imports`` (the
   ``import stability_lib`` + ``open_section`` cell), ``cells`` (the others),
@@ -129,20 +132,28 @@ def _install_hooks() -> dict[int, str]:
         _wrap_sync(_pipeline, name, what)
     for module in (notebooks, _pipeline):  # sections call it from one, the report from the other
         _time_notebooks(module)
-    original_targets = launch.demo_targets
+    original_services = launch.demo_services
 
     @contextmanager
-    def timed_targets(*args: Any, **kwargs: Any) -> Any:
+    def timed_services(*args: Any, **kwargs: Any) -> Any:
         t0 = time.time()
-        with original_targets(*args, **kwargs) as env:
-            _record("services_start", t0, time.time())
-            try:
-                yield env
-            finally:
-                t1 = time.time()
-        _record("services_stop", t1, time.time())
+        with original_services(*args, **kwargs) as services:
+            _record("services_launch", t0, time.time())
 
-    launch.demo_targets = timed_targets
+            def timed_wait() -> None:
+                t1 = time.time()
+                try:
+                    services.wait_ready()
+                finally:
+                    _record("services_wait", t1, time.time())
+
+            try:
+                yield launch.DemoServices(services.env, timed_wait, services.terminate)
+            finally:
+                t2 = time.time()
+        _record("services_stop", t2, time.time())
+
+    launch.demo_services = timed_services
     return notebook_of_km
 
 

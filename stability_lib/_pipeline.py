@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -63,9 +64,17 @@ def run(
     workers: int | None = None,
     pdf: bool = True,
     progress: Progress = print,
+    before_sections: Callable[[], None] | None = None,
+    after_sections: Callable[[], None] | None = None,
 ) -> RunOutcome:
     """Run every enabled section, then render and export the report (``pdf=False``: HTML only,
     and no Chromium needed).
+
+    ``before_sections``: called once the kernels are starting, before the first section runs
+    (a target still booting is waited for there, while the kernels start); a StabilityError it
+    raises ends the run before any section ran, and the run directory is removed.
+    ``after_sections``: called once every section is done, before the report (it touches no
+    target: the targets can shut down while it renders).
 
     Raises ParamsError (bad params, missing variable) and ExportError (no Chromium)
     before anything runs: those are "could not run" (exit 3). Once the run directory
@@ -87,12 +96,31 @@ def run(
         target = params.target.base_url if params.has_live_target else "none (no enabled section needs a live target)"
         log(f"target {target}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
         t0 = time.monotonic()
+        not_ready: list[StabilityError] = []
+
+        def targets_ready() -> None:
+            if before_sections is not None:
+                try:
+                    before_sections()
+                except StabilityError as exc:
+                    not_ready.append(exc)
+                    raise
+
         try:
-            sections = execute_sections(run_dir, params, workers=workers, progress=log, secrets=secrets)
+            sections = execute_sections(
+                run_dir, params, workers=workers, progress=log, secrets=secrets, before_first=targets_ready
+            )
         except KeyboardInterrupt as exc:
             _record_interruption(run_dir, interrupt_signal(exc), secrets, log)
             raise
+        except StabilityError as exc:
+            if exc in not_ready:  # nothing ran: no run directory to mistake for a run
+                stop_all_kernels()  # first: a kernel still starting in it must not see it vanish
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         log(f"sections done in {time.monotonic() - t0:.1f} s")
+        if after_sections is not None:
+            after_sections()
         outcome = render_report(run_dir, pdf=pdf, progress=log)
     return RunOutcome(
         outcome.run_dir,

@@ -194,7 +194,8 @@ def test_demo_with_a_bad_variant_or_fault_is_one_line_and_leaves_no_process(
     marker = f"STABILITY_TEST_MARKER={uuid.uuid4().hex}"
     proc = run_cli(["demo", *flags, "--out", str(tmp_path / "run")], env=dict([marker.split("=", 1)]), timeout=120)
     assert_one_line_could_not_run(proc, "did not start", needle)
-    assert marked(marker) == {}
+    assert marked(marker) == {}  # the services, and the kernels that started while they booted
+    assert not (tmp_path / "run").exists()  # nothing ran: no run directory to mistake for a run
 
 
 def test_run_json_and_fingerprint_carry_no_secret_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

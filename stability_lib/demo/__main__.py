@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--variant", default="candidate", choices=sorted(VARIANTS))
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument(
+        "--fd",
+        type=int,
+        default=None,
+        help="serve on this inherited listening socket instead of binding --port (the launcher "
+        "binds it, so it knows the URL before the service has started)",
+    )
     parser.add_argument(
         "--fault",
         action="append",
@@ -41,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         specs = [*split_fault_text(os.environ.get(FAULTS_ENV_VAR, "")), *args.fault]
-        instance = prepare_instance(variant=args.variant, faults=specs, port=args.port, seed=args.seed, db_path=args.db)
+        sock = socket.socket(fileno=args.fd) if args.fd is not None else None  # family and proto read from the fd
+        instance = prepare_instance(
+            variant=args.variant, faults=specs, port=args.port, seed=args.seed, db_path=args.db, sock=sock
+        )
     except StabilityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

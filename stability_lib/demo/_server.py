@@ -18,10 +18,10 @@ import uvicorn
 from ..core.errors import RunError
 from ._app import MAX_WS_FRAME_BYTES, create_app, install_log_filter
 from ._faults import Faults, variant_faults
+from ._socket import HOST, listening_socket
 
 __all__ = ["serve", "DemoStartError", "DemoInstance", "prepare_instance", "HOST"]
 
-HOST = "127.0.0.1"  # never any other interface
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -61,8 +61,10 @@ def prepare_instance(
     port: int = 0,
     seed: int | None = None,
     db_path: str | Path | None = None,
+    sock: socket.socket | None = None,
 ) -> DemoInstance:
-    """Resolve faults, bind 127.0.0.1:port, open the database and build the server.
+    """Resolve faults, bind 127.0.0.1:port (or take ``sock``, a listening socket bound by
+    whoever started us), open the database and build the server.
 
     ``faults`` composes on top of the variant's; ``seed`` (when given) replaces
     the seed of the faults.
@@ -76,14 +78,13 @@ def prepare_instance(
         database = temp_dir / "demo.sqlite3"
     else:
         database = Path(db_path)
-    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only
-    # when proto says TCP; with the default proto 0, Nagle + delayed ACK add ~40 ms
-    # to every multi-write exchange (POST bodies, WebSocket event streams).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-        sock.listen(128)
+        sock = sock if sock is not None else listening_socket(port)
+    except OSError as exc:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        raise DemoStartError(f"cannot start the sample service on {HOST}:{port}: {exc}") from exc
+    try:
         app = create_app(variant=variant, faults=resolved, db_path=database, seed=resolved.seed)
     except Exception as exc:
         sock.close()

@@ -16,51 +16,76 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import RunError, StabilityError
+from ._socket import HOST, listening_socket
 
-__all__ = ["DemoProcess", "demo_process", "demo_targets", "run_demo", "interactive_run", "DEMO_PARAMS"]
+__all__ = [
+    "DemoProcess",
+    "DemoServices",
+    "demo_process",
+    "demo_services",
+    "demo_targets",
+    "run_demo",
+    "interactive_run",
+    "DEMO_PARAMS",
+]
 
 DEMO_PARAMS = Path(__file__).resolve().parents[2] / "params" / "demo.yaml"
 _START_TIMEOUT_S = 30.0
 
 
 class DemoProcess:
-    """One sample service process. ``wait=False`` returns as soon as it is launched (start
-    several at once, then ``wait_ready()`` on each): ``url`` is set once it listens."""
+    """One sample service process. Its listening socket is bound here and handed to it, so
+    ``url`` is known at once, before the service has started (a connection made early waits in
+    the socket's backlog). ``wait=False`` returns as soon as it is launched (start several at
+    once, then ``wait_ready()`` on each, or start other work first)."""
 
     def __init__(
         self, variant: str, faults: Sequence[str] = (), seed: int = 0, db: Path | None = None, *, wait: bool = True
     ) -> None:
         self._t0 = time.monotonic()
         self.variant = variant
-        self.url = ""
-        cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--port", "0", "--seed", str(seed)]
-        if db is not None:
-            cmd += ["--db", str(db)]
-        for fault in faults:
-            cmd += ["--fault", fault]
+        self._ready = False
         env = {k: v for k, v in os.environ.items() if k != "STABILITY_DEMO_FAULTS"}
         # stderr goes to a file, not a pipe nobody reads: a chatty server must never block on it.
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the process: closed by stop())
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        try:
+            sock = listening_socket()
+        except OSError as exc:
+            self.log.close()
+            raise RunError(f"sample service ({variant}) did not start: cannot listen on {HOST}: {exc}") from None
+        with sock:  # the service holds its own copy of the socket
+            self.url = f"http://{HOST}:{sock.getsockname()[1]}"
+            cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--fd", str(sock.fileno())]
+            cmd += ["--seed", str(seed)]
+            if db is not None:
+                cmd += ["--db", str(db)]
+            for fault in faults:
+                cmd += ["--fault", fault]
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, pass_fds=(sock.fileno(),)
+            )
         if wait:
             self.wait_ready()
 
     def wait_ready(self) -> str:
-        """Wait until the service prints its URL; a service that cannot start is stopped."""
-        if not self.url:
+        """Wait until the service prints its URL (it serves from then on); a service that cannot
+        start is stopped, and RunError says why."""
+        if not self._ready:
             try:
-                self.url = self._read_url(self.variant)
+                self._read_url(self.variant)
             except BaseException:  # a bad variant, or Ctrl-C while it starts: it must not outlive us
                 self.stop()
                 raise
+            self._ready = True
         return self.url
 
-    def _read_url(self, variant: str) -> str:
+    def _read_url(self, variant: str) -> None:
         box: list[str] = []
         stdout = self.proc.stdout
         assert stdout is not None  # Popen(stdout=PIPE)
@@ -69,14 +94,13 @@ class DemoProcess:
         while reader.is_alive() and time.monotonic() - self._t0 < _START_TIMEOUT_S:
             reader.join(0.2)  # short joins: the main thread stays responsive to signals
         line = box[0].strip() if box else ""
-        if not line.startswith("http://127.0.0.1:"):
+        if line != self.url:
             self._wait_stopped()
             self.log.seek(0)  # read before stop() closes the log
             lines = [ln.strip() for ln in self.log.read()[-2000:].splitlines() if ln.strip()]
             raise RunError(
                 f"sample service ({variant}) did not start: {lines[-1][:300] if lines else 'no URL printed'}"
             )
-        return line
 
     def terminate(self) -> None:
         """Ask the service to shut down (SIGTERM) without waiting: stop() waits."""
@@ -107,11 +131,21 @@ def demo_process(variant: str, faults: Sequence[str] = (), seed: int = 0, db: Pa
         proc.stop()
 
 
+@dataclass(frozen=True)
+class DemoServices:
+    """Sample services launched and not yet waited for: ``env`` already holds their URLs."""
+
+    env: dict[str, str]
+    wait_ready: Callable[[], None]  # until every service serves; RunError if one did not start
+    terminate: Callable[[], None]  # ask every service to shut down, without waiting
+
+
 @contextmanager
-def demo_targets(
+def demo_services(
     variant: str = "candidate", baseline_variant: str | None = "baseline", faults: Sequence[str] = ()
-) -> Iterator[dict[str, str]]:
-    """Start candidate (and baseline) services; yield the environment that params/demo.yaml reads."""
+) -> Iterator[DemoServices]:
+    """Launch candidate (and baseline) services without waiting for them; on the way out,
+    stop them. The environment that params/demo.yaml reads is known at once."""
     with ExitStack() as stack:
         # Database files at known paths, so the contract section can compare their schemas.
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stability-demo-db-")))
@@ -131,13 +165,28 @@ def demo_targets(
             for service in services:
                 service.terminate()
 
+        def wait_all() -> None:
+            for service in services:
+                service.wait_ready()
+
         stack.callback(terminate_all)
-        env["DEMO_CANDIDATE_URL"] = services[0].wait_ready()
+        env["DEMO_CANDIDATE_URL"] = services[0].url
         if baseline_variant:
-            env["DEMO_BASELINE_URL"] = services[-1].wait_ready()
+            env["DEMO_BASELINE_URL"] = services[-1].url
         # A fresh password for the generated test users: a secret that only the environment holds.
         env["DEMO_USER_PASSWORD"] = os.environ.get("DEMO_USER_PASSWORD") or secrets.token_urlsafe(16)
-        yield env
+        yield DemoServices(env, wait_all, terminate_all)
+
+
+@contextmanager
+def demo_targets(
+    variant: str = "candidate", baseline_variant: str | None = "baseline", faults: Sequence[str] = ()
+) -> Iterator[dict[str, str]]:
+    """Start candidate (and baseline) services; yield the environment that params/demo.yaml reads
+    once they serve."""
+    with demo_services(variant, baseline_variant, faults) as services:
+        services.wait_ready()
+        yield services.env
 
 
 def run_demo(
@@ -154,14 +203,24 @@ def run_demo(
 
     params_file = params_file or DEMO_PARAMS
     print(f"starting the sample service: candidate={variant}, baseline={baseline_variant}")
-    with demo_targets(variant, baseline_variant, faults) as env:
+    with demo_services(variant, baseline_variant, faults) as services:
         for name in ("DEMO_CANDIDATE_URL", "DEMO_BASELINE_URL"):
-            if name in env:
-                print(f"  {name}={env[name]}")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+            if name in services.env:
+                print(f"  {name}={services.env[name]}")
+        saved = {k: os.environ.get(k) for k in services.env}
+        os.environ.update(services.env)
         try:
-            outcome = run(params_file, overrides=list(overrides), out=out, pdf=pdf)
+            # The kernels start while the services boot (their URLs are known already); the first
+            # section waits for them. The report reads only the run folder: the services shut down
+            # while it renders.
+            outcome = run(
+                params_file,
+                overrides=list(overrides),
+                out=out,
+                pdf=pdf,
+                before_sections=services.wait_ready,
+                after_sections=services.terminate,
+            )
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -443,8 +443,10 @@ def execute_sections(
     workers: int | None = None,
     progress: Progress = lambda line: None,
     secrets: frozenset[str] = frozenset(),
+    before_first: Callable[[], None] | None = None,
 ) -> list[SectionRun]:
-    """Run every enabled section. On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): interrupt
+    """Run every enabled section; ``before_first`` is called once the kernels are starting,
+    before the first section (what it raises ends the run: no section ran). On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): interrupt
     every kernel and give running cells TEARDOWN_GRACE_S to run their finally steps, then kill every
     kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
     nb_dir = nb_dir or notebooks_for(run_dir, params)
@@ -483,6 +485,9 @@ def execute_sections(
     shared = [name for name in enabled if name not in EXCLUSIVE_SECTIONS]
     exclusive = [name for name in enabled if name in EXCLUSIVE_SECTIONS]
     try:
+        papermill_engine()  # papermill's imports, while the kernels start and the targets boot
+        if before_first is not None:
+            before_first()
         _run_in_threads(shared, one, workers, stop, done, started, finished)
         kernels.settle(hold=True)  # no kernel starts or warms up while performance measures
         _run_in_threads(exclusive, one, 1, stop, done, started, finished)

@@ -81,3 +81,21 @@ def test_a_bad_fault_is_a_clear_error() -> None:
         _, stderr = process.communicate(timeout=START_TIMEOUT_S)
         assert process.returncode == 2
     assert "ws_1011_rate" in stderr
+
+
+def test_launched_on_a_socket_bound_by_its_launcher_it_serves_a_request_made_before_it_started() -> None:
+    # `stability demo` binds each service's socket itself, so the URL is known at once and the
+    # kernels start while the services boot; a connection made that early waits in the backlog.
+    from stability_lib.demo.launch import DemoProcess
+
+    service = DemoProcess("baseline", wait=False)
+    try:
+        assert service.proc.poll() is None
+        health = httpx.get(f"{service.url}/health", timeout=START_TIMEOUT_S)  # sent before it printed its URL
+        assert health.json()["variant"] == "baseline"
+        assert service.wait_ready() == service.url
+    finally:
+        service.stop()
+    assert service.proc.returncode == 0
+    with pytest.raises(httpx.ConnectError):  # the launcher kept no copy of the socket
+        httpx.get(f"{service.url}/health", timeout=5)
