@@ -3,13 +3,16 @@
 ``--print-to-pdf`` starts a browser for every page: about a second on this machine before the page
 is even read. A ``PdfPrinter`` starts the browser first (``start_pdf_printer()``, which returns at once)
 so that its start-up overlaps other work, e.g. the report notebook, and prints when asked:
-navigate, wait for the load event, ``Page.printToPDF`` with the parameters ``--print-to-pdf
---no-pdf-header-footer`` uses (same pages, same bytes). The browser reads commands on its fd 3 and
-writes replies on fd 4 (``--remote-debugging-pipe``): no port, nothing else on the machine can drive
-it. The flags that keep it off the network are those of the one-shot command. ``close()`` asks the
-browser to quit (it reaps its own renderers: killed, they would stay as zombies) and kills its whole
-process group if it has not within ``_QUIT_GRACE_S``; a failed print and a printer never closed are
-killed at once (the latter when the interpreter exits).
+navigate, wait for the load event of the document that navigation started (the lifecycle event "load"
+of the frame and loader ``Page.navigate`` returned: a late load of the first ``about:blank``, or of
+the page printed before, would print a page still loading), ``Page.printToPDF`` with the parameters
+``--print-to-pdf --no-pdf-header-footer`` uses (same pages, same bytes). The browser reads commands
+on its fd 3 and writes replies on fd 4 (``--remote-debugging-pipe``): no port, nothing else on the
+machine can drive it. The flags that keep it off the network are those of the one-shot command.
+``close()`` asks the browser to quit (it reaps its own renderers: killed, they would stay as
+zombies), kills its whole process group if it has not within ``_QUIT_GRACE_S``, and in any case kills
+what is left of that group (a helper that outlived the browser); a failed print and a printer never
+closed are killed at once (the latter when the interpreter exits).
 """
 
 from __future__ import annotations
@@ -71,10 +74,16 @@ def _high_fd(fd: int) -> int:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the browser, its zygote and renderers
-        except (ProcessLookupError, PermissionError):
+    """SIGKILL the browser's whole process group, whether or not the browser (its leader) still runs:
+    a renderer or helper that outlived it is still in the group. Then reap the browser."""
+    try:
+        # The browser, its zygote and renderers. Once the leader is reaped, its pid still names the
+        # group while any member runs (the kernel does not reuse a pid that is a live group's id).
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # nothing of the group runs any more
+    except PermissionError:
+        if proc.poll() is None:
             proc.kill()
     proc.wait()
 
@@ -151,11 +160,15 @@ class PdfPrinter:
                     "sessionId"
                 ]
                 self._call("Page.enable", {}, deadline)
+                # Page.loadEventFired names no document: the lifecycle events name frame and loader.
+                self._call("Page.setLifecycleEventsEnabled", {"enabled": True}, deadline)
             self._events.clear()
             navigation = self._call("Page.navigate", {"url": html_path.as_uri()}, deadline)
             if navigation.get("errorText"):  # e.g. no such file: never print the browser's error page
                 raise ValueError(f"{html_path.name}: {navigation['errorText']}")
-            self._wait_for("Page.loadEventFired", deadline)
+            if not navigation.get("loaderId"):  # a same-document navigation: nothing to wait for
+                raise ValueError(f"{html_path.name}: the navigation loaded no new document")
+            self._wait_for_load(navigation["frameId"], navigation["loaderId"], deadline)
             data = self._call("Page.printToPDF", dict(_PRINT_PARAMS), deadline)["data"]
         except TimeoutError:
             self._kill()
@@ -196,8 +209,22 @@ class PdfPrinter:
             if "method" in reply:
                 self._events.append(reply)
 
-    def _wait_for(self, event: str, deadline: float) -> None:
-        while not any(e.get("method") == event and e.get("sessionId") == self._session for e in self._events):
+    def _wait_for_load(self, frame: str, loader: str, deadline: float) -> None:
+        """Until the document ``loader`` loads in ``frame``: only its own load event counts, not a late
+        one of the document it replaced (the first ``about:blank``, the page printed before)."""
+
+        def is_its_load(event: dict[str, Any]) -> bool:
+            params = event.get("params")
+            return (
+                event.get("method") == "Page.lifecycleEvent"
+                and event.get("sessionId") == self._session
+                and isinstance(params, dict)
+                and params.get("name") == "load"
+                and params.get("frameId") == frame
+                and params.get("loaderId") == loader
+            )
+
+        while not any(is_its_load(e) for e in self._events):
             self._events.append(self._read(deadline))
 
     def _read(self, deadline: float) -> dict[str, Any]:
