@@ -8,6 +8,10 @@ the other to have started), never by durations.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from test_suites import (  # noqa: F401 (project: a fixture)
 )
 
 from stability_lib.core.models import Status
+from stability_lib.execution.notebooks import TEARDOWN_GRACE_S
 from stability_lib.suites.config import CategoryConfig, SuitesConfig
 from stability_lib.suites.runner import run_suites
 
@@ -161,6 +166,68 @@ def test_an_interrupt_stops_every_running_category_and_starts_no_other(tmp_path:
         assert not (tmp_path / "queued.started").exists(), "a category started after Ctrl-C"
     finally:
         kill_if_alive(*pids)
+
+
+# A section's kernel running run_suites; SIGINT (the kernel's interrupt) makes it stop every category.
+SUITES_KERNEL = """\
+import signal, sys
+from pathlib import Path
+from stability_lib.suites.config import CategoryConfig, SuitesConfig
+from stability_lib.suites.runner import run_suites
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+folder, names = Path(sys.argv[1]), sys.argv[2:]
+# Every process of a category ignores SIGTERM: its leader, a child in its group, and a child that
+# left the group (setsid) but carries the category's marker.
+script = (
+    "trap '' TERM; echo $$ > {name}.leader.pid; sleep 300 & echo $! > {name}.child.pid; "
+    "setsid sh -c 'echo $$ > {name}.escaped.pid; exec sleep 300' & wait"
+)
+categories = [
+    CategoryConfig(name=name, command=["sh", "-c", script.format(name=name)], junit_xml=f"{name}.xml", timeout_s=600)
+    for name in names
+]
+try:
+    run_suites(SuitesConfig(concurrency=len(names), categories=categories), base_dir=folder, out_dir=folder / "out",
+               target_url=None)
+except KeyboardInterrupt:
+    sys.exit(3)
+"""
+
+
+def test_trees_that_ignore_sigterm_are_all_stopped_within_the_kernels_teardown_grace(tmp_path: Path) -> None:
+    """Five categories at once (as params/demo.yaml runs them), every process ignoring SIGTERM: after
+    the interrupt, the kernel that runs them is killed once TEARDOWN_GRACE_S has passed (as the
+    runner does); by then no process of any category may be left, escaped ones included."""
+    names = ["a", "b", "c", "d", "e"]
+    pid_files = [tmp_path / f"{name}.{kind}.pid" for name in names for kind in ("leader", "child", "escaped")]
+    with (tmp_path / "kernel.log").open("wb") as log:
+        kernel = subprocess.Popen(
+            [sys.executable, "-c", SUITES_KERNEL, str(tmp_path), *names],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + WAIT_BOUND_S  # a bound on waiting for the trees to start
+        while not all(f.is_file() and f.read_text().strip() for f in pid_files):
+            assert kernel.poll() is None and time.monotonic() < deadline, "the categories never all started"
+            time.sleep(0.05)
+        pids = [int(f.read_text()) for f in pid_files]
+        kernel.send_signal(signal.SIGINT)
+        try:
+            kernel.wait(timeout=TEARDOWN_GRACE_S)
+        except subprocess.TimeoutExpired:
+            kernel.kill()  # what the runner does to a kernel still busy after the grace
+            kernel.wait()
+        left = [pid for pid in pids if not process_gone(pid)]  # a SIGKILLed one may take a moment to end
+        assert left == [], f"still running after the kernel's teardown grace: {left} of {pids}"
+    finally:
+        if kernel.poll() is None:
+            kernel.kill()
+            kernel.wait()
+        kill_if_alive(*(int(f.read_text()) for f in pid_files if f.is_file() and f.read_text().strip()))
 
 
 def test_results_with_concurrency_are_the_sequential_results(project: Path, tmp_path: Path) -> None:  # noqa: F811
