@@ -4,8 +4,9 @@ Before, a session cancelled by Ctrl-C or at the soak's hard deadline lost its fi
 ``run_finally`` returns none), the users' undo steps (``soak.finally`` per user, ``scenario.teardown``) never
 ran on Ctrl-C, and the websocket section wrote no evidence at all. Now the records reach the soak's
 ``SoakProgress`` as each step ends, the users' undo runs in a ``finally``, and the section writes the
-teardown claims, a rate claim that already FAILs on the sessions that ended, and an INCONCLUSIVE
-``websocket.runs_finished`` before the interrupt goes on. Real sample service on 127.0.0.1.
+teardown claims, a rate claim that already FAILs on the soaks (rounds) that ENDED before the interrupt (never
+on the one it cut short), and an INCONCLUSIVE ``websocket.runs_finished`` before the interrupt goes on. Real
+sample service on 127.0.0.1 (the judging rule without a service: tests/test_soak_interrupt_judging.py).
 
 Also here: the soak's garbage-collector setting (issue 19) is restored after every soak, however it ends.
 """
@@ -54,9 +55,10 @@ SOAK_SCENARIO: dict[str, Any] = {
 }
 
 # Runs the websocket section in its own process and sends it a SIGINT once `started` sessions have begun
-# their WebSocket exchange or `ended` have ended it (after `after_s`); says whether the interrupt came through.
+# their WebSocket exchange or `ended` have ended it (after `after_s`; with `hold`, the `started`-th session waits
+# for it); says whether the interrupt came through.
 INTERRUPTED_SOAK = """
-import json, os, signal, sys, threading
+import asyncio, json, os, signal, sys, threading
 from pathlib import Path
 import yaml
 import stability_lib.probes.soak as soak
@@ -73,6 +75,8 @@ def count(what):
 
 async def counted(**kwargs):
     count("started")
+    if trip.get("hold") and seen["started"] == trip.get("started"):
+        await asyncio.sleep(60)  # this session keeps its soak from ending until the interrupt cancels it
     done = await exchange(**kwargs)
     count("ended")
     return done
@@ -80,6 +84,8 @@ async def counted(**kwargs):
 soak.run_ws_exchange = counted
 with demo.serve(variant="candidate", faults=faults, seed=4, db_path=tmp / "service.db") as url:
     params["target"]["base_url"] = url
+    if "baseline" in params:  # the same service: soaked as the baseline too
+        params["baseline"]["base_url"] = url
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     try:
         sections.websocket(open_section("websocket", tmp / "run", tmp / "params.yaml"))
@@ -92,11 +98,21 @@ with demo.serve(variant="candidate", faults=faults, seed=4, db_path=tmp / "servi
 
 
 def interrupted_soak(
-    tmp_path: Path, sequential: bool, faults: dict[str, Any], trip: dict[str, Any], scenario: dict[str, Any]
+    tmp_path: Path,
+    sequential: bool,
+    faults: dict[str, Any],
+    trip: dict[str, Any],
+    scenario: dict[str, Any],
+    *,
+    with_baseline: bool = False,
 ) -> dict[str, Any]:
-    """The websocket section's evidence after a Ctrl-C mid-soak (fails when the section wrote none)."""
+    """The websocket section's evidence after a Ctrl-C mid-soak (fails when the section wrote none);
+    ``with_baseline``: expect_fix, the same service soaked as the baseline after the candidate."""
     params = section_params("websocket", "", scenario)
     params["sections"]["websocket"]["sequential"] = sequential
+    if with_baseline:
+        params["baseline"] = {"name": "baseline", "base_url": ""}
+        params["sections"]["websocket"]["expect_fix"] = True
     args = [str(tmp_path), json.dumps(faults), json.dumps(trip), json.dumps(params)]
     done = subprocess.run(
         [sys.executable, "-c", INTERRUPTED_SOAK, *args], cwd=REPO, capture_output=True, text=True, timeout=120
@@ -141,20 +157,48 @@ def test_ctrl_c_mid_soak_keeps_the_finally_and_teardown_records_and_says_the_soa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sequential", [True, False], ids=["rounds", "fixed"])
-def test_ctrl_c_after_1011_closes_were_seen_keeps_the_crash_fail(tmp_path: Path, sequential: bool) -> None:
-    # Every session closes with 1011; the Ctrl-C comes once 30 have ended (of 2,000 planned): those are
-    # a FAIL whatever the rest would have shown, judged by the rule of the soak's mode.
-    scenario = {**SOAK_SCENARIO, "soak": {**SOAK_SCENARIO["soak"], "sessions": 2000}}
-    written = interrupted_soak(tmp_path, sequential, {"ws_1011_rate": 1.0}, {"ended": 30, "after_s": 0.0}, scenario)
+def test_ctrl_c_after_the_candidates_soak_ended_with_1011_closes_keeps_the_crash_fail(
+    tmp_path: Path, sequential: bool
+) -> None:
+    # Every session closes with 1011; the candidate's soak (in rounds: its first round) of 10 sessions ends,
+    # then the Ctrl-C comes as the baseline's first session starts: the candidate's closes are a FAIL whatever
+    # the rest would have shown, judged by the rule of the soak's mode on what ENDED.
+    scenario = {**SOAK_SCENARIO, "soak": {**SOAK_SCENARIO["soak"], "sessions": 10}}
+    trip = {"started": 11, "after_s": 0.0, "hold": True}
+    written = interrupted_soak(tmp_path, sequential, {"ws_1011_rate": 1.0}, trip, scenario, with_baseline=True)
     claims = {c["id"]: c for c in written["claims"]}
-    assert claims["websocket.runs_finished"]["status"] == "INCONCLUSIVE"
+    stopped = claims["websocket.runs_finished"]
+    assert stopped["status"] == "INCONCLUSIVE" and stopped["details"]["candidate_soak_cut_short"] is False
     crash = claims["websocket.no_1011_or_1006"]
     assert crash["status"] == "FAIL" and written["status"] == "FAIL"
     assert ("sequential" in crash["details"]) is sequential  # the confidence sequence in rounds
+    assert written["data"]["candidate"]["aggregate"]["sessions"] == 10
+    assert stopped["details"]["rates_judged_on_sessions"] == 10
+    assert "websocket.fix_works" not in claims  # the baseline was cut short
+    assert claims["websocket.teardown.steps_succeeded"]["status"] == "PASS"  # every session's thread read back
+    assert len(undone_users(tmp_path / "service.db")) == 2 * (1 + 1)  # both users, on each side's soak
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sequential", [True, False], ids=["rounds", "fixed"])
+def test_ctrl_c_while_the_first_round_runs_judges_no_rate_even_on_1011_closes(tmp_path: Path, sequential: bool) -> None:
+    # Every session closes with 1011; the Ctrl-C comes once 30 have ended (of 2,000 planned; 100 a round):
+    # no round ended. Before, the cut round's rates were judged and kept as a FAIL; but a round cut short is
+    # biased towards failure (its cancelled sessions leave no record, its short failed ones had ended: with
+    # `stability demo` a terminal Ctrl-C also stopped the services, and the remaining sessions were refused
+    # connects), so nothing is judged on it: INCONCLUSIVE, saying how many sessions had ended.
+    scenario = {**SOAK_SCENARIO, "soak": {**SOAK_SCENARIO["soak"], "sessions": 2000}}
+    written = interrupted_soak(tmp_path, sequential, {"ws_1011_rate": 1.0}, {"ended": 30, "after_s": 0.0}, scenario)
+    claims = {c["id"]: c for c in written["claims"]}
+    assert set(claims) == {"websocket.runs_finished", "websocket.teardown.steps_succeeded"}  # no rate on a part
+    assert written["status"] == "INCONCLUSIVE"
+    stopped = claims["websocket.runs_finished"]
     ended = written["data"]["candidate"]["aggregate"]["sessions"]
     # A session whose exchange had ended may still have been in its finally step: cut there, it is not counted.
     assert 30 - 4 <= ended < 2000
-    assert f"after {ended} candidate sessions ended" in claims["websocket.runs_finished"]["statistic"]
+    assert stopped["statistic"].startswith(f"stopped by KeyboardInterrupt after {ended} candidate sessions ended")
+    assert stopped["details"]["candidate_soak_cut_short"] is True
+    assert stopped["details"]["rates_judged_on_sessions"] == 0
     assert claims["websocket.teardown.steps_succeeded"]["status"] == "PASS"  # every session's thread read back
     assert len(undone_users(tmp_path / "service.db")) == 2
 

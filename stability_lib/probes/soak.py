@@ -242,22 +242,25 @@ class SoakProgress:
 @dataclass
 class SoaksSoFar:
     """Several soaks (a section's rounds, both sides) so far, filled in as they go (mutable on purpose): per
-    side the results of the soaks that ended, when each started, and the one running now with its
-    ``SoakProgress``, so an interrupted section can write what ended."""
+    side the results of the soaks that ended with when each started, and the one running now with its
+    ``SoakProgress``, so an interrupted section can write what ended and tell an ended round from a cut one."""
 
-    ended: dict[str, list[SoakResult]] = field(default_factory=lambda: {"candidate": [], "baseline": []})
-    offsets: dict[str, list[float]] = field(default_factory=lambda: {"candidate": [], "baseline": []})
-    running: tuple[str, ScenarioConfig, SoakProgress, float] | None = None
+    # side -> (result, start offset) of every soak of that side that ended, in order
+    ended: dict[str, list[tuple[SoakResult, float]]] = field(default_factory=lambda: {"candidate": [], "baseline": []})
+    # (side, scenario, progress, start offset, how many soaks of that side had ended when it started)
+    running: tuple[str, ScenarioConfig, SoakProgress, float, int] | None = None
     started: float = field(default_factory=time.monotonic)
 
     def soak(self, side: str, scenario: ScenarioConfig, run: Callable[[SoakProgress], SoakResult]) -> SoakResult:
         """``run(progress)``: one soak of ``side`` (``scenario``: the one it runs), kept as it goes."""
         progress, offset = SoakProgress(), time.monotonic() - self.started
-        self.running = (side, scenario, progress, offset)
+        self.running = (side, scenario, progress, offset, len(self.ended[side]))
         result = run(progress)
+        # Kept first (one append: result and offset together), cleared after: a signal between the two lines
+        # finds the soak among those that ended, and ``results`` does not count it twice. Before, ``running``
+        # was cleared first, and a SIGINT landing there lost the whole round.
+        self.ended[side].append((result, offset))
         self.running = None
-        self.ended[side].append(result)
-        self.offsets[side].append(offset)
         return result
 
     def run_soak(self, side: str, scenario: ScenarioConfig, base_url: str, ws_base_url: str | None) -> SoakResult:
@@ -268,11 +271,18 @@ class SoaksSoFar:
             lambda progress: run_soak_sync(base_url, scenario, ws_base_url=ws_base_url, side=side, progress=progress),
         )
 
-    def results(self, side: str) -> tuple[list[SoakResult], list[float]]:
-        """The side's soaks that ended and what ended of the one running, with their start offsets."""
-        results, offsets = list(self.ended[side]), list(self.offsets[side])
-        if self.running is not None and self.running[0] == side:
-            _side, scenario, progress, offset = self.running
+    def cut_short(self, side: str) -> bool:
+        """Whether a soak of ``side`` is running (not ended) now: an interrupt cuts it short."""
+        running = self.running
+        return running is not None and running[0] == side and len(self.ended[side]) == running[4]
+
+    def results(self, side: str, *, running: bool = True) -> tuple[list[SoakResult], list[float]]:
+        """The side's soaks that ended and (``running``) what ended of the one running, with their start offsets."""
+        ended = list(self.ended[side])
+        results, offsets = [r for r, _ in ended], [o for _, o in ended]
+        now = self.running
+        if running and now is not None and now[0] == side and len(ended) == now[4]:
+            _side, scenario, progress, offset, _index = now
             results.append(progress.result(scenario, side))
             offsets.append(offset)
         return results, offsets

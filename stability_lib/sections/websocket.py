@@ -8,9 +8,11 @@ crash rates for "the fix works") are read; the soak stops as soon as all are dec
 
 Interrupted (Ctrl-C, SIGTERM) or broken mid-soak, the section still writes what ended until then: the
 finally and teardown steps' records, judged (``websocket.teardown.*``), a rate claim only when it already
-FAILs on the sessions that ended (1011 closes seen on the candidate are a FAIL whatever the rest would
-show; never a PASS on a part), and one INCONCLUSIVE claim that says the soak did not finish
-(``websocket.runs_finished``); then the interrupt goes on.
+FAILs on the rounds that ENDED before the interrupt (1011 closes seen there are a FAIL whatever the rest
+would show; never a PASS on a part, never a verdict on the round the interrupt cut short, whose records
+lean towards failure; without rounds, only on a candidate soak that ended), and one INCONCLUSIVE claim that
+says the soak did not finish (``websocket.runs_finished``); then the interrupt goes on. Stopped during the
+conversation soak, the evidence is written before its test user's teardown runs, and again after it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from ..stats.sequential.rates import RateRound, RateSequentialConfig, RateState,
 from ._common import _scenario
 
 if TYPE_CHECKING:
-    from ..probes.golden_users import UsersFinished
+    from ..probes.conversation_soak_results import ConversationSoakResult
+    from ..probes.golden_users import LoggedInUsers, UsersFinished
     from ..probes.scenario import ScenarioConfig
     from ..probes.soak import SoakResult, SoaksSoFar
 
@@ -224,12 +227,11 @@ def _with_conversation_soak(
     from ..probes.ws_session import with_token, ws_url
 
     target = sec.params.target
-    finished: UsersFinished | None = None
+    users: LoggedInUsers | None = None
+    result: ConversationSoakResult | None = None
     try:
         users = log_in_users_sync(target.base_url, scenario, count=1)
-        try:
-            if not users.ok:
-                return [*claims, _conversation_not_run(sec, "the test user could not be set up or log in")], data
+        if users.ok:
             user = users.users[0]
             url, headers, subprotocols = with_token(
                 ws_url(target.base_url, cs.path, target.ws_base_url),
@@ -242,18 +244,62 @@ def _with_conversation_soak(
             result = run_conversation_soak_sync(
                 url, cs.model_copy(update={"subprotocols": subprotocols}), context=context, headers=headers
             )
-        finally:
-            finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
     except BaseException as exc:  # the soak before it ended (its claims stand); the user's teardown is evidence
-        with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-            stopped = _stopped_claim(sec, exc, "during the conversation soak (the soak before it ended and is judged)")
-            undone = _conversation_teardown_claims(sec, finished) if finished is not None else []
-            sec.finish([*claims, stopped, *undone], data)
+        _conversation_stopped(sec, claims, data, exc, users)
         raise
+    try:
+        finished = finish_users_sync(users, scenario, ws_base_url=target.ws_base_url)
+    except BaseException as exc:  # stopped during the user's teardown: what ended before it still stands
+        with contextlib.suppress(Exception):
+            what = "during the conversation soak user's teardown (the soak before it ended and is judged)"
+            sec.finish([*claims, _stopped_claim(sec, exc, what), *_conversation_teardown_pending(sec)], data)
+        raise
+    if result is None:
+        return [*claims, _conversation_not_run(sec, "the test user could not be set up or log in")], data
     summary = summarize_conversation_soak(result, confidence=scenario.confidence)
     more = list(conversation_soak_claims(summary, tolerated_rate=scenario.tolerated_failure_rate, section=sec.name))
     more += _conversation_teardown_claims(sec, finished)
     return [*claims, *more], {**data, "conversation_soak": result.to_dict()}
+
+
+def _conversation_stopped(
+    sec: Section, claims: list[Claim], data: dict[str, Any], exc: BaseException, users: LoggedInUsers | None
+) -> None:
+    """Stopped during the conversation soak: the evidence is written FIRST (the soak before it, judged; an
+    INCONCLUSIVE ``runs_finished``; the user's teardown claims INCONCLUSIVE, not run yet), then the test user's
+    teardown runs, then the evidence is written again with the teardown's own claims. In that order because
+    the runner SIGKILLs a kernel that is not done within execution.notebooks.TEARDOWN_GRACE_S of the
+    interrupt: a slow teardown first left no evidence at all. A teardown that fails or is stopped in turn
+    leaves the first evidence; the interrupt, not the teardown's failure, is what goes on."""
+    from ..probes.golden_users import finish_users_sync
+
+    stopped = _stopped_claim(sec, exc, "during the conversation soak (the soak before it ended and is judged)")
+    pending = _conversation_teardown_pending(sec) if users is not None else []
+    with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+        sec.finish([*claims, stopped, *pending], data)
+    if users is None:
+        return
+    try:
+        finished = finish_users_sync(users, _scenario(sec), ws_base_url=sec.params.target.ws_base_url)
+    except BaseException:  # a second Ctrl-C, or the teardown failed: the evidence above stands
+        return
+    with contextlib.suppress(Exception):
+        sec.finish([*claims, stopped, *_conversation_teardown_claims(sec, finished)], data)
+
+
+def _conversation_teardown_pending(sec: Section) -> list[Claim]:
+    """The conversation soak user's teardown claims before (or without) its end: INCONCLUSIVE, saying so."""
+    from ..probes.golden_users import UsersFinished
+
+    scenario = _scenario(sec)
+    nothing = UsersFinished(
+        (), (), teardown_configured=bool(scenario.teardown), leftovers_configured=bool(scenario.leftovers)
+    )
+    why = "the test user's teardown had not ended: the run stopped during the conversation soak"
+    return [
+        replace(c, status=Status.INCONCLUSIVE, statistic=why, details={"teardown_ended": False})
+        for c in _conversation_teardown_claims(sec, nothing)
+    ]
 
 
 def _conversation_teardown_claims(sec: Section, finished: UsersFinished) -> list[Claim]:
@@ -525,8 +571,14 @@ def _write_stopped(
     sec: Section, scenario: ScenarioConfig, so_far: SoaksSoFar, exc: BaseException, *, sequential: bool
 ) -> None:
     """The evidence of a soak stopped before its end (Ctrl-C, SIGTERM, a failure of ours): the INCONCLUSIVE
-    ``runs_finished``, the candidate's rate claims that already FAIL on the sessions that ended (none that
-    would PASS), and the finally and teardown records, judged as at the end."""
+    ``runs_finished``, the candidate's rate claims that already FAIL (none that would PASS), and the finally
+    and teardown records, judged as at the end.
+
+    Rates are judged only on soaks that ENDED before the interrupt, never on the one it cut short: there, the
+    sessions the cancel cut left no record while the short ones (1011 closes, refused connects: e.g. services
+    stopped by the same Ctrl-C) had ended, so its rates lean towards failure. In rounds, the confidence
+    sequences are replayed over the rounds that ended (valid at any look); the fixed-sample rule holds only for
+    the whole sample, so without rounds a rate is judged only when the candidate's soak ended."""
     with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
         sides: dict[str, SoakResult] = {}
         for side in ("candidate", "baseline"):
@@ -535,29 +587,57 @@ def _write_stopped(
                 sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
         candidate = sides.get("candidate")
         ended = candidate.aggregate.sessions if candidate is not None else 0
+        rounds, offsets = so_far.results("candidate", running=False)
+        cut = so_far.cut_short("candidate")
+        judged: SoakResult | None = None
+        if rounds and (sequential or not cut):
+            judged = merge_soak_rounds(rounds, offsets, scenario.confidence)
+        on = judged.aggregate.sessions if judged is not None else 0
+        if sequential and not rounds:
+            basis = "no round had ended before it: no rate was judged on the round it cut short"
+        elif sequential:
+            basis = (
+                f"rates judged only on the {len(rounds)} rounds that ended before it ({on} sessions), never on the "
+                "round it cut short; only one that already fails on them is kept"
+            )
+        elif judged is not None:
+            basis = (
+                f"rates judged on the candidate's soak, which had ended ({on} sessions); only one that fails is kept"
+            )
+        else:
+            basis = "no rate was judged on a part (the fixed-sample rule holds only for the whole sample)"
         what = (
-            f"after {ended} candidate sessions ended: no rate was judged on a part (only one that already fails "
-            "on them is); what the finally and teardown steps did until then is in the evidence"
+            f"after {ended} candidate sessions ended: {basis}; what the finally and teardown steps did until then "
+            "is in the evidence"
         )
-        claims = [_stopped_claim(sec, exc, what, {"candidate_sessions_ended": ended})]
-        if candidate is not None:
-            rates = _sequential_rates_so_far(sec, scenario, so_far) if sequential else candidate.claims(sec.name)
+        details = {
+            "candidate_sessions_ended": ended,
+            "candidate_rounds_ended": len(rounds),
+            "candidate_soak_cut_short": cut,
+            "rates_judged_on_sessions": on,
+        }
+        claims = [_stopped_claim(sec, exc, what, details)]
+        if judged is not None:
+            rates = _sequential_rates_so_far(sec, scenario, judged, rounds) if sequential else judged.claims(sec.name)
             claims += [c for c in rates if c.status is Status.FAIL]
+        if candidate is not None:
             claims += candidate.teardown_claims(sec.name)
         sec.finish(claims, {side: result.to_dict() for side, result in sides.items()})
 
 
-def _sequential_rates_so_far(sec: Section, scenario: ScenarioConfig, so_far: SoaksSoFar) -> list[Claim]:
-    """The candidate's crash and completion claims by their confidence sequences over every round that ended
-    and the part of the one running (the sequences are valid at any look, so a FAIL now is a FAIL)."""
-    results, offsets = so_far.results("candidate")
+def _sequential_rates_so_far(
+    sec: Section, scenario: ScenarioConfig, merged: SoakResult, rounds: Sequence[SoakResult]
+) -> list[Claim]:
+    """The candidate's crash and completion claims by their confidence sequences over ``rounds`` (the rounds
+    that ended; ``merged``: them as one result). The sequences are valid at any look between rounds, so a
+    FAIL there is a FAIL; a round cut short is no such look (what it recorded is biased) and is never here."""
     soak = scenario.soak
     crash, complete = _rate_states(scenario.tolerated_failure_rate, scenario.confidence, soak.sessions, soak.duration_s)
-    for result in results:
+    for result in rounds:
         a = result.aggregate
         crash = update(crash, RateRound(a.crashes, a.observed))
         complete = update(complete, RateRound(a.failures, a.sessions))
-    crash_claim, complete_claim = merge_soak_rounds(results, offsets, scenario.confidence).claims(sec.name)
+    crash_claim, complete_claim = merged.claims(sec.name)
     return [
         _sequential_rate_claim(crash_claim, crash, "closed with 1011/1006", ""),
         _sequential_rate_claim(complete_claim, complete, "failed", ""),
