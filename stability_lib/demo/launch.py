@@ -67,8 +67,17 @@ class DemoProcess:
                 cmd += ["--db", str(db)]
             for fault in faults:
                 cmd += ["--fault", fault]
+            # A session of its own: a terminal's Ctrl-C (sent to its foreground process group) must not stop
+            # the service under a soak still running, whose remaining sessions would then be refused connects
+            # (a false FAIL). We stop it ourselves on the way out (terminate(), stop(): by its pid).
             self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env, pass_fds=(sock.fileno(),)
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                text=True,
+                env=env,
+                pass_fds=(sock.fileno(),),
+                start_new_session=True,
             )
         if wait:
             self.wait_ready()
