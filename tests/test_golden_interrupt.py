@@ -26,7 +26,7 @@ from test_perf_teardown import FINALLY
 
 from stability_lib.probes.engine import new_http_client, new_run_id, prepare_user
 from stability_lib.probes.scenario import HttpStep, ScenarioConfig
-from stability_lib.probes.teardown import TeardownRecord, Where, run_finally, run_step
+from stability_lib.probes.teardown import TeardownRecord, Where, gather_units, run_finally, run_step
 
 demo = pytest.importorskip("stability_lib.demo")
 
@@ -251,3 +251,131 @@ def threads_in(database: Path) -> int:
         return 0
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         return int(db.execute("SELECT count(*) FROM threads").fetchone()[0])
+
+
+# As in a Jupyter kernel: the section runs while an event loop runs in this thread, so `run_sync` runs the
+# golden path on a worker thread and, after a Ctrl-C, waits only so long (shortened here from 8 s) for the
+# cancelled runs before the section writes. Every user hangs in post_message (a 20 s message store); a SIGINT
+# 1 s after the last got there cancels every run. The last user's finally step is then sent as a message post
+# (a real request, held 20 s by the slow store): its undo is still in flight when the section writes, while
+# the first user's finally step, teardown and leftovers check have ended.
+KERNEL_LIKE_RUN = """
+import asyncio, json, os, signal, sys, threading
+from pathlib import Path
+import yaml
+import stability_lib.probes.golden as golden
+import stability_lib.probes.teardown as teardown
+from stability_lib.probes import aio
+from stability_lib.probes.scenario import HttpStep
+from stability_lib import demo, sections
+from stability_lib.execution.section import open_section
+
+tmp, section, params, slow_undo = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+aio.run_sync.__kwdefaults__["cancel_grace_s"] = 5.0
+users = params["scenario"]["users"]["count"]
+run_step, undo_step, arrived = golden.run_step, teardown.run_step, set()
+
+async def run_and_trip(where, step, context, **kwargs):
+    if step.name == "post_message" and context["repetition"] == 0:
+        arrived.add(where.user.setup.username)
+        if len(arrived) == users:
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    return await run_step(where, step, context, **kwargs)
+
+async def last_user_undoes_slowly(where, step, context, **kwargs):
+    if where.user.setup.index == users - 1 and step.name == "close_thread":
+        step = HttpStep.model_validate(slow_undo)
+    return await undo_step(where, step, context, **kwargs)
+
+golden.run_step, teardown.run_step = run_and_trip, last_user_undoes_slowly
+
+async def cell():
+    getattr(sections, section)(open_section(section, tmp / "run", tmp / "params.yaml"))
+
+with demo.serve(variant="candidate", faults={"slow": {"message_store": 20000}}, seed=4, db_path=tmp / "db") as url:
+    params["target"]["base_url"] = url
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        asyncio.new_event_loop().run_until_complete(cell())
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    sys.stdout.flush()
+    os._exit(0)  # the last user's undo still waits on the service: the runner would kill the kernel now
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", ["golden_path", pytest.param("isolation", marks=pytest.mark.extended)])
+def test_a_teardown_still_in_flight_when_the_interrupted_section_writes_is_never_a_pass(
+    tmp_path: Path, section: str
+) -> None:
+    # Before, the section judged only the records that were in: "2 teardown steps ran and succeeded" (PASS)
+    # and "1 leftovers checks held (1 users)" (PASS), while the last user's thread was still being undone.
+    params = section_params(section, "")
+    slow_undo = {**POST_MESSAGE, "name": "close_thread", "body": {"content": "undo {nonce}"}}
+    args = [str(tmp_path), section, json.dumps(params), json.dumps(slow_undo)]
+    done = subprocess.run(
+        [sys.executable, "-c", KERNEL_LIKE_RUN, *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["interrupted"], done.stderr[-3000:]
+    written = json.loads((tmp_path / "run" / "evidence" / f"{section}.json").read_text())
+    data, claims = written["data"], {c["id"]: c for c in written["claims"]}
+    first, last = (u["username"] for u in sorted(data["users"], key=lambda u: u["index"]))
+    # the first user's undo had ended (so the records alone would have passed) ...
+    assert sorted((r["user"], r["unit"], r["ok"]) for r in data["teardown"]) == [
+        (first, "golden_run", True),
+        (first, "user", True),
+    ]
+    assert [(c["user"], c["ok"]) for c in data["leftovers"]] == [(first, True)]
+    # ... the last user's was not: its run's finally step in flight, its own teardown and leftovers check owed
+    steps = claims[f"{section}.teardown.steps_succeeded"]
+    assert steps["status"] == "INCONCLUSIVE", steps
+    assert steps["statistic"].startswith("2 of 4 units that started have no complete record of their finally steps")
+    assert sorted((u["unit"], u["user"], u["index"]) for u in steps["details"]["unfinished"]) == [
+        ("golden_run", last, 0),
+        ("user", last, 1),
+    ]
+    left = claims[f"{section}.teardown.nothing_left_behind"]
+    assert left["status"] == "INCONCLUSIVE", left
+    assert left["statistic"].startswith("1 of 2 users set up have no complete leftovers record")
+    assert left["details"]["unchecked_users"] == [last]
+    assert claims[f"{section}.runs_finished"]["status"] == "INCONCLUSIVE"
+
+
+@pytest.mark.slow
+def test_gather_units_lets_the_other_units_finish_undoing_when_one_raises() -> None:
+    # One unit is undoing what it created (a message post held 1 s by the slow store) when another raises an
+    # error of ours. Before, gather_units raised at once and the loop's shutdown cancelled the undoing unit and
+    # its shielded finally task: the step's record was lost. Now the others are stopped, their finally steps
+    # end, and then the error goes on.
+    scenario = ScenarioConfig.model_validate(SCENARIO)
+    undo = HttpStep.model_validate({**POST_MESSAGE, "name": "close_thread", "body": {"content": "undo"}})
+    sink: list[TeardownRecord] = []
+
+    async def undoing(url: str, run_id: str, undo_started: asyncio.Event) -> None:
+        async with new_http_client(url) as client:
+            user = await prepare_user(client, scenario, 0, f"gather-{run_id}", run_id)
+            where = Where(client, url, None, scenario, user, run_id, 0)
+            created = await run_step(where, HttpStep.model_validate(CREATE_THREAD), user.context(run_id, nonce="n"))
+            context = {**user.context(run_id, nonce="n"), **created.captured}
+            try:
+                undo_started.set()
+            finally:
+                await run_finally(where, [undo], context, unit="golden_run", index=0, sink=sink)
+
+    async def failing(undo_started: asyncio.Event) -> None:
+        await undo_started.wait()
+        await asyncio.sleep(0.1)  # the undo's request is on its way
+        raise ValueError("a failure of ours")
+
+    async def both(url: str) -> None:
+        undo_started = asyncio.Event()
+        await gather_units(undoing(url, new_run_id(), undo_started), failing(undo_started))
+
+    with (
+        demo.serve(variant="candidate", faults={"slow": {"message_store": 1000}}, seed=1) as url,
+        pytest.raises(ValueError, match="a failure of ours"),
+    ):
+        asyncio.run(both(url))
+    assert [(r.step, r.ok, r.status) for r in sink] == [("close_thread", True, 201)]

@@ -242,3 +242,106 @@ def test_the_evidence_lists_the_records_with_their_side_and_counts_what_it_canno
     assert [r["side"] for r in data["teardown"]] == ["candidate"] * 3
     assert data["leftovers"] == [{"side": "baseline", "user": "u0", "step": "rooms_gone", "ok": True, "why": ""}]
     assert data["teardown_not_listed"] == {"candidate": 2}
+
+
+# Ctrl-C mid-run as above (no broken endpoint: every finally step holds), and the kernel killed while the users'
+# teardown runs: the runner SIGKILLs a kernel TEARDOWN_GRACE_S after the interrupt, and a slow teardown takes
+# longer. The first teardown step ends the process on the spot, printing what is on disk by then.
+KILLED_DURING_TEARDOWN = """
+import json, os, signal, sys, threading
+from pathlib import Path
+import yaml
+import stability_lib.probes.perf as perf
+import stability_lib.probes.teardown as teardown
+from stability_lib import demo
+from stability_lib.execution.section import open_section
+from stability_lib.sections.performance import performance
+
+tmp, params = Path(sys.argv[1]), json.loads(sys.argv[2])
+add_teardown, undo_step = perf.TeardownLog.add_teardown, teardown.run_step
+
+def add_and_trip(self, side, records):
+    records = list(records)
+    add_teardown(self, side, records)
+    if side == "baseline" and any(r.unit == "golden_run" for r in records):
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+async def killed_in_the_users_teardown(where, step, context, **kwargs):
+    if step.name == "close_account":
+        path = tmp / "run" / "evidence" / "performance.json"
+        print(json.dumps(json.loads(path.read_text()) if path.exists() else None))
+        sys.stdout.flush()
+        os._exit(0)
+    return await undo_step(where, step, context, **kwargs)
+
+perf.TeardownLog.add_teardown, teardown.run_step = add_and_trip, killed_in_the_users_teardown
+with demo.serve(variant="candidate", seed=1, db_path=tmp / "baseline.db") as baseline, demo.serve(
+    variant="candidate", faults={"slow": {"message_store": 20000}}, seed=2, db_path=tmp / "candidate.db"
+) as candidate:
+    params["target"]["base_url"], params["baseline"]["base_url"] = candidate, baseline
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        performance(open_section("performance", tmp / "run", tmp / "params.yaml"))
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    sys.stdout.flush()
+    os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_the_interrupted_evidence_is_written_before_the_users_teardown_runs(tmp_path: Path) -> None:
+    # Before, the users' teardown and leftovers checks ran first (the sampling generator's finally), and a kernel
+    # killed during them left no evidence at all. Now the evidence is on disk before they start, its teardown
+    # claims saying what they still owe: never PASS, though every finally step that ran held.
+    params = yaml.safe_load(params_file(tmp_path, "", "", concurrency=1, sequential=True).read_text())
+    post = {"kind": "http", "name": "post_message", "path": "/api/threads/{thread_id}/messages"}
+    params["scenario"]["golden_path"]["steps"][1] = {**post, "body": {"content": "hi {nonce}"}, "expect_status": 201}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_DURING_TEARDOWN, str(tmp_path), json.dumps(params)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr[-3000:]
+    written = json.loads(done.stdout.splitlines()[-1])
+    assert written is not None, "the section wrote no evidence before the users' teardown"
+    claims = {c["id"]: c for c in written["claims"]}
+    assert claims["performance.sampling_finished"]["status"] == "INCONCLUSIVE"
+    records = sorted((r["side"], r["unit"], r["ok"]) for r in written["data"]["teardown"])
+    assert records == [("baseline", "golden_run", True), ("candidate", "golden_run", True)]
+    steps, left = claims["performance.teardown.steps_succeeded"], claims["performance.teardown.nothing_left_behind"]
+    assert steps["status"] == "INCONCLUSIVE" and left["status"] == "INCONCLUSIVE"
+    assert steps["statistic"].startswith("1 of 2 units that started have no complete record")
+    assert [u["unit"] for u in steps["details"]["unfinished"]] == ["user"]  # the candidate's user's own teardown
+    assert left["statistic"].startswith("1 of 1 users set up have no complete leftovers record")
+    assert written["data"]["leftovers"] == []
+
+
+def test_units_without_their_records_keep_the_teardown_claims_from_pass() -> None:
+    from stability_lib.probes.golden_users import UsersFinished, leftovers_claim
+    from stability_lib.probes.teardown import OpenUnit, teardown_claims
+
+    done = [record(True), record(True, user="u0", unit="user")]
+    owed = (OpenUnit("golden_run", "u1", 3, "http://127.0.0.1:1"), OpenUnit("golden_run", "u1", 3))  # one unit
+    (steps,) = teardown_claims(done, True, "golden_path", unfinished=owed)
+    assert steps.status is Status.INCONCLUSIVE
+    assert steps.statistic == (
+        "1 of 3 units that started have no complete record of their finally steps (first: golden_run 3 of u1): "
+        "what they would undo may still be on the target; the 2 teardown steps that ran succeeded"
+    )
+    assert steps.details["unfinished_count"] == 1 and steps.details["unfinished"][0]["user"] == "u1"
+    (failed,) = teardown_claims([*done, record(False, user="u2")], True, "golden_path", unfinished=owed)
+    assert failed.status is Status.FAIL and "1 of 4 units that started have no complete record" in failed.statistic
+    assert teardown_claims(done, True, "golden_path")[0].status is Status.PASS  # nothing owed: as before
+    checks = [LeftoverCheck("u0", "rooms_gone", True)]
+    left = leftovers_claim(checks, "golden_path", unchecked=["u1"])
+    assert left.status is Status.INCONCLUSIVE and left.details["unchecked_users"] == ["u1"]
+    assert left.statistic.startswith("1 of 2 users set up have no complete leftovers record (first: u1)")
+    bad = leftovers_claim([*checks, LeftoverCheck("u2", "rooms_gone", False, "status 200")], "p", unchecked=["u1"])
+    assert bad.status is Status.FAIL
+    assert leftovers_claim(checks, "golden_path").status is Status.PASS
+    # the four-field form the other sections build keeps its meaning
+    assert {c.status for c in UsersFinished(tuple(done), tuple(checks), True, True).claims("p")} == {Status.PASS}

@@ -2,6 +2,10 @@
 them in, ``finish_users`` runs their teardown and leftovers checks once at the end; with the records
 both leave (``StepSample``, ``LeftoverCheck``) and the leftovers claim. ``probes.golden`` re-exports
 all of it and runs the golden path as these users.
+
+Judged before every unit ended (an interrupted section), ``users_finished_so_far`` says what is still owed:
+the units whose finally steps are in flight, and every user set up whose own teardown records or leftovers
+checks are not all in; the claims are then never PASS.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +21,16 @@ from ..core.models import Claim, EvidenceRef, Status
 from .engine import SETUP_CONCURRENCY, UserSetup, new_http_client, new_nonce, new_run_id, prepare_user, run_blocking
 from .http_steps import PreparedUser
 from .scenario import HttpStep, ScenarioConfig
-from .teardown import TeardownRecord, Where, gather_units, run_finally, run_step, teardown_claims
+from .teardown import (
+    OpenUnit,
+    TeardownRecord,
+    Where,
+    gather_units,
+    run_finally,
+    run_step,
+    teardown_claims,
+    users_without_records,
+)
 
 __all__ = [
     "StepSample",
@@ -25,6 +38,8 @@ __all__ = [
     "leftovers_claim",
     "LoggedInUsers",
     "UsersFinished",
+    "users_finished_so_far",
+    "users_without_checks",
     "log_in_users",
     "log_in_users_sync",
     "finish_users",
@@ -66,19 +81,46 @@ class LeftoverCheck:
     why: str = ""
 
 
-def leftovers_claim(checks: Sequence[LeftoverCheck], section: str, evidence: Sequence[EvidenceRef] = ()) -> Claim:
-    """PASS when every leftovers check held for every user; FAIL naming what was left; INCONCLUSIVE with none run."""
+def leftovers_claim(
+    checks: Sequence[LeftoverCheck],
+    section: str,
+    evidence: Sequence[EvidenceRef] = (),
+    *,
+    unchecked: Sequence[str] = (),
+) -> Claim:
+    """PASS when every leftovers check held for every user; FAIL naming what was left; INCONCLUSIVE with none run.
+
+    ``unchecked``: users set up whose leftovers checks have not all been recorded (an interrupted caller
+    judges before every user ended, ``users_without_checks``): with any, never PASS, and the statistic
+    says how many users have no complete record."""
     failed = [c for c in checks if not c.ok]
-    if not checks:
-        status, statistic = Status.INCONCLUSIVE, "no leftovers check ran (no user was set up)"
-    elif failed:
+    owed = list(dict.fromkeys(unchecked))
+    open_note = ""
+    if owed:
+        users = {c.user for c in checks} | set(owed)
+        open_note = (
+            f"{len(owed)} of {len(users)} users set up have no complete leftovers record (first: {owed[0]}): "
+            "what they created may still be on the target"
+        )
+    if failed:
         first = failed[0]
         status = Status.FAIL
         statistic = (
             f"{len(failed)} of {len(checks)} leftovers checks failed (first: {first.user}: {first.step}: {first.why})"
         )
+        if open_note:
+            statistic += f"; {open_note}"
+    elif owed:
+        status = Status.INCONCLUSIVE
+        statistic = f"{open_note}; the {len(checks)} leftovers checks that ran held"
+    elif not checks:
+        status, statistic = Status.INCONCLUSIVE, "no leftovers check ran (no user was set up)"
     else:
         status, statistic = Status.PASS, f"{len(checks)} leftovers checks held ({len({c.user for c in checks})} users)"
+    details: dict[str, Any] = {"failures": [dataclasses.asdict(c) for c in failed[:_MAX_FAILURES_LISTED]]}
+    if owed:
+        details["unchecked_users"] = owed[:_MAX_FAILURES_LISTED]
+        details["unchecked_count"] = len(owed)
     return Claim(
         id=f"{section}.teardown.nothing_left_behind",
         section=section,
@@ -86,8 +128,20 @@ def leftovers_claim(checks: Sequence[LeftoverCheck], section: str, evidence: Seq
         status=status,
         statistic=statistic,
         evidence=tuple(evidence),
-        details={"failures": [dataclasses.asdict(c) for c in failed[:_MAX_FAILURES_LISTED]]},
+        details=details,
     )
+
+
+def users_without_checks(users: Iterable[Any], checks: Sequence[LeftoverCheck], per_user: int) -> tuple[str, ...]:
+    """Users whose setup held (``UserSetup`` or ``PreparedUser``) with fewer than ``per_user`` leftovers checks
+    recorded: their checks did not run to their end, or not yet."""
+    if per_user <= 0:
+        return ()
+    have: dict[str, int] = {}
+    for c in checks:
+        have[c.user] = have.get(c.user, 0) + 1
+    names = (getattr(u, "setup", u) for u in users)
+    return tuple(s.username for s in names if s.ok and have.get(s.username, 0) < per_user)
 
 
 @dataclass(frozen=True)
@@ -130,14 +184,44 @@ class UsersFinished:
     leftovers: tuple[LeftoverCheck, ...]
     teardown_configured: bool
     leftovers_configured: bool
+    unfinished: tuple[OpenUnit, ...] = ()  # units whose finally steps have not all left their record (yet)
+    unchecked: tuple[str, ...] = ()  # users set up whose leftovers checks have not all been recorded (yet)
 
     def claims(self, section: str, evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
         """``<section>.teardown.steps_succeeded`` when teardown steps are configured, and
-        ``<section>.teardown.nothing_left_behind`` when leftovers checks are (else none)."""
-        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+        ``<section>.teardown.nothing_left_behind`` when leftovers checks are (else none); neither is
+        PASS while something is ``unfinished`` / ``unchecked``."""
+        claims = teardown_claims(self.teardown, self.teardown_configured, section, evidence, unfinished=self.unfinished)
         if self.leftovers_configured:
-            claims.append(leftovers_claim(self.leftovers, section, evidence))
+            claims.append(leftovers_claim(self.leftovers, section, evidence, unchecked=self.unchecked))
         return claims
+
+
+def users_finished_so_far(
+    teardown: Sequence[TeardownRecord],
+    leftovers: Sequence[LeftoverCheck],
+    *,
+    teardown_configured: bool,
+    leftovers_configured: bool,
+    scenario: ScenarioConfig,
+    users: Iterable[Any] = (),
+    in_flight: Iterable[OpenUnit] = (),
+    target: str = "",
+) -> UsersFinished:
+    """What the finally and teardown steps and the leftovers checks recorded until now, with what is owed:
+    ``in_flight`` (``units_in_flight`` read before and after the records were copied) and, of ``users``
+    (those whose own teardown and leftovers checks are due here, ``UserSetup`` or ``PreparedUser``), each
+    one whose setup held and whose teardown records or leftovers checks are not all in."""
+    users = list(users)
+    owed = (*in_flight, *users_without_records(users, teardown, len(scenario.teardown), target=target))
+    return UsersFinished(
+        tuple(teardown),
+        tuple(leftovers),
+        teardown_configured,
+        leftovers_configured,
+        unfinished=tuple(dict.fromkeys(owed)),
+        unchecked=users_without_checks(users, leftovers, len(scenario.leftovers)),
+    )
 
 
 async def finish_user(

@@ -5,6 +5,10 @@ Lanes of logged-in users take pairs of golden runs back to back, the order alter
 ``perf.compare_operations`` judges them (both pure). What the finally steps, the per-user teardown
 and the leftovers checks did goes into a ``perf.TeardownLog`` as each ends (``perf.performance_teardown_claims``
 judges it): an interrupted section keeps what ran before the interrupt.
+
+``InterleavedRuns`` keeps the users' teardown apart from the rounds: the section writes its evidence, then
+runs ``finish_users``, then writes it again (a kernel killed during a slow teardown still leaves evidence);
+``so_far(side)`` says what the records owe until then (units in flight, users not yet undone or checked).
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import functools
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .perf import OpSamples, PairResult, PerformanceConfig, RunCounts, SampleRound, Samples, TeardownLog
 
+if TYPE_CHECKING:
+    from .golden_users import UsersFinished
+
 __all__ = [
+    "InterleavedRuns",
     "collect_interleaved",
 ]
 
@@ -42,44 +50,107 @@ class _Lanes:
         return Where(client, target.base_url, target.ws_base_url, self.scenario, user, self.run_id, self.run_start_ns)
 
 
-def collect_interleaved(
-    scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any], log: TeardownLog
-) -> Generator[SampleRound, None, None]:
-    """Rounds of paired golden-path runs, endlessly (the caller stops, then closes the generator).
+class InterleavedRuns:
+    """The section's A/B collection: ``rounds()`` yields rounds of paired golden runs; the users' own
+    teardown and leftovers checks run once, in ``finish_users()``, called by the section after it has
+    written what it has (``collect_interleaved`` runs them when its rounds are closed)."""
 
-    ``concurrency`` lanes run at once; a lane has one test user per target, registered and logged
-    in once for the whole section (their setup steps are sampled in the first round). A lane takes
-    pairs one after the other: one golden run on every target back to back, the order alternating
-    from pair to pair (A B, B A, ...), so the two runs of a pair are next to each other in time
-    and drift on the machine hits both alike; neither side always goes first. A round is
-    ``samples_per_side`` pairs. In a round's samples of an operation, the i-th baseline value
-    and the i-th candidate value come from the same pair; values whose partner run failed
-    follow after the paired ones.
+    def __init__(
+        self, scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any], log: TeardownLog, *, run_id: str = ""
+    ) -> None:
+        from .soak import new_run_id
 
-    Every golden run's finally steps (outside its timed steps, as they always were) and, when the
-    generator is closed, each user's teardown and leftovers checks add their records to ``log``, per
-    side, as they end: close the generator before judging ``log``."""
-    from .soak import new_run_id, run_blocking
+        self.scenario, self.cfg, self.targets, self.log = scenario, cfg, targets, log
+        self.run_id = run_id or new_run_id()
+        self._shared: _Lanes | None = None
+        self._finish_started = False
 
-    sides = list(targets)
-    for side in sides:
-        log.add_side(side)
-    lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
-    run_id, run_start_ns = new_run_id(), time.monotonic_ns()
-    setup_started = time.monotonic()
-    users, setup = run_blocking(lambda: _prepare_lanes(scenario, targets, lanes, run_id))
-    setup_s = time.monotonic() - setup_started
-    shared = _Lanes(scenario, targets, users, run_id, run_start_ns, log)
-    first_pair = 0
-    try:
+    def rounds(self) -> Generator[SampleRound, None, None]:
+        """Rounds of paired golden-path runs, endlessly (the caller stops, then closes the generator).
+
+        ``concurrency`` lanes run at once; a lane has one test user per target, registered and logged
+        in once for the whole section (their setup steps are sampled in the first round). A lane takes
+        pairs one after the other: one golden run on every target back to back, the order alternating
+        from pair to pair (A B, B A, ...), so the two runs of a pair are next to each other in time
+        and drift on the machine hits both alike; neither side always goes first. A round is
+        ``samples_per_side`` pairs. In a round's samples of an operation, the i-th baseline value
+        and the i-th candidate value come from the same pair; values whose partner run failed
+        follow after the paired ones.
+
+        Every golden run's finally steps (outside its timed steps, as they always were) add their
+        records to ``log``, per side, as each step ends. The users' own teardown and leftovers checks
+        are not run here: ``finish_users``."""
+        from .soak import run_blocking
+
+        scenario, cfg, targets = self.scenario, self.cfg, self.targets
+        sides = list(targets)
+        for side in sides:
+            self.log.add_side(side)
+        lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
+        run_start_ns = time.monotonic_ns()
+        setup_started = time.monotonic()
+        users, setup = run_blocking(lambda: _prepare_lanes(scenario, targets, lanes, self.run_id))
+        setup_s = time.monotonic() - setup_started
+        shared = _Lanes(scenario, targets, users, self.run_id, run_start_ns, self.log)
+        self._shared = shared
+        first_pair = 0
         while True:
             pairs = run_blocking(functools.partial(_run_pairs, shared, first_pair, cfg.samples_per_side))
             rnd = _round_of(pairs, sides, first_pair, setup if first_pair == 0 else None)
             yield dataclasses.replace(rnd, setup_s=setup_s) if first_pair == 0 else rnd
             first_pair += cfg.samples_per_side
+
+    @property
+    def users_to_finish(self) -> bool:
+        """Whether ``finish_users`` has work: users were set up and the scenario has teardown or leftovers."""
+        return self._shared is not None and bool(self.scenario.teardown or self.scenario.leftovers)
+
+    def finish_users(self) -> None:
+        """Per user, once (a second call does nothing): the scenario's teardown, then its leftovers checks,
+        every user at once; records into ``log`` as each user ends, also when interrupted."""
+        from .soak import run_blocking
+
+        shared = self._shared
+        if self._finish_started or shared is None or not self.users_to_finish:
+            return
+        self._finish_started = True
+        run_blocking(lambda: _finish_lanes(shared))
+
+    def so_far(self, side: str) -> UsersFinished:
+        """The side's records until now with what they owe: its units whose finally steps have not all left
+        their record, and each of its users set up whose teardown records or leftovers checks are not all
+        in (before ``finish_users``, every one). Its claims are never PASS while anything is owed."""
+        from .golden_users import users_finished_so_far
+        from .teardown import units_in_flight
+
+        target = self.targets[side].base_url
+        before = units_in_flight(self.run_id, target=target)
+        teardown = tuple(self.log.teardown.get(side, ()))
+        leftovers = tuple(self.log.leftovers.get(side, ()))
+        after = units_in_flight(self.run_id, target=target)
+        scenario = self.scenario
+        return users_finished_so_far(
+            teardown,
+            leftovers,
+            teardown_configured=bool(scenario.golden_path.finally_steps or scenario.teardown),
+            leftovers_configured=bool(scenario.leftovers),
+            scenario=scenario,
+            users=self._shared.users.get(side, ()) if self._shared is not None else (),
+            in_flight=(*before, *after),
+            target=target,
+        )
+
+
+def collect_interleaved(
+    scenario: Any, cfg: PerformanceConfig, targets: dict[str, Any], log: TeardownLog
+) -> Generator[SampleRound, None, None]:
+    """``InterleavedRuns.rounds``, with each user's teardown and leftovers checks when the generator is
+    closed (or ends with an error): close the generator before judging ``log``."""
+    runs = InterleavedRuns(scenario, cfg, targets, log)
+    try:
+        yield from runs.rounds()
     finally:  # the scenario's per-user teardown and leftovers checks, once, after the last round (or a Ctrl-C)
-        if scenario.teardown or scenario.leftovers:
-            run_blocking(lambda: _finish_lanes(shared))
+        runs.finish_users()
 
 
 async def _prepare_lanes(
@@ -109,19 +180,26 @@ async def _prepare_lanes(
     return users, setup
 
 
+@dataclass(frozen=True)
+class _IntoLog:
+    """A ``run_finally`` sink that adds each record to the side's log as its step ends."""
+
+    log: TeardownLog
+    side: str
+
+    def append(self, record: Any, /) -> None:
+        self.log.add_teardown(self.side, [record])
+
+
 async def _finally_into(
     log: TeardownLog, side: str, where: Any, steps: Sequence[Any], context: Mapping[str, Any], *, unit: str, index: int
 ) -> None:
-    """``run_finally`` with its records added to ``log``, also when this call is cancelled (Ctrl-C mid-run):
-    they reach the sink as each step ends, and the log before the cancellation goes on."""
-    from .teardown import TeardownRecord, run_finally
+    """``run_finally`` with its records added to ``log`` as each step ends, also when this call is cancelled
+    (Ctrl-C mid-run): an interrupted section that reads the log finds every record of a unit whose steps
+    ended (the unit leaves ``teardown.units_in_flight`` only after)."""
+    from .teardown import run_finally
 
-    records: list[TeardownRecord] = []
-    try:
-        await run_finally(where, steps, context, unit=unit, index=index, sink=records)
-    finally:
-        if records:
-            log.add_teardown(side, records)
+    await run_finally(where, steps, context, unit=unit, index=index, sink=_IntoLog(log, side))
 
 
 async def _one_run(where: Any, rep: int, side: str, log: TeardownLog) -> tuple[bool, OpSamples]:

@@ -7,15 +7,23 @@ their records reach the caller's ``sink`` as each step ends (a cancelled call re
 A ``finally`` step whose placeholders are not all known (the step that captures ``{session_id}``
 never ran) is skipped: the resource was never created. Each step runs even if an earlier one failed.
 What teardown did is evidence (``TeardownRecord``); its claims are pure (``teardown_claims``).
+
+A unit whose finally steps started and have not all left their record (still running after an interrupt,
+or cut off) is ``units_in_flight(run_id)``: a caller that judges while some may still run (an interrupted
+section) passes them to ``teardown_claims(..., unfinished=...)``, which then never says PASS. An
+``asyncio.gather`` of units is ``gather_units``: it waits for every unit's finally steps before it
+raises, whether it was cancelled or one unit failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -28,11 +36,15 @@ from .ws_session import run_ws_exchange, ws_url
 __all__ = [
     "StepRun",
     "TeardownRecord",
+    "OpenUnit",
+    "RecordSink",
     "gather_units",
     "nothing_to_undo",
     "run_step",
     "run_finally",
     "teardown_claims",
+    "units_in_flight",
+    "users_without_records",
 ]
 
 _MAX_LISTED = 50
@@ -171,6 +183,87 @@ class TeardownRecord:
         }
 
 
+class RecordSink(Protocol):
+    """Where ``run_finally`` puts each record as its step ends: a list, or anything with ``append``."""
+
+    def append(self, record: TeardownRecord, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class OpenUnit:
+    """A unit whose finally steps started (or were due) and have not all left their record: what it
+    created may still be on the target. ``target`` is the base URL its steps go to."""
+
+    unit: str  # golden_run | soak_session | user
+    user: str
+    index: int
+    target: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "user": self.user, "index": self.index, "target": self.target}
+
+
+class _InFlight:
+    """Per run id, the units whose ``run_finally`` started and whose records are not all in (thread-safe:
+    the steps run on a worker thread's loop while an interrupted section reads this from its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, dict[OpenUnit, int]] = {}
+
+    def begin(self, run_id: str, unit: OpenUnit) -> None:
+        with self._lock:
+            units = self._open.setdefault(run_id, {})
+            units[unit] = units.get(unit, 0) + 1
+
+    def end(self, run_id: str, unit: OpenUnit) -> None:
+        with self._lock:
+            units = self._open.get(run_id)
+            if units is None or unit not in units:
+                return
+            if units[unit] > 1:
+                units[unit] -= 1
+            else:
+                del units[unit]
+            if not units:
+                del self._open[run_id]
+
+    def of(self, run_id: str, target: str | None) -> tuple[OpenUnit, ...]:
+        with self._lock:
+            units = list(self._open.get(run_id, ()))
+        return tuple(u for u in units if target is None or u.target == target)
+
+
+_IN_FLIGHT = _InFlight()
+
+
+def units_in_flight(run_id: str, *, target: str | None = None) -> tuple[OpenUnit, ...]:
+    """The units of run ``run_id`` (on ``target``, a base URL, when given) whose finally steps started
+    and have not all left their record: still running (an interrupted section judges before they end),
+    or cut off before they ended (a unit cut off stays here). Read it before and after copying the
+    records: a unit that ends in between is then counted as unfinished, never as a silent pass."""
+    return _IN_FLIGHT.of(run_id, target)
+
+
+def users_without_records(
+    users: Iterable[Any], records: Sequence[TeardownRecord], steps: int, *, unit: str = "user", target: str = ""
+) -> tuple[OpenUnit, ...]:
+    """Users whose setup held (``UserSetup`` or ``PreparedUser``) with fewer than ``steps`` records of their
+    own ``unit`` finally steps: their undo did not run to its end, or not yet (it is owed)."""
+    if steps <= 0:
+        return ()
+    have: dict[str, int] = {}
+    for r in records:
+        if r.unit == unit:
+            have[r.user] = have.get(r.user, 0) + 1
+    out = []
+    for user in users:
+        setup = getattr(user, "setup", user)
+        if setup.ok and have.get(setup.username, 0) < steps:
+            out.append(OpenUnit(unit, setup.username, setup.index, target))
+    return tuple(out)
+
+
 def nothing_to_undo(step: Any, context: Mapping[str, Any], unit: str, user: str, index: int) -> TeardownRecord | None:
     """The record of a finally step skipped because a value it needs was never captured (what it
     would undo was never created), or None when it can run. Shared by both engines' finally loops."""
@@ -189,19 +282,23 @@ async def run_finally(
     *,
     unit: str,
     index: int,
-    sink: list[TeardownRecord] | None = None,
+    sink: RecordSink | None = None,
 ) -> list[TeardownRecord]:
     """Run ``steps`` in order, each even if an earlier one failed, bounded by the scenario's teardown timeout.
 
     Shielded from cancellation: a unit cancelled mid-run still undoes what it created, then the
     cancellation goes on (re-raised here, so a cancelled call returns nothing). ``sink`` gets each
     record too, as its step ends: what a cancelled call did is there (pass a sink or use the return
-    value, not both, or each record is counted twice).
+    value, not both, or each record is counted twice). Until every step has its record the unit is
+    in ``units_in_flight(where.run_id)`` (for good when the steps are cut off before they end).
     """
     out: list[TeardownRecord] = []
     if not steps:
         return out
+    key = OpenUnit(unit, where.user.setup.username, index, where.base_url)
+    _IN_FLIGHT.begin(where.run_id, key)
     task = asyncio.ensure_future(_bounded(where, steps, dict(context), unit, index, _Records(out, sink)))
+    task.add_done_callback(functools.partial(_recorded, where.run_id, key))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -210,16 +307,30 @@ async def run_finally(
     return out
 
 
+def _recorded(run_id: str, key: OpenUnit, task: asyncio.Future[None]) -> None:
+    """``run_finally``'s steps ended: every one has its record, unless they were cut off (then the unit stays open)."""
+    if not task.cancelled() and task.exception() is None:
+        _IN_FLIGHT.end(run_id, key)
+
+
 async def gather_units(*units: Awaitable[T]) -> list[T]:
-    """``asyncio.gather`` of units that undo what they created when cancelled; a cancelled call waits
-    until every unit has ended its finally steps before the cancellation goes on. (``gather`` itself
-    raises when the first unit ends cancelled, and the loop's shutdown would then cancel the others'
-    finally steps a second time, losing their records.)"""
+    """``asyncio.gather`` of units that undo what they created when cancelled; the call raises only once
+    every unit has ended its finally steps. Cancelled, it waits for them before the cancellation goes on;
+    when a unit raises, the others are cancelled (their finally steps run) and waited for, then the first
+    error goes on. (``gather`` itself raises at the first unit that ends cancelled or failed, and the loop's
+    shutdown would then cancel the others and their shielded finally steps, losing their records.)"""
     tasks = [asyncio.ensure_future(u) for u in units]
     try:
         return list(await asyncio.gather(*tasks))
     except asyncio.CancelledError:
+        # gather cancelled every unit once: cancelling again would cut a unit's wait for its finally steps
         await asyncio.wait(tasks)  # each unit's finally steps are bounded (teardown_timeout_s, step timeouts)
+        raise
+    except BaseException:
+        for task in tasks:
+            if not task.done():
+                task.cancel()  # the others stop here too, and undo what they created on the way out
+        await asyncio.wait(tasks)
         raise
 
 
@@ -228,7 +339,7 @@ class _Records:
     """Where ``run_finally``'s records go as each step ends: its own list, and the caller's sink if any."""
 
     kept: list[TeardownRecord]
-    sink: list[TeardownRecord] | None
+    sink: RecordSink | None
 
     def append(self, record: TeardownRecord) -> None:
         self.kept.append(record)
@@ -279,16 +390,37 @@ async def _bounded(
 
 
 def teardown_claims(
-    records: Sequence[TeardownRecord], configured: bool, section: str, evidence: Sequence[EvidenceRef] = ()
+    records: Sequence[TeardownRecord],
+    configured: bool,
+    section: str,
+    evidence: Sequence[EvidenceRef] = (),
+    *,
+    unfinished: Sequence[OpenUnit] = (),
 ) -> list[Claim]:
     """``<section>.teardown.steps_succeeded``: FAIL naming unit, step and error when a finally step failed.
 
     None when the scenario has no finally steps for this section (nothing was asked to be undone).
+    ``unfinished``: units that started (or owed) their finally steps and have not all left their record
+    (``units_in_flight``, ``users_without_records``; an interrupted caller judges before every unit ended):
+    with any, the claim is never PASS: INCONCLUSIVE, saying how many, or FAIL when a recorded step failed.
     """
     if not configured:
         return []
     failed = [r for r in records if not r.ok and not r.skipped]
     ran = [r for r in records if not r.skipped]
+    by_unit: dict[tuple[str, str, int], OpenUnit] = {}
+    for u in unfinished:  # one unit once, whoever said it is owed
+        by_unit.setdefault((u.unit, u.user, u.index), u)
+    owed = list(by_unit.values())
+    open_note = ""
+    if owed:
+        units = {(r.unit, r.user, r.index) for r in records} | set(by_unit)
+        first_open = owed[0]
+        open_note = (
+            f"{len(owed)} of {len(units)} units that started have no complete record of their finally steps "
+            f"(first: {first_open.unit} {first_open.index} of {first_open.user}): what they would undo may "
+            "still be on the target"
+        )
     if failed:
         first = failed[0]
         status = Status.FAIL
@@ -296,10 +428,22 @@ def teardown_claims(
             f"{len(failed)} of {len(ran)} teardown steps failed (first: {first.unit} {first.index} of "
             f"{first.user}: {first.step}: {first.error})"
         )
+        if open_note:
+            statistic += f"; {open_note}"
+    elif owed:
+        status = Status.INCONCLUSIVE
+        statistic = f"{open_note}; the {len(ran)} teardown steps that ran succeeded"
     elif ran:
         status, statistic = Status.PASS, f"{len(ran)} teardown steps ran and succeeded"
     else:
         status, statistic = Status.INCONCLUSIVE, "no teardown step ran (nothing was created to undo)"
+    details: dict[str, Any] = {
+        "failures": [r.to_dict() for r in failed[:_MAX_LISTED]],
+        "skipped": sum(1 for r in records if r.skipped),
+    }
+    if owed:
+        details["unfinished"] = [u.to_dict() for u in owed[:_MAX_LISTED]]
+        details["unfinished_count"] = len(owed)
     return [
         Claim(
             id=f"{section}.teardown.steps_succeeded",
@@ -308,9 +452,6 @@ def teardown_claims(
             status=status,
             statistic=statistic,
             evidence=tuple(evidence),
-            details={
-                "failures": [r.to_dict() for r in failed[:_MAX_LISTED]],
-                "skipped": sum(1 for r in records if r.skipped),
-            },
+            details=details,
         )
     ]

@@ -3,16 +3,24 @@
 Interrupted (Ctrl-C, SIGTERM) or broken mid-run, the section still writes what the runs' finally steps and
 the users' teardown and leftovers checks did until then (``golden_path.teardown.*``), beside one INCONCLUSIVE
 claim that says the runs did not finish (``golden_path.runs_finished``), before the interrupt goes on.
+It writes while some of them may still run (the kernel waits only so long for the cancelled runs): a unit
+whose finally steps have not all left their record, or a user set up whose teardown or leftovers checks
+have not, makes those claims INCONCLUSIVE (FAIL when a recorded step failed), saying how many.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.models import SectionResult
 from ..execution.section import Section
 from ._common import NO_PARAMS_FILE, _golden_on_locust, _locust_engine_data, _scenario
+
+if TYPE_CHECKING:
+    from ..probes.golden import GoldenProgress, GoldenResult
+    from ..probes.golden_users import UsersFinished
+    from ..probes.scenario import ScenarioConfig
 
 
 def golden_path(sec: Section) -> SectionResult:
@@ -28,12 +36,38 @@ def golden_path(sec: Section) -> SectionResult:
         result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
     except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what the teardown did is still evidence
         with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-            done = progress.result(scenario)
+            done, undone = golden_so_far(progress, scenario, target.base_url)
             stopped = runs_stopped_claim(done, progress.planned_runs, type(exc).__name__, sec.name)
-            sec.finish([stopped, *done.teardown_claims(sec.name)], _evidence(done.to_dict()))
+            sec.finish([stopped, *undone.claims(sec.name)], _evidence(done.to_dict()))
         raise
     golden_claim, _isolation = result.claims(golden_section=sec.name)
     return sec.finish([golden_claim, *result.teardown_claims(sec.name)], _evidence(result.to_dict()))
+
+
+def golden_so_far(
+    progress: GoldenProgress, scenario: ScenarioConfig, base_url: str
+) -> tuple[GoldenResult, UsersFinished]:
+    """What a stopped golden-path call did until now, and its finally/teardown steps and leftovers checks
+    with what they still owe: the units whose finally steps have not all left their record (read before and
+    after the records are copied) and, when the call set its own users up, each user whose teardown
+    records or leftovers checks are not all in. Their claims are never PASS while anything is owed."""
+    from ..probes.golden_users import users_finished_so_far
+    from ..probes.teardown import units_in_flight
+
+    before = units_in_flight(progress.run_id) if progress.run_id else ()
+    done = progress.result(scenario)
+    after = units_in_flight(progress.run_id) if progress.run_id else ()
+    undone = users_finished_so_far(
+        done.teardown,
+        done.leftovers,
+        teardown_configured=done.teardown_configured,
+        leftovers_configured=done.leftovers_configured,
+        scenario=scenario,
+        users=done.users if progress.users_own else (),
+        in_flight=(*before, *after),
+        target=base_url,
+    )
+    return done, undone
 
 
 def _evidence(data: dict[str, Any]) -> dict[str, Any]:

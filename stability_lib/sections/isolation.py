@@ -6,7 +6,8 @@ and one INCONCLUSIVE claim says the runs did not finish (``isolation.runs_finish
 on a part. Then the interrupt goes on.
 
 The runs' finally steps and the users' teardown and leftovers checks are judged as in the golden path
-(``isolation.teardown.*``): a step that failed to undo what a run created is a finding here too.
+(``isolation.teardown.*``): a step that failed to undo what a run created is a finding here too, and after
+an interrupt a unit or user whose records are not all in keeps those claims from PASS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.models import SectionResult, Status
 from ..execution.section import Section
 from ._common import NO_PARAMS_FILE, _golden_on_locust, _locust_engine_data, _scenario, _with_users
+from .golden_path import golden_so_far
 
 if TYPE_CHECKING:
     from ..probes.golden import GoldenResult
@@ -41,11 +43,11 @@ def isolation(sec: Section) -> SectionResult:
             result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
         except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: a leak already seen is still a FAIL
             with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-                part = progress.result(scenario)
+                part, undone = golden_so_far(progress, scenario, target.base_url)
                 _golden, seen = part.claims(isolation_section=sec.name)
                 stopped = runs_stopped_claim(part, progress.planned_runs, type(exc).__name__, sec.name)
                 leak = [seen] if seen.status is Status.FAIL else []
-                sec.finish([stopped, *leak, *part.teardown_claims(sec.name)], _data(part))
+                sec.finish([stopped, *leak, *undone.claims(sec.name)], _data(part))
             raise
         claims = result.claims(isolation_section=sec.name)
     _golden, isolation_claim = claims

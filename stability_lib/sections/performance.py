@@ -4,11 +4,17 @@ What the golden runs' finally steps, the users' teardown and the leftovers check
 other sections (``performance.teardown.*``, on the candidate). Interrupted (Ctrl-C, SIGTERM) or broken
 mid-sampling, the section still writes those claims and records, beside one INCONCLUSIVE claim that says
 the sampling did not finish, before the interrupt goes on.
+
+The users' own teardown and leftovers checks run after the evidence is written, and the evidence is then
+written again with them: a kernel killed during a slow teardown (the runner kills it soon after an
+interrupt) still leaves what the sampling found. Until then, and for any unit whose finally steps have not
+all left their record, the teardown claims say what is owed and are never PASS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..core.models import Claim, SectionResult, Status
@@ -17,6 +23,7 @@ from ._common import _scenario
 
 if TYPE_CHECKING:
     from ..probes.perf import TeardownLog
+    from ..probes.perf_collect import InterleavedRuns
 
 __all__ = ["performance"]
 
@@ -24,7 +31,7 @@ __all__ = ["performance"]
 def performance(sec: Section) -> SectionResult:
     from ..execution.baseline import stored_samples
     from ..probes.perf import TeardownLog, compare_operations, sample_sequentially
-    from ..probes.perf_collect import collect_interleaved
+    from ..probes.perf_collect import InterleavedRuns
 
     if not sec.enabled:
         return sec.skip("switched off in params")
@@ -56,7 +63,9 @@ def performance(sec: Section) -> SectionResult:
         )
         return sec.finish([claim], data)
     log = TeardownLog()
-    rounds = collect_interleaved(scenario, cfg, targets, log)
+    runs = InterleavedRuns(scenario, cfg, targets, log)
+    rounds = runs.rounds()
+    stopped_by: BaseException | None = None
     try:
         try:
             if cfg.stored_baseline:
@@ -74,37 +83,84 @@ def performance(sec: Section) -> SectionResult:
                     data["sample_rounds"] = 1
                 baseline_samples, candidate_samples = both.get("baseline", {}), both.get("candidate", {})
         finally:
-            rounds.close()  # the users' teardown and leftovers checks run now: their records are judged below
+            rounds.close()  # the sampling ends here; the users' teardown runs once the evidence is written
     except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what the teardown did is still evidence
-        with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-            stopped = sec.claim(
+        stopped_by = exc
+        claims = [
+            sec.claim(
                 "sampling_finished",
                 "The performance sampling ran to its end",
                 Status.INCONCLUSIVE,
                 f"stopped by {type(exc).__name__} before the sampling finished: no operation was judged; "
                 "what the finally and teardown steps did until then is in the evidence",
             )
-            sec.finish([stopped, *_teardown_claims(sec, log)], {**data, **_teardown_data(log)})
+        ]
+    else:
+        data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
+        comparisons, claims = compare_operations(
+            baseline_samples, candidate_samples, cfg, section=sec.name, runs=data.get("runs"), sequential=sampling
+        )
+        data["comparisons"] = comparisons
+        data["durations_ms"] = candidate_samples
+    return _finish_with_teardown(sec, runs, claims, data, stopped_by)
+
+
+def _finish_with_teardown(
+    sec: Section, runs: InterleavedRuns, claims: list[Claim], data: dict[str, Any], stopped_by: BaseException | None
+) -> SectionResult:
+    """Write the evidence (the users' teardown and leftovers checks still owed), run them, write it again with
+    their claims; interrupted (``stopped_by``) a failure to write is not what goes on, the interrupt is."""
+
+    def write() -> SectionResult:
+        return sec.finish([*claims, *_teardown_claims(sec, runs)], {**data, **_teardown_data(runs.log)})
+
+    def write_quietly() -> None:
+        with contextlib.suppress(Exception):
+            write()
+
+    if not runs.users_to_finish:  # nothing left to run: one write
+        if stopped_by is None:
+            return write()
+        write_quietly()
+        raise stopped_by
+    # First the evidence as it stands (the users' teardown owed): a kernel killed during the teardown keeps it.
+    if stopped_by is None:
+        write()
+    else:
+        write_quietly()
+    try:
+        runs.finish_users()
+    except BaseException as exc:  # a (second) interrupt or a failure during the teardown: what ran is evidence
+        write_quietly()
+        if stopped_by is not None and isinstance(exc, Exception):
+            raise stopped_by from exc  # the interrupt goes on, not the failure it met on the way out
         raise
-    data["samples"] = {"baseline": baseline_samples, "candidate": candidate_samples}
-    comparisons, claims = compare_operations(
-        baseline_samples, candidate_samples, cfg, section=sec.name, runs=data.get("runs"), sequential=sampling
-    )
-    data["comparisons"] = comparisons
-    data["durations_ms"] = candidate_samples
-    return sec.finish([*claims, *_teardown_claims(sec, log)], {**data, **_teardown_data(log)})
+    if stopped_by is not None:
+        write_quietly()
+        raise stopped_by
+    return write()
 
 
-def _teardown_claims(sec: Section, log: TeardownLog) -> list[Claim]:
-    from ..probes.perf import performance_teardown_claims
-
-    scenario = _scenario(sec)
-    return performance_teardown_claims(
-        log,
-        steps_configured=bool(scenario.golden_path.finally_steps or scenario.teardown),
-        leftovers_configured=bool(scenario.leftovers),
-        section=sec.name,
-    )
+def _teardown_claims(sec: Section, runs: InterleavedRuns) -> list[Claim]:
+    """``<section>.teardown.*`` as ``perf.performance_teardown_claims`` judges them, over each side's records
+    with what they still owe (``InterleavedRuns.so_far``): the candidate's decide, the baseline's are named."""
+    log = runs.log
+    claims = runs.so_far("candidate").claims(sec.name)
+    if "baseline" not in log.teardown:  # a stored baseline: nothing ran on it here
+        return claims
+    baseline = {c.id: c for c in runs.so_far("baseline").claims(sec.name)}
+    out = []
+    for claim in claims:
+        on_baseline = baseline[claim.id]
+        note = f"baseline, not judged (the claim is about the candidate): {on_baseline.statistic}"
+        out.append(
+            dataclasses.replace(
+                claim,
+                statistic=f"{claim.statistic}; {note}",
+                details={**claim.details, "baseline_failures": on_baseline.details.get("failures", [])},
+            )
+        )
+    return out
 
 
 def _teardown_data(log: TeardownLog) -> dict[str, Any]:
