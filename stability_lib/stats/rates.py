@@ -14,7 +14,6 @@ from ._validate import (
     _conf_label,
     _json_float,
     _pct,
-    _scipy_stats,
     _Verdict,
 )
 
@@ -51,8 +50,13 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     confidence = _check_confidence(confidence)
     if n == 0:
         return (0.0, 1.0)
-    ci = _scipy_stats().binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
-    return (float(ci.low), float(ci.high))
+    # The interval's ends are beta quantiles (the textbook form of the exact interval). scipy's
+    # binomtest(...).proportion_ci(method="exact") finds the same ends by root-finding on the binomial
+    # cdf, after a p-value nobody reads: 10-40 ms per call, most of a 2,000-session soak's aggregation.
+    alpha = (1.0 - confidence) / 2.0
+    low = 0.0 if k == 0 else _beta_quantile(alpha, k, n - k + 1)
+    high = 1.0 if k == n else _beta_quantile(1.0 - alpha, k + 1, n - k)
+    return (low, high)
 
 
 def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
@@ -69,7 +73,15 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     if k == 0:
         # Closed form; more accurate than the beta quantile for huge n.
         return float(-math.expm1(math.log1p(-confidence) / n))
-    return float(_scipy_stats().beta.ppf(confidence, k + 1, n - k))
+    return _beta_quantile(confidence, k + 1, n - k)
+
+
+def _beta_quantile(q: float, a: float, b: float) -> float:
+    """The q-quantile of Beta(a, b): ``scipy.stats.beta.ppf(q, a, b)`` without the distribution
+    object's argument checks (0.5 ms a call against 0.05 ms); scipy.special alone, not scipy.stats."""
+    from scipy.special import betaincinv
+
+    return float(betaincinv(a, b, q))
 
 
 def sessions_needed(tolerated_rate: float, confidence: float = 0.95) -> int:
