@@ -26,6 +26,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -310,25 +311,128 @@ def papermill_engine() -> str:
 
 # Run in a warm kernel before a notebook gets it: the imports every notebook begins with (the
 # package loads its parts on first use: open_section 0.5 s, the sections and their probes 1.7 s;
-# pyplot 0.35 s, which every notebook's questions import), paid while the previous notebook runs
-# instead of in the next notebook's first cells. Then gc.freeze(): what the imports made lives as
-# long as the kernel, and a full collection no longer walks it (80 ms each here; the reset below
-# makes two, and a probe's long run makes more).
+# pyplot 0.35 s, which every notebook's questions import; show_section 0.1 s, which every notebook
+# ends with), paid while the previous notebook runs instead of in the next notebook's first cells.
+# Then the process state a notebook may change is noted (``_snapshot_kernel_state``), for the reset
+# below to put back. Then gc.freeze(): what the imports made lives as long as the kernel, and a full
+# collection no longer walks it (80 ms each here; the reset below makes two, and a probe's long run
+# makes more).
 WARM_UP_CODE = (
-    "import stability_lib as sl\nsl.open_section, sl.sections\nimport matplotlib.pyplot\nimport gc\ngc.freeze()"
+    "import stability_lib as sl\n"
+    "sl.open_section, sl.sections, sl.show_section\n"
+    "import matplotlib.pyplot\n"
+    "from stability_lib.execution.kernels import _snapshot_kernel_state\n"
+    "_snapshot_kernel_state()\n"
+    "del _snapshot_kernel_state\n"
+    "import gc\n"
+    "gc.freeze()"
 )
-# Run in a kernel between two notebooks: the next one starts with an empty namespace and no open
-# figure, as in a kernel of its own; imported modules stay (that is the point of keeping it).
+# Run in a kernel between two notebooks: the next one starts with an empty namespace, no open
+# figure and the process state of the end of the warm-up (``_restore_kernel_state``), as in a
+# kernel of its own; imported modules stay (that is the point of keeping it). A kernel whose state
+# cannot be put back fails its reset, and is not reused.
 # What survives a full collection with the namespace empty is module state (the modules the last
 # notebook imported): frozen too.
 RESET_CODE = (
     "import matplotlib.pyplot\n"
     "matplotlib.pyplot.close('all')\n"
+    "from stability_lib.execution.kernels import _restore_kernel_state\n"
+    "_restore_kernel_state()\n"
     "get_ipython().reset(new_session=True)\n"  # names of the last notebook, its outputs, its count
     "import gc\n"
     "gc.collect()\n"
     "gc.freeze()\n"
 )
+# Module-level registries a notebook may add to or take from (module, attribute: a dict), put back
+# between two notebooks. Looked up in sys.modules: this layer never imports the report.
+_KERNEL_REGISTRIES = (("stability_lib.report.views", "_VIEWS"),)
+
+
+@dataclass(frozen=True, repr=False)  # no repr: the environment holds secrets
+class _KernelState:
+    """What a notebook may change in its kernel's process and the next notebook must not inherit,
+    as it was at the end of the warm-up. Kept in the kernel's memory only: never shown or written."""
+
+    cwd: str
+    path: list[str]
+    environ: dict[str, str]
+    warning_filters: list[Any]
+    rc_params: dict[str, Any] | None  # matplotlib's, but its backend; None: matplotlib not imported
+    registries: dict[tuple[str, str], tuple[dict[Any, Any], dict[Any, Any]]]  # the dict, its entries
+
+
+_KERNEL_STATE: _KernelState | None = None  # in a kernel, from its warm-up on
+
+
+def _snapshot_kernel_state() -> None:
+    """In a kernel, at the end of its warm-up (after its imports): note the state
+    ``_restore_kernel_state`` puts back between two notebooks."""
+    import warnings
+
+    global _KERNEL_STATE
+    matplotlib = sys.modules.get("matplotlib")
+    rc_params = None
+    if matplotlib is not None:
+        rc_params = dict(matplotlib.rcParams.copy())  # raw values: no revalidation, no backend resolution
+        rc_params.pop("backend", None)  # as matplotlib.rc_context: not a setting a reset can switch
+    registries = {}
+    for module_name, attribute in _KERNEL_REGISTRIES:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            registry = getattr(module, attribute)
+            registries[module_name, attribute] = (registry, dict(registry))
+    _KERNEL_STATE = _KernelState(
+        cwd=os.getcwd(),
+        path=list(sys.path),
+        environ=dict(os.environ),
+        warning_filters=list(warnings.filters),
+        rc_params=rc_params,
+        registries=registries,
+    )
+
+
+def _restore_kernel_state() -> None:
+    """In a kernel, between two notebooks: put back the working folder, sys.path, os.environ, the
+    warnings filters, matplotlib's rcParams and the registries as the warm-up left them. Raises
+    (the kernel is then not reused) when there is nothing to put back: no warm-up state, or
+    matplotlib or a registry imported only since."""
+    import warnings
+
+    state = _KERNEL_STATE
+    if state is None:
+        raise RuntimeError("this kernel's state was not noted at its warm-up")
+    os.chdir(state.cwd)
+    if sys.path != state.path:
+        sys.path[:] = state.path
+    if os.environ != state.environ:  # compares without showing a value
+        for name in os.environ.keys() - state.environ.keys():
+            del os.environ[name]
+        os.environ.update(state.environ)
+    if warnings.filters != state.warning_filters:
+        warnings.resetwarnings()  # invalidates what the warnings machinery cached under these filters
+        warnings.filters = list(state.warning_filters)  # as catch_warnings puts them back
+    matplotlib = sys.modules.get("matplotlib")
+    if matplotlib is not None:
+        if state.rc_params is None:
+            raise RuntimeError("matplotlib was imported after the warm-up: its rcParams cannot be put back")
+        update = getattr(matplotlib.rcParams, "_update_raw", None)  # matplotlib 3.9+; a dict before
+        if update is not None:
+            update(state.rc_params)
+        else:
+            dict.update(matplotlib.rcParams, state.rc_params)
+    for module_name, attribute in _KERNEL_REGISTRIES:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        if (module_name, attribute) not in state.registries:
+            raise RuntimeError(f"{module_name} was imported after the warm-up: {attribute} cannot be put back")
+        registry, entries = state.registries[module_name, attribute]
+        setattr(module, attribute, registry)
+        if registry != entries:
+            registry.clear()
+            registry.update(entries)
+
+
 _KERNEL_START_TIMEOUT_S = 60.0  # papermill's default start_timeout
 _RESET_TIMEOUT_S = 10.0
 
