@@ -67,6 +67,19 @@ def test_a_kept_chart_is_never_shown_for_other_evidence(tmp_path: Path) -> None:
     assert second.png == chart_png(_charts(section_parts(after))[0])  # what drawing it afresh gives
 
 
+def test_a_chart_kept_under_another_style_is_drawn_again(tmp_path: Path) -> None:
+    """A notebook that changed matplotlib's rcParams keeps charts in its style; a notebook with the
+    usual style (the report) draws its own instead of showing those."""
+    section = SectionResult("golden_path", Status.PASS, data=GOLDEN)
+    with charts_kept_in(tmp_path):
+        usual = _charts(section_parts(section))[0]
+        with matplotlib.rc_context({"lines.linewidth": 6.0, "axes.facecolor": "black"}):
+            styled = _charts(section_parts(section))[0]
+        again = _charts(section_parts(section))[0]
+    assert styled.png != usual.png and len(list(tmp_path.glob("*.png"))) == 2
+    assert again.png == usual.png
+
+
 def test_a_file_in_the_charts_folder_that_is_not_a_png_is_drawn_again_not_shown(tmp_path: Path) -> None:
     result = SectionResult("golden_path", Status.PASS, data=GOLDEN)
     with charts_kept_in(tmp_path):

@@ -6,8 +6,8 @@ Inside ``charts_kept_in(folder)``, ``drawn(draw, *args)`` returns the chart's PN
 outside it, the figure itself. The chart is drawn from its arguments as JSON (what the evidence file
 holds), so the section notebook and the report draw from the same values, and the file's name is a
 hash of everything that decides its pixels: that JSON, the drawing function, the source of its module
-and of ``report/charts.py``, and matplotlib's version. Other data, code or matplotlib: another name;
-a stale picture is never shown. Arguments that are not plain JSON (NaN, arrays) are drawn every time.
+and of ``report/charts.py``, matplotlib's version and its current rcParams (a notebook may change the
+style). Other data, code, matplotlib or style: another name; a stale picture is never shown. Arguments that are not plain JSON (NaN, arrays) are drawn every time.
 Files are replaced atomically (two kernels may draw at once) and read with a size cap; a file that is
 not a PNG is drawn again.
 """
@@ -87,8 +87,18 @@ def chart_png(part: Any) -> bytes:
 def _chart_key(draw: Callable[..., Any], args_json: str) -> str:
     name = f"{draw.__module__}.{draw.__qualname__}"
     digest = hashlib.sha256(_code_version(draw.__module__).encode())
-    digest.update(b"\0" + name.encode() + b"\0" + args_json.encode())
+    digest.update(b"\0" + name.encode() + b"\0" + args_json.encode() + b"\0" + _style().encode())
     return digest.hexdigest()[:40]
+
+
+def _style() -> str:
+    """matplotlib's rcParams as they are now, but the backend (it does not change a PNG's pixels)."""
+    import matplotlib
+
+    params = matplotlib.rcParams
+    # dict's own items: RcParams.__getitem__ checks each key (and resolves "backend"), 30% slower.
+    items = dict.items(params) if isinstance(params, dict) and dict.__len__(params) else params.items()
+    return repr(sorted((key, value) for key, value in items if key != "backend"))
 
 
 @functools.cache
