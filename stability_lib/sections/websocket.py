@@ -7,12 +7,14 @@ crash rates for "the fix works") are read; the soak stops as soon as all are dec
 ``scenario.soak.sessions`` per side or ``scenario.soak.duration_s`` for the section are spent.
 
 Interrupted (Ctrl-C, SIGTERM) or broken mid-soak, the section still writes what ended until then: the
-finally and teardown steps' records, judged (``websocket.teardown.*``), a rate claim only when it already
-FAILs on the rounds that ENDED before the interrupt (1011 closes seen there are a FAIL whatever the rest
-would show; never a PASS on a part, never a verdict on the round the interrupt cut short, whose records
-lean towards failure; without rounds, only on a candidate soak that ended), and one INCONCLUSIVE claim that
-says the soak did not finish (``websocket.runs_finished``); then the interrupt goes on. Stopped during the
-conversation soak, the evidence is written before its test user's teardown runs, and again after it.
+finally and teardown steps' records, judged (``websocket.teardown.*``; never a PASS while a unit's finally
+steps or a user's undo steps are owed: not begun, or still running on the soak's own thread in a kernel), a
+rate claim only when it already FAILs on the rounds that ENDED before the interrupt (1011 closes seen there
+are a FAIL whatever the rest would show; never a PASS on a part, never a verdict on the round the interrupt
+cut short, whose records lean towards failure; without rounds, only on a candidate soak that ended), and one
+INCONCLUSIVE claim that says the soak did not finish (``websocket.runs_finished``); then the interrupt goes
+on. Stopped during the conversation soak, the evidence is written before its test user's teardown runs, and
+again after it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from ..probes.golden_users import LoggedInUsers, UsersFinished
     from ..probes.scenario import ScenarioConfig
     from ..probes.soak import SoakResult, SoaksSoFar
+    from ..probes.teardown import OpenUnit
 
 __all__ = ["websocket", "soak_sequentially", "merge_soak_rounds", "SoakRounds", "ROUND_SESSIONS_DEFAULT"]
 
@@ -572,7 +575,7 @@ def _write_stopped(
 ) -> None:
     """The evidence of a soak stopped before its end (Ctrl-C, SIGTERM, a failure of ours): the INCONCLUSIVE
     ``runs_finished``, the candidate's rate claims that already FAIL (none that would PASS), and the finally
-    and teardown records, judged as at the end.
+    and teardown records, judged as at the end but never PASS while some are owed (``_candidate_so_far``).
 
     Rates are judged only on soaks that ENDED before the interrupt, never on the one it cut short: there, the
     sessions the cancel cut left no record while the short ones (1011 closes, refused connects: e.g. services
@@ -580,9 +583,11 @@ def _write_stopped(
     sequences are replayed over the rounds that ended (valid at any look); the fixed-sample rule holds only for
     the whole sample, so without rounds a rate is judged only when the candidate's soak ended."""
     with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+        from ..probes.teardown import teardown_claims
+
+        so_far_candidate, owed = _candidate_so_far(so_far, scenario, sec.params.target.base_url)
         sides: dict[str, SoakResult] = {}
-        for side in ("candidate", "baseline"):
-            results, offsets = so_far.results(side)
+        for side, (results, offsets) in {"candidate": so_far_candidate, "baseline": so_far.results("baseline")}.items():
             if results:
                 sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
         candidate = sides.get("candidate")
@@ -621,8 +626,34 @@ def _write_stopped(
             rates = _sequential_rates_so_far(sec, scenario, judged, rounds) if sequential else judged.claims(sec.name)
             claims += [c for c in rates if c.status is Status.FAIL]
         if candidate is not None:
-            claims += candidate.teardown_claims(sec.name)
+            claims += teardown_claims(candidate.teardown, candidate.teardown_configured, sec.name, unfinished=owed)
         sec.finish(claims, {side: result.to_dict() for side, result in sides.items()})
+
+
+def _candidate_so_far(
+    so_far: SoaksSoFar, scenario: ScenarioConfig, base_url: str
+) -> tuple[tuple[list[SoakResult], list[float]], tuple[OpenUnit, ...]]:
+    """The candidate's soaks so far (``SoaksSoFar.results``) and the units whose finally records are owed: those
+    whose finally steps started and have not all left their record (``units_in_flight``, read before and after
+    the records are copied: a unit that ends in between counts as owed, never as a silent PASS) and, per soak,
+    each user whose setup held with fewer records than its undo steps (``soak.finally`` per user, then the
+    scenario's ``teardown``; not begun when the interrupt came during the sessions). On a kernel, ``run_sync``
+    waits only so long for the cancelled soak: its undo may still run on its own thread while this judges."""
+    from ..probes.teardown import units_in_flight, users_without_records
+
+    def in_flight() -> list[OpenUnit]:
+        run_ids = [result.run_id for result, _ in so_far.ended["candidate"]]
+        running = so_far.running
+        if running is not None and running[0] == "candidate":
+            run_ids.append(running[2].run_id)  # "" until its run_soak began: nothing of it started then
+        return [unit for run_id in dict.fromkeys(run_ids) if run_id for unit in units_in_flight(run_id)]
+
+    before = in_flight()
+    results, offsets = so_far.results("candidate")
+    after = in_flight()
+    steps = len(scenario.soak_user_undo())
+    users = [u for r in results for u in users_without_records(r.users, r.teardown, steps, target=base_url)]
+    return (results, offsets), (*before, *after, *users)
 
 
 def _sequential_rates_so_far(
