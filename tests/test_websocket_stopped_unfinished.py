@@ -20,6 +20,7 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,6 +61,16 @@ SCENARIO: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What the interrupted section wrote: its teardown claim, the candidate's teardown records and users."""
+
+    steps: dict[str, Any]  # websocket.teardown.steps_succeeded
+    teardown: list[dict[str, Any]]
+    users: list[str]
+    status: str  # the section's
+
+
 def undo_user(step: Any, _context: Mapping[str, Any]) -> bool:
     return bool(step.name == "undo_user")
 
@@ -75,7 +86,7 @@ def interrupted_at(
     held: Callable[[Any, Mapping[str, Any]], bool],
     *,
     outlasts_the_grace: bool,
-) -> dict[str, Any]:
+) -> Stopped:
     """The websocket section run as in a kernel, and its evidence after a Ctrl-C as the first finally or undo step
     that ``held`` names began.
 
@@ -125,7 +136,12 @@ def interrupted_at(
                 thread.join(30)
         loop.close()
     assert interrupted.is_set()
-    return json.loads((tmp_path / "run" / "evidence" / "websocket.json").read_text())
+    written = json.loads((tmp_path / "run" / "evidence" / "websocket.json").read_text())
+    claims = {c["id"]: c for c in written["claims"]}
+    assert claims["websocket.runs_finished"]["status"] == "INCONCLUSIVE"
+    candidate = written["data"]["candidate"]
+    users = [u["username"] for u in candidate["users"]]
+    return Stopped(claims["websocket.teardown.steps_succeeded"], candidate["teardown"], users, written["status"])
 
 
 def owed_units(claim: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -136,20 +152,17 @@ def test_users_undo_still_running_when_the_evidence_is_written_is_no_pass(
     tmp_path: Path, candidate_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Before: PASS, "4 teardown steps ran and succeeded", while both users' undo step still ran.
-    written = interrupted_at(tmp_path, candidate_url, monkeypatch, undo_user, outlasts_the_grace=True)
-    claims = {c["id"]: c for c in written["claims"]}
-    assert claims["websocket.runs_finished"]["status"] == "INCONCLUSIVE"
-    teardown = written["data"]["candidate"]["teardown"]
-    assert sorted((r["unit"], r["step"], r["ok"]) for r in teardown) == [("soak_session", "list_threads", True)] * 4
-    steps = claims["websocket.teardown.steps_succeeded"]
+    stopped = interrupted_at(tmp_path, candidate_url, monkeypatch, undo_user, outlasts_the_grace=True)
+    records = sorted((r["unit"], r["step"], r["ok"]) for r in stopped.teardown)
+    assert records == [("soak_session", "list_threads", True)] * 4
+    steps = stopped.steps
     assert steps["status"] == "INCONCLUSIVE", steps
     assert steps["statistic"].startswith("2 of 6 units that started have no complete record of their finally steps")
     assert steps["statistic"].endswith("the 4 teardown steps that ran succeeded")
-    users = [u["username"] for u in written["data"]["candidate"]["users"]]
-    assert owed_units(steps) == [("user", users[0], 0), ("user", users[1], 1)]
+    assert owed_units(steps) == [("user", stopped.users[0], 0), ("user", stopped.users[1], 1)]
     assert {u["target"] for u in steps["details"]["unfinished"]} == {candidate_url}
     assert steps["details"]["unfinished_count"] == 2
-    assert written["status"] != "PASS"
+    assert stopped.status != "PASS"
 
 
 def test_sessions_finally_still_running_and_users_undo_not_begun_are_no_pass(
@@ -158,34 +171,26 @@ def test_sessions_finally_still_running_and_users_undo_not_begun_are_no_pass(
     # The third (and fourth) session's finally step holds past the grace; a session before it had ended, its finally
     # step held. Before: PASS on that record alone, with sessions still in their finally steps and no user's undo
     # begun (it runs after the sessions).
-    written = interrupted_at(
-        tmp_path, candidate_url, monkeypatch, third_and_fourth_sessions_finally, outlasts_the_grace=True
-    )
-    claims = {c["id"]: c for c in written["claims"]}
-    teardown = written["data"]["candidate"]["teardown"]
-    assert teardown and all(r["unit"] == "soak_session" and r["ok"] for r in teardown)
-    assert {r["index"] for r in teardown} <= {0, 1}
-    steps = claims["websocket.teardown.steps_succeeded"]
-    assert steps["status"] == "INCONCLUSIVE", steps
-    owed = owed_units(steps)
-    users = [u["username"] for u in written["data"]["candidate"]["users"]]
-    assert [u for u in owed if u[0] == "user"] == [("user", users[0], 0), ("user", users[1], 1)]  # not begun
+    held = third_and_fourth_sessions_finally
+    stopped = interrupted_at(tmp_path, candidate_url, monkeypatch, held, outlasts_the_grace=True)
+    assert stopped.teardown and all(r["unit"] == "soak_session" and r["ok"] for r in stopped.teardown)
+    assert {r["index"] for r in stopped.teardown} <= {0, 1}
+    assert stopped.steps["status"] == "INCONCLUSIVE", stopped.steps
+    owed = owed_units(stopped.steps)
+    users = [("user", stopped.users[0], 0), ("user", stopped.users[1], 1)]
+    assert [u for u in owed if u[0] == "user"] == users  # their undo had not begun
     assert any(unit == "soak_session" and index >= 2 for unit, _user, index in owed)  # still running
-    assert written["status"] != "PASS"
+    assert stopped.status != "PASS"
 
 
 def test_users_undo_that_ended_within_the_grace_owes_nothing_and_passes(
     tmp_path: Path, candidate_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    written = interrupted_at(tmp_path, candidate_url, monkeypatch, undo_user, outlasts_the_grace=False)
-    claims = {c["id"]: c for c in written["claims"]}
-    assert claims["websocket.runs_finished"]["status"] == "INCONCLUSIVE"
-    teardown = written["data"]["candidate"]["teardown"]
-    assert sorted((r["unit"], r["step"], r["ok"]) for r in teardown) == [
+    stopped = interrupted_at(tmp_path, candidate_url, monkeypatch, undo_user, outlasts_the_grace=False)
+    assert sorted((r["unit"], r["step"], r["ok"]) for r in stopped.teardown) == [
         *[("soak_session", "list_threads", True)] * 4,
         *[("user", "undo_user", True)] * 2,
     ]
-    steps = claims["websocket.teardown.steps_succeeded"]
-    assert steps["status"] == "PASS", steps
-    assert steps["statistic"] == "6 teardown steps ran and succeeded"
-    assert "unfinished" not in steps["details"]
+    assert stopped.steps["status"] == "PASS", stopped.steps
+    assert stopped.steps["statistic"] == "6 teardown steps ran and succeeded"
+    assert "unfinished" not in stopped.steps["details"]
