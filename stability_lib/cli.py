@@ -2,9 +2,10 @@
 
 Exit codes: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 the run could not be made (one line on stderr).
 A usage error is 3 too (argparse's own 2 would read as INCONCLUSIVE), and so is a run stopped
-by SIGINT or SIGTERM: it could not be completed. Its run directory stays, and
-``stability report`` renders it as INCONCLUSIVE ("interrupted"). Never a traceback: an
-unexpected failure is one line here, its traceback in the run's run.log.
+by SIGINT, SIGTERM or SIGHUP (the terminal closed): it could not be completed, and every process
+it started is stopped. Its run directory stays, and ``stability report`` renders it as
+INCONCLUSIVE ("interrupted"). Never a traceback: an unexpected failure is one line here, its
+traceback in the run's run.log.
 """
 
 from __future__ import annotations

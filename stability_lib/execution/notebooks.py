@@ -91,26 +91,44 @@ class Interrupted(KeyboardInterrupt):
 
 
 def interrupt_signal(exc: BaseException) -> str:
-    """The signal behind an interrupt (a plain KeyboardInterrupt is Ctrl-C: SIGINT)."""
+    """The signal behind an interrupt: "SIGINT", "SIGTERM" or "SIGHUP" (a plain KeyboardInterrupt
+    is Ctrl-C: SIGINT)."""
     return getattr(exc, "signal_name", "SIGINT")
 
 
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """SIGINT and SIGTERM raise ``Interrupted`` in the main thread, once: a second signal while
-    we are stopping is ignored, so that the cleanup it would cut short still runs."""
+    """SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread, once: a second signal
+    while we are stopping is ignored, so that the cleanup it would cut short still runs."""
+    import errno
+    import os
+
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     fired = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            # The terminal was closed: every write to it now fails (EIO), and the first progress line of
+            # the cleanup would end it (no teardown grace, no record, exit 1). Our output goes nowhere
+            # instead; run.log still gets every line. A live terminal, a pipe or a file stays as it is.
+            for fd in (1, 2):
+                try:
+                    os.write(fd, b"")
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        devnull = os.open(os.devnull, os.O_WRONLY)
+                        os.dup2(devnull, fd)
+                        os.close(devnull)
         if fired.is_set():
             return
         fired.set()
         raise Interrupted(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP: the terminal was closed, the ssh connection dropped. Its default action killed us on
+    # the spot, and every process we started in a session of its own (demo services, kernels) ran on.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
