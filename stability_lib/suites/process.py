@@ -21,7 +21,15 @@ from typing import Any
 from .config import TARGET_URL_ENV, CategoryConfig, CategoryRun, build_command
 from .coverage import MAX_COVERAGE_BYTES
 from .junit import MAX_JUNIT_BYTES
-from .process_tree import MARK_ENV, CategoriesStopped, CommandsInFlight, _group_alive, _stop_group, _stop_marked
+from .process_tree import (
+    MARK_ENV,
+    CategoriesStopped,
+    CommandsInFlight,
+    _group_alive,
+    _stop,
+    _stop_group,
+    _stop_marked,
+)
 
 __all__ = [
     "OUTPUT_TAIL_LINES",
@@ -268,8 +276,7 @@ def run_category(
     pump = _OutputPump(proc.stdout, log_path)
     pump.thread.start()
     if in_flight is not None and not in_flight.add(token, proc):  # the run stopped as it started
-        _stop_group(proc)
-        _stop_marked(token)
+        _stop([proc], (token,))  # the group and its escapees on one grace
         raise CategoriesStopped()
     timed_out = False
     try:
@@ -278,8 +285,7 @@ def run_category(
         timed_out = True
         _stop_group(proc)
     except BaseException:  # Ctrl-C or SIGTERM turned into an exception: stop all we started
-        _stop_group(proc)
-        _stop_marked(token)
+        _stop([proc], (token,))  # one grace for the group and its escapees, not one after the other
         if in_flight is not None:
             in_flight.discard(token)
         raise
