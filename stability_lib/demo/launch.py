@@ -62,7 +62,8 @@ class DemoProcess:
         with sock:  # the service holds its own copy of the socket
             self.url = f"http://{HOST}:{sock.getsockname()[1]}"
             cmd = [sys.executable, "-m", "stability_lib.demo", "--variant", variant, "--fd", str(sock.fileno())]
-            cmd += ["--seed", str(seed)]
+            # It stops by itself if we die without stopping it (SIGKILL, a kernel killed): no orphan holding a port.
+            cmd += ["--seed", str(seed), "--parent-pid", str(os.getpid())]
             if db is not None:
                 cmd += ["--db", str(db)]
             for fault in faults:
