@@ -99,7 +99,8 @@ def interrupt_signal(exc: BaseException) -> str:
 @contextmanager
 def signals_interrupt() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` in the main thread, once: a second signal
-    while we are stopping is ignored, so that the cleanup it would cut short still runs."""
+    while we are stopping is ignored, so that the cleanup it would cut short still runs. One that
+    arrives inside the import machinery is raised once out of it."""
     import errno
     import os
 
@@ -107,8 +108,11 @@ def signals_interrupt() -> Iterator[None]:
         yield
         return
     fired = threading.Event()
+    active = threading.Event()  # our handlers are in place: a signal sent again must find them
+    main_thread = threading.get_ident()
+    deferred_until: list[float] = []  # while an interrupt may wait for the import machinery
 
-    def handler(signum: int, _frame: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP:
             # The terminal was closed: every write to it now fails (EIO), and the first progress line of
             # the cleanup would end it (no teardown grace, no record, exit 1). Our output goes nowhere
@@ -123,15 +127,31 @@ def signals_interrupt() -> Iterator[None]:
                         os.close(devnull)
         if fired.is_set():
             return
+        code = frame.f_code.co_filename if frame is not None else ""
+        if "importlib._bootstrap" in code or "importlib/_bootstrap" in code:
+            # Raised in the import machinery's own code, it can leave the import lock held (a weakref
+            # callback of importlib takes it outside its try) and be swallowed with that callback's
+            # errors: every thread then hangs at its next import, and no later signal is heard. Sent
+            # again in a moment, once we are out of it (after a few seconds, raised there anyway).
+            deferred_until[:] = deferred_until or [time.monotonic() + 5.0]
+            if time.monotonic() < deferred_until[0]:
+                threading.Timer(0.05, send_again, (signum,)).start()
+                return
         fired.set()
         raise Interrupted(signal.Signals(signum).name)
 
+    def send_again(signum: int) -> None:
+        if active.is_set():
+            signal.pthread_kill(main_thread, signum)  # to the main thread: a wait it is blocked in ends
+
     # SIGHUP: the terminal was closed, the ssh connection dropped. Its default action killed us on
-    # the spot, and every process we started in a session of its own (demo services, kernels) ran on.
+    # the spot, and the demo services (in sessions of their own) ran on.
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    active.set()
     try:
         yield
     finally:
+        active.clear()
         for sig, old in previous.items():
             signal.signal(sig, old)
 
