@@ -79,7 +79,7 @@ def run(
     Raises ParamsError (bad params, missing variable) and ExportError (no Chromium)
     before anything runs: those are "could not run" (exit 3). Once the run directory
     exists, any other failure of ours is a RunError whose traceback is in run.log.
-    On SIGINT/SIGTERM (KeyboardInterrupt) every kernel is killed, the unfinished
+    On SIGINT/SIGTERM/SIGHUP (KeyboardInterrupt) every kernel is killed, the unfinished
     sections are ERROR evidence, run.json records the interruption and summary.json
     says INCONCLUSIVE; the KeyboardInterrupt is re-raised with ``run_dir`` set on it.
     """

@@ -16,7 +16,7 @@ only waits for a kernel with nothing to do.
 Interrupts: jupyter_client starts every kernel in a new session, so a terminal
 Ctrl-C never reaches it, and a thread blocked in a notebook keeps the process
 alive. Every kernel we start is therefore tracked (``tracked_kernel_manager``);
-on SIGINT/SIGTERM the main thread interrupts each kernel (running cells stop and
+on SIGINT/SIGTERM/SIGHUP the main thread interrupts each kernel (running cells stop and
 run their finally steps, for up to TEARDOWN_GRACE_S), then kills each kernel with
 everything it started, records the unfinished sections as ERROR ("interrupted")
 and re-raises.
@@ -83,7 +83,7 @@ TEARDOWN_GRACE_S = 10.0
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM in the main thread: a KeyboardInterrupt that knows its signal."""
+    """SIGINT, SIGTERM or SIGHUP in the main thread: a KeyboardInterrupt that knows its signal."""
 
     def __init__(self, signal_name: str) -> None:
         super().__init__(signal_name)
@@ -484,7 +484,7 @@ def execute_sections(
     before_first: Callable[[], None] | None = None,
 ) -> list[SectionRun]:
     """Run every enabled section; ``before_first`` is called once the kernels are starting,
-    before the first section (what it raises ends the run: no section ran). On SIGINT/SIGTERM (KeyboardInterrupt in the main thread): interrupt
+    before the first section (what it raises ends the run: no section ran). On SIGINT/SIGTERM/SIGHUP (KeyboardInterrupt in the main thread): interrupt
     every kernel and give running cells TEARDOWN_GRACE_S to run their finally steps, then kill every
     kernel, record the unfinished sections as interrupted ERROR evidence, re-raise."""
     nb_dir = nb_dir or notebooks_for(run_dir, params)
