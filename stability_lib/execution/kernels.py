@@ -217,11 +217,18 @@ def socket_file_kernel_manager() -> type:
     return SocketFileKernelManager
 
 
-@cache
+_MANAGER_CLASS_LOCK = threading.Lock()
+
+
 def tracked_kernel_manager() -> type:
     """nbclient's kernel manager, over socket files, registered while its kernel lives so an
-    interrupt can kill it."""
+    interrupt can kill it. Built once, under a lock, with its traits resolved (see below)."""
+    with _MANAGER_CLASS_LOCK:
+        return _tracked_kernel_manager()
 
+
+@cache
+def _tracked_kernel_manager() -> type:
     base: Any = socket_file_kernel_manager()
 
     class TrackedKernelManager(base):  # base: a class built at run time (Any to mypy)
@@ -243,6 +250,11 @@ def tracked_kernel_manager() -> type:
             finally:
                 KERNELS.discard(self)
 
+    # traitlets resolves a trait's class given by name on the first instance, unguarded: two threads
+    # making their first manager (or client) at once can both see the name and one then resolves the
+    # class itself ("import_item accepts strings, not MetaHasTraits"), ending a warm kernel's thread.
+    # One instance and one client made here, under the caller's lock, resolve them all ahead.
+    TrackedKernelManager(kernel_name="python3").client()
     return TrackedKernelManager
 
 
@@ -492,8 +504,9 @@ class _WarmKernel:
         threading.Thread(target=self._start, args=(cwd,), name="stability-warm-kernel", daemon=True).start()
 
     def _start(self, cwd: Path) -> None:
-        km = tracked_kernel_manager()(kernel_name=ensure_kernelspec())
-        try:
+        km: Any = None
+        try:  # any failure here, making the manager included, must still end in done.set(): wait() waits for it
+            km = tracked_kernel_manager()(kernel_name=ensure_kernelspec())
             asyncio.run(_start_and_warm_up(km, cwd))
             started = True
         except Exception:  # no warm kernel: the notebook starts its own, and reports why if that fails too
@@ -502,7 +515,7 @@ class _WarmKernel:
             keep = started and not self._cancelled
             self.km = km if keep else None
             self.done.set()
-        if not keep:
+        if not keep and km is not None:
             _discard(km)
         self._on_done()
 
