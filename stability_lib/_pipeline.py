@@ -92,9 +92,6 @@ def run(
     run_dir = prepare_run_dir(params_file, raw, params, Path(out) if out else None, overrides, secrets)
     log = _Log(run_dir / "run.log", progress, secrets)
     with _failures_logged(run_dir, secrets):
-        log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
-        target = params.target.base_url if params.has_live_target else "none (no enabled section needs a live target)"
-        log(f"target {target}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
         t0 = time.monotonic()
         not_ready: list[StabilityError] = []
 
@@ -106,7 +103,12 @@ def run(
                     not_ready.append(exc)
                     raise
 
-        try:
+        try:  # from the first line on: run.json exists, an interrupt is recorded in it
+            log(f"stability-proof: {params.title} [{params.environment}] -> {run_dir}")
+            target = (
+                params.target.base_url if params.has_live_target else "none (no enabled section needs a live target)"
+            )
+            log(f"target {target}" + (f", baseline {params.baseline.base_url}" if params.baseline else ""))
             sections = execute_sections(
                 run_dir, params, workers=workers, progress=log, secrets=secrets, before_first=targets_ready
             )

@@ -215,11 +215,21 @@ def prepare_run_dir(
     # Absolute from here on: nothing later may depend on the process's working directory.
     run_dir = (out if out is not None else Path("runs") / f"{stamp}-{params_file.stem}").resolve()
     _check_run_dir(run_dir)
+    # Imported and worked out before the first write, and run.json written last: an interrupt that
+    # lands here (imports are slow, and a signal due inside one waits for its end) leaves no run.json,
+    # and what was written is removed; once run.json exists, the caller records an interruption.
+    from .baseline import FINGERPRINT_FILE, fingerprint
+
+    made = not run_dir.exists()
     try:
         (run_dir / "evidence").mkdir(parents=True, exist_ok=True)
         (run_dir / "notebooks").mkdir(exist_ok=True)
         # The raw params keep ${NAME} references: the secret values never reach the disk.
         (run_dir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        write_json_atomic(
+            run_dir / FINGERPRINT_FILE,
+            redact_obj(fingerprint(raw, params.target.base_url, params.target.commit), secrets),
+        )
         write_json_atomic(
             run_dir / "run.json",
             redact_obj(
@@ -249,15 +259,28 @@ def prepare_run_dir(
                 secrets,
             ),
         )
-        from .baseline import FINGERPRINT_FILE, fingerprint
-
-        write_json_atomic(
-            run_dir / FINGERPRINT_FILE,
-            redact_obj(fingerprint(raw, params.target.base_url, params.target.commit), secrets),
-        )
     except OSError as exc:
         raise RunError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}") from exc
+    except KeyboardInterrupt:  # before run.json: nothing ran, and a folder without it is no run
+        if not (run_dir / "run.json").exists():
+            _remove_unfinished_run_dir(run_dir, made)
+        raise
     return run_dir
+
+
+def _remove_unfinished_run_dir(run_dir: Path, made: bool) -> None:
+    """What prepare_run_dir wrote, and the folder itself when it made it (an --out folder that was
+    there, empty, stays)."""
+    import shutil
+
+    if made:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for child in run_dir.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def execute_notebook(
