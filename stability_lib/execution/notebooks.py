@@ -270,17 +270,12 @@ def prepare_run_dir(
 
 def _remove_unfinished_run_dir(run_dir: Path, made: bool) -> None:
     """What prepare_run_dir wrote, and the folder itself when it made it (an --out folder that was
-    there, empty, stays)."""
+    there, empty, stays: _check_run_dir let only an empty one through)."""
     import shutil
 
-    if made:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return
-    for child in run_dir.iterdir():
-        if child.is_dir():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not made:
+        run_dir.mkdir(exist_ok=True)
 
 
 def execute_notebook(

@@ -7,7 +7,8 @@ outside it, the figure itself. The chart is drawn from its arguments as JSON (wh
 holds), so the section notebook and the report draw from the same values, and the file's name is a
 hash of everything that decides its pixels: that JSON, the drawing function, the source of its module
 and of ``report/charts.py``, matplotlib's version and its current rcParams (a notebook may change the
-style). Other data, code, matplotlib or style: another name; a stale picture is never shown. Arguments that are not plain JSON (NaN, arrays) are drawn every time.
+style). Other data, code, matplotlib or style: another name; a stale picture is never shown. Arguments
+that are not plain JSON (NaN, arrays) are drawn every time.
 Files are replaced atomically (two kernels may draw at once) and read with a size cap; a file that is
 not a PNG is drawn again.
 """

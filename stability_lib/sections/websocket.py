@@ -587,7 +587,7 @@ def _write_stopped(
 
         so_far_candidate, owed = _candidate_so_far(so_far, scenario, sec.params.target.base_url)
         sides: dict[str, SoakResult] = {}
-        for side, (results, offsets) in {"candidate": so_far_candidate, "baseline": so_far.results("baseline")}.items():
+        for side, (results, offsets) in (("candidate", so_far_candidate), ("baseline", so_far.results("baseline"))):
             if results:
                 sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
         candidate = sides.get("candidate")
