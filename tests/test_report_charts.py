@@ -133,3 +133,20 @@ def test_fit_layout_lays_out_as_tight_layout_does_and_draws_the_same_picture() -
     assert vars(fig.subplotpars) != pytest.approx(vars(charts.new_figure(7.5, 3.8)[0].subplotpars))  # it did move
     assert charts.png_bytes(fig) == charts.png_bytes(old)
     plt.close(old)
+
+
+def test_latency_panels_name_the_sides_where_there_are_lines_and_say_when_there_are_none() -> None:
+    # The first operation has no samples (a step that never ran): before, the legend was asked of its empty
+    # panel, so the chart had no legend at all and matplotlib warned "No artists with labels found".
+    import warnings
+
+    samples = {"baseline": {"step:b": [1.0, 2.0, 3.0]}, "candidate": {"step:b": [1.5, 2.5]}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = charts._ecdf_chart(samples, ["step:a", "step:b"])
+    empty, drawn_panel = fig.axes[0], fig.axes[1]
+    assert empty.get_legend() is None
+    assert [t.get_text() for t in empty.texts] == ["no samples"]
+    legend = drawn_panel.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["baseline", "candidate"]
+    assert not drawn_panel.texts

@@ -185,6 +185,7 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
     cols = 2
     rows_n = max(1, (len(ops) + cols - 1) // cols)
     fig, axes = new_figure(7.5, 1.9 * rows_n, nrows=rows_n, ncols=cols, squeeze=False)
+    legend_on = None  # the first panel with a line: an operation without samples has none to name
     for ax, op in zip(axes.flat, ops, strict=False):
         values: list[float] = []
         for side in ("baseline", "candidate"):
@@ -192,6 +193,10 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
             if v.size:
                 ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=side)
                 values += v.tolist()
+        if not values:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        elif legend_on is None:
+            legend_on = ax
         scale = axis_scale(values)
         ax.set_xscale(scale)
         ax.set_xlim(*axis_limits(values, scale))
@@ -199,7 +204,8 @@ def _ecdf_chart(samples: dict[str, dict[str, list[float]]], ops: list[str]):
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(ops) :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=7)
+    if legend_on is not None:
+        legend_on.legend(fontsize=7)
     fig.suptitle("Latency distributions (ECDF, ms)", fontsize=10)
     fit_layout(fig)
     return fig
