@@ -7,10 +7,12 @@ resolves them from its own environment. Nothing secret is ever a parameter.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,25 @@ class Section:
         result = SectionResult.parse(redact_obj(result.serialize(), self.secrets))
         write_evidence(self.run_dir, result)
         return result
+
+    def finish_stopped(self, stopped_by: BaseException, write: Callable[[], object]) -> None:
+        """Stopped before its end (Ctrl-C, SIGTERM, a failure of ours): ``write`` judges what was done and
+        calls ``finish``. A failure of ours in it is said in the evidence, as an INCONCLUSIVE
+        ``runs_finished`` naming it, and never raised: the interrupt, not that failure, is what goes on.
+        For the first write of a stopped section only: a failure here replaces what was written before."""
+        try:
+            write()
+        except Exception as err:  # noqa: BLE001 - said in the evidence, below
+            why = f"{type(err).__name__}: {err}"[:200]
+            with contextlib.suppress(Exception):  # nothing more can be said if even this cannot be written
+                stopped = self.claim(
+                    "runs_finished",
+                    "The section ran to its end",
+                    Status.INCONCLUSIVE,
+                    f"stopped by {type(stopped_by).__name__}; what it had done could not be judged ({why})",
+                    details={"stopped_by": type(stopped_by).__name__, "judging_failed": why},
+                )
+                self.finish([stopped])
 
     def skip(self, reason: str) -> SectionResult:
         """A switched-off section: recorded, so the report can say what was not checked."""

@@ -10,7 +10,6 @@ have not, makes those claims INCONCLUSIVE (FAIL when a recorded step failed), sa
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..core.models import SectionResult
@@ -35,10 +34,14 @@ def golden_path(sec: Section) -> SectionResult:
     try:
         result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
     except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: what the teardown did is still evidence
-        with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+        stopped_by = type(exc).__name__
+
+        def write_stopped() -> None:
             done, undone = golden_so_far(progress, scenario, target.base_url)
-            stopped = runs_stopped_claim(done, progress.planned_runs, type(exc).__name__, sec.name)
+            stopped = runs_stopped_claim(done, progress.planned_runs, stopped_by, sec.name)
             sec.finish([stopped, *undone.claims(sec.name)], _evidence(done.to_dict()))
+
+        sec.finish_stopped(exc, write_stopped)
         raise
     golden_claim, _isolation = result.claims(golden_section=sec.name)
     return sec.finish([golden_claim, *result.teardown_claims(sec.name)], _evidence(result.to_dict()))

@@ -12,7 +12,6 @@ an interrupt a unit or user whose records are not all in keeps those claims from
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +41,16 @@ def isolation(sec: Section) -> SectionResult:
         try:
             result = run_golden_path_sync(target.base_url, scenario, ws_base_url=target.ws_base_url, progress=progress)
         except BaseException as exc:  # Ctrl-C, SIGTERM, a failure of ours: a leak already seen is still a FAIL
-            with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
+            stopped_by = type(exc).__name__
+
+            def write_stopped() -> None:
                 part, undone = golden_so_far(progress, scenario, target.base_url)
                 _golden, seen = part.claims(isolation_section=sec.name)
-                stopped = runs_stopped_claim(part, progress.planned_runs, type(exc).__name__, sec.name)
+                stopped = runs_stopped_claim(part, progress.planned_runs, stopped_by, sec.name)
                 leak = [seen] if seen.status is Status.FAIL else []
                 sec.finish([stopped, *leak, *undone.claims(sec.name)], _data(part))
+
+            sec.finish_stopped(exc, write_stopped)
             raise
         claims = result.claims(isolation_section=sec.name)
     _golden, isolation_claim = claims

@@ -121,13 +121,13 @@ def _finish_with_teardown(
     if not runs.users_to_finish:  # nothing left to run: one write
         if stopped_by is None:
             return write()
-        write_quietly()
+        sec.finish_stopped(stopped_by, write)
         raise stopped_by
     # First the evidence as it stands (the users' teardown owed): a kernel killed during the teardown keeps it.
     if stopped_by is None:
         write()
     else:
-        write_quietly()
+        sec.finish_stopped(stopped_by, write)  # a failure of ours is said in it; later writes keep what stands
     try:
         runs.finish_users()
     except BaseException as exc:  # a (second) interrupt or a failure during the teardown: what ran is evidence

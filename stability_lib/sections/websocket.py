@@ -278,8 +278,7 @@ def _conversation_stopped(
 
     stopped = _stopped_claim(sec, exc, "during the conversation soak (the soak before it ended and is judged)")
     pending = _conversation_teardown_pending(sec) if users is not None else []
-    with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-        sec.finish([*claims, stopped, *pending], data)
+    sec.finish_stopped(exc, lambda: sec.finish([*claims, stopped, *pending], data))
     if users is None:
         return
     try:
@@ -581,53 +580,59 @@ def _write_stopped(
     sessions the cancel cut left no record while the short ones (1011 closes, refused connects: e.g. services
     stopped by the same Ctrl-C) had ended, so its rates lean towards failure. In rounds, the confidence
     sequences are replayed over the rounds that ended (valid at any look); the fixed-sample rule holds only for
-    the whole sample, so without rounds a rate is judged only when the candidate's soak ended."""
-    with contextlib.suppress(Exception):  # the interrupt, not a failure to write, is what goes on
-        from ..probes.teardown import teardown_claims
+    the whole sample, so without rounds a rate is judged only when the candidate's soak ended.
 
-        so_far_candidate, owed = _candidate_so_far(so_far, scenario, sec.params.target.base_url)
-        sides: dict[str, SoakResult] = {}
-        for side, (results, offsets) in (("candidate", so_far_candidate), ("baseline", so_far.results("baseline"))):
-            if results:
-                sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
-        candidate = sides.get("candidate")
-        ended = candidate.aggregate.sessions if candidate is not None else 0
-        rounds, offsets = so_far.results("candidate", running=False)
-        cut = so_far.cut_short("candidate")
-        judged: SoakResult | None = None
-        if rounds and (sequential or not cut):
-            judged = merge_soak_rounds(rounds, offsets, scenario.confidence)
-        on = judged.aggregate.sessions if judged is not None else 0
-        if sequential and not rounds:
-            basis = "no round had ended before it: no rate was judged on the round it cut short"
-        elif sequential:
-            basis = (
-                f"rates judged only on the {len(rounds)} rounds that ended before it ({on} sessions), never on the "
-                "round it cut short; only one that already fails on them is kept"
-            )
-        elif judged is not None:
-            basis = (
-                f"rates judged on the candidate's soak, which had ended ({on} sessions); only one that fails is kept"
-            )
-        else:
-            basis = "no rate was judged on a part (the fixed-sample rule holds only for the whole sample)"
-        what = (
-            f"after {ended} candidate sessions ended: {basis}; what the finally and teardown steps did until then "
-            "is in the evidence"
+    A failure of ours while judging is said in the evidence and never raised (``Section.finish_stopped``)."""
+    sec.finish_stopped(exc, lambda: _judge_stopped(sec, scenario, so_far, exc, sequential=sequential))
+
+
+def _judge_stopped(
+    sec: Section, scenario: ScenarioConfig, so_far: SoaksSoFar, exc: BaseException, *, sequential: bool
+) -> None:
+    """``_write_stopped``'s judging and writing, which may fail."""
+    from ..probes.teardown import teardown_claims
+
+    so_far_candidate, owed = _candidate_so_far(so_far, scenario, sec.params.target.base_url)
+    sides: dict[str, SoakResult] = {}
+    for side, (results, offsets) in (("candidate", so_far_candidate), ("baseline", so_far.results("baseline"))):
+        if results:
+            sides[side] = merge_soak_rounds(results, offsets, scenario.confidence)
+    candidate = sides.get("candidate")
+    ended = candidate.aggregate.sessions if candidate is not None else 0
+    rounds, offsets = so_far.results("candidate", running=False)
+    cut = so_far.cut_short("candidate")
+    judged: SoakResult | None = None
+    if rounds and (sequential or not cut):
+        judged = merge_soak_rounds(rounds, offsets, scenario.confidence)
+    on = judged.aggregate.sessions if judged is not None else 0
+    if sequential and not rounds:
+        basis = "no round had ended before it: no rate was judged on the round it cut short"
+    elif sequential:
+        basis = (
+            f"rates judged only on the {len(rounds)} rounds that ended before it ({on} sessions), never on the "
+            "round it cut short; only one that already fails on them is kept"
         )
-        details = {
-            "candidate_sessions_ended": ended,
-            "candidate_rounds_ended": len(rounds),
-            "candidate_soak_cut_short": cut,
-            "rates_judged_on_sessions": on,
-        }
-        claims = [_stopped_claim(sec, exc, what, details)]
-        if judged is not None:
-            rates = _sequential_rates_so_far(sec, scenario, judged, rounds) if sequential else judged.claims(sec.name)
-            claims += [c for c in rates if c.status is Status.FAIL]
-        if candidate is not None:
-            claims += teardown_claims(candidate.teardown, candidate.teardown_configured, sec.name, unfinished=owed)
-        sec.finish(claims, {side: result.to_dict() for side, result in sides.items()})
+    elif judged is not None:
+        basis = f"rates judged on the candidate's soak, which had ended ({on} sessions); only one that fails is kept"
+    else:
+        basis = "no rate was judged on a part (the fixed-sample rule holds only for the whole sample)"
+    what = (
+        f"after {ended} candidate sessions ended: {basis}; what the finally and teardown steps did until then "
+        "is in the evidence"
+    )
+    details = {
+        "candidate_sessions_ended": ended,
+        "candidate_rounds_ended": len(rounds),
+        "candidate_soak_cut_short": cut,
+        "rates_judged_on_sessions": on,
+    }
+    claims = [_stopped_claim(sec, exc, what, details)]
+    if judged is not None:
+        rates = _sequential_rates_so_far(sec, scenario, judged, rounds) if sequential else judged.claims(sec.name)
+        claims += [c for c in rates if c.status is Status.FAIL]
+    if candidate is not None:
+        claims += teardown_claims(candidate.teardown, candidate.teardown_configured, sec.name, unfinished=owed)
+    sec.finish(claims, {side: result.to_dict() for side, result in sides.items()})
 
 
 def _candidate_so_far(
