@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 REPO = Path(__file__).resolve().parents[1]
 STABILITY = [sys.executable, "-m", "stability_lib.cli"]
@@ -23,3 +28,33 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
 def pdf_text(path: Path) -> str:
     assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is needed: make test installs it"
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def interrupted_as_in_a_kernel(
+    cell: Callable[[], object],
+    ctrl_c: Callable[[int, FrameType | None], None],
+    on_the_way_out: Callable[[], None] = lambda: None,
+) -> None:
+    """Run ``cell`` while an event loop runs in the main thread, as a Jupyter cell does (the probes then run on a
+    worker thread, ``run_sync``), with ``ctrl_c`` as the SIGINT handler; fails unless the cell ended in a
+    KeyboardInterrupt. On the way out ``on_the_way_out`` runs, then the worker threads are waited for."""
+    import pytest
+
+    async def in_a_kernel() -> None:
+        cell()
+
+    threads_before = set(threading.enumerate())
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(in_a_kernel())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert isinstance(task.exception(), KeyboardInterrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        on_the_way_out()
+        for thread in set(threading.enumerate()) - threads_before:
+            if thread.name == "stability-run-sync":
+                thread.join(30)
+        loop.close()

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import interrupted_as_in_a_kernel
 from test_golden_interrupt import section_params
 from test_soak_interrupt import SOAK_SCENARIO
 
@@ -114,27 +115,11 @@ def interrupted_at(
             go_on.set()
         raise KeyboardInterrupt
 
-    async def in_a_kernel() -> None:  # a loop already runs in this thread, as in a Jupyter cell
-        sections.websocket(section)
-
     monkeypatch.setattr(teardown_steps, "run_step", ctrl_c_as_a_held_step_begins)
     if outlasts_the_grace:
         monkeypatch.setattr(soak_module, "run_sync", functools.partial(aio.run_sync, cancel_grace_s=0.2))
-    threads_before = set(threading.enumerate())
-    previous = signal.signal(signal.SIGINT, ctrl_c)
-    loop = asyncio.new_event_loop()
-    try:
-        cell = loop.create_task(in_a_kernel())
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(cell)
-        assert isinstance(cell.exception(), KeyboardInterrupt)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        go_on.set()  # what the section no longer waited for ends now, before the service stops
-        for thread in set(threading.enumerate()) - threads_before:
-            if thread.name == "stability-run-sync":
-                thread.join(30)
-        loop.close()
+    # On the way out, what the section no longer waited for ends, before the service stops.
+    interrupted_as_in_a_kernel(lambda: sections.websocket(section), ctrl_c, on_the_way_out=go_on.set)
     assert interrupted.is_set()
     written = json.loads((tmp_path / "run" / "evidence" / "websocket.json").read_text())
     claims = {c["id"]: c for c in written["claims"]}

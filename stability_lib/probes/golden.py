@@ -66,7 +66,7 @@ from .golden_users import (
 )
 from .http_steps import PreparedUser, log_in_again
 from .scenario import ScenarioConfig
-from .teardown import Where, gather_units, run_finally, run_step
+from .teardown import UsersBeingSetUp, Where, gather_units, run_finally, run_step
 
 __all__ = [
     "Sighting",
@@ -178,6 +178,9 @@ async def _run_user(
 
     Its outcome goes into ``progress`` once the user is set up; every record lands in it as its step ends."""
     cap = scenario.max_capture_bytes
+    setting_up = UsersBeingSetUp(run_id, base_url)  # owed until its outcome is in progress (a cancel may cut it)
+    if prepared is None:
+        setting_up.begin(index, username)
     async with new_http_client(base_url, cookies=prepared.cookies if prepared is not None else ()) as client:
         user, setup_taken = await _user_for_this_run(
             client, scenario, index, username, run_id, setup_slots, prepared, sample_login
@@ -186,6 +189,7 @@ async def _run_user(
         out = UserOutcome(user.setup)
         if progress is not None:
             progress.outcomes.append(out)
+        setting_up.handed_over()
         out.setup_taken(setup_taken)
         if not user.setup.ok:
             out.setup_failed(scenario.golden_path.repetitions)

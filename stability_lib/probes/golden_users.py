@@ -24,6 +24,7 @@ from .scenario import HttpStep, ScenarioConfig
 from .teardown import (
     OpenUnit,
     TeardownRecord,
+    UsersBeingSetUp,
     Where,
     gather_units,
     run_finally,
@@ -211,16 +212,21 @@ def users_finished_so_far(
     """What the finally and teardown steps and the leftovers checks recorded until now, with what is owed:
     ``in_flight`` (``units_in_flight`` read before and after the records were copied) and, of ``users``
     (those whose own teardown and leftovers checks are due here, ``UserSetup`` or ``PreparedUser``), each
-    one whose setup held and whose teardown records or leftovers checks are not all in."""
-    users = list(users)
+    one whose setup held and whose teardown records or leftovers checks are not all in. A ``user`` unit in
+    flight (its teardown running, or its setup begun and not handed over: ``UsersBeingSetUp``) has not had
+    its leftovers checks either."""
+    users, in_flight = list(users), tuple(in_flight)
     owed = (*in_flight, *users_without_records(users, teardown, len(scenario.teardown), target=target))
+    unchecked = users_without_checks(users, leftovers, len(scenario.leftovers))
+    if scenario.leftovers:
+        unchecked += tuple(u.user for u in in_flight if u.unit == "user")
     return UsersFinished(
         tuple(teardown),
         tuple(leftovers),
         teardown_configured,
         leftovers_configured,
         unfinished=tuple(dict.fromkeys(owed)),
-        unchecked=users_without_checks(users, leftovers, len(scenario.leftovers)),
+        unchecked=tuple(dict.fromkeys(unchecked)),
     )
 
 
@@ -258,12 +264,16 @@ async def log_in_users(
         scenario = scenario.model_copy(update={"users": scenario.users.model_copy(update={"count": count})})
     started_ns = time.monotonic_ns()
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+    # Owed until the caller has them: a cancel cuts a setup off, or loses the users already set up.
+    pending = UsersBeingSetUp(run_id, base_url)
 
     async def one(index: int, username: str) -> PreparedUser:
+        pending.begin(index, username)
         async with slots, new_http_client(base_url) as client:
             return await prepare_user(client, scenario, index, username, run_id, http_setup_steps(scenario))
 
     users = await asyncio.gather(*(one(i, name) for i, name in enumerate(scenario.users.usernames(run_id))))
+    pending.handed_over()
     return LoggedInUsers(base_url, run_id, tuple(users), started_ns)
 
 

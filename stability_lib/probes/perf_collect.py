@@ -24,6 +24,7 @@ from .perf import OpSamples, PairResult, PerformanceConfig, RunCounts, SampleRou
 
 if TYPE_CHECKING:
     from .golden_users import UsersFinished
+    from .teardown import UsersBeingSetUp
 
 __all__ = [
     "InterleavedRuns",
@@ -81,6 +82,7 @@ class InterleavedRuns:
         records to ``log``, per side, as each step ends. The users' own teardown and leftovers checks
         are not run here: ``finish_users``."""
         from .soak import run_blocking
+        from .teardown import UsersBeingSetUp
 
         scenario, cfg, targets = self.scenario, self.cfg, self.targets
         sides = list(targets)
@@ -89,10 +91,15 @@ class InterleavedRuns:
         lanes = max(1, min(cfg.concurrency, cfg.samples_per_side))
         run_start_ns = time.monotonic_ns()
         setup_started = time.monotonic()
-        users, setup = run_blocking(lambda: _prepare_lanes(scenario, targets, lanes, self.run_id))
+        # Owed until held here: a cancel cuts a setup off, or loses the users already set up (never torn down
+        # then, and the section's claims say they may be on the target).
+        pending = {side: UsersBeingSetUp(self.run_id, target.base_url) for side, target in targets.items()}
+        users, setup = run_blocking(lambda: _prepare_lanes(scenario, targets, lanes, self.run_id, pending))
         setup_s = time.monotonic() - setup_started
         shared = _Lanes(scenario, targets, users, self.run_id, run_start_ns, self.log)
         self._shared = shared
+        for side_users in pending.values():
+            side_users.handed_over()  # finish_users and so_far know them now
         first_pair = 0
         while True:
             pairs = run_blocking(functools.partial(_run_pairs, shared, first_pair, cfg.samples_per_side))
@@ -154,10 +161,11 @@ def collect_interleaved(
 
 
 async def _prepare_lanes(
-    scenario: Any, targets: Mapping[str, Any], lanes: int, run_id: str
+    scenario: Any, targets: Mapping[str, Any], lanes: int, run_id: str, pending: Mapping[str, UsersBeingSetUp]
 ) -> tuple[dict[str, list[Any]], dict[str, OpSamples]]:
     """Register and log in ``lanes`` users per target (a few at a time), once for the section.
-    Returns the users per side and, per side, the setup steps' samples."""
+    Returns the users per side and, per side, the setup steps' samples. Each user is in ``pending`` (owed)
+    from the start of its setup: the caller hands them over once it holds them."""
     import asyncio
 
     from .engine import SETUP_CONCURRENCY, new_http_client, prepare_user
@@ -169,6 +177,7 @@ async def _prepare_lanes(
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
 
     async def one(side: str, index: int) -> Any:  # on the baseline, a static user's baseline_token
+        pending[side].begin(index, names[index])
         async with slots, new_http_client(targets[side].base_url) as client:
             return await prepare_user(client, scenario.on_side(side), index, names[index], run_id, setup_steps)
 

@@ -36,7 +36,7 @@ from .sessions import (
     down_since,
     session_claims,
 )
-from .teardown import TeardownRecord, Where, gather_units, run_finally, run_step, teardown_claims
+from .teardown import TeardownRecord, UsersBeingSetUp, Where, gather_units, run_finally, run_step, teardown_claims
 from .ws_session import LegacyPlan, WsExchange, run_ws_exchange, ws_url
 
 __all__ = [
@@ -335,18 +335,25 @@ async def prepare_users(
 ) -> list[PreparedUser]:
     """Set every test user up, ``SETUP_CONCURRENCY`` at a time, each with its own HTTP client.
 
-    ``into`` gets each user as its setup ends: the users a cancelled call set up are there."""
+    ``into`` gets each user as its setup ends: the users a cancelled call set up are there. A user whose
+    setup a cancel cut off stays owed (``UsersBeingSetUp``), as does every user without ``into``."""
     names = scenario.users.usernames(run_id)
     slots = asyncio.Semaphore(SETUP_CONCURRENCY)
+    pending = UsersBeingSetUp(run_id, base_url)
 
     async def one(index: int, name: str) -> PreparedUser:
+        own = UsersBeingSetUp(run_id, base_url) if into is not None else pending
+        own.begin(index, name)
         async with slots, new_http_client(base_url) as client:
             user = await prepare_user(client, scenario, index, name, run_id, prerequisite_steps)
         if into is not None:
             into.append(user)
+            own.handed_over()
         return user
 
-    return list(await asyncio.gather(*(one(i, n) for i, n in enumerate(names))))
+    users = list(await asyncio.gather(*(one(i, n) for i, n in enumerate(names))))
+    pending.handed_over()
+    return users
 
 
 async def _undo_users(

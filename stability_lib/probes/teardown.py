@@ -44,6 +44,7 @@ __all__ = [
     "run_finally",
     "teardown_claims",
     "units_in_flight",
+    "UsersBeingSetUp",
     "users_without_records",
 ]
 
@@ -243,6 +244,30 @@ def units_in_flight(run_id: str, *, target: str | None = None) -> tuple[OpenUnit
     or cut off before they ended (a unit cut off stays here). Read it before and after copying the
     records: a unit that ends in between is then counted as unfinished, never as a silent pass."""
     return _IN_FLIGHT.of(run_id, target)
+
+
+class UsersBeingSetUp:
+    """Users whose setup has begun count as owed (``units_in_flight``, unit ``user``) until ``handed_over()``.
+
+    Why: a setup cut off by an interrupt (registered, not yet logged in) or a set-up user whose caller never
+    got it (``asyncio.gather`` cancelled) may be on the target with no record and no teardown; an interrupted
+    section that judges then says so instead of "nothing was created to undo". Call ``handed_over()`` once the
+    users are where the caller's own bookkeeping (``users_without_records``) and teardown find them. Never
+    handed over (cancelled, failed), they stay owed, as a unit whose finally steps were cut off does."""
+
+    def __init__(self, run_id: str, target: str) -> None:
+        self._run_id, self._target = run_id, target
+        self._units: list[OpenUnit] = []
+
+    def begin(self, index: int, username: str) -> None:
+        unit = OpenUnit("user", username, index, self._target)
+        _IN_FLIGHT.begin(self._run_id, unit)
+        self._units.append(unit)
+
+    def handed_over(self) -> None:
+        units, self._units = self._units, []
+        for unit in units:
+            _IN_FLIGHT.end(self._run_id, unit)
 
 
 def users_without_records(

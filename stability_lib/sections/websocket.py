@@ -277,7 +277,8 @@ def _conversation_stopped(
     from ..probes.golden_users import finish_users_sync
 
     stopped = _stopped_claim(sec, exc, "during the conversation soak (the soak before it ended and is judged)")
-    pending = _conversation_teardown_pending(sec) if users is not None else []
+    # No users: the interrupt came while the test user was being set up (its account may be on the target).
+    pending = _conversation_teardown_pending(sec, setup_cut=users is None)
     sec.finish_stopped(exc, lambda: sec.finish([*claims, stopped, *pending], data))
     if users is None:
         return
@@ -289,15 +290,21 @@ def _conversation_stopped(
         sec.finish([*claims, stopped, *_conversation_teardown_claims(sec, finished)], data)
 
 
-def _conversation_teardown_pending(sec: Section) -> list[Claim]:
-    """The conversation soak user's teardown claims before (or without) its end: INCONCLUSIVE, saying so."""
+def _conversation_teardown_pending(sec: Section, *, setup_cut: bool = False) -> list[Claim]:
+    """The conversation soak user's teardown claims before (or without) its end: INCONCLUSIVE, saying so
+    (``setup_cut``: the run stopped while the user was being set up; its teardown will not run)."""
     from ..probes.golden_users import UsersFinished
 
     scenario = _scenario(sec)
     nothing = UsersFinished(
         (), (), teardown_configured=bool(scenario.teardown), leftovers_configured=bool(scenario.leftovers)
     )
-    why = "the test user's teardown had not ended: the run stopped during the conversation soak"
+    why = (
+        "the run stopped while the test user was being set up: what its setup created may still be on the "
+        "target, and its teardown did not run"
+        if setup_cut
+        else "the test user's teardown had not ended: the run stopped during the conversation soak"
+    )
     return [
         replace(c, status=Status.INCONCLUSIVE, statistic=why, details={"teardown_ended": False})
         for c in _conversation_teardown_claims(sec, nothing)
