@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..core.errors import RunError, StabilityError
 from ._socket import HOST, listening_socket
+from .db_folders import DB_FOLDER_PREFIX, sweep_stale_db_folders, write_owner
 
 __all__ = [
     "DemoProcess",
@@ -157,8 +158,10 @@ def demo_services(
     """Launch candidate (and baseline) services without waiting for them; on the way out,
     stop them. The environment that params/demo.yaml reads is known at once."""
     with ExitStack() as stack:
+        sweep_stale_db_folders()  # the database folders of earlier launchers that were killed
         # Database files at known paths, so the contract section can compare their schemas.
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stability-demo-db-")))
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=DB_FOLDER_PREFIX)))
+        write_owner(folder)  # so that a later sweep can tell when we are gone
         env = {
             "DEMO_CANDIDATE_DB": str(folder / "candidate.sqlite3"),
             "DEMO_BASELINE_DB": str(folder / "baseline.sqlite3"),
