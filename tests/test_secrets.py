@@ -237,3 +237,50 @@ def test_any_secret_is_redacted_in_every_encoding(secret: str) -> None:
         text = f"<<{encoded}>>"
         assume(encoded not in f"<<{REDACTED}>>")
         assert encoded not in redact_text(text, [secret]), form
+
+
+# --- the start of a secret where an excerpt was cut ---------------------------------------------
+# Text capped before it was scrubbed keeps the start of a secret, which the whole-secret pattern no longer
+# matches: a health body excerpt (the first 512 bytes of a body that echoed a token) kept "Zk8QwErTyU" of
+# it, a JUnit failure message cut at 2,048 characters kept "Zk8QwErT". Found from outside; each case below
+# failed before.
+CUT_SECRET = "Zk8QwErTyUiOpLkJhGfDsA"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo: " + CUT_SECRET[:10],  # the end of a capped body
+        '{"echo": "' + CUT_SECRET[:10] + '"}',  # the same inside a serialized record
+        "B" * 20 + CUT_SECRET[:8] + "... [truncated 14 chars]",  # a JUnit excerpt's marker
+        "x " + CUT_SECRET[:7] + "…[15 more chars]",  # cap_text's marker
+        "<td>" + CUT_SECRET[:12] + "</td>",  # in HTML
+        CUT_SECRET[:4],  # the shortest start that counts
+    ],
+)
+def test_the_start_of_a_secret_where_an_excerpt_was_cut_is_redacted(text: str) -> None:
+    redacted = redact_text(text, {CUT_SECRET})
+    assert CUT_SECRET[:4] not in redacted
+    assert REDACTED in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CUT_SECRET[:10] + " and more words",  # not where a cut ends: ordinary text
+        CUT_SECRET[:3],  # shorter than any secret is allowed to be
+        "zk8qwertyu",  # another case
+    ],
+)
+def test_text_that_only_shares_a_start_with_a_secret_elsewhere_stays(text: str) -> None:
+    assert redact_text(text, {CUT_SECRET}) == text
+
+
+def test_a_junit_failure_cut_in_its_secret_keeps_none_of_it_in_the_evidence() -> None:
+    from stability_lib.suites.judgement import FAILURE_EXCERPT_CHARS, _excerpt
+    from stability_lib.suites.junit import TestCase, TestOutcome
+
+    message = "B" * (FAILURE_EXCERPT_CHARS - 8) + CUT_SECRET
+    case = TestCase("tests.test_api", "test_token", 0.1, TestOutcome.FAILED, message=message)
+    stored = redact_obj({"excerpt": _excerpt(case)}, frozenset({CUT_SECRET}))
+    assert CUT_SECRET[:4] not in json.dumps(stored)

@@ -239,6 +239,22 @@ class _Form:
         return self.pattern.sub(REDACTED, text) if self.pattern is not None else text.replace(self.literal, REDACTED)
 
 
+# Where a capped excerpt ends: the end of the text, a closing quote or tag, or a cut marker ("...",
+# "…", "[12 more chars]", "[truncated 5 chars]").
+_CUT_HERE = r"(?=\Z|[\"'<]|\.\.\.|…|\s*\[(?:truncated|\d+ more))"
+
+
+def _cut_pattern(secret: str) -> str:
+    """The secret's first MIN_SECRET_CHARS or more characters (any encoding, as ``_char_pattern``) right where
+    an excerpt was cut: text capped before it was scrubbed keeps the start of a secret, which the whole-secret
+    pattern no longer matches (a health body excerpt, a JUnit failure message)."""
+    chars = [_char_pattern(c, first=i == 0) for i, c in enumerate(secret[:-1])]  # the whole one: the main form
+    tail = ""
+    for char in reversed(chars[MIN_SECRET_CHARS:]):
+        tail = f"(?:{char}{tail})?"
+    return "".join(chars[:MIN_SECRET_CHARS]) + tail + _CUT_HERE
+
+
 @lru_cache(maxsize=64)
 def _forms(secrets: frozenset[str]) -> tuple[_Form, ...]:
     forms: list[_Form] = []
@@ -250,6 +266,10 @@ def _forms(secrets: frozenset[str]) -> tuple[_Form, ...]:
         pattern = re.compile("".join(_char_pattern(c, first=i == 0) for i, c in enumerate(secret)))
         forms.append(_Form(len(secret), anchor, pattern=pattern))
         forms += [_Form(len(f), f, literal=f) for f in _base64_fragments(secret)]
+        if len(secret) > MIN_SECRET_CHARS:  # after the whole forms (shorter): a cut start of the secret
+            start_runs = re.findall(r"[A-Za-z0-9]+", secret[:MIN_SECRET_CHARS])
+            cut_anchor = max(start_runs, key=len) if start_runs else ""
+            forms.append(_Form(MIN_SECRET_CHARS, cut_anchor, pattern=re.compile(_cut_pattern(secret))))
     # Longest first: a longer secret that contains a shorter one goes whole.
     return tuple(sorted(forms, key=lambda form: -form.length))
 
