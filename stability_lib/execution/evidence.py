@@ -23,6 +23,7 @@ __all__ = [
     "read_evidence",
     "read_all_evidence",
     "evidence_path",
+    "encodable",
 ]
 
 
@@ -46,12 +47,35 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _encodable_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in a JSON body): U+FFFD, as a decoder would
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def encodable(obj: Any) -> Any:
+    """Every string of a JSON-like object (keys included) writable as UTF-8: a lone surrogate, which a
+    service puts in a JSON string as ``\ud800``, becomes U+FFFD. Left as it is, it broke every later
+    writer (notebook display, HTML, the report) and the run ended with exit 3 and an empty report."""
+    if isinstance(obj, str):
+        return _encodable_text(obj)
+    if isinstance(obj, dict):
+        return {encodable(k): encodable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(encodable(v) for v in obj)
+    return obj
+
+
 def _clean(obj: Any) -> Any:
-    # JSON has no NaN/Infinity; write null so every reader can parse the file.
+    # JSON has no NaN/Infinity; write null so every reader can parse the file. Strings: ``encodable``.
+    if isinstance(obj, str):
+        return _encodable_text(obj)
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {_encodable_text(str(k)): _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
@@ -99,7 +123,7 @@ def read_evidence(path: str | Path) -> SectionResult:
     if version != EVIDENCE_SCHEMA_VERSION:
         raise EvidenceError(f"{path}: schema_version {version!r}, expected {EVIDENCE_SCHEMA_VERSION}")
     try:
-        return SectionResult.parse(raw)
+        return SectionResult.parse(encodable(raw))  # "\ud800" in a file of another writer
     except (KeyError, ValueError, TypeError) as exc:
         raise EvidenceError(f"{path}: malformed evidence: {exc}") from exc
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.models import Claim, EvidenceRef, SectionResult, Status
 from ..core.verdict import section_status
-from .evidence import evidence_path, write_evidence
+from .evidence import encodable, evidence_path, write_evidence
 from .params import Params, load_params
 from .secrets import redact_obj, secret_values
 
@@ -103,7 +103,7 @@ class Section:
             finished_at=utc_now(),
             duration_s=round(time.monotonic() - self._t0, 3),
         )
-        result = SectionResult.parse(redact_obj(result.serialize(), self.secrets))
+        result = SectionResult.parse(encodable(redact_obj(result.serialize(), self.secrets)))
         write_evidence(self.run_dir, result)
         return result
 
