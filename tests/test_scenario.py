@@ -624,3 +624,12 @@ def test_load_params_refuses_a_correlation_without_id_with_one_line_naming_the_f
     params, _ = load_params(path, env={"TOKEN_A": "{rid}"})  # a token with braces is data, not a template
     assert params.scenario is not None
     assert params.scenario.users.credentials[0].token.get_secret_value() == "{rid}"
+
+
+@pytest.mark.parametrize("name", ["session_id", "username", "run_id"])
+def test_a_capture_named_like_a_built_in_placeholder_is_refused(name: str) -> None:
+    # Before: accepted, and a finally step meant to be skipped when the capture was missing ran with the
+    # built-in's value instead (DELETE /api/sessions/<run_id>-u0-r0 -> 404 FAILed the teardown claim).
+    create = {"kind": "http", "name": "open", "method": "POST", "path": "/api/sessions", "capture": {name: "id"}}
+    error = refused(raw_scenario(golden_path={"steps": [create]}))
+    assert f"golden_path.steps[0] ('open'): capture {name!r} has the name of a built-in placeholder" in error

@@ -288,5 +288,14 @@ def check_scope(steps: Sequence[HttpStep | WsStep], known: set[str], where: str)
                 f"{where}[{index}] ({step.name!r}): {unknown_placeholder_message(unknown[0], known)}, "
                 "which no earlier step captures"
             )
+        # A capture named like a builtin would hide that the step never captured it: a finally step meant to
+        # be skipped without it ran with the builtin's value instead (DELETE /sessions/<run_id>-u0-r0).
+        shadowing = sorted(step.captures() & BUILTIN_PLACEHOLDERS)
+        if shadowing:
+            raise ValueError(
+                f"{where}[{index}] ({step.name!r}): capture {shadowing[0]!r} has the name of a built-in placeholder "
+                f"(built-ins: {', '.join(sorted(BUILTIN_PLACEHOLDERS))}); name it otherwise, e.g. "
+                f"{shadowing[0]}_id or created_{shadowing[0]}"
+            )
         known |= step.captures()
     return known
