@@ -400,3 +400,28 @@ def test_demo_report_is_shorter_and_keeps_every_check(demo_run: Path) -> None:
     summary = json.loads((demo_run / "summary.json").read_text())
     for claim in summary["claims"]:  # no evidence dropped: every statistic is still in the HTML
         assert claim["statistic"][:120] in text, claim["id"]
+
+
+def test_a_statement_several_sections_make_names_its_section_on_page_one() -> None:
+    # Found reading a real run's report: "What the probe created was deleted again" three times in the
+    # "Proven" list, with nothing to tell the golden path's from the soak's or the performance section's.
+    from stability_lib.report.frontpage import front_page_html
+
+    def claim(section: str, check: str, statement: str, status: str = "PASS") -> dict[str, object]:
+        return {"id": f"{section}.{check}", "section": section, "statement": statement, "status": status}
+
+    deleted = "What the probe created was deleted again"
+    summary = {
+        "title": "t",
+        "verdict": "FAIL",
+        "claims": [
+            claim("golden_path", "teardown.steps_succeeded", deleted),
+            claim("websocket", "teardown.steps_succeeded", deleted),
+            claim("performance", "teardown.steps_succeeded", deleted, "FAIL"),
+            claim("health", "http.api", "GET /api answers as expected"),
+        ],
+    }
+    html = front_page_html(summary)
+    assert html.count("Golden path: <a") == 1 and html.count("WebSocket sessions and close codes: <a") == 1
+    assert "Service health:" not in html  # a statement of one section stays as it is
+    assert "Performance against the baseline: <a" not in html  # alone in its list (not decided)

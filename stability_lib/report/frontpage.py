@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,17 @@ def front_items(summary: dict[str, Any]) -> tuple[list[FrontItem], list[FrontIte
     return open_items, proven, informative
 
 
-def _item_html(item: FrontItem, *, badge: bool) -> str:
+def _item_html(item: FrontItem, *, badge: bool, name_section: bool = False) -> str:
     figure = f' <span class="sp-fig">— {esc(item.figure)}</span>' if item.figure else ""
     mark = status_badge(item.status) + " " if badge else ""
-    return f'<li>{mark}<a href="#{claim_anchor(item.claim_id)}">{esc(item.statement)}</a>{figure}</li>'
+    where = f"{SECTION_TITLES.get(item.section, item.section)}: " if name_section else ""
+    return f'<li>{mark}{esc(where)}<a href="#{claim_anchor(item.claim_id)}">{esc(item.statement)}</a>{figure}</li>'
+
+
+def _items_html(items: Sequence[FrontItem], *, badge: bool) -> str:
+    """The list's lines; a statement that several sections make (teardown, leftovers) names its section."""
+    seen = Counter(i.statement for i in items)
+    return "".join(_item_html(i, badge=badge, name_section=seen[i.statement] > 1) for i in items)
 
 
 def _banner_reason(reason: str) -> str:
@@ -275,7 +283,7 @@ def front_page_html(
     if open_items:
         parts.append(
             f"<h2>Failed or not decided ({len(open_items)})</h2><ul class='sp-list'>"
-            + "".join(_item_html(i, badge=True) for i in open_items)
+            + _items_html(open_items, badge=True)
             + "</ul>"
         )
     if warnings:
@@ -291,7 +299,7 @@ def front_page_html(
     if proven:
         parts.append(
             f"<h2>Proven ({n_passed} of {n_required} required checks)</h2><ul class='sp-list sp-proven'>"
-            + "".join(_item_html(i, badge=False) for i in proven)
+            + _items_html(proven, badge=False)
             + "</ul>"
         )
     else:
