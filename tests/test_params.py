@@ -65,6 +65,29 @@ def test_redaction_keeps_references_and_hides_literal_secrets() -> None:
     assert shown == {"auth": {"password": "***", "token": "${TOKEN}"}, "user": "bob"}
 
 
+def test_redaction_shows_settings_and_references_after_an_auth_scheme() -> None:
+    # Found reading a real run's appendix: ws_token_via: '***' (the value is "header") and the target's
+    # Authorization: "token ${JUPYTER_TOKEN}" hidden, though the README says references are shown.
+    auth = {
+        "ws_token_via": "header",
+        "token_path": "access_token",
+        "headers": {"Authorization": "token ${JUPYTER_TOKEN}", "X-Api-Key": "${KEY}"},
+        "token": "Bearer ${A}",
+        "password": "Bearer hunter2",  # a literal after a scheme is still hidden
+        "api_key": "${A} and more",
+    }
+    assert redact({"auth": auth}) == {
+        "auth": {
+            "ws_token_via": "header",
+            "token_path": "access_token",
+            "headers": {"Authorization": "token ${JUPYTER_TOKEN}", "X-Api-Key": "${KEY}"},
+            "token": "Bearer ${A}",
+            "password": "***",
+            "api_key": "***",
+        }
+    }
+
+
 def test_resolve_env_leaves_non_strings_alone() -> None:
     assert resolve_env({"a": [1, "${X}"], "b": None}, {"X": "y"}) == {"a": [1, "y"], "b": None}
 

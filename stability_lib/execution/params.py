@@ -456,15 +456,24 @@ def _refuse_literal_credentials(raw: Mapping[str, Any]) -> None:
 
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie", re.IGNORECASE)
+# Settings whose names look secret but whose values say how, not what: "header", "access_token".
+_NOT_SECRET_KEYS = frozenset({"ws_token_via", "token_path"})
+# An auth scheme before a reference ("Bearer ${TOKEN}", "token ${JUPYTER_TOKEN}") holds no value either.
+_SCHEME_AND_REFERENCES = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9_-]*\s+)?(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*)+")
 
 
 def redact(raw: Any, key: str = "") -> Any:
-    """Params as shown in the report: ``${NAME}`` references stay as written (they hold no value);
-    a literal value under a secret-looking key is replaced by ``***``."""
+    """Params as shown in the report: ``${NAME}`` references stay as written (they hold no value), alone or
+    after an auth scheme; another literal value under a secret-looking key is replaced by ``***``."""
     if isinstance(raw, dict):
         return {k: redact(v, str(k)) for k, v in raw.items()}
     if isinstance(raw, list):
         return [redact(v, key) for v in raw]
-    if isinstance(raw, str) and _SECRET_KEY.search(key) and not ENV_REFERENCE.fullmatch(raw.strip()):
+    if (
+        isinstance(raw, str)
+        and _SECRET_KEY.search(key)
+        and key not in _NOT_SECRET_KEYS
+        and not _SCHEME_AND_REFERENCES.fullmatch(raw)
+    ):
         return "***"
     return raw
