@@ -120,12 +120,17 @@ def junit_command(inputs: Sequence[Path], *, baseline_dir: Path | None, out: Tex
     """Print one line per file and the verdict; return the exit code by verdict."""
     from .core.verdict import overall_status
 
+    if baseline_dir is not None and not baseline_dir.is_dir():  # else no file was compared, without a word
+        raise ParamsError(f"--baseline {baseline_dir}: no such folder")
     results: list[CategoryResult] = []
+    not_compared: list[str] = []
     for item in _junit_files(inputs):
         report, error = load_junit(item.path)
         baseline = None
         if baseline_dir is not None and (baseline_dir / item.path.name).is_file():
             baseline, _ = load_junit(baseline_dir / item.path.name)
+        elif baseline_dir is not None:
+            not_compared.append(item.path.name)
         results.append(judge_junit_file(item.name, report, error, baseline))
     width = max(len(r.name) for r in results)
     for r in results:
@@ -138,6 +143,8 @@ def junit_command(inputs: Sequence[Path], *, baseline_dir: Path | None, out: Tex
             out.write(f"{'':<{width}}  newly failing since the baseline: {', '.join(r.diff.newly_failing[:5])}\n")
         for warning in r.warnings:
             out.write(f"{'':<{width}}  warning: {warning}\n")
+    if not_compared:
+        out.write(f"not compared: {', '.join(not_compared)} (no file of that name in {baseline_dir})\n")
     verdict = overall_status(category_claims(results))
     out.write(f"VERDICT: {verdict.value} ({len(results)} files, at most {MAX_JUNIT_BYTES} bytes each)\n")
     return EXIT_CODES[verdict]

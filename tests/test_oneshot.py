@@ -181,6 +181,22 @@ def test_junit_against_a_baseline_names_newly_failing_tests(tmp_path: Path) -> N
     assert proc.returncode == 1 and "newly failing since the baseline: t::a" in proc.stdout
 
 
+def test_a_junit_baseline_that_is_not_there_is_refused_or_named(tmp_path: Path) -> None:
+    # Before: PASS, exit 0, and no word that nothing was compared (found from outside).
+    now = tmp_path / "now"
+    now.mkdir()
+    (now / "api.xml").write_text('<testsuite name="api"><testcase classname="t" name="a"/></testsuite>')
+    proc = cli("junit", str(now), "--baseline", str(tmp_path / "nowhere"))
+    assert proc.returncode == 3 and proc.stderr.strip().endswith(
+        "--baseline " + str(tmp_path / "nowhere") + ": no such folder"
+    )
+    (tmp_path / "empty").mkdir()
+    proc = cli("junit", str(now), "--baseline", str(tmp_path / "empty"))
+    assert (
+        proc.returncode == 0 and f"not compared: api.xml (no file of that name in {tmp_path / 'empty'})" in proc.stdout
+    )
+
+
 def test_junit_with_nothing_to_read_is_exit_3(tmp_path: Path) -> None:
     proc = cli("junit", str(tmp_path))
     assert proc.returncode == 3 and "no JUnit XML files found" in proc.stderr

@@ -88,6 +88,22 @@ def test_redaction_shows_settings_and_references_after_an_auth_scheme() -> None:
     }
 
 
+def test_a_stored_baseline_for_a_switched_off_performance_section_is_refused(tmp_path: Path) -> None:
+    # `stability run params.yaml --baseline v2` with performance off: the baseline was dropped without a word.
+    text = MINIMAL + "  performance: {enabled: false, stored_baseline: v2}\n"
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, text), env={"URL": "http://127.0.0.1:9"})
+    assert "sections.performance.stored_baseline (stability run --baseline) is set, but the performance" in str(
+        err.value
+    )
+    # Without a performance block, --baseline switches the section on; the scenario it needs is named as such.
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, MINIMAL + "  performance: {stored_baseline: v2}\n"), env={"URL": "http://x:9"})
+    assert "sections.performance (it compares with the baseline given by --baseline): needs a 'scenario'" in str(
+        err.value
+    )
+
+
 def test_resolve_env_leaves_non_strings_alone() -> None:
     assert resolve_env({"a": [1, "${X}"], "b": None}, {"X": "y"}) == {"a": [1, "y"], "b": None}
 

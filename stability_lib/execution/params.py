@@ -384,6 +384,13 @@ def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> 
     for name in SECTION_ORDER:
         if name not in sections:
             sections[name] = models[name].model_validate({"enabled": False})
+    performance = sections.get("performance")
+    if getattr(performance, "stored_baseline", None) and not getattr(performance, "enabled", False):
+        # Else the baseline (stability run --baseline) was dropped without a word and the run said PASS.
+        errors.append(
+            "sections.performance.stored_baseline (stability run --baseline) is set, but the performance "
+            "section is switched off (enabled: false): switch it on, or run without a baseline"
+        )
     scenario = None
     if scenario_raw is not None:
         from ..probes.scenario import ScenarioConfig
@@ -408,7 +415,12 @@ def validate_params(resolved: Mapping[str, Any], *, rereading: bool = False) -> 
     if scenario is None and scenario_raw is None:
         for name in SCENARIO_SECTIONS:
             if getattr(sections[name], "enabled", False) and getattr(sections[name], "external", None) is None:
-                errors.append(f"sections.{name}: needs a 'scenario' block (how users log in and what they do)")
+                why = (
+                    " (it compares with the baseline given by --baseline)"
+                    if name == "performance" and getattr(sections[name], "stored_baseline", None)
+                    else ""
+                )
+                errors.append(f"sections.{name}{why}: needs a 'scenario' block (how users log in and what they do)")
     if errors or params is None:
         shown = errors[:5] + ([f"and {len(errors) - 5} more"] if len(errors) > 5 else [])
         raise ParamsError("invalid params: " + "; ".join(shown))
