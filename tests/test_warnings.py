@@ -70,6 +70,11 @@ CASES = [
     ("exit_code_disagrees", params(), suites({"passed": 3}, ["exit code 0 but 2 tests failed in the XML"])),
     ("low_coverage", params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.5)),
     (None, params(coverage_floor=0.8), suites({"passed": 3}, coverage=0.9)),
+    # Found from outside: a floor, or a baseline, asked for and never checked said nothing (fail_run: PASS).
+    ("coverage_unchecked", params(coverage_floor=0.8), suites({"passed": 3})),
+    ("coverage_missing", params(), suites({"passed": 3}, ["no coverage file was written at cov.xml"])),
+    ("baseline_junit_missing", params(), suites({"passed": 3}, ["no baseline JUnit file api.junit.xml in base/"])),
+    (None, params(), suites({"passed": 3}, ["output log truncated at 1000 bytes"])),
     (
         "junit_counts_disagree",
         params(),

@@ -37,6 +37,9 @@ WARNING_KINDS: dict[str, str] = {
     "local_target_in_shared_environment": "a loopback or private target while params call the environment staging or production",
     "exit_code_disagrees": "a test command whose exit code disagrees with its parsed results",
     "low_coverage": "coverage under the floor set in params",
+    "coverage_unchecked": "a coverage floor set in params that no test category's coverage could be checked against",
+    "coverage_missing": "a test category whose configured coverage report was not written or not readable",
+    "baseline_junit_missing": "a test category whose configured baseline JUnit file is missing or unreadable",
     "junit_counts_disagree": "a JUnit file declares more tests, failures or errors than it lists",
 }
 
@@ -113,10 +116,9 @@ def _suite_warnings(result: SectionResult, coverage_floor: float | None) -> list
                 )
             )
         for w in cat.get("warnings", []):
-            if "exit" in str(w).lower():
-                out.append(
-                    EvidenceWarning("exit_code_disagrees", f"category '{name}': {w}", _ref(result.section, name))
-                )
+            kind = _category_warning_kind(str(w))
+            if kind is not None:
+                out.append(EvidenceWarning(kind, f"category '{name}': {w}", _ref(result.section, name)))
         for entry in cat.get("declared_unlisted", []):
             out.append(
                 EvidenceWarning("junit_counts_disagree", f"category '{name}': {entry}", _ref(result.section, name))
@@ -131,7 +133,29 @@ def _suite_warnings(result: SectionResult, coverage_floor: float | None) -> list
                     _ref(result.section, name),
                 )
             )
+    measured = [c for c in result.data.get("categories", []) if (c.get("coverage") or {}).get("line_rate") is not None]
+    if coverage_floor is not None and not measured:  # else the floor was set and never checked, without a word
+        out.append(
+            EvidenceWarning(
+                "coverage_unchecked",
+                f"warnings.coverage_floor is {coverage_floor:.1%}, but no test category reported line coverage",
+                _ref(result.section),
+            )
+        )
     return out
+
+
+def _category_warning_kind(text: str) -> str | None:
+    """The evidence warning a category's own warning is, when it says the evidence is not what was asked
+    for: an exit code that disagrees with the JUnit file, a coverage report or baseline JUnit file that was
+    configured and is missing or unreadable. Others (a truncated log) stay on the section's page."""
+    if "exit" in text.lower():
+        return "exit_code_disagrees"
+    if "baseline JUnit" in text:
+        return "baseline_junit_missing"
+    if "coverage file" in text or "coverage XML" in text:
+        return "coverage_missing"
+    return None
 
 
 def _sample_warnings(result: SectionResult, min_samples: int) -> list[EvidenceWarning]:
