@@ -295,3 +295,18 @@ def test_rounds_pair_runs_next_to_each_other_and_log_users_in_once(tmp_path) -> 
     assert len(first.samples["baseline"]["step:auth.login"]) == 2
     assert "step:auth.login" not in second.samples["candidate"]
     assert first.order == ("baseline", "candidate") and second.order == ("baseline", "candidate")
+
+
+def test_named_operations_without_samples_are_said_as_such_with_the_failed_runs() -> None:
+    # Found against a real service: every golden run failed, so the named operations had no samples, and the
+    # claim said "not in performance.operations" about operations that were in it.
+    cfg = PerformanceConfig(samples_per_side=3, sequential=False, operations=["step:execute", "step:get_session"])
+    login = {"setup:auth.login": [5.0, 6.0, 5.5]}
+    runs = {"baseline": {"runs": 3, "failed": 0}, "candidate": {"runs": 3, "failed": 3}}
+    _, claims = compare_operations(login, login, cfg, section="performance", runs=runs)
+    [judged] = [c for c in claims if c.id == "performance.judged"]
+    assert judged.status is Status.INCONCLUSIVE
+    assert "performance.operations step:execute, step:get_session matched no operation with samples" in (
+        judged.statistic
+    )
+    assert "golden runs failed: candidate 3 of 3" in judged.statistic

@@ -447,6 +447,13 @@ def compare_operations(
             if not samples
             else "no operation is judged: " + "; ".join(sorted({why for _, why in judgement.values()}))
         )
+        sampled = [op for op, (a, b) in samples.items() if a or b]
+        unmatched = [p for p in cfg.operations if not any(fnmatch.fnmatchcase(op, p) for op in sampled)]
+        if unmatched:  # named in operations, yet no sample: said as such, not as "not in operations"
+            why += f"; performance.operations {', '.join(unmatched)} matched no operation with samples"
+        failed = [f"{side} {r['failed']} of {r['runs']}" for side, r in (runs or {}).items() if r.get("failed")]
+        if failed:  # a failed golden run leaves no sample of the steps after its failure
+            why += f"; golden runs failed: {', '.join(failed)}"
         claims.append(
             Claim(
                 id=f"{section}.judged",
