@@ -678,6 +678,25 @@ CASES: list[tuple[str, Mutation, Mutation | None, str]] = [
         _do(lambda s: s.__setitem__("security", [{"bearer": []}])),
         "security-relaxed",
     ),
+    # Found from outside: a moved base path broke every client URL and the diff said nothing.
+    (
+        "servers added with a base path (the root before)",
+        _do(lambda s: s.__setitem__("servers", [{"url": "/v2"}])),
+        None,
+        "server-base-path-changed",
+    ),
+    (
+        "server base path moved, host changed too",
+        _do(lambda s: s.__setitem__("servers", [{"url": "https://api.example.com/api/v2"}])),
+        _do(lambda s: s.__setitem__("servers", [{"url": "http://staging:8000/api/"}])),
+        "server-base-path-changed",
+    ),
+    (
+        "one of two server base paths removed",
+        _do(lambda s: s.__setitem__("servers", [{"url": "/api"}])),
+        _do(lambda s: s.__setitem__("servers", [{"url": "/api"}, {"url": "/legacy"}])),
+        "server-base-path-removed",
+    ),
     (
         "security scheme definition changed",
         _set(lambda s: s["components"]["securitySchemes"]["apiKey"], name="X-Key"),

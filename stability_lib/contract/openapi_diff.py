@@ -160,6 +160,7 @@ class _Differ(_SchemaDiff):
     # ---- top level
     def run(self) -> list[Change]:
         self._security_schemes()
+        self._servers()
         old_ops: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
         for p, m, op in _operations(self.old):
             old_ops[(_path_key(p), m)] = (p, op)
@@ -206,6 +207,18 @@ class _Differ(_SchemaDiff):
             self.emit("path-removed", "", f"{what} was removed (the whole path is gone)")
         else:
             self.emit("operation-removed", "", f"{what} was removed")
+
+    def _servers(self) -> None:
+        """The base paths clients put before every operation's path (hosts differ between environments)."""
+        old, new = _base_paths(self.old), _base_paths(self.new)
+        gone = sorted(old - new)
+        if not gone:
+            return
+        was, now = ", ".join(repr(b or "/") for b in gone), ", ".join(repr(b or "/") for b in sorted(new))
+        if not old & new:
+            self.emit("server-base-path-changed", "#/servers", f"base path {was} is now {now}")
+        else:
+            self.emit("server-base-path-removed", "#/servers", f"base path {was} was removed")
 
     def _security_schemes(self) -> None:
         old = ((self.old.get("components") or {}).get("securitySchemes")) or {}
@@ -452,6 +465,19 @@ class _Differ(_SchemaDiff):
                 self.emit(
                     f"{direction}-media-type-added", f"{loc}/{_esc(media)}", f"{label}: media type {media} was added"
                 )
+
+
+def _base_paths(spec: Mapping[str, Any]) -> set[str]:
+    """The path part of each server URL, without a trailing slash ('' is the root); the root with none."""
+    servers = spec.get("servers")
+    paths = set()
+    for server in servers if isinstance(servers, list) else []:
+        url = server.get("url") if isinstance(server, Mapping) else None
+        if isinstance(url, str):
+            rest = url.split("://", 1)[1] if "://" in url else url
+            path = rest[rest.find("/") :] if "://" in url and "/" in rest else ("" if "://" in url else rest)
+            paths.add(path.rstrip("/"))
+    return paths or {""}
 
 
 def _param_schema(p: Mapping[str, Any]) -> Any:

@@ -166,6 +166,13 @@ RULES: tuple[Rule, ...] = (
     Rule("security-changed", _E, "A security requirement clients satisfied is no longer accepted (scheme or scopes)."),
     Rule("security-relaxed", _I, "Security requirements were relaxed (alternative added or removed)."),
     Rule("security-scheme-changed", _E, "A security scheme's type, location or name changed."),
+    # Servers: hosts differ between environments, so only the base path every operation's URL starts with counts
+    Rule(
+        "server-base-path-changed",
+        _E,
+        "No base path of the servers (or Swagger 2 basePath) stayed: every operation's URL moved.",
+    ),
+    Rule("server-base-path-removed", _W, "A base path of the servers was removed; another one stayed."),
     # The diff itself
     Rule("unresolved-ref", _W, "A $ref could not be resolved: that part of the spec was not compared."),
     Rule("schema-depth-limit", _W, "A schema is nested too deeply: it was compared only down to the limit."),
