@@ -118,7 +118,7 @@ def parse_k6_points(data: bytes, source: str = "k6.json") -> LoadRun:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the parser
             if line_no == len(lines):  # the last line, cut: k6 was stopped while writing
                 limits.append(f"the last line ({line_no}) of {source} is cut off and was left out")
                 continue
@@ -268,6 +268,8 @@ def parse_k6_summary(text: str, source: str = "summary.json") -> LoadRun:
         doc = json.loads(text)
     except ValueError:
         raise IngestError(f"{source}: not JSON") from None
+    except RecursionError:
+        raise IngestError(f"{source}: not JSON (nested too deeply)") from None
     metrics = doc.get("metrics") if isinstance(doc, dict) else None
     if not isinstance(metrics, dict):
         raise IngestError(f"{source}: no 'metrics' object; is this a k6 end-of-test summary?")
@@ -337,7 +339,7 @@ def _log_fields(line: str) -> dict[str, str]:
     if line.startswith("{"):
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the parser
             return {}
         return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
     fields = {}

@@ -237,6 +237,8 @@ def parse_locust_json(text: str, source: str = "locust.json") -> LoadRun:
         doc = json.loads(text)
     except ValueError:
         raise IngestError(f"{source}: not JSON") from None
+    except RecursionError:
+        raise IngestError(f"{source}: not JSON (nested too deeply)") from None
     if not isinstance(doc, list):
         raise IngestError(f"{source}: not a list of request stats; is this locust --json-file output?")
     if len(doc) > MAX_ROWS:

@@ -43,7 +43,7 @@ from .conversation_types import (
     FrameRecord,
     Send,
 )
-from .message_checks import DETAIL_CAP, _cap, check_body, first_failure
+from .message_checks import DETAIL_CAP, _cap, check_body, first_failure, parse_json
 from .scenario import WsStep
 from .templates import TemplateError, render_template
 
@@ -250,11 +250,10 @@ class Conversation:
         message: Any = ABSENT
         if frame.kind == "text":
             if self.step.frames == "json":
-                try:
-                    message = json.loads(frame.data)
-                except ValueError:
+                message, why = parse_json(frame.data)
+                if why:
                     self._record(index, now, frame, "<not json>", Disposition.FAILED)
-                    return self._end(ConversationOutcome(ConversationOutcomeKind.BAD_FRAME, "not_json"))
+                    return self._end(ConversationOutcome(ConversationOutcomeKind.BAD_FRAME, "not_json", got=why))
             else:
                 message = frame.data
         label = self._label_of(frame, message)

@@ -27,6 +27,7 @@ from typing import Any
 
 from .conditions import ABSENT, Condition, holds, lookup, lookup_all, parse_path
 from .conversation_spec import ConversationSoakConfig, compile_conditions
+from .message_checks import no_element
 from .templates import TemplateError, render_template, template_placeholders
 
 __all__ = [
@@ -202,6 +203,11 @@ class SoakPlan:
             cond = check.cond
             if check.star:
                 values = lookup_all(message, check.path)
+                if not values:  # no element to check: fails, but where no element may have something
+                    if holds(cond, ABSENT, arg):
+                        continue
+                    shown = arg if cond.op == "equals" else {cond.op: arg}
+                    return check.raw_path, shown, str(no_element(message, check.path))
                 if cond.op == "exists" and arg is True:
                     if all(v is ABSENT for v in values):
                         return check.raw_path, {"exists": True}, "absent"
@@ -366,7 +372,7 @@ class SessionLedger:
         """One received text frame: resolves the request it answers, or counts it as unmatched."""
         try:
             message = json.loads(data if isinstance(data, str) else bytes(data).decode())  # str: no detect_encoding
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the parser
             self._count("not_json")
             return
         plan = self.plan

@@ -9,7 +9,6 @@ the first ``MAX_BODY_BYTES`` of a body are read.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from .config import HealthConfig, HealthEndpoint, HealthWebSocket, TargetConfig
 from .conversation import check_body
 from .engine import fetch_capped, run_ws_exchange, shared_ssl_context
 from .http_steps import LeanTransport
+from .message_checks import parse_json
 from .scenario import AuthConfig, WsStep
 
 __all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
@@ -67,19 +67,17 @@ class WsEchoRecord:
 def _body_check(content: bytes, endpoint: HealthEndpoint) -> str:
     if not endpoint.check:
         return ""
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return "check: the body is not JSON"
+    body, why = parse_json(content)
+    if why:
+        return f"check: the body is {why}"
     return check_body(endpoint.check, body, {})
 
 
 def _missing_keys(content: bytes, keys: list[str]) -> tuple[str, ...]:
     if not keys:
         return ()
-    try:
-        body = json.loads(content)
-    except ValueError:  # includes a body cut at the cap: it is not a whole JSON document
+    body, why = parse_json(content)
+    if why:  # includes a body cut at the cap: it is not a whole JSON document
         return tuple(keys)
     if not isinstance(body, dict):
         return tuple(keys)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
@@ -24,6 +23,7 @@ import httpx
 
 from .conversation import check_body
 from .http_transport import LeanTransport, direct_request, send_direct, send_directly, shared_ssl_context
+from .message_checks import parse_json
 from .scenario import (
     MISSING,
     AuthConfig,
@@ -246,10 +246,9 @@ def judge_response(
     conditions = dict(getattr(step, "check", {}) or {})
     captured: dict[str, Any] = {}
     if captures or conditions:
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return request.failed(name, duration_s, "response is not JSON", status, kept), {}
+        data, why = parse_json(text)
+        if why:
+            return request.failed(name, duration_s, f"response is {why}", status, kept), {}
         why = check_body(conditions, data, context)
         if why:  # the body came without the content the step requires
             return request.failed(name, duration_s, redact(why, secrets), status, kept), {}

@@ -213,7 +213,7 @@ def _event_type(raw: str | bytes, key: str) -> str | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply for the parser
         return None
     if not isinstance(data, dict) or key not in data:
         return None

@@ -15,9 +15,8 @@ from ._common import _with_users
 
 def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dict[str, Any]]:
     """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
-    import json
-
     from ..probes.golden import run_golden_path_sync
+    from ..probes.message_checks import parse_json
 
     small = _with_users(scenario, 1, 2)
     result = run_golden_path_sync(target.base_url, small, ws_base_url=target.ws_base_url)
@@ -28,10 +27,9 @@ def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dic
     for s in result.sightings:
         if not s.where.startswith("ws event") or (s.viewer, s.repetition) not in good:
             continue
-        try:
-            event = json.loads(s.text)
-        except ValueError:
-            continue  # capped or not JSON: not evidence of a schema
+        event, why = parse_json(s.text)
+        if why:
+            continue  # capped, not JSON or nested too deeply: not evidence of a schema
         if isinstance(event, dict):
             events.append(event)
     return events
