@@ -1,6 +1,7 @@
 """Where an API spec comes from and how it is read, bounded.
 
-A URL (whole-request deadline, size cap), a file (regular files only, capped) or a file at a git
+A URL (whole-request deadline, size cap, redirects followed here: the target's auth goes only to
+the URL's own origin), a file (regular files only, capped) or a file at a git
 revision (timeout); parsed safely (JSON, YAML safe loader, node cap).
 """
 
@@ -19,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..core.errors import StabilityError, TargetError
 from .openapi_diff import SpecError, check_spec, count_operations
 from .swagger2 import as_openapi3
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "UrlSource",
@@ -45,6 +49,8 @@ __all__ = [
     "load_spec_git",
     "redact",
     "fetch_spec",
+    "auth_follows",
+    "MAX_REDIRECTS",
     "load_spec",
 ]
 
@@ -89,13 +95,15 @@ SpecSource = UrlSource | FileSource | GitSource
 
 @dataclass(frozen=True)
 class LoadedSpec:
-    """One side's spec, or why it could not be had. ``origin`` never holds a password."""
+    """One side's spec, or why it could not be had. ``origin`` never holds a password; ``notes`` say
+    what the fetch did that a reader should know (the target's auth left behind at a redirect)."""
 
     origin: str
     spec: dict[str, Any] | None = None
     error: str | None = None
     size_bytes: int = 0
     sha256: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -112,6 +120,7 @@ class LoadedSpec:
             "title": str((self.spec.get("info") or {}).get("title", "")) if self.spec else None,
             "version": str((self.spec.get("info") or {}).get("version", "")) if self.spec else None,
             "operations": count_operations(self.spec) if self.spec else 0,
+            "notes": list(self.notes),
         }
 
 
@@ -311,6 +320,32 @@ class _Watchdog:
         self._timer.cancel()
 
 
+MAX_REDIRECTS = 5
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+
+
+def auth_follows(first: httpx.URL, url: httpx.URL) -> bool:
+    """Whether the auth given for ``first`` (an ``httpx.URL``) is sent to ``url`` after a redirect: on the
+    same origin (scheme, host, port), or on the same host upgraded from http:80 to https:443 (as httpx and
+    requests keep ``Authorization``: the secret already went to that host, now encrypted)."""
+    if _origin(url) == _origin(first):
+        return True
+    return _origin(first) == ("http", url.host, 80) and _origin(url) == ("https", first.host, 443)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    spec: dict[str, Any]
+    data: bytes
+    notes: tuple[str, ...] = ()
+
+
 def fetch_spec(
     url: str,
     *,
@@ -321,8 +356,23 @@ def fetch_spec(
 ) -> tuple[dict[str, Any], bytes]:
     """GET the document at ``url`` (status 200, at most ``max_bytes``, all of it within ``3 * timeout_s``).
 
-    The defaults are the module's FETCH_TIMEOUT_S and MAX_SPEC_BYTES, read at each call.
+    The defaults are the module's FETCH_TIMEOUT_S and MAX_SPEC_BYTES, read at each call. At most
+    MAX_REDIRECTS redirects are followed; ``headers`` and ``query`` (the target's auth) go only to the
+    origin of ``url`` (see ``auth_follows``), never to another host or port a redirect points at.
     """
+    got = _fetch(url, timeout_s=timeout_s, max_bytes=max_bytes, headers=headers, query=query)
+    return got.spec, got.data
+
+
+def _fetch(
+    url: str,
+    *,
+    timeout_s: float | None,
+    max_bytes: int | None,
+    headers: Mapping[str, str] | None,
+    query: Mapping[str, str] | None,
+) -> _Fetched:
+    """``fetch_spec``, with notes on what the fetch did that a reader should know (auth left behind)."""
     import httpx
 
     timeout_s = FETCH_TIMEOUT_S if timeout_s is None else timeout_s
@@ -332,49 +382,108 @@ def fetch_spec(
     too_slow = f"GET {safe}: not complete within {whole_s:g} s"
     deadline = time.monotonic() + whole_s
     try:
+        first = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise TargetError(f"GET {safe}: not a valid URL") from exc
+    accept = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1"}
+    # A URL's user info is basic auth: httpx takes it from the first URL only, so same-origin hops get it here.
+    basic = httpx.BasicAuth(first.username, first.password) if first.userinfo else None
+    given = [n for n, v in (("headers", headers), ("query", query), ("user info of the URL", first.userinfo)) if v]
+    quoted = [url]  # every URL of the chain: an error text may quote one, token and all
+    dropped: str | None = None  # what the evidence says when the auth was not sent somewhere
+    current = first
+    hop = 0
+    try:
         # trust_env off: the spec comes from the target itself, as the probes do, not via a proxy.
+        # Redirects are followed here, not by httpx: it would send every header but Authorization anywhere.
         with (
             _Watchdog(whole_s) as watchdog,
-            httpx.Client(timeout=timeout_s, follow_redirects=True, max_redirects=5, trust_env=False) as client,
-            client.stream(
-                "GET",
-                url,
-                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.1", **(headers or {})},
-                params=dict(query or {}),
-                extensions={"trace": watchdog.trace},
-            ) as resp,
+            httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client,
         ):
-            if resp.status_code in (401, 403, 407):
-                raise TargetError(f"GET {safe}: HTTP {resp.status_code}: authentication required (target.auth)")
-            if resp.status_code != 200:
-                raise TargetError(f"GET {safe}: HTTP {resp.status_code}")
-            if resp.history and "html" in resp.headers.get("content-type", "").lower():
-                # Redirected to a web page: a login page far more often than a spec.
-                raise TargetError(
-                    f"GET {safe}: redirected to an HTML page ({redact(str(resp.url))}): authentication required "
-                    "(target.auth), or the spec lives elsewhere (contract.openapi_path)"
-                )
-            declared = resp.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise SpecError(f"GET {safe}: {declared} bytes is over the {max_bytes}-byte cap")
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in resp.iter_bytes():
+            while True:
                 if time.monotonic() > deadline:
                     raise TargetError(too_slow)
-                total += len(chunk)
-                if total > max_bytes:
-                    raise SpecError(f"GET {safe}: over the {max_bytes}-byte cap")
-                chunks.append(chunk)
+                ours = auth_follows(first, current)
+                if not ours and given and dropped is None:
+                    dropped = (
+                        f"redirected to {redact(str(current))}, another origin: the auth {' and '.join(given)} "
+                        "given for the target were not sent there"
+                    )
+                with client.stream(
+                    "GET",
+                    current,
+                    headers={**accept, **(headers or {})} if ours else accept,
+                    params=dict(query or {}) if ours else None,
+                    auth=basic if ours and basic is not None and not current.userinfo else httpx.USE_CLIENT_DEFAULT,
+                    extensions={"trace": watchdog.trace},
+                ) as resp:
+                    if resp.next_request is None:
+                        data = _read_spec_response(
+                            resp,
+                            safe=safe,
+                            hop=hop,
+                            dropped=dropped,
+                            max_bytes=max_bytes,
+                            too_slow=too_slow,
+                            deadline=deadline,
+                        )
+                        break
+                    if hop == MAX_REDIRECTS:
+                        raise TargetError(
+                            f"GET {safe}: more than {MAX_REDIRECTS} redirects (a redirect loop?), the last "
+                            f"from {redact(str(current))}"
+                        )
+                    current = resp.next_request.url
+                    hop += 1
+                    quoted.append(str(current))
+                    if current.scheme not in ("http", "https"):
+                        raise TargetError(
+                            f"GET {safe}: redirected to a {current.scheme}: URL; only http:// and https:// "
+                            "redirects are followed"
+                        )
     except httpx.HTTPError as exc:
         if watchdog.fired:
             raise TargetError(too_slow) from exc
-        detail = str(exc).replace(url, safe)[:200]  # an error text may quote the URL, token and all
-        raise TargetError(f"GET {safe}: {type(exc).__name__}: {detail}") from exc
+        detail = str(exc)
+        for each in sorted(quoted, key=len, reverse=True):
+            detail = detail.replace(each, redact(each))
+        raise TargetError(f"GET {safe}: {type(exc).__name__}: {detail[:200]}") from exc
     if watchdog.fired:  # the cut may also look like a clean end of a body without a length
         raise TargetError(too_slow)
-    data = b"".join(chunks)
-    return parse_spec_bytes(data, origin=f"GET {safe}", max_bytes=max_bytes), data
+    spec = parse_spec_bytes(data, origin=f"GET {safe}", max_bytes=max_bytes)
+    return _Fetched(spec, data, (dropped,) if dropped else ())
+
+
+def _read_spec_response(
+    resp: httpx.Response, *, safe: str, hop: int, dropped: str | None, max_bytes: int, too_slow: str, deadline: float
+) -> bytes:
+    """The body of the last response of a fetch (status 200 only), capped and within the deadline."""
+    redirected = hop > 0
+    where = f" from {redact(str(resp.url))}" if redirected else ""
+    if resp.status_code in (401, 403, 407):
+        why = f"; {dropped}" if dropped else " (target.auth)"
+        raise TargetError(f"GET {safe}: HTTP {resp.status_code}{where}: authentication required{why}")
+    if resp.status_code != 200:
+        raise TargetError(f"GET {safe}: HTTP {resp.status_code}{where}")
+    if redirected and "html" in resp.headers.get("content-type", "").lower():
+        # Redirected to a web page: a login page far more often than a spec.
+        raise TargetError(
+            f"GET {safe}: redirected to an HTML page ({redact(str(resp.url))}): authentication required "
+            "(target.auth), or the spec lives elsewhere (contract.openapi_path)"
+        )
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise SpecError(f"GET {safe}: {declared} bytes is over the {max_bytes}-byte cap")
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_bytes():
+        if time.monotonic() > deadline:
+            raise TargetError(too_slow)
+        total += len(chunk)
+        if total > max_bytes:
+            raise SpecError(f"GET {safe}: over the {max_bytes}-byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def load_spec(
@@ -387,6 +496,7 @@ def load_spec(
 ) -> LoadedSpec:
     """Load one side's spec; a failure is recorded in the result, not raised. ``headers``/``query``
     (the target's auth) go with a fetch from a URL."""
+    notes: tuple[str, ...] = ()
     if isinstance(source, FileSource):
         path = Path(source.file)
         path = path if path.is_absolute() else base_dir / path
@@ -402,11 +512,17 @@ def load_spec(
         if not url:
             return LoadedSpec(origin="none", error="no spec source configured and no target URL to fetch it from")
         origin = f"GET {redact(url)}"
-        load = lambda: fetch_spec(url, headers=headers, query=query)  # noqa: E731
+
+        def load() -> tuple[dict[str, Any], bytes]:
+            nonlocal notes
+            got = _fetch(url, timeout_s=None, max_bytes=None, headers=headers, query=query)
+            notes = got.notes
+            return got.spec, got.data
+
     try:
         spec, data = load()
     except StabilityError as exc:
         return LoadedSpec(origin=origin, error=str(exc))
     except RecursionError:  # a check deeper than the parser's own guards: never out of the section
         return LoadedSpec(origin=origin, error="the document is nested too deeply")
-    return LoadedSpec(origin=origin, spec=spec, size_bytes=len(data), sha256=_digest(data))
+    return LoadedSpec(origin=origin, spec=spec, size_bytes=len(data), sha256=_digest(data), notes=notes)

@@ -8,6 +8,7 @@ on and tune what each one asks of it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
@@ -130,6 +131,48 @@ def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _checked_path(value: str) -> str:
+    """A path on the target, from its root: one leading '/', then no backslash, whitespace or control
+    character. A URL (``http://other/...``), ``//host/...`` or ``@host/...`` would send the request, and
+    the target's auth headers, to another host, and a claim would then be about that host. Messages
+    never echo the value (an environment value may be in it)."""
+    if not value.startswith("/") or value.startswith("//"):
+        raise ValueError(
+            "must be a path on the target starting with a single '/' (e.g. /health), "
+            "not a URL, //host or a relative path"
+        )
+    if "\\" in value:
+        raise ValueError("must not contain a backslash")
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain whitespace or control characters (percent-encode them, e.g. %20)")
+    return value
+
+
+# RFC 9110 field names: a token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _checked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header names that are HTTP tokens and values HTTP can carry (printable ASCII, inner tabs), refused
+    here rather than by the HTTP library in the middle of a section. Values are never echoed: they
+    usually come from the environment."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"header name {name[:40]!r} is not a valid HTTP header name "
+                "(letters, digits and !#$%&'*+-.^_`|~; no spaces or ':')"
+            )
+        if any(c in "\r\n\0" for c in value):
+            raise ValueError(
+                f"header {name}: the value holds a line break or NUL (a trailing newline in the environment variable?)"
+            )
+        if value != value.strip(" \t"):
+            raise ValueError(f"header {name}: the value starts or ends with whitespace")
+        if not all(" " <= c <= "~" or c == "\t" for c in value):
+            raise ValueError(f"header {name}: the value holds a control or non-ASCII character (HTTP sends ASCII)")
+    return headers
+
+
 def _rereading(info: ValidationInfo) -> bool:
     """Params of a stored run re-read for its report (``LenientEnv``): the addresses were checked
     when the run started, and an unset variable's marker is not a URL."""
@@ -144,6 +187,11 @@ class TargetAuth(_Strict):
     query: dict[str, str] = Field(
         default_factory=dict, description="Query parameters on every such request (discouraged: proxies log them)."
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        return value if _rereading(info) else _checked_headers(value)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -192,7 +240,7 @@ def _status_list(value: Any) -> Any:
 
 
 class HealthEndpoint(_Strict):
-    path: str
+    path: str = Field(..., description="Path on the target, from its root (e.g. /health); never a URL.")
     method: Literal["GET", "HEAD", "OPTIONS"] = "GET"
     expect_status: list[int] = Field(default_factory=lambda: [200], description="Expected status: an int or a list.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers, on top of target.auth.")
@@ -200,6 +248,8 @@ class HealthEndpoint(_Strict):
     check: dict[str, Any] = Field(default_factory=dict, description="Conditions on the JSON body ({path: cond}).")
 
     _norm_status = field_validator("expect_status", mode="before")(_status_list)
+    _path = field_validator("path")(_checked_path)
+    _headers = field_validator("headers")(_checked_headers)
 
     @model_validator(mode="after")
     def _conditions(self) -> HealthEndpoint:
@@ -213,7 +263,7 @@ class HealthEndpoint(_Strict):
 class HealthWebSocket(_Strict):
     """The old form echoes ``message``; the new form runs a short ``conversation`` (same grammar as a ws step)."""
 
-    path: str = Field(..., description="WebSocket path, e.g. /ws/echo")
+    path: str = Field(..., description="WebSocket path on the target, from its root, e.g. /ws/echo; never a URL.")
     message: str = "stability-proof ping"
     expect_echo: bool = True
     subprotocols: list[str] = Field(default_factory=list, description="Subprotocols offered, in this order.")
@@ -227,6 +277,9 @@ class HealthWebSocket(_Strict):
         default_factory=lambda: list[str | list[str]](["type"]), description="Message label paths."
     )
     timeout_s: float | None = Field(None, gt=0, le=60, description="Bound on the exchange; default: health timeout_s.")
+
+    _path = field_validator("path")(_checked_path)
+    _headers = field_validator("headers")(_checked_headers)
 
     @model_validator(mode="after")
     def _one_form(self) -> HealthWebSocket:
