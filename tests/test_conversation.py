@@ -419,6 +419,71 @@ def test_a_set_expectation_accepts_any_order(order: tuple[str, ...]) -> None:
     assert conv.outcome is not None and conv.outcome.kind is K.OK
 
 
+# A kernel-style request/reply: the reply and the output answer the same request id on two channels, in no
+# fixed order, among other messages of that request (status busy/idle). Found against jupyter_server: with a
+# correlation shared by the unordered items, the first item's stream took every correlated message, called
+# the other item's reply extra (ignored, or failed) and the session timed out waiting for a message it had.
+KERNEL_STEP: dict[str, Any] = {
+    "kind": "ws",
+    "name": "execute",
+    "path": "/ws",
+    "ids": {"exec_id": "string"},
+    "conversation": [
+        {"send": {"header": {"msg_id": "{exec_id}"}, "code": "print('{nonce}')"}},
+        {
+            "expect": {
+                "correlate": [{"parent_header.msg_id": "{exec_id}"}],
+                "extra": "ignore",
+                "unordered": [
+                    {"match": {"msg_type": "execute_reply"}, "check": {"content.status": "ok"}},
+                    {"match": {"msg_type": "stream"}, "check": {"content.text": {"contains": "{nonce}"}}},
+                ],
+            }
+        },
+    ],
+}
+
+
+def _kernel_message(msg_type: str, **content: Any) -> dict[str, Any]:
+    return {"msg_type": msg_type, "parent_header": {"msg_id": "e1"}, "content": content}
+
+
+@pytest.mark.parametrize("extra", ["ignore", "fail"])
+@pytest.mark.parametrize("reply_first", [True, False])
+def test_unordered_items_sharing_a_correlation_take_their_replies_in_any_order(extra: str, reply_first: bool) -> None:
+    reply, output = _kernel_message("execute_reply", status="ok"), _kernel_message("stream", text="nonce-x\n")
+    frames = [reply, output] if reply_first else [output, reply]
+    if extra == "ignore":
+        frames = [_kernel_message("status", execution_state="busy"), *frames]
+    raw = {
+        **KERNEL_STEP,
+        "conversation": [
+            KERNEL_STEP["conversation"][0],
+            {"expect": {**KERNEL_STEP["conversation"][1]["expect"], "extra": extra}},
+        ],
+    }
+    conv = run_frames(raw, frames, {"exec_id": "e1"})
+    assert conv.outcome is not None and conv.outcome.kind is K.OK, conv.outcome
+
+
+def test_unordered_items_sharing_a_correlation_still_check_content_and_extras() -> None:
+    wrong = run_frames(
+        KERNEL_STEP,
+        [_kernel_message("stream", text="other"), _kernel_message("execute_reply", status="ok")],
+        {"exec_id": "e1"},
+    )
+    assert wrong.outcome is not None and wrong.outcome.label == "content_mismatch(item1: content.text)"
+    raw = {
+        **KERNEL_STEP,
+        "conversation": [
+            KERNEL_STEP["conversation"][0],
+            {"expect": {**KERNEL_STEP["conversation"][1]["expect"], "extra": "fail"}},
+        ],
+    }
+    extra = run_frames(raw, [_kernel_message("status", execution_state="busy")], {"exec_id": "e1"})
+    assert extra.outcome is not None and extra.outcome.kind is K.UNEXPECTED_EVENT
+
+
 def test_a_set_expectation_still_checks_content() -> None:
     conv = run_frames(SET_STEP, [{"type": "c", "n": 0}], {})
     assert conv.outcome is not None and conv.outcome.label == "content_mismatch(item2: n)"

@@ -271,7 +271,7 @@ class Conversation:
                 )
         waiting = self._waiting
         if waiting is not None:
-            for state in waiting.streams:
+            for state in self._offer_order(waiting.streams, frame, message):
                 item = state.position if not state.finished else None  # before _offer advances it
                 try:
                     verdict = self._offer(state, frame, message, label, now)
@@ -329,6 +329,23 @@ class Conversation:
             )
         self._record(index, now, frame, label, Disposition.UNSOLICITED)
         return []
+
+    def _offer_order(self, streams: Sequence[_StreamState], frame: Frame, message: Any) -> Sequence[_StreamState]:
+        """The streams a frame is offered to, first those whose awaited item it is. Streams that share a
+        correlation (``unordered``: one stream per item) all claim the frame; offered in list order, the
+        first would call an item of another stream extra (ignored or failed) and that stream would never see
+        its reply: a protocol that answers on two channels in no fixed order failed for no fault of its own."""
+        if len(streams) < 2:
+            return streams
+        awaited = [s for s in streams if self._awaits(s, frame, message)]
+        if not awaited or awaited[0] is streams[0]:
+            return streams
+        return [*awaited, *(s for s in streams if s not in awaited)]
+
+    def _awaits(self, state: _StreamState, frame: Frame, message: Any) -> bool:
+        if state.finished or (state.correlate and not self._belongs(state, message)):
+            return False
+        return self._item_matches(state.current, frame, message, use_check=False)
 
     def _offer(
         self, state: _StreamState, frame: Frame, message: Any, label: str, now: float
