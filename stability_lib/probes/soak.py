@@ -36,7 +36,16 @@ from .sessions import (
     down_since,
     session_claims,
 )
-from .teardown import TeardownRecord, UsersBeingSetUp, Where, gather_units, run_finally, run_step, teardown_claims
+from .teardown import (
+    TeardownRecord,
+    UsersBeingSetUp,
+    Where,
+    gather_units,
+    run_finally,
+    run_step,
+    teardown_claims,
+    users_without_records,
+)
 from .ws_session import LegacyPlan, WsExchange, run_ws_exchange, ws_url
 
 __all__ = [
@@ -121,6 +130,7 @@ class SoakResult:
     teardown: tuple[TeardownRecord, ...] = ()
     teardown_configured: bool = False
     side: str = "candidate"
+    user_undo_steps: int = 0  # soak.finally (per user) and teardown steps each user set up owes a record of
 
     @property
     def down_note(self) -> str:
@@ -175,8 +185,11 @@ class SoakResult:
         return saying_down(crash), saying_down(complete)
 
     def teardown_claims(self, section: str = "websocket", evidence: Sequence[EvidenceRef] = ()) -> list[Claim]:
-        """``<section>.teardown.steps_succeeded`` when the soak has finally steps (else none)."""
-        return teardown_claims(self.teardown, self.teardown_configured, section, evidence)
+        """``<section>.teardown.steps_succeeded`` when the soak has finally steps (else none); never PASS while a
+        user set up has fewer undo records than steps (its undo was cut off, or its records were lost: the Locust
+        engine's workers send theirs last)."""
+        owed = users_without_records(self.users, self.teardown, self.user_undo_steps)
+        return teardown_claims(self.teardown, self.teardown_configured, section, evidence, unfinished=owed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +249,7 @@ class SoakProgress:
             teardown=tuple(self.teardown),
             teardown_configured=bool(soak.finally_steps or scenario.teardown),
             side=side,
+            user_undo_steps=len(scenario.soak_user_undo()),
         )
 
 

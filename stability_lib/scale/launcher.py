@@ -365,6 +365,7 @@ def _soak_result(
         teardown=teardown,
         teardown_configured=bool(scenario.soak.finally_steps or scenario.teardown),
         side=side,
+        user_undo_steps=len(scenario.soak_user_undo()),
     )
 
 

@@ -506,6 +506,7 @@ def merge_soak_rounds(results: Sequence[Any], offsets: Sequence[float], confiden
         cancelled_at_deadline=sum(r.cancelled_at_deadline for r in results),
         records=records,
         aggregate=aggregate_sessions(records, confidence),
+        users=tuple(u for res in results for u in res.users),  # each round sets its own users up
         teardown=tuple(t for res in results for t in res.teardown),
     )
 
