@@ -304,7 +304,7 @@ def test_a_deeply_nested_ws_sighting_is_not_an_observed_event(monkeypatch: pytes
 
     monkeypatch.setattr(golden, "run_golden_path_sync", lambda *_a, **_k: Result())
     scenario = _soak_scenario(CONVERSATION_STEP)
-    assert _observed_events(TargetConfig(base_url="http://127.0.0.1:9"), scenario) == [{"type": "final_response"}]
+    assert _observed_events(TargetConfig(base_url="http://127.0.0.1:9"), scenario) == ([{"type": "final_response"}], "")
 
 
 # --------------------------------------------------------------------------- ingested files
@@ -319,3 +319,22 @@ def test_deeply_nested_ingested_files_are_refused_as_not_json() -> None:
         parse_k6_points((DEEP + "\n" + '{"type": "Metric"}\n').encode())
     deep_log_line = '{"level": "error", "source": "stacktrace", "msg": ' + DEEP + "}"
     assert parse_k6_log(deep_log_line + "\n").errors == ()
+
+
+def test_no_observed_events_because_the_runs_failed_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found against jupyter_server: "0 baseline and 0 candidate events observed" read as a target that sends no
+    # events, when every golden run had failed (events are taken from runs that succeeded only).
+    from stability_lib.contract.ws_messages import ws_contract_claims
+    from stability_lib.probes import golden
+    from stability_lib.probes.golden import GoldenRun
+    from stability_lib.sections.contract import _observed_events
+
+    class Result:
+        runs = [GoldenRun("alice", 0, r, False, "n", failed_step="execute", failure="timeout") for r in (0, 1)]
+        sightings: list[object] = []
+
+    monkeypatch.setattr(golden, "run_golden_path_sync", lambda *_a, **_k: Result())
+    events, note = _observed_events(TargetConfig(base_url="http://127.0.0.1:9"), _soak_scenario(CONVERSATION_STEP))
+    assert events == [] and note == "2 of 2 golden runs failed (first: execute: timeout)"
+    [claim] = ws_contract_claims([], baseline_events=0, candidate_events=0, reason=f"candidate: {note}")
+    assert claim.statistic == "no comparison: candidate: 2 of 2 golden runs failed (first: execute: timeout)"

@@ -11,6 +11,7 @@ INCONCLUSIVE, with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -235,6 +236,7 @@ class WsComparison:
     baseline_schema: dict[str, dict[str, list[str]]]
     candidate_schema: dict[str, dict[str, list[str]]]
     collected: bool = True  # False: the caller gathered no events at all (no scenario, no baseline)
+    note: str = ""  # why a side has no events, when the caller knows (its golden runs failed)
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ class ContractResult:
                 list(self.ws.changes) if self.ws.changes is not None else None,
                 baseline_events=self.ws.baseline_events,
                 candidate_events=self.ws.candidate_events,
-                reason="" if self.ws.collected else "no WebSocket events were collected from both targets",
+                reason=(self.ws.note if self.ws.collected else "no WebSocket events were collected from both targets"),
             )
         if self.db is not None:
             out += db_schema_claims(
@@ -385,10 +387,12 @@ def run_contract(
     today: date | None = None,
     baseline_auth: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
     candidate_auth: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
+    ws_note: str = "",
 ) -> ContractResult:
     """Load both specs, diff them, and compare WebSocket events and databases when configured.
 
-    ``*_auth``: the (headers, query) of each target's auth, sent with spec fetches from a URL."""
+    ``*_auth``: the (headers, query) of each target's auth, sent with spec fetches from a URL. ``ws_note``: why
+    a side has no events, said when there is no comparison."""
     day = today or date.today()
     baseline = load_spec(
         cfg.baseline_spec,
@@ -414,6 +418,8 @@ def run_contract(
         except (SpecError, RecursionError) as exc:
             diff_error = f"diff failed: {exc}"
     ws = _compare_ws(cfg, baseline_events, candidate_events) if cfg.compare_ws_events else None
+    if ws is not None and ws_note:
+        ws = dataclasses.replace(ws, note=ws_note)
     extra: dict[str, Any] = {}
     nothing_collected = baseline_events is None and candidate_events is None
     if ws is not None and nothing_collected and "compare_ws_events" not in cfg.model_fields_set:

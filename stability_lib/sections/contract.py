@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 from ._common import _with_users
 
 
-def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dict[str, Any]]:
-    """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff."""
+def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> tuple[list[dict[str, Any]], str]:
+    """A short golden path (1 user, 2 repetitions) whose WebSocket events feed the message-contract diff, and
+    why there are none when its runs failed."""
     from ..probes.golden import run_golden_path_sync
     from ..probes.message_checks import parse_json
 
@@ -32,7 +33,14 @@ def _observed_events(target: TargetConfig, scenario: ScenarioConfig) -> list[dic
             continue  # capped, not JSON or nested too deeply: not evidence of a schema
         if isinstance(event, dict):
             events.append(event)
-    return events
+    failed = [r for r in result.runs if not r.ok]
+    note = ""
+    if not events and failed:  # said, else "0 events observed" reads as a target that sends none
+        first = failed[0]
+        note = f"{len(failed)} of {len(result.runs)} golden runs failed (first: {first.failed_step}: {first.failure})"[
+            :300
+        ]
+    return events, note
 
 
 def contract(sec: Section) -> SectionResult:
@@ -42,10 +50,14 @@ def contract(sec: Section) -> SectionResult:
         return sec.skip("switched off in params")
     cfg, params = sec.config, sec.params
     baseline_events = candidate_events = None
+    notes = []
     # Events come from live targets only: a spec-file-only run has none to probe.
     if cfg.compare_ws_events and params.has_live_target and params.scenario is not None and params.baseline is not None:
-        baseline_events = _observed_events(params.baseline, params.scenario.on_side("baseline"))
-        candidate_events = _observed_events(params.target, params.scenario)
+        baseline_events, baseline_note = _observed_events(params.baseline, params.scenario.on_side("baseline"))
+        candidate_events, candidate_note = _observed_events(params.target, params.scenario)
+        notes = [
+            f"{side}: {note}" for side, note in (("baseline", baseline_note), ("candidate", candidate_note)) if note
+        ]
     result = run_contract(
         cfg,
         baseline_url=params.baseline.base_url if params.baseline else None,
@@ -55,6 +67,7 @@ def contract(sec: Section) -> SectionResult:
         candidate_events=candidate_events,
         baseline_auth=_auth(params.baseline),
         candidate_auth=_auth(params.target),
+        ws_note="; ".join(notes),
     )
     return sec.finish(result.claims(), result.to_dict())
 
