@@ -425,3 +425,14 @@ def test_a_statement_several_sections_make_names_its_section_on_page_one() -> No
     assert html.count("Golden path: <a") == 1 and html.count("WebSocket sessions and close codes: <a") == 1
     assert "Service health:" not in html  # a statement of one section stays as it is
     assert "Performance against the baseline: <a" not in html  # alone in its list (not decided)
+
+
+def test_every_rule_of_the_appendix_fits_its_cell_whole() -> None:
+    # Found reading a real run's report: the three sequential rules shared one cell, ran together
+    # ("...judges.Sequential failure-rate rule") and were cut ("… [916 more characters]").
+    from stability_lib.report.render import MAX_CELL_CHARS
+    from stability_lib.report.reportbook import _rules
+
+    for name, text in _rules():
+        assert len(text) <= MAX_CELL_CHARS, name
+        assert "\n\n" not in text, name

@@ -52,11 +52,19 @@ def _rules() -> list[tuple[str, str]]:
     from ..stats.fixes import FIX_RULE_TEXT
     from ..stats.performance import PERFORMANCE_RULE_TEXT
     from ..stats.rates import FAILURE_RATE_RULE_TEXT
-    from ..stats.sequential import RULE_TEXT as SEQUENTIAL_RULE_TEXT
+    from ..stats.sequential import (
+        FIX_SEQUENTIAL_RULE_TEXT,
+        PERFORMANCE_SEQUENTIAL_RULE_TEXT,
+        RATE_SEQUENTIAL_RULE_TEXT,
+    )
 
+    # One row per rule: a cell is capped (MAX_CELL_CHARS) and shows no paragraph breaks, so the three
+    # sequential rules in one cell ran together and the last was cut off.
     return [
         ("Overall verdict", VERDICT_RULE),
-        ("Sequential sampling: when a claim stops", SEQUENTIAL_RULE_TEXT),
+        ("Sequential sampling: performance", PERFORMANCE_SEQUENTIAL_RULE_TEXT),
+        ("Sequential sampling: failure rates", RATE_SEQUENTIAL_RULE_TEXT),
+        ("Sequential sampling: the fix", FIX_SEQUENTIAL_RULE_TEXT),
         ("Performance (median ratio)", PERFORMANCE_RULE_TEXT),
         (
             "Performance: several operations",
