@@ -303,5 +303,10 @@ class HealthConfig(_Strict):
     enabled: bool = True
     samples: int = Field(5, ge=1, le=200, description="Requests per endpoint.")
     timeout_s: float = Field(5.0, gt=0, le=60)
-    endpoints: list[HealthEndpoint] = Field(default_factory=lambda: [HealthEndpoint(path="/health")])
+    endpoints: list[HealthEndpoint] = Field(
+        default_factory=lambda: [HealthEndpoint(path="/health")],
+        description="Each is its own check (claim health.http[.METHOD]<path, '/' as '.'>), judged on its own "
+        "samples; one whose id an earlier endpoint has (the same method and path again, or /health/ after "
+        "/health) gets .2, .3, ... Requests keep no cookie from one answer to the next.",
+    )
     websocket: HealthWebSocket | None = None

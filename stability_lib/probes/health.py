@@ -4,14 +4,23 @@
 ``health_claims`` is pure and turns records into claims. Response bodies are untrusted:
 each request has one deadline over connect, headers and body (``timeout_s``), and only
 the first ``MAX_BODY_BYTES`` of a body are read.
+
+Each configured endpoint is its own check, and a stateless one: every sample is the configured
+request and nothing else. The client keeps no cookie (``_NoCookies``): a cookie one answer set
+(a login session) would authenticate the requests after it, so an endpoint expecting 403 to a wrong
+token PASSed or FAILed by its place in the list. A ``Cookie`` header in ``headers`` or target.auth
+is asked for, and is sent. Samples carry their endpoint's index, and ``health_claims`` counts each
+endpoint's own samples only, so two endpoints on one method and path are judged apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +35,15 @@ from .http_steps import LeanTransport
 from .message_checks import parse_json
 from .scenario import AuthConfig, WsStep
 
-__all__ = ["HttpSample", "WsEchoRecord", "probe_endpoint", "probe_ws_echo", "run_health", "health_claims"]
+__all__ = [
+    "HttpSample",
+    "WsEchoRecord",
+    "probe_endpoint",
+    "probe_ws_echo",
+    "run_health",
+    "health_claims",
+    "health_claim_ids",
+]
 
 BODY_EXCERPT_BYTES = 512  # response bodies are untrusted: keep a short excerpt only
 MAX_BODY_BYTES = 1 << 20  # read at most this much of a body (for the JSON key check); the rest is cut
@@ -44,9 +61,28 @@ class HttpSample:
     method: str = "GET"
     truncated: bool = False  # the body was longer than MAX_BODY_BYTES and was cut there
     check_error: str = ""  # the first ``check`` condition on the JSON body that did not hold
+    # Which configured endpoint took it: its index in ``sections.health.endpoints`` (None: evidence from
+    # before the index was kept, attributed by method and path where only one endpoint has them).
+    endpoint_index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """A cookie policy that stores no cookie and sends none: health requests are stateless.
+
+    httpx stores every ``Set-Cookie`` of a response in the client's jar and sends it on the client's
+    later requests; a per-request ``cookies={}`` does not stop that (httpx merges it into the jar's,
+    and deprecates it). The jar refusing them does, whichever way httpx (or ``send_direct``) extracts
+    them. Headers the user configures, ``Cookie`` among them, are not the jar's and are sent as given.
+    """
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Cookie, request: Any) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -85,9 +121,17 @@ def _missing_keys(content: bytes, keys: list[str]) -> tuple[str, ...]:
 
 
 async def probe_endpoint(
-    client: httpx.AsyncClient, endpoint: HealthEndpoint, samples: int, timeout_s: float
+    client: httpx.AsyncClient,
+    endpoint: HealthEndpoint,
+    samples: int,
+    timeout_s: float,
+    endpoint_index: int | None = None,
 ) -> list[HttpSample]:
-    """``samples`` requests, one after another, each under one ``timeout_s`` deadline."""
+    """``samples`` requests, one after another, each under one ``timeout_s`` deadline.
+
+    The samples are alike only if ``client`` keeps no cookie between them (``run_health``'s keeps none).
+    ``endpoint_index`` (the endpoint's place in the list) goes on every sample, for ``health_claims``.
+    """
     out = []
     for i in range(samples):
         t0 = time.monotonic_ns()
@@ -102,11 +146,14 @@ async def probe_endpoint(
             )
         except (TimeoutError, httpx.TimeoutException):
             error = f"timeout: no complete response within {timeout_s:g} s"
-            out.append(HttpSample(endpoint.path, i, None, None, error, method=endpoint.method))
+            out.append(
+                HttpSample(endpoint.path, i, None, None, error, method=endpoint.method, endpoint_index=endpoint_index)
+            )
             continue
         except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
             out.append(
-                HttpSample(endpoint.path, i, None, None, f"{type(exc).__name__}: {exc}"[:300], method=endpoint.method)
+                HttpSample(endpoint.path, i, None, None, error, method=endpoint.method, endpoint_index=endpoint_index)
             )
             continue
         latency_ms = (time.monotonic_ns() - t0) / 1e6
@@ -122,6 +169,7 @@ async def probe_endpoint(
                 endpoint.method,
                 response.truncated,
                 _body_check(response.content, endpoint),
+                endpoint_index,
             )
         )
     return out
@@ -261,9 +309,11 @@ async def _run_health(
         verify=shared_ssl_context(),
         trust_env=False,
         follow_redirects=False,
+        # No cookie from one answer on any later request, of this endpoint or another (see _NoCookies).
+        cookies=CookieJar(policy=_NoCookies()),
     ) as client:
-        for endpoint in cfg.endpoints:
-            samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s)
+        for index, endpoint in enumerate(cfg.endpoints):
+            samples += await probe_endpoint(client, endpoint, cfg.samples, cfg.timeout_s, index)
     ws = await _ws_probe(target, cfg.websocket, cfg.timeout_s) if cfg.websocket else None
     return {
         "target": target.base_url,
@@ -272,16 +322,65 @@ async def _run_health(
     }
 
 
+def _base_claim_id(section: str, endpoint: HealthEndpoint) -> str:
+    method = "" if endpoint.method == "GET" else "." + endpoint.method
+    return f"{section}.http{method}{endpoint.path.replace('/', '.')}".rstrip(".")
+
+
+def health_claim_ids(endpoints: Sequence[HealthEndpoint], section: str = "health") -> list[str]:
+    """One claim id per endpoint, in order, all distinct.
+
+    An endpoint's id is ``<section>.http[.METHOD]<path with '/' as '.'>`` (no trailing '.'), as it
+    always was: users name it in ``checks.informative`` and history follows it. Where several
+    endpoints come to one id (the same method and path listed twice, e.g. with the right token and
+    with a wrong one; or ``/health`` and ``/health/``), the first listed keeps it and each later one
+    gets ``.2``, ``.3``, ... (the first such suffix no endpoint's own id is, so an endpoint listed
+    once, e.g. ``/health/2``, keeps its id whatever else is listed).
+    """
+    bases = [_base_claim_id(section, e) for e in endpoints]
+    taken = set(bases)
+    seen: Counter[str] = Counter()
+    ids = []
+    for base in bases:
+        seen[base] += 1
+        if seen[base] == 1:
+            ids.append(base)
+            continue
+        n = seen[base]
+        while f"{base}.{n}" in taken:
+            n += 1
+        ids.append(f"{base}.{n}")
+        taken.add(ids[-1])
+    return ids
+
+
+def _own_samples(samples: list[HttpSample], index: int, endpoint: HealthEndpoint, shared: bool) -> list[HttpSample]:
+    """The samples endpoint ``index`` took; one without an index only if no other endpoint has its method and path."""
+    return [
+        s
+        for s in samples
+        if s.path == endpoint.path
+        and s.method == endpoint.method
+        and (s.endpoint_index == index if s.endpoint_index is not None else not shared)
+    ]
+
+
 def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "health") -> list[Claim]:
     claims = []
     samples = [HttpSample(**{**s, "missing_keys": tuple(s["missing_keys"])}) for s in data["samples"]]
-    for endpoint in cfg.endpoints:
-        mine = [s for s in samples if s.path == endpoint.path and s.method == endpoint.method]
+    uses = Counter((e.method, e.path) for e in cfg.endpoints)
+    ids = health_claim_ids(cfg.endpoints, section)
+    for index, endpoint in enumerate(cfg.endpoints):
+        shared = uses[(endpoint.method, endpoint.path)] > 1
+        mine = _own_samples(samples, index, endpoint, shared)
         good = [s for s in mine if s.status in endpoint.expect_status and not s.missing_keys and not s.check_error]
         keys = f" with keys {', '.join(endpoint.json_keys)}" if endpoint.json_keys else ""
         checks = f" and {len(endpoint.check)} content checks" if endpoint.check else ""
         wanted = " or ".join(str(code) for code in endpoint.expect_status)
         statement = f"{endpoint.method} {endpoint.path} answers {wanted}{keys}{checks}"
+        # Two endpoints on one method and path (headers differ, say): the statement says which one it is.
+        statement += f" (endpoints[{index}])" if shared else ""
+        record = f"samples[path={endpoint.path}" + (f", endpoint_index={index}]" if shared else "]")
         figure = None
         if not mine:
             status, statistic = Status.INCONCLUSIVE, "no sample taken"
@@ -310,13 +409,12 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
                 statistic += f"; median latency {latencies[len(latencies) // 2]:.1f} ms"
         claims.append(
             Claim(
-                id=f"{section}.http{'' if endpoint.method == 'GET' else '.' + endpoint.method}"
-                f"{endpoint.path.replace('/', '.')}".rstrip("."),
+                id=ids[index],
                 section=section,
                 statement=statement,
                 status=status,
                 statistic=statistic,
-                evidence=(EvidenceRef(section, "", (f"samples[path={endpoint.path}]",)),),
+                evidence=(EvidenceRef(section, "", (record,)),),
                 figure=figure,
             )
         )
