@@ -160,3 +160,29 @@ def test_evidence_without_endpoint_indexes_is_attributed_only_where_it_is_unambi
         ("health.http.api.status", Status.INCONCLUSIVE),
         ("health.http.api.status.2", Status.INCONCLUSIVE),
     ]
+
+
+def test_the_health_page_and_its_warnings_tell_repeated_endpoints_apart() -> None:
+    # Grouped by path, the page showed one row "4 requests, status codes 200, 403" for both checks of a path,
+    # and the latency records of both had the same ids.
+    from stability_lib.core.models import SectionResult
+    from stability_lib.report.evidence_warnings import _durations
+    from stability_lib.report.views import section_parts
+
+    def sample(index: int, endpoint: int, status: int) -> dict[str, Any]:
+        return {
+            "path": "/api/status",
+            "index": index,
+            "status": status,
+            "latency_ms": 2.0,
+            "error": None,
+            "method": "GET",
+            "endpoint_index": endpoint,
+        }
+
+    samples = [sample(0, 0, 200), sample(1, 0, 200), sample(0, 1, 403), sample(1, 1, 403)]
+    result = SectionResult("health", Status.PASS, (), {"samples": samples})
+    html = "".join(p for p in section_parts(result) if isinstance(p, str)).replace("<wbr>", "")
+    assert "GET /api/status (endpoints[0])" in html and "GET /api/status (endpoints[1])" in html
+    records = [record for _kind, record, _ms in _durations(result)]
+    assert len(set(records)) == 4

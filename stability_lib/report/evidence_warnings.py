@@ -63,7 +63,8 @@ def _durations(result: SectionResult) -> Iterator[tuple[str, str, float]]:
     data = result.data
     for s in data.get("samples", []) if result.section == "health" else []:
         if s.get("latency_ms") is not None:
-            yield "http_round_trip", f"samples[{s.get('path')}#{s.get('index')}]", float(s["latency_ms"])
+            endpoint = f"endpoints[{s['endpoint_index']}] " if s.get("endpoint_index") is not None else ""
+            yield "http_round_trip", f"samples[{endpoint}{s.get('path')}#{s.get('index')}]", float(s["latency_ms"])
     ws = data.get("websocket") if result.section == "health" else None
     if ws and ws.get("round_trip_ms") is not None:
         yield "ws_round_trip", "websocket", float(ws["round_trip_ms"])

@@ -9,6 +9,7 @@ are drawn by ``report.charts`` (its public names are re-exported here).
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,20 @@ def _fmt_ms(values: list[float]) -> str:
 @register_view("health")
 def _health_view(result: SectionResult) -> list[Part]:
     samples = result.data.get("samples", [])
-    by_path: dict[str, list[dict[str, Any]]] = {}
+    # One row per configured endpoint (its index; older evidence: method and path), so the same path
+    # checked twice (right and wrong token) or with GET and HEAD is not one row of mixed statuses.
+    by_endpoint: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for s in samples:
-        by_path.setdefault(s["path"], []).append(s)
+        key = (s["endpoint_index"],) if s.get("endpoint_index") is not None else (s.get("method", "GET"), s["path"])
+        by_endpoint.setdefault(key, []).append(s)
+    per_path = Counter(items[0]["path"] for items in by_endpoint.values())
     rows = []
-    for path, items in by_path.items():
+    for items in by_endpoint.values():
+        first = items[0]
+        path = first["path"]
+        if per_path[path] > 1:  # named apart: method, and the endpoint's place in params
+            where = f" (endpoints[{first['endpoint_index']}])" if first.get("endpoint_index") is not None else ""
+            path = f"{first.get('method', 'GET')} {path}{where}"
         lat = [s["latency_ms"] for s in items if s["latency_ms"] is not None]
         statuses = sorted({str(s["status"]) for s in items})
         errors = sorted({s["error"] for s in items if s["error"]})
