@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ..core.origins import auth_may_go, origin, origin_of, origin_text
 from .conversation import check_body
 from .http_transport import LeanTransport, direct_request, send_direct, send_directly, shared_ssl_context
 from .message_checks import parse_json
@@ -49,6 +51,7 @@ __all__ = [
     "redact",
     "auth_headers",
     "absolute_url",
+    "off_target",
     "fetch_capped",
     "build_request",
     "judge_response",
@@ -179,6 +182,41 @@ def absolute_url(client: httpx.AsyncClient, path: str) -> str:
     return (base if base.endswith("/") else base + "/") + path[1:]
 
 
+# An absolute http(s) URL whose authority every parser reads alike: no user info, no backslash, no
+# space or control character, a plain host name or address (or a bracketed IPv6 one), a numeric port.
+_PLAIN_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?(?=[/?#]|\Z)", re.IGNORECASE)
+
+
+def off_target(target: str, base_url: str) -> str | None:
+    """Why a rendered request ``target`` would not go to the origin of ``base_url`` (a reason naming the
+    origin, to fail the step with, nothing sent), or None when it goes there.
+
+    A path from the root (one leading '/') is joined to the base URL by both engines' clients (httpx and
+    Locust's ``HttpSession``) and stays there: that case costs two comparisons. Anything else (a captured
+    link, a value from the environment) must be an http(s) URL on the target's origin (``core.origins``:
+    the same origin, or the same host from http:80 to https:443): a URL to another host, ``//host/...``,
+    ``@host`` (which Locust would append to the base URL's authority) or a relative path is refused.
+    The reason names origins only; the caller puts in the path as the evidence keeps it (redacted).
+    """
+    if target[:1] == "/" and target[1:2] not in ("/", "\\"):
+        return None
+    here = origin_of(base_url)
+    plain = _PLAIN_URL.match(target)
+    if plain is not None:
+        port = int(plain[3]) if plain[3] else None
+        there = origin(plain[1], plain[2], port)
+        if here is not None and auth_may_go(here, there):
+            return None
+        return f"leads to another origin {origin_text(there)}, not the target's {origin_text(here)}"
+    if target.startswith("//"):  # scheme-relative: another host
+        other = origin_of(f"{here[0] if here else 'http'}:{target}")
+        return f"leads to another origin {origin_text(other)}, not the target's {origin_text(here)}"
+    return (
+        f"leads to another origin or to none: not a path from the root of the target {origin_text(here)} "
+        "(one leading '/') nor a plain URL on it"
+    )
+
+
 def auth_headers(auth: AuthConfig, token: str | None) -> dict[str, str]:
     if token is None:
         return {}
@@ -190,7 +228,7 @@ class HttpRequestPlan:
     """One templated request, rendered: what to send, and the path as evidence keeps it (secrets replaced)."""
 
     method: str
-    target: str  # the rendered path (or URL), sent as it is
+    target: str  # the rendered path (or URL); sent only when ``off_target`` finds it on the target
     kept_path: str = field(repr=False)
     body: Any = field(repr=False)  # the JSON body, None for none
     headers: dict[str, str] = field(repr=False)  # the step's headers, then the auth header
@@ -199,6 +237,10 @@ class HttpRequestPlan:
         self, name: str, duration_s: float, error: str, status: int | None = None, kept: str = ""
     ) -> HttpStepResult:
         return HttpStepResult(name, self.method, self.kept_path, False, status, duration_s, error, kept)
+
+    def not_sent(self, why: str, secrets: Sequence[str]) -> str:
+        """The error of a step not sent because its path leaves the target (``off_target``'s ``why``)."""
+        return redact(f"path {self.kept_path!r} {why}: not sent (the request would carry the auth there)", secrets)
 
 
 def build_request(
@@ -276,6 +318,11 @@ async def run_http_step(
     """Send one templated request; return what was observed and the captured variables (``judge_response``)."""
     request = build_request(step, context, auth=auth, token=token, secrets=secrets)
     started = time.monotonic_ns()
+    target = request.target
+    if target[:1] != "/" or target[1:2] in ("/", "\\"):  # not a path from the root: off_target decides
+        elsewhere = off_target(target, str(client.base_url))
+        if elsewhere is not None:  # nothing is sent: the request would carry the user's token to another host
+            return request.failed(name, 0.0, request.not_sent(elsewhere, secrets)), {}
     try:
         response = await fetch_capped(
             client,

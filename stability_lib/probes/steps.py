@@ -4,6 +4,7 @@ step (the legacy ``expect`` list or a conversation), with the placeholders each 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -52,6 +53,25 @@ def _status_list(value: Any) -> Any:
     return [value] if isinstance(value, int) else value
 
 
+_LEADING_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _request_path(value: str) -> str:
+    """An HTTP step's path: one on the target, from its root (one leading '/'), or one that starts with a
+    ``{placeholder}`` (a captured link: its rendered value is checked when the step is sent, see
+    ``probes.http_steps.off_target``). A URL, ``//host/...`` or a relative path would send the request,
+    and the user's token and the target's auth headers with it, to another host. The value is never
+    echoed (an environment value may be in it)."""
+    if value.startswith("/") and value[1:2] not in ("/", "\\"):
+        return value
+    if _LEADING_PLACEHOLDER.match(value):
+        return value
+    raise ValueError(
+        "must be a path on the target starting with a single '/' (e.g. /api/items/{id}) or with a "
+        "{placeholder}; not a URL, //host or a relative path (the request and its auth would go elsewhere)"
+    )
+
+
 class HttpRequestTemplate(StrictModel):
     """One templated HTTP request (used for register and login)."""
 
@@ -69,6 +89,7 @@ class HttpRequestTemplate(StrictModel):
     timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout for this request in seconds.")
 
     _norm_status = field_validator("expect_status", mode="before")(_status_list)
+    _on_target = field_validator("path")(_request_path)
 
 
 class ExpectedEvent(StrictModel):
@@ -101,6 +122,7 @@ class HttpStep(StrictModel):
     )
 
     _norm_status = field_validator("expect_status", mode="before")(_status_list)
+    _on_target = field_validator("path")(_request_path)
 
     @model_validator(mode="after")
     def _paths(self) -> HttpStep:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from .conversation import Conversation, ConversationOutcome, ConversationOutcomeKind, Frame, Send, make_ids
@@ -41,7 +41,8 @@ from .sessions import (
     cap_text,
     outcome_after_close,
 )
-from .ws_errors import outcome_for_connect_error, outcome_for_connection_closed, received_close_code
+from .ws_connect import SameOriginConnect, open_error_outcome
+from .ws_errors import outcome_for_connection_closed, received_close_code
 
 __all__ = [
     "WsExchange",
@@ -439,7 +440,8 @@ async def run_ws_exchange(
         outcome = SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120))
         return WsExchange(SessionRecord(session_id, start_offset, outcome, user=user, step=step.name))
     try:
-        ws = await connect(
+        # Redirects are followed on the target's origin only: the token and headers go nowhere else.
+        ws = await SameOriginConnect(
             url,
             additional_headers=headers or None,
             subprotocols=subprotocols or None,  # type: ignore[arg-type]
@@ -450,7 +452,7 @@ async def run_ws_exchange(
             proxy=None,
         )
     except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
-        outcome = outcome_for_connect_error(exc)
+        outcome = open_error_outcome(exc)
         return WsExchange(SessionRecord(session_id, start_offset, outcome, user=user, step=step.name))
     connect_s = _ns_to_s(time.monotonic_ns() - started_ns)
     timeout_s = step_timeout_s if step_timeout_s is not None else step.timeout_s

@@ -22,7 +22,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from ..probes.conversation import Conversation, Frame, Send, make_ids
 from ..probes.http_steps import (
@@ -33,6 +33,7 @@ from ..probes.http_steps import (
     advance_setup,
     build_request,
     judge_response,
+    off_target,
     redact,
     user_setup_plan,
 )
@@ -50,7 +51,8 @@ from ..probes.sessions import (
     outcome_after_close,
 )
 from ..probes.teardown import StepRun, TeardownRecord, nothing_to_undo
-from ..probes.ws_errors import outcome_for_connect_error, received_close_code
+from ..probes.ws_connect import connect_sync, open_error_outcome
+from ..probes.ws_errors import received_close_code
 from ..probes.ws_session import handshake_auth, outcome_on_peer_close, session_outcome, ws_url
 
 __all__ = ["run_http_step", "prepare_user", "run_ws_session", "run_finally_http", "run_step"]
@@ -77,6 +79,10 @@ def run_http_step(
     (``probes.http_steps.build_request``, ``judge_response``).
     """
     request = build_request(step, context, auth=scenario.auth, token=token, secrets=secrets)
+    # Locust's HttpSession sends an http(s):// URL as it is and appends anything else to its base URL.
+    elsewhere = off_target(request.target, str(getattr(client, "base_url", "") or ""))
+    if elsewhere is not None:  # nothing is sent: the request would carry the user's token to another host
+        return request.failed(name, 0.0, request.not_sent(elsewhere, secrets)), {}
     started = time.monotonic_ns()
     try:
         with gevent.Timeout(step.timeout_s, TimeoutError):
@@ -331,10 +337,11 @@ def run_ws_session(
     except ValueError as exc:  # TemplateError
         return record(SessionOutcome(OutcomeKind.TEMPLATE_ERROR, detail=cap_text(str(exc), 120)))
     try:
-        opened = connect(
+        # Redirects are followed on the target's origin only (probes.ws_connect): the token goes nowhere else.
+        opened = connect_sync(
             url,
             additional_headers=headers or None,
-            subprotocols=subprotocols or None,  # type: ignore[arg-type]
+            subprotocols=subprotocols or None,
             open_timeout=soak.connect_timeout_s,
             close_timeout=soak.close_timeout_s,
             max_size=soak.max_message_bytes,
@@ -342,7 +349,7 @@ def run_ws_session(
             proxy=None,
         )
     except Exception as exc:  # noqa: BLE001 - every connect failure is an observation
-        return record(outcome_for_connect_error(exc))
+        return record(open_error_outcome(exc))
     with opened as ws:
         connect_s = _s_since(started_ns)
         timeout_s = step.timeout_s if golden or soak.step_timeout_s is None else soak.step_timeout_s
