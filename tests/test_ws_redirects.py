@@ -298,3 +298,15 @@ def test_the_refusal_names_no_path_or_query_of_the_location() -> None:
         "redirected to another origin ws://evil.example:9 (HTTP 307): not followed"
     )
     assert open_error_outcome(refused).label == "connect_error(redirected to another origin ws://evil.example:9)"
+
+
+def test_the_health_websocket_echo_follows_no_redirect_to_another_origin(fresh: Sites) -> None:
+    # The health echo opened its own connection with websockets' connect: target.auth's X-API-Key went to B.
+    from stability_lib.probes.config import HealthWebSocket
+    from stability_lib.probes.health import _ws_echo
+
+    cfg = HealthWebSocket(path="/away302")
+    record = asyncio.run(_ws_echo(fresh.ws("/away302"), cfg, 5.0, headers={"X-API-Key": API_KEY}))
+    assert fresh.at_b == [] and len(fresh.at_a) == 1 and API_KEY in fresh.at_a[0].text
+    assert not record.connected
+    assert record.error == f"redirected to another origin ws://localhost:{fresh.b_port} (HTTP 302): not followed"

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import StabilityError, TargetError
+from ..core.origins import Origin, auth_may_go, origin
 from .openapi_diff import SpecError, check_spec, count_operations
 from .swagger2 import as_openapi3
 
@@ -323,20 +324,14 @@ class _Watchdog:
 MAX_REDIRECTS = 5
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+def _origin(url: httpx.URL) -> Origin:
+    return origin(url.scheme, url.host, url.port)
 
 
 def auth_follows(first: httpx.URL, url: httpx.URL) -> bool:
-    """Whether the auth given for ``first`` (an ``httpx.URL``) is sent to ``url`` after a redirect: on the
-    same origin (scheme, host, port), or on the same host upgraded from http:80 to https:443 (as httpx and
-    requests keep ``Authorization``: the secret already went to that host, now encrypted)."""
-    if _origin(url) == _origin(first):
-        return True
-    return _origin(first) == ("http", url.host, 80) and _origin(url) == ("https", first.host, 443)
+    """Whether the auth given for ``first`` (an ``httpx.URL``) is sent to ``url`` after a redirect: the rule of
+    every probe (``core.origins.auth_may_go``: the same origin, or the same host from http:80 to https:443)."""
+    return auth_may_go(_origin(first), _origin(url))
 
 
 @dataclass(frozen=True)

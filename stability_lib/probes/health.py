@@ -178,21 +178,24 @@ async def probe_endpoint(
 async def _ws_echo(
     url: str, cfg: HealthWebSocket, timeout_s: float, headers: dict[str, str] | None = None
 ) -> WsEchoRecord:
-    from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     from .engine import close_connection
     from .sessions import OutcomeKind, SessionOutcome, outcome_after_close
+    from .ws_connect import RedirectRefused, SameOriginConnect
 
     try:
         async with asyncio.timeout(timeout_s * 3):
-            async with connect(
+            # A redirect to another origin is not followed (target.auth's headers would go there); no
+            # proxy from the environment carries the handshake, as for every other probe.
+            async with SameOriginConnect(
                 url,
                 open_timeout=timeout_s,
                 close_timeout=timeout_s,
                 max_size=2**16,
                 additional_headers=headers or None,
                 subprotocols=cfg.subprotocols or None,  # type: ignore[arg-type]
+                proxy=None,
             ) as ws:
                 t0 = time.monotonic_ns()
                 await ws.send(cfg.message)
@@ -227,6 +230,8 @@ async def _ws_echo(
         return WsEchoRecord(
             cfg.path, False, False, None, "", None, f"handshake rejected: HTTP {exc.response.status_code}"
         )
+    except RedirectRefused as exc:
+        return WsEchoRecord(cfg.path, False, False, None, "", None, str(exc))
     except (OSError, TimeoutError) as exc:
         return WsEchoRecord(cfg.path, False, False, None, "", None, f"{type(exc).__name__}: {exc}"[:300])
     except Exception as exc:  # a protocol error from the target is a finding, not a crash
