@@ -48,6 +48,7 @@ __all__ = [
     "LocustEngineError",
     "last_line",
     "read_summary",
+    "hard_deadline_s",
 ]
 
 LOCUSTFILE = Path(__file__).with_name("locust_user.py")
@@ -208,9 +209,7 @@ def run_locust_soak(
         (out_dir / name).unlink(missing_ok=True)
     workers = total_workers(settings)
     users = max(1, min(soak.concurrency, soak.sessions))
-    step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
-    session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
-    hard_s = soak.duration_s + session_bound + scenario.teardown_timeout_s + _SLACK_S
+    hard_s = hard_deadline_s(scenario)
     plan = {
         "run_id": run_id,
         "out_dir": str(out_dir.resolve()),
@@ -229,6 +228,20 @@ def run_locust_soak(
         _locust_run(workers, out_dir, elapsed, procs[0].returncode if procs else None),
         tuple(p.pid for p in procs),
     )
+
+
+def hard_deadline_s(scenario: ScenarioConfig) -> float:
+    """The soak's hard deadline on Locust: the duration, then the last session (its per-session setup and
+    finally steps too), then the users' undo (all users at once, each bounded by ``teardown_timeout_s``)."""
+    soak, step = scenario.soak, scenario.soak_step()
+    assert step is not None
+    step_timeout = soak.step_timeout_s if soak.step_timeout_s is not None else step.timeout_s
+    session_bound = soak.connect_timeout_s + step_timeout + soak.close_timeout_s
+    if soak.setup_scope == "per_session":
+        session_bound += sum(s.timeout_s for s in soak.setup or () if isinstance(s, HttpStep))
+        if soak.finally_steps:
+            session_bound += scenario.teardown_timeout_s
+    return soak.duration_s + session_bound + scenario.teardown_timeout_s + _SLACK_S
 
 
 def run_locust(

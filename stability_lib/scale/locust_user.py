@@ -15,6 +15,8 @@ How a soak runs (all coordination goes through Locust's own master/worker messag
   the number of Locust users (``-u``). No session starts after the soak's duration.
 - Records go back in batches (``stability_records``): every session's ``SessionRecord``, user
   setups, teardown records, and which leased sessions were not started (the duration ran out).
+  When its last Locust user ends, a worker undoes its users (soak.finally per user, then teardown; all
+  at once, each bounded by ``teardown_timeout_s``) and sends its last batch, marked idle.
   The master appends them to ``records.jsonl`` and, when every leased session is accounted for
   (reported, returned, or lost with a worker that went missing), writes ``summary.json`` and quits.
   Cut at the hard deadline (Locust's ``--run-time``), a live worker's open sessions are recorded as
@@ -32,6 +34,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from gevent.event import Event  # type: ignore[import-untyped]
+from gevent.pool import Group  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.clients import HttpSession
 from locust.exception import StopUser
@@ -41,6 +44,7 @@ from stability_lib.probes.env_refs import resolve_env
 from stability_lib.probes.http_steps import PreparedUser, new_nonce
 from stability_lib.probes.scenario import HttpStep, ScenarioConfig
 from stability_lib.probes.sessions import SessionOutcome, SessionRecord
+from stability_lib.probes.teardown import TeardownRecord
 from stability_lib.scale import gevent_steps as steps
 from stability_lib.scale.locust_common import PLAN_ENV, PLAN_WAIT_S, MasterWatch, resources, watch_parent
 
@@ -48,6 +52,17 @@ __all__ = ["StabilitySoakUser", "PLAN_ENV", "resolve_env"]
 
 _FLUSH_S = 0.5  # a worker sends its records at least this often
 _FLUSH_RECORDS = 100
+_UNDO_JOIN_SLACK_S = 2.0  # past teardown_timeout_s (each user's own bound): a user's undo still running is given up
+
+
+def _take(pending: list[Any]) -> list[Any]:
+    """What ``pending`` holds, emptied in place. A worker's outbox lists are never replaced: a caller that took
+    one before a call that waits (``worker.teardown_out.extend(<run_finally_http(...)>)`` looks the list up
+    first) still adds to the list the next flush sends. Replacing them lost every undo record that ended
+    after a flush of the flusher greenlet, which ticks every ``_FLUSH_S`` while a slow undo step runs."""
+    taken = list(pending)
+    pending.clear()
+    return taken
 
 
 # ------------------------------------------------------------------------------------------ master
@@ -205,6 +220,7 @@ class _Worker:
         self.users: list[PreparedUser] = []
         self.setup_done = Event()
         self.setting_up = False
+        self.undo_started = False  # the users' undo runs once per worker, whatever Locust users start later
         self.active = 0
         self.outbox: list[dict[str, Any]] = []
         self.users_out: list[dict[str, Any]] = []
@@ -252,7 +268,7 @@ class _Worker:
             client = self.http_client()
             prepared = [steps.prepare_user(client, scenario, i, n, plan["run_id"], prerequisites) for i, n in mine]
             self.users = [u for u in prepared if u.setup.ok]
-            self.users_out = [u.setup.to_dict() for u in prepared]
+            self.users_out.extend(u.setup.to_dict() for u in prepared)
         finally:
             self.setup_done.set()
 
@@ -300,13 +316,12 @@ class _Worker:
             return
         data = {
             "resources": {**resources(), "cpu_s_before_soak": self.cpu_before} if idle else None,
-            "records": self.outbox,
-            "users": self.users_out,
-            "teardown": self.teardown_out,
-            "returned": self.returned,
+            "records": _take(self.outbox),
+            "users": _take(self.users_out),
+            "teardown": _take(self.teardown_out),
+            "returned": _take(self.returned),
             "idle": idle,
         }
-        self.outbox, self.users_out, self.teardown_out, self.returned = [], [], [], []
         self.env.runner.send_message("stability_records", data)
 
     def flusher(self) -> None:
@@ -314,21 +329,36 @@ class _Worker:
             gevent.sleep(_FLUSH_S)
             self.flush()
 
+    def add_teardown(self, records: list[TeardownRecord]) -> None:
+        """Undo records of a unit that ended, into the outbox (the next flush sends them)."""
+        self.teardown_out.extend(t.to_dict() for t in records)
+
     def per_user_teardown(self) -> None:
-        if self.scenario is None or self.plan is None:  # the setup never got that far: nothing to undo
+        """Once per worker: each user's undo (soak.finally per user, then teardown), all users at once as on our
+        own engine, each bounded by ``teardown_timeout_s`` (the launcher's hard deadline budgets it once), its
+        records into the outbox as soon as it ends: a worker stopped at the deadline still sends those."""
+        if self.undo_started or self.scenario is None or self.plan is None:  # done, or the setup never got far
             return
-        undo = [s for s in self.scenario.soak_user_undo() if isinstance(s, HttpStep)]  # the launcher refuses ws
+        self.undo_started = True
+        scenario, run_id = self.scenario, str(self.plan["run_id"])
+        undo = [s for s in scenario.soak_user_undo() if isinstance(s, HttpStep)]  # the launcher refuses ws
         if not undo:
             return
-        client = self.http_client()
-        for user in self.users:
-            context = user.context(self.plan["run_id"], nonce=new_nonce())
-            self.teardown_out.extend(
-                t.to_dict()
-                for t in steps.run_finally_http(
-                    client, self.scenario, user, undo, context, unit="user", index=user.setup.index
-                )
+
+        def one(user: PreparedUser) -> None:
+            context = user.context(run_id, nonce=new_nonce())
+            client = self.http_client()
+            self.add_teardown(
+                steps.run_finally_http(client, scenario, user, undo, context, unit="user", index=user.setup.index)
             )
+
+        group = Group()
+        try:
+            for user in self.users:
+                group.spawn(one, user)
+            group.join(timeout=scenario.teardown_timeout_s + _UNDO_JOIN_SLACK_S)
+        finally:  # past every bound, or this greenlet killed (Locust quit): what has not ended stays owed
+            group.kill(block=False)
 
 
 _worker: _Worker | None = None
@@ -375,9 +405,9 @@ class StabilitySoakUser(User):
                 worker.ensure_setup()
             except Exception as exc:  # noqa: BLE001 - no plan, a variable not set here: this worker runs nothing
                 worker.users = []
-                worker.users_out = [
+                worker.users_out.append(
                     {"index": -1, "username": "", "ok": False, "error": f"worker: {exc}"[:300], "steps": []}
-                ]
+                )
             while worker.users:
                 index = worker.next_session()
                 if index is None:
@@ -464,9 +494,8 @@ class StabilitySoakUser(User):
                 )
         finally:
             if client is not None and soak.finally_steps:
-                worker.teardown_out.extend(
-                    t.to_dict()
-                    for t in steps.run_finally_http(
+                worker.add_teardown(
+                    steps.run_finally_http(
                         client,
                         scenario,
                         user,
