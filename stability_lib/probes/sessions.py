@@ -478,8 +478,18 @@ def _rate_statistic(what: str, est: RateEstimate, tolerated: float, unit: str = 
     )
 
 
+def not_seen_to_the_end(aggregate: SessionAggregate) -> str:
+    """How many sessions the crash rate leaves out, said beside it ("0 of 58" for 60 sessions read as a miscount):
+    a session that timed out or closed otherwise proves nothing about 1011/1006 (``sessions_complete`` counts it)."""
+    left_out = aggregate.sessions - aggregate.observed
+    if left_out <= 0:
+        return ""
+    return f"{left_out} of {aggregate.sessions} sessions not seen to their end are not counted here (sessions_complete counts them)"
+
+
 def _rate_claim(
     *,
+    suffix: str = "",
     claim_id: str,
     section: str,
     statement: str,
@@ -502,6 +512,8 @@ def _rate_claim(
     elif verdict is RateVerdict.INCONCLUSIVE and k == 0:
         needed = sessions_needed(tolerated_rate, confidence)
         statistic += f"; {needed} sessions needed to bound it"
+    if suffix and n > 0:
+        statistic += f"; {suffix}"
     return Claim(
         id=claim_id,
         section=section,
@@ -545,6 +557,7 @@ def session_claims(
             + ")"
         )
     crash_claim = _rate_claim(
+        suffix=not_seen_to_the_end(aggregate),
         claim_id=f"{section}.no_1011_or_1006",
         section=section,
         statement="No session closed with 1011 or dropped (1006)",

@@ -50,6 +50,7 @@ def websocket(sec: Section) -> SectionResult:
         return _websocket_locust(sec)
     if not sec.config.sequential:
         return _websocket_fixed(sec)
+    from ..probes.sessions import not_seen_to_the_end
     from ..probes.soak import SoaksSoFar
 
     scenario, target = _scenario(sec), sec.params.target
@@ -83,7 +84,9 @@ def websocket(sec: Section) -> SectionResult:
     candidate = merge_soak_rounds(taken.rounds["candidate"], taken.offsets["candidate"], scenario.confidence)
     crash_claim, complete_claim = candidate.claims(sec.name)
     claims = [
-        _sequential_rate_claim(crash_claim, taken.crash, "closed with 1011/1006", taken.stop_note),
+        _sequential_rate_claim(
+            crash_claim, taken.crash, "closed with 1011/1006", taken.stop_note, not_seen_to_the_end(candidate.aggregate)
+        ),
         _sequential_rate_claim(complete_claim, taken.complete, "failed", taken.stop_note),
         *candidate.teardown_claims(sec.name),
     ]
@@ -543,14 +546,14 @@ def _rate_figure(
     )
 
 
-def _sequential_rate_claim(claim: Claim, state: RateState, what: str, note: str) -> Claim:
+def _sequential_rate_claim(claim: Claim, state: RateState, what: str, note: str, suffix: str = "") -> Claim:
     if state.sessions == 0:
         return replace(claim, details={**claim.details, "sequential": state.result.serialize()})
     result = state.result
     return replace(
         claim,
         status=result.verdict.status,
-        statistic=f"sessions {what}: " + _budget_tail(result, note, "sessions"),
+        statistic=f"sessions {what}: " + _budget_tail(result, note, "sessions") + (f"; {suffix}" if suffix else ""),
         figure=_rate_figure(result, f"sessions {what}", state.failures, state.sessions) or claim.figure,
         details={**claim.details, "sequential": result.serialize()},
     )
