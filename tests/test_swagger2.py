@@ -809,3 +809,17 @@ def test_malformed_2_0_input_converts_or_is_a_spec_error_never_a_crash(where: st
         return
     json.dumps(out)  # plain data
     diff_openapi(out, copy.deepcopy(out), today=TODAY)  # and the diff can read it
+
+
+def test_the_report_says_a_swagger_2_specs_locations_are_of_its_openapi_3_form(tmp_path: Path) -> None:
+    # Found against jupyter_server's Swagger 2.0 spec: the changes' locations (responses/200/content/
+    # application~1json/...) do not exist in the user's file, and nothing said why.
+    from stability_lib.contract.spec_source import FileSource, load_spec
+    from stability_lib.core.models import SectionResult, Status
+    from stability_lib.report.views import section_parts
+
+    loaded = load_spec(FileSource(file=str(FIXTURES / "petstore.json")), default_url=None, base_dir=tmp_path)
+    assert loaded.serialize()["converted_from"] == "Swagger 2.0"
+    data = {"openapi": {"baseline": loaded.serialize(), "candidate": loaded.serialize(), "changes": []}}
+    html = "".join(p for p in section_parts(SectionResult("contract", Status.PASS, (), data)) if isinstance(p, str))
+    assert "Swagger 2.0, compared in its OpenAPI 3.0 form: locations name that form" in html.replace("<wbr>", "")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..core.errors import StabilityError, TargetError
 from ..core.origins import Origin, auth_may_go, origin
 from .openapi_diff import SpecError, check_spec, count_operations
-from .swagger2 import as_openapi3
+from .swagger2 import CONVERTED_FROM, as_openapi3
 
 if TYPE_CHECKING:
     import httpx
@@ -121,6 +121,7 @@ class LoadedSpec:
             "title": str((self.spec.get("info") or {}).get("title", "")) if self.spec else None,
             "version": str((self.spec.get("info") or {}).get("version", "")) if self.spec else None,
             "operations": count_operations(self.spec) if self.spec else 0,
+            "converted_from": self.spec.get(CONVERTED_FROM) if self.spec else None,
             "notes": list(self.notes),
         }
 

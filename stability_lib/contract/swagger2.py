@@ -33,9 +33,10 @@ from typing import Any
 
 from .openapi_diff import HTTP_METHODS, SpecError
 
-__all__ = ["OPENAPI_VERSION", "is_swagger2", "convert_swagger2", "as_openapi3"]
+__all__ = ["OPENAPI_VERSION", "CONVERTED_FROM", "is_swagger2", "convert_swagger2", "as_openapi3"]
 
 OPENAPI_VERSION = "3.0.3"
+CONVERTED_FROM = "x-stability-converted-from"  # set on a converted spec: a diff's locations are of its 3.0 form
 # Deeper than this is a hostile or cyclic document (YAML aliases can make cycles), not an API.
 MAX_DEPTH = 200
 
@@ -400,6 +401,7 @@ class _Converter:
     def run(self) -> dict[str, Any]:
         spec = self.spec
         out: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": copy.deepcopy(spec.get("info") or {})}
+        out[CONVERTED_FROM] = f"Swagger {spec.get('swagger')}"  # the report says its locations are of this form
         servers = self.servers()
         if servers:
             out["servers"] = servers

@@ -463,11 +463,17 @@ def _contract_view(result: SectionResult) -> list[Part]:
     data = result.data
     parts: list[Part] = []
     api = data.get("openapi", {})
-    sources = [
-        (side, (api.get(side) or {}).get("origin", ""), (api.get(side) or {}).get("error") or "")
-        for side in ("baseline", "candidate")
-    ]
-    parts.append("<h3>Specs compared</h3>" + table(["Side", "Source", "Error"], sources))
+    sources = []
+    for side in ("baseline", "candidate"):
+        spec = api.get(side) or {}
+        notes = list(spec.get("notes") or [])  # e.g. the target's auth left behind at a redirect
+        if spec.get("converted_from"):  # the diff's locations do not exist in the user's file as written
+            notes.append(
+                f"{spec['converted_from']}, compared in its OpenAPI 3.0 form: locations name that form "
+                "(a response schema is under responses/<status>/content/<media type>/schema)"
+            )
+        sources.append((side, spec.get("origin", ""), spec.get("error") or "", "; ".join(notes)))
+    parts.append("<h3>Specs compared</h3>" + table(["Side", "Source", "Error", "Notes"], sources))
     parts.append(_changes_table(f"HTTP API ({api.get('operations_compared', 0)} operations compared)", api))
     if "ws" in data:
         parts.append(
