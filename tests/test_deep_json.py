@@ -338,3 +338,34 @@ def test_no_observed_events_because_the_runs_failed_says_so(monkeypatch: pytest.
     assert events == [] and note == "2 of 2 golden runs failed (first: execute: timeout)"
     [claim] = ws_contract_claims([], baseline_events=0, candidate_events=0, reason=f"candidate: {note}")
     assert claim.statistic == "no comparison: candidate: 2 of 2 golden runs failed (first: execute: timeout)"
+
+
+def test_a_captured_value_too_deep_to_encode_again_fails_its_step_unsent() -> None:
+    # A body that parsed just under the parser's limit, captured and sent back in a later step, raised
+    # RecursionError from the JSON encoding and ended the section as ERROR (found by the review of this fix).
+    import httpx
+
+    from stability_lib.probes.http_steps import run_http_step
+    from stability_lib.probes.scenario import AuthConfig, HttpStep
+
+    deep: Any = []
+    for _ in range(995):
+        deep = [deep]
+    step = HttpStep(name="send_back", method="POST", path="/ok", body={"x": "{item}"})
+
+    async def main() -> Any:
+        with http_server({"/ok": OK_BODY}) as base:
+            async with httpx.AsyncClient(base_url=base) as client:
+                return await run_http_step(
+                    client,
+                    step,
+                    "send_back",
+                    {"item": deep},
+                    auth=AuthConfig(),
+                    token=None,
+                    secrets=(),
+                    capture_bytes=0,
+                )
+
+    result, captured = asyncio.run(main())
+    assert not result.ok and result.error == "request body nested too deeply to encode: not sent" and captured == {}

@@ -337,6 +337,8 @@ async def run_http_step(
         return request.failed(name, _ns_to_s(time.monotonic_ns() - started), "timeout"), {}
     except httpx.HTTPError as exc:
         return request.failed(name, _ns_to_s(time.monotonic_ns() - started), type(exc).__name__), {}
+    except RecursionError:  # a captured value that parsed just under the limit cannot be encoded again
+        return request.failed(name, 0.0, "request body nested too deeply to encode: not sent"), {}
     return judge_response(
         step,
         name,
