@@ -864,3 +864,35 @@ def test_text_frames_are_matched_whole_with_the_dot_path() -> None:
     bad.start(0.0)
     bad.receive(Frame.of("pong someone-else"), 0.1)
     assert bad.outcome is not None and bad.outcome.label == "content_mismatch(reply: .)"
+
+
+def test_a_send_too_deep_to_encode_ends_the_conversation_not_the_session_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The HTTP step's twin (tests/test_deep_json.py): a captured value that parsed just under the parser's limit
+    # raised RecursionError out of the machine when encoded again. Here the encoding is made to overflow (the
+    # window between "parses" and "cannot be encoded again" depends on the stack it is reached from).
+    import stability_lib.probes.conversation as machine
+
+    real = machine.render_template
+
+    def overflowing(value: Any, context: Any) -> Any:
+        if isinstance(value, dict) and value.get("op") == "echo":
+            raise RecursionError("maximum recursion depth exceeded while encoding a JSON object")
+        return real(value, context)
+
+    monkeypatch.setattr(machine, "render_template", overflowing)
+    raw = {
+        "kind": "ws",
+        "name": "echo_back",
+        "path": "/ws",
+        "conversation": [
+            {"send": {"op": "open"}},
+            {"expect": {"match": {"op": "opened"}, "capture": {"item": "data"}}},
+            {"send": {"op": "echo", "data": "{item}"}},
+            {"expect": {"match": {"op": "echoed"}}},
+        ],
+    }
+    conv = run_frames(raw, [{"op": "opened", "data": [[1]]}], {})
+    assert conv.outcome is not None and conv.outcome.kind is K.TEMPLATE_ERROR
+    assert "nested too deeply to encode" in conv.outcome.detail

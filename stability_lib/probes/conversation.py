@@ -478,6 +478,9 @@ class Conversation:
                 actions.append(Send(Frame("text", json.dumps(render_template(template, self._context)))))
         except TemplateError as exc:
             return actions + self._end(ConversationOutcome(ConversationOutcomeKind.TEMPLATE_ERROR, _cap(str(exc), 120)))
+        except RecursionError:  # a captured value that parsed just under the limit cannot be encoded again
+            detail = "a send nested too deeply to encode (a captured value): not sent"
+            return actions + self._end(ConversationOutcome(ConversationOutcomeKind.TEMPLATE_ERROR, detail))
         return actions + self._end(ConversationOutcome(ConversationOutcomeKind.OK))
 
     def _render_send(self, kind: str, value: Any) -> Frame:
