@@ -123,3 +123,14 @@ def test_the_echo_form_keeps_its_own_timeout() -> None:
         data = run_health(TargetConfig(base_url=base), cfg)
     claims = {c.id: c for c in health_claims(cfg, data)}
     assert claims["health.websocket_echo"].status is Status.FAIL
+
+
+def test_a_websocket_that_need_not_echo_is_said_to_answer_not_to_echo() -> None:
+    # Found against jupyter_server: with expect_echo: false the claim still read "echoes a message" and its
+    # statistic "echo did not match" though no echo was asked for.
+    cfg = HealthConfig.model_validate({"samples": 1, "websocket": {"path": "/events", "expect_echo": False}})
+    record = {"connected": True, "echoed": False, "close_code": 1000, "error": "", "round_trip_ms": 2.5}
+    [claim] = [c for c in health_claims(cfg, {"samples": [], "websocket": record}) if c.id == "health.websocket_echo"]
+    assert claim.status is Status.PASS
+    assert claim.statement == "WebSocket /events answers a message (any reply) and closes normally"
+    assert claim.statistic.startswith("a reply came, close code 1000")

@@ -429,6 +429,8 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
             f"WebSocket {cfg.websocket.path} holds its conversation and closes normally"
             if cfg.websocket.conversation
             else f"WebSocket {cfg.websocket.path} echoes a message and closes normally"
+            if cfg.websocket.expect_echo
+            else f"WebSocket {cfg.websocket.path} answers a message (any reply) and closes normally"
         )
         if ws is None:
             status, statistic = Status.INCONCLUSIVE, "no WebSocket probe recorded"
@@ -443,8 +445,12 @@ def health_claims(cfg: HealthConfig, data: dict[str, Any], section: str = "healt
             )
             ok = (ws["echoed"] or not cfg.websocket.expect_echo) and closes_as_expected
             status = Status.PASS if ok else Status.FAIL
+            if cfg.websocket.expect_echo or cfg.websocket.conversation:
+                answer = f"echo {'matched' if ws['echoed'] else 'did not match'}"
+            else:  # expect_echo: false: a reply came (else the probe records no round trip); not compared
+                answer = "a reply came" if ws.get("round_trip_ms") is not None else "no reply"
             statistic = (
-                f"echo {'matched' if ws['echoed'] else 'did not match'}, close code {ws['close_code']}"
+                f"{answer}, close code {ws['close_code']}"
                 + (f", round trip {ws['round_trip_ms']:.1f} ms" if ws.get("round_trip_ms") is not None else "")
                 + (f"; {ws['error']}" if ws.get("error") else "")
             )
