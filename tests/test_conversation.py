@@ -466,6 +466,28 @@ def test_unordered_items_sharing_a_correlation_take_their_replies_in_any_order(e
     assert conv.outcome is not None and conv.outcome.kind is K.OK, conv.outcome
 
 
+@pytest.mark.parametrize("idle_first", [True, False])
+def test_unordered_items_that_differ_by_their_check_only_take_the_frame_they_meet(idle_first: bool) -> None:
+    # Found against jupyter_server: status busy and status idle share a match; listed idle before busy, the busy
+    # frame went to the idle item and failed its check (0 of 5), listed the other way round it passed.
+    busy = {"match": {"msg_type": "status"}, "check": {"content.execution_state": "busy"}}
+    idle = {"match": {"msg_type": "status"}, "check": {"content.execution_state": "idle"}}
+    expect = {**KERNEL_STEP["conversation"][1]["expect"], "extra": "fail"}
+    expect["unordered"] = [*expect["unordered"], *([idle, busy] if idle_first else [busy, idle])]
+    raw = {**KERNEL_STEP, "conversation": [KERNEL_STEP["conversation"][0], {"expect": expect}]}
+    frames = [
+        _kernel_message("status", execution_state="busy"),
+        _kernel_message("stream", text="nonce-x\n"),
+        _kernel_message("execute_reply", status="ok"),
+        _kernel_message("status", execution_state="idle"),
+    ]
+    conv = run_frames(raw, frames, {"exec_id": "e1"})
+    assert conv.outcome is not None and conv.outcome.kind is K.OK, conv.outcome
+    # Still a check that can fail: a second busy where idle was awaited.
+    bad = run_frames(raw, [*frames[:3], _kernel_message("status", execution_state="busy")], {"exec_id": "e1"})
+    assert bad.outcome is not None and bad.outcome.kind is not K.OK
+
+
 def test_unordered_items_sharing_a_correlation_still_check_content_and_extras() -> None:
     wrong = run_frames(
         KERNEL_STEP,

@@ -331,16 +331,26 @@ class Conversation:
         return []
 
     def _offer_order(self, streams: Sequence[_StreamState], frame: Frame, message: Any) -> Sequence[_StreamState]:
-        """The streams a frame is offered to, first those whose awaited item it is. Streams that share a
-        correlation (``unordered``: one stream per item) all claim the frame; offered in list order, the
-        first would call an item of another stream extra (ignored or failed) and that stream would never see
-        its reply: a protocol that answers on two channels in no fixed order failed for no fault of its own."""
+        """The streams a frame is offered to, first those whose awaited item it is, and among those first the
+        ones whose check it meets. Streams that share a correlation (``unordered``: one stream per item) all
+        claim the frame; offered in list order, the first would call an item of another stream extra (ignored
+        or failed) and that stream would never see its reply: a protocol that answers on two channels in no
+        fixed order failed for no fault of its own. Two items with the same ``match`` and different checks
+        (a kernel's status busy, then idle) took their frames in list order, not by content."""
         if len(streams) < 2:
             return streams
         awaited = [s for s in streams if self._awaits(s, frame, message)]
+        if len(awaited) > 1:  # items that differ by their check only (status busy, status idle): the one it meets
+            awaited.sort(key=lambda s: not self._meets_check(s, frame, message))
         if not awaited or awaited[0] is streams[0]:
             return streams
         return [*awaited, *(s for s in streams if s not in awaited)]
+
+    def _meets_check(self, state: _StreamState, frame: Frame, message: Any) -> bool:
+        try:
+            return self._check(state.current, frame, message) is None
+        except TemplateError:  # a check naming a capture that never came: _offer says so if the frame goes there
+            return False
 
     def _awaits(self, state: _StreamState, frame: Frame, message: Any) -> bool:
         if state.finished or (state.correlate and not self._belongs(state, message)):
