@@ -204,7 +204,8 @@ async def _ws_echo(
                 except ConnectionClosed as exc:
                     code = exc.rcvd.code if exc.rcvd else 1006
                     reason = exc.rcvd.reason if exc.rcvd else ""
-                    return WsEchoRecord(cfg.path, True, False, code, reason[:200], None, "closed before echo")
+                    why = "closed before echo" if cfg.expect_echo else "closed before a reply"
+                    return WsEchoRecord(cfg.path, True, False, code, reason[:200], None, why)
                 rtt = (time.monotonic_ns() - t0) / 1e6
                 echoed = reply == cfg.message
                 close_timed_out = await close_connection(ws)

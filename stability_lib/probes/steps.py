@@ -317,7 +317,7 @@ def check_scope(steps: Sequence[HttpStep | WsStep], known: set[str], where: str)
             raise ValueError(
                 f"{where}[{index}] ({step.name!r}): capture {shadowing[0]!r} has the name of a built-in placeholder "
                 f"(built-ins: {', '.join(sorted(BUILTIN_PLACEHOLDERS))}); name it otherwise, e.g. "
-                f"{shadowing[0]}_id or created_{shadowing[0]}"
+                f"created_{shadowing[0]}"
             )
         known |= step.captures()
     return known
