@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
+from support import QuietHandler, http_server
 
 from stability_lib.contract.openapi_diff import Change, Level, SpecError
 from stability_lib.contract.section import ContractConfig, DbCompareConfig, contract_claims, run_contract
@@ -301,26 +302,12 @@ def test_bad_git_refs_are_errors(tmp_path: Path, ref: str, path: str) -> None:
 
 @contextlib.contextmanager
 def _static_server(routes: dict[str, tuple[int, bytes]]) -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            status, body = routes.get(self.path, (404, b"not found"))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(*routes.get(self.path, (404, b"not found")))
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Handler) as url:
+        yield url
 
 
 @contextlib.contextmanager

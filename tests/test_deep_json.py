@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from support import QuietHandler
+from support import http_server as serve_http
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -62,28 +62,13 @@ def test_parse_json_says_why_a_text_is_not_json() -> None:
 def http_server(routes: dict[str, str]) -> Iterator[str]:
     """GET ``path`` answers 200 with ``routes[path]`` (application/json); anything else 404."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server name
             body = routes.get(self.path.split("?")[0])
-            data = (body or "").encode()
-            self.send_response(200 if body is not None else 404)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(200 if body is not None else 404, (body or "").encode())
 
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serve_http(Handler) as url:
+        yield url
 
 
 def test_a_health_endpoint_with_a_deeply_nested_body_fails_and_the_others_are_kept() -> None:

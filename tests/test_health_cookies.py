@@ -14,13 +14,12 @@ The server is real (http.server on 127.0.0.1) and behaves as that login does.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from support import QuietHandler, http_server
 
 from stability_lib.core.models import Status
 from stability_lib.probes.config import HealthConfig, HealthEndpoint, TargetAuth, TargetConfig
@@ -37,7 +36,7 @@ def login_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
     Yields the base URL and the (path, Cookie header) of every request."""
     seen: list[tuple[str, str | None]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server name
             path = self.path.split("?")[0]
             cookie = self.headers.get("Cookie")
@@ -55,27 +54,10 @@ def login_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
                 set_cookie = "seen=1; Path=/"
             else:
                 status = 404
-            data = b'{"status": "ok"}'
-            self.send_response(status)
-            if set_cookie:
-                self.send_header("Set-Cookie", set_cookie)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, b'{"status": "ok"}', {"Set-Cookie": set_cookie} if set_cookie else None)
 
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with http_server(Handler) as url:
+        yield url, seen
 
 
 AUTHENTICATED = HealthEndpoint(path="/api/status", headers={"Authorization": RIGHT}, expect_status=[200])

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_golden import DEMO_SCENARIO
 
 from stability_lib.core.models import Status
 from stability_lib.demo import serve
@@ -36,43 +37,9 @@ PASSWORD_ENV = "LOCUST_TEARDOWN_TEST_PASSWORD"
 PASSWORD = "pw-locust-teardown-40917"
 SLOW_LOGIN = "slow=login:800"  # longer than a worker's flush interval (0.5 s)
 
-AUTH: dict[str, Any] = {
-    "register": {
-        "method": "POST",
-        "path": "/api/auth/register",
-        "body": {"username": "{username}", "password": "{password}"},
-        "expect_status": [201],
-    },
-    "login": {
-        "method": "POST",
-        "path": "/api/auth/login",
-        "body": {"username": "{username}", "password": "{password}"},
-        "expect_status": [200],
-    },
-    "token_path": "access_token",
-    "header_name": "Authorization",
-    "header_format": "Bearer {token}",
-    "ws_token_via": "header",
-}
-CREATE_THREAD: dict[str, Any] = {
-    "kind": "http",
-    "name": "create_thread",
-    "method": "POST",
-    "path": "/api/threads",
-    "body": {"title": "thread {nonce}"},
-    "expect_status": 201,
-    "capture": {"thread_id": "id"},
-}
-AGENT_SESSION: dict[str, Any] = {
-    "kind": "ws",
-    "name": "agent_session",
-    "path": "/ws",
-    "send": {"type": "user_message", "thread_id": "{thread_id}", "content": "hello {nonce}"},
-    "expect": ["agent_started", "agent_completed"] * 3,
-    "end_event": "final_response",
-    "event_timeout_s": 10,
-    "timeout_s": 30,
-}
+AUTH = DEMO_SCENARIO["auth"]
+CREATE_THREAD = DEMO_SCENARIO["golden_path"]["steps"][0]
+AGENT_SESSION: dict[str, Any] = {**DEMO_SCENARIO["golden_path"]["steps"][1], "event_timeout_s": 10, "timeout_s": 30}
 # The undo steps: each always succeeds; the login one answers after the slow fault's 0.8 s.
 SLOW_UNDO: dict[str, Any] = {
     "kind": "http",

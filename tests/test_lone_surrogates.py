@@ -9,14 +9,12 @@ FAIL (found from outside). Now evidence strings are made encodable where evidenc
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from support import run_cli
+from support import QuietHandler, http_server, run_cli
 
 from stability_lib.core.models import Status
 from stability_lib.execution.evidence import encodable, read_evidence
@@ -53,28 +51,15 @@ def test_evidence_written_by_another_writer_with_an_escaped_lone_surrogate_is_re
     assert read_evidence(path).claims[0].statistic == "\ufffd"
 
 
-class _Bad(BaseHTTPRequestHandler):
+class _Bad(QuietHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *_args: object) -> None:
-        pass
+        self.reply(200, BODY)
 
 
 @pytest.fixture
 def bad_service() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Bad)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Bad) as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -48,6 +48,8 @@ def _default(obj: Any) -> Any:
 
 
 def _encodable_text(text: str) -> str:
+    if text.isascii():  # nearly every string of an evidence file: no copy made to find out
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in a JSON body): U+FFFD, as a decoder would

@@ -187,7 +187,7 @@ def absolute_url(client: httpx.AsyncClient, path: str) -> str:
 _PLAIN_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::([0-9]{1,5}))?(?=[/?#]|\Z)", re.IGNORECASE)
 
 
-def off_target(target: str, base_url: str) -> str | None:
+def off_target(target: str, base_url: str | httpx.URL) -> str | None:
     """Why a rendered request ``target`` would not go to the origin of ``base_url`` (a reason naming the
     origin, to fail the step with, nothing sent), or None when it goes there.
 
@@ -200,7 +200,7 @@ def off_target(target: str, base_url: str) -> str | None:
     """
     if target[:1] == "/" and target[1:2] not in ("/", "\\"):
         return None
-    here = origin_of(base_url)
+    here = origin_of(str(base_url))  # made a string only here: the common case above needs none
     plain = _PLAIN_URL.match(target)
     if plain is not None:
         port = int(plain[3]) if plain[3] else None
@@ -318,11 +318,9 @@ async def run_http_step(
     """Send one templated request; return what was observed and the captured variables (``judge_response``)."""
     request = build_request(step, context, auth=auth, token=token, secrets=secrets)
     started = time.monotonic_ns()
-    target = request.target
-    if target[:1] != "/" or target[1:2] in ("/", "\\"):  # not a path from the root: off_target decides
-        elsewhere = off_target(target, str(client.base_url))
-        if elsewhere is not None:  # nothing is sent: the request would carry the user's token to another host
-            return request.failed(name, 0.0, request.not_sent(elsewhere, secrets)), {}
+    elsewhere = off_target(request.target, client.base_url)
+    if elsewhere is not None:  # nothing is sent: the request would carry the user's token to another host
+        return request.failed(name, 0.0, request.not_sent(elsewhere, secrets)), {}
     try:
         response = await fetch_capped(
             client,

@@ -60,44 +60,34 @@ def _status(exc: Exception) -> int:
     return int(getattr(response, "status_code", 0) or 0)
 
 
-class SameOriginConnect(_AsyncConnect):
-    """``websockets.asyncio.client.connect`` (same arguments, same use: ``await`` or ``async with``) that
-    follows a redirect only on the origin of the URI it was given (see the module)."""
+class _SameOriginRedirects:
+    """``process_redirect`` of websockets' connect classes (asyncio and threading), refusing another origin."""
 
+    uri: str
     _first_uri: str | None = None
 
     def process_redirect(self, exc: Exception) -> Exception | str:
         if self._first_uri is None:  # the first redirect: self.uri is still the URI we were given
             self._first_uri = self.uri
-        exc_or_uri = super().process_redirect(exc)
+        exc_or_uri: Exception | str = super().process_redirect(exc)  # type: ignore[misc]
         if isinstance(exc_or_uri, Exception):
             return exc_or_uri
         refused = redirect_refusal(self._first_uri, exc_or_uri, _status(exc))
         return exc_or_uri if refused is None else refused
 
 
-_SyncReconnect: Any = getattr(_sync_client, "reconnect", None)  # websockets >= 17.1: the one that follows redirects
+class SameOriginConnect(_SameOriginRedirects, _AsyncConnect):
+    """``websockets.asyncio.client.connect`` (same arguments, same use: ``await`` or ``async with``) that
+    follows a redirect only on the origin of the URI it was given (see the module)."""
 
-if _SyncReconnect is not None:
 
-    class _SameOriginSyncConnect(_SyncReconnect):
-        _first_uri: str | None = None
-
-        def process_redirect(self, exc: Exception) -> Exception | str:
-            if self._first_uri is None:
-                self._first_uri = self.uri
-            exc_or_uri = super().process_redirect(exc)
-            if isinstance(exc_or_uri, Exception):
-                return exc_or_uri
-            refused = redirect_refusal(self._first_uri, exc_or_uri, _status(exc))
-            return exc_or_uri if refused is None else refused
+class _SameOriginSyncConnect(_SameOriginRedirects, _sync_client.reconnect):
+    """The threading client's connect (``reconnect`` is its class that follows redirects, websockets >= 17.1)."""
 
 
 def connect_sync(uri: str, **kwargs: Any) -> _sync_client.ClientConnection:
     """``websockets.sync.client.connect(uri, **kwargs)`` (the threading client, as the gevent shell uses it)
-    that follows a redirect only on the origin of ``uri``. Before websockets 17.1 it follows none."""
-    if _SyncReconnect is None:
-        return _sync_client.connect(uri, **kwargs)
+    that follows a redirect only on the origin of ``uri``."""
     connection: _sync_client.ClientConnection = _SameOriginSyncConnect(uri, **kwargs).connect()
     return connection
 

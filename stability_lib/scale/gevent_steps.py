@@ -80,7 +80,7 @@ def run_http_step(
     """
     request = build_request(step, context, auth=scenario.auth, token=token, secrets=secrets)
     # Locust's HttpSession sends an http(s):// URL as it is and appends anything else to its base URL.
-    elsewhere = off_target(request.target, str(getattr(client, "base_url", "") or ""))
+    elsewhere = off_target(request.target, getattr(client, "base_url", "") or "")
     if elsewhere is not None:  # nothing is sent: the request would carry the user's token to another host
         return request.failed(name, 0.0, request.not_sent(elsewhere, secrets)), {}
     started = time.monotonic_ns()
